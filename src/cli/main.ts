@@ -1,0 +1,128 @@
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { loadConfigFile } from '../config/load.js';
+import { compileConfig } from '../config/compile.js';
+import { ConfigError } from '../config/errors.js';
+import { jsonSchema } from '../config/schema.js';
+import { Gateway } from '../control/gateway.js';
+
+/** The embedded default config: serves the built-in demo upstream on :8080. */
+export const DEFAULT_CONFIG = fileURLToPath(new URL('../../../config/nanogate.yaml', import.meta.url));
+
+const HELP: Record<string, string> = {
+  main: `nanogate: an API gateway for latency-sensitive traffic
+
+Usage: nanogate <command> [options]
+
+Commands:
+  start      run a gateway node
+  validate   check a config file the way start would, and report every problem
+  schema     print the config JSON Schema (for editors)
+  bench      measure the gateway against a direct upstream (see nanogate bench --help)
+
+Run nanogate <command> --help for the options of a command.`,
+  start: `Usage: nanogate start [--config FILE] [--workers N]
+
+Runs a gateway node: the control plane on the main thread, N worker threads on the listen port.
+  --config FILE   YAML or JSON config (default: the embedded config/nanogate.yaml with its demo upstream)
+  --workers N     worker threads (default: the config's "workers", "auto" = one per core)
+SIGTERM/SIGINT drain in-flight requests and exit 0; SIGHUP reloads the config file.`,
+  validate: `Usage: nanogate validate FILE [--strict]
+
+Loads and compiles FILE with the same code as start. Prints every error (file: path: reason) and every route that
+can never match. Exits 1 on errors; with --strict, also on warnings.`,
+  schema: `Usage: nanogate schema
+
+Prints the JSON Schema of the config file to stdout (config/schema.json is this output).`,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(HELP.main);
+    return command ? 0 : 1;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    if (command === 'bench') return (await import('../bench/cli.js')).benchMain(['--help']);
+    console.log(HELP[command] ?? HELP.main);
+    return HELP[command] ? 0 : 1;
+  }
+  switch (command) {
+    case 'start':
+      return start(rest);
+    case 'validate':
+      return validate(rest);
+    case 'schema':
+      console.log(JSON.stringify(jsonSchema(), null, 2));
+      return 0;
+    case 'bench':
+      return (await import('../bench/cli.js')).benchMain(rest);
+    default:
+      console.error(`nanogate: unknown command "${command}"\n\n${HELP.main}`);
+      return 1;
+  }
+}
+
+function validate(args: string[]): number {
+  const { values, positionals } = parseArgs({ args, options: { strict: { type: 'boolean' } }, allowPositionals: true });
+  if (positionals.length === 0) {
+    console.error(HELP.validate);
+    return 1;
+  }
+  let failed = false;
+  for (const file of positionals) {
+    try {
+      const config = loadConfigFile(file);
+      const { plan, warnings } = compileConfig(config, file);
+      for (const w of warnings) console.log(`warning: ${file}: ${w}`);
+      if (warnings.length && values.strict) failed = true;
+      console.log(`${file}: ok (${plan.routes.length} routes, ${plan.upstreams.length} upstreams)${warnings.length ? `, ${warnings.length} warning(s)` : ''}`);
+    } catch (err) {
+      failed = true;
+      if (err instanceof ConfigError) for (const line of err.message.split('\n')) console.error(line);
+      else console.error(`${file}: ${(err as Error).message}`);
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+async function start(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w' } } });
+  const logger = pino({ name: 'nanogate', level: process.env.NANOGATE_LOG_LEVEL ?? 'info' });
+  const workers = values.workers !== undefined ? Number(values.workers) : undefined;
+  if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1)) {
+    console.error('nanogate: --workers takes a whole number of 1 or more');
+    return 1;
+  }
+  const gateway = new Gateway({
+    configFile: values.config ?? DEFAULT_CONFIG,
+    workers,
+    logger,
+    faultInjection: process.env.NANOGATE_FAULT_INJECTION === '1',
+  });
+  try {
+    await gateway.start();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const line of err.message.split('\n')) console.error(line);
+      console.error('nanogate: the config was refused; not starting');
+    } else console.error(`nanogate: cannot start: ${(err as Error).message}`);
+    await gateway.stop().catch(() => {});
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'draining');
+      gateway.stop().then(() => resolve(0), () => resolve(1));
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      gateway.reload().then(
+        ({ version, warnings }) => logger.info({ version, warnings }, 'reloaded on SIGHUP'),
+        (err) => logger.error({ err: (err as Error).message }, 'reload refused; the previous config keeps serving'),
+      );
+    });
+  });
+}

@@ -1,0 +1,358 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { Config, PredicateConfig, RouteConfig } from './schema.js';
+import type { Plan, PlanNode, PlanPredicate, PlanRoute, PlanUpstream, RewritePart } from './plan.js';
+import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
+import { insertPattern, newNode, parsePattern, type PatternPart, type RadixNode } from '../router/radix.js';
+import { parseCidr } from '../shared/cidr.js';
+
+export interface CompileResult {
+  plan: Plan;
+  /** routes that can never match, and similar non-fatal findings */
+  warnings: string[];
+}
+
+/**
+ * Turns a validated config into a Plan, or throws one ConfigError listing every problem found. `start`, `validate`
+ * and a live reload all call this same function.
+ */
+export function compileConfig(config: Config, file: string, version = 1): CompileResult {
+  const issues: ConfigIssue[] = [];
+  const warnings: string[] = [];
+
+  const upstreams = compileUpstreams(config, issues);
+  const upstreamIndex = new Map(upstreams.map((u, i) => [u.name, i]));
+  const routes: PlanRoute[] = [];
+  const parsed: { parts: PatternPart[][]; hostKeys: string[] }[] = [];
+  const names = new Map<string, number>();
+
+  config.routes.forEach((rc, i) => {
+    const where = `routes[${i}]`;
+    const before = issues.length;
+    if (names.has(rc.name)) issues.push({ path: `${where}.name`, message: `duplicate route name "${rc.name}" (also routes[${names.get(rc.name)}])` });
+    names.set(rc.name, i);
+    const upstream = upstreamIndex.get(rc.upstream);
+    if (upstream === undefined) {
+      issues.push({ path: `${where}.upstream`, message: `unknown upstream "${rc.upstream}"`, hint: didYouMean(rc.upstream, upstreamIndex.keys()) ?? `declared: ${[...upstreamIndex.keys()].join(', ') || 'none'}` });
+    }
+    const route = compileRoute(rc, i, where, upstream ?? -1, config.limits.maxBodyBytes, config.upstreams[rc.upstream], issues);
+    if (route && issues.length === before) {
+      routes.push(route.route);
+      parsed.push({ parts: route.patterns, hostKeys: route.hostKeys });
+    }
+  });
+
+  const tls = config.listen.tls ? checkTls(config.listen.tls, issues) : null;
+  for (const [i, cidr] of config.proxy.trustedProxies.entries()) {
+    if (!parseCidr(cidr)) issues.push({ path: `proxy.trustedProxies[${i}]`, message: `"${cidr}" is not an IP address or CIDR block` });
+  }
+  if (!isLoopback(config.admin.host) && !config.admin.token) {
+    issues.push({ path: 'admin.token', message: `the admin API listens on ${config.admin.host}, which is not loopback, so it needs a token`, hint: 'set admin.token, e.g. token: ${NANOGATE_ADMIN_TOKEN}' });
+  }
+
+  const router = issues.length ? null : buildRouter(routes, parsed, issues, warnings);
+  if (issues.length || !router) throw new ConfigError(file, issues);
+
+  const plan: Plan = {
+    version,
+    createdAt: new Date().toISOString(),
+    source: file,
+    listen: { host: config.listen.host, port: config.listen.port, tls },
+    limits: { ...config.limits },
+    proxy: {
+      trustedProxies: [...config.proxy.trustedProxies],
+      via: config.proxy.via,
+      drainTimeoutMs: config.proxy.drainTimeoutMs,
+      requestIdHeader: (config.proxy.requestIdHeader ?? 'x-request-id').toLowerCase(),
+    },
+    upstreams,
+    routes,
+    router,
+  };
+  return { plan, warnings };
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+function checkTls(tls: { cert: string; key: string; passphrase?: string }, issues: ConfigIssue[]) {
+  for (const key of ['cert', 'key'] as const) {
+    try {
+      readFileSync(tls[key]);
+    } catch (err) {
+      issues.push({ path: `listen.tls.${key}`, message: `cannot read "${tls[key]}": ${(err as NodeJS.ErrnoException).code ?? err}` });
+    }
+  }
+  return { ...tls };
+}
+
+function compileUpstreams(config: Config, issues: ConfigIssue[]): PlanUpstream[] {
+  const out: PlanUpstream[] = [];
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    const nodes: PlanNode[] = [];
+    u.nodes.forEach((n, j) => {
+      const where = `upstreams.${name}.nodes[${j}].url`;
+      let url: URL;
+      try {
+        url = new URL(n.url);
+      } catch {
+        issues.push({ path: where, message: `"${n.url}" is not a URL` });
+        return;
+      }
+      if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username) {
+        issues.push({ path: where, message: `"${n.url}" must be scheme://host:port only`, hint: 'use a route rewrite for paths' });
+        return;
+      }
+      const tls = url.protocol === 'https:';
+      const port = url.port ? Number(url.port) : tls ? 443 : 80;
+      const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+      nodes.push({ url: `${url.protocol}//${url.host}`, tls, host, port, authority: url.host, weight: n.weight });
+    });
+    if (nodes.length && nodes.every((n) => n.weight === 0)) {
+      issues.push({ path: `upstreams.${name}.nodes`, message: 'every node has weight 0, so nothing can be served' });
+    }
+    out.push({
+      name,
+      balancer: u.balancer,
+      connections: u.connections,
+      keepAliveMs: u.keepAliveMs,
+      connectTimeoutMs: u.connectTimeoutMs,
+      readTimeoutMs: u.readTimeoutMs,
+      nodes,
+    });
+  }
+  return out;
+}
+
+function compilePredicates(preds: Record<string, PredicateConfig> | undefined, where: string, lowerNames: boolean, issues: ConfigIssue[]): PlanPredicate[] | null {
+  if (!preds) return null;
+  const out: PlanPredicate[] = [];
+  for (const [rawName, p] of Object.entries(preds)) {
+    const name = lowerNames ? rawName.toLowerCase() : rawName;
+    if (typeof p === 'string') out.push({ name, op: 'exact', value: p });
+    else if (p.exact !== undefined) out.push({ name, op: 'exact', value: p.exact });
+    else if (p.prefix !== undefined) out.push({ name, op: 'prefix', value: p.prefix });
+    else if (p.present !== undefined) out.push({ name, op: 'present', value: p.present });
+    else if (p.regex !== undefined) {
+      try {
+        out.push({ name, op: 'regex', value: new RegExp(p.regex) });
+      } catch (err) {
+        issues.push({ path: `${where}.${rawName}.regex`, message: `invalid regular expression: ${(err as Error).message}` });
+      }
+    }
+  }
+  return out.length ? out : null;
+}
+
+function compileRoute(
+  rc: RouteConfig,
+  id: number,
+  where: string,
+  upstream: number,
+  defaultMaxBody: number,
+  upstreamConfig: Config['upstreams'][string] | undefined,
+  issues: ConfigIssue[],
+): { route: PlanRoute; patterns: PatternPart[][]; hostKeys: string[] } | null {
+  const m = rc.match;
+  if ((m.path === undefined) === (m.prefix === undefined)) {
+    issues.push({ path: `${where}.match`, message: 'needs exactly one of "path" or "prefix"' });
+    return null;
+  }
+  const patterns: PatternPart[][] = [];
+  let kind: PlanRoute['kind'];
+  let paramNames: string[] = [];
+  let stripLength = -1;
+  if (m.path !== undefined) {
+    const parts = parsePattern(m.path);
+    if (typeof parts === 'string') {
+      issues.push({ path: `${where}.match.path`, message: `"${m.path}": ${parts}` });
+      return null;
+    }
+    paramNames = parts.flatMap((p) => (p.kind === 'param' ? [p.name] : []));
+    if (new Set(paramNames).size !== paramNames.length) {
+      issues.push({ path: `${where}.match.path`, message: `"${m.path}" uses a param name twice` });
+      return null;
+    }
+    kind = parts.at(-1)?.kind === 'wild' ? 'wildcard' : 'exact';
+    patterns.push(parts);
+    if (rc.stripPrefix) {
+      if (kind !== 'wildcard' || paramNames.length) {
+        issues.push({ path: `${where}.stripPrefix`, message: 'only a prefix match or a wildcard path without params can strip its prefix', hint: 'use rewrite instead' });
+      } else stripLength = m.path.length - 2; // "/static/*" drops "/static"
+    }
+  } else {
+    const prefix = m.prefix!.length > 1 && m.prefix!.endsWith('/') ? m.prefix!.slice(0, -1) : m.prefix!;
+    if (prefix.includes(':') || prefix.includes('*')) {
+      issues.push({ path: `${where}.match.prefix`, message: `"${m.prefix}": a prefix is literal text; use path with :params or /* instead` });
+      return null;
+    }
+    kind = 'prefix';
+    // "/api" matches "/api" itself and everything under "/api/", never "/apix".
+    const exact = parsePattern(prefix) as PatternPart[];
+    const wild = parsePattern(prefix === '/' ? '/*' : `${prefix}/*`) as PatternPart[];
+    patterns.push(exact, wild);
+    if (rc.stripPrefix) stripLength = prefix === '/' ? 0 : prefix.length;
+  }
+
+  let rewrite: RewritePart[] | null = null;
+  if (rc.rewrite !== undefined) {
+    rewrite = [];
+    for (const piece of rc.rewrite.split(/(:[A-Za-z_][A-Za-z0-9_]*|\*)/)) {
+      if (!piece) continue;
+      if (piece === '*') {
+        if (kind === 'exact') issues.push({ path: `${where}.rewrite`, message: '"*" needs a wildcard or prefix match to take the rest of the path from' });
+        rewrite.push({ rest: true });
+      } else if (piece.startsWith(':')) {
+        const idx = paramNames.indexOf(piece.slice(1));
+        if (idx < 0) issues.push({ path: `${where}.rewrite`, message: `"${piece}" is not a param of the match`, hint: paramNames.length ? `params: ${paramNames.join(', ')}` : 'the match has no params' });
+        rewrite.push({ param: idx });
+      } else rewrite.push(piece);
+    }
+    if (rc.stripPrefix) issues.push({ path: `${where}.rewrite`, message: 'use either rewrite or stripPrefix, not both' });
+  }
+
+  const hostKeys: string[] = [];
+  for (const [j, h] of (m.hosts ?? []).entries()) {
+    const host = h.toLowerCase();
+    if (host.startsWith('*.') ? !/^\*(\.[a-z0-9-]+)+$/.test(host) : !/^[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/.test(host)) {
+      issues.push({ path: `${where}.match.hosts[${j}]`, message: `"${h}" is not a host name or *.domain pattern` });
+    }
+    hostKeys.push(host);
+  }
+  if (!hostKeys.length) hostKeys.push('');
+
+  const hostHeader = rc.hostHeader;
+  const headers = compilePredicates(m.headers, `${where}.match.headers`, true, issues);
+  const query = compilePredicates(m.query, `${where}.match.query`, false, issues);
+  const route: PlanRoute = {
+    id,
+    name: rc.name,
+    upstream,
+    methods: m.methods ? [...new Set(m.methods)] : null,
+    headers,
+    query,
+    paramNames,
+    kind,
+    stripLength,
+    rewrite,
+    hostHeader,
+    connectTimeoutMs: rc.timeouts?.connectMs ?? upstreamConfig?.connectTimeoutMs ?? 2000,
+    readTimeoutMs: rc.timeouts?.readMs ?? upstreamConfig?.readTimeoutMs ?? 30000,
+    maxBodyBytes: rc.maxBodyBytes ?? defaultMaxBody,
+    priority: rc.priority,
+    where,
+  };
+  return { route, patterns, hostKeys };
+}
+
+// ---------------------------------------------------------------------------------------------- router build
+
+/** Order of candidates on one tree node: higher priority, more conditions, methods listed, path over prefix. */
+export function rankCompare(a: PlanRoute, b: PlanRoute): number {
+  return (
+    b.priority - a.priority ||
+    conditionCount(b) - conditionCount(a) ||
+    Number(b.methods !== null) - Number(a.methods !== null) ||
+    Number(b.kind !== 'prefix') - Number(a.kind !== 'prefix')
+  );
+}
+
+function conditionCount(r: PlanRoute): number {
+  return (r.headers?.length ?? 0) + (r.query?.length ?? 0);
+}
+
+function methodsOverlap(a: PlanRoute, b: PlanRoute): boolean {
+  if (a.methods === null || b.methods === null) return true;
+  return a.methods.some((m) => b.methods!.includes(m));
+}
+
+function methodsCover(a: PlanRoute, b: PlanRoute): boolean {
+  if (a.methods === null) return true;
+  if (b.methods === null) return false;
+  return b.methods.every((m) => a.methods!.includes(m));
+}
+
+function samePredicate(a: PlanPredicate, b: PlanPredicate): boolean {
+  return a.name === b.name && a.op === b.op && String(a.value) === String(b.value);
+}
+
+/** True when no request can satisfy both predicate lists (e.g. x-version: "1" against x-version: "2"). */
+function predicatesDisjoint(a: readonly PlanPredicate[] | null, b: readonly PlanPredicate[] | null): boolean {
+  if (!a || !b) return false;
+  for (const p of a) {
+    for (const q of b) {
+      if (p.name !== q.name) continue;
+      if (p.op === 'exact' && q.op === 'exact' && p.value !== q.value) return true;
+      if (p.op === 'present' && q.op === 'present' && p.value !== q.value) return true;
+      if (p.op === 'present' && p.value === false && q.op !== 'present') return true;
+      if (q.op === 'present' && q.value === false && p.op !== 'present') return true;
+    }
+  }
+  return false;
+}
+
+/** Every request that matches b also matches a (a's conditions are a subset of b's). */
+function predicatesCover(a: readonly PlanPredicate[] | null, b: readonly PlanPredicate[] | null): boolean {
+  if (!a) return true;
+  if (!b) return false;
+  return a.every((p) => b.some((q) => samePredicate(p, q)));
+}
+
+function buildRouter(routes: PlanRoute[], parsed: { parts: PatternPart[][]; hostKeys: string[] }[], issues: ConfigIssue[], warnings: string[]) {
+  const hosts = new Map<string, RadixNode>();
+  const wildcard = new Map<string, RadixNode>();
+  const any = newNode('');
+  const lists = new Set<number[]>();
+  const listsOf = new Map<number, number[][]>();
+
+  routes.forEach((route, i) => {
+    const { parts, hostKeys } = parsed[i];
+    for (const key of hostKeys) {
+      let root: RadixNode;
+      if (key === '') root = any;
+      else if (key.startsWith('*.')) root = wildcard.get(key.slice(1)) ?? wildcard.set(key.slice(1), newNode('')).get(key.slice(1))!;
+      else root = hosts.get(key) ?? hosts.set(key, newNode('')).get(key)!;
+      for (const p of parts) {
+        const { node, list } = insertPattern(root, p);
+        const arr = (node[list] ??= []);
+        arr.push(i);
+        lists.add(arr);
+        listsOf.set(i, [...(listsOf.get(i) ?? []), arr]);
+      }
+    }
+  });
+
+  const shadowedIn = new Map<number, number>();
+  const shadower = new Map<number, number>();
+  for (const list of lists) {
+    list.sort((x, y) => rankCompare(routes[x], routes[y]));
+    for (let j = 1; j < list.length; j++) {
+      const b = routes[list[j]];
+      for (let k = 0; k < j; k++) {
+        const a = routes[list[k]];
+        if (rankCompare(a, b) === 0 && methodsOverlap(a, b) && !predicatesDisjoint(a.headers, b.headers) && !predicatesDisjoint(a.query, b.query)) {
+          issues.push({
+            path: b.where,
+            message: `route "${b.name}" matches the same requests as ${a.where} ("${a.name}") with no rule to choose between them`,
+            hint: 'give one a higher priority, or a method, header or query condition that tells them apart',
+          });
+        } else if (methodsCover(a, b) && predicatesCover(a.headers, b.headers) && predicatesCover(a.query, b.query)) {
+          shadowedIn.set(b.id, (shadowedIn.get(b.id) ?? 0) + 1);
+          shadower.set(b.id, a.id);
+          break;
+        }
+      }
+    }
+  }
+  for (const [id, count] of shadowedIn) {
+    if (count === listsOf.get(id)?.length) {
+      const b = routes[id];
+      const a = routes[shadower.get(id)!];
+      warnings.push(`${b.where}: route "${b.name}" can never match: ${a.where} ("${a.name}") takes every request it would`);
+    }
+  }
+  // Translate route indices (position in `routes`) to ids: they are equal only when no route was dropped.
+  const wildcardHosts = [...wildcard.entries()].sort((x, y) => y[0].length - x[0].length);
+  return { hosts, wildcardHosts, any };
+}

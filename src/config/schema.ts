@@ -1,0 +1,169 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * The one schema of a nanogate config file. It is the source of the TypeScript types (Static<>), of validation
+ * (Ajv, with defaults filled in and unknown keys refused) and of config/schema.json for editor completion
+ * (`nanogate schema`). Defaults live here and nowhere else.
+ */
+
+const Millis = (def: number, description: string) => Type.Integer({ minimum: 1, maximum: 3_600_000, default: def, description });
+const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'letters, digits, dot, dash, underscore' });
+const HeaderName = Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", maxLength: 256 });
+const Cidr = Type.String({ minLength: 2, maxLength: 64, description: 'an IPv4 or IPv6 address or CIDR block' });
+
+const Tls = Type.Object(
+  {
+    cert: Type.String({ minLength: 1, description: 'path to the PEM certificate chain' }),
+    key: Type.String({ minLength: 1, description: 'path to the PEM private key' }),
+    passphrase: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+const Listen = Type.Object(
+  {
+    host: Type.String({ default: '0.0.0.0', minLength: 1 }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    tls: Type.Optional(Tls),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Admin = Type.Object(
+  {
+    host: Type.String({ default: '127.0.0.1', minLength: 1 }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 9901 }),
+    token: Type.Optional(Type.String({ minLength: 16, description: 'bearer token; required when host is not loopback' })),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Limits = Type.Object(
+  {
+    maxUrlLength: Type.Integer({ minimum: 64, maximum: 65536, default: 8192, description: 'longer request targets get 414' }),
+    maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 32768, description: 'larger header sections get 431' }),
+    maxHeaderCount: Type.Integer({ minimum: 8, maximum: 1000, default: 100, description: 'more header fields get 431' }),
+    maxBodyBytes: Type.Integer({ minimum: 0, default: 10485760, description: 'default request body limit (413); a route may override' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Proxy = Type.Object(
+  {
+    trustedProxies: Type.Array(Cidr, { default: [], description: 'peers whose X-Forwarded-* headers are trusted and extended' }),
+    via: Type.String({ default: 'nanogate', pattern: '^[!-~]+$', description: 'pseudonym in the Via header' }),
+    drainTimeoutMs: Millis(10000, 'how long in-flight requests may take to finish on shutdown'),
+    requestIdHeader: Type.Optional(HeaderName),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const UpstreamNode = Type.Object(
+  {
+    url: Type.String({ pattern: '^https?://', description: 'http://host:port or https://host:port (no path)' }),
+    weight: Type.Integer({ minimum: 0, maximum: 1000, default: 1, description: '0 takes the node out of rotation' }),
+  },
+  { additionalProperties: false },
+);
+
+const Upstream = Type.Object(
+  {
+    nodes: Type.Array(UpstreamNode, { minItems: 1 }),
+    balancer: Type.Union([Type.Literal('round-robin'), Type.Literal('least-connections')], { default: 'round-robin' }),
+    connections: Type.Integer({ minimum: 1, maximum: 4096, default: 128, description: 'per node, per worker' }),
+    keepAliveMs: Millis(4000, 'idle upstream connections are closed after this'),
+    connectTimeoutMs: Millis(2000, 'connect timeout (then 502, or the next node)'),
+    readTimeoutMs: Millis(30000, 'time allowed for the response head, and between body reads (then 504)'),
+  },
+  { additionalProperties: false },
+);
+
+const Predicate = Type.Union([
+  Type.String({ description: 'exact value' }),
+  Type.Object(
+    {
+      exact: Type.Optional(Type.String()),
+      prefix: Type.Optional(Type.String()),
+      regex: Type.Optional(Type.String()),
+      present: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false, minProperties: 1, maxProperties: 1 },
+  ),
+]);
+
+const Method = Type.String({ pattern: '^[A-Z]{1,16}$' });
+
+const Match = Type.Object(
+  {
+    path: Type.Optional(
+      Type.String({
+        pattern: '^/',
+        description: 'exact path; segments may be :params, a trailing /* is a wildcard (e.g. /users/:id, /static/*)',
+      }),
+    ),
+    prefix: Type.Optional(Type.String({ pattern: '^/', description: 'matches this path and everything below it' })),
+    hosts: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'exact or *.example.com' })),
+    methods: Type.Optional(Type.Array(Method, { minItems: 1 })),
+    headers: Type.Optional(Type.Record(HeaderName, Predicate)),
+    query: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Predicate)),
+  },
+  { additionalProperties: false },
+);
+
+const Route = Type.Object(
+  {
+    name: Name,
+    match: Match,
+    upstream: Type.String({ minLength: 1 }),
+    priority: Type.Integer({ default: 0, description: 'breaks ties between otherwise equal routes (higher wins)' }),
+    stripPrefix: Type.Boolean({ default: false, description: 'remove the matched prefix (or wildcard base) before forwarding' }),
+    rewrite: Type.Optional(Type.String({ pattern: '^/', description: 'new upstream path; :params of the match are substituted' })),
+    hostHeader: Type.String({
+      default: 'upstream',
+      minLength: 1,
+      description: '"upstream" (node host:port), "preserve" (client Host) or a literal host',
+    }),
+    timeouts: Type.Optional(
+      Type.Object(
+        { connectMs: Type.Optional(Millis(2000, 'connect timeout')), readMs: Type.Optional(Millis(30000, 'read timeout')) },
+        { additionalProperties: false },
+      ),
+    ),
+    maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    $schema: Type.Optional(Type.String()),
+    listen: Listen,
+    workers: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], { default: 'auto' }),
+    admin: Admin,
+    limits: Limits,
+    proxy: Proxy,
+    upstreams: Type.Record(Name, Upstream, { default: {} }),
+    routes: Type.Array(Route, { default: [] }),
+    demo: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Boolean({ default: true }),
+          host: Type.String({ default: '127.0.0.1' }),
+          port: Type.Integer({ minimum: 0, maximum: 65535, default: 9000 }),
+        },
+        { additionalProperties: false, description: 'built-in demo upstream, started by the control plane' },
+      ),
+    ),
+  },
+  { additionalProperties: false, $id: 'https://nanogate.dev/schema/config.json', title: 'nanogate config' },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+export type RouteConfig = Static<typeof Route>;
+export type UpstreamConfig = Static<typeof Upstream>;
+export type PredicateConfig = Static<typeof Predicate>;
+
+/** The JSON Schema users get for editors (config/schema.json). */
+export function jsonSchema(): TSchema {
+  return JSON.parse(JSON.stringify(ConfigSchema));
+}

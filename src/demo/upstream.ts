@@ -1,0 +1,70 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * The built-in demo upstream, so that `npm start` answers at once with no other service. It echoes what it received
+ * (method, path, query, headers) as JSON, and has a few helpers for trying the gateway by hand:
+ *   /status/:code      answers with that status
+ *   /delay/:ms         answers after a pause (try a route timeout)
+ *   /bytes/:n          n bytes of body (try large downloads)
+ */
+export class DemoUpstream {
+  readonly #server: Server;
+  port = 0;
+
+  constructor() {
+    this.#server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://demo');
+      const parts = url.pathname.split('/').filter(Boolean);
+      const tail = parts.slice(-2);
+      let received = 0;
+      req.on('data', (c: Buffer) => (received += c.length));
+      req.on('end', () => {
+        if (tail[0] === 'status' && /^\d{3}$/.test(tail[1])) {
+          res.writeHead(Number(tail[1]), { 'content-type': 'application/json' });
+          return res.end(JSON.stringify({ status: Number(tail[1]) }));
+        }
+        if (tail[0] === 'delay' && /^\d+$/.test(tail[1])) {
+          const ms = Math.min(60_000, Number(tail[1]));
+          return void setTimeout(() => res.end(JSON.stringify({ delayedMs: ms })), ms);
+        }
+        if (tail[0] === 'bytes' && /^\d+$/.test(tail[1])) {
+          const n = Math.min(1 << 30, Number(tail[1]));
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+          const block = Buffer.alloc(64 * 1024, 0x61);
+          let sent = 0;
+          const pump = () => {
+            while (sent < n) {
+              const take = Math.min(block.length, n - sent);
+              sent += take;
+              if (!res.write(take === block.length ? block : block.subarray(0, take))) return void res.once('drain', pump);
+            }
+            res.end();
+          };
+          return pump();
+        }
+        const body = JSON.stringify({ service: 'demo', method: req.method, path: url.pathname, query: url.search.slice(1), headers: req.headers, bodyBytes: received });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
+    });
+    this.#server.keepAliveTimeout = 60_000;
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.port = (this.#server.address() as AddressInfo).port;
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+}

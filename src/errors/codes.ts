@@ -1,0 +1,29 @@
+/**
+ * Every error the gateway itself answers with has a stable code here. Codes are never reused or renamed:
+ * clients and dashboards match on them. docs/errors.md lists the same table, and a unit test keeps the two in step.
+ */
+export interface ErrorSpec {
+  readonly status: number;
+  readonly title: string;
+}
+
+export const ERRORS = {
+  NG_ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No route matches the request' },
+  NG_ERR_ROUTE_METHOD_NOT_ALLOWED: { status: 405, title: 'The route does not accept this method' },
+  NG_ERR_REQUEST_BAD_FRAMING: { status: 400, title: 'Ambiguous or invalid message framing' },
+  NG_ERR_REQUEST_BAD_HEADER: { status: 400, title: 'Invalid header' },
+  NG_ERR_REQUEST_BAD_PATH: { status: 400, title: 'Invalid request target' },
+  NG_ERR_REQUEST_URL_TOO_LONG: { status: 414, title: 'Request target too long' },
+  NG_ERR_REQUEST_HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large' },
+  NG_ERR_REQUEST_BODY_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  NG_ERR_REQUEST_TRANSFER_CODING: { status: 501, title: 'Unsupported transfer coding' },
+  NG_ERR_UPSTREAM_CONNECT: { status: 502, title: 'Upstream refused or failed the connection' },
+  NG_ERR_UPSTREAM_RESET: { status: 502, title: 'Upstream closed the connection before responding' },
+  NG_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, title: 'Upstream sent an invalid response' },
+  NG_ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream did not respond in time' },
+  NG_ERR_UPSTREAM_UNAVAILABLE: { status: 503, title: 'No upstream node is available' },
+  NG_ERR_GATEWAY_DRAINING: { status: 503, title: 'The gateway is shutting down' },
+  NG_ERR_INTERNAL: { status: 500, title: 'Internal gateway error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;

@@ -1,0 +1,54 @@
+import { STATUS_CODES } from 'node:http';
+import type { HttpResponse } from 'uWebSockets.js';
+import { ERRORS, type ErrorCode } from './codes.js';
+
+/**
+ * The single writer of gateway-produced errors: RFC 9457 `application/problem+json` with a stable code and the
+ * request id. It never includes stack traces or upstream internals; `detail` is written by gateway code only.
+ */
+
+/** Precomputed per code: the status line and the constant part of the body (no per-error string building). */
+interface CompiledProblem {
+  readonly statusLine: string;
+  readonly bodyHead: string;
+}
+
+const COMPILED: Record<string, CompiledProblem> = Object.create(null);
+for (const code of Object.keys(ERRORS) as ErrorCode[]) {
+  const { status, title } = ERRORS[code];
+  COMPILED[code] = {
+    statusLine: `${status} ${STATUS_CODES[status] ?? ''}`,
+    bodyHead: `{"type":"urn:nanogate:problem:${code}","title":${JSON.stringify(title)},"status":${status},"code":"${code}"`,
+  };
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export function problemStatusLine(code: ErrorCode): string {
+  return COMPILED[code].statusLine;
+}
+
+export function problemBody(code: ErrorCode, requestId: string, detail?: string): string {
+  let body = COMPILED[code].bodyHead;
+  if (detail !== undefined) body += `,"detail":${JSON.stringify(detail)}`;
+  return body + `,"requestId":${JSON.stringify(requestId)}}`;
+}
+
+/**
+ * Writes the whole error response. Call inside `res.cork` when not in the synchronous part of a uWS handler.
+ * `extraHeaders` is a flat [name, value, name, value…] list (Allow, WWW-Authenticate, Retry-After…).
+ */
+export function writeProblem(
+  res: HttpResponse,
+  code: ErrorCode,
+  requestId: string,
+  detail?: string,
+  extraHeaders?: readonly string[] | null,
+  closeConnection = false,
+): void {
+  res.writeStatus(COMPILED[code].statusLine);
+  res.writeHeader('content-type', PROBLEM_CONTENT_TYPE);
+  res.writeHeader('x-request-id', requestId);
+  if (extraHeaders) for (let i = 0; i < extraHeaders.length; i += 2) res.writeHeader(extraHeaders[i], extraHeaders[i + 1]);
+  res.end(problemBody(code, requestId, detail), closeConnection);
+}

@@ -1,0 +1,35 @@
+/**
+ * A coarse per-thread clock for deadlines. Reading Date.now() per request would be cheap, but the point is that no
+ * request arms a timer: one interval per thread advances `now` and runs the registered sweeps.
+ */
+type Sweep = (now: number) => void;
+
+class CoarseClock {
+  now = Date.now();
+  readonly #sweeps = new Set<Sweep>();
+  #timer: NodeJS.Timeout | null = null;
+
+  register(sweep: Sweep, tickMs = 25): () => void {
+    this.#sweeps.add(sweep);
+    if (this.#timer === null) {
+      this.#timer = setInterval(() => {
+        this.now = Date.now();
+        for (const s of this.#sweeps) s(this.now);
+      }, tickMs);
+      this.#timer.unref();
+    }
+    return () => {
+      this.#sweeps.delete(sweep);
+      if (this.#sweeps.size === 0 && this.#timer !== null) {
+        clearInterval(this.#timer);
+        this.#timer = null;
+      }
+    };
+  }
+
+  refresh(): number {
+    return (this.now = Date.now());
+  }
+}
+
+export const clock = new CoarseClock();

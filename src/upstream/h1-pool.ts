@@ -1,0 +1,493 @@
+import { connect, type Socket } from 'node:net';
+import type { PlanNode } from '../config/plan.js';
+import type { UpstreamConnection, UpstreamExchange } from './exchange.js';
+import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, ResponseHead, parseResponseHead } from './h1-parse.js';
+import { clock } from '../shared/clock.js';
+
+/**
+ * A lean HTTP/1.1 client for plain-HTTP upstream nodes: one pool per node per worker, keep-alive connections,
+ * no pipelining. It exists because the general-purpose client costs about as much CPU per request as a whole
+ * nginx proxy hop (see docs/performance.md); this one reads into one shared buffer per worker (`onread`), parses
+ * the head with a handful of string scans and hands body slices straight to the response writer.
+ *
+ * Timeouts are not timers: a per-worker sweep (clock.ts) compares deadlines, so a request costs no timer objects.
+ */
+
+/** Every socket of a worker reads into this buffer; a chunk must be consumed (copied) within the callback. */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+const MAX_HEAD_BYTES = 64 * 1024;
+const MAX_TRAILER_BYTES = 16 * 1024;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+const enum State {
+  Connecting,
+  Idle,
+  Head,
+  BodyLength,
+  ChunkSize,
+  ChunkExt,
+  ChunkSizeLf,
+  ChunkData,
+  ChunkDataCr,
+  ChunkDataLf,
+  Trailer,
+  UntilClose,
+  Closed,
+}
+
+export class H1Connection implements UpstreamConnection {
+  readonly socket: Socket;
+  readonly pool: H1Pool;
+  state = State.Connecting;
+  exchange: UpstreamExchange | null = null;
+  /** completed at least one response: a failure before any byte may be a stale keep-alive */
+  reused = false;
+  deadline = 0;
+  idleSince = 0;
+  responseBytes = 0;
+  requestDone = false;
+  remaining = 0;
+  chunkSize = 0;
+  chunkDigits = 0;
+  trailerBytes = 0;
+  trailerLineStart = true;
+  headPartial: Buffer | null = null;
+  readonly head = new ResponseHead();
+  #nread = 0;
+  readonly #parseCorked = () => this.#parse(this.#nread);
+
+  constructor(pool: H1Pool) {
+    this.pool = pool;
+    this.socket = connect({
+      host: pool.node.host,
+      port: pool.node.port,
+      noDelay: true,
+      onread: { buffer: READ_BUFFER, callback: (n: number) => this.#onRead(n) },
+    });
+    this.socket.on('connect', () => this.#onConnect());
+    this.socket.on('error', (err: NodeJS.ErrnoException) => this.#onSocketError(err.code ?? 'socket error'));
+    this.socket.on('close', () => this.#onSocketClose());
+    this.socket.on('drain', () => this.exchange?.onUpstreamDrain());
+  }
+
+  // ------------------------------------------------------------------------------ request side
+
+  assign(ex: UpstreamExchange): void {
+    this.exchange = ex;
+    this.state = State.Head;
+    this.responseBytes = 0;
+    this.requestDone = false;
+    this.headPartial = null;
+    this.deadline = clock.now + ex.readTimeoutMs;
+    this.socket.write(ex.requestHead, 'utf8');
+    ex.onConnected(this);
+  }
+
+  writeBody(chunk: Buffer): boolean {
+    if (this.state === State.Closed || chunk.length === 0) return true;
+    if (this.exchange?.requestBodyKind !== BODY_CHUNKED) return this.socket.write(chunk);
+    const socket = this.socket;
+    socket.cork();
+    socket.write(chunk.length.toString(16) + '\r\n', 'latin1');
+    socket.write(chunk);
+    const ok = socket.write('\r\n', 'latin1');
+    socket.uncork();
+    return ok;
+  }
+
+  endBody(): void {
+    if (this.state === State.Closed || this.requestDone) return;
+    this.requestDone = true;
+    if (this.exchange?.requestBodyKind === BODY_CHUNKED) this.socket.write('0\r\n\r\n', 'latin1');
+  }
+
+  resume(): void {
+    if (this.state !== State.Closed) this.socket.resume();
+  }
+
+  abort(): void {
+    this.exchange = null;
+    this.#destroy();
+  }
+
+  // ------------------------------------------------------------------------------ response side
+
+  #onConnect(): void {
+    if (this.state !== State.Connecting) return;
+    this.pool.onConnected(this);
+  }
+
+  #onRead(n: number): boolean {
+    if (this.state === State.Idle || this.exchange === null) {
+      // Bytes nobody asked for: the stream is out of sync, never reuse it.
+      this.#destroy();
+      return false;
+    }
+    this.responseBytes += n;
+    this.deadline = clock.now + this.exchange.readTimeoutMs;
+    this.#nread = n;
+    this.#paused = false;
+    this.exchange.batch(this.#parseCorked);
+    return !this.#paused;
+  }
+
+  #paused = false;
+
+  #parse(n: number): void {
+    const buf = READ_BUFFER;
+    let pos = 0;
+    while (pos < n && this.exchange !== null) {
+      switch (this.state) {
+        case State.Head: {
+          pos = this.#parseHead(buf, pos, n);
+          break;
+        }
+        case State.BodyLength: {
+          const take = Math.min(this.remaining, n - pos);
+          this.remaining -= take;
+          const more = this.exchange.onBody(buf.subarray(pos, pos + take));
+          pos += take;
+          if (this.remaining === 0) return this.#complete(pos < n);
+          if (!more) this.#paused = true;
+          break;
+        }
+        case State.UntilClose: {
+          if (!this.exchange.onBody(buf.subarray(pos, n))) this.#paused = true;
+          pos = n;
+          break;
+        }
+        case State.ChunkData: {
+          const take = Math.min(this.remaining, n - pos);
+          this.remaining -= take;
+          if (!this.exchange.onBody(buf.subarray(pos, pos + take))) this.#paused = true;
+          pos += take;
+          if (this.remaining === 0) this.state = State.ChunkDataCr;
+          break;
+        }
+        default:
+          pos = this.#parseChunkFraming(buf, pos, n);
+      }
+    }
+    if (pos < n && this.exchange === null && this.state !== State.Closed) this.#destroy();
+  }
+
+  #parseHead(buf: Buffer, pos: number, n: number): number {
+    let text: string;
+    let consumed: number;
+    if (this.headPartial === null) {
+      const end = buf.indexOf(CRLFCRLF, pos);
+      if (end < 0 || end + 4 > n) {
+        this.headPartial = Buffer.from(buf.subarray(pos, n));
+        if (this.headPartial.length > MAX_HEAD_BYTES) this.#protocolError('response head too large');
+        return n;
+      }
+      text = buf.toString('latin1', pos, end);
+      consumed = end + 4;
+    } else {
+      const joined = Buffer.concat([this.headPartial, buf.subarray(pos, n)]);
+      const end = joined.indexOf(CRLFCRLF);
+      if (end < 0) {
+        this.headPartial = joined;
+        if (joined.length > MAX_HEAD_BYTES) this.#protocolError('response head too large');
+        return n;
+      }
+      text = joined.toString('latin1', 0, end);
+      consumed = pos + (end + 4 - this.headPartial.length);
+      this.headPartial = null;
+    }
+    const ex = this.exchange!;
+    const head = this.head;
+    if (!parseResponseHead(text, head, ex.isHeadRequest)) {
+      this.#protocolError(head.error!);
+      return n;
+    }
+    if (head.status < 200) {
+      if (head.status === 101) this.#protocolError('unexpected protocol switch');
+      return consumed; // 100 Continue, 103 Early Hints: interim, wait for the final head
+    }
+    ex.onHead(head.status, head.headers, head.bodyKind, head.contentLength);
+    switch (head.bodyKind) {
+      case BODY_NONE:
+        this.#complete(consumed < n);
+        return n;
+      case BODY_LENGTH:
+        this.state = State.BodyLength;
+        this.remaining = head.contentLength;
+        break;
+      case BODY_CHUNKED:
+        this.state = State.ChunkSize;
+        this.chunkSize = 0;
+        this.chunkDigits = 0;
+        break;
+      case BODY_UNTIL_CLOSE:
+        this.state = State.UntilClose;
+        break;
+    }
+    return consumed;
+  }
+
+  /** chunk-size [ chunk-ext ] CRLF … chunk-data CRLF … last-chunk trailer-section CRLF (RFC 9112 7.1) */
+  #parseChunkFraming(buf: Buffer, pos: number, n: number): number {
+    while (pos < n) {
+      const c = buf[pos];
+      switch (this.state) {
+        case State.ChunkSize: {
+          const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+          if (d >= 0) {
+            if (++this.chunkDigits > 12) return this.#protocolError('chunk size too large');
+            this.chunkSize = this.chunkSize * 16 + d;
+            pos++;
+            continue;
+          }
+          if (this.chunkDigits === 0) return this.#protocolError('invalid chunk size');
+          if (c === 13) this.state = State.ChunkSizeLf;
+          else if (c === 59 || c === 32 || c === 9) this.state = State.ChunkExt;
+          else return this.#protocolError('invalid chunk size');
+          pos++;
+          continue;
+        }
+        case State.ChunkExt:
+          if (c === 13) this.state = State.ChunkSizeLf;
+          else if (c === 10 || c === 0) return this.#protocolError('invalid chunk extension');
+          pos++;
+          continue;
+        case State.ChunkSizeLf:
+          if (c !== 10) return this.#protocolError('invalid chunk size line ending');
+          pos++;
+          if (this.chunkSize === 0) {
+            this.state = State.Trailer;
+            this.trailerBytes = 0;
+            this.trailerLineStart = true;
+          } else {
+            this.state = State.ChunkData;
+            this.remaining = this.chunkSize;
+            return pos;
+          }
+          continue;
+        case State.ChunkDataCr:
+          if (c !== 13) return this.#protocolError('chunk data longer than its size');
+          this.state = State.ChunkDataLf;
+          pos++;
+          continue;
+        case State.ChunkDataLf:
+          if (c !== 10) return this.#protocolError('invalid chunk data line ending');
+          this.state = State.ChunkSize;
+          this.chunkSize = 0;
+          this.chunkDigits = 0;
+          pos++;
+          continue;
+        case State.Trailer: {
+          // Trailers are read and dropped: the front end cannot send them, and none is needed for framing.
+          pos++;
+          if (++this.trailerBytes > MAX_TRAILER_BYTES) return this.#protocolError('trailer section too large');
+          if (c === 13) continue;
+          if (c === 10) {
+            if (this.trailerLineStart) {
+              this.#complete(pos < n);
+              return n;
+            }
+            this.trailerLineStart = true;
+          } else this.trailerLineStart = false;
+          continue;
+        }
+        default:
+          return pos;
+      }
+    }
+    return pos;
+  }
+
+  #protocolError(why: string): number {
+    const ex = this.exchange;
+    this.exchange = null;
+    this.#destroy();
+    ex?.onError('NG_ERR_UPSTREAM_BAD_RESPONSE', why);
+    return Number.MAX_SAFE_INTEGER;
+  }
+
+  #complete(extraBytes: boolean): void {
+    const ex = this.exchange!;
+    this.exchange = null;
+    const reusable = !extraBytes && !this.head.close && this.requestDone;
+    ex.onEnd();
+    this.reused = true;
+    if (reusable) {
+      this.state = State.Idle;
+      this.pool.release(this);
+    } else this.#destroy();
+  }
+
+  #onSocketError(code: string): void {
+    this.#fail(code);
+  }
+
+  #onSocketClose(): void {
+    if (this.state === State.UntilClose && this.exchange !== null) {
+      this.head.close = true;
+      this.#complete(false);
+      return;
+    }
+    this.#fail('connection closed');
+  }
+
+  #fail(code: string): void {
+    const wasConnecting = this.state === State.Connecting;
+    const ex = this.exchange;
+    this.exchange = null;
+    this.#destroy();
+    if (ex === null) return;
+    if (wasConnecting) return ex.onError('NG_ERR_UPSTREAM_CONNECT', `connect to ${this.pool.node.authority} failed (${code})`);
+    if (this.responseBytes === 0 && this.reused && ex.replayable && this.pool.retryStale(ex)) return;
+    if (this.responseBytes === 0) ex.onError('NG_ERR_UPSTREAM_RESET', `${this.pool.node.authority} closed the connection (${code})`);
+    else ex.onError('NG_ERR_UPSTREAM_BAD_RESPONSE', `${this.pool.node.authority} closed the connection mid-response (${code})`);
+  }
+
+  /** Called by the sweep when a deadline passed. */
+  timeout(): void {
+    const ex = this.exchange;
+    const connecting = this.state === State.Connecting;
+    this.exchange = null;
+    this.#destroy();
+    if (!ex) return;
+    if (connecting) ex.onError('NG_ERR_UPSTREAM_CONNECT', `connect to ${this.pool.node.authority} timed out`);
+    else ex.onError('NG_ERR_UPSTREAM_TIMEOUT', `${this.pool.node.authority} did not answer within ${ex.readTimeoutMs} ms`);
+  }
+
+  #destroy(): void {
+    if (this.state === State.Closed) return;
+    const wasIdle = this.state === State.Idle;
+    this.state = State.Closed;
+    this.socket.destroy();
+    this.pool.forget(this, wasIdle);
+  }
+
+  get busy(): boolean {
+    return this.state !== State.Idle && this.state !== State.Closed;
+  }
+
+  get connecting(): boolean {
+    return this.state === State.Connecting;
+  }
+}
+
+/** Waiting requests form a FIFO; a cancelled one is skipped when it reaches the front. */
+interface Waiter {
+  ex: UpstreamExchange;
+  deadline: number;
+  fresh: boolean;
+}
+
+export class H1Pool {
+  readonly node: PlanNode;
+  readonly max: number;
+  readonly keepAliveMs: number;
+  readonly idle: H1Connection[] = [];
+  readonly all = new Set<H1Connection>();
+  readonly waiting: Waiter[] = [];
+  #waitHead = 0;
+  /** requests currently assigned or waiting: the least-connections balancer reads it */
+  inFlight = 0;
+
+  constructor(node: PlanNode, max: number, keepAliveMs: number) {
+    this.node = node;
+    this.max = max;
+    this.keepAliveMs = keepAliveMs;
+  }
+
+  dispatch(ex: UpstreamExchange, fresh = false): void {
+    this.inFlight++;
+    if (!fresh && this.idle.length > 0) {
+      this.idle.pop()!.assign(ex);
+      return;
+    }
+    if (this.all.size < this.max) {
+      this.#open(ex);
+      return;
+    }
+    this.waiting.push({ ex, deadline: clock.now + ex.connectTimeoutMs, fresh });
+  }
+
+  #open(ex: UpstreamExchange): void {
+    const conn = new H1Connection(this);
+    conn.exchange = ex;
+    conn.deadline = clock.now + ex.connectTimeoutMs;
+    this.all.add(conn);
+  }
+
+  /** Removes a request that has not been given a connection yet (client went away). Returns true if found. */
+  cancel(ex: UpstreamExchange): boolean {
+    for (let i = this.#waitHead; i < this.waiting.length; i++) {
+      if (this.waiting[i].ex === ex) {
+        this.waiting.splice(i, 1);
+        this.inFlight--;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  onConnected(conn: H1Connection): void {
+    const ex = conn.exchange!;
+    conn.assign(ex);
+  }
+
+  retryStale(ex: UpstreamExchange): boolean {
+    this.dispatch(ex, true);
+    return true;
+  }
+
+  release(conn: H1Connection): void {
+    this.inFlight--;
+    const next = this.#nextWaiter();
+    if (next !== null) {
+      conn.assign(next.ex);
+      return;
+    }
+    conn.idleSince = clock.now;
+    this.idle.push(conn);
+  }
+
+  forget(conn: H1Connection, wasIdle: boolean): void {
+    if (!this.all.delete(conn)) return;
+    if (wasIdle) {
+      const i = this.idle.indexOf(conn);
+      if (i >= 0) this.idle.splice(i, 1);
+    } else this.inFlight--;
+    // A slot opened: a waiting request gets a new connection.
+    const next = this.#nextWaiter();
+    if (next !== null) this.#open(next.ex);
+  }
+
+  #nextWaiter(): Waiter | null {
+    if (this.#waitHead >= this.waiting.length) return null;
+    const w = this.waiting[this.#waitHead];
+    this.waiting[this.#waitHead++] = undefined as unknown as Waiter;
+    if (this.#waitHead > 1024 && this.#waitHead * 2 > this.waiting.length) {
+      this.waiting.splice(0, this.#waitHead);
+      this.#waitHead = 0;
+    }
+    if (this.#waitHead === this.waiting.length) {
+      this.waiting.length = 0;
+      this.#waitHead = 0;
+    }
+    return w;
+  }
+
+  /** Deadlines: connects, responses, queued requests, idle keep-alive connections. */
+  sweep(now: number): void {
+    for (const conn of this.all) {
+      if (conn.busy) {
+        if (conn.exchange !== null && now > conn.deadline) conn.timeout();
+      } else if (now - conn.idleSince > this.keepAliveMs) conn.abort();
+    }
+    while (this.#waitHead < this.waiting.length && now > this.waiting[this.#waitHead].deadline) {
+      const w = this.#nextWaiter()!;
+      this.inFlight--;
+      w.ex.onError('NG_ERR_UPSTREAM_TIMEOUT', `no connection to ${this.node.authority} became free in ${w.ex.connectTimeoutMs} ms`);
+    }
+  }
+
+  close(): void {
+    for (const conn of [...this.all]) conn.abort();
+  }
+}

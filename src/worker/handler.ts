@@ -1,0 +1,293 @@
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { randomBytes } from 'node:crypto';
+import { writeProblem } from '../errors/problem.js';
+import type { ErrorCode } from '../errors/codes.js';
+import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, parseContentLength } from '../upstream/h1-parse.js';
+import { Exchange, type ExchangeHost } from './exchange.js';
+import type { MatchInput, Runtime, RouteRuntime } from './runtime.js';
+
+/**
+ * The request path of a worker, from the uWS callback to a dispatched Exchange. Everything the uWS request object
+ * holds is copied out synchronously (it dies when the handler returns). Headers are read in one forEach pass that
+ * validates framing, drops hop-by-hop fields and builds the forwarded header block as one string.
+ */
+
+// Header names with a role in framing or forwarding; all others pass through untouched.
+const H_HOST = 1, H_CL = 2, H_TE = 3, H_CONNECTION = 4, H_HOP = 5, H_XFF = 6, H_XFP = 7, H_XFH = 8, H_VIA = 9, H_EXPECT = 10;
+const SPECIAL = new Map<string, number>([
+  ['host', H_HOST],
+  ['content-length', H_CL],
+  ['transfer-encoding', H_TE],
+  ['connection', H_CONNECTION],
+  ['keep-alive', H_HOP],
+  ['proxy-connection', H_HOP],
+  ['te', H_HOP],
+  ['trailer', H_HOP],
+  ['upgrade', H_HOP],
+  ['proxy-authorization', H_HOP],
+  ['proxy-authenticate', H_HOP],
+  ['x-forwarded-for', H_XFF],
+  ['x-forwarded-proto', H_XFP],
+  ['x-forwarded-host', H_XFH],
+  ['via', H_VIA],
+  // uWS answers 100-continue itself, so the upstream must not wait for a second go-ahead.
+  ['expect', H_EXPECT],
+]);
+
+const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+
+/** Scratch for one request's header pass: module-level so the forEach callback is one function, not a closure. */
+class HeaderScan implements MatchInput {
+  method = '';
+  query = '';
+  headerNames: string[] = [];
+  headerValues: string[] = [];
+  headerCount = 0;
+  bytes = 0;
+  forward = '';
+  host = '';
+  hostCount = 0;
+  contentLength = -1;
+  clCount = 0;
+  clConflict = false;
+  te: string | null = null;
+  connection: string | null = null;
+  xff: string | null = null;
+  xfp: string | null = null;
+  xfh: string | null = null;
+  via: string | null = null;
+  requestId: string | null = null;
+  requestIdHeader = 'x-request-id';
+
+  reset(requestIdHeader: string): void {
+    this.headerCount = 0;
+    this.bytes = 0;
+    this.forward = '';
+    this.host = '';
+    this.hostCount = 0;
+    this.contentLength = -1;
+    this.clCount = 0;
+    this.clConflict = false;
+    this.te = null;
+    this.connection = null;
+    this.xff = null;
+    this.xfp = null;
+    this.xfh = null;
+    this.via = null;
+    this.requestId = null;
+    this.requestIdHeader = requestIdHeader;
+  }
+}
+
+const scan = new HeaderScan();
+
+function visitHeader(name: string, value: string): void {
+  const s = scan;
+  const n = s.headerCount++;
+  s.headerNames[n] = name;
+  s.headerValues[n] = value;
+  s.bytes += name.length + value.length + 4;
+  const kind = SPECIAL.get(name);
+  if (kind === undefined) {
+    if (name === s.requestIdHeader) {
+      s.requestId = value;
+      return;
+    }
+    s.forward += name + ': ' + value + '\r\n';
+    return;
+  }
+  switch (kind) {
+    case H_HOST:
+      s.host = value;
+      s.hostCount++;
+      return;
+    case H_CL: {
+      const len = parseContentLength(value);
+      if (len < 0 || (s.clCount > 0 && len !== s.contentLength)) s.clConflict = true;
+      s.contentLength = len;
+      s.clCount++;
+      return;
+    }
+    case H_TE:
+      s.te = s.te === null ? value : s.te + ', ' + value;
+      return;
+    case H_CONNECTION:
+      s.connection = s.connection === null ? value : s.connection + ', ' + value;
+      return;
+    case H_XFF:
+      s.xff = s.xff === null ? value : s.xff + ', ' + value;
+      return;
+    case H_XFP:
+      s.xfp = value;
+      return;
+    case H_XFH:
+      s.xfh = value;
+      return;
+    case H_VIA:
+      s.via = s.via === null ? value : s.via + ', ' + value;
+      return;
+  }
+}
+
+/** Removes from the forwarded block the fields that Connection names (rare: browsers send only keep-alive/close). */
+function dropConnectionTokens(forward: string, connection: string): string {
+  const names = new Set(connection.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t && t !== 'close' && t !== 'keep-alive'));
+  if (names.size === 0) return forward;
+  return forward
+    .split('\r\n')
+    .filter((line) => !names.has(line.slice(0, line.indexOf(':'))))
+    .join('\r\n');
+}
+
+/** True for paths with "." or ".." segments (also percent-encoded), which must not reach an upstream un-normalised. */
+export function hasDotSegment(path: string): boolean {
+  if (path.indexOf('/.') < 0 && path.indexOf('%2') < 0 && path.indexOf('%2'.toUpperCase()) < 0) return false;
+  const decoded = path.replace(/%2e/gi, '.');
+  for (const seg of decoded.split('/')) if (seg === '.' || seg === '..') return true;
+  return false;
+}
+
+export interface HandlerState extends ExchangeHost {
+  closing: boolean;
+  runtime: Runtime;
+  readonly tls: boolean;
+  draining: boolean;
+  inFlight: number;
+  started(): void;
+  onInternalError(err: Error): void;
+}
+
+export function createHandler(state: HandlerState, workerIndex: number): (res: HttpResponse, req: HttpRequest) => void {
+  const idPrefix = randomBytes(4).toString('hex') + workerIndex.toString(36) + '-';
+  let seq = 0;
+  const proto = state.tls ? 'https' : 'http';
+
+  function reject(res: HttpResponse, code: ErrorCode, requestId: string, detail: string, close: boolean, extra: string[] | null = null): void {
+    state.counters.add(7 /* GATEWAY_ERRORS */);
+    state.counters.status(code === 'NG_ERR_ROUTE_NOT_FOUND' ? 404 : 400);
+    writeProblem(res, code, requestId, detail, extra, close || state.closing);
+  }
+
+  // A bug must cost one request, not the process: uWS aborts when a handler throws before responding.
+  return function guarded(res: HttpResponse, req: HttpRequest): void {
+    try {
+      handle(res, req);
+    } catch (err) {
+      state.onInternalError(err as Error);
+      if (!(res as { ngResponded?: boolean }).ngResponded) {
+        try {
+          writeProblem(res, 'NG_ERR_INTERNAL', idPrefix + (++seq).toString(36), undefined, null, true);
+        } catch {
+          /* the response was already under way */
+        }
+      }
+    }
+  };
+
+  function handle(res: HttpResponse, req: HttpRequest): void {
+    const rt = state.runtime;
+    const plan = rt.plan;
+    const method = req.getCaseSensitiveMethod();
+    const path = req.getUrl();
+    const query = req.getQuery() ?? ''; // undefined when the target has no '?'
+    const s = scan;
+    s.reset(plan.proxy.requestIdHeader);
+    req.forEach(visitHeader);
+    state.counters.add(0 /* REQUESTS */);
+
+    const requestId = s.requestId !== null && REQUEST_ID.test(s.requestId) ? s.requestId : idPrefix + (++seq).toString(36);
+    const limits = plan.limits;
+
+    // --- framing and size checks, in the order a client can fix them
+    if (path.length + query.length + 1 > limits.maxUrlLength) {
+      return reject(res, 'NG_ERR_REQUEST_URL_TOO_LONG', requestId, `the request target is longer than ${limits.maxUrlLength} bytes`, false);
+    }
+    if (s.bytes > limits.maxHeaderBytes || s.headerCount > limits.maxHeaderCount) {
+      return reject(res, 'NG_ERR_REQUEST_HEADERS_TOO_LARGE', requestId, `the header section exceeds ${limits.maxHeaderBytes} bytes or ${limits.maxHeaderCount} fields`, true);
+    }
+    if (s.hostCount !== 1) {
+      return reject(res, 'NG_ERR_REQUEST_BAD_HEADER', requestId, s.hostCount === 0 ? 'the Host header is missing' : 'more than one Host header', true);
+    }
+    if (s.clConflict) {
+      return reject(res, 'NG_ERR_REQUEST_BAD_FRAMING', requestId, 'invalid or conflicting Content-Length headers', true);
+    }
+    let bodyKind = BODY_NONE;
+    if (s.te !== null) {
+      if (s.clCount > 0) return reject(res, 'NG_ERR_REQUEST_BAD_FRAMING', requestId, 'both Content-Length and Transfer-Encoding', true);
+      if (s.te.trim().toLowerCase() !== 'chunked') {
+        return reject(res, 'NG_ERR_REQUEST_TRANSFER_CODING', requestId, `unsupported Transfer-Encoding "${s.te}"`, true);
+      }
+      bodyKind = BODY_CHUNKED;
+    } else if (s.contentLength > 0) bodyKind = BODY_LENGTH;
+    if (hasDotSegment(path)) {
+      return reject(res, 'NG_ERR_REQUEST_BAD_PATH', requestId, 'the path has "." or ".." segments', bodyKind !== BODY_NONE);
+    }
+    if (state.draining) {
+      return reject(res, 'NG_ERR_GATEWAY_DRAINING', requestId, 'this gateway is shutting down; retry', true);
+    }
+
+    // --- routing
+    s.method = method;
+    s.query = query;
+    let host = '';
+    if (rt.hostRouting) {
+      host = s.host.toLowerCase();
+      const colon = host.lastIndexOf(':');
+      if (colon > 0 && host.indexOf(']') < colon) host = host.slice(0, colon);
+    }
+    const route = rt.match(host, path, s);
+    if (route === null) {
+      const allow = rt.allowedMethods();
+      if (allow) return reject(res, 'NG_ERR_ROUTE_METHOD_NOT_ALLOWED', requestId, `${method} is not allowed here`, bodyKind !== BODY_NONE, ['allow', allow]);
+      return reject(res, 'NG_ERR_ROUTE_NOT_FOUND', requestId, `no route for ${method} ${path}`, bodyKind !== BODY_NONE);
+    }
+    if (bodyKind === BODY_LENGTH && s.contentLength > route.plan.maxBodyBytes) {
+      return reject(res, 'NG_ERR_REQUEST_BODY_TOO_LARGE', requestId, `the body exceeds ${route.plan.maxBodyBytes} bytes`, true);
+    }
+
+    // --- the upstream request head
+    const target = upstreamPath(route, path);
+    const clientIp = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+    const trusted = rt.trusted.size > 0 && rt.trusted.has(clientIp);
+    const hostMode = route.plan.hostHeader;
+    const line = method + ' ' + target + (query.length > 0 ? '?' + query : '') + ' HTTP/1.1\r\n';
+    // hostHeader: upstream is filled in per node when the balancer has picked one
+    const hostLine = hostMode === 'upstream' ? null : 'host: ' + (hostMode === 'preserve' ? s.host : hostMode) + '\r\n';
+    let head = s.connection === null ? s.forward : dropConnectionTokens(s.forward, s.connection);
+    head += 'x-forwarded-for: ' + (trusted && s.xff !== null ? s.xff + ', ' + clientIp : clientIp) + '\r\n';
+    head += 'x-forwarded-proto: ' + (trusted && s.xfp !== null ? s.xfp : proto) + '\r\n';
+    head += 'x-forwarded-host: ' + (trusted && s.xfh !== null ? s.xfh : s.host) + '\r\n';
+    head += 'via: ' + (s.via !== null ? s.via + ', ' + rt.viaValue : rt.viaValue) + '\r\n';
+    head += plan.proxy.requestIdHeader + ': ' + requestId + '\r\n';
+    if (bodyKind === BODY_LENGTH) head += 'content-length: ' + s.contentLength + '\r\n';
+    else if (bodyKind === BODY_CHUNKED) head += 'transfer-encoding: chunked\r\n';
+    else if (s.contentLength === 0 && method !== 'GET' && method !== 'HEAD') head += 'content-length: 0\r\n';
+
+    head += '\r\n';
+    const ex = new Exchange(res, state, route, requestId, line, hostLine, head, method, bodyKind);
+    res.onAborted(ex.onAborted);
+    if (bodyKind !== BODY_NONE) res.onData(ex.onClientData);
+    state.started();
+    ex.start();
+  }
+}
+
+/** The path sent upstream: rewritten, stripped, or as received (percent-encoding untouched). */
+function upstreamPath(route: RouteRuntime, path: string): string {
+  const p = route.plan;
+  if (p.rewrite !== null) {
+    const scratch = route.scratch;
+    let out = '';
+    for (const part of p.rewrite) {
+      if (typeof part === 'string') out += part;
+      else if ('param' in part) out += path.slice(scratch.paramStart[part.param], scratch.paramEnd[part.param]);
+      else out += scratch.wildStart >= 0 ? path.slice(scratch.wildStart) : '';
+    }
+    return out;
+  }
+  if (p.stripLength >= 0) {
+    const rest = path.slice(p.stripLength);
+    return rest.length === 0 ? '/' : rest.charCodeAt(0) === 47 ? rest : '/' + rest;
+  }
+  return path;
+}

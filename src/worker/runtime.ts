@@ -1,0 +1,193 @@
+import type { Plan, PlanPredicate, PlanRoute } from '../config/plan.js';
+import { H1Pool } from '../upstream/h1-pool.js';
+import { UndiciNodePool } from '../upstream/undici-pool.js';
+import { Balancer } from '../upstream/balancer.js';
+import { MatchScratch, walk, type RadixNode } from '../router/radix.js';
+import { CidrSet } from '../shared/cidr.js';
+
+/** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
+export interface NodePool {
+  readonly inFlight: number;
+  dispatch(ex: import('../upstream/exchange.js').UpstreamExchange): void;
+  cancel(ex: import('../upstream/exchange.js').UpstreamExchange): boolean;
+  sweep(now: number): void;
+  close(): void;
+}
+
+export class UpstreamRuntime {
+  readonly name: string;
+  readonly pools: NodePool[];
+  readonly balancer: Balancer;
+  /** "host: 10.0.0.1:8080\r\n" per node, for hostHeader: upstream */
+  readonly hostLines: string[];
+
+  constructor(plan: Plan, index: number, previous: UpstreamRuntime | undefined) {
+    const u = plan.upstreams[index];
+    this.name = u.name;
+    this.balancer = new Balancer(u);
+    this.hostLines = u.nodes.map((n) => `host: ${n.authority}\r\n`);
+    this.pools = u.nodes.map((n, i) => {
+      // Keep warm connections across a reload when the node and pool settings did not change.
+      const old = previous?.pools[i];
+      if (old instanceof H1Pool && !n.tls && old.node.url === n.url && old.max === u.connections && old.keepAliveMs === u.keepAliveMs) return old;
+      return n.tls ? new UndiciNodePool(n, u) : new H1Pool(n, u.connections, u.keepAliveMs);
+    });
+  }
+}
+
+export class RouteRuntime {
+  readonly plan: PlanRoute;
+  readonly upstream: UpstreamRuntime;
+  readonly methods: readonly string[] | null;
+  readonly headers: readonly PlanPredicate[] | null;
+  readonly query: readonly PlanPredicate[] | null;
+  readonly needsParams: boolean;
+  /** the runtime's match scratch: params of the last match */
+  readonly scratch: MatchScratch;
+
+  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch) {
+    this.scratch = scratch;
+    this.plan = plan;
+    this.upstream = upstream;
+    this.methods = plan.methods;
+    this.headers = plan.headers;
+    this.query = plan.query;
+    this.needsParams = plan.rewrite !== null;
+  }
+}
+
+/** The request facts a route candidate is checked against; filled by the handler before matching. */
+export interface MatchInput {
+  method: string;
+  /** lower-case names and values, flat */
+  headerNames: string[];
+  headerValues: string[];
+  headerCount: number;
+  query: string;
+}
+
+export class Runtime {
+  readonly plan: Plan;
+  readonly routes: RouteRuntime[];
+  readonly upstreams: UpstreamRuntime[];
+  readonly trusted: CidrSet;
+  readonly scratch = new MatchScratch();
+  readonly #hosts: Map<string, RadixNode>;
+  readonly #wildcardHosts: ReadonlyArray<readonly [string, RadixNode]>;
+  readonly #any: RadixNode;
+  readonly hostRouting: boolean;
+  /** "via: 1.1 nanogate\r\n" and the value alone */
+  readonly viaValue: string;
+  #input: MatchInput | null = null;
+  readonly #accept = (id: number): boolean => this.#check(id);
+
+  constructor(plan: Plan, previous: Runtime | null) {
+    this.plan = plan;
+    this.upstreams = plan.upstreams.map((_, i) => {
+      const old = previous?.upstreams.find((u) => u.name === plan.upstreams[i].name);
+      return new UpstreamRuntime(plan, i, old);
+    });
+    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch));
+    this.trusted = new CidrSet(plan.proxy.trustedProxies);
+    this.#hosts = plan.router.hosts;
+    this.#wildcardHosts = plan.router.wildcardHosts;
+    this.#any = plan.router.any;
+    this.hostRouting = this.#hosts.size > 0 || this.#wildcardHosts.length > 0;
+    this.viaValue = `1.1 ${plan.proxy.via}`;
+  }
+
+  /** Pools the new runtime no longer uses are closed once it takes over. */
+  retire(next: Runtime): void {
+    const kept = new Set(next.upstreams.flatMap((u) => u.pools));
+    for (const u of this.upstreams) for (const p of u.pools) if (!kept.has(p)) p.close();
+  }
+
+  sweep(now: number): void {
+    for (const u of this.upstreams) for (const p of u.pools) p.sweep(now);
+  }
+
+  /**
+   * Finds the route for a request. `host` is lower case without port ('' when host routing is off).
+   * Returns null when nothing matches; scratch.methodMissNode then tells whether a path matched with another method.
+   */
+  match(host: string, path: string, input: MatchInput): RouteRuntime | null {
+    const scratch = this.scratch;
+    scratch.methodMissNode = null;
+    scratch.wildStart = -1;
+    this.#input = input;
+    let id = -1;
+    if (host !== '') {
+      const tree = this.#hosts.get(host);
+      if (tree !== undefined) id = walk(tree, path, 0, 0, scratch, this.#accept);
+      if (id < 0) {
+        for (let i = 0; i < this.#wildcardHosts.length; i++) {
+          const [suffix, wtree] = this.#wildcardHosts[i];
+          if (host.length > suffix.length && host.endsWith(suffix)) {
+            id = walk(wtree, path, 0, 0, scratch, this.#accept);
+            if (id >= 0) break;
+          }
+        }
+      }
+    }
+    if (id < 0) id = walk(this.#any, path, 0, 0, scratch, this.#accept);
+    this.#input = null;
+    return id < 0 ? null : this.routes[id];
+  }
+
+  /** Allowed methods for a 405, from the candidates whose path matched. */
+  allowedMethods(): string {
+    const ids = this.scratch.methodMissNode;
+    if (!ids) return '';
+    const set = new Set<string>();
+    for (const id of ids) for (const m of this.routes[id].methods ?? []) set.add(m);
+    return [...set].sort().join(', ');
+  }
+
+  #check(id: number): boolean {
+    const route = this.routes[id];
+    const input = this.#input!;
+    const methods = route.methods;
+    if (methods !== null) {
+      let ok = false;
+      for (let i = 0; i < methods.length; i++) if (methods[i] === input.method) { ok = true; break; }
+      // HEAD is served by any route that serves GET (RFC 9110 9.3.2).
+      if (!ok && input.method === 'HEAD') for (let i = 0; i < methods.length; i++) if (methods[i] === 'GET') { ok = true; break; }
+      if (!ok) return false;
+    }
+    if (route.headers !== null && !checkHeaders(route.headers, input)) return false;
+    if (route.query !== null && !checkQuery(route.query, input.query)) return false;
+    return true;
+  }
+}
+
+function testValue(p: PlanPredicate, value: string | undefined): boolean {
+  switch (p.op) {
+    case 'present':
+      return (value !== undefined) === p.value;
+    case 'exact':
+      return value === p.value;
+    case 'prefix':
+      return value !== undefined && value.startsWith(p.value);
+    case 'regex':
+      return value !== undefined && p.value.test(value);
+  }
+}
+
+function checkHeaders(preds: readonly PlanPredicate[], input: MatchInput): boolean {
+  for (let i = 0; i < preds.length; i++) {
+    const p = preds[i];
+    let value: string | undefined;
+    for (let j = 0; j < input.headerCount; j++) if (input.headerNames[j] === p.name) { value = input.headerValues[j]; break; }
+    if (!testValue(p, value)) return false;
+  }
+  return true;
+}
+
+function checkQuery(preds: readonly PlanPredicate[], query: string): boolean {
+  const params = new URLSearchParams(query);
+  for (let i = 0; i < preds.length; i++) {
+    const v = params.get(preds[i].name);
+    if (!testValue(preds[i], v === null ? undefined : v)) return false;
+  }
+  return true;
+}
