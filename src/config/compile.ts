@@ -5,6 +5,10 @@ import type { Plan, PlanNode, PlanPredicate, PlanRoute, PlanUpstream, RewritePar
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
 import { insertPattern, newNode, parsePattern, type PatternPart, type RadixNode } from '../router/radix.js';
 import { parseCidr } from '../shared/cidr.js';
+import { SharedRegistry } from '../shared/registry.js';
+import { POLICIES } from '../policies/index.js';
+import { PolicyConfigError, type CompileContext } from '../pipeline/policy.js';
+import type { PlanPolicy } from './plan.js';
 
 export interface CompileResult {
   plan: Plan;
@@ -16,7 +20,7 @@ export interface CompileResult {
  * Turns a validated config into a Plan, or throws one ConfigError listing every problem found. `start`, `validate`
  * and a live reload all call this same function.
  */
-export function compileConfig(config: Config, file: string, version = 1): CompileResult {
+export function compileConfig(config: Config, file: string, version = 1, shared = new SharedRegistry()): CompileResult {
   const issues: ConfigIssue[] = [];
   const warnings: string[] = [];
 
@@ -36,6 +40,7 @@ export function compileConfig(config: Config, file: string, version = 1): Compil
       issues.push({ path: `${where}.upstream`, message: `unknown upstream "${rc.upstream}"`, hint: didYouMean(rc.upstream, upstreamIndex.keys()) ?? `declared: ${[...upstreamIndex.keys()].join(', ') || 'none'}` });
     }
     const route = compileRoute(rc, i, where, upstream ?? -1, config.limits.maxBodyBytes, config.upstreams[rc.upstream], issues);
+    if (route) (route.route as { policies: PlanPolicy[] | null }).policies = compilePolicies(config, rc, where, shared, issues);
     if (route && issues.length === before) {
       routes.push(route.route);
       parsed.push({ parts: route.patterns, hostKeys: route.hostKeys });
@@ -68,6 +73,7 @@ export function compileConfig(config: Config, file: string, version = 1): Compil
     upstreams,
     routes,
     router,
+    services: {},
   };
   return { plan, warnings };
 }
@@ -241,9 +247,31 @@ function compileRoute(
     readTimeoutMs: rc.timeouts?.readMs ?? upstreamConfig?.readTimeoutMs ?? 30000,
     maxBodyBytes: rc.maxBodyBytes ?? defaultMaxBody,
     priority: rc.priority,
+    policies: null,
     where,
   };
   return { route, patterns, hostKeys };
+}
+
+/** Global policies merged with the route's own (the route's entry wins), each compiled by its module. */
+function compilePolicies(config: Config, rc: RouteConfig, where: string, shared: SharedRegistry, issues: ConfigIssue[]): PlanPolicy[] | null {
+  const global = (config.policies ?? {}) as Record<string, unknown>;
+  const own = (rc.policies ?? {}) as Record<string, unknown>;
+  const out: PlanPolicy[] = [];
+  for (const mod of [...POLICIES].sort((a, b) => b.priority - a.priority)) {
+    const fromRoute = own[mod.name] !== undefined;
+    const cfg = fromRoute ? own[mod.name] : global[mod.name];
+    if (cfg === undefined) continue;
+    const base = fromRoute ? `${where}.policies.${mod.name}` : `policies.${mod.name}`;
+    const cc: CompileContext = { routeName: rc.name, where: base, config, shared: (key, bytes) => shared.get(`${mod.name}:${key}`, bytes) };
+    try {
+      out.push({ name: mod.name, data: mod.compile ? mod.compile(cfg, cc) : cfg });
+    } catch (err) {
+      if (err instanceof PolicyConfigError) issues.push({ path: err.path ? `${base}.${err.path}` : base, message: err.message, hint: err.hint });
+      else issues.push({ path: base, message: `cannot be compiled: ${(err as Error).message}` });
+    }
+  }
+  return out.length ? out : null;
 }
 
 // ---------------------------------------------------------------------------------------------- router build

@@ -14,6 +14,14 @@ export interface Plan {
   readonly upstreams: readonly PlanUpstream[];
   readonly routes: readonly PlanRoute[];
   readonly router: PlanRouter;
+  /** control-plane resources handed to workers by name (shared tables); policies reach them through PolicyEnv */
+  readonly services: Record<string, unknown>;
+}
+
+/** One policy on one route: its module name and the data its compile step produced. */
+export interface PlanPolicy {
+  readonly name: string;
+  readonly data: unknown;
 }
 
 export interface PlanUpstream {
@@ -63,6 +71,8 @@ export interface PlanRoute {
   readonly readTimeoutMs: number;
   readonly maxBodyBytes: number;
   readonly priority: number;
+  /** policies in execution order (global ones merged in), or null */
+  readonly policies: readonly PlanPolicy[] | null;
   /** where it was declared, e.g. routes[3] */
   readonly where: string;
 }

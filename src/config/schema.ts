@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { POLICIES } from '../policies/index.js';
 
 /**
  * The one schema of a nanogate config file. It is the source of the TypeScript types (Static<>), of validation
@@ -93,6 +94,12 @@ const Predicate = Type.Union([
 
 const Method = Type.String({ pattern: '^[A-Z]{1,16}$' });
 
+/** `policies:` on a route or at the top level: one optional key per policy module, with that module's schema. */
+const Policies = Type.Object(Object.fromEntries(POLICIES.map((p) => [p.name, Type.Optional(p.schema)])), {
+  additionalProperties: false,
+  description: 'policies by name; a route-level entry replaces the global one of the same name',
+});
+
 const Match = Type.Object(
   {
     path: Type.Optional(
@@ -130,6 +137,7 @@ const Route = Type.Object(
       ),
     ),
     maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    policies: Type.Optional(Policies),
   },
   { additionalProperties: false },
 );
@@ -144,6 +152,7 @@ export const ConfigSchema = Type.Object(
     proxy: Proxy,
     upstreams: Type.Record(Name, Upstream, { default: {} }),
     routes: Type.Array(Route, { default: [] }),
+    policies: Type.Optional(Policies),
     demo: Type.Optional(
       Type.Object(
         {

@@ -7,6 +7,7 @@ import type { RouteRuntime } from './runtime.js';
 import { STATUS_LINES } from './status-lines.js';
 import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
+import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestTiming } from '../pipeline/policy.js';
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
 const PENDING_BODY_LIMIT = 256 * 1024;
@@ -20,12 +21,26 @@ export interface ExchangeHost {
   readonly closing: boolean;
 }
 
+/** What the handler copied out of the uWS request for a route with policies (the uWS request dies with the handler). */
+export interface RequestFacts {
+  method: string;
+  path: string;
+  query: string;
+  hostHeader: string;
+  clientIp: string;
+  headerNames: string[] | null;
+  headerValues: string[] | null;
+}
+
+const NO_SLOTS: unknown[] = [];
+
 /**
- * One proxied request: it streams the client's body to the upstream connection and the upstream response to the
- * client, with backpressure both ways, and turns every failure into one problem+json answer (or, once the response
- * has started, a closed connection). Every field is declared here so all exchanges share one hidden class.
+ * One proxied request, and the request context policies see. It runs the route's request phases (when it has
+ * any), streams the client's body to the upstream connection and the upstream response to the client with
+ * backpressure both ways, and turns every failure into one problem+json answer (or, once the response has
+ * started, a closed connection). Every field is declared here so all exchanges share one hidden class.
  */
-export class Exchange implements UpstreamExchange {
+export class Exchange implements UpstreamExchange, PolicyContext {
   readonly res: HttpResponse;
   readonly host: ExchangeHost;
   readonly route: RouteRuntime;
@@ -33,7 +48,7 @@ export class Exchange implements UpstreamExchange {
   requestHead = '';
   readonly headLine: string;
   readonly hostLine: string | null;
-  readonly headRest: string;
+  headRest: string;
   readonly isHeadRequest: boolean;
   readonly requestBodyKind: number;
   readonly replayable: boolean;
@@ -45,6 +60,7 @@ export class Exchange implements UpstreamExchange {
   done = false;
   headSent = false;
   status = 0;
+  errorCode: ErrorCode | null = null;
   nodeIndex = -1;
   attempts = 0;
   conn: UpstreamConnection | null = null;
@@ -59,8 +75,27 @@ export class Exchange implements UpstreamExchange {
   // response body
   responseKind = BODY_NONE;
   responseTotal = 0;
+  bytesOut = 0;
   backlog: Buffer | null = null;
   backlogOffset = 0;
+
+  // policy context (see PolicyContext); plain defaults on routes without policies
+  readonly facts: RequestFacts | null;
+  consumerId: string | null = null;
+  consumerIndex = -1;
+  consumerPlan: string | null = null;
+  scopes: readonly string[] | null = null;
+  roles: readonly string[] | null = null;
+  readonly slots: unknown[];
+  upstreamExtra = '';
+  upstreamRemove: string[] | null = null;
+  responseExtra: string[] | null = null;
+  responseRemove: string[] | null = null;
+  /** the next access/rewrite hook to run (for resume after PENDING) */
+  phaseIndex = 0;
+  /** a response prepared by a hook (RESPOND) */
+  prepared: { status: number; headers: readonly string[]; body: string | undefined; code: ErrorCode | null; detail: string | undefined } | null = null;
+  readonly timing: RequestTiming;
 
   readonly onAborted = (): void => this.#onAborted();
   readonly onClientData = (chunk: ArrayBuffer, isLast: boolean): void => this.#onClientData(chunk, isLast);
@@ -76,6 +111,8 @@ export class Exchange implements UpstreamExchange {
     headRest: string,
     method: string,
     requestBodyKind: number,
+    facts: RequestFacts | null,
+    timing: RequestTiming,
   ) {
     this.res = res;
     this.host = host;
@@ -91,16 +128,147 @@ export class Exchange implements UpstreamExchange {
     this.connectTimeoutMs = route.plan.connectTimeoutMs;
     this.maxBodyBytes = route.plan.maxBodyBytes;
     this.clientBodyDone = requestBodyKind === BODY_NONE;
+    this.facts = facts;
+    this.slots = route.slotCount > 0 ? new Array(route.slotCount).fill(undefined) : NO_SLOTS;
+    this.timing = timing;
   }
+
+  // ---------------------------------------------------------------------------- pipeline (access, rewrite)
+
+  /** Runs the access hooks from `phaseIndex`, then the rewrite hooks, then dispatches. */
+  runPipeline(): void {
+    const access = this.route.access;
+    if (access !== null) {
+      while (this.phaseIndex < access.length) {
+        const r = access[this.phaseIndex++].access!(this);
+        if (r === PENDING) return;
+        if (r === RESPOND) return this.#sendPrepared();
+        if (this.aborted) return;
+      }
+    }
+    this.timing.accessDone = this.timing.start > 0 ? performance.now() : 0;
+    const rewrite = this.route.rewrite;
+    if (rewrite !== null) {
+      for (let i = 0; i < rewrite.length; i++) if (rewrite[i].rewrite!(this) === RESPOND) return this.#sendPrepared();
+    }
+    this.start();
+  }
+
+  resume(result: typeof CONTINUE | typeof RESPOND): void {
+    if (this.aborted || this.done) return;
+    if (result === RESPOND) this.#sendPrepared();
+    else this.runPipeline();
+  }
+
+  get method(): string {
+    return this.facts?.method ?? this.headLine.slice(0, this.headLine.indexOf(' '));
+  }
+  get path(): string {
+    return this.facts?.path ?? '';
+  }
+  get query(): string {
+    return this.facts?.query ?? '';
+  }
+  get hostHeader(): string {
+    return this.facts?.hostHeader ?? '';
+  }
+  get clientIp(): string {
+    return this.facts?.clientIp ?? '';
+  }
+  get routeName(): string {
+    return this.route.plan.name;
+  }
+  get bytesIn(): number {
+    return this.bodyBytes;
+  }
+  get upstreamNode(): string | null {
+    return this.nodeIndex >= 0 ? this.route.upstream.authorities[this.nodeIndex] : null;
+  }
+
+  header(name: string): string | undefined {
+    const f = this.facts;
+    if (f === null || f.headerNames === null) return undefined;
+    const names = f.headerNames;
+    for (let i = 0; i < names.length; i++) if (names[i] === name) return f.headerValues![i];
+    return undefined;
+  }
+
+  queryParam(name: string): string | null {
+    const q = this.query;
+    return q ? new URLSearchParams(q).get(name) : null;
+  }
+
+  setUpstreamHeader(name: string, value: string): void {
+    this.upstreamExtra += name + ': ' + value + '\r\n';
+  }
+
+  removeUpstreamHeader(name: string): void {
+    (this.upstreamRemove ??= []).push(name.toLowerCase());
+  }
+
+  addResponseHeader(name: string, value: string): void {
+    (this.responseExtra ??= []).push(name, value);
+  }
+
+  removeResponseHeader(name: string): void {
+    (this.responseRemove ??= []).push(name.toLowerCase());
+  }
+
+  respondProblem(code: ErrorCode, detail?: string, headers: readonly string[] = []): void {
+    this.prepared = { status: ERRORS[code].status, headers, body: undefined, code, detail };
+  }
+
+  respond(status: number, headers: readonly string[], body?: string): void {
+    this.prepared = { status, headers, body, code: null, detail: undefined };
+  }
+
+  #sendPrepared(): void {
+    const p = this.prepared;
+    if (p === null || this.aborted || this.done) return;
+    if (p.code !== null) {
+      this.res.cork(() => this.#fail(p.code!, p.detail, false, p.headers));
+      return;
+    }
+    this.res.cork(() => {
+      this.status = p.status;
+      this.#runResponseHooks();
+      const res = this.res;
+      res.writeStatus(STATUS_LINES[p.status] ?? `${p.status} Unknown`);
+      for (let i = 0; i < p.headers.length; i += 2) res.writeHeader(p.headers[i], p.headers[i + 1]);
+      this.#writeExtraHeaders();
+      res.writeHeader('x-request-id', this.requestId);
+      if (p.body === undefined) res.endWithoutBody(undefined, this.host.closing || !this.clientBodyDone);
+      else res.end(p.body, this.host.closing || !this.clientBodyDone);
+      this.bytesOut = p.body?.length ?? 0;
+      this.#finish();
+    });
+  }
+
+  #runResponseHooks(): void {
+    const hooks = this.route.response;
+    if (hooks !== null) for (let i = 0; i < hooks.length; i++) hooks[i].response!(this);
+  }
+
+  #writeExtraHeaders(): void {
+    const extra = this.responseExtra;
+    if (extra !== null) for (let i = 0; i < extra.length; i += 2) this.res.writeHeader(extra[i], extra[i + 1]);
+  }
+
+  // ---------------------------------------------------------------------------- dispatch
 
   /** Picks a node (another one than `skip` after a failure) and queues the request on its pool. */
   start(skip = -1): void {
     const upstream = this.route.upstream;
     const i = upstream.balancer.pick(upstream.pools, skip);
-    if (i < 0) return this.#fail('NG_ERR_UPSTREAM_UNAVAILABLE', `upstream "${upstream.name}" has no node to send to`);
+    if (i < 0) {
+      this.res.cork(() => this.#fail('NG_ERR_UPSTREAM_UNAVAILABLE', `upstream "${upstream.name}" has no node to send to`));
+      return;
+    }
     this.nodeIndex = i;
     this.attempts++;
-    this.requestHead = this.headLine + (this.hostLine ?? upstream.hostLines[i]) + this.headRest;
+    if (this.upstreamRemove !== null) this.headRest = dropHeaderLines(this.headRest, this.upstreamRemove);
+    this.requestHead = this.headLine + (this.hostLine ?? upstream.hostLines[i]) + this.upstreamExtra + this.headRest;
+    if (this.timing.start > 0) this.timing.upstreamStart = performance.now();
     upstream.pools[i].dispatch(this);
   }
 
@@ -132,7 +300,8 @@ export class Exchange implements UpstreamExchange {
     this.bodyBytes += size;
     if (this.bodyBytes > this.maxBodyBytes) {
       this.#abandonUpstream();
-      return this.#fail('NG_ERR_REQUEST_BODY_TOO_LARGE', `the body exceeds ${this.maxBodyBytes} bytes`, true);
+      this.res.cork(() => this.#fail('NG_ERR_REQUEST_BODY_TOO_LARGE', `the body exceeds ${this.maxBodyBytes} bytes`, true));
+      return;
     }
     if (size > 0) {
       // uWS reuses the memory once this callback returns: copy it.
@@ -178,8 +347,16 @@ export class Exchange implements UpstreamExchange {
     const res = this.res;
     this.headSent = true;
     this.status = status;
+    if (this.timing.start > 0) this.timing.upstreamHeaders = performance.now();
+    if (this.route.response !== null) this.#runResponseHooks();
     res.writeStatus(STATUS_LINES[status] ?? `${status} Unknown`);
-    for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i], headers[i + 1]);
+    const remove = this.responseRemove;
+    if (remove === null) {
+      for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i], headers[i + 1]);
+    } else {
+      for (let i = 0; i < headers.length; i += 2) if (!remove.includes(headers[i].toLowerCase())) res.writeHeader(headers[i], headers[i + 1]);
+    }
+    this.#writeExtraHeaders();
     res.writeHeader('via', this.host.viaValue);
     res.writeHeader('x-request-id', this.requestId);
     this.responseKind = bodyKind;
@@ -196,6 +373,7 @@ export class Exchange implements UpstreamExchange {
   onBody(chunk: Buffer): boolean {
     if (this.aborted || this.done) return true;
     const res = this.res;
+    this.bytesOut += chunk.length;
     if (this.responseKind === BODY_LENGTH) {
       const offset = res.getWriteOffset();
       const [ok, done] = res.tryEnd(chunk, this.responseTotal);
@@ -254,9 +432,10 @@ export class Exchange implements UpstreamExchange {
     this.host.counters.add(UPSTREAM_ERRORS);
     if (this.headSent) {
       // Too late for an error response: cut the client connection so it sees an incomplete message.
+      this.errorCode = code;
       this.done = true;
       this.res.close();
-      this.host.finished(this);
+      this.#end();
       return;
     }
     // Nothing was sent to the node: another node may take it.
@@ -268,18 +447,30 @@ export class Exchange implements UpstreamExchange {
 
   // ---------------------------------------------------------------------------- ends
 
-  #fail(code: ErrorCode, detail: string, close = false): void {
+  /** Writes a gateway error. Must run corked (inside res.cork or the synchronous part of the handler). */
+  #fail(code: ErrorCode, detail: string | undefined, close = false, headers: readonly string[] = []): void {
     if (this.aborted || this.done) return;
     this.host.counters.add(GATEWAY_ERRORS);
     this.status = ERRORS[code].status;
+    this.errorCode = code;
     this.done = true;
-    writeProblem(this.res, code, this.requestId, detail, null, close || this.host.closing || !this.clientBodyDone);
-    this.host.finished(this);
+    this.#runResponseHooks();
+    const extra = this.responseExtra === null ? headers : [...headers, ...this.responseExtra];
+    writeProblem(this.res, code, this.requestId, detail, extra, close || this.host.closing || !this.clientBodyDone);
+    this.#end();
   }
 
   #finish(): void {
     if (this.done) return;
     this.done = true;
+    this.#end();
+  }
+
+  /** The one place an exchange ends: log hooks, then the worker's bookkeeping. */
+  #end(): void {
+    if (this.timing.start > 0) this.timing.end = performance.now();
+    const log = this.route.log;
+    if (log !== null) for (let i = 0; i < log.length; i++) log[i].log!(this);
     this.host.finished(this);
   }
 
@@ -294,7 +485,23 @@ export class Exchange implements UpstreamExchange {
     this.aborted = true;
     if (this.done) return;
     this.done = true;
+    this.status = 499; // client closed the request (nginx's convention), for logs and counters
     this.#abandonUpstream();
-    this.host.finished(this);
+    this.#end();
   }
+}
+
+/** Removes header lines by lower-case name from a forwarded header block (only for routes that strip headers). */
+function dropHeaderLines(block: string, names: readonly string[]): string {
+  let out = '';
+  let pos = 0;
+  while (pos < block.length) {
+    let end = block.indexOf('\r\n', pos);
+    if (end < 0) end = block.length;
+    const line = block.slice(pos, end);
+    const colon = line.indexOf(':');
+    if (!names.includes(line.slice(0, colon).toLowerCase())) out += line + '\r\n';
+    pos = end + 2;
+  }
+  return out;
 }

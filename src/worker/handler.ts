@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { writeProblem } from '../errors/problem.js';
 import type { ErrorCode } from '../errors/codes.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, parseContentLength } from '../upstream/h1-parse.js';
-import { Exchange, type ExchangeHost } from './exchange.js';
+import { Exchange, type ExchangeHost, type RequestFacts } from './exchange.js';
+import type { RequestTiming } from '../pipeline/policy.js';
 import type { MatchInput, Runtime, RouteRuntime } from './runtime.js';
 
 /**
@@ -35,6 +36,9 @@ const SPECIAL = new Map<string, number>([
 ]);
 
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+
+/** Shared by requests on routes without policies: nothing writes to it while start is 0. */
+const NO_TIMING: RequestTiming = Object.freeze({ start: 0, routed: 0, accessDone: 0, upstreamStart: 0, upstreamHeaders: 0, end: 0 }) as RequestTiming;
 
 /** Scratch for one request's header pass: module-level so the forEach callback is one function, not a closure. */
 class HeaderScan implements MatchInput {
@@ -264,12 +268,38 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
     else if (s.contentLength === 0 && method !== 'GET' && method !== 'HEAD') head += 'content-length: 0\r\n';
 
     head += '\r\n';
-    const ex = new Exchange(res, state, route, requestId, line, hostLine, head, method, bodyKind);
+    let facts: RequestFacts | null = null;
+    let timing = NO_TIMING;
+    if (route.hasPolicies) {
+      facts = {
+        method,
+        path,
+        query,
+        hostHeader: s.host,
+        clientIp: trusted && s.xff !== null ? firstUntrusted(s.xff, clientIp, rt) : clientIp,
+        headerNames: s.headerNames.slice(0, s.headerCount),
+        headerValues: s.headerValues.slice(0, s.headerCount),
+      };
+      const now = performance.now();
+      timing = { start: now, routed: now, accessDone: 0, upstreamStart: 0, upstreamHeaders: 0, end: 0 };
+    }
+    const ex = new Exchange(res, state, route, requestId, line, hostLine, head, method, bodyKind, facts, timing);
     res.onAborted(ex.onAborted);
     if (bodyKind !== BODY_NONE) res.onData(ex.onClientData);
     state.started();
-    ex.start();
+    if (route.hasRequestPhases) ex.runPipeline();
+    else ex.start();
   }
+}
+
+/** The client behind trusted proxies: the right-most X-Forwarded-For hop that is not itself a trusted proxy. */
+function firstUntrusted(xff: string, peer: string, rt: Runtime): string {
+  const hops = xff.split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i].trim();
+    if (!rt.trusted.has(hop)) return hop;
+  }
+  return hops[0]?.trim() || peer;
 }
 
 /** The path sent upstream: rewritten, stripped, or as received (percent-encoding untouched). */

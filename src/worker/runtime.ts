@@ -4,6 +4,8 @@ import { UndiciNodePool } from '../upstream/undici-pool.js';
 import { Balancer } from '../upstream/balancer.js';
 import { MatchScratch, walk, type RadixNode } from '../router/radix.js';
 import { CidrSet } from '../shared/cidr.js';
+import { POLICY_BY_NAME } from '../policies/index.js';
+import type { PolicyHooks } from '../pipeline/policy.js';
 
 /** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
 export interface NodePool {
@@ -20,12 +22,15 @@ export class UpstreamRuntime {
   readonly balancer: Balancer;
   /** "host: 10.0.0.1:8080\r\n" per node, for hostHeader: upstream */
   readonly hostLines: string[];
+  /** host:port per node, for logs */
+  readonly authorities: string[];
 
   constructor(plan: Plan, index: number, previous: UpstreamRuntime | undefined) {
     const u = plan.upstreams[index];
     this.name = u.name;
     this.balancer = new Balancer(u);
     this.hostLines = u.nodes.map((n) => `host: ${n.authority}\r\n`);
+    this.authorities = u.nodes.map((n) => n.authority);
     this.pools = u.nodes.map((n, i) => {
       // Keep warm connections across a reload when the node and pool settings did not change.
       const old = previous?.pools[i];
@@ -44,9 +49,35 @@ export class RouteRuntime {
   readonly needsParams: boolean;
   /** the runtime's match scratch: params of the last match */
   readonly scratch: MatchScratch;
+  // Phase hook lists; null when empty, so a route without policies pays one null check per phase.
+  readonly access: PolicyHooks[] | null;
+  readonly rewrite: PolicyHooks[] | null;
+  readonly response: PolicyHooks[] | null;
+  readonly log: PolicyHooks[] | null;
+  /** the request goes through Exchange.runPipeline (access or rewrite hooks present) */
+  readonly hasRequestPhases: boolean;
+  /** any policy at all: the handler copies request facts and takes timestamps */
+  readonly hasPolicies: boolean;
+  readonly slotCount: number;
 
-  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch) {
+  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>) {
     this.scratch = scratch;
+    const hooks: PolicyHooks[] = [];
+    for (const [slot, p] of (plan.policies ?? []).entries()) {
+      const mod = POLICY_BY_NAME.get(p.name)!;
+      hooks.push(mod.create(p.data, { workerIndex, slot, routeName: plan.name, services }));
+    }
+    const pick = (k: keyof PolicyHooks) => {
+      const list = hooks.filter((h) => typeof h[k] === 'function');
+      return list.length ? list : null;
+    };
+    this.access = pick('access');
+    this.rewrite = pick('rewrite');
+    this.response = pick('response');
+    this.log = pick('log');
+    this.hasRequestPhases = this.access !== null || this.rewrite !== null;
+    this.slotCount = hooks.length;
+    this.hasPolicies = hooks.length > 0;
     this.plan = plan;
     this.upstream = upstream;
     this.methods = plan.methods;
@@ -81,13 +112,13 @@ export class Runtime {
   #input: MatchInput | null = null;
   readonly #accept = (id: number): boolean => this.#check(id);
 
-  constructor(plan: Plan, previous: Runtime | null) {
+  constructor(plan: Plan, previous: Runtime | null, workerIndex = 0) {
     this.plan = plan;
     this.upstreams = plan.upstreams.map((_, i) => {
       const old = previous?.upstreams.find((u) => u.name === plan.upstreams[i].name);
       return new UpstreamRuntime(plan, i, old);
     });
-    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch));
+    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch, workerIndex, plan.services));
     this.trusted = new CidrSet(plan.proxy.trustedProxies);
     this.#hosts = plan.router.hosts;
     this.#wildcardHosts = plan.router.wildcardHosts;

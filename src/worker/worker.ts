@@ -29,7 +29,7 @@ let listenSocket: uWS.us_listen_socket | null = null;
 let drainTimer: NodeJS.Timeout | null = null;
 
 const state: HandlerState = {
-  runtime: new Runtime(init.plan, null),
+  runtime: new Runtime(init.plan, null, init.index),
   tls: init.plan.listen.tls !== null,
   draining: false,
   closing: false,
@@ -80,6 +80,8 @@ function closeListen(): void {
 
 function exit(code: number): void {
   closeListen();
+  // Idle keep-alive connections are uWS handles too: a thread that ends with any open aborts the process.
+  (app as unknown as { close(): void }).close();
   unregisterSweep();
   for (const u of state.runtime.upstreams) for (const p of u.pools) p.close();
   if (drainTimer) clearTimeout(drainTimer);
@@ -92,7 +94,7 @@ port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
     case 'plan': {
       const old = state.runtime;
-      const next = new Runtime(msg.plan, old);
+      const next = new Runtime(msg.plan, old, init.index);
       state.runtime = next;
       old.retire(next);
       send({ type: 'plan-applied', index: init.index, version: msg.plan.version });

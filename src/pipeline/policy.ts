@@ -1,0 +1,155 @@
+import type { TSchema } from '@sinclair/typebox';
+import type { ErrorCode } from '../errors/codes.js';
+
+/**
+ * The shape every policy module has (src/policies/<name>/index.ts):
+ *
+ *   { name, priority, schema, compile?(config, cc) -> data, create(data, env) -> hooks }
+ *
+ * - `schema` (TypeBox) is merged into the config schema under `policies.<name>` (route level and global level), so
+ *   defaults, unknown-key refusal and config/schema.json come for free.
+ * - `compile` runs on the control plane when a config loads: semantic checks (throw PolicyConfigError) and anything
+ *   that can be precomputed. Its result must be structured-clone safe; a SharedArrayBuffer in it is shared with every
+ *   worker, not copied (take it from cc.shared() so that it survives reloads).
+ * - `create` runs in each worker once per plan and route, and returns the phase hooks. It reads no global state.
+ *
+ * Phases run in a fixed order: access (by priority, high first) -> rewrite -> proxy -> response -> log.
+ * A hook returns a status instead of throwing (untrusted traffic never throws through the pipeline):
+ *   CONTINUE  go on with the next hook
+ *   RESPOND   the hook prepared a response (ctx.respondProblem / ctx.respond); skip the remaining request phases
+ *   PENDING   the hook went asynchronous; it calls ctx.resume(CONTINUE | RESPOND) exactly once later
+ * Response and log hooks always run for a request that reached them.
+ */
+export const CONTINUE = 0;
+export const RESPOND = 1;
+export const PENDING = 2;
+export type HookResult = typeof CONTINUE | typeof RESPOND | typeof PENDING;
+
+/** Conventional priorities (higher runs first within the access phase), as in Kong/APISIX. */
+export const PRIORITY = {
+  ipRestriction: 3000,
+  cors: 2900,
+  authentication: 2500,
+  authorization: 2400,
+  rateLimit: 1000,
+  transform: 500,
+  observe: 0,
+} as const;
+
+/** What a policy hook may read and change of one request. Implemented by the worker's Exchange. */
+export interface PolicyContext {
+  readonly requestId: string;
+  readonly method: string;
+  /** the path as received (percent-encoding untouched) */
+  readonly path: string;
+  /** the raw query string without "?" ('' when none) */
+  readonly query: string;
+  /** Host header as received */
+  readonly hostHeader: string;
+  /** the client address (the peer, or the first untrusted hop of X-Forwarded-For behind trusted proxies) */
+  readonly clientIp: string;
+  readonly routeName: string;
+  /** the first value of a request header (lower-case name), or undefined */
+  header(name: string): string | undefined;
+  /** the value of a query parameter (decoded), or null */
+  queryParam(name: string): string | null;
+
+  /** identity, set by authentication policies and read by later ones (authorization, rate limits, logs) */
+  consumerId: string | null;
+  consumerIndex: number;
+  consumerPlan: string | null;
+  scopes: readonly string[] | null;
+  roles: readonly string[] | null;
+  /** free per-policy storage, indexed by the policy's slot (see PolicyEnv.slot); never add other properties */
+  readonly slots: unknown[];
+
+  /** add a header line to the upstream request */
+  setUpstreamHeader(name: string, value: string): void;
+  /** remove a client-sent header (lower-case) from the upstream request */
+  removeUpstreamHeader(name: string): void;
+  /** add a header to the response sent to the client (appended after the upstream's) */
+  addResponseHeader(name: string, value: string): void;
+  /** drop a header of the upstream response (lower-case name) */
+  removeResponseHeader(name: string): void;
+
+  /** prepares an error response (problem+json); return RESPOND after calling it */
+  respondProblem(code: ErrorCode, detail?: string, headers?: readonly string[]): void;
+  /** prepares any response (e.g. a CORS preflight); return RESPOND after calling it */
+  respond(status: number, headers: readonly string[], body?: string): void;
+  /** continues the pipeline after a hook returned PENDING */
+  resume(result: typeof CONTINUE | typeof RESPOND): void;
+  /** true once the client went away: an asynchronous hook should stop and not resume */
+  readonly aborted: boolean;
+
+  // --- facts for the response and log phases
+  /** final status sent to the client (0 until known) */
+  readonly status: number;
+  readonly errorCode: ErrorCode | null;
+  /** high-resolution timestamps in ms (performance.now()); 0 when not reached */
+  readonly timing: RequestTiming;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly upstreamNode: string | null;
+}
+
+export interface RequestTiming {
+  start: number;
+  routed: number;
+  accessDone: number;
+  upstreamStart: number;
+  upstreamHeaders: number;
+  end: number;
+}
+
+export interface PolicyHooks {
+  /** authentication, authorization, limits; may be asynchronous (PENDING) */
+  access?(ctx: PolicyContext): HookResult;
+  /** request transformations; synchronous */
+  rewrite?(ctx: PolicyContext): HookResult;
+  /** the upstream (or gateway) response head is about to be written; add headers with ctx.addResponseHeader */
+  response?(ctx: PolicyContext): void;
+  /** after the response was sent; must not block (logs, metrics) */
+  log?(ctx: PolicyContext): void;
+}
+
+/** What a worker gives a policy when it creates hooks. Extended by the modules that own the resources. */
+export interface PolicyEnv {
+  readonly workerIndex: number;
+  /** this policy instance's index into ctx.slots */
+  readonly slot: number;
+  readonly routeName: string;
+  /** shared regions handed over from the control plane by name (see CompileContext.shared) */
+  readonly services: Record<string, unknown>;
+}
+
+/** What the control plane gives a policy's compile step. */
+export interface CompileContext {
+  readonly routeName: string | null;
+  /** dotted path of this policy's config in the file, for error messages */
+  readonly where: string;
+  /** a SharedArrayBuffer of `bytes`, the same one across reloads for the same key and size */
+  shared(key: string, bytes: number): SharedArrayBuffer;
+  /** the whole validated config (read only) */
+  readonly config: unknown;
+}
+
+export class PolicyConfigError extends Error {
+  readonly path: string;
+  readonly hint?: string;
+  /** `path` is relative to the policy's own config, e.g. "keys[0].alg" */
+  constructor(path: string, message: string, hint?: string) {
+    super(message);
+    this.path = path;
+    this.hint = hint;
+  }
+}
+
+export interface PolicyModule<Config = any, Data = any> {
+  readonly name: string;
+  readonly priority: number;
+  readonly schema: TSchema;
+  /** one line for docs and `nanogate --help` */
+  readonly description: string;
+  compile?(config: Config, cc: CompileContext): Data;
+  create(data: Data, env: PolicyEnv): PolicyHooks;
+}

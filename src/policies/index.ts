@@ -1,0 +1,10 @@
+import type { PolicyModule } from '../pipeline/policy.js';
+import { headersPolicy } from './headers/index.js';
+
+/**
+ * Every policy the gateway knows, in one list. Adding a policy = a folder under src/policies/ and one line here;
+ * its schema joins the config schema under `policies.<name>` automatically.
+ */
+export const POLICIES: readonly PolicyModule[] = [headersPolicy];
+
+export const POLICY_BY_NAME: ReadonlyMap<string, PolicyModule> = new Map(POLICIES.map((p) => [p.name, p]));

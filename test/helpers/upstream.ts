@@ -1,0 +1,107 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+export interface Received {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  rawHeaders: string[];
+  body: Buffer;
+}
+
+export interface TestUpstream {
+  port: number;
+  url: string;
+  /** every request received, in order */
+  received: Received[];
+  /** sockets currently open to this upstream */
+  openSockets(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * A real node:http upstream on a free loopback port. The default handler echoes the request as JSON; pass a handler
+ * to answer otherwise (the body has been read into `body` before it is called unless `stream` is set).
+ */
+export async function startUpstream(
+  handler?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void,
+  opts: { stream?: boolean } = {},
+): Promise<TestUpstream> {
+  const received: Received[] = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((req, res) => {
+    if (opts.stream && handler) return handler(req, res, Buffer.alloc(0));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      received.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body });
+      if (handler) return handler(req, res, body);
+      const out = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, bodyLength: body.length });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(out);
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    received,
+    openSockets: () => sockets.size,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/**
+ * A raw TCP upstream: `onRequest` gets the socket and the bytes of each request head and writes whatever bytes it
+ * likes (hostile framing, partial responses, silence).
+ */
+export async function startRawUpstream(onRequest: (socket: Socket, head: string) => void): Promise<{ port: number; url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: TcpServer = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buf = '';
+    socket.on('data', (d) => {
+      buf += d.toString('latin1');
+      let end: number;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        const head = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        onRequest(socket, head);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** An address where nothing listens (connection refused). */
+export async function closedPort(): Promise<number> {
+  const s = createTcpServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}

@@ -1,0 +1,59 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+let up: TestUpstream;
+let gw: TestGateway;
+
+before(async () => {
+  up = await startUpstream((_req, res) => {
+    res.writeHead(200, { 'x-powered-by': 'legacy', 'x-keep': 'yes', 'content-type': 'text/plain' });
+    res.end('ok');
+  });
+  gw = await startGateway(`
+upstreams:
+  app: { nodes: [{ url: ${up.url} }] }
+policies:
+  headers: { response: { set: { x-frame-options: DENY } } }
+routes:
+  - name: transformed
+    match: { prefix: /t }
+    upstream: app
+    policies:
+      headers:
+        request: { set: { x-env: prod }, remove: [x-debug] }
+        response: { remove: [x-powered-by], set: { cache-control: no-store } }
+  - { name: plain, match: { prefix: /p }, upstream: app }
+`);
+});
+after(async () => {
+  await gw.stop();
+  await up.close();
+});
+
+test('request headers are set and removed before the upstream sees them', async () => {
+  await fetch(`${gw.url}/t/1`, { headers: { 'x-debug': '1', 'x-env': 'dev' } });
+  const seen = up.received.at(-1)!;
+  assert.equal(seen.headers['x-env'], 'prod');
+  assert.equal(seen.headers['x-debug'], undefined);
+});
+
+test('response headers are set and removed; a route-level entry replaces the global one', async () => {
+  const res = await fetch(`${gw.url}/t/2`);
+  assert.equal(res.headers.get('x-powered-by'), null);
+  assert.equal(res.headers.get('cache-control'), 'no-store');
+  assert.equal(res.headers.get('x-keep'), 'yes');
+  assert.equal(res.headers.get('x-frame-options'), null);
+});
+
+test('a global policy applies to routes without their own entry', async () => {
+  const res = await fetch(`${gw.url}/p/1`);
+  assert.equal(res.headers.get('x-frame-options'), 'DENY');
+  assert.equal(res.headers.get('x-powered-by'), 'legacy');
+});
+
+test('a gateway error on a policy route still carries the response headers', async () => {
+  const res = await fetch(`${gw.url}/nowhere`);
+  assert.equal(res.status, 404);
+});
