@@ -19,7 +19,7 @@ export class AdminServer {
     const token = gateway.config.admin.token;
     this.#tokenDigest = token ? createHash('sha256').update(token).digest() : null;
     this.#server = createServer((req, res) => {
-      this.#route(req, res).catch(() => json(res, 500, { code: 'NG_ERR_INTERNAL', title: 'admin request failed' }));
+      this.#route(req, res).catch(() => json(res, 500, { code: 'NG_ERR_GATEWAY_INTERNAL', title: 'admin request failed' }));
     });
   }
 

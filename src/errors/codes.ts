@@ -23,7 +23,16 @@ export const ERRORS = {
   NG_ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream did not respond in time' },
   NG_ERR_UPSTREAM_UNAVAILABLE: { status: 503, title: 'No upstream node is available' },
   NG_ERR_GATEWAY_DRAINING: { status: 503, title: 'The gateway is shutting down' },
-  NG_ERR_INTERNAL: { status: 500, title: 'Internal gateway error' },
+  NG_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal gateway error' },
+  NG_ERR_AUTH_MISSING: { status: 401, title: 'No credentials were presented' },
+  NG_ERR_AUTH_MALFORMED: { status: 401, title: 'The credentials are malformed' },
+  NG_ERR_AUTH_EXPIRED: { status: 401, title: 'The credentials have expired or are not yet valid' },
+  NG_ERR_AUTH_BAD_SIGNATURE: { status: 401, title: 'The token signature does not verify' },
+  NG_ERR_AUTH_UNKNOWN_KEY: { status: 401, title: 'The credentials name an unknown key' },
+  NG_ERR_AUTH_UNKNOWN_CONSUMER: { status: 401, title: 'The credentials belong to no known consumer' },
+  NG_ERR_AUTH_INVALID: { status: 401, title: 'The credentials were rejected' },
+  NG_ERR_AUTH_UNAVAILABLE: { status: 503, title: 'The identity provider could not be reached' },
+  NG_ERR_AUTHZ_FORBIDDEN: { status: 403, title: 'The consumer may not call this route' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

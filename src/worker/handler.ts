@@ -180,7 +180,7 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
       state.onInternalError(err as Error);
       if (!(res as { ngResponded?: boolean }).ngResponded) {
         try {
-          writeProblem(res, 'NG_ERR_INTERNAL', idPrefix + (++seq).toString(36), undefined, null, true);
+          writeProblem(res, 'NG_ERR_GATEWAY_INTERNAL', idPrefix + (++seq).toString(36), undefined, null, true);
         } catch {
           /* the response was already under way */
         }
