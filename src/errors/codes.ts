@@ -24,6 +24,8 @@ export const ERRORS = {
   NG_ERR_UPSTREAM_UNAVAILABLE: { status: 503, title: 'No upstream node is available' },
   NG_ERR_GATEWAY_DRAINING: { status: 503, title: 'The gateway is shutting down' },
   NG_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal gateway error' },
+  NG_ERR_ACCESS_IP_DENIED: { status: 403, title: 'The client address may not call this route' },
+  NG_ERR_ACCESS_CORS_REJECTED: { status: 403, title: 'The cross-origin request is not allowed' },
   NG_ERR_AUTH_MISSING: { status: 401, title: 'No credentials were presented' },
   NG_ERR_AUTH_MALFORMED: { status: 401, title: 'The credentials are malformed' },
   NG_ERR_AUTH_EXPIRED: { status: 401, title: 'The credentials have expired or are not yet valid' },
