@@ -150,6 +150,12 @@ export interface PolicyModule<Config = any, Data = any> {
   readonly schema: TSchema;
   /** one line for docs and `nanogate --help` */
   readonly description: string;
+  /**
+   * True when the policy, with this compiled config, answers CORS preflights itself: the route then also matches
+   * OPTIONS requests with Origin and Access-Control-Request-Method whatever its `methods`, so that they reach the
+   * access phase instead of a 405. Asked once per plan and route.
+   */
+  answersPreflight?(data: Data): boolean;
   compile?(config: Config, cc: CompileContext): Data;
   create(data: Data, env: PolicyEnv): PolicyHooks;
 }

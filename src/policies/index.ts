@@ -2,11 +2,12 @@ import type { PolicyModule } from '../pipeline/policy.js';
 import { headersPolicy } from './headers/index.js';
 import { authPolicy } from './auth/index.js';
 import { ipRestrictionPolicy } from './ip-restriction/index.js';
+import { corsPolicy } from './cors/index.js';
 
 /**
  * Every policy the gateway knows, in one list. Adding a policy = a folder under src/policies/ and one line here;
  * its schema joins the config schema under `policies.<name>` automatically.
  */
-export const POLICIES: readonly PolicyModule[] = [ipRestrictionPolicy, authPolicy, headersPolicy];
+export const POLICIES: readonly PolicyModule[] = [ipRestrictionPolicy, corsPolicy, authPolicy, headersPolicy];
 
 export const POLICY_BY_NAME: ReadonlyMap<string, PolicyModule> = new Map(POLICIES.map((p) => [p.name, p]));

@@ -130,14 +130,13 @@ function parseV6(text: string, out: Uint32Array): boolean {
 export function parseIpInto(text: string, out: Uint32Array): IpFamily {
   const n = text.length;
   if (n === 0 || n > 64) return IP_INVALID;
-  // Common case first: dotted IPv4 has no colon; one scan decides.
-  if (text.indexOf(':') < 0) {
-    const v = parseV4(text, 0, n);
-    if (v < 0) return IP_INVALID;
+  // Common case first: try dotted IPv4 straight away (an IPv6 text fails within its first group).
+  const v = parseV4(text, 0, n);
+  if (v >= 0) {
     out[0] = v;
     return IP_V4;
   }
-  if (!parseV6(text, out)) return IP_INVALID;
+  if (text.indexOf(':') < 0 || !parseV6(text, out)) return IP_INVALID;
   if (out[0] === 0 && out[1] === 0 && out[2] === 0xffff) {
     out[0] = out[3];
     return IP_V4;

@@ -59,6 +59,8 @@ export class RouteRuntime {
   /** any policy at all: the handler copies request facts and takes timestamps */
   readonly hasPolicies: boolean;
   readonly slotCount: number;
+  /** a policy on this route answers CORS preflights: OPTIONS with Origin and Access-Control-Request-Method matches too */
+  readonly preflight: boolean;
 
   constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>) {
     this.scratch = scratch;
@@ -78,6 +80,7 @@ export class RouteRuntime {
     this.hasRequestPhases = this.access !== null || this.rewrite !== null;
     this.slotCount = hooks.length;
     this.hasPolicies = hooks.length > 0;
+    this.preflight = (plan.policies ?? []).some((p) => POLICY_BY_NAME.get(p.name)!.answersPreflight?.(p.data) === true);
     this.plan = plan;
     this.upstream = upstream;
     this.methods = plan.methods;
@@ -183,12 +186,25 @@ export class Runtime {
       for (let i = 0; i < methods.length; i++) if (methods[i] === input.method) { ok = true; break; }
       // HEAD is served by any route that serves GET (RFC 9110 9.3.2).
       if (!ok && input.method === 'HEAD') for (let i = 0; i < methods.length; i++) if (methods[i] === 'GET') { ok = true; break; }
+      // A CORS preflight is answered by the route's cors policy, whatever methods the route serves.
+      if (!ok && route.preflight && input.method === 'OPTIONS') ok = isPreflight(input);
       if (!ok) return false;
     }
     if (route.headers !== null && !checkHeaders(route.headers, input)) return false;
     if (route.query !== null && !checkQuery(route.query, input.query)) return false;
     return true;
   }
+}
+
+/** OPTIONS with both Origin and Access-Control-Request-Method (Fetch standard, CORS-preflight request). */
+function isPreflight(input: MatchInput): boolean {
+  let found = 0;
+  for (let j = 0; j < input.headerCount; j++) {
+    const name = input.headerNames[j];
+    if (name === 'origin') found |= 1;
+    else if (name === 'access-control-request-method') found |= 2;
+  }
+  return found === 3;
 }
 
 function testValue(p: PlanPredicate, value: string | undefined): boolean {
