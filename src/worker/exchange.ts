@@ -237,7 +237,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
       for (let i = 0; i < p.headers.length; i += 2) res.writeHeader(p.headers[i], p.headers[i + 1]);
       this.#writeExtraHeaders();
       res.writeHeader('x-request-id', this.requestId);
-      if (p.body === undefined) res.endWithoutBody(undefined, this.host.closing || !this.clientBodyDone);
+      if (p.body === undefined) endWithoutLength(res, this.host.closing || !this.clientBodyDone);
       else res.end(p.body, this.host.closing || !this.clientBodyDone);
       this.bytesOut = p.body?.length ?? 0;
       this.#finish();
@@ -362,7 +362,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.responseKind = bodyKind;
     if (bodyKind === BODY_NONE) {
       if (this.isHeadRequest && contentLength >= 0) res.endWithoutBody(contentLength, this.host.closing);
-      else if (status === 204 || status === 304 || this.isHeadRequest) res.endWithoutBody(undefined, this.host.closing);
+      else if (status === 204 || status === 304 || this.isHeadRequest) endWithoutLength(res, this.host.closing);
       else res.end(undefined, this.host.closing);
       this.#finish();
     } else if (bodyKind === BODY_LENGTH) {
@@ -489,6 +489,17 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.#abandonUpstream();
     this.#end();
   }
+}
+
+/**
+ * Ends a response that has no body and no Content-Length (204, 304, HEAD without a known length, a bodiless answer
+ * prepared by a policy). uWS 20.30 writes a Content-Length for any first argument of endWithoutBody, undefined
+ * included (as 9223372036854775808), and RFC 9110 8.6 forbids one on a 204: so no argument, and a close is announced
+ * with Connection: close (the client then closes; a draining gateway closes what is left when it stops).
+ */
+function endWithoutLength(res: HttpResponse, close: boolean): void {
+  if (close) res.writeHeader('connection', 'close');
+  res.endWithoutBody();
 }
 
 /** Removes header lines by lower-case name from a forwarded header block (only for routes that strip headers). */
