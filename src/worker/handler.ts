@@ -14,7 +14,7 @@ import type { MatchInput, Runtime, RouteRuntime } from './runtime.js';
  */
 
 // Header names with a role in framing or forwarding; all others pass through untouched.
-const H_HOST = 1, H_CL = 2, H_TE = 3, H_CONNECTION = 4, H_HOP = 5, H_XFF = 6, H_XFP = 7, H_XFH = 8, H_VIA = 9, H_EXPECT = 10;
+const H_HOST = 1, H_CL = 2, H_TE = 3, H_CONNECTION = 4, H_HOP = 5, H_XFF = 6, H_XFP = 7, H_XFH = 8, H_VIA = 9, H_EXPECT = 10, H_CLAIM = 11;
 const SPECIAL = new Map<string, number>([
   ['host', H_HOST],
   ['content-length', H_CL],
@@ -33,6 +33,9 @@ const SPECIAL = new Map<string, number>([
   ['via', H_VIA],
   // uWS answers 100-continue itself, so the upstream must not wait for a second go-ahead.
   ['expect', H_EXPECT],
+  // Claims about the client's address: forwarded only from a trusted proxy, like X-Forwarded-For (no spoofing).
+  ['forwarded', H_CLAIM],
+  ['x-real-ip', H_CLAIM],
 ]);
 
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
@@ -60,6 +63,8 @@ class HeaderScan implements MatchInput {
   xfp: string | null = null;
   xfh: string | null = null;
   via: string | null = null;
+  /** Forwarded / X-Real-IP lines, passed on only when the peer is a trusted proxy */
+  claims: string | null = null;
   requestId: string | null = null;
   requestIdHeader = 'x-request-id';
 
@@ -78,6 +83,7 @@ class HeaderScan implements MatchInput {
     this.xfp = null;
     this.xfh = null;
     this.via = null;
+    this.claims = null;
     this.requestId = null;
     this.requestIdHeader = requestIdHeader;
   }
@@ -129,6 +135,9 @@ function visitHeader(name: string, value: string): void {
       return;
     case H_VIA:
       s.via = s.via === null ? value : s.via + ', ' + value;
+      return;
+    case H_CLAIM:
+      s.claims = (s.claims === null ? '' : s.claims) + name + ': ' + value + '\r\n';
       return;
   }
 }
@@ -261,6 +270,7 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
     head += 'x-forwarded-for: ' + (trusted && s.xff !== null ? s.xff + ', ' + clientIp : clientIp) + '\r\n';
     head += 'x-forwarded-proto: ' + (trusted && s.xfp !== null ? s.xfp : proto) + '\r\n';
     head += 'x-forwarded-host: ' + (trusted && s.xfh !== null ? s.xfh : s.host) + '\r\n';
+    if (trusted && s.claims !== null) head += s.claims;
     head += 'via: ' + (s.via !== null ? s.via + ', ' + rt.viaValue : rt.viaValue) + '\r\n';
     head += plan.proxy.requestIdHeader + ': ' + requestId + '\r\n';
     if (bodyKind === BODY_LENGTH) head += 'content-length: ' + s.contentLength + '\r\n';

@@ -144,3 +144,16 @@ routes:
     (err: unknown) => err instanceof ConfigError && /routes\[0\]\.policies\.ipRestriction\.allow\[1\]/.test(err.message) && /10\.0\.0\.0\/33/.test(err.message),
   );
 });
+
+test('Forwarded and X-Real-IP reach the upstream only from a trusted proxy, like X-Forwarded-For', async () => {
+  const claims = { forwarded: 'for=203.0.113.9;proto=https', 'x-real-ip': '203.0.113.9', 'x-other': 'kept' };
+  await (await fetch(`${direct.url}/allow-loopback/claims`, { headers: claims })).text();
+  let seen = up.received.at(-1)!.headers;
+  assert.equal(seen['forwarded'], undefined, 'an untrusted client cannot claim an address');
+  assert.equal(seen['x-real-ip'], undefined);
+  assert.equal(seen['x-other'], 'kept');
+  await (await fetch(`${proxied.url}/unrestricted/claims`, { headers: claims })).text();
+  seen = up.received.at(-1)!.headers;
+  assert.equal(seen['forwarded'], 'for=203.0.113.9;proto=https');
+  assert.equal(seen['x-real-ip'], '203.0.113.9');
+});
