@@ -1,5 +1,8 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { POLICIES } from '../policies/index.js';
+import { RedisSchema } from '../shared/redis-config.js';
+import { ConsumerRegistrySchema, ConsumersSchema } from '../identity/schema.js';
+import { ObservabilitySchema } from '../observe/schema.js';
 
 /**
  * The one schema of a nanogate config file. It is the source of the TypeScript types (Static<>), of validation
@@ -35,8 +38,22 @@ const Admin = Type.Object(
     host: Type.String({ default: '127.0.0.1', minLength: 1 }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 9901 }),
     token: Type.Optional(Type.String({ minLength: 16, description: 'bearer token; required when host is not loopback' })),
+    auditLog: Type.String({
+      default: 'stderr',
+      minLength: 1,
+      description: 'where admin changes are recorded as JSON lines: a file path, or "stderr" (through the gateway log)',
+    }),
+    history: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'applied configs kept for rollback' }),
   },
   { additionalProperties: false, default: {} },
+);
+
+const Reload = Type.Object(
+  {
+    watch: Type.Boolean({ default: true, description: 'reload when the config file changes (also after an atomic rename)' }),
+    debounceMs: Type.Integer({ minimum: 10, maximum: 60000, default: 250, description: 'quiet time after the last change before reloading' }),
+  },
+  { additionalProperties: false, default: {}, description: 'hot reload of the config file (SIGHUP always reloads)' },
 );
 
 const Limits = Type.Object(
@@ -148,11 +165,16 @@ export const ConfigSchema = Type.Object(
     listen: Listen,
     workers: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], { default: 'auto' }),
     admin: Admin,
+    reload: Reload,
     limits: Limits,
     proxy: Proxy,
     upstreams: Type.Record(Name, Upstream, { default: {} }),
     routes: Type.Array(Route, { default: [] }),
     policies: Type.Optional(Policies),
+    consumers: ConsumersSchema,
+    consumerRegistry: Type.Optional(ConsumerRegistrySchema),
+    redis: Type.Optional(RedisSchema),
+    observability: ObservabilitySchema,
     demo: Type.Optional(
       Type.Object(
         {

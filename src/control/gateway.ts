@@ -1,15 +1,27 @@
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { loadConfigFile } from '../config/load.js';
+import { loadConfigText } from '../config/load.js';
 import { compileConfig } from '../config/compile.js';
+import { ConfigError, type ConfigIssue } from '../config/errors.js';
+import { AdminFlags, nodeBases, type AdminSwitches } from '../shared/admin-flags.js';
+import { AuditLog, type AuditEntry } from './audit.js';
+import { ConfigWatcher } from './config-watch.js';
 import type { Config } from '../config/schema.js';
 import type { Plan } from '../config/plan.js';
 import { createCounters, CounterReader, MAX_WORKERS } from '../shared/counters.js';
 import type { FromWorker, ToWorker } from './messages.js';
 import { AdminServer } from './admin.js';
 import { DemoUpstream } from '../demo/upstream.js';
+import { MetricsHub } from '../observe/metrics-hub.js';
+import { ConsumerService } from '../identity/service.js';
+import { SharedRegistry } from '../shared/registry.js';
+import { RateLimitService } from '../policies/rate-limit/service.js';
+import { dirname } from 'node:path';
 
 const WORKER_FILE = fileURLToPath(new URL('../worker/worker.js', import.meta.url));
 
@@ -21,6 +33,46 @@ export interface GatewayOptions {
   /** enables POST /_fault/crash-worker on the admin port (tests of supervision) */
   faultInjection?: boolean;
 }
+
+/** Who asked for a change, for the audit log: a token fingerprint, "anonymous", "file-watch", "SIGHUP". */
+export interface Actor {
+  who: string;
+  from?: string;
+}
+
+/** One applied config version. */
+export interface HistoryEntry {
+  version: number;
+  at: string;
+  source: string;
+  /** start, reload, apply, rollback */
+  action: string;
+  who: string;
+  routes: number;
+  /** rolled back from this version */
+  rollbackOf?: number;
+}
+
+export interface ApplyResult {
+  version: number;
+  warnings: string[];
+}
+
+/** A compiled config that a worker could not take (a policy's create() threw): nothing was applied. */
+export class ApplyFailedError extends Error {
+  override readonly name = 'ApplyFailedError';
+}
+
+/** A switch named something the current plan does not have. */
+export class UnknownTargetError extends Error {
+  override readonly name = 'UnknownTargetError';
+  constructor(readonly kind: 'route' | 'upstream' | 'node' | 'version', message: string) {
+    super(message);
+  }
+}
+
+/** How long a worker may take to build a prepared plan (a 10,000-route plan takes well under a second). */
+const PREPARE_TIMEOUT_MS = 60_000;
 
 interface WorkerSlot {
   index: number;
@@ -46,14 +98,62 @@ export class Gateway {
   readonly slots: WorkerSlot[] = [];
   admin: AdminServer | null = null;
   demo: DemoUpstream | null = null;
-  history: { version: number; at: string; source: string }[] = [];
+  /** the always-on metrics region and its Prometheus rendering (src/observe/) */
+  metrics: MetricsHub | null = null;
+  history: HistoryEntry[] = [];
+  audit: AuditLog | null = null;
+  /** applied configs by version, the last `admin.history` of them, for rollback */
+  readonly #kept = new Map<number, Config>();
+  /** route-disabled and node-drained switches by name; written into every plan's flag region */
+  #switches: AdminSwitches = { disabledRoutes: new Set(), drainedNodes: new Map() };
+  /** the flag region of the current plan, and of a plan being prepared (switches go to both) */
+  #flags: { flags: AdminFlags; plan: Plan }[] = [];
+  /** applies run one at a time (file watch, SIGHUP and the API may ask at once) */
+  #applyChain: Promise<unknown> = Promise.resolve();
+  #planListeners = new Set<(worker: Worker, msg: FromWorker) => void>();
+  #loadRequests = 0;
+  #watcher: ConfigWatcher | null = null;
+  /** digest of the config file text last read, so a watch event without a content change does nothing */
+  #fileDigest = '';
   #stopping = false;
   #pollTimer: NodeJS.Timeout | null = null;
   #waiters = new Map<string, Array<(msg: FromWorker) => void>>();
 
+  /** the consumer table (config + registry) and its swaps */
+  readonly consumers: ConsumerService;
+  /** shared-memory regions of policies (rate-limit buckets…), the same buffers across reloads */
+  readonly shared = new SharedRegistry();
+  /** cluster-scope rate limits: the node's Redis connection and lease refills */
+  readonly rateLimits: RateLimitService;
+
   constructor(options: GatewayOptions) {
     this.options = options;
     this.log = options.logger;
+    this.rateLimits = new RateLimitService(this.log);
+    this.consumers = new ConsumerService(this.log, dirname(options.configFile), (table, generation) => this.#publishConsumers(table, generation));
+  }
+
+  /** Sends a new consumer table to every worker (shared, not copied); resolves when each uses it or has exited. */
+  #publishConsumers(table: SharedArrayBuffer, generation: number): Promise<void> {
+    const targets = this.slots.map((s) => s.worker).filter((w): w is Worker => w !== null);
+    return new Promise((resolve) => {
+      const waiting = new Set(targets);
+      const done = () => {
+        clearTimeout(timer);
+        this.#planListeners.delete(listener);
+        resolve();
+      };
+      const listener = (worker: Worker, m: FromWorker) => {
+        if (!waiting.has(worker)) return;
+        if (m.type === 'exited' || (m.type === 'consumers-applied' && m.generation >= generation)) waiting.delete(worker);
+        if (waiting.size === 0) done();
+      };
+      const timer = setTimeout(done, 10_000);
+      timer.unref();
+      this.#planListeners.add(listener);
+      for (const w of targets) w.postMessage({ type: 'consumers', table, generation } satisfies ToWorker);
+      if (waiting.size === 0) done();
+    });
   }
 
   get workerCount(): number {
@@ -66,26 +166,40 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
-    this.config = loadConfigFile(this.options.configFile);
-    const { plan, warnings } = compileConfig(this.config, this.options.configFile, 1);
+    this.config = loadConfigText(this.#readConfigFile(), this.options.configFile);
+    const compiled = compileConfig(this.config, this.options.configFile, 1, this.shared);
+    const warnings = compiled.warnings;
     for (const w of warnings) this.log.warn(w);
+    const flags = AdminFlags.forPlan(compiled.plan, this.#switches);
+    const plan: Plan = { ...compiled.plan, adminFlags: flags.buffer };
+    this.metrics = new MetricsHub(this.workerCount);
+    this.metrics.attach(plan);
+    this.#flags = [{ flags, plan }];
+    this.audit = new AuditLog(this.config.admin.auditLog, this.log);
     if (this.config.demo?.enabled) {
       this.demo = new DemoUpstream();
       await this.demo.listen(this.config.demo.host, this.config.demo.port);
       this.log.info({ url: `http://${this.config.demo.host}:${this.demo.port}` }, 'demo upstream listening');
     }
+    this.consumers.prepare(this.config, plan);
+    this.rateLimits.prepare(this.config, plan);
+    await this.consumers.settle(true); // a registry's first fetch, so its consumers are served from the start
     this.plan = plan;
-    this.history.push({ version: 1, at: plan.createdAt, source: plan.source });
+    this.history.push({ version: 1, at: plan.createdAt, source: plan.source, action: 'start', who: 'control-plane', routes: plan.routes.length });
+    this.#kept.set(1, this.config);
     this.admin = new AdminServer(this);
     await this.admin.listen(this.config.admin.host, this.config.admin.port);
 
-    // The first worker binds (port 0 picks a free port); the others join it on the same port.
+    // uSockets sets SO_REUSEPORT only for a non-zero port, so "port 0" is resolved here to a free port first;
+    // then every worker binds that same port and the kernel spreads connections between them.
+    if (this.plan.listen.port === 0) this.port = await freePort(this.plan.listen.host);
     await this.#spawn(0);
     const rest = [];
     for (let i = 1; i < this.workerCount; i++) rest.push(this.#spawn(i));
     await Promise.all(rest);
     this.#pollTimer = setInterval(() => this.reader.poll(), 1000);
     this.#pollTimer.unref();
+    this.#configureWatch();
     this.log.info({ port: this.port, admin: this.admin.port, workers: this.workerCount, routes: plan.routes.length }, 'nanogate is serving');
   }
 
@@ -104,11 +218,14 @@ export class Gateway {
           slot.listening = true;
           if (!this.port) this.port = msg.port;
           if (!settled) { settled = true; resolve(); }
+        } else if (msg.type === 'metrics-plan') {
+          this.metrics?.onPlanLabel(msg.index, msg.slot, msg.name);
         } else if (msg.type === 'internal-error') {
           this.log.error({ worker: index, err: { message: msg.message, stack: msg.stack } }, 'request failed with an internal error');
         } else if (msg.type === 'listen-failed') {
           if (!settled) { settled = true; reject(new Error(msg.reason)); }
         }
+        if (this.#planListeners.size > 0) for (const l of this.#planListeners) l(worker, msg);
         const key = `${msg.type}:${msg.index}`;
         const list = this.#waiters.get(key);
         if (list) { this.#waiters.delete(key); for (const f of list) f(msg); }
@@ -117,6 +234,8 @@ export class Gateway {
         this.log.error({ worker: index, err: { message: err.message, stack: err.stack } }, 'worker crashed');
       });
       worker.on('exit', (code) => {
+        // An apply waiting on this worker stops waiting: its replacement starts with the plan current by then.
+        for (const l of this.#planListeners) l(worker, { type: 'exited', index, inFlight: 0 });
         slot.listening = false;
         if (slot.worker === worker) slot.worker = null;
         if (!settled) { settled = true; reject(new Error(`worker ${index} exited during start (code ${code})`)); return; }
@@ -146,27 +265,334 @@ export class Gateway {
     this.slots[index]?.worker?.postMessage(msg);
   }
 
-  /** Loads the config file again; applies it to every worker or throws (the old plan keeps serving). */
-  async reload(): Promise<{ version: number; warnings: string[] }> {
-    const config = loadConfigFile(this.options.configFile);
-    return this.apply(config, this.options.configFile);
+  // ------------------------------------------------------------------------------------------- reload and apply
+
+  /** Reads the config file and remembers its digest (for the file watch). */
+  #readConfigFile(): string {
+    let text: string;
+    try {
+      text = readFileSync(this.options.configFile, 'utf8');
+    } catch (err) {
+      this.#fileDigest = '';
+      throw new ConfigError(this.options.configFile, [{ path: '', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? err}` }]);
+    }
+    this.#fileDigest = digest(text);
+    return text;
   }
 
-  async apply(config: Config, source: string): Promise<{ version: number; warnings: string[] }> {
+  /**
+   * Loads the config file again and applies it to every worker, or throws (ConfigError: the old plan keeps
+   * serving). SIGHUP, POST /reload and the file watch all come here.
+   */
+  reload(actor: Actor = { who: 'control-plane' }): Promise<ApplyResult> {
+    return this.#audited(actor, 'reload', this.options.configFile, () => {
+      const config = loadConfigText(this.#readConfigFile(), this.options.configFile);
+      return this.#apply(config, this.options.configFile, 'reload', actor);
+    });
+  }
+
+  /** A config sent as text (PUT /config): YAML or JSON, `${ENV}` interpolated, checked like `nanogate validate`. */
+  applyText(text: string, source: string, actor: Actor): Promise<ApplyResult> {
+    return this.#audited(actor, 'config.apply', source, () => this.#apply(loadConfigText(text, source), source, 'apply', actor));
+  }
+
+  /** Applies an already validated config. */
+  apply(config: Config, source: string, actor: Actor = { who: 'control-plane' }): Promise<ApplyResult> {
+    return this.#audited(actor, 'config.apply', source, () => this.#apply(config, source, 'apply', actor));
+  }
+
+  /** Applies a kept earlier config again, as a new version. */
+  rollback(version: number, actor: Actor): Promise<ApplyResult> {
+    return this.#audited(actor, 'config.rollback', `v${version}`, () => {
+      const config = this.#kept.get(version);
+      if (!config) {
+        const kept = [...this.#kept.keys()].join(', ');
+        throw new UnknownTargetError('version', `version ${version} is not kept (kept: ${kept || 'none'})`);
+      }
+      const source = this.history.find((h) => h.version === version)?.source ?? `v${version}`;
+      return this.#apply(config, source, 'rollback', actor, version);
+    });
+  }
+
+  /** Versions still kept for rollback, newest last. */
+  keptVersions(): number[] {
+    return [...this.#kept.keys()];
+  }
+
+  keptConfig(version: number): Config | undefined {
+    return this.#kept.get(version);
+  }
+
+  /** Runs `fn` after every earlier apply has finished, and records the outcome in the audit log. */
+  #audited(actor: Actor, action: string, target: string, fn: () => Promise<ApplyResult>): Promise<ApplyResult> {
+    const run = async (): Promise<ApplyResult> => {
+      const fromVersion = this.plan.version;
+      try {
+        const r = await fn();
+        this.#record({ ...actor, action, target, result: 'ok', version: r.version, fromVersion });
+        return r;
+      } catch (err) {
+        const refused = err instanceof ConfigError || err instanceof UnknownTargetError;
+        this.#record({ ...actor, action, target, result: refused ? 'refused' : 'failed', fromVersion, error: (err as Error).message });
+        throw err;
+      }
+    };
+    const p = this.#applyChain.then(run, run);
+    this.#applyChain = p.catch(() => {});
+    return p;
+  }
+
+  #record(entry: AuditEntry): void {
+    this.audit?.write(entry);
+  }
+
+  /**
+   * Compile, then two rounds with the workers: every worker prepares the new runtime while the old one serves;
+   * only when all have, every worker commits (one assignment each). A failure in either compile or prepare leaves
+   * every worker on the old plan.
+   */
+  async #apply(config: Config, source: string, action: string, actor: Actor, rollbackOf?: number): Promise<ApplyResult> {
+    if (this.#stopping) throw new ApplyFailedError('the gateway is stopping');
     const version = this.plan.version + 1;
-    const { plan, warnings } = compileConfig(config, source, version);
-    if (plan.listen.port !== this.plan.listen.port || plan.listen.host !== this.plan.listen.host) {
-      throw new Error('listen.host and listen.port cannot change without a restart');
+    const { plan: compiled, warnings } = compileConfig(config, source, version, this.shared);
+    const issues: ConfigIssue[] = [];
+    const fixed = 'cannot change while the gateway runs (restart it to change it)';
+    if (compiled.listen.port !== this.plan.listen.port) issues.push({ path: 'listen.port', message: fixed });
+    if (compiled.listen.host !== this.plan.listen.host) issues.push({ path: 'listen.host', message: fixed });
+    if (config.admin.port !== this.config.admin.port) issues.push({ path: 'admin.port', message: fixed });
+    if (config.admin.host !== this.config.admin.host) issues.push({ path: 'admin.host', message: fixed });
+    let audit: AuditLog | null = null;
+    if (config.admin.auditLog !== this.audit?.destination) {
+      try {
+        audit = new AuditLog(config.admin.auditLog, this.log);
+      } catch (err) {
+        issues.push({ path: 'admin.auditLog', message: `cannot open "${config.admin.auditLog}": ${(err as NodeJS.ErrnoException).code ?? err}` });
+      }
     }
-    const effective = this.port && plan.listen.port === 0 ? { ...plan, listen: { ...plan.listen, port: this.port } } : plan;
-    const acks = this.slots.filter((s) => s.worker).map((s) => this.#waitFor('plan-applied', s.index));
-    this.config = config;
-    this.plan = effective;
-    for (const s of this.slots) this.post(s.index, { type: 'plan', plan: effective });
-    await Promise.all(acks);
-    this.history.push({ version, at: plan.createdAt, source });
-    this.log.info({ version, routes: plan.routes.length }, 'config applied');
+    if (issues.length) {
+      audit?.close();
+      throw new ConfigError(source, issues);
+    }
+    if (this.options.workers === undefined && config.workers !== this.config.workers) {
+      warnings.push(`workers: the worker count changes on the next start (running ${this.slots.length})`);
+    }
+
+    const switches: AdminSwitches = { disabledRoutes: new Set(this.#switches.disabledRoutes), drainedNodes: new Map([...this.#switches.drainedNodes].map(([k, v]) => [k, new Set(v)])) };
+    const flags = AdminFlags.forPlan(compiled, switches);
+    const plan: Plan = {
+      ...compiled,
+      listen: this.port && compiled.listen.port === 0 ? { ...compiled.listen, port: this.port } : compiled.listen,
+      adminFlags: flags.buffer,
+    };
+    this.metrics?.attach(plan);
+    const pendingFlags = { flags, plan };
+    this.#flags.push(pendingFlags);
+    this.consumers.prepare(config, plan);
+    this.rateLimits.prepare(config, plan);
+    try {
+      const targets = this.slots.map((s) => s.worker).filter((w): w is Worker => w !== null);
+      const prepared = await this.#round(targets, { type: 'plan-prepare', plan }, version, 'plan-prepared', PREPARE_TIMEOUT_MS);
+      if (prepared.failures.length) {
+        for (const w of targets) w.postMessage({ type: 'plan-abort', version } satisfies ToWorker);
+        throw new ApplyFailedError(`a worker could not take version ${version}: ${prepared.failures.join('; ')}`);
+      }
+      // Commit: from here on the new plan is the gateway's plan (a worker restarted now starts with it).
+      this.config = config;
+      this.plan = plan;
+      this.#switches = switches;
+      const committed = this.#round(targets, { type: 'plan-commit', version }, version, 'plan-applied', PREPARE_TIMEOUT_MS);
+      // A worker that was restarted during the prepare round started with the old plan: bring it up to date.
+      for (const s of this.slots) {
+        if (s.worker && !targets.includes(s.worker)) {
+          s.worker.postMessage({ type: 'plan-prepare', plan } satisfies ToWorker);
+          s.worker.postMessage({ type: 'plan-commit', version } satisfies ToWorker);
+        }
+      }
+      await committed;
+    } finally {
+      // Keep writing switches to the region of whichever plan serves now.
+      this.#flags = this.plan === plan ? [pendingFlags] : this.#flags.filter((f) => f !== pendingFlags);
+      void this.consumers.settle(this.plan === plan);
+    }
+
+    this.history.push({ version, at: plan.createdAt, source, action, who: actor.who, routes: plan.routes.length, ...(rollbackOf !== undefined ? { rollbackOf } : {}) });
+    this.#kept.set(version, config);
+    const keep = config.admin.history;
+    while (this.#kept.size > keep) this.#kept.delete(this.#kept.keys().next().value!);
+    while (this.history.length > 1000) this.history.shift();
+    if (audit) {
+      const old = this.audit;
+      this.audit = audit;
+      old?.close();
+    }
+    this.admin?.setToken(config.admin.token);
+    this.#configureWatch();
+    this.log.info({ version, routes: plan.routes.length, action, who: actor.who }, 'config applied');
     return { version, warnings };
+  }
+
+  /** Posts `msg` to each worker and waits for its `want` reply (or its exit); collects plan-failed messages. */
+  #round(targets: Worker[], msg: ToWorker, version: number, want: FromWorker['type'], timeoutMs: number): Promise<{ failures: string[] }> {
+    return new Promise((resolve) => {
+      const waiting = new Set(targets);
+      const failures: string[] = [];
+      const done = () => {
+        clearTimeout(timer);
+        this.#planListeners.delete(listener);
+        resolve({ failures });
+      };
+      const listener = (worker: Worker, m: FromWorker) => {
+        if (!waiting.has(worker)) return;
+        if (m.type === 'exited') waiting.delete(worker);
+        else if (m.type === 'plan-failed' && m.version === version) {
+          failures.push(`worker ${m.index}: ${m.message}`);
+          waiting.delete(worker);
+        } else if (m.type === want && 'version' in m && m.version === version) waiting.delete(worker);
+        else return;
+        if (waiting.size === 0) done();
+      };
+      const timer = setTimeout(() => {
+        failures.push(`${waiting.size} worker(s) did not answer within ${timeoutMs} ms`);
+        done();
+      }, timeoutMs);
+      this.#planListeners.add(listener);
+      for (const w of targets) w.postMessage(msg);
+      if (waiting.size === 0) done();
+    });
+  }
+
+  #configureWatch(): void {
+    const want = this.config.reload.watch && !this.#stopping;
+    const w = this.#watcher;
+    if (w && (!want || w.debounceMs !== this.config.reload.debounceMs)) {
+      w.close();
+      this.#watcher = null;
+    }
+    if (want && !this.#watcher) {
+      this.#watcher = new ConfigWatcher(
+        this.options.configFile,
+        this.config.reload.debounceMs,
+        () => this.#onFileEvent(),
+        (err) => this.log.error({ err: err.message }, 'config file watch failed; SIGHUP still reloads'),
+      );
+      this.#watcher.start();
+    }
+  }
+
+  #onFileEvent(): void {
+    let text: string;
+    try {
+      text = readFileSync(this.options.configFile, 'utf8');
+    } catch {
+      return; // mid-rename, or removed: the next event (or SIGHUP) tries again
+    }
+    if (digest(text) === this.#fileDigest) return;
+    this.reload({ who: 'file-watch' }).then(
+      ({ version, warnings }) => this.log.info({ version, warnings }, 'reloaded after a config file change'),
+      (err) => this.log.error({ err: (err as Error).message }, 'config file change refused; the previous config keeps serving'),
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------- admin switches
+
+  /** Disables or enables a route by name in every worker at once (no new plan); kept across reloads by name. */
+  setRouteDisabled(name: string, disabled: boolean, actor: Actor): void {
+    const action = disabled ? 'route.disable' : 'route.enable';
+    if (!this.plan.routes.some((r) => r.name === name)) {
+      this.#record({ ...actor, action, target: name, result: 'refused', error: 'unknown route' });
+      throw new UnknownTargetError('route', `no route named "${name}"`);
+    }
+    if (disabled) this.#switches.disabledRoutes.add(name);
+    else this.#switches.disabledRoutes.delete(name);
+    for (const { flags, plan } of this.#flags) {
+      for (const r of plan.routes) if (r.name === name) flags.setRoute(r.id, disabled);
+    }
+    this.#record({ ...actor, action, target: name, result: 'ok', version: this.plan.version });
+    this.log.info({ route: name, disabled, who: actor.who }, disabled ? 'route disabled' : 'route enabled');
+  }
+
+  /** Drains (no new requests; in-flight ones finish) or undrains a node of an upstream, by its index in the config. */
+  setNodeDrained(upstream: string, index: number, drained: boolean, actor: Actor): void {
+    const action = drained ? 'node.drain' : 'node.undrain';
+    const target = `${upstream}/nodes/${index}`;
+    const u = this.plan.upstreams.find((x) => x.name === upstream);
+    const node = u?.nodes[index];
+    if (!u || !node) {
+      this.#record({ ...actor, action, target, result: 'refused', error: u ? 'unknown node' : 'unknown upstream' });
+      if (!u) throw new UnknownTargetError('upstream', `no upstream named "${upstream}"`);
+      throw new UnknownTargetError('node', `upstream "${upstream}" has ${u.nodes.length} node(s); there is no node ${index}`);
+    }
+    let set = this.#switches.drainedNodes.get(upstream);
+    if (drained) {
+      if (!set) this.#switches.drainedNodes.set(upstream, (set = new Set()));
+      set.add(node.url);
+    } else if (set) {
+      set.delete(node.url);
+      if (set.size === 0) this.#switches.drainedNodes.delete(upstream);
+    }
+    for (const { flags, plan } of this.#flags) {
+      const bases = nodeBases(plan);
+      plan.upstreams.forEach((pu, ui) => {
+        if (pu.name !== upstream) return;
+        pu.nodes.forEach((n, i) => {
+          if (n.url === node.url) flags.setNode(bases[ui] + i, drained);
+        });
+      });
+    }
+    this.#record({ ...actor, action, target: `${target} (${node.url})`, result: 'ok', version: this.plan.version });
+    this.log.info({ upstream, node: node.url, drained, who: actor.who }, drained ? 'node drained' : 'node undrained');
+  }
+
+  routeDisabled(name: string): boolean {
+    return this.#switches.disabledRoutes.has(name);
+  }
+
+  nodeDrained(upstream: string, url: string): boolean {
+    return this.#switches.drainedNodes.get(upstream)?.has(url) ?? false;
+  }
+
+  /**
+   * Requests in flight per node, summed over the workers (each answers from its own pools; a worker that does not
+   * answer within `timeoutMs` is left out and counted in `missing`).
+   */
+  upstreamLoad(timeoutMs = 1000): Promise<{ load: Map<string, number[]>; missing: number }> {
+    const id = ++this.#loadRequests;
+    const targets = this.slots.map((s) => s.worker).filter((w): w is Worker => w !== null);
+    return new Promise((resolve) => {
+      const load = new Map<string, number[]>();
+      const waiting = new Set(targets);
+      const done = () => {
+        clearTimeout(timer);
+        this.#planListeners.delete(listener);
+        resolve({ load, missing: waiting.size });
+      };
+      const listener = (worker: Worker, m: FromWorker) => {
+        if (!waiting.has(worker)) return;
+        if (m.type === 'upstream-load' && m.id === id) {
+          for (const u of m.upstreams) {
+            const sum = load.get(u.name) ?? [];
+            u.inFlight.forEach((n, i) => (sum[i] = (sum[i] ?? 0) + n));
+            load.set(u.name, sum);
+          }
+        } else if (m.type !== 'exited') return;
+        waiting.delete(worker);
+        if (waiting.size === 0) done();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#planListeners.add(listener);
+      for (const w of targets) w.postMessage({ type: 'upstream-load', id } satisfies ToWorker);
+      if (waiting.size === 0) done();
+    });
+  }
+
+  /** Log rotation (SIGUSR2): every worker reopens its file access-log destinations. */
+  reopenLogs(): void {
+    for (const s of this.slots) this.post(s.index, { type: 'reopen-logs' });
+  }
+
+  /** Prometheus text for GET /metrics: read from shared memory, the workers are not involved. */
+  renderMetrics(): string {
+    return this.metrics?.render({ configVersion: this.plan.version, workersUp: this.slots.filter((s) => s.listening).length }) ?? '';
   }
 
   crashWorker(index: number): boolean {
@@ -179,6 +605,8 @@ export class Gateway {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.consumers.stop();
+    void this.rateLimits.close();
     const timeoutMs = this.plan?.proxy.drainTimeoutMs ?? 10000;
     const exits = this.slots.map(
       (s) =>
@@ -192,7 +620,11 @@ export class Gateway {
     );
     await Promise.all(exits);
     if (this.#pollTimer) clearInterval(this.#pollTimer);
+    this.metrics?.close();
+    this.#watcher?.close();
+    this.#watcher = null;
     await this.admin?.close();
+    this.audit?.close();
     await this.demo?.close();
     this.log.info('nanogate stopped');
   }
@@ -213,6 +645,23 @@ export class Gateway {
         gatewayErrors: this.reader.total(s.index, 7),
         upstreamErrors: this.reader.total(s.index, 8),
       })),
+      rateLimit: this.rateLimits.status(),
     };
   }
+}
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** A port the kernel considers free right now on `host` (bound and released at once). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', reject);
+    probe.listen(0, host, () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }

@@ -10,6 +10,7 @@ export interface ErrorSpec {
 export const ERRORS = {
   NG_ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No route matches the request' },
   NG_ERR_ROUTE_METHOD_NOT_ALLOWED: { status: 405, title: 'The route does not accept this method' },
+  NG_ERR_ROUTE_DISABLED: { status: 503, title: 'The route is disabled by an operator' },
   NG_ERR_REQUEST_BAD_FRAMING: { status: 400, title: 'Ambiguous or invalid message framing' },
   NG_ERR_REQUEST_BAD_HEADER: { status: 400, title: 'Invalid header' },
   NG_ERR_REQUEST_BAD_PATH: { status: 400, title: 'Invalid request target' },
@@ -24,6 +25,9 @@ export const ERRORS = {
   NG_ERR_UPSTREAM_UNAVAILABLE: { status: 503, title: 'No upstream node is available' },
   NG_ERR_GATEWAY_DRAINING: { status: 503, title: 'The gateway is shutting down' },
   NG_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal gateway error' },
+  NG_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests; retry after the time given in Retry-After' },
+  NG_ERR_RATE_QUOTA_EXCEEDED: { status: 429, title: 'The quota for this period is used up' },
+  NG_ERR_RATE_UNAVAILABLE: { status: 503, title: 'The cluster rate-limit store is unreachable' },
   NG_ERR_ACCESS_IP_DENIED: { status: 403, title: 'The client address may not call this route' },
   NG_ERR_ACCESS_CORS_REJECTED: { status: 403, title: 'The cross-origin request is not allowed' },
   NG_ERR_AUTH_MISSING: { status: 401, title: 'No credentials were presented' },

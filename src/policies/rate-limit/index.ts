@@ -1,0 +1,448 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { CONTINUE, PENDING, PRIORITY, RESPOND, PolicyConfigError, type CompileContext, type HookResult, type PolicyContext, type PolicyModule } from '../../pipeline/policy.js';
+import type { ErrorCode } from '../../errors/codes.js';
+import { CL_STRIDE, LEASE_MASK, Q_STRIDE, SW_COUNT_MASK, SW_STRIDE, SW_SUBS, TB_STRIDE, initRegion, regionBytes } from './layout.js';
+import { ADMIT, REFUSE, UNAVAILABLE, WAIT, createLimiter, type Limiter } from './limiter.js';
+import { nowUs } from './store-shared.js';
+import { RATE_LIMIT_SERVICE, type RateLimitServiceData } from './service-data.js';
+
+/**
+ * Rate limits and quotas. A route may carry several limits (e.g. 10 per second and 1,000 per hour), each counted
+ * per route, consumer, plan, client IP, header value or globally, with a token bucket or a sliding window, on this
+ * node (shared memory, exact across workers) or across a cluster (Redis, with local leases). A quota counts a
+ * consumer's requests per UTC day or month. Refused requests get 429 (NG_ERR_RATE_LIMITED,
+ * NG_ERR_RATE_QUOTA_EXCEEDED) with Retry-After; every response carries RateLimit-* headers. See
+ * docs/rate-limiting.md.
+ */
+
+const KEY_PATTERN = "^(consumer|plan|ip|route|global|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$";
+const Key = Type.String({
+  pattern: KEY_PATTERN,
+  description: 'what is counted separately: consumer, plan, ip, route, global, or header:<name>',
+});
+const Scope = Type.Union([Type.Literal('local'), Type.Literal('cluster')], {
+  default: 'local',
+  description: 'local: this node (shared memory); cluster: every node sharing the top-level redis',
+});
+const Lease = Type.Integer({ minimum: 1, maximum: 100000, description: 'cluster: tokens a node takes from Redis at a time (default: automatic)' });
+const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' });
+
+const Limit = Type.Object(
+  {
+    key: Key,
+    algorithm: Type.Union([Type.Literal('tokenBucket'), Type.Literal('slidingWindow')], { default: 'tokenBucket' }),
+    rate: Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'requests per `per` (tokens added, or the window limit)' }),
+    per: Type.Union([Type.Literal('second'), Type.Literal('minute'), Type.Literal('hour'), Type.Literal('day')], { default: 'second' }),
+    burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'tokenBucket: bucket size (default: rate)' })),
+    scope: Scope,
+    lease: Type.Optional(Lease),
+    name: Type.Optional(Name),
+  },
+  { additionalProperties: false },
+);
+
+const Quota = Type.Object(
+  {
+    per: Type.Union([Type.Literal('day'), Type.Literal('month')], { description: 'UTC calendar day or month' }),
+    limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
+    key: Type.String({ pattern: KEY_PATTERN, default: 'consumer' }),
+    scope: Scope,
+    lease: Type.Optional(Lease),
+  },
+  { additionalProperties: false },
+);
+
+const Schema = Type.Object(
+  {
+    limits: Type.Array(Limit, { default: [], maxItems: 16, description: 'every limit must admit a request' }),
+    quota: Type.Optional(Quota),
+    plans: Type.Optional(
+      Type.Record(
+        Name,
+        Type.Object({ limits: Type.Array(Limit, { default: [], maxItems: 16 }), quota: Type.Optional(Quota) }, { additionalProperties: false }),
+        { description: "consumers on a plan named here get that plan's limits and quota instead of the ones above" },
+      ),
+    ),
+    headers: Type.Object(
+      {
+        draft: Type.Boolean({ default: true, description: 'RateLimit-Limit / -Remaining / -Reset (IETF draft)' }),
+        legacy: Type.Boolean({ default: true, description: 'X-RateLimit-Limit / -Remaining / -Reset' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    warnAt: Type.Array(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }), {
+      default: [0.8, 0.9],
+      maxItems: 8,
+      description: 'quota fractions from which responses carry X-Quota-Warning',
+    }),
+    onRedisDown: Type.Union([Type.Literal('failOpen'), Type.Literal('failClosed')], {
+      default: 'failOpen',
+      description: 'cluster limits while Redis is unreachable: failOpen = each node enforces the limit locally; failClosed = 503',
+    }),
+    tableSize: Type.Integer({ minimum: 16, maximum: 4_194_304, default: 16384, description: 'entries per table of run-time keys (ip, header, consumer, plan)' }),
+  },
+  { additionalProperties: false, description: 'rate limits and quotas (local or cluster-wide)' },
+);
+type Config = Static<typeof Schema>;
+type LimitConfig = Static<typeof Limit>;
+type QuotaConfig = Static<typeof Quota>;
+
+const PER_US = { second: 1e6, minute: 60e6, hour: 3600e6, day: 86400e6 } as const;
+
+/** One compiled limit or quota: plain data plus its shared region. */
+export interface CheckData {
+  readonly type: 'tokenBucket' | 'slidingWindow' | 'quota';
+  readonly key: 'consumer' | 'plan' | 'ip' | 'route' | 'global' | 'header';
+  readonly header: string | null;
+  readonly scope: 'local' | 'cluster';
+  /** tokenBucket: burst; slidingWindow: rate; quota: limit (what RateLimit-Limit says) */
+  readonly limit: number;
+  /** tokenBucket: µs per token (rounded up, so never faster than configured) */
+  readonly intervalUs: number;
+  /** slidingWindow: µs per sub-window */
+  readonly subUs: number;
+  readonly per: 'second' | 'minute' | 'hour' | 'day' | 'month';
+  readonly lease: number;
+  readonly region: SharedArrayBuffer;
+  /** stable name of the region: shared-memory key, and the Redis key base for cluster scope */
+  readonly regionId: string;
+  readonly seed: number;
+  /** for problem details, e.g. "10 per second per ip" */
+  readonly label: string;
+}
+
+export interface CheckSet {
+  readonly limits: readonly CheckData[];
+  readonly quota: CheckData | null;
+}
+
+export interface RateLimitData {
+  readonly base: CheckSet;
+  readonly plans: Record<string, CheckSet> | null;
+  readonly draft: boolean;
+  readonly legacy: boolean;
+  readonly warnAt: readonly number[];
+  readonly failOpen: boolean;
+  readonly hasCluster: boolean;
+}
+
+function seedOf(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h;
+}
+
+function splitKey(key: string): { key: CheckData['key']; header: string | null } {
+  if (key.startsWith('header:')) return { key: 'header', header: key.slice(7).toLowerCase() };
+  return { key: key as CheckData['key'], header: null };
+}
+
+function tableCapacity(n: number): number {
+  let c = 16;
+  while (c < n) c *= 2;
+  return c;
+}
+
+function compileCheck(
+  type: CheckData['type'],
+  keySpec: string,
+  scope: 'local' | 'cluster',
+  limit: number,
+  intervalUs: number,
+  subUs: number,
+  per: CheckData['per'],
+  lease: number,
+  regionId: string,
+  tableSize: number,
+  cc: CompileContext,
+  label: string,
+): CheckData {
+  const { key, header } = splitKey(keySpec);
+  const fixed = key === 'route' || key === 'global';
+  const stride = scope === 'cluster' ? CL_STRIDE : type === 'tokenBucket' ? TB_STRIDE : type === 'slidingWindow' ? SW_STRIDE : Q_STRIDE;
+  const capacity = fixed ? 1 : tableCapacity(tableSize);
+  const region = cc.shared(`${regionId}#${stride}`, regionBytes(capacity, stride, !fixed));
+  initRegion(region, capacity, stride);
+  return { type, key, header, scope, limit, intervalUs, subUs, per, lease, region, regionId, seed: seedOf(regionId), label };
+}
+
+function compileSet(limits: readonly LimitConfig[], quota: QuotaConfig | undefined, prefix: string, path: string, config: Config, cc: CompileContext): CheckSet {
+  const hasRedis = (cc.config as { redis?: unknown }).redis !== undefined;
+  const owner = cc.where.startsWith('policies.') ? 'global' : `route:${cc.routeName}`;
+  const checks = limits.map((l, i) => {
+    const where = `${path}limits[${i}]`;
+    if (l.scope === 'cluster' && !hasRedis) {
+      throw new PolicyConfigError(`${where}.scope`, 'scope: cluster keeps counts in Redis, but the config has no top-level redis: section', 'add redis: { url: redis://127.0.0.1:6379 } or use scope: local');
+    }
+    if (l.lease !== undefined && l.scope !== 'cluster') throw new PolicyConfigError(`${where}.lease`, 'lease applies to scope: cluster only');
+    const perUs = PER_US[l.per];
+    const perSecond = l.rate / (perUs / 1e6);
+    let limit: number;
+    let intervalUs = 0;
+    let subUs = 0;
+    if (l.algorithm === 'tokenBucket') {
+      limit = l.burst ?? l.rate;
+      intervalUs = Math.ceil(perUs / l.rate);
+    } else {
+      if (l.burst !== undefined) throw new PolicyConfigError(`${where}.burst`, 'a sliding window has no burst: it admits `rate` requests in any window of length `per`');
+      if (l.rate > SW_COUNT_MASK - 4096) throw new PolicyConfigError(`${where}.rate`, `a sliding window counts at most ${SW_COUNT_MASK - 4096} requests`);
+      limit = l.rate;
+      subUs = perUs / SW_SUBS;
+    }
+    const lease = Math.min(LEASE_MASK, l.lease ?? Math.max(1, Math.min(Math.floor(limit / 10), Math.ceil(perSecond / 20))));
+    // A named limit is one bucket wherever it appears; a key of "route" is always one bucket per route.
+    const base = l.name !== undefined ? `named:${l.name}` : `${owner}:${prefix}limits[${i}]`;
+    const regionId = `${base}${l.key === 'route' ? `:${cc.routeName}` : ''}:${l.algorithm}:${l.scope}:${l.key}`;
+    const label = `${l.rate} per ${l.per} per ${l.key}`;
+    return compileCheck(l.algorithm, l.key, l.scope, limit, intervalUs, subUs, l.per, lease, regionId, config.tableSize, cc, label);
+  });
+  let q: CheckData | null = null;
+  if (quota) {
+    const where = `${path}quota`;
+    if (quota.scope === 'cluster' && !hasRedis) {
+      throw new PolicyConfigError(`${where}.scope`, 'scope: cluster keeps counts in Redis, but the config has no top-level redis: section', 'add redis: { url: redis://127.0.0.1:6379 } or use scope: local');
+    }
+    if (quota.key === 'route') throw new PolicyConfigError(`${where}.key`, 'a quota per route is a global quota of that route: use key: global on the route');
+    const lease = Math.min(LEASE_MASK, quota.lease ?? Math.max(1, Math.min(100, Math.floor(quota.limit / 100))));
+    const regionId = `${owner}:${prefix}quota:${quota.per}:${quota.scope}:${quota.key}`;
+    q = compileCheck('quota', quota.key, quota.scope, quota.limit, 0, 0, quota.per, lease, regionId, config.tableSize, cc, `${quota.limit} per ${quota.per} per ${quota.key}`);
+  }
+  return { limits: checks, quota: q };
+}
+
+// ------------------------------------------------------------------------------------------------------ per request
+
+/**
+ * A request's rate-limit outcome, in ctx.slots[env.slot] from the access phase on: the response hook writes the
+ * headers from it, and log/metrics hooks may read `limited`, `limit` and `remaining` (of the limit nearest to
+ * refusing). It also carries the state of a check that waits for a cluster lease.
+ */
+export class RateOutcome {
+  limited = false;
+  /** the error code when refused */
+  code: ErrorCode | null = null;
+  limit = -1;
+  remaining = -1;
+  /** seconds until the most restrictive limit is full again */
+  reset = 0;
+  quotaLimit = -1;
+  quotaRemaining = -1;
+  /** "80%" once a warnAt threshold of the quota is reached */
+  quotaWarning: string | null = null;
+  /** entries taken so far (for refunds when a later check refuses) */
+  readonly entries: Int32Array;
+  /** the check to go on with after a wait, and the wait's deadline (µs) */
+  next = 0;
+  deadline = 0;
+  constructor(checks: number) {
+    this.entries = new Int32Array(checks);
+  }
+}
+
+/** How long a request may wait for a lease from Redis before the policy's onRedisDown applies to it. */
+const LEASE_WAIT_US = 200_000;
+
+interface LimiterSet {
+  readonly limiters: readonly Limiter[];
+  /** limits and then the quota, in checking order */
+  readonly checks: readonly Limiter[];
+  readonly quotaIndex: number;
+}
+
+class RateLimitHook {
+  readonly base: LimiterSet;
+  readonly plans: Map<string, LimiterSet> | null;
+  readonly slot: number;
+  readonly draft: boolean;
+  readonly legacy: boolean;
+  readonly warnAt: readonly number[];
+  readonly warnLabels: readonly string[];
+
+  constructor(data: RateLimitData, slot: number, services: Record<string, unknown>) {
+    const service = (services[RATE_LIMIT_SERVICE] as RateLimitServiceData | undefined) ?? null;
+    const build = (set: CheckSet): LimiterSet => {
+      const limiters = set.limits.map((c) => createLimiter(c, service, data.failOpen));
+      const checks = set.quota ? [...limiters, createLimiter(set.quota, service, data.failOpen)] : limiters;
+      return { limiters, checks, quotaIndex: set.quota ? limiters.length : -1 };
+    };
+    this.base = build(data.base);
+    this.plans = data.plans ? new Map(Object.entries(data.plans).map(([name, set]) => [name, build(set)])) : null;
+    this.slot = slot;
+    this.draft = data.draft;
+    this.legacy = data.legacy;
+    const warn = [...data.warnAt].sort((a, b) => b - a);
+    this.warnAt = warn;
+    this.warnLabels = warn.map((w) => `${Math.round(w * 100)}%`);
+  }
+
+  readonly access = (ctx: PolicyContext): HookResult => {
+    const plan = ctx.consumerPlan;
+    const set = plan !== null && this.plans !== null ? (this.plans.get(plan) ?? this.base) : this.base;
+    const out = new RateOutcome(set.checks.length);
+    ctx.slots[this.slot] = out;
+    return this.run(ctx, out, set);
+  };
+
+  /** Runs the checks from out.next; returns PENDING when one waits for a lease (and resumes the pipeline later). */
+  run(ctx: PolicyContext, out: RateOutcome, set: LimiterSet): HookResult {
+    const checks = set.checks;
+    let best = 2;
+    for (let i = out.next; i < checks.length; i++) {
+      const lim = checks[i];
+      const now = nowUs();
+      const r = lim.check(ctx, now);
+      if (r === ADMIT) {
+        out.entries[i] = lim.entry;
+        if (i === set.quotaIndex) this.#quota(out, lim);
+        else {
+          // Report the limit nearest to refusing (smallest share left), as the RateLimit draft asks.
+          const share = lim.out.remaining / lim.data.limit;
+          if (share < best || out.limit < 0) {
+            best = share;
+            out.limit = lim.data.limit;
+            out.remaining = lim.out.remaining;
+            out.reset = Math.ceil(lim.out.resetUs / 1e6);
+          }
+        }
+        continue;
+      }
+      if (r === WAIT) {
+        if (out.deadline === 0) out.deadline = now + LEASE_WAIT_US;
+        if (now < out.deadline) {
+          const w = waitAsync(lim.region.i32, 0, lim.gen, (out.deadline - now) / 1000);
+          if (w.async) {
+            out.next = i;
+            w.value.then(() => {
+              if (ctx.aborted) return;
+              const res = this.run(ctx, out, set);
+              if (res !== PENDING) ctx.resume(res);
+            });
+            return PENDING;
+          }
+          i--; // the generation moved on already: check again
+          continue;
+        }
+        lim.timedOut();
+        const after = lim.fallback(ctx, nowUs());
+        if (after === ADMIT) {
+          out.entries[i] = lim.entry;
+          continue;
+        }
+        return this.#refuse(ctx, out, set, i, after);
+      }
+      return this.#refuse(ctx, out, set, i, r);
+    }
+    return CONTINUE;
+  }
+
+  #quota(out: RateOutcome, lim: Limiter): void {
+    const limit = lim.data.limit;
+    const remaining = lim.out.remaining;
+    out.quotaLimit = limit;
+    out.quotaRemaining = remaining;
+    const used = (limit - remaining) / limit;
+    for (let k = 0; k < this.warnAt.length; k++) {
+      if (used >= this.warnAt[k]) {
+        out.quotaWarning = this.warnLabels[k];
+        break;
+      }
+    }
+  }
+
+  #refuse(ctx: PolicyContext, out: RateOutcome, set: LimiterSet, i: number, r: number): HookResult {
+    for (let j = 0; j < i; j++) set.checks[j].refund(out.entries[j]);
+    const lim = set.checks[i];
+    out.limited = true;
+    if (r === UNAVAILABLE) {
+      out.code = 'NG_ERR_RATE_UNAVAILABLE';
+      ctx.respondProblem('NG_ERR_RATE_UNAVAILABLE', 'the cluster rate-limit store cannot be reached', ['retry-after', '1']);
+      return RESPOND;
+    }
+    const retry = String(Math.max(1, Math.ceil(lim.out.retryUs / 1e6)));
+    if (i === set.quotaIndex) {
+      out.code = 'NG_ERR_RATE_QUOTA_EXCEEDED';
+      out.quotaLimit = lim.data.limit;
+      out.quotaRemaining = 0;
+      ctx.respondProblem('NG_ERR_RATE_QUOTA_EXCEEDED', `quota of ${lim.data.label} used up`, ['retry-after', retry]);
+    } else {
+      out.code = 'NG_ERR_RATE_LIMITED';
+      out.limit = lim.data.limit;
+      out.remaining = 0;
+      out.reset = Math.ceil(lim.out.resetUs / 1e6);
+      ctx.respondProblem('NG_ERR_RATE_LIMITED', `limit of ${lim.data.label} reached`, ['retry-after', retry]);
+    }
+    return RESPOND;
+  }
+
+  readonly response = (ctx: PolicyContext): void => {
+    const out = ctx.slots[this.slot] as RateOutcome | undefined;
+    if (out === undefined) return;
+    if (out.limit >= 0) {
+      const limit = String(out.limit);
+      const remaining = String(out.remaining);
+      const reset = String(out.reset);
+      if (this.draft) {
+        ctx.addResponseHeader('ratelimit-limit', limit);
+        ctx.addResponseHeader('ratelimit-remaining', remaining);
+        ctx.addResponseHeader('ratelimit-reset', reset);
+      }
+      if (this.legacy) {
+        ctx.addResponseHeader('x-ratelimit-limit', limit);
+        ctx.addResponseHeader('x-ratelimit-remaining', remaining);
+        ctx.addResponseHeader('x-ratelimit-reset', reset);
+      }
+    }
+    if (out.quotaWarning !== null) ctx.addResponseHeader('x-quota-warning', out.quotaWarning);
+  };
+}
+
+type WaitResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+/** Atomics.waitAsync (Node 16+; not in the ES2022 lib typings): waits without blocking the thread. */
+const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, ms: number): WaitResult }).waitAsync;
+
+export const rateLimitPolicy: PolicyModule<Config, RateLimitData> = {
+  name: 'rateLimit',
+  priority: PRIORITY.rateLimit,
+  schema: Schema,
+  description: 'rate limits (token bucket, sliding window) and quotas, per node or cluster-wide',
+  compile(config, cc) {
+    if (config.limits.length === 0 && !config.quota && !config.plans) {
+      throw new PolicyConfigError('', 'needs at least one of limits, quota or plans');
+    }
+    const base = compileSet(config.limits, config.quota, '', '', config, cc);
+    let plans: Record<string, CheckSet> | null = null;
+    if (config.plans) {
+      plans = {};
+      for (const [name, p] of Object.entries(config.plans)) plans[name] = compileSet(p.limits, p.quota, `plans.${name}.`, `plans.${name}.`, config, cc);
+    }
+    const all = [base, ...Object.values(plans ?? {})].flatMap((s) => (s.quota ? [...s.limits, s.quota] : s.limits));
+    return {
+      base,
+      plans,
+      draft: config.headers.draft,
+      legacy: config.headers.legacy,
+      warnAt: config.warnAt,
+      failOpen: config.onRedisDown === 'failOpen',
+      hasCluster: all.some((c) => c.scope === 'cluster'),
+    };
+  },
+  create(data, env) {
+    const hook = new RateLimitHook(data, env.slot, env.services);
+    return { access: hook.access, response: data.draft || data.legacy || data.warnAt.length > 0 ? hook.response : undefined };
+  },
+};
+
+/** Every cluster-scope check of a compiled plan's rateLimit policies (the control plane serves their leases). */
+export function clusterChecks(policies: readonly { name: string; data: unknown }[] | null): CheckData[] {
+  const out: CheckData[] = [];
+  for (const p of policies ?? []) {
+    if (p.name !== 'rateLimit') continue;
+    const d = p.data as RateLimitData;
+    if (!d.hasCluster) continue;
+    for (const set of [d.base, ...Object.values(d.plans ?? {})]) {
+      for (const c of set.limits) if (c.scope === 'cluster') out.push(c);
+      if (set.quota?.scope === 'cluster') out.push(set.quota);
+    }
+  }
+  return out;
+}

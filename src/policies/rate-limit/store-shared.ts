@@ -1,0 +1,343 @@
+import {
+  CL_DENIED64,
+  CL_FALLBACK64,
+  CL_FLAG,
+  CL_LEASE,
+  EMPTY,
+  EPOCH_MASK,
+  LEASE_BITS,
+  LEASE_MASK,
+  PROBES,
+  Q_PC64,
+  Q_PERIOD_MASK,
+  Q_PERIOD_UNIT,
+  Region,
+  SW_COUNT_BITS,
+  SW_COUNT_MASK,
+  SW_RING,
+  SW_SLOTS,
+  SW_SUBS,
+  SW_TAG_MASK,
+  SW_TOUCHED,
+  TAG,
+  TB_TAT64,
+} from './layout.js';
+
+/**
+ * The one-node algorithms over the shared layout (layout.ts). Each check is a compare-and-swap loop on one cell, so
+ * every worker sees one bucket and no admission is ever lost or doubled. They allocate nothing but the BigInts the
+ * 64-bit cells hand out.
+ */
+
+// ------------------------------------------------------------------------------------------------------ clock
+
+/**
+ * Monotonic microseconds, the same in every thread of the process. performance.now() counts from each thread's own
+ * start, so the offset to process.hrtime (one clock for the whole process) is taken once per thread; the remaining
+ * error between threads is the time between two clock reads (well below a microsecond).
+ */
+const HR_OFFSET_MS = (() => {
+  let best = Infinity;
+  let offset = 0;
+  for (let i = 0; i < 5; i++) {
+    const a = performance.now();
+    const hr = Number(process.hrtime.bigint()) / 1e6;
+    const b = performance.now();
+    if (b - a < best) {
+      best = b - a;
+      offset = hr - (a + b) / 2;
+    }
+  }
+  return offset;
+})();
+
+export function nowUs(): number {
+  return Math.floor((performance.now() + HR_OFFSET_MS) * 1000);
+}
+
+// ------------------------------------------------------------------------------------------------------ keys
+
+/** Two independent 32-bit FNV-1a hashes of a key in one pass: [0] picks the home entry, [1] is the tag. */
+export const hashOut = new Int32Array(2);
+
+export function hashKey(key: string, seed: number): void {
+  let h1 = 0x811c9dc5 ^ seed;
+  let h2 = 0x01000193 ^ Math.imul(seed, 0x9e3779b1);
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  h2 ^= h2 >>> 13;
+  h2 = Math.imul(h2, 0xc2b2ae35);
+  h2 ^= h2 >>> 16;
+  hashOut[0] = h1 ^ (h1 >>> 16);
+  hashOut[1] = h2 === EMPTY ? 1 : h2;
+}
+
+/** Tells whether an entry's state is what a new key would start with (so another key may take the entry over). */
+export type FreshTest = (r: Region, entry: number, now: number) => boolean;
+
+/**
+ * The entry of the key whose hashes are in hashOut, claiming one if needed: at most PROBES entries are read, and
+ * the OVERFLOW entry is returned when every probed entry belongs to a key with live state.
+ */
+export function findEntry(r: Region, fresh: FreshTest, now: number): number {
+  const i32 = r.i32;
+  const home = hashOut[0];
+  const tag = hashOut[1];
+  let candidate = -1;
+  let candidateTag = EMPTY;
+  for (let p = 0; p < PROBES; p++) {
+    const e = (home + p) & r.mask;
+    const cell = r.base32(e) + TAG;
+    const t = Atomics.load(i32, cell);
+    if (t === tag) return e;
+    if (t === EMPTY) {
+      // Entries are never emptied again, so the key is not further along: claim this one (or join a racing claim).
+      if (candidate >= 0) break;
+      const seen = Atomics.compareExchange(i32, cell, EMPTY, tag);
+      if (seen === EMPTY || seen === tag) return e;
+      continue;
+    }
+    if (candidate < 0 && fresh(r, e, now)) {
+      candidate = e;
+      candidateTag = t;
+    }
+  }
+  if (candidate >= 0) {
+    const cell = r.base32(candidate) + TAG;
+    const seen = Atomics.compareExchange(i32, cell, candidateTag, tag);
+    if (seen === candidateTag || seen === tag) return candidate;
+  }
+  return r.overflow;
+}
+
+// ------------------------------------------------------------------------------------------------------ results
+
+/** What a check reports besides admit/refuse. Times in µs. */
+export class CheckOut {
+  remaining = 0;
+  /** until the state is back to full (bucket full, window empty, period over) */
+  resetUs = 0;
+  /** until a refused request could pass */
+  retryUs = 0;
+}
+
+// ------------------------------------------------------------------------------------------------------ token bucket
+
+/**
+ * Token bucket as GCRA: the state is the "theoretical arrival time" TAT; a request at `now` is admitted when
+ * max(TAT, now) + interval <= now + burst * interval, and then TAT advances by one interval. This is exactly a bucket
+ * of `burst` tokens refilled every `interval` µs, held in one 64-bit cell instead of two (tokens, last refill), so
+ * one compare-and-swap updates it. Over any span E from a full bucket, admissions <= burst + E / interval.
+ */
+export function tbTake(r: Region, entry: number, now: number, intervalUs: number, burst: number, out: CheckOut): boolean {
+  return tatTakeCell(r.i64, r.base64(entry) + TB_TAT64, now, intervalUs, burst, out);
+}
+
+/** Gives back one token taken by tbTake (a later limit or the quota refused the request). */
+export function tbRefund(r: Region, entry: number, intervalUs: number): void {
+  const i64 = r.i64;
+  const cell = r.base64(entry) + TB_TAT64;
+  for (;;) {
+    const old = Atomics.load(i64, cell);
+    if (Atomics.compareExchange(i64, cell, old, BigInt(Number(old) - intervalUs)) === old) return;
+  }
+}
+
+export const tbFresh: FreshTest = (r, e, now) => Number(Atomics.load(r.i64, r.base64(e) + TB_TAT64)) <= now;
+
+// ------------------------------------------------------------------------------------------------------ sliding window
+
+/**
+ * Sliding window of SW_SUBS sub-windows: a request is counted in the current sub-window, and the check sums the
+ * current one and the SW_SUBS before it. That span covers every window of length `per` that ends now, so no such
+ * window ever holds more than `limit` admissions; the price is refusing up to one sub-window (1/SW_SUBS of the
+ * window) early. Increment first, then check, then undo when over: concurrent requests can only make each other
+ * refuse, never both pass beyond the limit.
+ */
+export function swTake(r: Region, entry: number, now: number, subUs: number, limit: number, out: CheckOut): boolean {
+  const i32 = r.i32;
+  const base = r.base32(entry);
+  const cur = Math.floor(now / subUs);
+  const curTag = cur & SW_TAG_MASK;
+  const own = base + SW_SLOTS + (cur % SW_RING);
+  let count = 0;
+  for (;;) {
+    const v = Atomics.load(i32, own);
+    const next = v >>> SW_COUNT_BITS === curTag ? v + 1 : (curTag << SW_COUNT_BITS) | 1;
+    if (Atomics.compareExchange(i32, own, v, next | 0) === v) {
+      count = next & SW_COUNT_MASK;
+      break;
+    }
+  }
+  const touched = Atomics.load(i32, base + SW_TOUCHED);
+  if (touched < cur) Atomics.compareExchange(i32, base + SW_TOUCHED, touched, cur);
+  // The older sub-windows; a ring untouched for longer than the window holds nothing current.
+  let oldest = cur;
+  if (cur - touched <= SW_SUBS) {
+    for (let j = SW_SUBS; j >= 1; j--) {
+      const sub = cur - j;
+      const v = Atomics.load(i32, base + SW_SLOTS + (sub % SW_RING));
+      if (v >>> SW_COUNT_BITS === (sub & SW_TAG_MASK)) {
+        const c = v & SW_COUNT_MASK;
+        if (c > 0 && sub < oldest) oldest = sub;
+        count += c;
+      }
+    }
+  }
+  // A sub-window leaves the span SW_SUBS + 1 sub-windows after it began.
+  out.resetUs = (cur + SW_RING) * subUs - now;
+  if (count > limit) {
+    swUndo(i32, own, curTag);
+    out.remaining = 0;
+    out.retryUs = (oldest + SW_RING) * subUs - now;
+    return false;
+  }
+  out.remaining = limit - count;
+  out.retryUs = 0;
+  return true;
+}
+
+function swUndo(i32: Int32Array, cell: number, curTag: number): void {
+  for (;;) {
+    const v = Atomics.load(i32, cell);
+    if (v >>> SW_COUNT_BITS !== curTag || (v & SW_COUNT_MASK) === 0) return;
+    if (Atomics.compareExchange(i32, cell, v, v - 1) === v) return;
+  }
+}
+
+/** Gives back one admission counted by swTake at `now` (same sub-window only; later ones have moved on). */
+export function swRefund(r: Region, entry: number, now: number, subUs: number): void {
+  const cur = Math.floor(now / subUs);
+  swUndo(r.i32, r.base32(entry) + SW_SLOTS + (cur % SW_RING), cur & SW_TAG_MASK);
+}
+
+export function swFreshAt(subUs: number): FreshTest {
+  return (r, e, now) => Math.floor(now / subUs) - Atomics.load(r.i32, r.base32(e) + SW_TOUCHED) > SW_SUBS;
+}
+
+// ------------------------------------------------------------------------------------------------------ quota
+
+/** A calendar period (UTC day or month): its index, and its end in epoch ms. */
+export class Period {
+  index = -1;
+  endMs = 0;
+  constructor(readonly per: 'day' | 'month') {}
+
+  /** Moves to the period that holds `ms` when the current one is over. */
+  at(ms: number): number {
+    if (ms >= this.endMs || this.index < 0) {
+      const d = new Date(ms);
+      if (this.per === 'day') {
+        this.index = Math.floor(ms / 86_400_000);
+        this.endMs = (this.index + 1) * 86_400_000;
+      } else {
+        this.index = (d.getUTCFullYear() - 1970) * 12 + d.getUTCMonth();
+        this.endMs = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+      }
+    }
+    return this.index;
+  }
+}
+
+/** Counts one request against a per-period quota in a PERIOD_COUNT cell (i64 index `cell`). */
+export function quotaTakeCell(i64: BigInt64Array, cell: number, period: number, limit: number, out: CheckOut): boolean {
+  const p = period & Q_PERIOD_MASK;
+  for (;;) {
+    const old = Atomics.load(i64, cell);
+    const v = Number(old);
+    const vp = Math.floor(v / Q_PERIOD_UNIT);
+    const used = vp === p ? v - vp * Q_PERIOD_UNIT : 0;
+    if (used >= limit) {
+      out.remaining = 0;
+      return false;
+    }
+    if (Atomics.compareExchange(i64, cell, old, BigInt(p * Q_PERIOD_UNIT + used + 1)) === old) {
+      out.remaining = limit - used - 1;
+      return true;
+    }
+  }
+}
+
+export function quotaRefundCell(i64: BigInt64Array, cell: number, period: number): void {
+  const p = period & Q_PERIOD_MASK;
+  for (;;) {
+    const old = Atomics.load(i64, cell);
+    const v = Number(old);
+    if (Math.floor(v / Q_PERIOD_UNIT) !== p || v === p * Q_PERIOD_UNIT) return;
+    if (Atomics.compareExchange(i64, cell, old, BigInt(v - 1)) === old) return;
+  }
+}
+
+export function quotaFreshAt(period: Period): FreshTest {
+  return (r, e) => {
+    const v = Number(Atomics.load(r.i64, r.base64(e) + Q_PC64));
+    const vp = Math.floor(v / Q_PERIOD_UNIT);
+    return vp !== (period.at(Date.now()) & Q_PERIOD_MASK) || v === vp * Q_PERIOD_UNIT;
+  };
+}
+
+// ------------------------------------------------------------------------------------------------------ cluster lease
+
+/** Takes one token of the local lease (tokens fetched from Redis for this epoch). */
+export function leaseTake(i32: Int32Array, cell: number, epoch: number): number {
+  const e = epoch & EPOCH_MASK;
+  for (;;) {
+    const v = Atomics.load(i32, cell);
+    const n = v & LEASE_MASK;
+    if (v >>> LEASE_BITS !== e || n === 0) return -1;
+    if (Atomics.compareExchange(i32, cell, v, v - 1) === v) return n - 1;
+  }
+}
+
+/** Adds granted tokens to a lease (control plane), replacing a lease of another epoch. */
+export function leaseAdd(i32: Int32Array, cell: number, epoch: number, n: number): void {
+  const e = epoch & EPOCH_MASK;
+  for (;;) {
+    const v = Atomics.load(i32, cell);
+    const have = v >>> LEASE_BITS === e ? v & LEASE_MASK : 0;
+    const next = (e << LEASE_BITS) | Math.min(LEASE_MASK, have + n);
+    if (Atomics.compareExchange(i32, cell, v, next | 0) === v) return;
+  }
+}
+
+/** Gives a token back to the lease (a later check refused the request). */
+export function leaseRefund(i32: Int32Array, cell: number, epoch: number): void {
+  leaseAdd(i32, cell, epoch, 1);
+}
+
+/** Fresh: no leased tokens, no refill pending, not denied, local fallback state unused. */
+export function clusterFreshAt(fallbackFresh: (i64: BigInt64Array, cell: number, now: number) => boolean): FreshTest {
+  return (r, e, now) => {
+    const b = r.base32(e);
+    if ((Atomics.load(r.i32, b + CL_LEASE) & LEASE_MASK) !== 0 || Atomics.load(r.i32, b + CL_FLAG) !== 0) return false;
+    const b64 = r.base64(e);
+    if (Number(Atomics.load(r.i64, b64 + CL_DENIED64)) * 1000 > now) return false;
+    return fallbackFresh(r.i64, b64 + CL_FALLBACK64, now);
+  };
+}
+
+/** GCRA on one i64 cell (see tbTake); also the fallback state of cluster entries. */
+export function tatTakeCell(i64: BigInt64Array, cell: number, now: number, intervalUs: number, burst: number, out: CheckOut): boolean {
+  const limitTat = now + burst * intervalUs;
+  for (;;) {
+    const old = Atomics.load(i64, cell);
+    const tat = Number(old);
+    const next = (tat > now ? tat : now) + intervalUs;
+    if (next > limitTat) {
+      out.remaining = 0;
+      out.retryUs = next - limitTat;
+      out.resetUs = tat - now;
+      return false;
+    }
+    if (Atomics.compareExchange(i64, cell, old, BigInt(next)) === old) {
+      out.remaining = Math.floor((limitTat - next) / intervalUs);
+      out.resetUs = next - now;
+      out.retryUs = 0;
+      return true;
+    }
+  }
+}
