@@ -9,6 +9,8 @@ import { SharedRegistry } from '../shared/registry.js';
 import { POLICIES } from '../policies/index.js';
 import { PolicyConfigError, type CompileContext } from '../pipeline/policy.js';
 import type { PlanPolicy } from './plan.js';
+import { compileConsumers } from '../identity/compile.js';
+import { CONSUMERS_SERVICE } from '../identity/consumers.js';
 
 export interface CompileResult {
   plan: Plan;
@@ -55,6 +57,7 @@ export function compileConfig(config: Config, file: string, version = 1, shared 
     issues.push({ path: 'admin.token', message: `the admin API listens on ${config.admin.host}, which is not loopback, so it needs a token`, hint: 'set admin.token, e.g. token: ${NANOGATE_ADMIN_TOKEN}' });
   }
 
+  const consumers = compileConsumers(config, issues);
   const router = issues.length ? null : buildRouter(routes, parsed, issues, warnings);
   if (issues.length || !router) throw new ConfigError(file, issues);
 
@@ -73,7 +76,7 @@ export function compileConfig(config: Config, file: string, version = 1, shared 
     upstreams,
     routes,
     router,
-    services: {},
+    services: { [CONSUMERS_SERVICE]: consumers },
   };
   return { plan, warnings };
 }

@@ -2,13 +2,26 @@ import type { Plan } from '../config/plan.js';
 
 /** Messages between the control plane and a worker thread. */
 export type ToWorker =
-  | { type: 'plan'; plan: Plan }
+  | { type: 'plan-prepare'; plan: Plan }
+  | { type: 'plan-commit'; version: number }
+  | { type: 'plan-abort'; version: number }
+  | { type: 'upstream-load'; id: number }
+  /** a new consumer table (src/identity/table.ts), shared, not copied; replaces plan.services.consumers */
+  | { type: 'consumers'; table: SharedArrayBuffer; generation: number }
   | { type: 'drain'; timeoutMs: number }
+  /** log rotation (SIGUSR2): file access-log destinations reopen their path */
+  | { type: 'reopen-logs' }
   | { type: 'crash' };
 
 export type FromWorker =
   | { type: 'listening'; index: number; port: number }
   | { type: 'listen-failed'; index: number; reason: string }
+  | { type: 'plan-prepared'; index: number; version: number }
+  | { type: 'plan-failed'; index: number; version: number; message: string }
   | { type: 'plan-applied'; index: number; version: number }
+  | { type: 'upstream-load'; index: number; id: number; version: number; upstreams: { name: string; inFlight: number[] }[] }
+  | { type: 'consumers-applied'; index: number; generation: number }
   | { type: 'exited'; index: number; inFlight: number }
+  /** the worker gave a consumer plan a slot in its metrics block (src/observe/metrics-layout.ts) */
+  | { type: 'metrics-plan'; index: number; slot: number; name: string }
   | { type: 'internal-error'; index: number; message: string; stack: string };

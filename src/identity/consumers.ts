@@ -4,10 +4,14 @@
  * `consumerLookup(env.services)` returns the worker's view of the current table, or null when no consumers exist.
  */
 export interface ConsumerLookup {
+  /** the generation of the table currently read (changes when a new registry version is swapped in) */
+  readonly generation: number;
   /** consumer index for an API key given as its SHA-256 digest (32 bytes), or -1 */
   byKeyDigest(digest: Uint8Array): number;
   /** consumer index for a JWT issuer + subject mapping, or -1 */
   byJwt(issuer: string, subject: string): number;
+  /** consumer index for a consumer id, or -1 (e.g. to re-resolve an index after a table swap) */
+  byId(id: string): number;
   id(index: number): string;
   plan(index: number): string | null;
   scopes(index: number): readonly string[];
@@ -20,3 +24,5 @@ export interface ConsumerLookup {
 
 /** The name under which the consumer table travels in plan.services. */
 export const CONSUMERS_SERVICE = 'consumers';
+
+export { consumerLookup } from './lookup.js';

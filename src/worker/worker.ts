@@ -7,6 +7,12 @@ import { WorkerCounters, IN_FLIGHT } from '../shared/counters.js';
 import { clock } from '../shared/clock.js';
 import type { Exchange } from './exchange.js';
 import type { ToWorker, FromWorker } from '../control/messages.js';
+import { CONSUMERS_SERVICE } from '../identity/consumers.js';
+import { ERRORS } from '../errors/codes.js';
+import { WorkerMetrics } from '../observe/worker-metrics.js';
+import type { ObserveService } from '../observe/metrics-layout.js';
+import { flushAccessLogs, reopenAccessLogs } from '../observe/access-log-sink.js';
+import { closeSpanExporters } from '../observe/span-exporter.js';
 
 /**
  * A data-plane thread: its own uWS App on the shared port (SO_REUSEPORT), the current plan's runtime, and nothing
@@ -24,8 +30,13 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 const send = (msg: FromWorker) => port.postMessage(msg);
 const counters = new WorkerCounters(init.counters, init.index);
+// observability: the metrics region comes with the plan (absent when a plan was compiled without a Gateway)
+const observeService = init.plan.services.observe as ObserveService | undefined;
+const metrics = observeService === undefined ? null : new WorkerMetrics(observeService, init.index, (slot, name) => send({ type: 'metrics-plan', index: init.index, slot, name }));
 
 let listenSocket: uWS.us_listen_socket | null = null;
+/** a plan prepared and waiting for its commit (see the 'plan-prepare' message) */
+let pending: Runtime | null = null;
 let drainTimer: NodeJS.Timeout | null = null;
 
 const state: HandlerState = {
@@ -45,15 +56,20 @@ const state: HandlerState = {
     state.inFlight++;
     counters.add(IN_FLIGHT);
   },
+  rejected(code) {
+    metrics?.rejected(code, ERRORS[code].status);
+  },
   finished(ex: Exchange) {
     state.inFlight--;
     counters.add(IN_FLIGHT, -1);
     counters.status(ex.status || 499);
+    metrics?.finished(ex);
     if (state.draining && state.inFlight === 0) exit(0);
   },
 };
 
 const unregisterSweep = clock.register((now) => state.runtime.sweep(now));
+metrics?.startGauges(() => state.runtime);
 
 const plan = init.plan;
 const app = plan.listen.tls
@@ -78,28 +94,88 @@ function closeListen(): void {
   }
 }
 
+let exiting = false;
+
 function exit(code: number): void {
+  if (exiting) return;
+  exiting = true;
   closeListen();
   // Idle keep-alive connections are uWS handles too: a thread that ends with any open aborts the process.
   (app as unknown as { close(): void }).close();
   unregisterSweep();
   for (const u of state.runtime.upstreams) for (const p of u.pools) p.close();
+  for (const p of state.runtime.retiring) p.close();
+  if (pending !== null) pending.discard(state.runtime);
   if (drainTimer) clearTimeout(drainTimer);
   send({ type: 'exited', index: init.index, inFlight: state.inFlight });
-  // Let the message leave before the thread ends.
-  setImmediate(() => process.exit(code));
+  metrics?.stop();
+  // Let the message leave before the thread ends; buffered access-log lines and queued spans get one last try.
+  const flushed = Promise.all([flushAccessLogs(), closeSpanExporters()]);
+  const limit = new Promise((resolve) => setTimeout(resolve, 1000));
+  void Promise.race([flushed, limit]).finally(() => setImmediate(() => process.exit(code)));
 }
+
+// A thread that dies with uWS sockets open takes the whole process down (Node aborts), so an uncaught error
+// closes every socket first and exits this thread alone; the control plane starts a fresh one.
+process.on('uncaughtException', (err) => {
+  send({ type: 'internal-error', index: init.index, message: err.message, stack: err.stack ?? '' });
+  exit(70);
+});
 
 port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
-    case 'plan': {
-      const old = state.runtime;
-      const next = new Runtime(msg.plan, old, init.index);
-      state.runtime = next;
-      old.retire(next);
-      send({ type: 'plan-applied', index: init.index, version: msg.plan.version });
+    // A new plan comes in two steps so that it applies to every worker or to none: prepare builds the runtime
+    // (the slow part: pools, policy hooks) while the current one keeps serving; commit swaps it in with one
+    // assignment, so each request sees a whole old or a whole new plan; abort drops it.
+    case 'plan-prepare': {
+      if (pending !== null) pending.discard(state.runtime);
+      pending = null;
+      try {
+        pending = new Runtime(msg.plan, state.runtime, init.index);
+        send({ type: 'plan-prepared', index: init.index, version: msg.plan.version });
+      } catch (err) {
+        send({ type: 'plan-failed', index: init.index, version: msg.plan.version, message: (err as Error).message });
+      }
       break;
     }
+    case 'plan-commit': {
+      if (pending === null || pending.plan.version !== msg.version) break;
+      const old = state.runtime;
+      state.runtime = pending;
+      pending = null;
+      old.retire(state.runtime);
+      send({ type: 'plan-applied', index: init.index, version: msg.version });
+      break;
+    }
+    case 'plan-abort': {
+      if (pending !== null && pending.plan.version === msg.version) {
+        pending.discard(state.runtime);
+        pending = null;
+      }
+      break;
+    }
+    case 'upstream-load': {
+      // Per-node requests in flight on this worker, for the admin API (GET /upstreams).
+      const rt = state.runtime;
+      send({
+        type: 'upstream-load',
+        index: init.index,
+        id: msg.id,
+        version: rt.plan.version,
+        upstreams: rt.upstreams.map((u) => ({ name: u.name, inFlight: u.pools.map((p) => p.inFlight) })),
+      });
+      break;
+    }
+    case 'consumers': {
+      // Policies read the table through services (src/identity/lookup.ts) and see this one from the next request.
+      state.runtime.plan.services[CONSUMERS_SERVICE] = msg.table;
+      if (pending !== null) pending.plan.services[CONSUMERS_SERVICE] = msg.table;
+      send({ type: 'consumers-applied', index: init.index, generation: msg.generation });
+      break;
+    }
+    case 'reopen-logs':
+      reopenAccessLogs();
+      break;
     case 'drain': {
       // Stop accepting; finish what is in flight (each response closes its connection); then exit.
       state.draining = true;

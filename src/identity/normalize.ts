@@ -1,0 +1,105 @@
+import { createHash } from 'node:crypto';
+import type { ConfigIssue } from '../config/errors.js';
+import { parseCidr, type Cidr } from '../shared/cidr.js';
+import type { ConsumerSpec } from './table.js';
+import type { ConsumerConfig } from './schema.js';
+
+/** SHA-256 of an API key as it arrives (UTF-8). */
+export function keyDigest(key: string): Buffer {
+  return createHash('sha256').update(key, 'utf8').digest();
+}
+
+/**
+ * Checks consumers that passed the schema (unique ids, keys and JWT mappings; valid CIDR blocks) and turns them into
+ * specs for the table. Problems go to `issues` with their path under `where` (e.g. "consumers[3].keys[0]").
+ * With `redact`, a plain `key` in the input is replaced by its `keySha256` in place, so that the config object the
+ * control plane keeps (and the admin API shows) never holds a key.
+ */
+export function normalizeConsumers(list: readonly ConsumerConfig[], where: string, issues: ConfigIssue[], redact = false): ConsumerSpec[] {
+  const out: ConsumerSpec[] = [];
+  const ids = new Map<string, number>();
+  const keys = new Map<string, string>();
+  const jwts = new Map<string, string>();
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i];
+    const at = () => `${where}[${i}]`;
+    const seen = ids.get(c.id);
+    if (seen !== undefined) {
+      issues.push({ path: `${at()}.id`, message: `duplicate consumer id "${c.id}" (also ${where}[${seen}])` });
+      continue;
+    }
+    ids.set(c.id, i);
+    const digests: Uint8Array[] = [];
+    for (let k = 0; k < c.keys.length; k++) {
+      const entry = c.keys[k] as { key?: string; keySha256?: string };
+      let hex: string;
+      let digest: Buffer;
+      if (entry.key !== undefined) {
+        digest = keyDigest(entry.key);
+        hex = digest.toString('hex');
+        if (redact) {
+          delete entry.key;
+          entry.keySha256 = hex;
+        }
+      } else {
+        hex = entry.keySha256!.toLowerCase();
+        digest = Buffer.from(hex, 'hex');
+      }
+      const owner = keys.get(hex);
+      if (owner !== undefined) {
+        issues.push({ path: `${at()}.keys[${k}]`, message: `this API key is already used by ${owner}`, hint: 'every key must identify exactly one consumer' });
+        continue;
+      }
+      keys.set(hex, `${at()} ("${c.id}")`);
+      digests.push(digest);
+    }
+    for (let j = 0; j < c.jwt.length; j++) {
+      const m = c.jwt[j];
+      const k = `${m.issuer}\n${m.subject}`;
+      const owner = jwts.get(k);
+      if (owner !== undefined) {
+        issues.push({ path: `${at()}.jwt[${j}]`, message: `issuer "${m.issuer}" subject "${m.subject}" is already mapped to ${owner}` });
+        continue;
+      }
+      jwts.set(k, `${at()} ("${c.id}")`);
+    }
+    const allowIps: Cidr[] = [];
+    for (let b = 0; b < c.allowIps.length; b++) {
+      const cidr = parseCidr(c.allowIps[b]);
+      if (cidr === null) issues.push({ path: `${at()}.allowIps[${b}]`, message: `"${c.allowIps[b]}" is not an IP address or CIDR block` });
+      else allowIps.push(cidr);
+    }
+    out.push({
+      id: c.id,
+      plan: c.plan ?? null,
+      keys: digests,
+      jwt: c.jwt.map((m) => ({ issuer: m.issuer, subject: m.subject })),
+      subscriptions: c.subscriptions.map((s) => (typeof s === 'string' ? { api: s, environment: null } : { api: s.api, environment: s.environment ?? null })),
+      scopes: [...new Set(c.scopes)],
+      roles: [...new Set(c.roles)],
+      allowIps,
+    });
+  }
+  return out;
+}
+
+/**
+ * Config consumers first, then registry ones. A registry consumer that clashes with a config consumer (same id, key
+ * or JWT mapping) is left out: the config, which an operator reviewed, wins. Returns the merged list and the ids
+ * left out.
+ */
+export function mergeConsumers(fromConfig: readonly ConsumerSpec[], fromRegistry: readonly ConsumerSpec[]): { specs: ConsumerSpec[]; skipped: string[] } {
+  if (fromConfig.length === 0) return { specs: fromRegistry as ConsumerSpec[], skipped: [] };
+  const ids = new Set(fromConfig.map((c) => c.id));
+  const keys = new Set(fromConfig.flatMap((c) => c.keys.map((k) => Buffer.from(k).toString('hex'))));
+  const jwts = new Set(fromConfig.flatMap((c) => c.jwt.map((m) => `${m.issuer}\n${m.subject}`)));
+  const specs = [...fromConfig];
+  const skipped: string[] = [];
+  for (const c of fromRegistry) {
+    const clash =
+      ids.has(c.id) || c.keys.some((k) => keys.has(Buffer.from(k).toString('hex'))) || c.jwt.some((m) => jwts.has(`${m.issuer}\n${m.subject}`));
+    if (clash) skipped.push(c.id);
+    else specs.push(c);
+  }
+  return { specs, skipped };
+}
