@@ -67,6 +67,8 @@ export interface PolicyContext {
   setUpstreamHeader(name: string, value: string): void;
   /** remove a client-sent header (lower-case) from the upstream request */
   removeUpstreamHeader(name: string): void;
+  /** remove a query parameter (every occurrence, compared decoded) from the upstream request target */
+  removeUpstreamQueryParam(name: string): void;
   /** add a header to the response sent to the client (appended after the upstream's) */
   addResponseHeader(name: string, value: string): void;
   /** drop a header of the upstream response (lower-case name) */
@@ -93,12 +95,21 @@ export interface PolicyContext {
 }
 
 export interface RequestTiming {
+  /** the handler was entered */
   start: number;
   routed: number;
   accessDone: number;
   upstreamStart: number;
+  /** a connection took the request (after any pool queueing and the TCP connect) */
+  connected: number;
   upstreamHeaders: number;
   end: number;
+  /**
+   * Per-hook timing, only on routes where a hook asked for it (PolicyHooks.timesHooks): hooks[i] is the time the
+   * i-th access-then-rewrite hook of the route finished (for a PENDING hook: when it resumed), hookNames[i] its policy.
+   */
+  hooks: Float64Array | null;
+  hookNames: readonly string[] | null;
 }
 
 export interface PolicyHooks {
@@ -110,6 +121,8 @@ export interface PolicyHooks {
   response?(ctx: PolicyContext): void;
   /** after the response was sent; must not block (logs, metrics) */
   log?(ctx: PolicyContext): void;
+  /** ask for per-hook timestamps on this route (ctx.timing.hooks): Server-Timing, phase logs; off costs nothing */
+  readonly timesHooks?: boolean;
 }
 
 /** What a worker gives a policy when it creates hooks. Extended by the modules that own the resources. */

@@ -5,6 +5,7 @@ import type { UpstreamConnection, UpstreamExchange } from '../upstream/exchange.
 import { BODY_LENGTH, BODY_NONE } from '../upstream/h1-parse.js';
 import type { RouteRuntime } from './runtime.js';
 import { STATUS_LINES } from './status-lines.js';
+import { requestLineWithoutQueryParam } from '../shared/query.js';
 import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
 import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestTiming } from '../pipeline/policy.js';
@@ -46,7 +47,8 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   readonly route: RouteRuntime;
   readonly requestId: string;
   requestHead = '';
-  readonly headLine: string;
+  /** "METHOD target HTTP/1.1\r\n" as forwarded; a policy may drop query parameters from it */
+  headLine: string;
   readonly hostLine: string | null;
   headRest: string;
   readonly isHeadRequest: boolean;
@@ -96,6 +98,9 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   /** a response prepared by a hook (RESPOND) */
   prepared: { status: number; headers: readonly string[]; body: string | undefined; code: ErrorCode | null; detail: string | undefined } | null = null;
   readonly timing: RequestTiming;
+  // observability, always on (metrics): handler entry and dispatch to the upstream pool (performance.now())
+  startedAt = 0;
+  sentAt = 0;
 
   readonly onAborted = (): void => this.#onAborted();
   readonly onClientData = (chunk: ArrayBuffer, isLast: boolean): void => this.#onClientData(chunk, isLast);
@@ -141,6 +146,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     if (access !== null) {
       while (this.phaseIndex < access.length) {
         const r = access[this.phaseIndex++].access!(this);
+        if (this.timing.hooks !== null) this.timing.hooks[this.phaseIndex - 1] = performance.now();
         if (r === PENDING) return;
         if (r === RESPOND) return this.#sendPrepared();
         if (this.aborted) return;
@@ -149,13 +155,21 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.timing.accessDone = this.timing.start > 0 ? performance.now() : 0;
     const rewrite = this.route.rewrite;
     if (rewrite !== null) {
-      for (let i = 0; i < rewrite.length; i++) if (rewrite[i].rewrite!(this) === RESPOND) return this.#sendPrepared();
+      const marks = this.timing.hooks;
+      const base = access === null ? 0 : access.length;
+      for (let i = 0; i < rewrite.length; i++) {
+        const r = rewrite[i].rewrite!(this);
+        if (marks !== null) marks[base + i] = performance.now();
+        if (r === RESPOND) return this.#sendPrepared();
+      }
     }
     this.start();
   }
 
   resume(result: typeof CONTINUE | typeof RESPOND): void {
     if (this.aborted || this.done) return;
+    // a PENDING hook's time runs until it resumes
+    if (this.timing.hooks !== null && this.phaseIndex > 0) this.timing.hooks[this.phaseIndex - 1] = performance.now();
     if (result === RESPOND) this.#sendPrepared();
     else this.runPipeline();
   }
@@ -204,6 +218,10 @@ export class Exchange implements UpstreamExchange, PolicyContext {
 
   removeUpstreamHeader(name: string): void {
     (this.upstreamRemove ??= []).push(name.toLowerCase());
+  }
+
+  removeUpstreamQueryParam(name: string): void {
+    this.headLine = requestLineWithoutQueryParam(this.headLine, name);
   }
 
   addResponseHeader(name: string, value: string): void {
@@ -268,7 +286,8 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.attempts++;
     if (this.upstreamRemove !== null) this.headRest = dropHeaderLines(this.headRest, this.upstreamRemove);
     this.requestHead = this.headLine + (this.hostLine ?? upstream.hostLines[i]) + this.upstreamExtra + this.headRest;
-    if (this.timing.start > 0) this.timing.upstreamStart = performance.now();
+    this.sentAt = performance.now();
+    if (this.timing.start > 0) this.timing.upstreamStart = this.sentAt;
     upstream.pools[i].dispatch(this);
   }
 
@@ -281,6 +300,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
 
   onConnected(conn: UpstreamConnection): void {
     this.conn = conn;
+    if (this.timing.start > 0) this.timing.connected = performance.now();
     const pending = this.pendingBody;
     if (pending !== null) {
       this.pendingBody = null;

@@ -30,6 +30,8 @@ export interface AuthMethod {
   readonly credentialHeaders: readonly string[];
   /** the credential query parameters to remove before forwarding (hideCredentials) */
   readonly credentialQuery: readonly string[];
+  /** true when authenticate never returns AUTH_PENDING (and so never keeps `failure` or `done` past the call) */
+  readonly synchronous?: boolean;
   authenticate(ctx: PolicyContext, failure: AuthFailure, done: AuthDone): AuthResult;
 }
 

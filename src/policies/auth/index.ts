@@ -1,13 +1,15 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { CONTINUE, PENDING, PRIORITY, RESPOND, PolicyConfigError, type PolicyContext, type PolicyModule } from '../../pipeline/policy.js';
-import { AUTH_FAIL, AUTH_NONE, AUTH_OK, AUTH_PENDING, type AuthFailure, type AuthMethod, type Authenticator } from './authenticator.js';
+import { CONTINUE, PENDING, PRIORITY, RESPOND, PolicyConfigError, type HookResult, type PolicyContext, type PolicyModule } from '../../pipeline/policy.js';
+import { consumerLookup, type ConsumerLookup } from '../../identity/consumers.js';
+import { AUTH_FAIL, AUTH_NONE, AUTH_OK, AUTH_PENDING, type AuthDone, type AuthFailure, type AuthMethod, type Authenticator } from './authenticator.js';
 import { AUTHENTICATORS } from './methods.js';
 
 /**
  * Authentication for a route: one or more methods (any of them may succeed, tried in the order written), anonymous
- * access allowed or not, credentials hidden from the upstream or not. A failure answers 401 with WWW-Authenticate
- * (RFC 6750 style) and an error code that says why: missing, malformed, expired, bad signature, unknown key,
- * unknown consumer.
+ * access allowed or not, credentials hidden from the upstream or not, and the identity passed to the upstream in
+ * configured headers. A failure answers 401 with WWW-Authenticate (RFC 9110 section 11.6.1) and an error code that
+ * says why: missing, malformed, expired, bad signature, unknown key, unknown consumer. A consumer identified from the
+ * consumer table that calls from outside its own allowIps gets 403.
  */
 const Methods = Type.Object(Object.fromEntries(AUTHENTICATORS.map((a) => [a.kind, Type.Optional(a.schema)])), {
   additionalProperties: false,
@@ -15,92 +17,207 @@ const Methods = Type.Object(Object.fromEntries(AUTHENTICATORS.map((a) => [a.kind
   description: 'authentication methods by kind; tried in the order written, the first that accepts wins',
 });
 
+const HeaderName = Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", maxLength: 256 });
+const IdentityHeaders = Type.Object(
+  {
+    consumerId: Type.Optional(HeaderName),
+    plan: Type.Optional(HeaderName),
+    scopes: Type.Optional(Type.String({ pattern: HeaderName.pattern, maxLength: 256, description: 'scopes joined by spaces' })),
+    roles: Type.Optional(Type.String({ pattern: HeaderName.pattern, maxLength: 256, description: 'roles joined by commas' })),
+  },
+  {
+    additionalProperties: false,
+    description: 'headers that carry the identity to the upstream, e.g. consumerId: X-Consumer-Id; copies sent by the client are always removed',
+  },
+);
+
 const Schema = Type.Object(
   {
     methods: Methods,
     anonymous: Type.Boolean({ default: false, description: 'let requests without credentials through (consumer stays unset)' }),
     hideCredentials: Type.Boolean({ default: false, description: 'remove the credential headers/query parameters before forwarding' }),
-    realm: Type.String({ default: 'nanogate' }),
+    realm: Type.String({ default: 'nanogate', pattern: '^[^"\\\\\\r\\n]*$' }),
+    identityHeaders: Type.Optional(IdentityHeaders),
   },
   { additionalProperties: false, description: 'authenticate requests with API keys, JWTs or token introspection' },
 );
 type Config = Static<typeof Schema>;
+
+interface IdentityNames {
+  consumerId: string | null;
+  plan: string | null;
+  scopes: string | null;
+  roles: string | null;
+}
 
 interface Data {
   methods: { kind: string; data: unknown }[];
   anonymous: boolean;
   hideCredentials: boolean;
   realm: string;
+  identity: IdentityNames;
 }
 
 const BY_KIND = new Map<string, Authenticator>(AUTHENTICATORS.map((a) => [a.kind, a]));
+const MANAGED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'via', 'x-forwarded-for']);
 
-/** Per-request state of the auth hook, kept in ctx.slots[slot]. */
+/** Runs kept per hook for reuse: one request in flight per run, so a burst of asynchronous ones needs more. */
+const MAX_FREE_RUNS = 64;
+
+/**
+ * One request's pass through the methods. Pooled per hook and reused, so the common (synchronous) case allocates
+ * nothing; an asynchronous method keeps its run (its `failure` and `done`) until it calls done.
+ */
 class AuthRun {
+  ctx: PolicyContext | null = null;
   index = 0;
   readonly failure: AuthFailure = { code: 'NG_ERR_AUTH_MISSING', detail: '' };
-  readonly done: (r: number, f?: AuthFailure) => void;
-  constructor(readonly ctx: PolicyContext, readonly hook: AuthHook) {
-    this.done = (r, f) => {
-      if (f) {
-        this.failure.code = f.code;
-        this.failure.detail = f.detail;
-      }
-      if (ctx.aborted) return;
-      ctx.resume(hook.after(this, r) === RESPOND ? RESPOND : CONTINUE);
-    };
+  readonly done: AuthDone;
+  constructor(hook: AuthHook) {
+    this.done = (r, f) => hook.resumed(this, r, f);
   }
 }
 
-class AuthHook {
-  constructor(
-    readonly methods: AuthMethod[],
-    readonly anonymous: boolean,
-    readonly hide: boolean,
-    readonly slot: number,
-    readonly challenges: string,
-  ) {}
+/** Header values must not carry CR, LF or other controls; a JWT subject is client-chosen text. */
+function headerSafe(v: string): string {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return encodeURIComponent(v);
+  }
+  return v;
+}
 
-  access = (ctx: PolicyContext) => {
-    const run = new AuthRun(ctx, this);
-    ctx.slots[this.slot] = run;
-    return this.loop(run);
+class AuthHook {
+  readonly #methods: AuthMethod[];
+  readonly #anonymous: boolean;
+  readonly #challengeHeaders: readonly string[];
+  readonly #lookup: ConsumerLookup | null;
+  readonly #identity: IdentityNames;
+  /** identity header names a client might send (removed from every request) */
+  readonly #strip: readonly string[];
+  /** credentials to hide (empty unless hideCredentials) */
+  readonly #hideHeaders: readonly string[];
+  readonly #hideQuery: readonly string[];
+  readonly #free: AuthRun[] = [];
+  // Last joined scope/role lists: the table hands out the same array per consumer, so a repeat skips the join.
+  #scopesOf: readonly string[] | null = null;
+  #scopesText = '';
+  #rolesOf: readonly string[] | null = null;
+  #rolesText = '';
+
+  constructor(methods: AuthMethod[], data: Data, lookup: ConsumerLookup | null) {
+    this.#methods = methods;
+    this.#anonymous = data.anonymous;
+    this.#lookup = lookup;
+    this.#identity = data.identity;
+    this.#challengeHeaders = ['www-authenticate', methods.map((m) => m.challenge.replace('%REALM%', data.realm)).join(', ')];
+    const id = data.identity;
+    this.#strip = [id.consumerId, id.plan, id.scopes, id.roles].filter((n): n is string => n !== null);
+    this.#hideHeaders = data.hideCredentials ? [...new Set(methods.flatMap((m) => m.credentialHeaders))] : [];
+    this.#hideQuery = data.hideCredentials ? [...new Set(methods.flatMap((m) => m.credentialQuery))] : [];
+  }
+
+  readonly access = (ctx: PolicyContext): HookResult => {
+    // Before anything else, so that no path (anonymous, failure) forwards a client's own X-Consumer-Id.
+    const strip = this.#strip;
+    for (let i = 0; i < strip.length; i++) if (ctx.header(strip[i]) !== undefined) ctx.removeUpstreamHeader(strip[i]);
+    const run = this.#free.pop() ?? new AuthRun(this);
+    run.ctx = ctx;
+    run.index = 0;
+    run.failure.code = 'NG_ERR_AUTH_MISSING';
+    run.failure.detail = '';
+    return this.#loop(run);
   };
 
-  loop(run: AuthRun): typeof CONTINUE | typeof RESPOND | typeof PENDING {
-    while (run.index < this.methods.length) {
-      const r = this.methods[run.index].authenticate(run.ctx, run.failure, run.done);
+  #loop(run: AuthRun): HookResult {
+    const methods = this.#methods;
+    const ctx = run.ctx!;
+    while (run.index < methods.length) {
+      const r = methods[run.index].authenticate(ctx, run.failure, run.done);
       if (r === AUTH_PENDING) return PENDING;
-      if (r !== AUTH_NONE) return this.finish(run, r);
+      if (r !== AUTH_NONE) return this.#finish(run, r);
       run.index++;
     }
-    return this.finish(run, AUTH_NONE);
+    return this.#finish(run, AUTH_NONE);
   }
 
-  /** After an asynchronous method: go on with the next method or finish. */
-  after(run: AuthRun, r: number): typeof CONTINUE | typeof RESPOND {
-    if (r === AUTH_NONE) {
-      run.index++;
-      const next = this.loop(run);
-      return next === PENDING ? CONTINUE : next; // PENDING here means a later method took over; it resumes itself
-    }
-    return this.finish(run, r);
-  }
-
-  finish(run: AuthRun, r: number): typeof CONTINUE | typeof RESPOND {
+  /** `done` of an asynchronous method: go on with the next method or finish, then resume the pipeline. */
+  resumed(run: AuthRun, r: typeof AUTH_OK | typeof AUTH_NONE | typeof AUTH_FAIL, f?: AuthFailure): void {
     const ctx = run.ctx;
-    if (r === AUTH_OK) {
-      if (this.hide) for (const m of this.methods) for (const h of m.credentialHeaders) ctx.removeUpstreamHeader(h);
-      return CONTINUE;
+    if (ctx === null) return; // a second call of done: the contract says once; ignore
+    if (f !== undefined) {
+      run.failure.code = f.code;
+      run.failure.detail = f.detail;
     }
-    if (r === AUTH_NONE && this.anonymous) return CONTINUE;
-    const f = run.failure;
+    if (ctx.aborted) return this.#release(run);
+    let out: HookResult;
     if (r === AUTH_NONE) {
-      f.code = 'NG_ERR_AUTH_MISSING';
-      f.detail = 'this route requires credentials';
+      run.index++;
+      out = this.#loop(run);
+      if (out === PENDING) return; // a later method went asynchronous; it resumes itself
+    } else {
+      out = this.#finish(run, r);
     }
-    ctx.respondProblem(f.code, f.detail, ['www-authenticate', this.challenges]);
-    return RESPOND;
+    ctx.resume(out === RESPOND ? RESPOND : CONTINUE);
+  }
+
+  #finish(run: AuthRun, r: number): typeof CONTINUE | typeof RESPOND {
+    const ctx = run.ctx!;
+    let out: typeof CONTINUE | typeof RESPOND = CONTINUE;
+    if (r === AUTH_OK) {
+      const lookup = this.#lookup;
+      if (ctx.consumerIndex >= 0 && lookup !== null && !lookup.allowsIp(ctx.consumerIndex, ctx.clientIp)) {
+        ctx.respondProblem('NG_ERR_AUTHZ_FORBIDDEN', 'this consumer may not call from this address');
+        out = RESPOND;
+      } else {
+        this.#hideCredentials(ctx);
+        this.#setIdentity(ctx);
+      }
+    } else if (r !== AUTH_NONE || !this.#anonymous) {
+      const f = run.failure;
+      if (r === AUTH_NONE) {
+        f.code = 'NG_ERR_AUTH_MISSING';
+        f.detail = 'this route requires credentials';
+      }
+      ctx.respondProblem(f.code, f.detail, this.#challengeHeaders);
+      out = RESPOND;
+    }
+    this.#release(run);
+    return out;
+  }
+
+  #release(run: AuthRun): void {
+    run.ctx = null;
+    if (this.#free.length < MAX_FREE_RUNS) this.#free.push(run);
+  }
+
+  #hideCredentials(ctx: PolicyContext): void {
+    const headers = this.#hideHeaders;
+    for (let i = 0; i < headers.length; i++) if (ctx.header(headers[i]) !== undefined) ctx.removeUpstreamHeader(headers[i]);
+    const query = this.#hideQuery;
+    if (query.length > 0 && ctx.query.length > 0) for (let i = 0; i < query.length; i++) ctx.removeUpstreamQueryParam(query[i]);
+  }
+
+  #setIdentity(ctx: PolicyContext): void {
+    const names = this.#identity;
+    if (names.consumerId !== null && ctx.consumerId !== null) ctx.setUpstreamHeader(names.consumerId, headerSafe(ctx.consumerId));
+    if (names.plan !== null && ctx.consumerPlan !== null) ctx.setUpstreamHeader(names.plan, headerSafe(ctx.consumerPlan));
+    const scopes = ctx.scopes;
+    if (names.scopes !== null && scopes !== null && scopes.length > 0) {
+      if (scopes !== this.#scopesOf) {
+        this.#scopesOf = scopes;
+        this.#scopesText = headerSafe(scopes.join(' '));
+      }
+      ctx.setUpstreamHeader(names.scopes, this.#scopesText);
+    }
+    const roles = ctx.roles;
+    if (names.roles !== null && roles !== null && roles.length > 0) {
+      if (roles !== this.#rolesOf) {
+        this.#rolesOf = roles;
+        this.#rolesText = headerSafe(roles.join(','));
+      }
+      ctx.setUpstreamHeader(names.roles, this.#rolesText);
+    }
   }
 }
 
@@ -121,12 +238,24 @@ export const authPolicy: PolicyModule<Config, Data> = {
         throw err;
       }
     }
-    return { methods, anonymous: config.anonymous, hideCredentials: config.hideCredentials, realm: config.realm };
+    const ih = config.identityHeaders ?? {};
+    const seen = new Map<string, string>();
+    const name = (key: keyof IdentityNames): string | null => {
+      const raw = ih[key];
+      if (raw === undefined) return null;
+      const lower = raw.toLowerCase();
+      if (MANAGED.has(lower)) throw new PolicyConfigError(`identityHeaders.${key}`, `"${raw}" is managed by the gateway and cannot carry an identity`);
+      const other = seen.get(lower);
+      if (other) throw new PolicyConfigError(`identityHeaders.${key}`, `"${raw}" is already used for ${other}`);
+      seen.set(lower, key);
+      return lower;
+    };
+    const identity: IdentityNames = { consumerId: name('consumerId'), plan: name('plan'), scopes: name('scopes'), roles: name('roles') };
+    return { methods, anonymous: config.anonymous, hideCredentials: config.hideCredentials, realm: config.realm, identity };
   },
   create(data, env) {
     const methods = data.methods.map((m) => BY_KIND.get(m.kind)!.create(m.data, env));
-    const challenges = methods.map((m) => m.challenge.replace('%REALM%', data.realm)).join(', ');
-    return { access: new AuthHook(methods, data.anonymous, data.hideCredentials, env.slot, challenges).access };
+    return { access: new AuthHook(methods, data, consumerLookup(env.services)).access };
   },
 };
 
