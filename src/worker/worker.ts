@@ -64,7 +64,8 @@ const state: HandlerState = {
     counters.add(IN_FLIGHT, -1);
     counters.status(ex.status || 499);
     metrics?.finished(ex);
-    if (state.draining && state.inFlight === 0) exit(0);
+    // Not inside the cork that is still writing this response: exit once it has left.
+    if (state.draining && state.inFlight === 0) setImmediate(exit, 0);
   },
 };
 
