@@ -207,7 +207,7 @@ export class Gateway {
     let slot = this.slots[index];
     if (!slot) slot = this.slots[index] = { index, worker: null, listening: false, stopping: false, restarts: 0, lastStart: 0 };
     const plan = this.port && this.plan.listen.port === 0 ? { ...this.plan, listen: { ...this.plan.listen, port: this.port } } : this.plan;
-    const worker = new Worker(WORKER_FILE, { workerData: { index, plan, counters: this.counters } });
+    const worker = new Worker(WORKER_FILE, { workerData: { index, workers: this.workerCount, plan, counters: this.counters } });
     slot.worker = worker;
     slot.listening = false;
     slot.lastStart = Date.now();
@@ -357,8 +357,8 @@ export class Gateway {
     const { plan: compiled, warnings } = compileConfig(config, source, version, this.shared);
     const issues: ConfigIssue[] = [];
     const fixed = 'cannot change while the gateway runs (restart it to change it)';
-    if (compiled.listen.port !== this.plan.listen.port) issues.push({ path: 'listen.port', message: fixed });
-    if (compiled.listen.host !== this.plan.listen.host) issues.push({ path: 'listen.host', message: fixed });
+    if (config.listen.port !== this.config.listen.port) issues.push({ path: 'listen.port', message: fixed });
+    if (config.listen.host !== this.config.listen.host) issues.push({ path: 'listen.host', message: fixed });
     if (config.admin.port !== this.config.admin.port) issues.push({ path: 'admin.port', message: fixed });
     if (config.admin.host !== this.config.admin.host) issues.push({ path: 'admin.host', message: fixed });
     let audit: AuditLog | null = null;

@@ -395,6 +395,13 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     const res = this.res;
     this.bytesOut += chunk.length;
     if (this.responseKind === BODY_LENGTH) {
+      if (this.bytesOut === chunk.length && chunk.length === this.responseTotal) {
+        // The common small response: the whole body came with the head. end() copies it (buffering under
+        // backpressure itself) and, unlike tryEnd, can close the connection (drain, rebalance).
+        res.end(chunk, this.host.closing);
+        this.#finish();
+        return true;
+      }
       const offset = res.getWriteOffset();
       const [ok, done] = res.tryEnd(chunk, this.responseTotal);
       if (done) {

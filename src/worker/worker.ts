@@ -5,6 +5,7 @@ import { Runtime } from './runtime.js';
 import { createHandler, type HandlerState } from './handler.js';
 import { WorkerCounters, IN_FLIGHT } from '../shared/counters.js';
 import { clock } from '../shared/clock.js';
+import { Rebalancer } from './rebalance.js';
 import type { Exchange } from './exchange.js';
 import type { ToWorker, FromWorker } from '../control/messages.js';
 import { CONSUMERS_SERVICE } from '../identity/consumers.js';
@@ -22,6 +23,7 @@ import { closeSpanExporters } from '../observe/span-exporter.js';
 
 interface WorkerInit {
   index: number;
+  workers: number;
   plan: Plan;
   counters: SharedArrayBuffer;
 }
@@ -30,6 +32,8 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 const send = (msg: FromWorker) => port.postMessage(msg);
 const counters = new WorkerCounters(init.counters, init.index);
+const rebalancer = new Rebalancer(init.counters, init.index, init.workers);
+let draining = false;
 // observability: the metrics region comes with the plan (absent when a plan was compiled without a Gateway)
 const observeService = init.plan.services.observe as ObserveService | undefined;
 const metrics = observeService === undefined ? null : new WorkerMetrics(observeService, init.index, (slot, name) => send({ type: 'metrics-plan', index: init.index, slot, name }));
@@ -43,7 +47,10 @@ const state: HandlerState = {
   runtime: new Runtime(init.plan, null, init.index),
   tls: init.plan.listen.tls !== null,
   draining: false,
-  closing: false,
+  // During a drain every response closes its connection; otherwise a busy worker sheds a few (rebalance.ts).
+  get closing() {
+    return draining || rebalancer.shouldClose();
+  },
   inFlight: 0,
   counters,
   get viaValue() {
@@ -69,7 +76,10 @@ const state: HandlerState = {
   },
 };
 
-const unregisterSweep = clock.register((now) => state.runtime.sweep(now));
+const unregisterSweep = clock.register((now) => {
+  state.runtime.sweep(now);
+  rebalancer.tick(now);
+});
 metrics?.startGauges(() => state.runtime);
 
 const plan = init.plan;
@@ -180,7 +190,7 @@ port.on('message', (msg: ToWorker) => {
     case 'drain': {
       // Stop accepting; finish what is in flight (each response closes its connection); then exit.
       state.draining = true;
-      state.closing = true;
+      draining = true;
       closeListen();
       if (state.inFlight === 0) return exit(0);
       drainTimer = setTimeout(() => exit(0), msg.timeoutMs);
