@@ -119,7 +119,7 @@ async function start(args: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
-      gateway.reload().then(
+      gateway.reload({ who: 'SIGHUP' }).then(
         ({ version, warnings }) => logger.info({ version, warnings }, 'reloaded on SIGHUP'),
         (err) => logger.error({ err: (err as Error).message }, 'reload refused; the previous config keeps serving'),
       );

@@ -16,6 +16,8 @@ export interface Plan {
   readonly router: PlanRouter;
   /** control-plane resources handed to workers by name (shared tables); policies reach them through PolicyEnv */
   readonly services: Record<string, unknown>;
+  /** route-disabled and node-drained switches (src/shared/admin-flags.ts); set by the Gateway before posting */
+  readonly adminFlags?: SharedArrayBuffer;
 }
 
 /** One policy on one route: its module name and the data its compile step produced. */

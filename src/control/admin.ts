@@ -1,26 +1,84 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { Gateway } from './gateway.js';
+import { ApplyFailedError, UnknownTargetError, type Actor, type ApplyResult, type Gateway } from './gateway.js';
+import { ConfigError } from '../config/errors.js';
+import { tokenFingerprint } from './audit.js';
+import { PROMETHEUS_CONTENT_TYPE } from '../observe/prometheus.js';
 
 /**
  * The admin API, on its own port and served by the control plane (never by a worker), so operations traffic cannot
  * slow requests. /health and /ready answer without a token (for probes); everything else needs the bearer token
- * when one is configured.
+ * when one is configured (compileConfig refuses a non-loopback admin host without one). Every endpoint is listed in
+ * docs/admin-api.md; errors are problem+json bodies with the codes of ADMIN_ERRORS.
  */
+
+/** Errors of the admin API itself (the data plane's codes are in src/errors/codes.ts). docs/errors.md lists both. */
+export const ADMIN_ERRORS = {
+  NG_ERR_ADMIN_UNAUTHORIZED: { status: 401, title: 'A valid bearer token is required' },
+  NG_ERR_ADMIN_NOT_FOUND: { status: 404, title: 'No such admin endpoint' },
+  NG_ERR_ADMIN_METHOD_NOT_ALLOWED: { status: 405, title: 'The admin endpoint does not accept this method' },
+  NG_ERR_ADMIN_BAD_REQUEST: { status: 400, title: 'The request body or a path parameter is invalid' },
+  NG_ERR_ADMIN_BODY_TOO_LARGE: { status: 413, title: 'The request body is too large' },
+  NG_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'The body must be YAML or JSON' },
+  NG_ERR_ADMIN_CONFIG_INVALID: { status: 422, title: 'The config was refused; the previous one keeps serving' },
+  NG_ERR_ADMIN_UNKNOWN_ROUTE: { status: 404, title: 'No route has this name' },
+  NG_ERR_ADMIN_UNKNOWN_UPSTREAM: { status: 404, title: 'No upstream has this name' },
+  NG_ERR_ADMIN_UNKNOWN_NODE: { status: 404, title: 'The upstream has no node with this index' },
+  NG_ERR_ADMIN_UNKNOWN_VERSION: { status: 404, title: 'This config version is not kept' },
+  NG_ERR_ADMIN_APPLY_FAILED: { status: 500, title: 'A worker could not take the config; nothing was applied' },
+  NG_ERR_ADMIN_INTERNAL: { status: 500, title: 'The admin request failed' },
+} as const;
+export type AdminErrorCode = keyof typeof ADMIN_ERRORS;
+
+/** A config of 10,000 routes is about 2 MB of YAML. */
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
+const CONFIG_TYPES = /^(application\/(json|yaml|x-yaml)|text\/(yaml|x-yaml|plain))\s*(;|$)/i;
+const SOURCE_NAME = /^[\x21-\x7e][\x20-\x7e]{0,199}$/;
+const INDEX = /^(0|[1-9][0-9]{0,5})$/;
+
+class BadRequest extends Error {
+  constructor(
+    readonly code: AdminErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], url: URL) => Promise<void> | void;
+
+/** One endpoint: method and path pattern (":" segments are parameters). */
+interface Endpoint {
+  method: string;
+  parts: string[];
+  handler: Handler;
+}
+
 export class AdminServer {
   readonly #gateway: Gateway;
   readonly #server: Server;
-  readonly #tokenDigest: Buffer | null;
+  #tokenDigest: Buffer | null = null;
+  readonly #endpoints: Endpoint[] = [];
   port = 0;
 
   constructor(gateway: Gateway) {
     this.#gateway = gateway;
-    const token = gateway.config.admin.token;
-    this.#tokenDigest = token ? createHash('sha256').update(token).digest() : null;
+    this.setToken(gateway.config.admin.token);
+    this.#define();
     this.#server = createServer((req, res) => {
-      this.#route(req, res).catch(() => json(res, 500, { code: 'NG_ERR_GATEWAY_INTERNAL', title: 'admin request failed' }));
+      this.#route(req, res).catch((err) => {
+        if (err instanceof BadRequest) return problem(res, err.code, err.message);
+        gateway.log.error({ err: (err as Error).message, url: req.url }, 'admin request failed');
+        if (!res.headersSent) problem(res, 'NG_ERR_ADMIN_INTERNAL');
+        else res.destroy();
+      });
     });
+  }
+
+  /** Called on every apply: a config may rotate the token. */
+  setToken(token: string | undefined): void {
+    this.#tokenDigest = token ? createHash('sha256').update(token).digest() : null;
   }
 
   listen(host: string, port: number): Promise<void> {
@@ -40,12 +98,98 @@ export class AdminServer {
     });
   }
 
-  #authorized(req: IncomingMessage): boolean {
-    if (this.#tokenDigest === null) return true;
-    const header = req.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+  /** The caller, or null when the token is missing or wrong. */
+  #actor(req: IncomingMessage): Actor | null {
+    const from = req.socket.remoteAddress;
+    if (this.#tokenDigest === null) return { who: 'anonymous', from };
+    const given = bearer(req);
     // Compare digests: equal length always, so timingSafeEqual never throws and leaks nothing about the length.
-    return timingSafeEqual(createHash('sha256').update(given).digest(), this.#tokenDigest);
+    if (!timingSafeEqual(createHash('sha256').update(given).digest(), this.#tokenDigest)) return null;
+    return { who: tokenFingerprint(given), from };
+  }
+
+  #define(): void {
+    const g = this.#gateway;
+    const on = (method: string, path: string, handler: Handler) => this.#endpoints.push({ method, parts: path.split('/').slice(1), handler });
+
+    on('GET', '/status', (_q, res) => json(res, 200, g.status()));
+
+    // Prometheus scrape (src/observe/metrics-hub.ts): read from shared memory on this thread, workers are not asked.
+    on('GET', '/metrics', (_q, res) => {
+      const text = g.renderMetrics();
+      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+
+    on('GET', '/config', (_q, res, _p, url) => {
+      const v = url.searchParams.get('version');
+      if (v === null) return json(res, 200, this.#configBody(g.plan.version));
+      if (!INDEX.test(v)) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', '"version" must be a whole number');
+      const body = this.#configBody(Number(v));
+      if (!body) return problem(res, 'NG_ERR_ADMIN_UNKNOWN_VERSION', `version ${v} is not kept (kept: ${g.keptVersions().join(', ')})`);
+      json(res, 200, body);
+    });
+
+    on('PUT', '/config', async (req, res, _p, url) => {
+      const type = req.headers['content-type'];
+      if (type !== undefined && !CONFIG_TYPES.test(type)) {
+        throw new BadRequest('NG_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', `content-type "${type}" is not YAML or JSON`);
+      }
+      const source = url.searchParams.get('source') ?? 'PUT /config';
+      if (!SOURCE_NAME.test(source)) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', '"source" must be 1 to 200 printable characters');
+      const text = await readBody(req);
+      await this.#applied(res, g.applyText(text, source, this.#actorOf(req)));
+    });
+
+    on('GET', '/config/history', (_q, res) => json(res, 200, { version: g.plan.version, kept: g.keptVersions(), history: g.history }));
+
+    on('POST', '/config/rollback', async (req, res) => {
+      const body = parseJson(await readBody(req));
+      const version = (body as { version?: unknown } | null)?.version;
+      if (!Number.isInteger(version) || (version as number) < 1) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', 'the body must be {"version": <a kept version number>}');
+      await this.#applied(res, g.rollback(version as number, this.#actorOf(req)));
+    });
+
+    on('POST', '/reload', async (req, res) => this.#applied(res, g.reload(this.#actorOf(req))));
+
+    on('GET', '/routes', (_q, res) => json(res, 200, { version: g.plan.version, routes: this.#routes() }));
+    on('GET', '/routes/:name', (_q, res, [name]) => {
+      const route = this.#routes().find((r) => r.name === name);
+      if (!route) return problem(res, 'NG_ERR_ADMIN_UNKNOWN_ROUTE', `no route named "${name}"`);
+      json(res, 200, route);
+    });
+    for (const [verb, disabled] of [['disable', true], ['enable', false]] as const) {
+      on('POST', `/routes/:name/${verb}`, (req, res, [name]) => {
+        g.setRouteDisabled(name, disabled, this.#actorOf(req));
+        json(res, 200, { route: name, disabled, version: g.plan.version });
+      });
+    }
+
+    on('GET', '/upstreams', async (_q, res) => json(res, 200, await this.#upstreams()));
+    on('GET', '/upstreams/:name', async (_q, res, [name]) => {
+      const all = await this.#upstreams();
+      const u = all.upstreams.find((x) => x.name === name);
+      if (!u) return problem(res, 'NG_ERR_ADMIN_UNKNOWN_UPSTREAM', `no upstream named "${name}"`);
+      json(res, 200, { ...u, workersMissing: all.workersMissing });
+    });
+    for (const [verb, drained] of [['drain', true], ['undrain', false]] as const) {
+      on('POST', `/upstreams/:name/nodes/:index/${verb}`, (req, res, [name, index]) => {
+        if (!INDEX.test(index)) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', `node index "${index}" is not a whole number`);
+        g.setNodeDrained(name, Number(index), drained, this.#actorOf(req));
+        const node = g.plan.upstreams.find((u) => u.name === name)!.nodes[Number(index)];
+        json(res, 200, { upstream: name, node: { index: Number(index), url: node.url, drained }, version: g.plan.version });
+      });
+    }
+
+    on('POST', '/_fault/crash-worker', (_q, res, _p, url) => {
+      const ok = g.crashWorker(Number(url.searchParams.get('index') ?? 0));
+      json(res, ok ? 202 : 404, { crashed: ok });
+    });
+  }
+
+  /** The actor of a request that passed #route's token check. */
+  #actorOf(req: IncomingMessage): Actor {
+    return this.#actor(req) ?? { who: 'anonymous', from: req.socket.remoteAddress };
   }
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -53,25 +197,156 @@ export class AdminServer {
     const g = this.#gateway;
     if (url.pathname === '/health') return json(res, 200, { status: 'ok' });
     if (url.pathname === '/ready') return json(res, g.ready ? 200 : 503, { ready: g.ready, version: g.plan?.version });
-    if (!this.#authorized(req)) {
-      res.setHeader('www-authenticate', 'Bearer realm="nanogate-admin"');
-      return json(res, 401, { code: 'NG_ERR_ADMIN_UNAUTHORIZED', title: 'a valid bearer token is required' });
-    }
-    if (req.method === 'GET' && url.pathname === '/status') return json(res, 200, g.status());
-    if (req.method === 'GET' && url.pathname === '/config') return json(res, 200, { version: g.plan.version, config: redact(g.config), history: g.history });
-    if (req.method === 'POST' && url.pathname === '/reload') {
-      try {
-        const r = await g.reload();
-        return json(res, 200, r);
-      } catch (err) {
-        return json(res, 422, { code: 'NG_ERR_CONFIG_INVALID', title: 'the config was refused; the previous one keeps serving', detail: (err as Error).message });
+    if (this.#actor(req) === null) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        g.audit?.write({ who: bearer(req) ? tokenFingerprint(bearer(req)) : 'no-token', from: req.socket.remoteAddress, action: `${req.method} ${url.pathname}`, result: 'unauthorized' });
       }
+      return problem(res, 'NG_ERR_ADMIN_UNAUTHORIZED', undefined, { 'www-authenticate': 'Bearer realm="nanogate-admin"' });
     }
-    if (req.method === 'POST' && url.pathname === '/_fault/crash-worker') {
-      const ok = g.crashWorker(Number(url.searchParams.get('index') ?? 0));
-      return json(res, ok ? 202 : 404, { crashed: ok });
+    const parts = url.pathname.split('/').slice(1);
+    let params: string[] = [];
+    const allowed: string[] = [];
+    let found: Endpoint | null = null;
+    for (const e of this.#endpoints) {
+      const p = matchParts(e.parts, parts);
+      if (p === null) continue;
+      if (e.method !== req.method) {
+        allowed.push(e.method);
+        continue;
+      }
+      found = e;
+      params = p;
+      break;
     }
-    return json(res, 404, { code: 'NG_ERR_ADMIN_NOT_FOUND', title: 'no such admin endpoint' });
+    if (found === null) {
+      if (allowed.length) return problem(res, 'NG_ERR_ADMIN_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`, { allow: allowed.join(', ') });
+      return problem(res, 'NG_ERR_ADMIN_NOT_FOUND', `no admin endpoint ${url.pathname}`);
+    }
+    try {
+      await found.handler(req, res, params, url);
+    } catch (err) {
+      if (err instanceof UnknownTargetError) {
+        const code = ({ route: 'NG_ERR_ADMIN_UNKNOWN_ROUTE', upstream: 'NG_ERR_ADMIN_UNKNOWN_UPSTREAM', node: 'NG_ERR_ADMIN_UNKNOWN_NODE', version: 'NG_ERR_ADMIN_UNKNOWN_VERSION' } as const)[err.kind];
+        return problem(res, code, err.message);
+      }
+      throw err;
+    }
+  }
+
+  /** Answers for an apply of any kind (PUT /config, rollback, reload). */
+  async #applied(res: ServerResponse, result: Promise<ApplyResult>): Promise<void> {
+    const previous = this.#gateway.plan.version;
+    try {
+      const r = await result;
+      json(res, 200, { version: r.version, previous, warnings: r.warnings });
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        // The same "file: path: reason" lines `nanogate validate` prints, one per problem.
+        return problem(res, 'NG_ERR_ADMIN_CONFIG_INVALID', `${err.issues.length} problem(s); version ${this.#gateway.plan.version} keeps serving`, undefined, { errors: err.message.split('\n') });
+      }
+      if (err instanceof ApplyFailedError) return problem(res, 'NG_ERR_ADMIN_APPLY_FAILED', err.message);
+      throw err;
+    }
+  }
+
+  #configBody(version: number) {
+    const g = this.#gateway;
+    const config = version === g.plan.version ? g.config : g.keptConfig(version);
+    if (!config) return null;
+    const h = g.history.find((x) => x.version === version);
+    return { version, current: g.plan.version, source: h?.source, appliedAt: h?.at, config: redact(config) };
+  }
+
+  #routes() {
+    const g = this.#gateway;
+    const byName = new Map(g.config.routes.map((r) => [r.name, r]));
+    return g.plan.routes.map((r) => {
+      const rc = byName.get(r.name);
+      return {
+        name: r.name,
+        id: r.id,
+        where: r.where,
+        match: rc?.match,
+        upstream: g.plan.upstreams[r.upstream]?.name,
+        priority: r.priority,
+        policies: (r.policies ?? []).map((p) => p.name),
+        disabled: g.routeDisabled(r.name),
+      };
+    });
+  }
+
+  async #upstreams() {
+    const g = this.#gateway;
+    const plan = g.plan;
+    const { load, missing } = await g.upstreamLoad();
+    return {
+      version: plan.version,
+      workersMissing: missing,
+      upstreams: plan.upstreams.map((u) => ({
+        name: u.name,
+        balancer: u.balancer,
+        nodes: u.nodes.map((n, i) => ({
+          index: i,
+          url: n.url,
+          weight: n.weight,
+          drained: g.nodeDrained(u.name, n.url),
+          inFlight: load.get(u.name)?.[i] ?? 0,
+        })),
+      })),
+    };
+  }
+}
+
+function matchParts(pattern: string[], parts: string[]): string[] | null {
+  if (pattern.length !== parts.length) return null;
+  const params: string[] = [];
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i].startsWith(':')) {
+      if (parts[i] === '') return null;
+      try {
+        params.push(decodeURIComponent(parts[i]));
+      } catch {
+        throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', `"${parts[i]}" is not a valid percent-encoded path segment`);
+      }
+    } else if (pattern[i] !== parts[i]) return null;
+  }
+  return params;
+}
+
+function bearer(req: IncomingMessage): string {
+  const header = req.headers.authorization ?? '';
+  // The scheme is case-insensitive (RFC 9110 11.1).
+  return header.length > 7 && header.slice(0, 7).toLowerCase() === 'bearer ' ? header.slice(7).trim() : '';
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_BODY_BYTES) {
+      req.resume();
+      return reject(new BadRequest('NG_ERR_ADMIN_BODY_TOO_LARGE', `the body exceeds ${MAX_BODY_BYTES} bytes`));
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        req.pause();
+        reject(new BadRequest('NG_ERR_ADMIN_BODY_TOO_LARGE', `the body exceeds ${MAX_BODY_BYTES} bytes`));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', 'the body is not valid JSON');
   }
 }
 
@@ -81,6 +356,14 @@ function redact(config: unknown): unknown {
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': status >= 400 && status !== 503 ? 'application/problem+json' : 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** RFC 9457 body for admin errors, like the data plane's (src/errors/problem.ts) but with admin codes. */
+function problem(res: ServerResponse, code: AdminErrorCode, detail?: string, headers?: Record<string, string>, extra?: Record<string, unknown>): void {
+  const { status, title } = ADMIN_ERRORS[code];
+  const text = JSON.stringify({ type: `urn:nanogate:problem:${code}`, title, status, code, ...(detail !== undefined ? { detail } : {}), ...extra });
+  res.writeHead(status, { ...headers, 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

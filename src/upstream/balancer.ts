@@ -29,9 +29,14 @@ export class Balancer {
   readonly #schedule: Int32Array;
   readonly #weights: readonly number[];
   readonly #leastConnections: boolean;
+  /** admin switches (src/shared/admin-flags.ts): node i is drained when flags[firstCell + i] is non-zero */
+  readonly #flags: Int32Array;
+  readonly #firstCell: number;
   #next = 0;
 
-  constructor(upstream: PlanUpstream) {
+  constructor(upstream: PlanUpstream, flags: Int32Array = new Int32Array(upstream.nodes.length), firstCell = 0) {
+    this.#flags = flags;
+    this.#firstCell = firstCell;
     this.#weights = upstream.nodes.map((n) => n.weight);
     this.#schedule = Int32Array.from(smoothSchedule(this.#weights));
     this.#leastConnections = upstream.balancer === 'least-connections';
@@ -39,14 +44,16 @@ export class Balancer {
     this.#next = (Math.random() * this.#schedule.length) | 0;
   }
 
-  /** Index of the node to use; `skip` is a node that just failed (-1 for none). */
+  /** Index of the node to use; `skip` is a node that just failed (-1 for none); drained nodes are never picked. */
   pick(pools: readonly PoolLoad[], skip: number): number {
+    const flags = this.#flags;
+    const first = this.#firstCell;
     if (this.#leastConnections) {
       let best = -1;
       let bestScore = Infinity;
       for (let i = 0; i < pools.length; i++) {
         const w = this.#weights[i];
-        if (w === 0 || i === skip) continue;
+        if (w === 0 || i === skip || Atomics.load(flags, first + i) !== 0) continue;
         const score = pools[i].inFlight / w;
         if (score < bestScore) {
           bestScore = score;
@@ -59,7 +66,7 @@ export class Balancer {
     for (let tries = 0; tries < s.length; tries++) {
       const i = s[this.#next];
       this.#next = this.#next + 1 === s.length ? 0 : this.#next + 1;
-      if (i !== skip) return i;
+      if (i !== skip && Atomics.load(flags, first + i) === 0) return i;
     }
     return -1;
   }

@@ -387,6 +387,8 @@ export class H1Pool {
   #waitHead = 0;
   /** requests currently assigned or waiting: the least-connections balancer reads it */
   inFlight = 0;
+  /** a newer plan no longer uses this pool (Runtime.retire): connections close as their request ends */
+  retired = false;
 
   constructor(node: PlanNode, max: number, keepAliveMs: number) {
     this.node = node;
@@ -445,6 +447,7 @@ export class H1Pool {
     }
     conn.idleSince = clock.now;
     this.idle.push(conn);
+    if (this.retired) conn.abort();
   }
 
   forget(conn: H1Connection, wasIdle: boolean): void {
@@ -489,5 +492,11 @@ export class H1Pool {
 
   close(): void {
     for (const conn of [...this.all]) conn.abort();
+  }
+
+  /** Graceful close after a reload: idle connections go now, busy ones when their request ends (release). */
+  retire(): void {
+    this.retired = true;
+    for (const conn of [...this.idle]) conn.abort();
   }
 }

@@ -155,4 +155,9 @@ export class UndiciNodePool {
   close(): void {
     void this.#pool.close();
   }
+
+  /** undici's close() already lets dispatched requests finish. */
+  retire(): void {
+    void this.#pool.close();
+  }
 }

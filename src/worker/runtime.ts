@@ -6,6 +6,7 @@ import { MatchScratch, walk, type RadixNode } from '../router/radix.js';
 import { CidrSet } from '../shared/cidr.js';
 import { POLICY_BY_NAME } from '../policies/index.js';
 import type { PolicyHooks } from '../pipeline/policy.js';
+import { flagCells, nodeBases, nodeCellBase, routeCell } from '../shared/admin-flags.js';
 
 /** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
 export interface NodePool {
@@ -14,6 +15,8 @@ export interface NodePool {
   cancel(ex: import('../upstream/exchange.js').UpstreamExchange): boolean;
   sweep(now: number): void;
   close(): void;
+  /** stop taking requests for good: idle connections close now, busy ones when their request ends */
+  retire(): void;
 }
 
 export class UpstreamRuntime {
@@ -25,10 +28,10 @@ export class UpstreamRuntime {
   /** host:port per node, for logs */
   readonly authorities: string[];
 
-  constructor(plan: Plan, index: number, previous: UpstreamRuntime | undefined) {
+  constructor(plan: Plan, index: number, previous: UpstreamRuntime | undefined, flags: Int32Array, firstNodeCell: number) {
     const u = plan.upstreams[index];
     this.name = u.name;
-    this.balancer = new Balancer(u);
+    this.balancer = new Balancer(u, flags, firstNodeCell);
     this.hostLines = u.nodes.map((n) => `host: ${n.authority}\r\n`);
     this.authorities = u.nodes.map((n) => n.authority);
     this.pools = u.nodes.map((n, i) => {
@@ -61,6 +64,8 @@ export class RouteRuntime {
   readonly slotCount: number;
   /** a policy on this route answers CORS preflights: OPTIONS with Origin and Access-Control-Request-Method matches too */
   readonly preflight: boolean;
+  /** cell of this route's "disabled" switch in Runtime.flags */
+  readonly flagCell: number;
 
   constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>) {
     this.scratch = scratch;
@@ -87,6 +92,7 @@ export class RouteRuntime {
     this.headers = plan.headers;
     this.query = plan.query;
     this.needsParams = plan.rewrite !== null;
+    this.flagCell = routeCell(plan.id);
   }
 }
 
@@ -105,6 +111,10 @@ export class Runtime {
   readonly routes: RouteRuntime[];
   readonly upstreams: UpstreamRuntime[];
   readonly trusted: CidrSet;
+  /** admin switches of this plan (src/shared/admin-flags.ts), written by the control plane with Atomics */
+  readonly flags: Int32Array;
+  /** pools of earlier plans that still finish requests; swept until empty */
+  readonly retiring: NodePool[];
   readonly scratch = new MatchScratch();
   readonly #hosts: Map<string, RadixNode>;
   readonly #wildcardHosts: ReadonlyArray<readonly [string, RadixNode]>;
@@ -117,9 +127,12 @@ export class Runtime {
 
   constructor(plan: Plan, previous: Runtime | null, workerIndex = 0) {
     this.plan = plan;
+    this.flags = flagCells(plan);
+    this.retiring = previous ? previous.retiring : [];
+    const bases = nodeBases(plan);
     this.upstreams = plan.upstreams.map((_, i) => {
       const old = previous?.upstreams.find((u) => u.name === plan.upstreams[i].name);
-      return new UpstreamRuntime(plan, i, old);
+      return new UpstreamRuntime(plan, i, old, this.flags, nodeCellBase(this.flags, bases[i]));
     });
     this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch, workerIndex, plan.services));
     this.trusted = new CidrSet(plan.proxy.trustedProxies);
@@ -130,14 +143,36 @@ export class Runtime {
     this.viaValue = `1.1 ${plan.proxy.via}`;
   }
 
-  /** Pools the new runtime no longer uses are closed once it takes over. */
+  /**
+   * Pools the new runtime no longer uses are retired once it takes over: requests already on them finish (a reload
+   * drops nothing), their connections close as they end, and `next` keeps sweeping them for timeouts until empty.
+   */
   retire(next: Runtime): void {
     const kept = new Set(next.upstreams.flatMap((u) => u.pools));
+    for (const u of this.upstreams) {
+      for (const p of u.pools) {
+        if (kept.has(p)) continue;
+        p.retire();
+        if (p.inFlight > 0) next.retiring.push(p);
+      }
+    }
+  }
+
+  /** A prepared runtime that never took over: close what it opened that the current one does not share. */
+  discard(current: Runtime): void {
+    const kept = new Set(current.upstreams.flatMap((u) => u.pools));
     for (const u of this.upstreams) for (const p of u.pools) if (!kept.has(p)) p.close();
   }
 
   sweep(now: number): void {
     for (const u of this.upstreams) for (const p of u.pools) p.sweep(now);
+    const r = this.retiring;
+    if (r.length > 0) {
+      for (let i = r.length - 1; i >= 0; i--) {
+        r[i].sweep(now);
+        if (r[i].inFlight === 0) r.splice(i, 1);
+      }
+    }
   }
 
   /**
