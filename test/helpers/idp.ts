@@ -22,13 +22,15 @@ export interface TestIdp {
   introspectRequests: number;
   /** the Authorization and body of the last introspection call */
   lastIntrospection: { authorization: string | undefined; body: string } | null;
-  /** the Basic credentials the introspection endpoint accepts */
-  basic: string;
+  /** the client credentials the introspection endpoint accepts, "id:secret" */
+  client: string;
   close(): Promise<void>;
 }
 
 export async function startIdp(opts: { clientId?: string; clientSecret?: string } = {}): Promise<TestIdp> {
   const sockets = new Set<Socket>();
+  const clientId = opts.clientId ?? 'gateway';
+  const clientSecret = opts.clientSecret ?? 'gateway-secret';
   const idp: TestIdp = {
     url: '',
     jwksUrl: '',
@@ -40,7 +42,7 @@ export async function startIdp(opts: { clientId?: string; clientSecret?: string 
     introspectStatus: 200,
     introspectRequests: 0,
     lastIntrospection: null,
-    basic: 'Basic ' + Buffer.from(`${opts.clientId ?? 'gateway'}:${opts.clientSecret ?? 'gateway-secret'}`).toString('base64'),
+    client: `${clientId}:${clientSecret}`,
     close: async () => {},
   };
   const server: Server = createServer((req, res) => {
@@ -64,7 +66,7 @@ export async function startIdp(opts: { clientId?: string; clientSecret?: string 
           res.writeHead(idp.introspectStatus);
           return res.end();
         }
-        if (req.headers.authorization !== idp.basic) {
+        if (basicCredentials(req.headers.authorization) !== `${clientId}:${clientSecret}`) {
           res.writeHead(401, { 'content-type': 'application/json' });
           return res.end('{"error":"invalid_client"}');
         }
@@ -91,6 +93,16 @@ export async function startIdp(opts: { clientId?: string; clientSecret?: string 
       for (const s of sockets) s.destroy();
     });
   return idp;
+}
+
+/** "id:secret" from HTTP Basic, each part form-decoded (RFC 6749 section 2.3.1). */
+export function basicCredentials(h: string | undefined): string | null {
+  if (!h?.startsWith('Basic ')) return null;
+  const raw = Buffer.from(h.slice(6), 'base64').toString('utf8');
+  const colon = raw.indexOf(':');
+  if (colon < 0) return null;
+  const dec = (s: string) => decodeURIComponent(s.replace(/\+/g, ' '));
+  return `${dec(raw.slice(0, colon))}:${dec(raw.slice(colon + 1))}`;
 }
 
 export interface SigningKey {
