@@ -27,7 +27,7 @@ Run nanogate <command> --help for the options of a command.`,
 Runs a gateway node: the control plane on the main thread, N worker threads on the listen port.
   --config FILE   YAML or JSON config (default: the embedded config/nanogate.yaml with its demo upstream)
   --workers N     worker threads (default: the config's "workers", "auto" = one per core)
-SIGTERM/SIGINT drain in-flight requests and exit 0; SIGHUP reloads the config file.`,
+SIGTERM/SIGINT drain in-flight requests and exit 0; SIGHUP reloads the config file; SIGUSR2 reopens access-log files.`,
   validate: `Usage: nanogate validate FILE [--strict]
 
 Loads and compiles FILE with the same code as start. Prints every error (file: path: reason) and every route that
@@ -123,6 +123,11 @@ async function start(args: string[]): Promise<number> {
         ({ version, warnings }) => logger.info({ version, warnings }, 'reloaded on SIGHUP'),
         (err) => logger.error({ err: (err as Error).message }, 'reload refused; the previous config keeps serving'),
       );
+    });
+    // log rotation: after the file was moved away, the workers reopen their access-log files at the configured path
+    process.on('SIGUSR2', () => {
+      gateway.reopenLogs();
+      logger.info('access-log files reopened on SIGUSR2');
     });
   });
 }

@@ -7,6 +7,7 @@ import { CidrSet } from '../shared/cidr.js';
 import { POLICY_BY_NAME } from '../policies/index.js';
 import type { PolicyHooks } from '../pipeline/policy.js';
 import { flagCells, nodeBases, nodeCellBase, routeCell } from '../shared/admin-flags.js';
+import { routeMetricsSlots } from '../observe/metrics-layout.js';
 
 /** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
 export interface NodePool {
@@ -66,6 +67,11 @@ export class RouteRuntime {
   readonly preflight: boolean;
   /** cell of this route's "disabled" switch in Runtime.flags */
   readonly flagCell: number;
+  // observability (src/observe/): this route's metrics row and its nodes' rows, kept by name across reloads
+  readonly metricsSlot: number;
+  readonly nodeMetricsSlots: readonly number[];
+  /** policy names of the access then rewrite hooks, when a hook asked for per-hook timing; else null */
+  readonly timedHooks: readonly string[] | null;
 
   constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>) {
     this.scratch = scratch;
@@ -93,6 +99,13 @@ export class RouteRuntime {
     this.query = plan.query;
     this.needsParams = plan.rewrite !== null;
     this.flagCell = routeCell(plan.id);
+    const m = routeMetricsSlots(services, plan.id, plan.upstream);
+    this.metricsSlot = m.slot;
+    this.nodeMetricsSlots = m.nodes;
+    const names = (plan.policies ?? []).map((p) => p.name);
+    this.timedHooks = hooks.some((h) => h.timesHooks === true)
+      ? [...names.filter((_, i) => typeof hooks[i].access === 'function'), ...names.filter((_, i) => typeof hooks[i].rewrite === 'function')]
+      : null;
   }
 }
 

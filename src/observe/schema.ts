@@ -1,0 +1,59 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/**
+ * The top-level `observability:` section: where access logs and spans go. What is logged or traced, and on which
+ * routes, is said by the `accessLog`, `serverTiming` and `tracing` policies (global or per route).
+ */
+const Url = Type.String({ pattern: '^https?://[^/?#]+(/[^?#]*)?$', description: 'http(s)://host:port/path' });
+const Headers = Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String({ pattern: '^[^\\r\\n\\x00]*$' }), {
+  description: 'extra request headers (e.g. authorization for a hosted collector)',
+});
+
+const Delivery = {
+  batchSize: Type.Integer({ minimum: 1, maximum: 10000, default: 512, description: 'items per request (sent sooner when full)' }),
+  flushMs: Type.Integer({ minimum: 10, maximum: 60000, default: 1000, description: 'send at least this often' }),
+  queueLimit: Type.Integer({ minimum: 1, maximum: 1000000, default: 8192, description: 'items held per worker; beyond it new ones are dropped and counted' }),
+  timeoutMs: Type.Integer({ minimum: 100, maximum: 60000, default: 5000, description: 'connect and response timeout of one request' }),
+};
+
+const AccessLogDestination = Type.Object(
+  {
+    type: Type.Union([Type.Literal('stdout'), Type.Literal('file'), Type.Literal('http')], { default: 'stdout' }),
+    path: Type.Optional(Type.String({ minLength: 1, description: 'file: the log file (appended; reopened on SIGUSR2 for rotation)' })),
+    url: Type.Optional(Url),
+    headers: Type.Optional(Headers),
+    ...Delivery,
+  },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'stdout, a file, or an HTTP endpoint (POSTed as NDJSON in batches)',
+    allOf: [
+      { if: { properties: { type: { const: 'file' } }, required: ['type'] }, then: { required: ['path'] } },
+      { if: { properties: { type: { const: 'http' } }, required: ['type'] }, then: { required: ['url'] } },
+    ],
+  },
+);
+
+const Tracing = Type.Object(
+  {
+    endpoint: Type.String({ pattern: '^https?://[^/?#]+(/[^?#]*)?$', description: 'OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces' }),
+    sampleRate: Type.Number({ minimum: 0, maximum: 1, default: 1, description: 'share of new traces recorded (incoming traceparent decides for continued ones)' }),
+    serviceName: Type.String({ minLength: 1, default: 'nanogate', description: 'resource attribute service.name' }),
+    headers: Type.Optional(Headers),
+    ...Delivery,
+  },
+  { additionalProperties: false, description: 'span export over OTLP/HTTP (JSON); enable per route with the tracing policy' },
+);
+
+export const ObservabilitySchema = Type.Object(
+  {
+    accessLog: Type.Object({ destination: AccessLogDestination }, { additionalProperties: false, default: {} }),
+    tracing: Type.Optional(Tracing),
+  },
+  { additionalProperties: false, default: {}, description: 'destinations of access logs and traces' },
+);
+
+export type ObservabilityConfig = Static<typeof ObservabilitySchema>;
+export type AccessLogDestinationConfig = Static<typeof AccessLogDestination>;
+export type TracingConfig = Static<typeof Tracing>;

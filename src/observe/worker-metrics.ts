@@ -1,0 +1,171 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
+import type { ErrorCode } from '../errors/codes.js';
+import type { RequestTiming } from '../pipeline/policy.js';
+import { POLICIES } from '../policies/index.js';
+import type { Exchange } from '../worker/exchange.js';
+import type { Runtime } from '../worker/runtime.js';
+import {
+  B_CODES, B_NODES, B_ROUTES, BLOCK_CELLS, CLASSES, CODE_INDEX, HIST_CELLS, N_FAILURES, N_IN_FLIGHT, N_OPEN, N_RESPONSES,
+  NODE_CELLS, PH_CONNECT, PH_ROUTE, PH_TRANSFER, PH_UPSTREAM, PLAN_NONE, PLAN_OTHER, POLICY_PHASE_SLOTS, FIXED_PHASES,
+  R_BYTES_IN, R_BYTES_OUT, R_GATEWAY, R_PHASES, R_REQUESTS, R_TOTAL, ROUTE_CELLS, ROUTE_UNMATCHED, W_HEAP_TOTAL_KB,
+  W_HEAP_USED_KB, W_LOOP_MAX_US, W_LOOP_P50_US, W_LOOP_P99_US, W_PLAN_OVERFLOW, observe, type ObserveService,
+} from './metrics-layout.js';
+import { bindThreadStats } from './thread-stats.js';
+
+const GAUGE_INTERVAL_MS = 1000;
+/** the delay monitor's sampling timer: what it records is the interval between fires, so lag = value - resolution */
+const LOOP_RESOLUTION_MS = 10;
+const lagUs = (ns: number) => Math.min(2 ** 31 - 1, Math.max(0, ns / 1000 - LOOP_RESOLUTION_MS * 1000)) | 0;
+
+/**
+ * The worker's writer of the metrics region (layout in metrics-layout.ts). `finished` runs once per request, after
+ * the response: a handful of Atomics.add on preallocated cells, no allocation, no message. Gauges (event-loop lag,
+ * heap, per-node in-flight and open connections) are written once a second by a timer.
+ */
+export class WorkerMetrics {
+  readonly #cells: Int32Array;
+  readonly #base: number;
+  readonly #codes: number;
+  readonly #nodes: number;
+  readonly #routes: number;
+  readonly #plans = new Map<string, number>();
+  #nextPlan = 1;
+  readonly #announce: (slot: number, name: string) => void;
+  /** phase slot by policy name */
+  readonly #policyPhase = new Map<string, number>(POLICIES.slice(0, POLICY_PHASE_SLOTS).map((p, i) => [p.name, FIXED_PHASES.length + i]));
+  #loop: IntervalHistogram | null = null;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(service: ObserveService, index: number, announce: (slot: number, name: string) => void) {
+    this.#cells = new Int32Array(service.sab);
+    this.#base = index * BLOCK_CELLS;
+    this.#codes = this.#base + B_CODES;
+    this.#nodes = this.#base + B_NODES;
+    this.#routes = this.#base + B_ROUTES;
+    this.#announce = announce;
+    const known = service.planNames[index] ?? [];
+    for (let s = 1; s < known.length; s++) if (known[s]) this.#plans.set(known[s], s);
+    this.#nextPlan = Math.max(1, known.length);
+    bindThreadStats(this.#cells, this.#base);
+  }
+
+  /** One request is over (any outcome). */
+  finished(ex: Exchange): void {
+    const cells = this.#cells;
+    const t = ex.timing;
+    const route = ex.route;
+    const row = this.#routes + route.metricsSlot * ROUTE_CELLS;
+    const status = ex.status || 499;
+    let cls = ((status / 100) | 0) - 1;
+    if (cls < 0 || cls > 4) cls = 4;
+    const plan = ex.consumerPlan === null ? PLAN_NONE : this.#planSlot(ex.consumerPlan);
+    Atomics.add(cells, row + R_REQUESTS + plan * CLASSES + cls, 1);
+    if (ex.startedAt > 0) {
+      const end = t.end > 0 ? t.end : performance.now();
+      const total = end - ex.startedAt;
+      observe(cells, row + R_TOTAL, total);
+      // gateway-added: arrival to dispatch (parsing, routing, policies); the upstream's share starts at dispatch
+      observe(cells, row + R_GATEWAY, ex.sentAt > 0 ? ex.sentAt - ex.startedAt : total);
+      if (t.start > 0) this.#phases(cells, row + R_PHASES, t, end);
+    }
+    if (ex.bodyBytes > 0) Atomics.add(cells, row + R_BYTES_IN, ex.bodyBytes);
+    if (ex.bytesOut > 0) Atomics.add(cells, row + R_BYTES_OUT, ex.bytesOut);
+    const code = ex.errorCode;
+    if (code !== null) Atomics.add(cells, this.#codes + CODE_INDEX[code], 1);
+    if (ex.nodeIndex >= 0) {
+      const ns = route.nodeMetricsSlots[ex.nodeIndex];
+      if (ns !== undefined) {
+        const failed = code !== null && code.startsWith('NG_ERR_UPSTREAM_');
+        Atomics.add(cells, this.#nodes + ns * NODE_CELLS + (failed ? N_FAILURES : N_RESPONSES), 1);
+      }
+    }
+  }
+
+  /** A request answered before routing or right after it (no Exchange): counted under route "_unmatched". */
+  rejected(code: ErrorCode, status: number): void {
+    const cells = this.#cells;
+    let cls = ((status / 100) | 0) - 1;
+    if (cls < 0 || cls > 4) cls = 4;
+    Atomics.add(cells, this.#routes + ROUTE_UNMATCHED * ROUTE_CELLS + R_REQUESTS + PLAN_NONE * CLASSES + cls, 1);
+    Atomics.add(cells, this.#codes + CODE_INDEX[code], 1);
+  }
+
+  #phases(cells: Int32Array, at: number, t: RequestTiming, end: number): void {
+    observe(cells, at + PH_ROUTE * HIST_CELLS, t.routed - t.start);
+    const hooks = t.hooks;
+    if (hooks !== null) {
+      const names = t.hookNames!;
+      let prev = t.routed;
+      for (let i = 0; i < hooks.length; i++) {
+        const mark = hooks[i];
+        if (mark === 0) break; // the pipeline stopped before this hook
+        const slot = this.#policyPhase.get(names[i]);
+        if (slot !== undefined) observe(cells, at + slot * HIST_CELLS, mark - prev);
+        prev = mark;
+      }
+    }
+    if (t.connected > 0 && t.upstreamStart > 0) {
+      observe(cells, at + PH_CONNECT * HIST_CELLS, t.connected - t.upstreamStart);
+      if (t.upstreamHeaders > 0) {
+        observe(cells, at + PH_UPSTREAM * HIST_CELLS, t.upstreamHeaders - t.connected);
+        observe(cells, at + PH_TRANSFER * HIST_CELLS, end - t.upstreamHeaders);
+      }
+    }
+  }
+
+  #planSlot(name: string): number {
+    const s = this.#plans.get(name);
+    if (s !== undefined) return s;
+    if (this.#nextPlan >= PLAN_OTHER) {
+      Atomics.add(this.#cells, this.#base + W_PLAN_OVERFLOW, 1);
+      return PLAN_OTHER;
+    }
+    const slot = this.#nextPlan++;
+    this.#plans.set(name, slot);
+    this.#announce(slot, name);
+    return slot;
+  }
+
+  /** Starts the once-a-second gauges: event-loop delay, heap, per-node in-flight and open connections. */
+  startGauges(current: () => Runtime): void {
+    const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    loop.enable();
+    this.#loop = loop;
+    this.#timer = setInterval(() => this.#publish(current()), GAUGE_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  #publish(rt: Runtime): void {
+    const cells = this.#cells;
+    const w = this.#base;
+    const loop = this.#loop!;
+    if (loop.count > 0) {
+      Atomics.store(cells, w + W_LOOP_P50_US, lagUs(loop.percentile(50)));
+      Atomics.store(cells, w + W_LOOP_P99_US, lagUs(loop.percentile(99)));
+      Atomics.store(cells, w + W_LOOP_MAX_US, lagUs(loop.max));
+    }
+    loop.reset();
+    const heap = getHeapStatistics();
+    Atomics.store(cells, w + W_HEAP_USED_KB, (heap.used_heap_size / 1024) | 0);
+    Atomics.store(cells, w + W_HEAP_TOTAL_KB, (heap.total_heap_size / 1024) | 0);
+    const slots = (rt.plan.services.observe as ObserveService | undefined)?.nodeSlots;
+    if (slots === undefined) return;
+    for (let u = 0; u < rt.upstreams.length; u++) {
+      const pools = rt.upstreams[u].pools;
+      for (let i = 0; i < pools.length; i++) {
+        const ns = slots[u]?.[i];
+        if (ns === undefined) continue;
+        const at = this.#nodes + ns * NODE_CELLS;
+        Atomics.store(cells, at + N_IN_FLIGHT, pools[i].inFlight);
+        const all = (pools[i] as { all?: { size: number } }).all;
+        if (all !== undefined) Atomics.store(cells, at + N_OPEN, all.size);
+      }
+    }
+  }
+
+  stop(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#loop?.disable();
+  }
+}
