@@ -1,0 +1,190 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { closedPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { eventually, startCollector } from '../helpers/collector.js';
+import { scrape } from '../helpers/prometheus.js';
+
+let up: TestUpstream;
+let gw: TestGateway;
+let file: string;
+
+type Line = Record<string, any>;
+
+function lines(path = file): Line[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l));
+}
+
+async function lineFor(reqId: string, path = file): Promise<Line> {
+  await eventually(() => lines(path).some((l) => l.reqId === reqId));
+  return lines(path).find((l) => l.reqId === reqId)!;
+}
+
+async function get(path: string, headers: Record<string, string> = {}): Promise<Response> {
+  const res = await fetch(`${gw.url}${path}`, { headers });
+  await res.arrayBuffer();
+  return res;
+}
+
+before(async () => {
+  up = await startUpstream((req, res) => {
+    const status = req.url?.includes('/missing') ? 404 : 200;
+    res.writeHead(status, { 'content-type': 'text/plain' });
+    res.end('body!');
+  });
+  const dead = await closedPort();
+  file = join(mkdtempSync(join(tmpdir(), 'nanogate-log-')), 'access.log');
+  gw = await startGateway(
+    `
+observability:
+  accessLog: { destination: { type: file, path: ${file} } }
+upstreams:
+  app: { nodes: [{ url: ${up.url} }] }
+  dead: { nodes: [{ url: http://127.0.0.1:${dead} }] }
+policies:
+  accessLog:
+    headers: [user-agent, authorization, cookie, x-api-key]
+    pii: ['[0-9]{16}', '[a-z]+@example\\.com']
+routes:
+  - name: logged
+    match: { prefix: /l }
+    upstream: app
+    policies: { tracing: {} }
+  - name: sampled
+    match: { prefix: /s }
+    upstream: app
+    policies: { accessLog: { sampleRate: 0, query: drop } }
+  - name: down
+    match: { prefix: /d }
+    upstream: dead
+    policies: { accessLog: { sampleRate: 0 } }
+`,
+    { workers: 2 },
+  );
+});
+after(async () => {
+  await gw?.stop();
+  await up?.close();
+});
+
+test('one JSON line per request with the documented fields; credentials and PII are redacted', async () => {
+  const res = await get('/l/cards/4111111111111111?token=s3cr3t&page=2&email=joe@example.com', {
+    authorization: 'Bearer eyJhbGciOi.secret',
+    cookie: 'session=abc',
+    'x-api-key': 'k-0123456789abcdef',
+    'user-agent': 'tests/1.0',
+  });
+  assert.equal(res.status, 200);
+  const line = await lineFor(res.headers.get('x-request-id')!);
+  assert.equal(line.level, 'info');
+  assert.match(line.time, /^\d{4}-\d\d-\d\dT/);
+  assert.equal(line.route, 'logged');
+  assert.equal(line.method, 'GET');
+  assert.equal(line.path, '/l/cards/[redacted]');
+  assert.equal(line.query, 'token=[redacted]&page=2&email=[redacted]');
+  assert.equal(line.status, 200);
+  assert.equal(line.bytesIn, 0);
+  assert.equal(line.bytesOut, 5);
+  assert.equal(line.consumer, null);
+  assert.equal(line.upstream, `127.0.0.1:${up.port}`);
+  assert.equal(line.client, '127.0.0.1');
+  assert.ok(line.latency.total > 0);
+  assert.ok(line.latency.upstream > 0);
+  assert.ok(Math.abs(line.latency.gateway + line.latency.upstream - line.latency.total) < 0.01);
+  for (const phase of ['route', 'tracing', 'connect', 'upstream', 'transfer']) assert.equal(typeof line.phases[phase], 'number', phase);
+  assert.match(line.traceId, /^[0-9a-f]{32}$/);
+  assert.deepEqual(line.headers, { 'user-agent': 'tests/1.0', authorization: '[redacted]', cookie: '[redacted]', 'x-api-key': '[redacted]' });
+  const raw = readFileSync(file, 'utf8');
+  for (const secret of ['s3cr3t', 'eyJhbGciOi', 'session=abc', 'k-0123456789abcdef', '4111111111111111', 'joe@example.com']) {
+    assert.ok(!raw.includes(secret), `${secret} leaked into the log`);
+  }
+});
+
+test('sampling drops successes but keeps errors (upstream 4xx and gateway errors, at error level for 5xx)', async () => {
+  const ok: string[] = [];
+  for (let i = 0; i < 5; i++) ok.push((await get('/s/fine?token=x')).headers.get('x-request-id')!);
+  const missing = await get('/s/missing?token=x');
+  assert.equal(missing.status, 404);
+  const down = await get('/d/x');
+  assert.equal(down.status, 502);
+  const l404 = await lineFor(missing.headers.get('x-request-id')!);
+  assert.equal(l404.status, 404);
+  assert.equal(l404.level, 'info');
+  assert.equal(l404.query, undefined, 'query: drop');
+  const l502 = await lineFor(down.headers.get('x-request-id')!);
+  assert.equal(l502.level, 'error');
+  assert.equal(l502.error, 'NG_ERR_UPSTREAM_CONNECT');
+  assert.equal(l502.route, 'down');
+  const ids = new Set(lines().map((l) => l.reqId));
+  for (const id of ok) assert.ok(!ids.has(id), 'a sampled-out success was logged');
+  const s = await scrape(gw.adminUrl);
+  assert.ok(s.sum('nanogate_access_log_sampled_out_total') >= 5);
+  assert.ok(s.sum('nanogate_access_log_lines_total') >= 3);
+});
+
+test('log rotation: after the file is renamed and the gateway told to reopen, new lines land in a new file', async () => {
+  const first = await get('/l/before');
+  await lineFor(first.headers.get('x-request-id')!);
+  const rotated = file + '.1';
+  renameSync(file, rotated);
+  gw.gateway.reopenLogs();
+  // the reopen message reaches each worker asynchronously; wait until both write to the new file
+  await eventually(async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await get('/l/after')).headers.get('x-request-id')!);
+    const fresh = new Set(lines(file).map((l) => l.reqId));
+    return ids.every((id) => fresh.has(id));
+  }, 8000);
+  assert.ok(lines(rotated).some((l) => l.reqId === first.headers.get('x-request-id')));
+  assert.ok(!lines(file).some((l) => l.reqId === first.headers.get('x-request-id')));
+});
+
+test('an HTTP destination receives NDJSON batches; when it is away lines are dropped and counted', async () => {
+  const collector = await startCollector();
+  const up2 = await startUpstream();
+  const dead = await closedPort();
+  const gw2 = await startGateway(`
+observability:
+  accessLog: { destination: { type: http, url: ${collector.url}/logs, batchSize: 3, flushMs: 30 } }
+upstreams:
+  app: { nodes: [{ url: ${up2.url} }] }
+policies: { accessLog: {} }
+routes:
+  - { name: r, match: { prefix: / }, upstream: app }
+`);
+  const gw3 = await startGateway(`
+observability:
+  accessLog: { destination: { type: http, url: http://127.0.0.1:${dead}/logs, batchSize: 2, flushMs: 20, queueLimit: 4, timeoutMs: 500 } }
+upstreams:
+  app: { nodes: [{ url: ${up2.url} }] }
+policies: { accessLog: {} }
+routes:
+  - { name: r, match: { prefix: / }, upstream: app }
+`);
+  try {
+    for (let i = 0; i < 7; i++) await (await fetch(`${gw2.url}/h${i}`)).arrayBuffer();
+    await collector.waitFor(() => collector.lines().length >= 7);
+    assert.ok(collector.posts.every((p) => p.contentType === 'application/x-ndjson'));
+    assert.deepEqual(collector.lines().map((l) => l.path).sort(), ['/h0', '/h1', '/h2', '/h3', '/h4', '/h5', '/h6']);
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`${gw3.url}/x`);
+      await res.arrayBuffer();
+      statuses.push(res.status);
+    }
+    assert.deepEqual(statuses, Array(20).fill(200));
+    await eventually(async () => (await scrape(gw3.adminUrl)).sum('nanogate_access_log_dropped_total') >= 4);
+  } finally {
+    await gw2.stop();
+    await gw3.stop();
+    await up2.close();
+    await collector.close();
+  }
+});
