@@ -287,9 +287,10 @@ class RateLimitHook {
   run(ctx: PolicyContext, out: RateOutcome, set: LimiterSet): HookResult {
     const checks = set.checks;
     let best = 2;
+    // One clock read per request (a read costs about as much as a check); a wait below takes a fresh one.
+    let now = nowUs();
     for (let i = out.next; i < checks.length; i++) {
       const lim = checks[i];
-      const now = nowUs();
       const r = lim.check(ctx, now);
       if (r === ADMIT) {
         out.entries[i] = lim.entry;
@@ -320,6 +321,7 @@ class RateLimitHook {
             return PENDING;
           }
           i--; // the generation moved on already: check again
+          now = nowUs();
           continue;
         }
         lim.timedOut();
