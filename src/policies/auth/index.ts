@@ -91,6 +91,8 @@ class AuthHook {
   readonly #methods: AuthMethod[];
   readonly #anonymous: boolean;
   readonly #challengeHeaders: readonly string[];
+  /** each method's challenge with the realm filled in */
+  readonly #challenges: readonly string[];
   readonly #lookup: ConsumerLookup | null;
   readonly #identity: IdentityNames;
   /** identity header names a client might send (removed from every request) */
@@ -110,7 +112,8 @@ class AuthHook {
     this.#anonymous = data.anonymous;
     this.#lookup = lookup;
     this.#identity = data.identity;
-    this.#challengeHeaders = ['www-authenticate', methods.map((m) => m.challenge.replace('%REALM%', data.realm)).join(', ')];
+    this.#challenges = methods.map((m) => m.challenge.replace('%REALM%', data.realm));
+    this.#challengeHeaders = ['www-authenticate', this.#challenges.join(', ')];
     const id = data.identity;
     this.#strip = [id.consumerId, id.plan, id.scopes, id.roles].filter((n): n is string => n !== null);
     this.#hideHeaders = data.hideCredentials ? [...new Set(methods.flatMap((m) => m.credentialHeaders))] : [];
@@ -179,11 +182,23 @@ class AuthHook {
         f.code = 'NG_ERR_AUTH_MISSING';
         f.detail = 'this route requires credentials';
       }
-      ctx.respondProblem(f.code, f.detail, this.#challengeHeaders);
+      ctx.respondProblem(f.code, f.detail, r === AUTH_FAIL ? this.#failureChallenge(run.index, f) : this.#challengeHeaders);
       out = RESPOND;
     }
     this.#release(run);
     return out;
+  }
+
+  /**
+   * RFC 6750 section 3: a refused bearer token gets error="invalid_token" and a description in the failing method's
+   * challenge (not when the identity provider was unreachable: the token may be fine). Only on this failure path.
+   */
+  #failureChallenge(index: number, f: AuthFailure): readonly string[] {
+    const own = this.#challenges[index];
+    if (own === undefined || !own.startsWith('Bearer ') || f.code === 'NG_ERR_AUTH_UNAVAILABLE') return this.#challengeHeaders;
+    const parts = this.#challenges.slice();
+    parts[index] = `${own}, error="invalid_token", error_description="${f.detail.replace(/["\\\x00-\x1f\x7f-\uffff]/g, '')}"`;
+    return ['www-authenticate', parts.join(', ')];
   }
 
   #release(run: AuthRun): void {
