@@ -12,7 +12,7 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 
 const W = 720;
 const H = 340;
-const PAD = { l: 64, r: 120, t: 24, b: 40 };
+const PAD = { l: 64, r: 24, t: 24, b: 40 };
 const MAX_NINES = 4;
 const COLORS = { direct: '#1f77b4', gateway: '#d62728' };
 
@@ -25,8 +25,8 @@ function chart(title: string, m: ModeResult): string {
   const top = hi === lo ? lo + 1 : hi;
   const pw = W - PAD.l - PAD.r;
   const ph = H - PAD.t - PAD.b;
-  // x: nines = -log10(1 - p/100); the max goes a little to the right of the last tick.
-  const xOf = (p: number) => PAD.l + (p >= 100 ? 1.06 : Math.min(MAX_NINES, -Math.log10(1 - p / 100)) / MAX_NINES) * pw;
+  // x: nines = -log10(1 - p/100) over 90% of the width; the max sits at the right edge.
+  const xOf = (p: number) => PAD.l + (p >= 100 ? 1 : (0.9 * Math.min(MAX_NINES, -Math.log10(1 - p / 100))) / MAX_NINES) * pw;
   const yOf = (us: number) => PAD.t + ph - ((Math.log10(Math.max(us, 10 ** lo)) - lo) / (top - lo)) * ph;
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
@@ -49,9 +49,10 @@ function chart(title: string, m: ModeResult): string {
   series.forEach((s, i) => {
     const path = s.pts.map(([p, v], j) => `${j ? 'L' : 'M'}${xOf(p).toFixed(1)},${yOf(v).toFixed(1)}`).join(' ');
     parts.push(`<path d="${path}" fill="none" stroke="${COLORS[s.name]}" stroke-width="2"/>`);
-    const ly = PAD.t + 14 + i * 18;
-    parts.push(`<line x1="${W - PAD.r + 22}" x2="${W - PAD.r + 42}" y1="${ly - 4}" y2="${ly - 4}" stroke="${COLORS[s.name]}" stroke-width="2"/>`);
-    parts.push(`<text x="${W - PAD.r + 46}" y="${ly}">${s.name}</text>`);
+    // Legend in the top left: the low percentiles there have the lowest latencies, so the curves stay clear of it.
+    const ly = PAD.t + 16 + i * 18;
+    parts.push(`<line x1="${PAD.l + 12}" x2="${PAD.l + 32}" y1="${ly - 4}" y2="${ly - 4}" stroke="${COLORS[s.name]}" stroke-width="2"/>`);
+    parts.push(`<text x="${PAD.l + 36}" y="${ly}">${s.name}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');

@@ -15,8 +15,8 @@ import { emptyErrors, type LoadJob, type LoadResult } from './load-types.js';
 export async function runMax(job: LoadJob, progress: (responses: number, elapsedMs: number) => void): Promise<LoadResult> {
   const hist = newHistogram();
   const body = job.bodyBytes > 0 ? Buffer.alloc(job.bodyBytes, 0x62) : undefined;
+  // autocannon adds Host, Connection: keep-alive and Content-Length itself (a second Content-Length would be ours).
   const headers: Record<string, string> = { 'user-agent': 'nanogate-bench', ...job.headers };
-  if (body) headers['content-length'] = String(body.length);
   let responses = 0;
   let mismatches = 0;
   const cpu0 = process.cpuUsage();

@@ -74,6 +74,7 @@ export class OpenLoop {
   bytesIn = 0;
   readonly #ticker = new Ticker();
   #finish: (() => void) | null = null;
+  #lastResponse = 0;
 
   constructor(job: LoadJob) {
     this.job = job;
@@ -133,8 +134,8 @@ export class OpenLoop {
       sent: this.sent,
       scheduled: this.#total,
       elapsedMs: job.durationMs,
-      // The offered rate is fixed; what came back per second of schedule is the achieved rate.
-      rps: (this.responses * 1000) / job.durationMs,
+      // Achieved rate: responses over the schedule, or until the last response when a backlog drained after it.
+      rps: (this.responses * 1000) / Math.max(job.durationMs, (this.#lastResponse - this.#t0) / 1e6),
       statuses: { ...this.statuses },
       non2xx: this.non2xx,
       errors: this.errors,
@@ -195,13 +196,15 @@ export class OpenLoop {
   /** The connection is gone: its request (if any) failed; it reconnects while the phase runs. */
   #drop(c: Conn, socket: Socket): void {
     if (c.socket !== socket) return;
+    // Not connected any more before the reader finishes a read-until-close body, so the completion cannot hand
+    // this connection a new request.
+    c.connected = false;
+    c.idle = false;
     c.reader.end();
     if (c.busy) {
       c.busy = false;
       this.errors.reset++;
     }
-    c.connected = false;
-    c.idle = false;
     c.socket = null;
     socket.destroy();
     if (this.#running && !this.#stopping) setTimeout(() => { if (this.#running && c.socket === null) this.#open(c); }, 10);
@@ -261,6 +264,7 @@ export class OpenLoop {
       return;
     }
     const now = hr();
+    this.#lastResponse = now;
     this.responses++;
     this.latency.recordValue(toUs(now - c.scheduled));
     this.service.recordValue(toUs(now - c.sent));

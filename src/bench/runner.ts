@@ -275,7 +275,11 @@ function modeResult(
     if (t.generatorCpuPct >= 90) warnings.push(`${label} ${name}: the load generator used ${t.generatorCpuPct}% of a core; the generator, not the target, may be the limit`);
     if (kind === 'fixed' && t.sendLag && t.sendLag.p99 > 1000) warnings.push(`${label} ${name}: send lag P99 ${t.sendLag.p99} µs (the generator or a busy target delayed sends; it is counted in the latency)`);
   }
-  if (kind === 'fixed' && gateway.rps < s.fixedRate!.rate * 0.97) warnings.push(`fixed-rate gateway: achieved ${Math.round(gateway.rps)} of ${s.fixedRate!.rate} req/s offered`);
+  for (const [name, t] of [['direct', direct], ['gateway', gateway]] as const) {
+    if (kind === 'fixed' && t.rps < s.fixedRate!.rate * 0.97) {
+      warnings.push(`fixed-rate ${name}: achieved ${Math.round(t.rps)} of ${s.fixedRate!.rate} req/s offered (beyond its capacity on this machine: the latencies are queueing)`);
+    }
+  }
   return {
     kind,
     rate: kind === 'fixed' ? s.fixedRate!.rate : null,
