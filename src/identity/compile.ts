@@ -10,7 +10,7 @@ import { buildConsumerTable } from './table.js';
  */
 export function compileConsumers(config: Config, issues: ConfigIssue[]): SharedArrayBuffer | null {
   const before = issues.length;
-  const specs = normalizeConsumers(config.consumers ?? [], 'consumers', issues, true);
+  const specs = normalizeConsumers(config.consumers ?? [], 'consumers', issues, { redact: true });
   const reg = config.consumerRegistry;
   if (reg && (reg.file === undefined) === (reg.url === undefined)) {
     issues.push({ path: 'consumerRegistry', message: 'needs exactly one of "file" or "url"' });

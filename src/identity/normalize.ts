@@ -1,12 +1,23 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { ConfigIssue } from '../config/errors.js';
 import { parseCidr, type Cidr } from '../shared/cidr.js';
 import type { ConsumerSpec } from './table.js';
 import type { ConsumerConfig } from './schema.js';
 
-/** SHA-256 of an API key as it arrives (UTF-8). */
-export function keyDigest(key: string): Buffer {
-  return createHash('sha256').update(key, 'utf8').digest();
+/** SHA-256 of an API key as it arrives (UTF-8); node:crypto's one-shot hash where it exists (Node >= 20.12). */
+export const keyDigest: (key: string) => Buffer =
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (key) => (crypto as unknown as { hash(alg: string, data: string, enc: 'buffer'): Buffer }).hash('sha256', key, 'buffer')
+    : (key) => crypto.createHash('sha256').update(key, 'utf8').digest();
+
+export interface NormalizeOptions {
+  /** replace plain keys by their digests in the input (config consumers) */
+  redact?: boolean;
+  /**
+   * report duplicate ids, keys and JWT mappings with their paths (config consumers). Off for registry documents,
+   * where the table build refuses duplicates anyway, to save three 100,000-entry maps.
+   */
+  paths?: boolean;
 }
 
 /**
@@ -15,58 +26,57 @@ export function keyDigest(key: string): Buffer {
  * With `redact`, a plain `key` in the input is replaced by its `keySha256` in place, so that the config object the
  * control plane keeps (and the admin API shows) never holds a key.
  */
-export function normalizeConsumers(list: readonly ConsumerConfig[], where: string, issues: ConfigIssue[], redact = false): ConsumerSpec[] {
+export function normalizeConsumers(list: readonly ConsumerConfig[], where: string, issues: ConfigIssue[], opts: NormalizeOptions = {}): ConsumerSpec[] {
+  const redact = opts.redact === true;
+  const paths = opts.paths !== false;
   const out: ConsumerSpec[] = [];
-  const ids = new Map<string, number>();
-  const keys = new Map<string, string>();
-  const jwts = new Map<string, string>();
+  const ids = paths ? new Map<string, number>() : null;
+  const keys = paths ? new Map<string, string>() : null;
+  const jwts = paths ? new Map<string, string>() : null;
+  const at = (i: number) => `${where}[${i}]`;
   for (let i = 0; i < list.length; i++) {
     const c = list[i];
-    const at = () => `${where}[${i}]`;
-    const seen = ids.get(c.id);
-    if (seen !== undefined) {
-      issues.push({ path: `${at()}.id`, message: `duplicate consumer id "${c.id}" (also ${where}[${seen}])` });
-      continue;
+    if (ids !== null) {
+      const seen = ids.get(c.id);
+      if (seen !== undefined) {
+        issues.push({ path: `${at(i)}.id`, message: `duplicate consumer id "${c.id}" (also ${where}[${seen}])` });
+        continue;
+      }
+      ids.set(c.id, i);
     }
-    ids.set(c.id, i);
     const digests: Uint8Array[] = [];
     for (let k = 0; k < c.keys.length; k++) {
       const entry = c.keys[k] as { key?: string; keySha256?: string };
-      let hex: string;
-      let digest: Buffer;
-      if (entry.key !== undefined) {
-        digest = keyDigest(entry.key);
-        hex = digest.toString('hex');
-        if (redact) {
-          delete entry.key;
-          entry.keySha256 = hex;
+      const digest = entry.key !== undefined ? keyDigest(entry.key) : Buffer.from(entry.keySha256!, 'hex');
+      if (redact && entry.key !== undefined) {
+        delete entry.key;
+        entry.keySha256 = digest.toString('hex');
+      }
+      if (keys !== null) {
+        const hex = digest.toString('hex');
+        const owner = keys.get(hex);
+        if (owner !== undefined) {
+          issues.push({ path: `${at(i)}.keys[${k}]`, message: `this API key is already used by ${owner}`, hint: 'every key must identify exactly one consumer' });
+          continue;
         }
-      } else {
-        hex = entry.keySha256!.toLowerCase();
-        digest = Buffer.from(hex, 'hex');
+        keys.set(hex, `${at(i)} ("${c.id}")`);
       }
-      const owner = keys.get(hex);
-      if (owner !== undefined) {
-        issues.push({ path: `${at()}.keys[${k}]`, message: `this API key is already used by ${owner}`, hint: 'every key must identify exactly one consumer' });
-        continue;
-      }
-      keys.set(hex, `${at()} ("${c.id}")`);
       digests.push(digest);
     }
-    for (let j = 0; j < c.jwt.length; j++) {
+    for (let j = 0; jwts !== null && j < c.jwt.length; j++) {
       const m = c.jwt[j];
       const k = `${m.issuer}\n${m.subject}`;
       const owner = jwts.get(k);
       if (owner !== undefined) {
-        issues.push({ path: `${at()}.jwt[${j}]`, message: `issuer "${m.issuer}" subject "${m.subject}" is already mapped to ${owner}` });
+        issues.push({ path: `${at(i)}.jwt[${j}]`, message: `issuer "${m.issuer}" subject "${m.subject}" is already mapped to ${owner}` });
         continue;
       }
-      jwts.set(k, `${at()} ("${c.id}")`);
+      jwts.set(k, `${at(i)} ("${c.id}")`);
     }
     const allowIps: Cidr[] = [];
     for (let b = 0; b < c.allowIps.length; b++) {
       const cidr = parseCidr(c.allowIps[b]);
-      if (cidr === null) issues.push({ path: `${at()}.allowIps[${b}]`, message: `"${c.allowIps[b]}" is not an IP address or CIDR block` });
+      if (cidr === null) issues.push({ path: `${at(i)}.allowIps[${b}]`, message: `"${c.allowIps[b]}" is not an IP address or CIDR block` });
       else allowIps.push(cidr);
     }
     out.push({
@@ -75,8 +85,8 @@ export function normalizeConsumers(list: readonly ConsumerConfig[], where: strin
       keys: digests,
       jwt: c.jwt.map((m) => ({ issuer: m.issuer, subject: m.subject })),
       subscriptions: c.subscriptions.map((s) => (typeof s === 'string' ? { api: s, environment: null } : { api: s.api, environment: s.environment ?? null })),
-      scopes: [...new Set(c.scopes)],
-      roles: [...new Set(c.roles)],
+      scopes: c.scopes.length < 2 ? c.scopes : [...new Set(c.scopes)],
+      roles: c.roles.length < 2 ? c.roles : [...new Set(c.roles)],
       allowIps,
     });
   }

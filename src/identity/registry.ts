@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import type { ConfigIssue } from '../config/errors.js';
 import { normalizeConsumers } from './normalize.js';
 import { RegistryDocumentSchema, type ConsumerConfig } from './schema.js';
-import type { ConsumerSpec } from './table.js';
+import { buildConsumerTable, type ConsumerSpec } from './table.js';
 
 /**
  * Consumer registry sources on the control plane: a watched file, or a URL polled with ETag / If-None-Match. A source
@@ -33,12 +33,25 @@ export function parseRegistryDocument(text: string, origin: string): ConsumerSpe
     throw new Error(`${origin}: ${e.instancePath || '/'} ${e.message ?? 'is invalid'}`);
   }
   const issues: ConfigIssue[] = [];
-  const specs = normalizeConsumers((doc as { consumers: ConsumerConfig[] }).consumers, 'consumers', issues);
+  const specs = normalizeConsumers((doc as { consumers: ConsumerConfig[] }).consumers, 'consumers', issues, { paths: false });
   if (issues.length) {
     const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
     throw new Error(`${origin}: ${issues[0].path}: ${issues[0].message}${more}`);
   }
   return specs;
+}
+
+/**
+ * A registry document as its own table (the compact form the control plane keeps between versions). Duplicate ids,
+ * keys and JWT mappings are refused here, by the build.
+ */
+export function registryTable(text: string, origin: string): { table: SharedArrayBuffer; specs: ConsumerSpec[] } {
+  const specs = parseRegistryDocument(text, origin);
+  try {
+    return { table: buildConsumerTable(specs), specs };
+  } catch (err) {
+    throw new Error(`${origin}: ${(err as Error).message}`);
+  }
 }
 
 export interface RegistrySource {

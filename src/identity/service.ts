@@ -5,8 +5,8 @@ import type { Plan } from '../config/plan.js';
 import type { ConfigIssue } from '../config/errors.js';
 import { CONSUMERS_SERVICE } from './consumers.js';
 import { mergeConsumers, normalizeConsumers } from './normalize.js';
-import { FileSource, UrlSource, parseRegistryDocument, type RegistrySink, type RegistrySource } from './registry.js';
-import { buildConsumerTable, stampGeneration, tableBytes, type ConsumerSpec } from './table.js';
+import { FileSource, UrlSource, registryTable, type RegistrySink, type RegistrySource } from './registry.js';
+import { buildConsumerTable, readSpecs, stampGeneration, tableBytes, type ConsumerSpec } from './table.js';
 
 export interface ConsumerStatus {
   generation: number;
@@ -46,7 +46,12 @@ export class ConsumerService implements RegistrySink {
   #staticKey: string | null = null;
   #staticSpecs: ConsumerSpec[] = [];
   #registryKey: string | null = null;
-  #registrySpecs: ConsumerSpec[] | null = null;
+  /**
+   * The last good registry version, kept as its own table (about 200 bytes per consumer) rather than as spec
+   * objects (about 1 KB each): specs are read back from it only when the config's consumers change.
+   */
+  #registryTable: SharedArrayBuffer | null = null;
+  #registryCount = 0;
   #source: RegistrySource | null = null;
   #pending: Pending | null = null;
   /** a registry version arrived while a plan was being applied: publish it once that plan is settled */
@@ -88,7 +93,8 @@ export class ConsumerService implements RegistrySink {
         table = compiled;
         consumers = staticSpecs.length;
       } else {
-        const merged = this.#merge(staticSpecs, registryChanged ? [] : (this.#registrySpecs ?? []));
+        const fromRegistry = registryChanged || this.#registryTable === null ? [] : readSpecs(this.#registryTable);
+        const merged = this.#merge(staticSpecs, fromRegistry);
         table = buildConsumerTable(merged, generation);
         consumers = merged.length;
       }
@@ -116,7 +122,8 @@ export class ConsumerService implements RegistrySink {
       if (p.registryKey !== this.#registryKey) {
         this.#source?.stop();
         this.#source = null;
-        this.#registrySpecs = null;
+        this.#registryTable = null;
+        this.#registryCount = 0;
         this.#deferred = false;
         this.#registryKey = p.registryKey;
         this.#lastError = this.#lastErrorAt = this.#lastLoadAt = this.#unavailable = null;
@@ -128,7 +135,7 @@ export class ConsumerService implements RegistrySink {
     }
     if (this.#deferred) {
       this.#deferred = false;
-      this.#swap(this.#source?.location ?? 'registry', performance.now());
+      this.#swap(this.#source?.location ?? 'registry', performance.now(), null);
     }
     return first;
   }
@@ -151,7 +158,7 @@ export class ConsumerService implements RegistrySink {
       registry: this.#source
         ? {
             location: this.#source.location,
-            consumers: this.#registrySpecs?.length ?? null,
+            consumers: this.#registryTable === null ? null : this.#registryCount,
             lastLoadAt: this.#lastLoadAt,
             lastError: this.#lastError,
             lastErrorAt: this.#lastErrorAt,
@@ -164,21 +171,22 @@ export class ConsumerService implements RegistrySink {
 
   update(text: string, origin: string): void {
     const started = performance.now();
-    let specs: ConsumerSpec[];
+    let loaded: { table: SharedArrayBuffer; specs: ConsumerSpec[] };
     try {
-      specs = parseRegistryDocument(text, origin);
+      loaded = registryTable(text, origin);
     } catch (err) {
       this.#lastError = (err as Error).message;
       this.#lastErrorAt = new Date().toISOString();
       this.#log.error({ source: origin, reason: this.#lastError, generation: this.generation }, 'consumer registry update refused; the last good copy keeps serving');
       throw err;
     }
-    this.#registrySpecs = specs;
+    this.#registryTable = loaded.table;
+    this.#registryCount = loaded.specs.length;
     this.#lastLoadAt = new Date().toISOString();
     this.#lastError = null;
     this.#unavailable = null;
     if (this.#pending !== null) this.#deferred = true; // a plan is being applied; settle() publishes this version
-    else this.#swap(origin, started);
+    else this.#swap(origin, started, loaded.specs);
   }
 
   unavailable(reason: string): void {
@@ -211,20 +219,30 @@ export class ConsumerService implements RegistrySink {
     return specs;
   }
 
-  /** Builds the table of config + registry consumers, makes it current and sends it to the workers. */
-  #swap(origin: string, started: number): void {
-    const specs = this.#merge(this.#staticSpecs, this.#registrySpecs ?? []);
+  /**
+   * Makes config + registry consumers the current table and sends it to the workers. Without config consumers the
+   * registry's own table (new, never published) is the table; otherwise the two are merged into a new one.
+   */
+  #swap(origin: string, started: number, registrySpecs: ConsumerSpec[] | null): void {
     const generation = ++this.#nextGeneration;
-    const table = buildConsumerTable(specs, generation);
+    let table: SharedArrayBuffer;
+    if (this.#staticSpecs.length === 0 && this.#registryTable !== null) {
+      table = this.#registryTable;
+      stampGeneration(table, generation);
+      this.consumers = this.#registryCount;
+    } else {
+      const specs = this.#merge(this.#staticSpecs, registrySpecs ?? (this.#registryTable ? readSpecs(this.#registryTable) : []));
+      table = buildConsumerTable(specs, generation);
+      this.consumers = specs.length;
+    }
     this.table = table;
     this.generation = generation;
-    this.consumers = specs.length;
     if (this.#plan) (this.#plan.services as Record<string, unknown>)[CONSUMERS_SERVICE] = table;
     this.#applied = this.#publish(table, generation).catch((err) => {
       this.#log.error({ generation, err: (err as Error).message }, 'consumer table could not be sent to every worker');
     });
     this.#log.info(
-      { source: origin, consumers: specs.length, generation, bytes: tableBytes(table), ms: Math.round(performance.now() - started) },
+      { source: origin, consumers: this.consumers, generation, bytes: tableBytes(table), ms: Math.round(performance.now() - started) },
       'consumer table swapped in',
     );
   }

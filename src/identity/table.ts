@@ -1,4 +1,4 @@
-import { parseIp, type Cidr } from '../shared/cidr.js';
+import { IP_INVALID, IP_V6, parseIpInto, type Cidr } from '../shared/cidr.js';
 
 /**
  * The consumer table: one SharedArrayBuffer, written once by the control plane (buildConsumerTable), then only read
@@ -301,6 +301,60 @@ export function tableBytes(sab: SharedArrayBuffer): number {
   return new Int32Array(sab, 0, HEADER_WORDS)[H_TOTAL_BYTES];
 }
 
+/**
+ * Every consumer of a table as specs again (control plane): how a registry version, kept only as its compact table,
+ * is merged with changed config consumers without holding 100,000 spec objects between changes.
+ */
+export function readSpecs(sab: SharedArrayBuffer): ConsumerSpec[] {
+  const i32 = new Int32Array(sab);
+  const u8 = new Uint8Array(sab);
+  const u16 = new Uint16Array(sab);
+  const count = i32[H_COUNT];
+  const names: string[] = [];
+  for (let n = 0, at = i32[H_OFF_NAMES] >> 2; n < i32[H_NAME_COUNT]; n++) names.push(decodeChars(u16, i32[at + n * 2], i32[at + n * 2 + 1]));
+  const keys: Uint8Array[][] = Array.from({ length: count }, () => []);
+  for (let e = 0, at = i32[H_OFF_KEY_ENTRIES]; e < i32[H_KEY_COUNT]; e++, at += KEY_ENTRY_BYTES) {
+    keys[i32[(at + DIGEST_BYTES) >> 2]].push(u8.slice(at, at + DIGEST_BYTES));
+  }
+  const jwt: { issuer: string; subject: string }[][] = Array.from({ length: count }, () => []);
+  for (let e = 0, at = i32[H_OFF_JWT_ENTRIES] >> 2; e < i32[H_JWT_COUNT]; e++, at += JWT_ENTRY_WORDS) {
+    jwt[i32[at + J_CONSUMER]].push({ issuer: names[i32[at + J_ISSUER]], subject: decodeChars(u16, i32[at + J_SUB_OFF], i32[at + J_SUB_LEN]) });
+  }
+  const lists = i32[H_OFF_LISTS] >> 2;
+  const nameList = (at: number) => (at === 0 ? [] : Array.from({ length: i32[lists + at] }, (_, k) => names[i32[lists + at + 1 + k]]));
+  const out: ConsumerSpec[] = [];
+  for (let c = 0; c < count; c++) {
+    const rec = (i32[H_OFF_RECORDS] >> 2) + c * RECORD_WORDS;
+    const subs = i32[rec + R_SUBS];
+    const ips = i32[rec + R_IPS];
+    out.push({
+      id: decodeChars(u16, i32[rec + R_ID_OFF], i32[rec + R_ID_LEN]),
+      plan: i32[rec + R_PLAN] === NONE ? null : names[i32[rec + R_PLAN]],
+      keys: keys[c],
+      jwt: jwt[c],
+      subscriptions:
+        subs === 0
+          ? []
+          : Array.from({ length: i32[lists + subs] }, (_, k) => {
+              const e = i32[lists + subs + 2 + k * 2];
+              return { api: names[i32[lists + subs + 1 + k * 2]], environment: e === NONE ? null : names[e] };
+            }),
+      scopes: nameList(i32[rec + R_SCOPES]),
+      roles: nameList(i32[rec + R_ROLES]),
+      allowIps:
+        ips === 0
+          ? []
+          : Array.from({ length: i32[lists + ips] }, (_, k) => {
+              const o = lists + ips + 1 + k * CIDR_WORDS;
+              const v6 = i32[o] === 1;
+              const words = v6 ? [i32[o + 2] >>> 0, i32[o + 3] >>> 0, i32[o + 4] >>> 0, i32[o + 5] >>> 0] : [i32[o + 2] >>> 0];
+              return { v6, bits: i32[o + 1], words };
+            }),
+    });
+  }
+  return out;
+}
+
 function digestSlot(d: Uint8Array): number {
   // SHA-256 output is uniform: its first four bytes are as good a hash as any.
   return (d[0] | (d[1] << 8) | (d[2] << 16) | (d[3] << 24)) >>> 0;
@@ -331,6 +385,14 @@ interface Decoded {
 }
 
 const NO_NAMES: readonly string[] = Object.freeze([]);
+/** parseIpInto's output, reused: a worker is one thread and allowsIp does not re-enter */
+const ipScratch = new Uint32Array(4);
+
+/**
+ * Consumers decoded per worker and table. Bounded so that a worker serving all of 100,000 consumers does not keep
+ * them all as JS strings; beyond it the oldest decoded entry goes (and is decoded again when it comes back).
+ */
+export const DECODED_CACHE_SIZE = 16_384;
 
 /**
  * A worker's read-only view of one table. Lookups by key digest, id and JWT mapping allocate nothing; the strings of
@@ -449,6 +511,7 @@ export class ConsumerTable {
         scopes: this.#nameList(i32[rec + R_SCOPES]),
         roles: this.#nameList(i32[rec + R_ROLES]),
       };
+      if (this.#decoded.size >= DECODED_CACHE_SIZE) this.#decoded.delete(this.#decoded.keys().next().value!);
       this.#decoded.set(index, d);
     }
     return d;
@@ -520,19 +583,21 @@ export class ConsumerTable {
     const i32 = this.#i32;
     const at = i32[this.#records + index * RECORD_WORDS + R_IPS];
     if (at === 0) return true;
-    const addr = parseIp(ip);
-    if (addr === null) return false;
+    const family = parseIpInto(ip, ipScratch);
+    if (family === IP_INVALID) return false;
+    const v6 = family === IP_V6;
+    const words = v6 ? 4 : 1;
     const base = this.#lists + at;
     const n = i32[base];
     for (let b = 0; b < n; b++) {
       const o = base + 1 + b * CIDR_WORDS;
-      if ((i32[o] === 1) !== addr.v6) continue;
+      if ((i32[o] === 1) !== v6) continue;
       let bits = i32[o + 1];
       let inside = true;
-      for (let w = 0; w < addr.words.length && bits > 0; w++) {
+      for (let w = 0; w < words && bits > 0; w++) {
         const take = bits < 32 ? bits : 32;
         const mask = take === 32 ? 0xffffffff : ~(0xffffffff >>> take) >>> 0;
-        if (((i32[o + 2 + w] & mask) >>> 0) !== ((addr.words[w] & mask) >>> 0)) {
+        if (((i32[o + 2 + w] & mask) >>> 0) !== ((ipScratch[w] & mask) >>> 0)) {
           inside = false;
           break;
         }

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildConsumerTable, ConsumerTable, stampGeneration, type ConsumerSpec } from '../../src/identity/table.js';
+import { buildConsumerTable, ConsumerTable, readSpecs, stampGeneration, type ConsumerSpec } from '../../src/identity/table.js';
 import { keyDigest, mergeConsumers, normalizeConsumers } from '../../src/identity/normalize.js';
-import { parseRegistryDocument } from '../../src/identity/registry.js';
+import { parseRegistryDocument, registryTable } from '../../src/identity/registry.js';
 import { consumerLookup, CONSUMERS_SERVICE } from '../../src/identity/consumers.js';
 import { parseCidr } from '../../src/shared/cidr.js';
 import type { ConfigIssue } from '../../src/config/errors.js';
@@ -90,13 +90,33 @@ test('the builder refuses duplicate ids and keys; normalize reports them with pa
     { id: 'b', keys: [{ keySha256: k.toString('hex').toUpperCase() }], jwt: [], subscriptions: [], scopes: [], roles: [], allowIps: [] },
     { id: 'a', keys: [], jwt: [], subscriptions: [], scopes: [], roles: [], allowIps: [] },
   ];
-  normalizeConsumers(list as never, 'consumers', issues, true);
+  normalizeConsumers(list as never, 'consumers', issues, { redact: true });
   assert.deepEqual(
     issues.map((i) => i.path),
     ['consumers[0].allowIps[0]', 'consumers[1].keys[0]', 'consumers[2].id'],
   );
   assert.equal((list[0].keys[0] as { key?: string }).key, undefined, 'the plain key is gone from the config object');
   assert.equal((list[0].keys[0] as { keySha256?: string }).keySha256, k.toString('hex'));
+});
+
+test('a table reads back as the specs it was built from', () => {
+  const specs = [
+    spec('a', {
+      plan: 'gold',
+      keys: [keyDigest('k1-0123456789abcdef'), keyDigest('k2-0123456789abcdef')],
+      jwt: [{ issuer: 'i', subject: 's' }],
+      subscriptions: [{ api: 'orders', environment: null }, { api: 'billing', environment: 'prod' }],
+      scopes: ['read'],
+      roles: ['admin', 'ops'],
+      allowIps: [parseCidr('10.0.0.0/8')!, parseCidr('2001:db8::/32')!],
+    }),
+    spec('b'),
+  ];
+  const back = readSpecs(buildConsumerTable(specs));
+  assert.deepEqual(
+    back.map((s) => ({ ...s, keys: s.keys.map((k) => Buffer.from(k).toString('hex')) })),
+    specs.map((s) => ({ ...s, keys: s.keys.map((k) => Buffer.from(k).toString('hex')) })),
+  );
 });
 
 test('config consumers win over clashing registry consumers', () => {
@@ -112,7 +132,9 @@ test('registry documents: JSON, YAML and bare arrays parse; garbage throws with 
   assert.equal(parseRegistryDocument('[{"id":"a"}]', 'r').length, 1);
   assert.throws(() => parseRegistryDocument('{"consumers":[{"id":"a",', 'r'), /not valid JSON/);
   assert.throws(() => parseRegistryDocument('{"consumers":[{"idx":"a"}]}', 'r'), /r: /);
-  assert.throws(() => parseRegistryDocument('{"consumers":[{"id":"a"},{"id":"a"}]}', 'r'), /duplicate consumer id/);
+  assert.throws(() => registryTable('{"consumers":[{"id":"a"},{"id":"a"}]}', 'r'), /^Error: r: duplicate consumer id "a"/);
+  const key = { keys: [{ key: '0123456789abcdef' }] };
+  assert.throws(() => registryTable(JSON.stringify({ consumers: [{ id: 'a', ...key }, { id: 'b', ...key }] }), 'r'), /used by two consumers/);
 });
 
 test('consumerLookup follows a swap of services.consumers from the next call on', () => {
