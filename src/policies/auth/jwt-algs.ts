@@ -85,7 +85,11 @@ export function compileKey(key: { kid?: string; alg: string; secret?: string; pu
   let obj: KeyObject;
   const where = key.publicKeyPem !== undefined ? 'publicKeyPem' : 'jwk';
   try {
-    if (key.publicKeyPem !== undefined) obj = createPublicKey(key.publicKeyPem);
+    if (key.publicKeyPem !== undefined) {
+      // createPublicKey would quietly derive the public half of a private key; a private key has no place here.
+      if (/PRIVATE KEY-----/.test(key.publicKeyPem)) throw new PolicyConfigError('publicKeyPem', 'this is a private key; give the public key (SPKI PEM)', 'openssl pkey -in key.pem -pubout');
+      obj = createPublicKey(key.publicKeyPem);
+    }
     else {
       if ('d' in key.jwk! || 'p' in key.jwk! || 'k' in key.jwk!) throw new PolicyConfigError('jwk', 'this JWK holds private or secret key material; give only the public key');
       obj = createPublicKey({ key: key.jwk as JsonWebKey, format: 'jwk' });
