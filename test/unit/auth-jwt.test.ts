@@ -83,7 +83,7 @@ test('JWKS keys are bound to algorithms their type allows; oct, private and encr
 });
 
 test('token cache: entries expire, the oldest goes first when full, the byte budget holds', () => {
-  const c = new TokenCache<{ expiresAt: number; v: number }>(3, 100);
+  const c = new TokenCache<{ expiresAt: number; v: number }>(3, { maxBytes: 100 });
   c.set('a', { expiresAt: 1000, v: 1 }, 0);
   c.set('b', { expiresAt: 2000, v: 2 }, 0);
   assert.equal(c.get('a', 999)?.v, 1);
@@ -101,6 +101,15 @@ test('token cache: entries expire, the oldest goes first when full, the byte bud
   assert.equal(c.get('y'.repeat(50), 0)?.v, 7);
   c.set('old', { expiresAt: 10, v: 7 }, 20);
   assert.equal(c.get('old', 0), undefined, 'already expired entries are not stored');
+  // keyed by the tail: a token with the same tail is a miss, never a hit, and replaces the entry when stored
+  const t = new TokenCache<{ expiresAt: number; v: number }>(10, { keyTail: 4 });
+  t.set('header.payload.SIGN', { expiresAt: 5000, v: 1 }, 0);
+  assert.equal(t.get('header.payload.SIGN', 0)?.v, 1);
+  assert.equal(t.get('header.FORGED.SIGN', 0), undefined);
+  t.set('other.payload.SIGN', { expiresAt: 5000, v: 2 }, 0);
+  assert.equal(t.size, 1);
+  assert.equal(t.get('header.payload.SIGN', 0), undefined);
+  assert.equal(t.get('other.payload.SIGN', 0)?.v, 2);
   const off = new TokenCache<{ expiresAt: number }>(0);
   off.set('a', { expiresAt: 5000 }, 0);
   assert.equal(off.size, 0);

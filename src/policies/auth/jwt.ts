@@ -137,6 +137,9 @@ function compileJwt(config: JwtConfig, cc: CompileContext): JwtData {
 
 // ------------------------------------------------------------------------------------------------ worker
 
+/** Cache key: the last 22 characters of the token, i.e. 132 bits of signature (see TokenCache). */
+const JWT_KEY_TAIL = 22;
+
 /**
  * Verifies tokens for one configuration, in one worker: its keys (imported once), its token cache, and the
  * verifications in flight (concurrent requests with the same new token share one check).
@@ -153,7 +156,7 @@ export class JwtVerifier {
   readonly #inlineReady: Promise<KeySet> | null = null;
 
   constructor(data: JwtData) {
-    this.cache = new TokenCache<Identity>(data.cacheSize);
+    this.cache = new TokenCache<Identity>(data.cacheSize, { keyTail: JWT_KEY_TAIL });
     this.maxTokenBytes = data.maxTokenBytes;
     this.#accepted = new Set(data.algorithms);
     this.#cacheMaxMs = data.cacheMaxMs;
