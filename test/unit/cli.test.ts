@@ -1,0 +1,103 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
+
+/**
+ * The command line as a user runs it: `node bin/nanogate.js ...` in a child process, asserting exit codes and what
+ * is printed. `validate` and `start` share one compile path, so a file validate refuses must also stop start.
+ */
+
+let dir: string;
+let good: string;
+let bad: string;
+let shadowed: string;
+let badJson: string;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nanogate-cli-'));
+  const upstreams = 'upstreams:\n  users: { nodes: [{ url: "http://127.0.0.1:9001" }] }\n';
+  good = join(dir, 'good.yaml');
+  writeFileSync(good, `listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\n${upstreams}routes:\n  - { name: a, match: { prefix: /a }, upstream: users }\n`);
+  bad = join(dir, 'bad.yaml');
+  writeFileSync(
+    bad,
+    `${upstreams}routes:\n  - { name: a, match: { path: /a }, upstream: users }\n  - { name: b, match: { path: /b }, upstream: userz }\n  - { name: c, match: { path: /c/:x }, upstream: users, rewrite: /d/:y }\n`,
+  );
+  shadowed = join(dir, 'shadowed.yaml');
+  writeFileSync(
+    shadowed,
+    `${upstreams}routes:\n  - { name: all, match: { path: /x }, upstream: users, priority: 1 }\n  - { name: get-x, match: { path: /x, methods: [GET] }, upstream: users }\n`,
+  );
+  badJson = join(dir, 'bad.json');
+  writeFileSync(badJson, JSON.stringify({ upstreams: { users: { nodes: [{ url: 'http://127.0.0.1:9001' }] } }, routes: [], listne: {} }));
+});
+
+test('nanogate --help lists the commands and exits 0', async () => {
+  const r = await runCli(['--help']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Usage: nanogate <command>/);
+  for (const cmd of ['start', 'validate']) assert.match(r.stdout, new RegExp(`^\\s+${cmd}\\s`, 'm'));
+});
+
+test('nanogate start --help and validate --help describe their options and exit 0', async () => {
+  const start = await runCli(['start', '--help']);
+  assert.equal(start.code, 0, start.stderr);
+  assert.match(start.stdout, /Usage: nanogate start/);
+  assert.match(start.stdout, /--config FILE/);
+  assert.match(start.stdout, /--workers N/);
+  const validate = await runCli(['validate', '--help']);
+  assert.equal(validate.code, 0, validate.stderr);
+  assert.match(validate.stdout, /Usage: nanogate validate FILE/);
+  assert.match(validate.stdout, /--strict/);
+});
+
+test('nanogate validate exits 0 on a good file and says what it found', async () => {
+  const r = await runCli(['validate', good]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), `${good}: ok (1 routes, 1 upstreams)`);
+  assert.equal(r.stderr, '');
+});
+
+test('nanogate validate prints every error as FILE: path: reason and exits 1', async () => {
+  const r = await runCli(['validate', bad]);
+  assert.equal(r.code, 1);
+  const lines = r.stderr.trim().split('\n');
+  assert.deepEqual(lines.sort(), [
+    `${bad}: routes[1].upstream: unknown upstream "userz" (did you mean "users"?)`,
+    `${bad}: routes[2].rewrite: ":y" is not a param of the match (params: x)`,
+  ]);
+});
+
+test('nanogate validate reports schema errors in a JSON file', async () => {
+  const r = await runCli(['validate', badJson]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`^${badJson.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: listne: unknown key "listne" \\(did you mean "listen"\\?\\)$`, 'm'));
+});
+
+test('nanogate validate prints warnings and exits 0; with --strict a warning fails it', async () => {
+  const lax = await runCli(['validate', shadowed]);
+  assert.equal(lax.code, 0, lax.stderr);
+  assert.match(lax.stdout, /^warning: .*shadowed\.yaml: routes\[1\]: route "get-x" can never match: routes\[0\] \("all"\) takes every request it would$/m);
+  const strict = await runCli(['validate', '--strict', shadowed]);
+  assert.equal(strict.code, 1);
+  assert.match(strict.stdout, /can never match/);
+});
+
+test('nanogate start --config BAD refuses to start, prints the errors and exits non-zero', async () => {
+  const r = await runCli(['start', '--config', bad], { timeoutMs: 20_000 });
+  assert.equal(r.timedOut, false, 'start kept running with a bad config');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /routes\[1\]\.upstream: unknown upstream "userz"/);
+  assert.match(r.stderr, /not starting/);
+});
+
+test('nanogate start --config with a missing file refuses to start', async () => {
+  const r = await runCli(['start', '--config', join(dir, 'missing.yaml')], { timeoutMs: 20_000 });
+  assert.equal(r.timedOut, false);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /missing\.yaml: cannot read the file: ENOENT/);
+});
+
