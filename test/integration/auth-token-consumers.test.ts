@@ -60,7 +60,7 @@ const seen = async (res: Response) => {
   return ((await res.json()) as { headers: Record<string, string | undefined> }).headers;
 };
 
-test('a token whose issuer+subject map to a consumer carries that consumer (plan, roles; scopes from the token)', async () => {
+test('a token whose issuer+subject map to a consumer carries that consumer (plan; scopes and roles from the token when it has them)', async () => {
   let h = await seen(await call('/m/x', await signToken({ iss: ISS, sub: 'svc-acme' }, hs)));
   assert.equal(h['x-consumer-id'], 'acme');
   assert.equal(h['x-consumer-plan'], 'gold');
@@ -68,6 +68,8 @@ test('a token whose issuer+subject map to a consumer carries that consumer (plan
   assert.equal(h['x-roles'], 'partner');
   h = await seen(await call('/m/x', await signToken({ iss: ISS, sub: 'svc-acme', scope: 'orders.write' }, hs)));
   assert.equal(h['x-scopes'], 'orders.write', 'the token scope claim wins');
+  h = await seen(await call('/m/x', await signToken({ iss: ISS, sub: 'svc-acme', roles: ['auditor'] }, hs)));
+  assert.equal(h['x-roles'], 'auditor', 'and so does its roles claim');
   h = await seen(await call('/m/x', await signToken({ iss: ISS, sub: 'svc-globex' }, hs)));
   assert.equal(h['x-consumer-id'], 'globex');
 });

@@ -20,7 +20,7 @@ export interface Identity {
   readonly issuer: string;
   /** `scope` (space separated) or `scp` (array or string); null when the token has neither */
   readonly scopes: readonly string[] | null;
-  /** `roles` claim (array of strings); used only when no consumer table maps the token */
+  /** `roles` claim (array of strings); null when absent */
   readonly roles: readonly string[] | null;
 }
 
@@ -101,9 +101,9 @@ export function consumerTable(services: Record<string, unknown>, mode: MapConsum
 }
 
 /**
- * Sets ctx.consumer* from a checked token. With a consumer table, issuer+subject -> byJwt -> the consumer's id,
- * plan and roles (scopes: the token's when it has any, else the consumer's); without one, the subject is the
- * consumer id and the token's scope/roles claims are taken as they are.
+ * Sets ctx.consumer* from a checked token. With a consumer table, issuer+subject -> byJwt -> the consumer's id and
+ * plan; scopes and roles are the token's when it carries them (the grant of this token), else the consumer's.
+ * Without a mapping, the subject is the consumer id and the token's scope/roles claims are taken as they are.
  */
 export function applyIdentity(ctx: PolicyContext, id: Identity, table: ConsumerLookup | null, required: boolean, failure: AuthFailure): typeof AUTH_OK | typeof AUTH_FAIL {
   if (table !== null) {
@@ -113,7 +113,7 @@ export function applyIdentity(ctx: PolicyContext, id: Identity, table: ConsumerL
       ctx.consumerId = table.id(i);
       ctx.consumerPlan = table.plan(i);
       ctx.scopes = id.scopes ?? table.scopes(i);
-      ctx.roles = table.roles(i);
+      ctx.roles = id.roles ?? table.roles(i);
       return AUTH_OK;
     }
     if (required) return fail(failure, 'NG_ERR_AUTH_UNKNOWN_CONSUMER', 'the token is valid but its subject is not a known consumer');
