@@ -447,7 +447,8 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     if (this.aborted || this.done) return;
     if (!this.headSent) return this.#fail('NG_ERR_UPSTREAM_BAD_RESPONSE', 'the upstream ended without a response');
     if (this.responseKind !== BODY_LENGTH) {
-      this.res.end(undefined, this.host.closing);
+      // Never ask uWS to close here: once chunks went out it would write "Connection: close" into the body.
+      this.res.end(undefined, false);
       this.#finish();
     }
     // BODY_LENGTH finishes in onBody/#writable when tryEnd reports done.
