@@ -10,20 +10,26 @@ let idp: TestIdp;
 let doomed: TestIdp;
 let gw: TestGateway;
 
+/** The gateway config; `cacheSeconds` of the main route varies for the reload test. */
+function config(cacheSeconds: number, extraRoute = ''): string {
+  const method = (url: string, extra: string) =>
+    `{ methods: { introspection: { url: "${url}", clientId: gateway, clientSecret: "s3cr3t:with colon", timeoutMs: 1000${extra} } } }`;
+  return `
+reload: { watch: false }
+upstreams:
+  app: { nodes: [{ url: ${up.url} }] }
+routes:
+  - { name: opaque, match: { prefix: /o }, upstream: app, policies: { auth: ${method(idp.introspectUrl, `, cacheSeconds: ${cacheSeconds}, tokenTypeHint: access_token`)} } }
+  - { name: nocache, match: { prefix: /n }, upstream: app, policies: { auth: ${method(idp.introspectUrl, ', cacheSeconds: 0')} } }
+  - { name: down, match: { prefix: /d }, upstream: app, policies: { auth: ${method(doomed.introspectUrl, ', cacheSeconds: 60')} } }
+${extraRoute}`;
+}
+
 before(async () => {
   idp = await startIdp({ clientId: 'gateway', clientSecret: 's3cr3t:with colon' });
   doomed = await startIdp();
   up = await startUpstream();
-  const method = (url: string, extra = ', cacheSeconds: 60') =>
-    `{ methods: { introspection: { url: "${url}", clientId: gateway, clientSecret: "s3cr3t:with colon", timeoutMs: 1000${extra} } } }`;
-  gw = await startGateway(`
-upstreams:
-  app: { nodes: [{ url: ${up.url} }] }
-routes:
-  - { name: opaque, match: { prefix: /o }, upstream: app, policies: { auth: ${method(idp.introspectUrl, ', cacheSeconds: 60, tokenTypeHint: access_token')} } }
-  - { name: nocache, match: { prefix: /n }, upstream: app, policies: { auth: ${method(idp.introspectUrl, ', cacheSeconds: 0')} } }
-  - { name: down, match: { prefix: /d }, upstream: app, policies: { auth: ${method(doomed.introspectUrl)} } }
-`);
+  gw = await startGateway(config(60));
   await doomed.close();
 });
 after(async () => {
@@ -102,4 +108,18 @@ test('endpoint down, or answering an error: 503 NG_ERR_AUTH_UNAVAILABLE', async 
   // the failure was not cached
   idp.tokens.set('never-seen-before', { active: true, sub: 'eve' });
   assert.equal((await call('/o/x', 'never-seen-before')).status, 200);
+});
+
+test('a reload that keeps the settings keeps the cache warm; changed settings start a new cache', async () => {
+  idp.tokens.set('opaque-r', { active: true, sub: 'frank', exp: inAnHour() });
+  const before = idp.introspectRequests;
+  assert.equal((await call('/o/x', 'opaque-r')).status, 200);
+  gw.rewrite(config(60, '  - { name: extra, match: { prefix: /extra }, upstream: app }'));
+  await gw.gateway.reload();
+  assert.equal((await call('/o/x', 'opaque-r')).status, 200);
+  assert.equal(idp.introspectRequests, before + 1, 'served from the cache across the reload');
+  gw.rewrite(config(30));
+  await gw.gateway.reload();
+  assert.equal((await call('/o/x', 'opaque-r')).status, 200);
+  assert.equal(idp.introspectRequests, before + 2, 'new settings, new cache');
 });

@@ -9,6 +9,7 @@ import { bearerToken, scopesOf } from '../../src/policies/auth/bearer.js';
 import { JwtVerifier, type JwtData } from '../../src/policies/auth/jwt.js';
 import { Rejection } from '../../src/policies/auth/bearer.js';
 import { algsForJwk } from '../../src/policies/auth/jwt-algs.js';
+import { SettingsRegistry } from '../../src/policies/auth/settings-registry.js';
 import { signToken } from '../helpers/idp.js';
 
 // The jwt method's pieces on their own: config checks, bearer parsing, the token cache, cache lifetimes.
@@ -161,4 +162,19 @@ test('refused tokens are not cached; header problems are answered without going 
   const sync = v.verify('e30.e30.x');
   assert.ok(sync instanceof Rejection, 'no alg: refused at once');
   assert.equal(sync.code, 'NG_ERR_AUTH_MALFORMED');
+});
+
+test('settings registry: shared within a plan, carried to the next, dropped when two plans did not use it', () => {
+  const reg = new SettingsRegistry<{ n: number }>();
+  let made = 0;
+  const make = () => ({ n: ++made });
+  const [a, b, c] = [{}, {}, {}];
+  const x = reg.get('x', a, make);
+  assert.equal(reg.get('x', a, make), x, 'two routes, one object');
+  const y = reg.get('y', a, make);
+  assert.equal(reg.get('x', b, make), x, 'carried over to the next plan');
+  assert.equal(reg.size, 2, 'y is kept while the previous plan may still serve');
+  assert.equal(reg.get('x', c, make), x);
+  assert.equal(reg.size, 1, 'y dropped: neither of the last two plans used it');
+  assert.notEqual(reg.get('y', c, make), y);
 });

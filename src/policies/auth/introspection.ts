@@ -5,6 +5,7 @@ import { PolicyConfigError, type CompileContext, type PolicyContext } from '../.
 import type { ConsumerLookup } from '../../identity/consumers.js';
 import { AUTH_FAIL, AUTH_NONE, AUTH_PENDING, type AuthDone, type AuthFailure, type AuthMethod, type AuthResult, type Authenticator } from './authenticator.js';
 import { TokenCache } from './token-cache.js';
+import { SettingsRegistry } from './settings-registry.js';
 import { MapConsumerSchema, Rejection, resolveMapConsumer, applyIdentity, bearerToken, consumerTable, fail, rolesOf, scopesOf, type Identity, type MapConsumer } from './bearer.js';
 
 /**
@@ -156,18 +157,11 @@ export class Introspector {
   }
 }
 
-const INTROSPECTORS = new Map<string, Introspector>();
-const MAX_INTROSPECTORS = 256;
-
 /** Per worker and configuration digest: routes with the same settings share one cache (kept across reloads). */
-export function introspector(data: IntrospectionData): Introspector {
-  let v = INTROSPECTORS.get(data.id);
-  if (v === undefined) {
-    if (INTROSPECTORS.size >= MAX_INTROSPECTORS) INTROSPECTORS.delete(INTROSPECTORS.keys().next().value!);
-    v = new Introspector(data);
-    INTROSPECTORS.set(data.id, v);
-  }
-  return v;
+const INTROSPECTORS = new SettingsRegistry<Introspector>();
+
+export function introspector(data: IntrospectionData, plan: object): Introspector {
+  return INTROSPECTORS.get(data.id, plan, () => new Introspector(data));
 }
 
 export class IntrospectionMethod implements AuthMethod {
@@ -216,6 +210,6 @@ export const introspectionAuthenticator: Authenticator<IntrospectionConfig, Intr
   schema: IntrospectionSchema,
   compile: compileIntrospection,
   create(data, env) {
-    return new IntrospectionMethod(introspector(data), consumerTable(env.services, data.mapConsumer), data.mapConsumer === 'required');
+    return new IntrospectionMethod(introspector(data, env.services), consumerTable(env.services, data.mapConsumer), data.mapConsumer === 'required');
   },
 };

@@ -8,6 +8,7 @@ import { ALGS, ALG_NAMES, ASYMMETRIC_ALGS, compileKey, type KeyMaterial } from '
 import { ALG_REFUSED, KID_UNKNOWN, KeySet } from './jwt-keys.js';
 import { jwksSource, type JwksSource } from './jwks.js';
 import { TokenCache } from './token-cache.js';
+import { SettingsRegistry } from './settings-registry.js';
 import { MapConsumerSchema, Rejection, resolveMapConsumer, applyIdentity, bearerToken, consumerTable, fail, rolesOf, scopesOf, type Identity, type MapConsumer } from './bearer.js';
 
 /**
@@ -290,17 +291,10 @@ function rejectionFor(err: unknown): Rejection {
 }
 
 /** Verifiers per configuration digest, per worker: routes with the same settings share one token cache. */
-const VERIFIERS = new Map<string, JwtVerifier>();
-const MAX_VERIFIERS = 256;
+const VERIFIERS = new SettingsRegistry<JwtVerifier>();
 
-export function jwtVerifier(data: JwtData): JwtVerifier {
-  let v = VERIFIERS.get(data.id);
-  if (v === undefined) {
-    if (VERIFIERS.size >= MAX_VERIFIERS) VERIFIERS.delete(VERIFIERS.keys().next().value!);
-    v = new JwtVerifier(data);
-    VERIFIERS.set(data.id, v);
-  }
-  return v;
+export function jwtVerifier(data: JwtData, plan: object): JwtVerifier {
+  return VERIFIERS.get(data.id, plan, () => new JwtVerifier(data));
 }
 
 export class JwtMethod implements AuthMethod {
@@ -345,6 +339,6 @@ export const jwtAuthenticator: Authenticator<JwtConfig, JwtData> = {
   schema: JwtSchema,
   compile: compileJwt,
   create(data, env) {
-    return new JwtMethod(jwtVerifier(data), consumerTable(env.services, data.mapConsumer), data.mapConsumer === 'required');
+    return new JwtMethod(jwtVerifier(data, env.services), consumerTable(env.services, data.mapConsumer), data.mapConsumer === 'required');
   },
 };
