@@ -1,0 +1,27 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { loadConfigFile } from '../../src/config/load.js';
+import { compileConfig } from '../../src/config/compile.js';
+import { jsonSchema } from '../../src/config/schema.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const examples = readdirSync(join(root, 'config/examples'))
+  .filter((f) => f.endsWith('.yaml'))
+  .map((f) => join('config/examples', f));
+
+test('the embedded default config and every example compile with no warning', () => {
+  assert.ok(examples.length >= 8);
+  for (const file of ['config/nanogate.yaml', ...examples]) {
+    const { plan, warnings } = compileConfig(loadConfigFile(join(root, file)), file);
+    assert.ok(plan.routes.length > 0, `${file} has no routes`);
+    assert.deepEqual(warnings, [], `${file} has warnings`);
+  }
+});
+
+test('config/schema.json is the schema the gateway validates with (run npm run schema after a change)', () => {
+  const committed = JSON.parse(readFileSync(join(root, 'config/schema.json'), 'utf8'));
+  assert.deepEqual(committed, jsonSchema());
+});
