@@ -17,6 +17,8 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     body?: Buffer | string;
     requests?: AutocannonRequest[];
+    /** called with each client (an EventEmitter emitting 'request' and 'response') before it connects */
+    setupClient?: (client: any) => void;
     sampleInt?: number;
     excludeErrorStats?: boolean;
     skipAggregateResult?: boolean;

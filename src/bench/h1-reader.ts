@@ -14,11 +14,15 @@ const S_UNTIL_CLOSE = 6;
 
 const CONTENT_LENGTH = /\r\ncontent-length[ \t]*:[ \t]*(\d+)/i;
 const CHUNKED = /\r\ntransfer-encoding[ \t]*:[^\r]*chunked/i;
+const CONNECTION_CLOSE = /\r\nconnection[ \t]*:[^\r]*\bclose\b/i;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
 export interface ResponseSink {
-  /** one response is complete: its status and how many body bytes it carried */
-  onResponse(status: number, bodyBytes: number): void;
+  /**
+   * One response is complete: its status, how many body bytes it carried, and whether the server said it closes
+   * the connection (`Connection: close`, or HTTP/1.0): no further request may be sent on it (RFC 9112 9.6).
+   */
+  onResponse(status: number, bodyBytes: number, close: boolean): void;
 }
 
 export class ResponseReader {
@@ -28,6 +32,7 @@ export class ResponseReader {
   #remaining = 0;
   #status = 0;
   #bodyBytes = 0;
+  #close = false;
   #line = '';
   /** the request in flight is a HEAD request: its response has no body whatever the headers say */
   headRequest = false;
@@ -146,6 +151,7 @@ export class ResponseReader {
     }
     this.#status = status;
     this.#bodyBytes = 0;
+    this.#close = head.charCodeAt(7) === 48 /* HTTP/1.0 */ || CONNECTION_CLOSE.test(head);
     // An interim response (100 Continue, 103 Early Hints) is followed by the real one.
     if (status < 200 && status !== 101) {
       this.#state = S_HEAD;
@@ -163,11 +169,12 @@ export class ResponseReader {
       this.#state = S_BODY;
       return;
     }
+    this.#close = true;
     this.#state = S_UNTIL_CLOSE;
   }
 
   #done(): void {
     this.#state = S_HEAD;
-    this.#sink.onResponse(this.#status, this.#bodyBytes);
+    this.#sink.onResponse(this.#status, this.#bodyBytes, this.#close);
   }
 }

@@ -62,6 +62,8 @@ export interface LoadResult {
   sendLag: string | null;
   /** bytes received */
   bytesIn: number;
+  /** connections reopened because the server closed them after a response (Connection: close); -1 when unknown */
+  reconnects: number;
   /** generator process CPU over the window, percent of one core */
   generatorCpuPct: number;
 }

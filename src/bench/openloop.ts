@@ -42,8 +42,8 @@ class Conn implements ResponseSink {
     this.reader = new ResponseReader(this);
   }
 
-  onResponse(status: number, bodyBytes: number): void {
-    this.gen.completed(this, status, bodyBytes);
+  onResponse(status: number, bodyBytes: number, close: boolean): void {
+    this.gen.completed(this, status, bodyBytes, close);
   }
 }
 
@@ -70,6 +70,8 @@ export class OpenLoop {
   readonly statuses: Record<string, number> = Object.create(null);
   responses = 0;
   sent = 0;
+  /** connections the server closed with Connection: close after a response, and that were reopened */
+  reconnects = 0;
   non2xx = 0;
   bytesIn = 0;
   readonly #ticker = new Ticker();
@@ -143,6 +145,7 @@ export class OpenLoop {
       service: encodeHistogram(this.service),
       sendLag: encodeHistogram(this.sendLag),
       bytesIn: this.bytesIn,
+      reconnects: this.reconnects,
       generatorCpuPct: ((cpu.user + cpu.system) / 1000 / job.durationMs) * 100,
     };
   }
@@ -193,8 +196,11 @@ export class OpenLoop {
     });
   }
 
-  /** The connection is gone: its request (if any) failed; it reconnects while the phase runs. */
-  #drop(c: Conn, socket: Socket): void {
+  /**
+   * The connection is gone: its request (if any) failed; it reconnects while the phase runs, at once after an
+   * orderly close, 10 ms later after a failure (so a refusing target is not hammered in a tight loop).
+   */
+  #drop(c: Conn, socket: Socket, orderly = false): void {
     if (c.socket !== socket) return;
     // Not connected any more before the reader finishes a read-until-close body, so the completion cannot hand
     // this connection a new request.
@@ -207,7 +213,11 @@ export class OpenLoop {
     }
     c.socket = null;
     socket.destroy();
-    if (this.#running && !this.#stopping) setTimeout(() => { if (this.#running && c.socket === null) this.#open(c); }, 10);
+    // Reconnect while requests remain to be sent (the schedule, or a backlog draining after it).
+    if (this.#running && (!this.#stopping || this.#nextSend < this.#total)) {
+      if (orderly) this.#open(c);
+      else setTimeout(() => { if (this.#running && c.socket === null) this.#open(c); }, 10);
+    }
     this.#maybeFinish();
   }
 
@@ -256,7 +266,7 @@ export class OpenLoop {
     this.#maybeFinish();
   }
 
-  completed(c: Conn, status: number, bodyBytes: number): void {
+  completed(c: Conn, status: number, bodyBytes: number, close: boolean): void {
     if (!c.busy) {
       // A response nobody asked for (the server spoke first): the connection is out of step; drop it.
       this.errors.parse++;
@@ -272,7 +282,12 @@ export class OpenLoop {
     this.statuses[status] = (this.statuses[status] ?? 0) + 1;
     if (status < 200 || status > 299) this.non2xx++;
     else if (this.job.expectBodyBytes !== null && bodyBytes !== this.job.expectBodyBytes) this.errors.mismatch++;
-    this.#release(c);
+    if (close && c.socket) {
+      // The server closes this connection after this response, as any client would, open a new one (not an error).
+      this.reconnects++;
+      c.busy = false;
+      this.#drop(c, c.socket, true);
+    } else this.#release(c);
     this.#pump();
   }
 

@@ -58,6 +58,12 @@ function lagNote(s: ScenarioResult): string | null {
   return `fixed-rate send lag (scheduled → written, included in the latencies above): P50/P99 direct ${int(f.direct.sendLag.p50)}/${int(f.direct.sendLag.p99)} µs, gateway ${int(f.gateway.sendLag.p50)}/${int(f.gateway.sendLag.p99)} µs`;
 }
 
+function reconnectNote(s: ScenarioResult): string | null {
+  const f = s.fixed;
+  if (!f || (!f.direct.reconnects && !f.gateway.reconnects)) return null;
+  return `fixed-rate: the target closed connections after a response (Connection: close) and the generator reopened them: direct ${int(f.direct.reconnects)}, gateway ${int(f.gateway.reconnects)} times (${int(f.gateway.responses)} gateway responses)`;
+}
+
 function spreadNote(s: ScenarioResult): string | null {
   const m = s.max;
   if (!m || s.rounds < 2) return null;
@@ -72,7 +78,7 @@ export function renderTerminal(run: BenchRun): string {
     out.push('');
     out.push(`${s.name}: ${scenarioHeadline(s)}`);
     out.push(table(COLUMNS, scenarioRows(s)));
-    for (const n of [lagNote(s), spreadNote(s)]) if (n) out.push('  ' + n);
+    for (const n of [lagNote(s), reconnectNote(s), spreadNote(s)]) if (n) out.push('  ' + n);
     if (s.workerRequests) out.push(`  requests per gateway worker: ${s.workerRequests.map(int).join(' / ')}`);
     for (const w of s.warnings) out.push(`  warning: ${w}`);
   }
@@ -109,7 +115,7 @@ export function renderMarkdown(run: BenchRun): string {
     out.push(`${s.description ? s.description + '. ' : ''}${scenarioHeadline(s)}.`);
     out.push('');
     md(COLUMNS, scenarioRows(s));
-    const notes = [lagNote(s), spreadNote(s), ...s.warnings.map((w) => `warning: ${w}`)].filter(Boolean);
+    const notes = [lagNote(s), reconnectNote(s), spreadNote(s), ...s.warnings.map((w) => `warning: ${w}`)].filter(Boolean);
     if (notes.length) {
       out.push('');
       for (const n of notes) out.push(`- ${n}`);

@@ -14,6 +14,8 @@ export interface TargetStats extends LatencySummary {
   errorBreakdown: LoadErrors;
   non2xx: number;
   statuses: Record<string, number>;
+  /** fixed only: connections the target closed after a response (Connection: close) and the client reopened */
+  reconnects: number | null;
   /** fixed only: write -> response end (closed-loop view) */
   service: LatencySummary | null;
   /** fixed only: scheduled -> write (generator lateness + waiting for a free connection) */

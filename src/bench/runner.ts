@@ -238,6 +238,7 @@ function targetStats(runs: Array<{ r: LoadResult; gwCpu: number | null; upCpu: n
     errorBreakdown,
     non2xx,
     statuses,
+    reconnects: runs.every((x) => x.r.reconnects >= 0) ? runs.reduce((a, x) => a + x.r.reconnects, 0) : null,
     service: services.length ? summarize(mergeHistograms(services)) : null,
     sendLag: lags.length ? summarize(mergeHistograms(lags)) : null,
     gatewayCpuUsPerReq: cpu(runs.map((x) => x.gwCpu)),
