@@ -31,6 +31,11 @@ routes:
     upstream: app
     policies:
       auth: { methods: { jwt: { jwksUrl: ${idp.jwksUrl}, jwksRefreshSeconds: 3600, audience: api } } }
+  - name: aging
+    match: { prefix: /aging }
+    upstream: app
+    policies:
+      auth: { methods: { jwt: { jwksUrl: ${idp.jwksUrl}, jwksRefreshSeconds: 3600, jwksMaxAgeSeconds: 1, audience: api } } }
   - name: nowhere
     match: { prefix: /nowhere }
     upstream: app
@@ -99,4 +104,25 @@ test('a JWKS endpoint that was never reachable: 503 NG_ERR_AUTH_UNAVAILABLE', as
   assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="nanogate"', 'no invalid_token: the token may be fine');
   await refused(res, 'NG_ERR_AUTH_UNAVAILABLE', 503);
   await refused(await call('/nowhere/a', await token(k1, 'bob')), 'NG_ERR_AUTH_UNAVAILABLE', 503);
+});
+
+test('a set older than jwksMaxAgeSeconds is refreshed in the background: a withdrawn key stops verifying new tokens', async () => {
+  const saved = idp.keys;
+  try {
+    const early = await token(k1, 'early');
+    assert.equal((await call('/aging/a', early)).status, 200);
+    idp.keys = [k2.publicJwk];
+    await new Promise((r) => setTimeout(r, 1100));
+    const before = idp.jwksRequests;
+    // the set is past its age: this token is checked against it, and a refresh starts behind it
+    assert.equal((await call('/aging/a', await token(k1, 'late'))).status, 200);
+    for (let i = 0; i < 100 && idp.jwksRequests === before; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(idp.jwksRequests, before + 1);
+    await new Promise((r) => setTimeout(r, 50));
+    await refused(await call('/aging/a', await token(k1, 'later')), 'NG_ERR_AUTH_UNKNOWN_KEY');
+    assert.equal((await call('/aging/a', await token(k2))).status, 200);
+    assert.equal((await call('/aging/a', early)).status, 200, 'a token verified before stays cached (cacheMaxSeconds, exp)');
+  } finally {
+    idp.keys = saved;
+  }
 });

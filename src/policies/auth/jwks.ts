@@ -16,7 +16,7 @@ import { KeySet, type KeyInput } from './jwt-keys.js';
  *   - an unknown kid triggers a refetch at most once per `refreshMs` (a stream of tokens with made-up kids cannot
  *     turn the gateway into a load generator against the identity provider); concurrent triggers share one fetch;
  *   - a set older than `maxAgeMs` is refreshed in the background on the next uncached token (keys removed by the
- *     provider stop verifying);
+ *     provider stop verifying), whatever `refreshMs` says, at most one attempt a second;
  *   - a failed fetch (network, status, body, no usable key) keeps the last good set; with no set at all, a fetch is
  *     retried at most once per second and tokens get NG_ERR_AUTH_UNAVAILABLE meanwhile.
  */
@@ -29,7 +29,8 @@ export interface JwksOptions {
   readonly algorithms: readonly string[];
 }
 
-const COLD_RETRY_MS = 1000;
+/** least time between two attempts when there is no set yet, or when the set is past its age */
+const RETRY_MS = 1000;
 const MAX_JWKS_BYTES = 512 * 1024;
 const MAX_KEYS = 100;
 
@@ -54,12 +55,13 @@ export class JwksSource {
 
   /** May a fetch start now (unknown kid, or no set yet)? */
   mayFetch(now: number): boolean {
-    const gap = this.keys === null ? Math.min(this.opts.refreshMs, COLD_RETRY_MS) : this.opts.refreshMs;
+    const gap = this.keys === null ? Math.min(this.opts.refreshMs, RETRY_MS) : this.opts.refreshMs;
     return now - this.#attemptAt >= gap;
   }
 
+  /** Is the set older than maxAgeMs, with no attempt in the last second (a failing endpoint is not hammered)? */
   stale(now: number): boolean {
-    return this.keys !== null && now - this.fetchedAt >= this.opts.maxAgeMs;
+    return this.keys !== null && now - this.fetchedAt >= this.opts.maxAgeMs && now - this.#attemptAt >= RETRY_MS;
   }
 
   /** Starts a fetch unless one is running; resolves when it is over. Never rejects. */

@@ -237,7 +237,7 @@ export class JwtVerifier {
     if (src.keys === null) {
       if (src.fetching || src.mayFetch(now)) await src.refresh();
       if (src.keys === null) return new Rejection('NG_ERR_AUTH_UNAVAILABLE', 'the signing keys could not be fetched from the JWKS endpoint');
-    } else if (src.stale(now) && src.mayFetch(now)) {
+    } else if (src.stale(now)) {
       void src.refresh(); // in the background: this token is checked against the set at hand
     }
     let r = src.keys!.select(kid, alg);
