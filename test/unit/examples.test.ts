@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { loadConfigFile } from '../../src/config/load.js';
+import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
 import { compileConfig } from '../../src/config/compile.js';
 import { jsonSchema } from '../../src/config/schema.js';
 
@@ -24,4 +24,11 @@ test('the embedded default config and every example compile with no warning', ()
 test('config/schema.json is the schema the gateway validates with (run npm run schema after a change)', () => {
   const committed = JSON.parse(readFileSync(join(root, 'config/schema.json'), 'utf8'));
   assert.deepEqual(committed, jsonSchema());
+});
+
+test('the complete config in the README compiles', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const yaml = readme.match(/```yaml\n([\s\S]*?)```/)![1];
+  const { plan } = compileConfig(loadConfigText(yaml, 'README.md', { NANOGATE_ADMIN_TOKEN: 'a-long-enough-admin-token' }), 'README.md');
+  assert.equal(plan.routes.length, 3);
 });
