@@ -14,8 +14,8 @@ import pino, { type Logger } from 'pino';
  * `result` is "ok", "refused" (bad input or an invalid config; the old state stays), "failed" (the gateway could
  * not carry it out) or "unauthorized" (a change attempted without a valid token).
  *
- * A file destination is written synchronously: entries are rare, and an entry must be on disk before the API
- * answers. "stderr" goes through the gateway's own logger (its level applies).
+ * Entries are written synchronously: they are rare, and an entry must be on disk before the API answers.
+ * "stderr" (the default) follows the gateway's log level; a file gets every entry whatever the level.
  */
 export interface AuditEntry {
   who: string;
@@ -39,13 +39,13 @@ export class AuditLog {
 
   constructor(destination: string, gatewayLog: Logger) {
     this.destination = destination;
-    if (destination === 'stderr') {
-      this.#file = null;
-      this.#logger = gatewayLog.child({ audit: true });
-    } else {
-      this.#file = pino.destination({ dest: destination, sync: true, mkdir: true });
-      this.#logger = pino({ base: { audit: true }, timestamp: pino.stdTimeFunctions.isoTime }, this.#file);
-    }
+    const toStderr = destination === 'stderr';
+    this.#file = toStderr ? null : pino.destination({ dest: destination, sync: true, mkdir: true });
+    this.#logger = pino(
+      // On stderr the gateway's log level applies (silent in tests); a file gets every entry.
+      { level: toStderr ? gatewayLog.level : 'info', base: { audit: true }, timestamp: pino.stdTimeFunctions.isoTime },
+      this.#file ?? pino.destination({ dest: 2, sync: true }),
+    );
   }
 
   write(entry: AuditEntry): void {
