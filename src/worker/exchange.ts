@@ -2,7 +2,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 import { ERRORS, type ErrorCode } from '../errors/codes.js';
 import { writeProblem } from '../errors/problem.js';
 import type { UpstreamConnection, UpstreamExchange } from '../upstream/exchange.js';
-import { BODY_LENGTH, BODY_NONE } from '../upstream/h1-parse.js';
+import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE } from '../upstream/h1-parse.js';
 import type { RouteRuntime } from './runtime.js';
 import { STATUS_LINES } from './status-lines.js';
 import { requestLineWithoutQueryParam } from '../shared/query.js';
@@ -12,6 +12,12 @@ import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestTiming } fr
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
 const PENDING_BODY_LIMIT = 256 * 1024;
+/**
+ * A chunked request body up to this size is read whole before the request goes upstream (then forwarded with a
+ * Content-Length), so broken chunk framing or a body over the route limit is refused with nothing sent upstream;
+ * a longer body starts streaming (chunked) once this much has arrived.
+ */
+const CHUNKED_HOLD_LIMIT = 64 * 1024;
 
 export interface ExchangeHost {
   readonly counters: WorkerCounters;
@@ -52,7 +58,11 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   readonly hostLine: string | null;
   headRest: string;
   readonly isHeadRequest: boolean;
-  readonly requestBodyKind: number;
+  requestBodyKind: number;
+  /** a chunked body is being held until it ends or passes CHUNKED_HOLD_LIMIT */
+  bodyHeld: boolean;
+  /** start() was called while the body was held */
+  startWanted = false;
   readonly replayable: boolean;
   readonly readTimeoutMs: number;
   readonly connectTimeoutMs: number;
@@ -128,6 +138,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.headRest = headRest;
     this.isHeadRequest = method === 'HEAD';
     this.requestBodyKind = requestBodyKind;
+    this.bodyHeld = requestBodyKind === BODY_CHUNKED;
     this.replayable = requestBodyKind === BODY_NONE && (method === 'GET' || method === 'HEAD' || method === 'OPTIONS' || method === 'PUT' || method === 'DELETE');
     this.readTimeoutMs = route.plan.readTimeoutMs;
     this.connectTimeoutMs = route.plan.connectTimeoutMs;
@@ -276,6 +287,10 @@ export class Exchange implements UpstreamExchange, PolicyContext {
 
   /** Picks a node (another one than `skip` after a failure) and queues the request on its pool. */
   start(skip = -1): void {
+    if (this.bodyHeld) {
+      this.startWanted = true;
+      return;
+    }
     const upstream = this.route.upstream;
     const i = upstream.balancer.pick(upstream.pools, skip);
     if (i < 0) {
@@ -338,7 +353,21 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     }
     if (isLast) {
       this.clientBodyDone = true;
+      if (this.bodyHeld) {
+        // The whole body is here: forward it with a Content-Length instead of re-chunking it.
+        this.requestBodyKind = this.bodyBytes > 0 ? BODY_LENGTH : BODY_NONE;
+        this.headRest = this.headRest.replace('transfer-encoding: chunked\r\n', `content-length: ${this.bodyBytes}\r\n`);
+        this.#release();
+      }
       this.conn?.endBody();
+    } else if (this.bodyHeld && this.pendingBytes > CHUNKED_HOLD_LIMIT) this.#release();
+  }
+
+  #release(): void {
+    this.bodyHeld = false;
+    if (this.startWanted) {
+      this.startWanted = false;
+      this.start();
     }
   }
 

@@ -216,7 +216,7 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
     const limits = plan.limits;
 
     // --- framing and size checks, in the order a client can fix them
-    if (path.length + query.length + 1 > limits.maxUrlLength) {
+    if (path.length + (query.length > 0 ? query.length + 1 : 0) > limits.maxUrlLength) {
       return reject(res, 'NG_ERR_REQUEST_URL_TOO_LONG', requestId, `the request target is longer than ${limits.maxUrlLength} bytes`, false);
     }
     if (s.bytes > limits.maxHeaderBytes || s.headerCount > limits.maxHeaderCount) {
