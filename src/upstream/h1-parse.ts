@@ -13,6 +13,8 @@ export const BODY_UNTIL_CLOSE = 3;
 const DROP_RESPONSE = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
   'content-length', 'date', 'proxy-authenticate', 'proxy-authorization',
+  // the gateway writes its own request id on every response
+  'x-request-id',
 ]);
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -83,7 +85,8 @@ export function parseResponseHead(text: string, head: ResponseHead, requestMetho
     if (BAD_VALUE.test(value)) return fail(head, 'control character in a header value');
     pos = end + 2;
     const lower = name.toLowerCase();
-    if (!DROP_RESPONSE.has(lower)) {
+    // Proxy-* fields are all hop-by-hop (RFC 9110 7.6.1 lists the ones in use; the prefix is reserved for them).
+    if (!DROP_RESPONSE.has(lower) && !(lower.charCodeAt(0) === 112 && lower.startsWith('proxy-'))) {
       headers.push(name, value);
       continue;
     }

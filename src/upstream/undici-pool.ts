@@ -10,7 +10,7 @@ import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, parseContentLength } from './h1-p
  * It drives the same UpstreamExchange as the lean client, so the worker does not know which one it talks to.
  */
 
-const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'date']);
+const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'date', 'x-request-id']);
 
 function errorCode(err: Error & { code?: string }): ErrorCode {
   switch (err.code) {
@@ -76,7 +76,7 @@ class UndiciConnection implements UpstreamConnection, Dispatcher.DispatchHandler
       const name = raw[i].toString('latin1');
       const lower = name.toLowerCase();
       if (lower === 'content-length') length = parseContentLength(raw[i + 1].toString('latin1'));
-      if (!DROP.has(lower)) headers.push(name, raw[i + 1].toString('latin1'));
+      if (!DROP.has(lower) && !lower.startsWith('proxy-')) headers.push(name, raw[i + 1].toString('latin1'));
     }
     const ex = this.#ex;
     const kind = ex.isHeadRequest || status === 204 || status === 304 ? BODY_NONE : length === 0 ? BODY_NONE : length > 0 ? BODY_LENGTH : BODY_CHUNKED;

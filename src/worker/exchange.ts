@@ -410,7 +410,12 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     res.writeHeader('x-request-id', this.requestId);
     this.responseKind = bodyKind;
     if (bodyKind === BODY_NONE) {
-      if (this.isHeadRequest && contentLength >= 0) res.endWithoutBody(contentLength, this.host.closing);
+      if (this.isHeadRequest && contentLength >= 0) {
+        // endWithoutBody(n) leaves uWS waiting for n body bytes, and it then drops the connection at the next
+        // request; the length goes out as a plain header instead.
+        res.writeHeader('content-length', String(contentLength));
+        endWithoutLength(res, this.host.closing);
+      }
       else if (status === 204 || status === 304 || this.isHeadRequest) endWithoutLength(res, this.host.closing);
       else res.end(undefined, this.host.closing);
       this.#finish();

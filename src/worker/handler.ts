@@ -99,6 +99,7 @@ function visitHeader(name: string, value: string): void {
   s.bytes += name.length + value.length + 4;
   const kind = SPECIAL.get(name);
   if (kind === undefined) {
+    if (name.charCodeAt(0) === 112 /* p */ && name.startsWith('proxy-')) return; // every Proxy-* is hop-by-hop
     if (name === s.requestIdHeader) {
       s.requestId = value;
       return;
