@@ -205,6 +205,12 @@ export class H1Connection implements UpstreamConnection {
       if (head.status === 101) this.#protocolError('unexpected protocol switch');
       return consumed; // 100 Continue, 103 Early Hints: interim, wait for the final head
     }
+    // Once the head is written the client can only be cut off; when the first chunk-size line came in the same
+    // read, check it first so that a broken one still gets a clean 502.
+    if (head.bodyKind === BODY_CHUNKED && consumed < n && !chunkLineStartsValid(buf, consumed, n)) {
+      this.#protocolError('invalid chunk size');
+      return n;
+    }
     ex.onHead(head.status, head.headers, head.bodyKind, head.contentLength);
     switch (head.bodyKind) {
       case BODY_NONE:
@@ -368,6 +374,21 @@ export class H1Connection implements UpstreamConnection {
   get connecting(): boolean {
     return this.state === State.Connecting;
   }
+}
+
+/** False when the bytes from `start` cannot begin a valid chunk-size line (1-12 hex digits, then ; SP HTAB or CR). */
+function chunkLineStartsValid(buf: Buffer, start: number, end: number): boolean {
+  let digits = 0;
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    const hex = (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
+    if (hex) {
+      if (++digits > 12) return false;
+      continue;
+    }
+    return digits > 0 && (c === 59 || c === 32 || c === 9 || c === 13);
+  }
+  return true; // not all here yet: the streaming parser decides
 }
 
 /** Waiting requests form a FIFO; a cancelled one is skipped when it reaches the front. */
