@@ -116,8 +116,6 @@ export class MatchScratch {
   readonly paramStart = new Int32Array(32);
   readonly paramEnd = new Int32Array(32);
   wildStart = -1;
-  /** the first terminal where the path matched but no candidate accepted the method (for 405) */
-  methodMissNode: number[] | null = null;
 }
 
 /** Decides whether a candidate route accepts the request (method and predicates); set by the owner of the tree. */
@@ -139,7 +137,6 @@ export function walk(
     const exact = node.exact;
     if (exact !== null) {
       for (let i = 0; i < exact.length; i++) if (accept(exact[i])) return exact[i];
-      if (scratch.methodMissNode === null) scratch.methodMissNode = exact;
     }
   } else {
     const kids = node.kids;
@@ -168,7 +165,6 @@ export function walk(
         return wild[i];
       }
     }
-    if (scratch.methodMissNode === null) scratch.methodMissNode = wild;
   }
   return -1;
 }

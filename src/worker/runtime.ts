@@ -190,11 +190,11 @@ export class Runtime {
 
   /**
    * Finds the route for a request. `host` is lower case without port ('' when host routing is off).
-   * Returns null when nothing matches; scratch.methodMissNode then tells whether a path matched with another method.
+   * Returns null when nothing matches; allowedMethods() then tells whether a route matched but for the method.
    */
   match(host: string, path: string, input: MatchInput): RouteRuntime | null {
     const scratch = this.scratch;
-    scratch.methodMissNode = null;
+    this.#methodMiss.length = 0;
     scratch.wildStart = -1;
     this.#input = input;
     let id = -1;
@@ -218,12 +218,15 @@ export class Runtime {
 
   /** Allowed methods for a 405, from the candidates whose path matched. */
   allowedMethods(): string {
-    const ids = this.scratch.methodMissNode;
-    if (!ids) return '';
+    const ids = this.#methodMiss;
+    if (ids.length === 0) return '';
     const set = new Set<string>();
     for (const id of ids) for (const m of this.routes[id].methods ?? []) set.add(m);
     return [...set].sort().join(', ');
   }
+
+  /** routes of the last match that failed on the method alone (for 405 and Allow) */
+  readonly #methodMiss: number[] = [];
 
   #check(id: number): boolean {
     const route = this.routes[id];
@@ -236,7 +239,13 @@ export class Runtime {
       if (!ok && input.method === 'HEAD') for (let i = 0; i < methods.length; i++) if (methods[i] === 'GET') { ok = true; break; }
       // A CORS preflight is answered by the route's cors policy, whatever methods the route serves.
       if (!ok && route.preflight && input.method === 'OPTIONS') ok = isPreflight(input);
-      if (!ok) return false;
+      if (!ok) {
+        // Only a route that matches in every other respect makes this a 405 rather than a 404.
+        if ((route.headers === null || checkHeaders(route.headers, input)) && (route.query === null || checkQuery(route.query, input.query))) {
+          this.#methodMiss.push(id);
+        }
+        return false;
+      }
     }
     if (route.headers !== null && !checkHeaders(route.headers, input)) return false;
     if (route.query !== null && !checkQuery(route.query, input.query)) return false;
