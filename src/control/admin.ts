@@ -33,7 +33,9 @@ export type AdminErrorCode = keyof typeof ADMIN_ERRORS;
 
 /** A config of 10,000 routes is about 2 MB of YAML. */
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
-const CONFIG_TYPES = /^(application\/(json|yaml|x-yaml)|text\/(yaml|x-yaml|plain))\s*(;|$)/i;
+/** A form upload wraps the file in boundaries; anything else is read as YAML (JSON is YAML), whatever its label,
+ * because curl --data-binary labels it application/x-www-form-urlencoded. */
+const NOT_A_CONFIG = /^multipart\//i;
 const SOURCE_NAME = /^[\x21-\x7e][\x20-\x7e]{0,199}$/;
 const INDEX = /^(0|[1-9][0-9]{0,5})$/;
 
@@ -132,8 +134,8 @@ export class AdminServer {
 
     on('PUT', '/config', async (req, res, _p, url) => {
       const type = req.headers['content-type'];
-      if (type !== undefined && !CONFIG_TYPES.test(type)) {
-        throw new BadRequest('NG_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', `content-type "${type}" is not YAML or JSON`);
+      if (type !== undefined && NOT_A_CONFIG.test(type)) {
+        throw new BadRequest('NG_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', `content-type "${type}": send the file itself (curl --data-binary @FILE), not a form`);
       }
       const source = url.searchParams.get('source') ?? 'PUT /config';
       if (!SOURCE_NAME.test(source)) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', '"source" must be 1 to 200 printable characters');
@@ -238,7 +240,7 @@ export class AdminServer {
     const previous = this.#gateway.plan.version;
     try {
       const r = await result;
-      json(res, 200, { version: r.version, previous, warnings: r.warnings });
+      json(res, 200, { version: r.version, previous, warnings: r.warnings, timings: r.timings });
     } catch (err) {
       if (err instanceof ConfigError) {
         // The same "file: path: reason" lines `nanogate validate` prints, one per problem.

@@ -56,6 +56,8 @@ export interface HistoryEntry {
 export interface ApplyResult {
   version: number;
   warnings: string[];
+  /** where the time went: compile on the control plane, prepare and commit in the workers */
+  timings?: { compileMs: number; prepareMs: number; commitMs: number };
 }
 
 /** A compiled config that a worker could not take (a policy's create() threw): nothing was applied. */
@@ -354,6 +356,7 @@ export class Gateway {
   async #apply(config: Config, source: string, action: string, actor: Actor, rollbackOf?: number): Promise<ApplyResult> {
     if (this.#stopping) throw new ApplyFailedError('the gateway is stopping');
     const version = this.plan.version + 1;
+    const t0 = performance.now();
     const { plan: compiled, warnings } = compileConfig(config, source, version, this.shared);
     const issues: ConfigIssue[] = [];
     const fixed = 'cannot change while the gateway runs (restart it to change it)';
@@ -386,12 +389,15 @@ export class Gateway {
     };
     this.metrics?.attach(plan);
     const pendingFlags = { flags, plan };
+    let t1 = 0, t2 = 0, t3 = 0;
     this.#flags.push(pendingFlags);
     this.consumers.prepare(config, plan);
     this.rateLimits.prepare(config, plan);
     try {
       const targets = this.slots.map((s) => s.worker).filter((w): w is Worker => w !== null);
+      t1 = performance.now();
       const prepared = await this.#round(targets, { type: 'plan-prepare', plan }, version, 'plan-prepared', PREPARE_TIMEOUT_MS);
+      t2 = performance.now();
       if (prepared.failures.length) {
         for (const w of targets) w.postMessage({ type: 'plan-abort', version } satisfies ToWorker);
         throw new ApplyFailedError(`a worker could not take version ${version}: ${prepared.failures.join('; ')}`);
@@ -409,6 +415,7 @@ export class Gateway {
         }
       }
       await committed;
+      t3 = performance.now();
     } finally {
       // Keep writing switches to the region of whichever plan serves now.
       this.#flags = this.plan === plan ? [pendingFlags] : this.#flags.filter((f) => f !== pendingFlags);
@@ -427,8 +434,10 @@ export class Gateway {
     }
     this.admin?.setToken(config.admin.token);
     this.#configureWatch();
-    this.log.info({ version, routes: plan.routes.length, action, who: actor.who }, 'config applied');
-    return { version, warnings };
+    const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
+    const timings = { compileMs: ms(t0, t1), prepareMs: ms(t1, t2), commitMs: ms(t2, t3) };
+    this.log.info({ version, routes: plan.routes.length, action, who: actor.who, ...timings }, 'config applied');
+    return { version, warnings, timings };
   }
 
   /** Posts `msg` to each worker and waits for its `want` reply (or its exit); collects plan-failed messages. */
@@ -555,7 +564,7 @@ export class Gateway {
    * Requests in flight per node, summed over the workers (each answers from its own pools; a worker that does not
    * answer within `timeoutMs` is left out and counted in `missing`).
    */
-  upstreamLoad(timeoutMs = 1000): Promise<{ load: Map<string, number[]>; missing: number }> {
+  upstreamLoad(timeoutMs = 2000): Promise<{ load: Map<string, number[]>; missing: number }> {
     const id = ++this.#loadRequests;
     const targets = this.slots.map((s) => s.worker).filter((w): w is Worker => w !== null);
     return new Promise((resolve) => {

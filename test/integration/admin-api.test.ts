@@ -231,7 +231,7 @@ test('PUT /config applies YAML or JSON to every worker; the version and history 
   const cfg = (await call('GET', '/config')).body.config;
   cfg.admin.token = TOKEN;
   cfg.routes = cfg.routes.filter((x: any) => x.name !== 'r-new');
-  const j = await call('PUT', '/config', { body: JSON.stringify(cfg), contentType: 'application/json' });
+  const j = await call('PUT', '/config', { body: JSON.stringify(cfg), contentType: 'application/x-www-form-urlencoded' });
   assert.equal(j.status, 200, JSON.stringify(j.body));
   assert.equal(j.body.version, 3);
   assert.deepEqual(await hits('/new', 2), Array(2).fill('404 NG_ERR_ROUTE_NOT_FOUND'));
@@ -278,7 +278,7 @@ test('an invalid config is refused with the very lines `nanogate validate` print
   assert.equal(port.status, 422);
   assert.deepEqual(port.body.errors, ['PUT /config: listen.port: cannot change while the gateway runs (restart it to change it)']);
   // Not YAML or JSON, too large, bad source name.
-  const form = await call('PUT', '/config', { body: 'a=b', contentType: 'application/x-www-form-urlencoded' });
+  const form = await call('PUT', '/config', { body: '--x\r\n\r\nx: 1\r\n--x--', contentType: 'multipart/form-data; boundary=x' });
   assert.equal(form.status, 415);
   assert.equal(form.body.code, 'NG_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE');
   const src = await call('PUT', '/config?source=%0Aevil', { body: 'x: 1' });
