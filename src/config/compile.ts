@@ -293,15 +293,22 @@ function conditionCount(r: PlanRoute): number {
   return (r.headers?.length ?? 0) + (r.query?.length ?? 0);
 }
 
+/** The methods a route serves: a route that lists GET also serves HEAD (RFC 9110 9.3.2). */
+function served(r: PlanRoute): readonly string[] | null {
+  return r.methods !== null && r.methods.includes('GET') && !r.methods.includes('HEAD') ? [...r.methods, 'HEAD'] : r.methods;
+}
+
 function methodsOverlap(a: PlanRoute, b: PlanRoute): boolean {
-  if (a.methods === null || b.methods === null) return true;
-  return a.methods.some((m) => b.methods!.includes(m));
+  const am = served(a), bm = served(b);
+  if (am === null || bm === null) return true;
+  return am.some((m) => bm.includes(m));
 }
 
 function methodsCover(a: PlanRoute, b: PlanRoute): boolean {
-  if (a.methods === null) return true;
-  if (b.methods === null) return false;
-  return b.methods.every((m) => a.methods!.includes(m));
+  const am = served(a), bm = served(b);
+  if (am === null) return true;
+  if (bm === null) return false;
+  return bm.every((m) => am.includes(m));
 }
 
 function samePredicate(a: PlanPredicate, b: PlanPredicate): boolean {
