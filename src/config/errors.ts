@@ -14,6 +14,12 @@ export class ConfigError extends Error {
   readonly issues: readonly ConfigIssue[];
 
   constructor(file: string, issues: readonly ConfigIssue[]) {
+    // One problem found through several paths (a prefix route sits in two tree lists) is reported once.
+    const seen = new Set<string>();
+    issues = issues.filter((i) => {
+      const key = `${i.path}\u0000${i.message}`;
+      return seen.has(key) ? false : (seen.add(key), true);
+    });
     super(issues.map((i) => formatIssue(file, i)).join('\n'));
     this.name = 'ConfigError';
     this.file = file;

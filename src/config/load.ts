@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { ConfigSchema, type Config } from './schema.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+// verbose: errors carry their schema, so an unknown key can be matched against the keys that are allowed there
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
 const validateSchema = ajv.compile<Config>(ConfigSchema);
 
 /**
@@ -12,21 +13,43 @@ const validateSchema = ajv.compile<Config>(ConfigSchema);
  * (a port number stays a number). An unset variable without a default is an error, not an empty string.
  */
 export function interpolateEnv(text: string, env: NodeJS.ProcessEnv, issues: ConfigIssue[]): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (whole, name: string, fallback: string | undefined) => {
-    const value = env[name];
-    if (value !== undefined && value !== '') return value;
-    if (fallback !== undefined) return fallback;
-    const line = text.slice(0, text.indexOf(whole)).split('\n').length;
-    issues.push({ path: '', message: `line ${line}: environment variable ${name} is not set`, hint: `set it or write \${${name}:-default}` });
-    return '';
-  });
+  const lines = text.split('\n');
+  for (let n = 0; n < lines.length; n++) {
+    const line = lines[n];
+    if (!line.includes('${')) continue;
+    // A comment may mention ${VAR} without it having to be set: only the part before a comment is interpolated.
+    const cut = commentStart(line);
+    const code = line.slice(0, cut).replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_whole, name: string, fallback: string | undefined) => {
+      const value = env[name];
+      if (value !== undefined && value !== '') return value;
+      if (fallback !== undefined) return fallback;
+      issues.push({ path: '', message: `line ${n + 1}: environment variable ${name} is not set`, hint: `set it or write \${${name}:-default}` });
+      return '';
+    });
+    lines[n] = code + line.slice(cut);
+  }
+  return lines.join('\n');
+}
+
+/** Index of a YAML comment ("#" at line start or after white space, outside quotes), or the line's length. */
+function commentStart(line: string): number {
+  let quote = '';
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quote) {
+      if (c === quote) quote = '';
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '#' && (i === 0 || line[i - 1] === ' ' || line[i - 1] === '\t')) return i;
+  }
+  return line.length;
 }
 
 /** Parses YAML or JSON text (JSON is YAML) into a plain value; syntax errors carry line and column. */
 export function parseText(text: string, issues: ConfigIssue[]): unknown {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
   for (const err of doc.errors) {
-    const pos = err.linePos?.[0];
+    const pos = err.linePos?.[0] ?? (err.pos ? lines.linePos(err.pos[0]) : undefined);
     issues.push({ path: '', message: `${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${err.message.split('\n')[0]}` });
   }
   return doc.errors.length ? undefined : doc.toJS();
@@ -65,7 +88,7 @@ function toIssues(errors: ErrorObject[]): ConfigIssue[] {
         const key = (e.params as { additionalProperty: string }).additionalProperty;
         path = path ? `${path}.${key}` : key;
         message = `unknown key "${key}"`;
-        const allowed = schemaAt(e.schemaPath.replace(/^#/, ''));
+        const allowed = (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? schemaAt(e.schemaPath.replace(/^#/, ''));
         hint = allowed ? didYouMean(key, Object.keys(allowed)) : undefined;
         break;
       }

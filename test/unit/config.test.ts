@@ -298,3 +298,11 @@ test('a route with a header condition behind one without is reported only when i
     1,
   );
 });
+
+test('${VAR} in a YAML comment does not have to be set', () => {
+  const text = 'workers: 2 # set ${UNSET_IN_COMMENT} to change\n# secret: ${ALSO_UNSET}\nadmin: { host: 127.0.0.1, port: ${ADMIN_PORT:-9911} }\n';
+  const config = loadConfigText(text, 'gw.yaml', {});
+  assert.equal(config.workers, 2);
+  assert.equal(config.admin.port, 9911);
+  assert.throws(() => loadConfigText('workers: ${UNSET_HERE}\n', 'gw.yaml', {}), /line 1: environment variable UNSET_HERE is not set/);
+});
