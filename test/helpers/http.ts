@@ -88,3 +88,19 @@ export async function waitFor(check: () => boolean, timeoutMs = 3000, stepMs = 2
   }
   return check();
 }
+
+/**
+ * Runs every cleanup even when some throw (a `before` that failed half-way leaves some servers unset), so a failed
+ * start cannot leave listening sockets that keep the test process alive. Rethrows the first error afterwards.
+ */
+export async function closeAll(...steps: Array<() => Promise<unknown> | unknown>): Promise<void> {
+  let first: unknown = null;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first !== null) throw first;
+}

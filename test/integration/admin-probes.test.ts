@@ -4,15 +4,15 @@ import pino from 'pino';
 import { Gateway } from '../../src/control/gateway.js';
 import { startGateway, writeConfig } from '../helpers/gateway.js';
 import { startWatchedUpstream } from '../helpers/watched-upstream.js';
-import { send, waitFor } from '../helpers/http.js';
+import { closeAll, send, waitFor } from '../helpers/http.js';
 
-
-/** Every test and hook here has a bound, so a gateway that stops answering fails the file instead of hanging it. */
-const T = { timeout: 30_000 };
 /**
  * The probes on the admin port: /health says the process is up, /ready says every worker is listening (and stops
  * saying so while the node drains). Both answer without a token.
  */
+
+/** Every test and hook here has a bound, so a gateway that stops answering fails the file instead of hanging it. */
+const T = { timeout: 30_000 };
 
 test('/health is 200 and /ready is 200 once every worker listens', T, async () => {
   const up = await startWatchedUpstream();
@@ -24,7 +24,10 @@ routes:
   - { name: all, match: { prefix: / }, upstream: u }
 `,
     { workers: 2 },
-  );
+  ).catch(async (err) => {
+    await up.close();
+    throw err;
+  });
   try {
     const health = await fetch(`${gw.adminUrl}/health`);
     assert.equal(health.status, 200);
@@ -55,7 +58,10 @@ upstreams:
   u: { nodes: [{ url: ${up.url} }] }
 routes:
   - { name: all, match: { prefix: / }, upstream: u }
-`);
+`).catch(async (err) => {
+    await up.close();
+    throw err;
+  });
   const adminUrl = gw.adminUrl;
   const inFlight = send(gw.port, { path: '/slow' });
   const reached = await waitFor(() => held.release !== null);
@@ -92,7 +98,10 @@ routes:
     workers: 1,
     logger: pino({ level: 'silent' }),
   });
-  await gateway.start();
+  await gateway.start().catch(async (err) => {
+    await closeAll(() => gateway.stop(), () => up.close());
+    throw err;
+  });
   const adminUrl = `http://127.0.0.1:${gateway.admin!.port}`;
   try {
     assert.equal((await fetch(`${adminUrl}/health`)).status, 200);

@@ -4,16 +4,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startWatchedUpstream, type WatchedUpstream } from '../helpers/watched-upstream.js';
 import { RawClient, type ParsedResponse } from '../helpers/raw-client.js';
-import { assertNothingInternal, assertProblem, waitFor } from '../helpers/http.js';
+import { assertNothingInternal, assertProblem, closeAll, waitFor } from '../helpers/http.js';
 
-
-/** Every test and hook here has a bound, so a gateway that stops answering fails the file instead of hanging it. */
-const T = { timeout: 30_000 };
 /**
  * Hostile or malformed client framing, sent as raw bytes. Each request must be refused before anything reaches the
  * upstream: either with a problem+json error from the gateway, or (where uWS's own parser stops it first) with a
  * closed connection and no response. The upstream records each request as soon as its head arrives.
  */
+
+/** Every test and hook here has a bound, so a gateway that stops answering fails the file instead of hanging it. */
+const T = { timeout: 30_000 };
 
 let up: WatchedUpstream;
 let gw: TestGateway;
@@ -37,11 +37,7 @@ routes:
 `);
 }, T);
 
-after(async () => {
-  await gw.stop();
-  await defaults.stop();
-  await up.close();
-}, T);
+after(() => closeAll(() => gw?.stop(), () => defaults?.stop(), () => up?.close()), T);
 
 interface Outcome {
   status: number;

@@ -2,16 +2,17 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { closeAll } from '../helpers/http.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
-
-/** Every test and hook here has a bound, so a gateway that stops answering fails the file instead of hanging it. */
-const T = { timeout: 30_000 };
 /**
  * 64 MiB through the gateway in each direction, with both framings, counted and hashed as the bytes stream by; no
  * side holds a whole body. Backpressure has to work both ways for these to finish with bounded memory.
  */
+
+/** Every test and hook here has a bound, so a gateway that stops answering fails the file instead of hanging it. */
+const T = { timeout: 30_000 };
 
 const TOTAL = 64 * 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -103,10 +104,7 @@ function expectedSha(): string {
   return hash.digest('hex');
 }
 
-after(async () => {
-  await gw.stop();
-  await up.close();
-}, T);
+after(() => closeAll(() => gw?.stop(), () => up?.close()), T);
 
 function upload(chunked: boolean): Promise<{ status: number; sent: string; received: { bytes: number; sha: string } }> {
   return new Promise((resolve, reject) => {

@@ -5,16 +5,16 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startRawUpstream, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { rawRequest } from '../helpers/raw.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { fieldValues, send } from '../helpers/http.js';
+import { closeAll, fieldValues, send } from '../helpers/http.js';
 
-
-/** Every test and hook here has a bound, so a gateway that stops answering fails the file instead of hanging it. */
-const T = { timeout: 30_000 };
 /**
  * What a client and an upstream see of each other through the gateway (RFC 9110 section 7, RFC 9112): hop-by-hop
  * fields removed both ways, X-Forwarded-* and Via, Host, request ids, repeated fields, exact targets, 100-continue,
  * body-less responses, and both body framings in both directions.
  */
+
+/** Every test and hook here has a bound, so a gateway that stops answering fails the file instead of hanging it. */
+const T = { timeout: 30_000 };
 
 interface Echo {
   method: string;
@@ -127,12 +127,7 @@ routes:
 `);
 }, T);
 
-after(async () => {
-  await gw.stop();
-  await trusted.stop();
-  await up.close();
-  await raw.close();
-}, T);
+after(() => closeAll(() => gw?.stop(), () => trusted?.stop(), () => up?.close(), () => raw?.close()), T);
 
 function echoOf(res: { status: number; text: string }): Echo {
   assert.equal(res.status, 200, res.text);

@@ -2,15 +2,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { send, assertProblem } from '../helpers/http.js';
+import { assertProblem, closeAll, send } from '../helpers/http.js';
 
-
-/** Every test and hook here has a bound, so a gateway that stops answering fails the file instead of hanging it. */
-const T = { timeout: 30_000 };
 /**
  * Routing through a real gateway: the Host header (with port, any case), methods with 405 + Allow, header and query
  * predicates, and priority. Each route rewrites to its own name, so the echo upstream's `url` says which one won.
  */
+
+/** Every test and hook here has a bound, so a gateway that stops answering fails the file instead of hanging it. */
+const T = { timeout: 30_000 };
 
 let up: TestUpstream;
 let gw: TestGateway;
@@ -37,10 +37,7 @@ routes:
 `);
 }, T);
 
-after(async () => {
-  await gw.stop();
-  await up.close();
-}, T);
+after(() => closeAll(() => gw?.stop(), () => up?.close()), T);
 
 async function routed(path: string, opts: { method?: string; host?: string; headers?: Record<string, string> } = {}): Promise<string> {
   const res = await send(gw.port, { method: opts.method, path, headers: { host: opts.host ?? 'localhost', ...opts.headers } });

