@@ -120,6 +120,7 @@ export class OpenLoop {
     // so far (a lower bound): an overloaded target must not look fast by not answering.
     for (const c of this.#conns) {
       if (c.busy) {
+        c.busy = false;
         this.errors.unfinished++;
         this.latency.recordValue(toUs(endNs - c.scheduled));
       }
