@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { closedPort, startRawUpstream, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startWatchedUpstream, type WatchedUpstream } from '../helpers/watched-upstream.js';
@@ -180,6 +181,23 @@ test('a client that goes away mid-download: the upstream response is abandoned, 
   assert.equal(hold.arrivals.length, before + 1);
   assert.ok(await waitFor(() => hold.arrivals.at(-1)!.abandoned, 3000), 'the upstream kept sending');
   assert.ok(await waitFor(() => hold.openSockets() < open, 3000), 'the upstream socket of the abandoned request is still open');
+});
+
+test('clients that go away before the upstream connection is up: nothing is left open upstream', T, async () => {
+  // The request is dispatched while its upstream connection is still being opened; the client's close arrives in
+  // the same loop turn, so the gateway learns of it before the connect completes.
+  const open = hold.openSockets();
+  const before = hold.arrivals.length;
+  for (let i = 0; i < 5; i++) {
+    const c = await RawClient.connect(gw.port);
+    c.send(`POST /early-${i} HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n${'x'.repeat(100_000)}`);
+    c.close();
+  }
+  // give any connect the gateway started time to complete, so a leak has the chance to show
+  await sleep(300);
+  const settled = await waitFor(() => hold.openSockets() <= open && hold.arrivals.slice(before).every((a) => a.abandoned), 3000);
+  const left = hold.arrivals.slice(before).filter((a) => !a.abandoned).map((a) => a.url);
+  assert.ok(settled, `${hold.openSockets() - open} upstream socket(s) still open; requests still pending upstream: ${left.join(', ')}`);
 });
 
 test('the gateway still serves after clients went away', T, async () => {
