@@ -90,6 +90,10 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   bytesOut = 0;
   backlog: Buffer | null = null;
   backlogOffset = 0;
+  /** response chunks waiting for the client to drain, in order; null when not waiting */
+  queued: Buffer[] | null = null;
+  /** the upstream response ended while chunks were queued */
+  endQueued = false;
 
   // policy context (see PolicyContext); plain defaults on routes without policies
   readonly facts: RequestFacts | null;
@@ -114,7 +118,14 @@ export class Exchange implements UpstreamExchange, PolicyContext {
 
   readonly onAborted = (): void => this.#onAborted();
   readonly onClientData = (chunk: ArrayBuffer, isLast: boolean): void => this.#onClientData(chunk, isLast);
-  readonly #onWritable = (offset: number): boolean => this.#writable(offset);
+  /** uWS calls this when the client socket drains; the writes in it are corked like every other write. */
+  readonly #onWritable = (offset: number): boolean => {
+    let result = true;
+    this.res.cork(() => {
+      result = this.#writable(offset);
+    });
+    return result;
+  };
 
   constructor(
     res: HttpResponse,
@@ -426,8 +437,14 @@ export class Exchange implements UpstreamExchange, PolicyContext {
 
   onBody(chunk: Buffer): boolean {
     if (this.aborted || this.done) return true;
-    const res = this.res;
     this.bytesOut += chunk.length;
+    if (this.queued !== null) {
+      // Waiting for the client to drain: later chunks of the same read queue up behind, in order (the chunk's
+      // memory is the shared read buffer, reused after this call, so it is copied).
+      this.queued.push(Buffer.from(chunk));
+      return false;
+    }
+    const res = this.res;
     if (this.responseKind === BODY_LENGTH) {
       if (this.bytesOut === chunk.length && chunk.length === this.responseTotal) {
         // The common small response: the whole body came with the head. end() copies it (buffering under
@@ -436,35 +453,43 @@ export class Exchange implements UpstreamExchange, PolicyContext {
         this.#finish();
         return true;
       }
-      const offset = res.getWriteOffset();
-      const [ok, done] = res.tryEnd(chunk, this.responseTotal);
-      if (done) {
-        this.#finish();
-        return true;
-      }
-      if (!ok) {
-        // uWS took only part of it: keep the rest (the chunk's memory is reused after this call) until writable.
-        this.backlog = Buffer.from(chunk);
-        this.backlogOffset = offset;
-        res.onWritable(this.#onWritable);
-        return false;
-      }
-      return true;
+      return this.#tryEnd(chunk, true);
     }
     if (!res.write(chunk)) {
-      // uWS buffered it; stop reading the upstream until the client drains.
-      this.backlog = null;
+      // uWS buffered all of it; stop reading the upstream until the client drains.
+      this.queued = [];
       res.onWritable(this.#onWritable);
       return false;
     }
     return true;
   }
 
+  /** tryEnd with the partial-write bookkeeping; false when uWS took only part of `chunk` (the rest is kept). */
+  #tryEnd(chunk: Buffer, copy: boolean): boolean {
+    const res = this.res;
+    const offset = res.getWriteOffset();
+    const [ok, done] = res.tryEnd(chunk, this.responseTotal);
+    if (done) {
+      this.#finish();
+      return true;
+    }
+    if (ok) return true;
+    this.backlog = copy ? Buffer.from(chunk) : chunk;
+    this.backlogOffset = offset;
+    if (this.queued === null) {
+      this.queued = [];
+      res.onWritable(this.#onWritable);
+    }
+    return false;
+  }
+
+  /** The client can take more: first the rest of a partly written chunk, then the queue, then the upstream again. */
   #writable(offset: number): boolean {
     if (this.aborted || this.done) return true;
+    const res = this.res;
     const backlog = this.backlog;
     if (backlog !== null) {
-      const [ok, done] = this.res.tryEnd(backlog.subarray(offset - this.backlogOffset), this.responseTotal);
+      const [ok, done] = res.tryEnd(backlog.subarray(offset - this.backlogOffset), this.responseTotal);
       if (done) {
         this.backlog = null;
         this.#finish();
@@ -473,6 +498,22 @@ export class Exchange implements UpstreamExchange, PolicyContext {
       if (!ok) return false;
       this.backlog = null;
     }
+    const queued = this.queued;
+    while (queued !== null && queued.length > 0) {
+      const next = queued.shift()!;
+      if (this.responseKind === BODY_LENGTH) {
+        if (!this.#tryEnd(next, false)) return false;
+        if (this.done) return true;
+      } else if (!res.write(next)) {
+        return true; // buffered by uWS; this handler runs again when it drains
+      }
+    }
+    this.queued = null;
+    if (this.endQueued) {
+      this.endQueued = false;
+      this.onEnd();
+      return true;
+    }
     this.conn?.resume();
     return true;
   }
@@ -480,6 +521,11 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   onEnd(): void {
     if (this.aborted || this.done) return;
     if (!this.headSent) return this.#fail('NG_ERR_UPSTREAM_BAD_RESPONSE', 'the upstream ended without a response');
+    if (this.queued !== null) {
+      // The upstream finished while chunks still wait for the client: end after them (#writable).
+      this.endQueued = true;
+      return;
+    }
     if (this.responseKind !== BODY_LENGTH) {
       // Never ask uWS to close here: once chunks went out it would write "Connection: close" into the body.
       this.res.end(undefined, false);

@@ -8,7 +8,8 @@ import { REQUESTS, SLOTS } from '../shared/counters.js';
  * the new connection afresh, and the load evens out, at the cost of an occasional reconnect on the busy worker only.
  */
 const WINDOW_MS = 250;
-const MIN_REQUESTS = 200; // below this, too few requests per window to judge (and imbalance costs nothing)
+// Below 4,000 req/s in all (1,000 per window) an uneven split costs nothing and the reconnects would cost latency.
+const MIN_REQUESTS = 1000;
 
 export class Rebalancer {
   readonly #cells: Int32Array;

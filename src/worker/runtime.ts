@@ -194,7 +194,7 @@ export class Runtime {
    */
   match(host: string, path: string, input: MatchInput): RouteRuntime | null {
     const scratch = this.scratch;
-    this.#methodMiss.length = 0;
+    if (this.#methodMiss.length !== 0) this.#methodMiss.length = 0; // clearing an empty array still costs ~35 ns
     scratch.wildStart = -1;
     this.#input = input;
     let id = -1;
