@@ -55,6 +55,7 @@ export class H1Connection implements UpstreamConnection {
   readonly head = new ResponseHead();
   #nread = 0;
   readonly #parseCorked = () => this.#parse(this.#nread);
+  readonly #completeAtClose = () => this.#complete(false);
 
   constructor(pool: H1Pool) {
     this.pool = pool;
@@ -159,7 +160,9 @@ export class H1Connection implements UpstreamConnection {
         case State.ChunkData: {
           const take = Math.min(this.remaining, n - pos);
           this.remaining -= take;
-          if (!this.exchange.onBody(buf.subarray(pos, pos + take))) this.#paused = true;
+          // Collected and handed over once per read (#flushChunks): uWS 20.30 can break its own chunk framing
+          // when one cork holds a small write followed by one larger than its cork buffer under backpressure.
+          this.#chunks.push(buf.subarray(pos, pos + take));
           pos += take;
           if (this.remaining === 0) this.state = State.ChunkDataCr;
           break;
@@ -168,6 +171,7 @@ export class H1Connection implements UpstreamConnection {
           pos = this.#parseChunkFraming(buf, pos, n);
       }
     }
+    this.#flushChunks();
     if (pos < n && this.exchange === null && this.state !== State.Closed) this.#destroy();
   }
 
@@ -311,7 +315,19 @@ export class H1Connection implements UpstreamConnection {
     return Number.MAX_SAFE_INTEGER;
   }
 
+  /** Body slices of one read, joined into one write (see ChunkData in #parse). */
+  readonly #chunks: Buffer[] = [];
+
+  #flushChunks(): void {
+    const chunks = this.#chunks;
+    if (chunks.length === 0) return;
+    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    chunks.length = 0;
+    if (this.exchange !== null && !this.exchange.onBody(body)) this.#paused = true;
+  }
+
   #complete(extraBytes: boolean): void {
+    this.#flushChunks();
     const ex = this.exchange!;
     this.exchange = null;
     const reusable = !extraBytes && !this.head.close && this.requestDone;
@@ -330,7 +346,8 @@ export class H1Connection implements UpstreamConnection {
   #onSocketClose(): void {
     if (this.state === State.UntilClose && this.exchange !== null) {
       this.head.close = true;
-      this.#complete(false);
+      // the end of a close-delimited body is a write to the client: corked like the others
+      this.exchange.batch(this.#completeAtClose);
       return;
     }
     this.#fail('connection closed');
@@ -439,6 +456,13 @@ export class H1Pool {
 
   /** Removes a request that has not been given a connection yet (client went away). Returns true if found. */
   cancel(ex: UpstreamExchange): boolean {
+    // Still connecting for it: the connection is opened for this request alone, so it goes too.
+    for (const conn of this.all) {
+      if (conn.connecting && conn.exchange === ex) {
+        conn.abort();
+        return true;
+      }
+    }
     for (let i = this.#waitHead; i < this.waiting.length; i++) {
       if (this.waiting[i].ex === ex) {
         this.waiting.splice(i, 1);

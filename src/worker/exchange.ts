@@ -499,14 +499,16 @@ export class Exchange implements UpstreamExchange, PolicyContext {
       this.backlog = null;
     }
     const queued = this.queued;
+    if (queued !== null && queued.length > 0 && this.responseKind !== BODY_LENGTH) {
+      // One write, not several: several chunked writes in one cork can break uWS's framing (see h1-pool.ts).
+      const all = queued.length === 1 ? queued[0] : Buffer.concat(queued);
+      queued.length = 0;
+      if (!res.write(all)) return true; // buffered by uWS; this handler runs again when it drains
+    }
     while (queued !== null && queued.length > 0) {
       const next = queued.shift()!;
-      if (this.responseKind === BODY_LENGTH) {
-        if (!this.#tryEnd(next, false)) return false;
-        if (this.done) return true;
-      } else if (!res.write(next)) {
-        return true; // buffered by uWS; this handler runs again when it drains
-      }
+      if (!this.#tryEnd(next, false)) return false;
+      if (this.done) return true;
     }
     this.queued = null;
     if (this.endQueued) {
