@@ -43,7 +43,7 @@ test('a changed config file is reloaded, also when an editor renames a new file 
     const audit = () => readFileSync(join(gw.dir, 'audit.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
     assert.ok(await eventually(() => audit().some((l) => l.who === 'file-watch' && l.result === 'refused')), 'the refusal was not audited');
     const refusal = audit().find((l) => l.result === 'refused')!;
-    assert.match(refusal.error, /gateway\.yaml: Map keys must be unique/);
+    assert.match(refusal.error, /gateway\.yaml: line \d+, column \d+: Map keys must be unique/);
     assert.equal(await version(gw.adminUrl), 3);
     assert.equal((await send(gw.port, { path: '/three' })).status, 200);
 
