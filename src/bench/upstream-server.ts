@@ -1,7 +1,7 @@
 /**
  * The benchmark upstream: a separate process that answers as cheaply as this stack allows, so that what the bench
  * measures is the gateway, not the origin. It is a single-threaded uWebSockets.js App (about 8.5 µs of CPU per
- * request on the reference machine, see /work/shared/anchors/perf-limit/FINDINGS.md), not node:http (5-10x more).
+ * request on the reference machine; see docs/performance.md), not node:http (5-10x more).
  *
  *   GET/HEAD  /bytes/<n>   200 with n bytes of body (n <= 64 MiB; buffers are built once and cached)
  *   POST/PUT  /echo        200 with the request body sent back (Content-Length framing)
@@ -14,7 +14,7 @@
 import uWS from 'uWebSockets.js';
 import { parseArgs } from 'node:util';
 
-/** The body of every small answer: exactly 100 bytes, like the anchors' origin. */
+/** The body of every small answer: exactly 100 bytes, like native-bench's nginx origin. */
 export const SMALL_BODY = 'nanogate-bench-ok-' + '0'.repeat(82);
 const SMALL = Buffer.from(SMALL_BODY, 'latin1');
 const MAX_BYTES = 64 * 1024 * 1024;
