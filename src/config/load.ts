@@ -100,10 +100,11 @@ function toIssues(errors: ErrorObject[]): ConfigIssue[] {
         break;
       case 'anyOf':
         if (errors.some((o) => o !== e && o.instancePath === e.instancePath && o.keyword === 'const')) {
-          const allowed = errors
-            .filter((o) => o.instancePath === e.instancePath && o.keyword === 'const')
-            .map((o) => JSON.stringify((o.params as { allowedValue: unknown }).allowedValue));
-          message = `must be one of ${allowed.join(', ')}`;
+          const here = errors.filter((o) => o.instancePath === e.instancePath);
+          const allowed = here.filter((o) => o.keyword === 'const').map((o) => JSON.stringify((o.params as { allowedValue: unknown }).allowedValue));
+          // other branches of the union (e.g. workers: "auto" or a whole number) are named by their type
+          for (const o of here) if (o.keyword === 'type') allowed.push(`a${/^[aeiou]/.test(String((o.params as { type: string }).type)) ? 'n' : ''} ${(o.params as { type: string }).type}`);
+          message = `must be one of ${[...new Set(allowed)].join(', ')}`;
           byPath.set(path, { path, message });
           continue;
         }

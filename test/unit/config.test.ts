@@ -306,3 +306,7 @@ test('${VAR} in a YAML comment does not have to be set', () => {
   assert.equal(config.admin.port, 9911);
   assert.throws(() => loadConfigText('workers: ${UNSET_HERE}\n', 'gw.yaml', {}), /line 1: environment variable UNSET_HERE is not set/);
 });
+
+test('a value outside a union names every allowed form', () => {
+  assert.throws(() => loadConfigText('workers: many\n', 'gw.yaml', {}), /^ConfigError: gw\.yaml: workers: must be one of "auto", an integer$|gw\.yaml: workers: must be one of "auto", an integer/);
+});
