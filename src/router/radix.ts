@@ -168,11 +168,3 @@ export function walk(
   }
   return -1;
 }
-
-/** Every pattern in a tree, for diagnostics and tests. */
-export function countNodes(node: RadixNode): number {
-  let n = 1;
-  if (node.kids) for (const k of Object.values(node.kids)) n += countNodes(k);
-  if (node.param) n += countNodes(node.param);
-  return n;
-}

@@ -26,10 +26,6 @@ class CoarseClock {
       }
     };
   }
-
-  refresh(): number {
-    return (this.now = Date.now());
-  }
 }
 
 export const clock = new CoarseClock();

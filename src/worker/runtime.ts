@@ -50,7 +50,6 @@ export class RouteRuntime {
   readonly methods: readonly string[] | null;
   readonly headers: readonly PlanPredicate[] | null;
   readonly query: readonly PlanPredicate[] | null;
-  readonly needsParams: boolean;
   /** the runtime's match scratch: params of the last match */
   readonly scratch: MatchScratch;
   // Phase hook lists; null when empty, so a route without policies pays one null check per phase.
@@ -97,7 +96,6 @@ export class RouteRuntime {
     this.methods = plan.methods;
     this.headers = plan.headers;
     this.query = plan.query;
-    this.needsParams = plan.rewrite !== null;
     this.flagCell = routeCell(plan.id);
     const m = routeMetricsSlots(services, plan.id, plan.upstream);
     this.metricsSlot = m.slot;
