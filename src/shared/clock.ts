@@ -4,18 +4,21 @@
  */
 type Sweep = (now: number) => void;
 
+const TICK_MS = 25;
+
 class CoarseClock {
   now = Date.now();
   readonly #sweeps = new Set<Sweep>();
   #timer: NodeJS.Timeout | null = null;
 
-  register(sweep: Sweep, tickMs = 25): () => void {
+  /** Runs `sweep` every TICK_MS (25 ms: the granularity of every deadline in the thread). */
+  register(sweep: Sweep): () => void {
     this.#sweeps.add(sweep);
     if (this.#timer === null) {
       this.#timer = setInterval(() => {
         this.now = Date.now();
         for (const s of this.#sweeps) s(this.now);
-      }, tickMs);
+      }, TICK_MS);
       this.#timer.unref();
     }
     return () => {
