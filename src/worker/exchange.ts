@@ -279,7 +279,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
       res.writeHeader('x-request-id', this.requestId);
       if (p.body === undefined) endWithoutLength(res, this.host.closing || !this.clientBodyDone);
       else res.end(p.body, this.host.closing || !this.clientBodyDone);
-      this.bytesOut = p.body?.length ?? 0;
+      this.bytesOut = p.body === undefined ? 0 : Buffer.byteLength(p.body);
       this.#finish();
     });
   }
