@@ -22,52 +22,8 @@ import { introspectionAuthenticator } from '../../src/policies/auth/introspectio
 import { authPolicy } from '../../src/policies/auth/index.js';
 import { AUTH_OK, AUTH_PENDING, type AuthFailure, type AuthMethod } from '../../src/policies/auth/authenticator.js';
 import type { CompileContext, PolicyContext, PolicyEnv } from '../../src/pipeline/policy.js';
+import { BenchContext } from './bench-context.js';
 
-class BenchContext {
-  requestId = 'r1';
-  method = 'GET';
-  path = '/orders';
-  query = '';
-  hostHeader = 'api.example';
-  clientIp = '127.0.0.1';
-  routeName = 'orders';
-  headerNames: string[] = ['host', 'accept', 'user-agent', 'authorization'];
-  headerValues: string[] = ['api.example', '*/*', 'bench', ''];
-  consumerId: string | null = null;
-  consumerIndex = -1;
-  consumerPlan: string | null = null;
-  scopes: readonly string[] | null = null;
-  roles: readonly string[] | null = null;
-  slots: unknown[] = [undefined];
-  upstreamExtra = '';
-  upstreamRemove: string[] | null = null;
-  prepared: unknown = null;
-  aborted = false;
-  header(name: string): string | undefined {
-    const names = this.headerNames;
-    for (let i = 0; i < names.length; i++) if (names[i] === name) return this.headerValues[i];
-    return undefined;
-  }
-  setUpstreamHeader(name: string, value: string): void {
-    this.upstreamExtra += name + ': ' + value + '\r\n';
-  }
-  removeUpstreamHeader(name: string): void {
-    (this.upstreamRemove ??= []).push(name);
-  }
-  removeUpstreamQueryParam(): void {}
-  respondProblem(code: string, detail?: string): void {
-    this.prepared = { code, detail };
-  }
-  resume(): void {}
-  use(authorization: string): this {
-    this.headerValues[3] = authorization;
-    this.consumerId = null;
-    this.scopes = null;
-    this.upstreamExtra = '';
-    this.prepared = null;
-    return this;
-  }
-}
 
 const env: PolicyEnv = { workerIndex: 0, slot: 0, routeName: 'orders', services: {} };
 const cc: CompileContext = { routeName: 'orders', where: 'bench', config: {}, shared: () => new SharedArrayBuffer(8) };
@@ -103,7 +59,7 @@ async function main(): Promise<void> {
     ES256: await sign(pairs.ES256.privateKey, 'ES256'),
     EdDSA: await sign(pairs.EdDSA.privateKey, 'EdDSA'),
   };
-  const ctx = new BenchContext();
+  const ctx = new BenchContext('authorization');
   const failure: AuthFailure = { code: 'NG_ERR_AUTH_MISSING', detail: '' };
   const noop = () => {};
 

@@ -10,60 +10,13 @@ import { resolveApiKey } from '../../src/policies/auth/api-key.js';
 import { buildConsumerTable, ConsumerTable, type ConsumerSpec } from '../../src/identity/table.js';
 import { consumerLookup, CONSUMERS_SERVICE } from '../../src/identity/consumers.js';
 import type { CompileContext, PolicyContext, PolicyEnv } from '../../src/pipeline/policy.js';
+import { BenchContext } from './bench-context.js';
 
 const N = 100_000;
 const WARM = 1000;
 const keyOf = (i: number) => `key-${i}-${'x'.repeat(24)}`;
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** The worker Exchange's header lookup and upstream-header building, and what the auth hook writes. */
-class BenchContext {
-  requestId = 'r1';
-  method = 'GET';
-  path = '/orders';
-  query = '';
-  hostHeader = 'api.example';
-  clientIp = '127.0.0.1';
-  routeName = 'orders';
-  headerNames: string[] = ['host', 'accept', 'x-api-key'];
-  headerValues: string[] = ['api.example', '*/*', ''];
-  consumerId: string | null = null;
-  consumerIndex = -1;
-  consumerPlan: string | null = null;
-  scopes: readonly string[] | null = null;
-  roles: readonly string[] | null = null;
-  slots: unknown[] = [undefined];
-  upstreamExtra = '';
-  upstreamRemove: string[] | null = null;
-  prepared: unknown = null;
-  aborted = false;
-  header(name: string): string | undefined {
-    const names = this.headerNames;
-    for (let i = 0; i < names.length; i++) if (names[i] === name) return this.headerValues[i];
-    return undefined;
-  }
-  setUpstreamHeader(name: string, value: string): void {
-    this.upstreamExtra += name + ': ' + value + '\r\n';
-  }
-  removeUpstreamHeader(name: string): void {
-    (this.upstreamRemove ??= []).push(name);
-  }
-  removeUpstreamQueryParam(): void {}
-  respondProblem(code: string, detail?: string): void {
-    this.prepared = { code, detail };
-  }
-  reset(key: string): void {
-    this.headerValues[2] = key;
-    this.consumerId = null;
-    this.consumerIndex = -1;
-    this.consumerPlan = null;
-    this.scopes = null;
-    this.roles = null;
-    this.upstreamExtra = '';
-    this.upstreamRemove = null;
-    this.prepared = null;
-  }
-}
 
 export default defineSuite({
   name: 'consumer-lookup',
@@ -90,10 +43,10 @@ export default defineSuite({
     const probeDigests = probe.map((i) => digests[i]);
     // Warm keys: a working set of 1,000 consumers verified once (the per-worker cache holds 16,384).
     const warmKeys = Array.from({ length: WARM }, (_, i) => keyOf(i * 97));
-    const ctx = new BenchContext();
+    const ctx = new BenchContext('x-api-key');
     const pctx = ctx as unknown as PolicyContext;
     for (const k of warmKeys) {
-      ctx.reset(k);
+      ctx.use(k);
       if (hook.access!(pctx) !== 0 || ctx.consumerId === null) throw new Error('consumer-lookup: warm-up failed');
     }
     let p = 0;
@@ -119,7 +72,7 @@ export default defineSuite({
         ops: reps,
         fn: () => {
           for (let i = 0; i < reps; i++) {
-            ctx.reset(warmKeys[w++ % WARM]);
+            ctx.use(warmKeys[w++ % WARM]);
             consume(hook.access!(pctx) + ctx.consumerIndex);
           }
         },

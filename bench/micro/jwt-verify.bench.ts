@@ -9,56 +9,11 @@ import { defineSuite, consume } from '../../src/bench/micro-api.js';
 import { jwtAuthenticator, JwtVerifier, type JwtData } from '../../src/policies/auth/jwt.js';
 import { AUTH_OK, type AuthFailure } from '../../src/policies/auth/authenticator.js';
 import type { CompileContext, PolicyContext, PolicyEnv } from '../../src/pipeline/policy.js';
+import { BenchContext } from './bench-context.js';
 
 const SECRET = 'bench-secret-of-at-least-thirty-two-bytes';
 const claims = { iss: 'https://issuer.example', aud: 'orders', sub: 'svc-orders', scope: 'orders.read orders.write' };
 
-/** The worker Exchange's header lookup, and what the authenticator writes. */
-class BenchContext {
-  requestId = 'r1';
-  method = 'GET';
-  path = '/orders';
-  query = '';
-  hostHeader = 'api.example';
-  clientIp = '127.0.0.1';
-  routeName = 'orders';
-  headerNames: string[] = ['host', 'accept', 'user-agent', 'authorization'];
-  headerValues: string[] = ['api.example', '*/*', 'bench', ''];
-  consumerId: string | null = null;
-  consumerIndex = -1;
-  consumerPlan: string | null = null;
-  scopes: readonly string[] | null = null;
-  roles: readonly string[] | null = null;
-  slots: unknown[] = [undefined];
-  upstreamExtra = '';
-  upstreamRemove: string[] | null = null;
-  prepared: unknown = null;
-  aborted = false;
-  header(name: string): string | undefined {
-    const names = this.headerNames;
-    for (let i = 0; i < names.length; i++) if (names[i] === name) return this.headerValues[i];
-    return undefined;
-  }
-  setUpstreamHeader(name: string, value: string): void {
-    this.upstreamExtra += name + ': ' + value + '\r\n';
-  }
-  removeUpstreamHeader(name: string): void {
-    (this.upstreamRemove ??= []).push(name);
-  }
-  removeUpstreamQueryParam(): void {}
-  respondProblem(code: string, detail?: string): void {
-    this.prepared = { code, detail };
-  }
-  resume(): void {}
-  use(authorization: string): this {
-    this.headerValues[3] = authorization;
-    this.consumerId = null;
-    this.scopes = null;
-    this.upstreamExtra = '';
-    this.prepared = null;
-    return this;
-  }
-}
 
 export default defineSuite({
   name: 'jwt-verify',
@@ -72,7 +27,7 @@ export default defineSuite({
     const uncached = new JwtVerifier({ ...data, id: 'uncached', cacheSize: 0 });
     const token = await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', kid: 'HS256' }).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
 
-    const ctx = new BenchContext();
+    const ctx = new BenchContext('authorization');
     const pctx = ctx as unknown as PolicyContext;
     const failure: AuthFailure = { code: 'NG_ERR_AUTH_MISSING', detail: '' };
     const noop = () => {};
