@@ -125,6 +125,7 @@ function compileUpstreams(config: Config, issues: ConfigIssue[]): PlanUpstream[]
       name,
       balancer: u.balancer,
       connections: u.connections,
+      pipelining: u.pipelining,
       keepAliveMs: u.keepAliveMs,
       connectTimeoutMs: u.connectTimeoutMs,
       readTimeoutMs: u.readTimeoutMs,

@@ -30,6 +30,7 @@ export interface PlanUpstream {
   readonly name: string;
   readonly balancer: 'round-robin' | 'least-connections';
   readonly connections: number;
+  readonly pipelining: number;
   readonly keepAliveMs: number;
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;

@@ -89,6 +89,13 @@ const Upstream = Type.Object(
     nodes: Type.Array(UpstreamNode, { minItems: 1 }),
     balancer: Type.Union([Type.Literal('round-robin'), Type.Literal('least-connections')], { default: 'round-robin' }),
     connections: Type.Integer({ minimum: 1, maximum: 4096, default: 128, description: 'per node, per worker' }),
+    pipelining: Type.Integer({
+      minimum: 1,
+      maximum: 64,
+      default: 1,
+      description:
+        'how many GET/HEAD/OPTIONS requests without a body that arrive together may share one connection and one write (1: off; plain-HTTP nodes; see docs/performance.md)',
+    }),
     keepAliveMs: Millis(4000, 'idle upstream connections are closed after this'),
     connectTimeoutMs: Millis(2000, 'connect timeout (then 502, or the next node)'),
     readTimeoutMs: Millis(30000, 'time allowed for the response head, and between body reads (then 504)'),

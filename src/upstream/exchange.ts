@@ -12,6 +12,8 @@ export interface UpstreamExchange {
   readonly requestBodyKind: number;
   /** a request that may be sent again on a fresh connection when a reused one turns out to be dead */
   readonly replayable: boolean;
+  /** GET, HEAD or OPTIONS without a body: may share a connection in a pipelined batch (h1-pool.ts) */
+  readonly pipelinable: boolean;
   /** absolute deadline (ms, coarse clock) for the response head; refreshed by body reads */
   readonly readTimeoutMs: number;
   readonly connectTimeoutMs: number;
@@ -37,6 +39,6 @@ export interface UpstreamConnection {
   /** the request body is complete */
   endBody(): void;
   resume(): void;
-  /** gives up on the exchange: the connection is destroyed, never reused */
-  abort(): void;
+  /** gives up on the exchange (the connection is destroyed unless the request was pipelined and is complete) */
+  abort(ex?: UpstreamExchange): void;
 }

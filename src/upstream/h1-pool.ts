@@ -5,10 +5,17 @@ import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, ResponseHead, p
 import { clock } from '../shared/clock.js';
 
 /**
- * A lean HTTP/1.1 client for plain-HTTP upstream nodes: one pool per node per worker, keep-alive connections,
- * no pipelining. It exists because the general-purpose client costs about as much CPU per request as a whole
- * nginx proxy hop (see docs/performance.md); this one reads into one shared buffer per worker (`onread`), parses
- * the head with a handful of string scans and hands body slices straight to the response writer.
+ * A lean HTTP/1.1 client for plain-HTTP upstream nodes: one pool per node per worker, keep-alive connections.
+ * It exists because the general-purpose client costs about as much CPU per request as a whole nginx proxy hop
+ * (see docs/performance.md); this one reads into one shared buffer per worker (`onread`), parses the head with a
+ * handful of string scans and hands body slices straight to the response writer.
+ *
+ * Batched pipelining (upstream `pipelining: N`, off at 1): safe requests without a body that arrive in the same
+ * event-loop turn share one idle connection, up to N of them, and leave in one write at the end of the turn; their
+ * responses come back in one or a few reads. A connection that is already waiting for responses from an earlier
+ * turn never gets more, so a slow response can only delay requests that arrived together with it. When a
+ * connection fails or closes with requests still unanswered behind the current one, those are sent again on a
+ * fresh connection (they are GET, HEAD or OPTIONS: safe to repeat).
  *
  * Timeouts are not timers: a per-worker sweep (clock.ts) compares deadlines, so a request costs no timer objects.
  */
@@ -53,7 +60,14 @@ export class H1Connection implements UpstreamConnection {
   trailerLineStart = true;
   headPartial: Buffer | null = null;
   readonly head = new ResponseHead();
+  /** pipelined requests written after `exchange`, in order: their responses follow its response */
+  readonly behind: UpstreamExchange[] = [];
+  /** exchanges on this connection (current + behind): the pool's in-flight count moves with it */
+  assigned = 0;
+  /** request heads of this turn's batch, written by flushBatches() */
+  pendingOut = '';
   #nread = 0;
+  #pos = 0;
   readonly #parseCorked = () => this.#parse(this.#nread);
   readonly #completeAtClose = () => this.#complete(false);
 
@@ -73,15 +87,34 @@ export class H1Connection implements UpstreamConnection {
 
   // ------------------------------------------------------------------------------ request side
 
-  assign(ex: UpstreamExchange): void {
+  assign(ex: UpstreamExchange, batch: boolean): void {
     this.exchange = ex;
+    this.assigned++;
     this.state = State.Head;
     this.responseBytes = 0;
     this.requestDone = false;
     this.headPartial = null;
     this.deadline = clock.now + ex.readTimeoutMs;
-    this.socket.write(ex.requestHead, 'utf8');
+    if (batch) {
+      this.pendingOut = ex.requestHead;
+      scheduleFlush(this);
+    } else this.socket.write(ex.requestHead, 'utf8');
     ex.onConnected(this);
+  }
+
+  /** Adds a request to this turn's batch (see the class comment); it has no body, so it is complete at once. */
+  follow(ex: UpstreamExchange): void {
+    this.behind.push(ex);
+    this.assigned++;
+    this.pendingOut += ex.requestHead;
+    ex.onConnected(this);
+  }
+
+  flush(): void {
+    const out = this.pendingOut;
+    this.pendingOut = '';
+    if (this.pool.batching === this) this.pool.batching = null;
+    if (out.length > 0 && this.state !== State.Closed) this.socket.write(out, 'utf8');
   }
 
   writeBody(chunk: Buffer): boolean {
@@ -106,7 +139,20 @@ export class H1Connection implements UpstreamConnection {
     if (this.state !== State.Closed) this.socket.resume();
   }
 
-  abort(): void {
+  abort(ex?: UpstreamExchange): void {
+    // A pipelined request whose client went away: its response still arrives and must be read, so it is read
+    // into a sink instead of dropping the connection under the requests around it.
+    if (ex !== undefined && this.requestDone) {
+      const i = this.behind.indexOf(ex);
+      if (i >= 0) {
+        this.behind[i] = new Discard(ex);
+        return;
+      }
+      if (ex === this.exchange && this.behind.length > 0) {
+        this.exchange = new Discard(ex);
+        return;
+      }
+    }
     this.exchange = null;
     this.#destroy();
   }
@@ -124,20 +170,29 @@ export class H1Connection implements UpstreamConnection {
       this.#destroy();
       return false;
     }
-    this.responseBytes += n;
     this.deadline = clock.now + this.exchange.readTimeoutMs;
     this.#nread = n;
+    this.#pos = 0;
     this.#paused = false;
-    this.exchange.batch(this.#parseCorked);
+    // One cork per response: pipelined responses in one read go to different clients.
+    do this.exchange.batch(this.#parseCorked);
+    while (this.#pos < n && this.exchange !== null);
+    if (this.#pos < n && this.state !== State.Closed) {
+      // Bytes nobody asked for (after the last response): the stream is out of sync, never reuse it.
+      if (this.exchange === null) this.#destroy();
+    }
     return !this.#paused;
   }
 
   #paused = false;
 
+  /** Parses from #pos for the current exchange, until its response ends or the read is used up. */
   #parse(n: number): void {
     const buf = READ_BUFFER;
-    let pos = 0;
-    while (pos < n && this.exchange !== null) {
+    const ex = this.exchange;
+    let pos = this.#pos;
+    const from = pos;
+    while (pos < n && this.exchange === ex && ex !== null) {
       switch (this.state) {
         case State.Head: {
           pos = this.#parseHead(buf, pos, n);
@@ -146,14 +201,18 @@ export class H1Connection implements UpstreamConnection {
         case State.BodyLength: {
           const take = Math.min(this.remaining, n - pos);
           this.remaining -= take;
-          const more = this.exchange.onBody(buf.subarray(pos, pos + take));
+          const more = ex.onBody(buf.subarray(pos, pos + take));
           pos += take;
-          if (this.remaining === 0) return this.#complete(pos < n);
+          if (this.remaining === 0) {
+            this.responseBytes += pos - from;
+            this.#pos = pos;
+            return this.#complete(pos < n);
+          }
           if (!more) this.#paused = true;
           break;
         }
         case State.UntilClose: {
-          if (!this.exchange.onBody(buf.subarray(pos, n))) this.#paused = true;
+          if (!ex.onBody(buf.subarray(pos, n))) this.#paused = true;
           pos = n;
           break;
         }
@@ -171,8 +230,11 @@ export class H1Connection implements UpstreamConnection {
           pos = this.#parseChunkFraming(buf, pos, n);
       }
     }
-    this.#flushChunks();
-    if (pos < n && this.exchange === null && this.state !== State.Closed) this.#destroy();
+    if (this.exchange === ex) {
+      this.responseBytes += Math.min(pos, n) - from;
+      this.#flushChunks();
+    }
+    this.#pos = Math.min(pos, n);
   }
 
   #parseHead(buf: Buffer, pos: number, n: number): number {
@@ -219,7 +281,7 @@ export class H1Connection implements UpstreamConnection {
     switch (head.bodyKind) {
       case BODY_NONE:
         this.#complete(consumed < n);
-        return n;
+        return consumed;
       case BODY_LENGTH:
         this.state = State.BodyLength;
         this.remaining = head.contentLength;
@@ -294,7 +356,7 @@ export class H1Connection implements UpstreamConnection {
           if (c === 10) {
             if (this.trailerLineStart) {
               this.#complete(pos < n);
-              return n;
+              return pos;
             }
             this.trailerLineStart = true;
           } else this.trailerLineStart = false;
@@ -326,13 +388,29 @@ export class H1Connection implements UpstreamConnection {
     if (this.exchange !== null && !this.exchange.onBody(body)) this.#paused = true;
   }
 
+  /** The current response ended; `extraBytes`: more bytes follow in this read (the next pipelined response). */
   #complete(extraBytes: boolean): void {
     this.#flushChunks();
     const ex = this.exchange!;
     this.exchange = null;
-    const reusable = !extraBytes && !this.head.close && this.requestDone;
+    this.assigned--;
+    this.pool.inFlight--;
+    // Backpressure asked for by the finished response is its own (its rest is queued at the client side): the
+    // connection reads again, for the next response or once idle, or it would stall with the socket paused.
+    this.#paused = false;
+    const next = this.behind.length > 0 ? this.behind.shift()! : null;
+    const reusable = (next !== null || !extraBytes) && !this.head.close && this.requestDone;
+    if (next !== null && reusable) {
+      // The next pipelined response is the current one now.
+      this.exchange = next;
+      this.state = State.Head;
+      this.responseBytes = 0;
+      this.headPartial = null;
+      this.deadline = clock.now + next.readTimeoutMs;
+    } else if (next !== null) this.behind.unshift(next);
     ex.onEnd();
     this.reused = true;
+    if (next !== null && reusable) return;
     if (reusable) {
       this.state = State.Idle;
       this.pool.release(this);
@@ -382,6 +460,11 @@ export class H1Connection implements UpstreamConnection {
     this.state = State.Closed;
     this.socket.destroy();
     this.pool.forget(this, wasIdle);
+    // Requests pipelined behind the one that ended here got no answer: send them again on fresh connections.
+    if (this.behind.length > 0) {
+      const replay = this.behind.splice(0);
+      for (const ex of replay) if (!(ex instanceof Discard)) this.pool.dispatch(ex, true);
+    }
   }
 
   get busy(): boolean {
@@ -408,6 +491,51 @@ function chunkLineStartsValid(buf: Buffer, start: number, end: number): boolean 
   return true; // not all here yet: the streaming parser decides
 }
 
+/** Connections with a batch to write at the end of this event-loop turn (after every ready socket was read). */
+const batches: H1Connection[] = [];
+let flushScheduled = false;
+
+function scheduleFlush(conn: H1Connection): void {
+  batches.push(conn);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushBatches);
+  }
+}
+
+function flushBatches(): void {
+  flushScheduled = false;
+  for (let i = 0; i < batches.length; i++) batches[i].flush();
+  batches.length = 0;
+}
+
+/** Stands in for a pipelined request whose client went away: its response is read and dropped. */
+class Discard implements UpstreamExchange {
+  readonly requestHead = '';
+  readonly isHeadRequest: boolean;
+  readonly requestBodyKind = BODY_NONE;
+  readonly replayable = false;
+  readonly pipelinable = true;
+  readonly readTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  constructor(of: UpstreamExchange) {
+    this.isHeadRequest = of.isHeadRequest;
+    this.readTimeoutMs = of.readTimeoutMs;
+    this.connectTimeoutMs = of.connectTimeoutMs;
+  }
+  onConnected(): void {}
+  onHead(): void {}
+  onBody(): boolean {
+    return true;
+  }
+  onEnd(): void {}
+  onUpstreamDrain(): void {}
+  onError(): void {}
+  batch(fn: () => void): void {
+    fn();
+  }
+}
+
 /** Waiting requests form a FIFO; a cancelled one is skipped when it reaches the front. */
 interface Waiter {
   ex: UpstreamExchange;
@@ -419,6 +547,8 @@ export class H1Pool {
   readonly node: PlanNode;
   readonly max: number;
   readonly keepAliveMs: number;
+  /** most requests one connection takes in one batch (1: no pipelining) */
+  readonly pipelining: number;
   readonly idle: H1Connection[] = [];
   readonly all = new Set<H1Connection>();
   readonly waiting: Waiter[] = [];
@@ -427,17 +557,28 @@ export class H1Pool {
   inFlight = 0;
   /** a newer plan no longer uses this pool (Runtime.retire): connections close as their request ends */
   retired = false;
+  /** the connection taking this turn's batch of pipelined requests, until flushBatches() writes it */
+  batching: H1Connection | null = null;
 
-  constructor(node: PlanNode, max: number, keepAliveMs: number) {
+  constructor(node: PlanNode, max: number, keepAliveMs: number, pipelining = 1) {
     this.node = node;
     this.max = max;
     this.keepAliveMs = keepAliveMs;
+    this.pipelining = pipelining;
   }
 
   dispatch(ex: UpstreamExchange, fresh = false): void {
     this.inFlight++;
-    if (!fresh && this.idle.length > 0) {
-      this.idle.pop()!.assign(ex);
+    if (!fresh && this.pipelining > 1 && ex.pipelinable) {
+      const b = this.batching;
+      if (b !== null && b.assigned < this.pipelining && b.state !== State.Closed) return b.follow(ex);
+      if (this.idle.length > 0) {
+        const conn = this.idle.pop()!;
+        this.batching = conn;
+        return conn.assign(ex, true);
+      }
+    } else if (!fresh && this.idle.length > 0) {
+      this.idle.pop()!.assign(ex, false);
       return;
     }
     if (this.all.size < this.max) {
@@ -450,6 +591,7 @@ export class H1Pool {
   #open(ex: UpstreamExchange): void {
     const conn = new H1Connection(this);
     conn.exchange = ex;
+    conn.assigned = 1;
     conn.deadline = clock.now + ex.connectTimeoutMs;
     this.all.add(conn);
   }
@@ -475,7 +617,8 @@ export class H1Pool {
 
   onConnected(conn: H1Connection): void {
     const ex = conn.exchange!;
-    conn.assign(ex);
+    conn.assigned = 0;
+    conn.assign(ex, false);
   }
 
   retryStale(ex: UpstreamExchange): boolean {
@@ -483,11 +626,19 @@ export class H1Pool {
     return true;
   }
 
+  /** The connection finished its last request (inFlight already counted it off). */
   release(conn: H1Connection): void {
-    this.inFlight--;
     const next = this.#nextWaiter();
     if (next !== null) {
-      conn.assign(next.ex);
+      if (this.pipelining === 1 || next.fresh || !next.ex.pipelinable) return conn.assign(next.ex, false);
+      // Waiting requests that may share a connection leave together, in one write at the end of this turn.
+      this.batching = conn;
+      conn.assign(next.ex, true);
+      while (conn.assigned < this.pipelining && this.#waitHead < this.waiting.length) {
+        const w = this.waiting[this.#waitHead];
+        if (w.fresh || !w.ex.pipelinable) break;
+        conn.follow(this.#nextWaiter()!.ex);
+      }
       return;
     }
     conn.idleSince = clock.now;
@@ -497,10 +648,13 @@ export class H1Pool {
 
   forget(conn: H1Connection, wasIdle: boolean): void {
     if (!this.all.delete(conn)) return;
+    if (this.batching === conn) this.batching = null;
     if (wasIdle) {
       const i = this.idle.indexOf(conn);
       if (i >= 0) this.idle.splice(i, 1);
-    } else this.inFlight--;
+    }
+    this.inFlight -= conn.assigned;
+    conn.assigned = 0;
     // A slot opened: a waiting request gets a new connection.
     const next = this.#nextWaiter();
     if (next !== null) this.#open(next.ex);

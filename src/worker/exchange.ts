@@ -64,6 +64,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   /** start() was called while the body was held */
   startWanted = false;
   readonly replayable: boolean;
+  readonly pipelinable: boolean;
   readonly readTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly maxBodyBytes: number;
@@ -150,7 +151,9 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.isHeadRequest = method === 'HEAD';
     this.requestBodyKind = requestBodyKind;
     this.bodyHeld = requestBodyKind === BODY_CHUNKED;
-    this.replayable = requestBodyKind === BODY_NONE && (method === 'GET' || method === 'HEAD' || method === 'OPTIONS' || method === 'PUT' || method === 'DELETE');
+    const safe = method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
+    this.replayable = requestBodyKind === BODY_NONE && (safe || method === 'PUT' || method === 'DELETE');
+    this.pipelinable = requestBodyKind === BODY_NONE && safe;
     this.readTimeoutMs = route.plan.readTimeoutMs;
     this.connectTimeoutMs = route.plan.connectTimeoutMs;
     this.maxBodyBytes = route.plan.maxBodyBytes;
@@ -587,7 +590,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   #abandonUpstream(): void {
     const conn = this.conn;
     this.conn = null;
-    if (conn !== null) conn.abort();
+    if (conn !== null) conn.abort(this);
     else if (this.nodeIndex >= 0) this.route.upstream.pools[this.nodeIndex].cancel(this);
   }
 

@@ -38,8 +38,8 @@ export class UpstreamRuntime {
     this.pools = u.nodes.map((n, i) => {
       // Keep warm connections across a reload when the node and pool settings did not change.
       const old = previous?.pools[i];
-      if (old instanceof H1Pool && !n.tls && old.node.url === n.url && old.max === u.connections && old.keepAliveMs === u.keepAliveMs) return old;
-      return n.tls ? new UndiciNodePool(n, u) : new H1Pool(n, u.connections, u.keepAliveMs);
+      if (old instanceof H1Pool && !n.tls && old.node.url === n.url && old.max === u.connections && old.keepAliveMs === u.keepAliveMs && old.pipelining === u.pipelining) return old;
+      return n.tls ? new UndiciNodePool(n, u) : new H1Pool(n, u.connections, u.keepAliveMs, u.pipelining);
     });
   }
 }

@@ -92,7 +92,7 @@ test('a plan without a region gets a private one of the same layout', () => {
 
 test('the balancer never picks a drained node, with either algorithm, and gives up when all are', () => {
   for (const balancer of ['round-robin', 'least-connections'] as const) {
-    const upstream = { name: 'u', balancer, connections: 1, keepAliveMs: 1, connectTimeoutMs: 1, readTimeoutMs: 1, nodes: [1, 2, 3].map((i) => ({ url: `http://h:${i}`, tls: false, host: 'h', port: i, authority: `h:${i}`, weight: 1 })) };
+    const upstream = { name: 'u', balancer, connections: 1, pipelining: 1, keepAliveMs: 1, connectTimeoutMs: 1, readTimeoutMs: 1, nodes: [1, 2, 3].map((i) => ({ url: `http://h:${i}`, tls: false, host: 'h', port: i, authority: `h:${i}`, weight: 1 })) };
     const flags = new Int32Array(10);
     const b = new Balancer(upstream, flags, 5);
     const pools = [{ inFlight: 0 }, { inFlight: 0 }, { inFlight: 0 }];
