@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../errors/codes.js';
+import type { ForwardedHeaders } from './h1-parse.js';
 
 /**
  * What an upstream client needs from one proxied request, and how it reports back. The worker's Exchange class
@@ -20,8 +21,8 @@ export interface UpstreamExchange {
 
   /** the connection is ready: write the request body (if any) with `conn.writeBody` */
   onConnected(conn: UpstreamConnection): void;
-  /** head parsed; headers is a reused flat [name, value…] list, valid only during the call */
-  onHead(status: number, headers: readonly string[], bodyKind: number, contentLength: number): void;
+  /** head parsed; `headers` (the forwarded fields) is valid only during the call */
+  onHead(status: number, headers: ForwardedHeaders, bodyKind: number, contentLength: number): void;
   /** a body chunk valid only during the call; return false to pause the upstream until `conn.resume()` */
   onBody(chunk: Buffer): boolean;
   onEnd(): void;

@@ -16,27 +16,110 @@ const DROP_RESPONSE = new Set([
   // the gateway writes its own request id on every response
   'x-request-id',
 ]);
+/** name lengths in DROP_RESPONSE: any other name (and not Proxy-*) is forwarded without lower-casing it */
+const DROP_LENGTHS = new Set([...DROP_RESPONSE].map((n) => n.length));
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const BAD_VALUE = /[\0-\x08\x0a-\x1f\x7f]/;
+/**
+ * Every field line at once (RFC 9110 5.1, 5.5): a token, a colon, then visible characters, SP, HTAB or obs-text.
+ * One linear scan instead of a test per line; it also refuses obs-fold (a line that starts with SP or HTAB),
+ * whitespace before the colon, and CR, LF or NUL inside a line.
+ */
+const FIELD_LINES = /(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*(?:\r\n(?!$)|$))*$/y;
 
-export class ResponseHead {
+/**
+ * The headers a response forwards, as its two consumers want them: raw bytes copied straight into the client's
+ * response head (no string per field, bytes >= 0x80 left as they came), or name/value strings for policies.
+ */
+export interface ForwardedHeaders {
+  /** name, value, name, value… (values decoded as latin1, one char per byte) */
+  list(): readonly string[];
+  /**
+   * Writes each forwarded field line, preceded by CRLF, into `out` from `offset`; returns the offset after them,
+   * or -1 when they do not fit.
+   */
+  copyLines(out: Buffer, offset: number): number;
+}
+
+export class ResponseHead implements ForwardedHeaders {
   status = 0;
-  /** forwarded headers, flat: name, value, name, value… (reused between responses of one connection) */
-  readonly headers: string[] = [];
   bodyKind = BODY_NONE;
   contentLength = -1;
   /** the upstream asked to close the connection, or spoke HTTP/1.0 */
   close = false;
   error: string | null = null;
+  /** the head as latin1 text, and where its bytes are (valid only while the response head is handled) */
+  text = '';
+  source: Buffer | null = null;
+  base = 0;
+  /** forwarded field lines: [start, end) offsets into `text`, adjacent lines merged into one range */
+  readonly keep: number[] = [];
+  #list: string[] = [];
+  #listed = false;
 
   reset(): void {
     this.status = 0;
-    this.headers.length = 0;
     this.bodyKind = BODY_NONE;
     this.contentLength = -1;
     this.close = false;
     this.error = null;
+    this.keep.length = 0;
+    this.#listed = false;
+  }
+
+  list(): readonly string[] {
+    if (this.#listed) return this.#list;
+    const out = this.#list;
+    out.length = 0;
+    const text = this.text;
+    const keep = this.keep;
+    for (let k = 0; k < keep.length; k += 2) {
+      let pos = keep[k];
+      const stop = keep[k + 1];
+      while (pos < stop) {
+        let end = text.indexOf('\r\n', pos);
+        if (end < 0 || end > stop) end = stop;
+        const colon = text.indexOf(':', pos);
+        out.push(text.slice(pos, colon), text.slice(colon + 1, end).trim());
+        pos = end + 2;
+      }
+    }
+    this.#listed = true;
+    return out;
+  }
+
+  copyLines(out: Buffer, offset: number): number {
+    const src = this.source!;
+    const keep = this.keep;
+    for (let k = 0; k < keep.length; k += 2) {
+      const from = this.base + keep[k];
+      const to = this.base + keep[k + 1];
+      if (offset + 2 + (to - from) > out.length) return -1;
+      out[offset++] = 13;
+      out[offset++] = 10;
+      out.set(src.subarray(from, to), offset);
+      offset += to - from;
+    }
+    return offset;
+  }
+}
+
+/** Forwarded headers held as strings (the undici path). */
+export class HeaderList implements ForwardedHeaders {
+  readonly #pairs: string[];
+  constructor(pairs: string[]) {
+    this.#pairs = pairs;
+  }
+  list(): readonly string[] {
+    return this.#pairs;
+  }
+  copyLines(out: Buffer, offset: number): number {
+    const pairs = this.#pairs;
+    for (let i = 0; i < pairs.length; i += 2) {
+      const line = '\r\n' + pairs[i] + ': ' + pairs[i + 1];
+      if (offset + line.length > out.length) return -1;
+      offset += out.write(line, offset, 'latin1');
+    }
+    return offset;
   }
 }
 
@@ -45,12 +128,34 @@ function fail(head: ResponseHead, why: string): false {
   return false;
 }
 
+/** Names the precise reason a head failed FIELD_LINES (only runs for a refused response). */
+function fieldLineError(text: string, from: number): string {
+  let pos = from;
+  while (pos < text.length) {
+    let end = text.indexOf('\r\n', pos);
+    if (end < 0) end = text.length;
+    const line = text.slice(pos, end);
+    const first = line.charCodeAt(0);
+    if (first === 32 || first === 9) return 'obsolete line folding';
+    const colon = line.indexOf(':');
+    if (colon < 0) return 'header line without a colon';
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(line.slice(0, colon))) return 'invalid header name';
+    if (/[\0-\x08\x0a-\x1f\x7f]/.test(line.slice(colon + 1))) return 'control character in a header value';
+    pos = end + 2;
+  }
+  return 'malformed header section';
+}
+
 /**
- * Parses `text` (the head without its final CRLFCRLF, decoded as latin1) into `head`.
- * `requestMethodIsHead` decides framing per RFC 9112 6.3. Returns false with head.error set when invalid.
+ * Parses `text` (the head without its final CRLFCRLF, decoded as latin1) into `head`; `source`/`base` say where
+ * its bytes are, for copyLines. `requestMethodIsHead` decides framing per RFC 9112 6.3. Returns false with
+ * head.error set when invalid.
  */
-export function parseResponseHead(text: string, head: ResponseHead, requestMethodIsHead: boolean): boolean {
+export function parseResponseHead(text: string, head: ResponseHead, requestMethodIsHead: boolean, source: Buffer | null = null, base = 0): boolean {
   head.reset();
+  head.text = text;
+  head.source = source;
+  head.base = base;
   let lineEnd = text.indexOf('\r\n');
   if (lineEnd < 0) lineEnd = text.length;
   // status-line = HTTP-version SP status-code SP [ reason-phrase ]
@@ -63,33 +168,37 @@ export function parseResponseHead(text: string, head: ResponseHead, requestMetho
   head.status = s0 * 100 + s1 * 10 + s2;
   head.close = minor === 0;
 
+  let pos = lineEnd + 2;
+  if (pos < text.length) {
+    FIELD_LINES.lastIndex = pos; // sticky: the match must start here and (by its $) run to the end
+    if (!FIELD_LINES.test(text)) return fail(head, fieldLineError(text, pos));
+  }
   let chunked = false;
   let transferEncoding = false;
   let extraConnectionTokens: string[] | null = null;
-  const headers = head.headers;
-  let pos = lineEnd + 2;
+  const keep = head.keep;
   while (pos < text.length) {
     let end = text.indexOf('\r\n', pos);
     if (end < 0) end = text.length;
-    const first = text.charCodeAt(pos);
-    if (first === 32 || first === 9) return fail(head, 'obsolete line folding');
     const colon = text.indexOf(':', pos);
-    if (colon < 0 || colon > end) return fail(head, 'header line without a colon');
-    const name = text.slice(pos, colon);
-    if (!TOKEN.test(name)) return fail(head, 'invalid header name');
+    const nameLength = colon - pos;
+    const first = text.charCodeAt(pos) | 0x20;
+    // Proxy-* fields are all hop-by-hop (RFC 9110 7.6.1 lists the ones in use; the prefix is reserved for them).
+    const candidate = DROP_LENGTHS.has(nameLength) || (first === 112 && nameLength > 6);
+    const lower = candidate ? text.slice(pos, colon).toLowerCase() : '';
+    if (!candidate || (!DROP_RESPONSE.has(lower) && !lower.startsWith('proxy-'))) {
+      // forwarded: extend the last range when this line follows it directly
+      if (keep.length > 0 && keep[keep.length - 1] + 2 === pos) keep[keep.length - 1] = end;
+      else keep.push(pos, end);
+      pos = end + 2;
+      continue;
+    }
     let vs = colon + 1;
     let ve = end;
     while (vs < ve && (text.charCodeAt(vs) === 32 || text.charCodeAt(vs) === 9)) vs++;
     while (ve > vs && (text.charCodeAt(ve - 1) === 32 || text.charCodeAt(ve - 1) === 9)) ve--;
     const value = text.slice(vs, ve);
-    if (BAD_VALUE.test(value)) return fail(head, 'control character in a header value');
     pos = end + 2;
-    const lower = name.toLowerCase();
-    // Proxy-* fields are all hop-by-hop (RFC 9110 7.6.1 lists the ones in use; the prefix is reserved for them).
-    if (!DROP_RESPONSE.has(lower) && !(lower.charCodeAt(0) === 112 && lower.startsWith('proxy-'))) {
-      headers.push(name, value);
-      continue;
-    }
     if (lower === 'content-length') {
       const n = parseContentLength(value);
       if (n < 0) return fail(head, 'invalid Content-Length');
@@ -100,8 +209,17 @@ export function parseResponseHead(text: string, head: ResponseHead, requestMetho
       if (value.toLowerCase() !== 'chunked' || chunked) return fail(head, `unsupported Transfer-Encoding "${value}"`);
       chunked = true;
     } else if (lower === 'connection') {
-      for (const raw of value.split(',')) {
-        const token = raw.trim().toLowerCase();
+      const v = value.toLowerCase();
+      if (v === 'keep-alive') {
+        if (minor === 0) head.close = false;
+        continue;
+      }
+      if (v === 'close') {
+        head.close = true;
+        continue;
+      }
+      for (const raw of v.split(',')) {
+        const token = raw.trim();
         if (token === 'close') head.close = true;
         else if (token === 'keep-alive') { if (minor === 0) head.close = false; }
         else if (token) (extraConnectionTokens ??= []).push(token);
@@ -109,12 +227,7 @@ export function parseResponseHead(text: string, head: ResponseHead, requestMetho
     }
   }
   if (transferEncoding && head.contentLength >= 0) return fail(head, 'both Content-Length and Transfer-Encoding');
-  if (extraConnectionTokens) {
-    // Headers named by Connection are hop-by-hop too (RFC 9110 7.6.1).
-    for (let i = headers.length - 2; i >= 0; i -= 2) {
-      if (extraConnectionTokens.includes(headers[i].toLowerCase())) headers.splice(i, 2);
-    }
-  }
+  if (extraConnectionTokens) dropNamedFields(head, extraConnectionTokens);
 
   const status = head.status;
   if (requestMethodIsHead || status === 204 || status === 304 || status < 200) head.bodyKind = BODY_NONE;
@@ -125,6 +238,25 @@ export function parseResponseHead(text: string, head: ResponseHead, requestMetho
     head.close = true;
   }
   return true;
+}
+
+/** Headers named by Connection are hop-by-hop too (RFC 9110 7.6.1): their lines leave the kept ranges. */
+function dropNamedFields(head: ResponseHead, names: readonly string[]): void {
+  const text = head.text;
+  const old = head.keep.splice(0);
+  const keep = head.keep;
+  for (let k = 0; k < old.length; k += 2) {
+    let pos = old[k];
+    while (pos < old[k + 1]) {
+      let end = text.indexOf('\r\n', pos);
+      if (end < 0 || end > old[k + 1]) end = old[k + 1];
+      if (!names.includes(text.slice(pos, text.indexOf(':', pos)).toLowerCase())) {
+        if (keep.length > 0 && keep[keep.length - 1] + 2 === pos) keep[keep.length - 1] = end;
+        else keep.push(pos, end);
+      }
+      pos = end + 2;
+    }
+  }
 }
 
 /** Content-Length: 1*DIGIT, or a list of identical values ("5, 5"); -1 when invalid. */

@@ -240,6 +240,8 @@ export class H1Connection implements UpstreamConnection {
   #parseHead(buf: Buffer, pos: number, n: number): number {
     let text: string;
     let consumed: number;
+    let source: Buffer;
+    let base = 0;
     if (this.headPartial === null) {
       const end = buf.indexOf(CRLFCRLF, pos);
       if (end < 0 || end + 4 > n) {
@@ -248,6 +250,8 @@ export class H1Connection implements UpstreamConnection {
         return n;
       }
       text = buf.toString('latin1', pos, end);
+      source = buf;
+      base = pos;
       consumed = end + 4;
     } else {
       const joined = Buffer.concat([this.headPartial, buf.subarray(pos, n)]);
@@ -258,12 +262,13 @@ export class H1Connection implements UpstreamConnection {
         return n;
       }
       text = joined.toString('latin1', 0, end);
+      source = joined;
       consumed = pos + (end + 4 - this.headPartial.length);
       this.headPartial = null;
     }
     const ex = this.exchange!;
     const head = this.head;
-    if (!parseResponseHead(text, head, ex.isHeadRequest)) {
+    if (!parseResponseHead(text, head, ex.isHeadRequest, source, base)) {
       this.#protocolError(head.error!);
       return n;
     }
@@ -277,7 +282,7 @@ export class H1Connection implements UpstreamConnection {
       this.#protocolError('invalid chunk size');
       return n;
     }
-    ex.onHead(head.status, head.headers, head.bodyKind, head.contentLength);
+    ex.onHead(head.status, head, head.bodyKind, head.contentLength);
     switch (head.bodyKind) {
       case BODY_NONE:
         this.#complete(consumed < n);

@@ -3,7 +3,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { PlanNode, PlanUpstream } from '../config/plan.js';
 import type { ErrorCode } from '../errors/codes.js';
 import type { UpstreamConnection, UpstreamExchange } from './exchange.js';
-import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, parseContentLength } from './h1-parse.js';
+import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, HeaderList, parseContentLength } from './h1-parse.js';
 
 /**
  * The general path: undici for TLS upstream nodes (and anything the lean HTTP/1.1 client does not speak).
@@ -80,7 +80,7 @@ class UndiciConnection implements UpstreamConnection, Dispatcher.DispatchHandler
     }
     const ex = this.#ex;
     const kind = ex.isHeadRequest || status === 204 || status === 304 ? BODY_NONE : length === 0 ? BODY_NONE : length > 0 ? BODY_LENGTH : BODY_CHUNKED;
-    ex.batch(() => ex.onHead(status, headers, kind, length));
+    ex.batch(() => ex.onHead(status, new HeaderList(headers), kind, length));
     return true;
   }
 

@@ -2,7 +2,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 import { ERRORS, type ErrorCode } from '../errors/codes.js';
 import { writeProblem } from '../errors/problem.js';
 import type { UpstreamConnection, UpstreamExchange } from '../upstream/exchange.js';
-import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE } from '../upstream/h1-parse.js';
+import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../upstream/h1-parse.js';
 import type { RouteRuntime } from './runtime.js';
 import { STATUS_LINES } from './status-lines.js';
 import { requestLineWithoutQueryParam } from '../shared/query.js';
@@ -40,6 +40,27 @@ export interface RequestFacts {
 }
 
 const NO_SLOTS: unknown[] = [];
+
+/** Where a response head is assembled for uWS (see onHead): the largest upstream head plus what the gateway adds. */
+const HEAD_OUT = Buffer.allocUnsafe(64 * 1024 + 4096);
+const STATUS_BYTES: Buffer[] = STATUS_LINES.map((line) => Buffer.from(line, 'latin1'));
+let viaFor = '';
+let viaLines = Buffer.alloc(0);
+
+/** CRLF "via: …" CRLF "x-request-id: " as bytes, rebuilt only when a reload changes the Via value. */
+function viaBytes(via: string): Buffer {
+  if (via !== viaFor) {
+    viaLines = Buffer.from(`\r\nvia: ${via}\r\nx-request-id: `, 'latin1');
+    viaFor = via;
+  }
+  return viaLines;
+}
+
+/** A latin1-decoded value with bytes >= 0x80 goes to uWS as those bytes (a string would be re-encoded as UTF-8). */
+function asBytes(value: string): string | Buffer {
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0x7f) return Buffer.from(value, 'latin1');
+  return value;
+}
 
 /**
  * One proxied request, and the request context policies see. It runs the route's request phases (when it has
@@ -118,15 +139,19 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   sentAt = 0;
 
   readonly onAborted = (): void => this.#onAborted();
-  readonly onClientData = (chunk: ArrayBuffer, isLast: boolean): void => this.#onClientData(chunk, isLast);
   /** uWS calls this when the client socket drains; the writes in it are corked like every other write. */
-  readonly #onWritable = (offset: number): boolean => {
+  #onWritable(offset: number): boolean {
     let result = true;
     this.res.cork(() => {
       result = this.#writable(offset);
     });
     return result;
-  };
+  }
+
+  /** Waits for the client to drain (the handler is made here, not per request: most responses never wait). */
+  #waitWritable(): void {
+    this.res.onWritable((offset) => this.#onWritable(offset));
+  }
 
   constructor(
     res: HttpResponse,
@@ -343,7 +368,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     if (this.clientBodyDone) conn.endBody();
   }
 
-  #onClientData(chunk: ArrayBuffer, isLast: boolean): void {
+  onClientData(chunk: ArrayBuffer, isLast: boolean): void {
     if (this.done) return;
     const size = chunk.byteLength;
     this.bodyBytes += size;
@@ -405,23 +430,42 @@ export class Exchange implements UpstreamExchange, PolicyContext {
 
   // ---------------------------------------------------------------------------- response
 
-  onHead(status: number, headers: readonly string[], bodyKind: number, contentLength: number): void {
+  onHead(status: number, headers: ForwardedHeaders, bodyKind: number, contentLength: number): void {
     if (this.aborted || this.done) return;
     const res = this.res;
     this.headSent = true;
     this.status = status;
     if (this.timing.start > 0) this.timing.upstreamHeaders = performance.now();
     if (this.route.response !== null) this.#runResponseHooks();
-    res.writeStatus(STATUS_LINES[status] ?? `${status} Unknown`);
     const remove = this.responseRemove;
+    let written = false;
     if (remove === null) {
-      for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i], headers[i + 1]);
-    } else {
-      for (let i = 0; i < headers.length; i += 2) if (!remove.includes(headers[i].toLowerCase())) res.writeHeader(headers[i], headers[i + 1]);
+      // The common case: status line, the upstream's field lines as raw bytes, Via and X-Request-Id, all in one
+      // call (uWS writes "HTTP/1.1 " + this + CRLF): one crossing into uWS, no string per field, and bytes the
+      // upstream sent as obs-text reach the client unchanged.
+      const out = HEAD_OUT;
+      const line = STATUS_BYTES[status];
+      let o = line !== undefined ? (out.set(line, 0), line.length) : out.write(`${status} Unknown`, 0, 'latin1');
+      o = headers.copyLines(out, o);
+      if (o >= 0 && o + 512 < out.length) {
+        const via = viaBytes(this.host.viaValue);
+        out.set(via, o);
+        o += via.length;
+        o += out.write(this.requestId, o, 'latin1');
+        res.writeStatus(out.subarray(0, o));
+        written = true;
+      }
+    }
+    if (!written) {
+      res.writeStatus(STATUS_LINES[status] ?? `${status} Unknown`);
+      const list = headers.list();
+      for (let i = 0; i < list.length; i += 2) {
+        if (remove === null || !remove.includes(list[i].toLowerCase())) res.writeHeader(list[i], asBytes(list[i + 1]));
+      }
+      res.writeHeader('via', this.host.viaValue);
+      res.writeHeader('x-request-id', this.requestId);
     }
     this.#writeExtraHeaders();
-    res.writeHeader('via', this.host.viaValue);
-    res.writeHeader('x-request-id', this.requestId);
     this.responseKind = bodyKind;
     if (bodyKind === BODY_NONE) {
       if (this.isHeadRequest && contentLength >= 0) {
@@ -461,7 +505,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     if (!res.write(chunk)) {
       // uWS buffered all of it; stop reading the upstream until the client drains.
       this.queued = [];
-      res.onWritable(this.#onWritable);
+      this.#waitWritable();
       return false;
     }
     return true;
@@ -481,7 +525,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.backlogOffset = offset;
     if (this.queued === null) {
       this.queued = [];
-      res.onWritable(this.#onWritable);
+      this.#waitWritable();
     }
     return false;
   }

@@ -306,7 +306,7 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
     const ex = new Exchange(res, state, route, requestId, line, hostLine, head, method, bodyKind, facts, timing);
     ex.startedAt = t0;
     res.onAborted(ex.onAborted);
-    if (bodyKind !== BODY_NONE) res.onData(ex.onClientData);
+    if (bodyKind !== BODY_NONE) res.onData((chunk, isLast) => ex.onClientData(chunk, isLast));
     state.started();
     if (route.hasRequestPhases) ex.runPipeline();
     else ex.start();
