@@ -6,12 +6,13 @@
 #
 # Pinned rows: wrk on CPU 0; the origin (nginx, 1 worker) and the proxy under test (1 worker / 1 thread) share CPU 1,
 # so every proxy gets the same CPU budget. nanogate runs pinned with --workers 1, and once more with its default
-# worker count and nothing pinned (a separate, clearly labelled row: not comparable with the pinned ones).
+# worker count and nothing pinned (a separate, clearly labelled row: not comparable with the pinned ones), and pinned
+# once more with batched upstream pipelining on (conf/nanogate-pipelined.yaml).
 # Each config is started fresh per round, probed (200 + 100-byte body), warmed up, then measured saturated
 # (wrk -c$CONNS) and paced (each connection waits PACE_MS after a response: ~2,000 req/s with the defaults).
 # Rounds interleave the configs (round 1: all, round 2: all, ...); the table shows medians.
 #
-# Knobs (env): ROUNDS=3 DUR=10 PACE_DUR=5 WARM=2 CONNS=50 PACE_MS=24 ONLY="direct nginx haproxy nanogate-1w nanogate-default"
+# Knobs (env): ROUNDS=3 DUR=10 PACE_DUR=5 WARM=2 CONNS=50 PACE_MS=24 ONLY="direct nginx haproxy nanogate-1w nanogate-1w-pipelined nanogate-default"
 #              NO_INSTALL=1 (do not apt-get)  NO_BUILD=1 (do not npm run build when dist/ is missing)
 #              OUT_MD=native-bench/RESULTS.md  BASE_PORT=19000 (origin; proxies use BASE_PORT+81.., admin +91)
 # Raw output per run: native-bench/results/<UTC stamp>/ (git-ignored). Only 127.0.0.1 is contacted; every wrk
@@ -26,7 +27,7 @@ BASE_PORT=${BASE_PORT:-19000}
 ORIGIN_PORT=$BASE_PORT; NGINX_PORT=$((BASE_PORT + 81)); HAPROXY_PORT=$((BASE_PORT + 82))
 NANOGATE_PORT=$((BASE_PORT + 90)); NANOGATE_ADMIN_PORT=$((BASE_PORT + 91))
 GEN_CPU=0; SUT_CPU=1
-ALL="direct nginx haproxy nanogate-1w nanogate-default"
+ALL="direct nginx haproxy nanogate-1w nanogate-1w-pipelined nanogate-default"
 CFGS=${ONLY:-$ALL}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RUN="$HERE/results/$STAMP"; mkdir -p "$RUN"
@@ -107,6 +108,9 @@ start_proxy() { # cfg cpu -> LASTPID (empty for direct)
     nanogate-1w)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
         start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate.yaml" --workers 1 ;;
+    nanogate-1w-pipelined)
+      NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
+        start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate-pipelined.yaml" --workers 1 ;;
     nanogate-default)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
         start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate.yaml" ;;
