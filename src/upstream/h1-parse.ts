@@ -71,18 +71,7 @@ export class ResponseHead implements ForwardedHeaders {
     const out = this.#list;
     out.length = 0;
     const text = this.text;
-    const keep = this.keep;
-    for (let k = 0; k < keep.length; k += 2) {
-      let pos = keep[k];
-      const stop = keep[k + 1];
-      while (pos < stop) {
-        let end = text.indexOf('\r\n', pos);
-        if (end < 0 || end > stop) end = stop;
-        const colon = text.indexOf(':', pos);
-        out.push(text.slice(pos, colon), text.slice(colon + 1, end).trim());
-        pos = end + 2;
-      }
-    }
+    forEachKeptLine(text, this.keep, (start, colon, end) => out.push(text.slice(start, colon), text.slice(colon + 1, end).trim()));
     this.#listed = true;
     return out;
   }
@@ -245,15 +234,22 @@ function dropNamedFields(head: ResponseHead, names: readonly string[]): void {
   const text = head.text;
   const old = head.keep.splice(0);
   const keep = head.keep;
-  for (let k = 0; k < old.length; k += 2) {
-    let pos = old[k];
-    while (pos < old[k + 1]) {
+  forEachKeptLine(text, old, (start, colon, end) => {
+    if (names.includes(text.slice(start, colon).toLowerCase())) return;
+    if (keep.length > 0 && keep[keep.length - 1] + 2 === start) keep[keep.length - 1] = end;
+    else keep.push(start, end);
+  });
+}
+
+/** Calls `visit` with the start, colon and end offsets of each field line inside the [start, end) ranges of `keep`. */
+function forEachKeptLine(text: string, keep: readonly number[], visit: (start: number, colon: number, end: number) => void): void {
+  for (let k = 0; k < keep.length; k += 2) {
+    const stop = keep[k + 1];
+    let pos = keep[k];
+    while (pos < stop) {
       let end = text.indexOf('\r\n', pos);
-      if (end < 0 || end > old[k + 1]) end = old[k + 1];
-      if (!names.includes(text.slice(pos, text.indexOf(':', pos)).toLowerCase())) {
-        if (keep.length > 0 && keep[keep.length - 1] + 2 === pos) keep[keep.length - 1] = end;
-        else keep.push(pos, end);
-      }
+      if (end < 0 || end > stop) end = stop;
+      visit(pos, text.indexOf(':', pos), end);
       pos = end + 2;
     }
   }

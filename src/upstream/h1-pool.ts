@@ -177,10 +177,7 @@ export class H1Connection implements UpstreamConnection {
     // One cork per response: pipelined responses in one read go to different clients.
     do this.exchange.batch(this.#parseCorked);
     while (this.#pos < n && this.exchange !== null);
-    if (this.#pos < n && this.state !== State.Closed) {
-      // Bytes nobody asked for (after the last response): the stream is out of sync, never reuse it.
-      if (this.exchange === null) this.#destroy();
-    }
+    // Bytes after the last response (nobody asked for them) never get here: #complete destroys the connection.
     return !this.#paused;
   }
 
@@ -403,23 +400,26 @@ export class H1Connection implements UpstreamConnection {
     // Backpressure asked for by the finished response is its own (its rest is queued at the client side): the
     // connection reads again, for the next response or once idle, or it would stall with the socket paused.
     this.#paused = false;
-    const next = this.behind.length > 0 ? this.behind.shift()! : null;
-    const reusable = (next !== null || !extraBytes) && !this.head.close && this.requestDone;
-    if (next !== null && reusable) {
+    // Extra bytes are the next pipelined response, or (with none behind) bytes nobody asked for.
+    const reusable = (this.behind.length > 0 || !extraBytes) && !this.head.close && this.requestDone;
+    if (reusable && this.behind.length > 0) {
       // The next pipelined response is the current one now.
+      const next = this.behind.shift()!;
       this.exchange = next;
       this.state = State.Head;
       this.responseBytes = 0;
       this.headPartial = null;
       this.deadline = clock.now + next.readTimeoutMs;
-    } else if (next !== null) this.behind.unshift(next);
+      ex.onEnd();
+      this.reused = true;
+      return;
+    }
     ex.onEnd();
     this.reused = true;
-    if (next !== null && reusable) return;
     if (reusable) {
       this.state = State.Idle;
       this.pool.release(this);
-    } else this.#destroy();
+    } else this.#destroy(); // requests still behind are sent again from there
   }
 
   #onSocketError(code: string): void {
@@ -576,7 +576,7 @@ export class H1Pool {
     this.inFlight++;
     if (!fresh && this.pipelining > 1 && ex.pipelinable) {
       const b = this.batching;
-      if (b !== null && b.assigned < this.pipelining && b.state !== State.Closed) return b.follow(ex);
+      if (b !== null && b.assigned < this.pipelining) return b.follow(ex); // forget() clears a closed one
       if (this.idle.length > 0) {
         const conn = this.idle.pop()!;
         this.batching = conn;

@@ -447,8 +447,8 @@ export class Exchange implements UpstreamExchange, PolicyContext {
       const line = STATUS_BYTES[status];
       let o = line !== undefined ? (out.set(line, 0), line.length) : out.write(`${status} Unknown`, 0, 'latin1');
       o = headers.copyLines(out, o);
-      if (o >= 0 && o + 512 < out.length) {
-        const via = viaBytes(this.host.viaValue);
+      const via = viaBytes(this.host.viaValue);
+      if (o >= 0 && o + via.length + this.requestId.length <= out.length) {
         out.set(via, o);
         o += via.length;
         o += out.write(this.requestId, o, 'latin1');
