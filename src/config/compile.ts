@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Config, PredicateConfig, RouteConfig } from './schema.js';
-import type { Plan, PlanNode, PlanPredicate, PlanRoute, PlanUpstream, RewritePart } from './plan.js';
+import { regionBytes } from '../upstream/cluster-state.js';
+import { statusTable, type HealthCheckConfig } from '../upstream/resilience-schema.js';
+import type { Plan, PlanHealthCheck, PlanNode, PlanPredicate, PlanRoute, PlanUpstream, RewritePart } from './plan.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
 import { insertPattern, newNode, parsePattern, type PatternPart, type RadixNode } from '../router/radix.js';
 import { parseCidr } from '../shared/cidr.js';
@@ -26,7 +28,7 @@ export function compileConfig(config: Config, file: string, version = 1, shared 
   const issues: ConfigIssue[] = [];
   const warnings: string[] = [];
 
-  const upstreams = compileUpstreams(config, issues);
+  const upstreams = compileUpstreams(config, shared, issues);
   const upstreamIndex = new Map(upstreams.map((u, i) => [u.name, i]));
   const routes: PlanRoute[] = [];
   const parsed: { parts: PatternPart[][]; hostKeys: string[] }[] = [];
@@ -96,7 +98,7 @@ function checkTls(tls: { cert: string; key: string; passphrase?: string }, issue
   return { ...tls };
 }
 
-function compileUpstreams(config: Config, issues: ConfigIssue[]): PlanUpstream[] {
+function compileUpstreams(config: Config, shared: SharedRegistry, issues: ConfigIssue[]): PlanUpstream[] {
   const out: PlanUpstream[] = [];
   for (const [name, u] of Object.entries(config.upstreams)) {
     const nodes: PlanNode[] = [];
@@ -130,9 +132,39 @@ function compileUpstreams(config: Config, issues: ConfigIssue[]): PlanUpstream[]
       connectTimeoutMs: u.connectTimeoutMs,
       readTimeoutMs: u.readTimeoutMs,
       nodes,
+      outlier: { ...u.outlierDetection },
+      healthCheck: compileHealthCheck(u.healthCheck, `upstreams.${name}.healthCheck`, issues),
+      // Keyed by the node set: a reload that keeps the nodes keeps their health, ejections and in-flight counts.
+      clusterState: shared.get(`cluster:${name}:${nodes.map((n) => n.url).join(',')}`, regionBytes(nodes.length)),
     });
+    const o = u.outlierDetection;
+    if (o.maxEjectionMs < o.baseEjectionMs) {
+      issues.push({ path: `upstreams.${name}.outlierDetection.maxEjectionMs`, message: `must be at least baseEjectionMs (${o.baseEjectionMs})` });
+    }
   }
   return out;
+}
+
+function compileHealthCheck(h: HealthCheckConfig | undefined, where: string, issues: ConfigIssue[]): PlanHealthCheck | null {
+  if (!h) return null;
+  if (h.timeoutMs >= h.intervalMs) issues.push({ path: `${where}.timeoutMs`, message: `must be below intervalMs (${h.intervalMs}), or checks of one node would overlap` });
+  if (h.type === 'tcp' && (h.bodyContains !== undefined || h.host !== undefined)) {
+    issues.push({ path: where, message: 'bodyContains and host are for http checks', hint: 'set type: http, or remove them' });
+  }
+  return {
+    type: h.type,
+    method: h.method,
+    path: h.path,
+    host: h.host ?? null,
+    expected: statusTable(h.expectedStatuses),
+    bodyContains: h.bodyContains ?? null,
+    intervalMs: h.intervalMs,
+    timeoutMs: h.timeoutMs,
+    healthyThreshold: h.healthyThreshold,
+    unhealthyThreshold: h.unhealthyThreshold,
+    jitterMs: h.jitterMs,
+    concurrency: h.concurrency,
+  };
 }
 
 function compilePredicates(preds: Record<string, PredicateConfig> | undefined, where: string, lowerNames: boolean, issues: ConfigIssue[]): PlanPredicate[] | null {

@@ -35,6 +35,36 @@ export interface PlanUpstream {
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly nodes: readonly PlanNode[];
+  readonly outlier: PlanOutlier;
+  readonly healthCheck: PlanHealthCheck | null;
+  /** the upstream's shared health/ejection/in-flight region (src/upstream/cluster-state.ts) */
+  readonly clusterState: SharedArrayBuffer;
+}
+
+export interface PlanOutlier {
+  readonly consecutiveGatewayFailures: number;
+  readonly consecutive5xx: number;
+  readonly baseEjectionMs: number;
+  readonly maxEjectionMs: number;
+  readonly maxEjectionPercent: number;
+  readonly jitterPercent: number;
+  readonly trialRequests: number;
+}
+
+export interface PlanHealthCheck {
+  readonly type: 'http' | 'tcp';
+  readonly method: string;
+  readonly path: string;
+  readonly host: string | null;
+  /** index = status: true when it counts as healthy */
+  readonly expected: readonly boolean[];
+  readonly bodyContains: string | null;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly healthyThreshold: number;
+  readonly unhealthyThreshold: number;
+  readonly jitterMs: number;
+  readonly concurrency: number;
 }
 
 export interface PlanNode {

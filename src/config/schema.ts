@@ -3,6 +3,7 @@ import { POLICIES } from '../policies/index.js';
 import { RedisSchema } from '../shared/redis-config.js';
 import { ConsumerRegistrySchema, ConsumersSchema } from '../identity/schema.js';
 import { ObservabilitySchema } from '../observe/schema.js';
+import { HealthCheckSchema, OutlierSchema } from '../upstream/resilience-schema.js';
 
 /**
  * The one schema of a nanogate config file. It is the source of the TypeScript types (Static<>), of validation
@@ -99,6 +100,8 @@ const Upstream = Type.Object(
     keepAliveMs: Millis(4000, 'idle upstream connections are closed after this'),
     connectTimeoutMs: Millis(2000, 'connect timeout (then 502, or the next node)'),
     readTimeoutMs: Millis(30000, 'time allowed for the response head, and between body reads (then 504)'),
+    healthCheck: Type.Optional(HealthCheckSchema),
+    outlierDetection: OutlierSchema,
   },
   { additionalProperties: false },
 );

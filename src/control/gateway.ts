@@ -8,6 +8,9 @@ import type { Logger } from 'pino';
 import { loadConfigText } from '../config/load.js';
 import { compileConfig } from '../config/compile.js';
 import { ConfigError, type ConfigIssue } from '../config/errors.js';
+import { HealthChecker } from './health-checker.js';
+import { ClusterWatch } from './cluster-watch.js';
+import { renderClusterMetrics } from '../observe/cluster-metrics.js';
 import { AdminFlags, nodeBases, type AdminSwitches } from '../shared/admin-flags.js';
 import { AuditLog, type AuditEntry } from './audit.js';
 import { ConfigWatcher } from './config-watch.js';
@@ -127,11 +130,17 @@ export class Gateway {
   readonly shared = new SharedRegistry();
   /** cluster-scope rate limits: the node's Redis connection and lease refills */
   readonly rateLimits: RateLimitService;
+  /** active health checks of upstream nodes, written into each upstream's shared region */
+  readonly health: HealthChecker;
+  /** logs passive ejections and panic mode once per change, decays ejection multipliers */
+  readonly clusterWatch: ClusterWatch;
 
   constructor(options: GatewayOptions) {
     this.options = options;
     this.log = options.logger;
     this.rateLimits = new RateLimitService(this.log);
+    this.health = new HealthChecker(this.log);
+    this.clusterWatch = new ClusterWatch(this.log);
     this.consumers = new ConsumerService(this.log, dirname(options.configFile), (table, generation) => this.#publishConsumers(table, generation));
   }
 
@@ -187,6 +196,8 @@ export class Gateway {
     this.rateLimits.prepare(this.config, plan);
     await this.consumers.settle(true); // a registry's first fetch, so its consumers are served from the start
     this.plan = plan;
+    this.health.update(plan);
+    this.clusterWatch.update(plan);
     this.history.push({ version: 1, at: plan.createdAt, source: plan.source, action: 'start', who: 'control-plane', routes: plan.routes.length });
     this.#kept.set(1, this.config);
     this.admin = new AdminServer(this);
@@ -406,6 +417,8 @@ export class Gateway {
       this.config = config;
       this.plan = plan;
       this.#switches = switches;
+      this.health.update(plan);
+      this.clusterWatch.update(plan);
       const committed = this.#round(targets, { type: 'plan-commit', version }, version, 'plan-applied', PREPARE_TIMEOUT_MS);
       // A worker that was restarted during the prepare round started with the old plan: bring it up to date.
       for (const s of this.slots) {
@@ -601,7 +614,16 @@ export class Gateway {
 
   /** Prometheus text for GET /metrics: read from shared memory, the workers are not involved. */
   renderMetrics(): string {
-    return this.metrics?.render({ configVersion: this.plan.version, workersUp: this.slots.filter((s) => s.listening).length }) ?? '';
+    const base = this.metrics?.render({ configVersion: this.plan.version, workersUp: this.slots.filter((s) => s.listening).length }) ?? '';
+    return (
+      base +
+      renderClusterMetrics(this.plan, {
+        healthChanges: this.health.changes,
+        panics: this.clusterWatch.panics,
+        checksTotal: this.health.checksTotal,
+        checkFailuresTotal: this.health.failuresTotal,
+      })
+    );
   }
 
   crashWorker(index: number): boolean {
@@ -615,6 +637,8 @@ export class Gateway {
     if (this.#stopping) return;
     this.#stopping = true;
     this.consumers.stop();
+    this.health.stop();
+    this.clusterWatch.stop();
     void this.rateLimits.close();
     const timeoutMs = this.plan?.proxy.drainTimeoutMs ?? 10000;
     const exits = this.slots.map(

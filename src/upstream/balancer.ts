@@ -25,6 +25,13 @@ export interface PoolLoad {
   readonly inFlight: number;
 }
 
+/** Health and ejection as the cluster sees them (cluster.ts); the drain switch is checked here as before. */
+export interface NodeAvailability {
+  available(i: number): boolean;
+}
+
+const ALL: NodeAvailability = { available: () => true };
+
 export class Balancer {
   readonly #schedule: Int32Array;
   readonly #weights: readonly number[];
@@ -34,7 +41,7 @@ export class Balancer {
   readonly #firstCell: number;
   #next = 0;
 
-  constructor(upstream: PlanUpstream, flags: Int32Array = new Int32Array(upstream.nodes.length), firstCell = 0) {
+  constructor(upstream: Pick<PlanUpstream, 'nodes' | 'balancer'>, flags: Int32Array = new Int32Array(upstream.nodes.length), firstCell = 0) {
     this.#flags = flags;
     this.#firstCell = firstCell;
     this.#weights = upstream.nodes.map((n) => n.weight);
@@ -45,7 +52,7 @@ export class Balancer {
   }
 
   /** Index of the node to use; `skip` is a node that just failed (-1 for none); drained nodes are never picked. */
-  pick(pools: readonly PoolLoad[], skip: number): number {
+  pick(pools: readonly PoolLoad[], skip: number, nodes: NodeAvailability = ALL): number {
     const flags = this.#flags;
     const first = this.#firstCell;
     if (this.#leastConnections) {
@@ -53,7 +60,7 @@ export class Balancer {
       let bestScore = Infinity;
       for (let i = 0; i < pools.length; i++) {
         const w = this.#weights[i];
-        if (w === 0 || i === skip || Atomics.load(flags, first + i) !== 0) continue;
+        if (w === 0 || i === skip || Atomics.load(flags, first + i) !== 0 || !nodes.available(i)) continue;
         const score = pools[i].inFlight / w;
         if (score < bestScore) {
           bestScore = score;
@@ -66,7 +73,7 @@ export class Balancer {
     for (let tries = 0; tries < s.length; tries++) {
       const i = s[this.#next];
       this.#next = this.#next + 1 === s.length ? 0 : this.#next + 1;
-      if (i !== skip && Atomics.load(flags, first + i) === 0) return i;
+      if (i !== skip && Atomics.load(flags, first + i) === 0 && nodes.available(i)) return i;
     }
     return -1;
   }

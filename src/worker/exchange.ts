@@ -5,6 +5,7 @@ import type { UpstreamConnection, UpstreamExchange } from '../upstream/exchange.
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../upstream/h1-parse.js';
 import type { RouteRuntime } from './runtime.js';
 import { STATUS_LINES } from './status-lines.js';
+import { OUTCOME_5XX, OUTCOME_BAD_RESPONSE, OUTCOME_CONNECT, OUTCOME_NONE, OUTCOME_OK, OUTCOME_RESET, OUTCOME_TIMEOUT } from '../upstream/cluster.js';
 import { requestLineWithoutQueryParam } from '../shared/query.js';
 import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
@@ -97,6 +98,9 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   errorCode: ErrorCode | null = null;
   nodeIndex = -1;
   attempts = 0;
+  /** the node of the attempt counted in flight by the cluster (-1: none), and whether its outcome was reported */
+  attemptNode = -1;
+  attemptObserved = false;
   conn: UpstreamConnection | null = null;
   // request body
   clientBodyDone: boolean;
@@ -331,13 +335,16 @@ export class Exchange implements UpstreamExchange, PolicyContext {
       return;
     }
     const upstream = this.route.upstream;
-    const i = upstream.balancer.pick(upstream.pools, skip);
+    const i = upstream.cluster.pick(skip);
     if (i < 0) {
       this.res.cork(() => this.#fail('NG_ERR_UPSTREAM_UNAVAILABLE', `upstream "${upstream.name}" has no node to send to`));
       return;
     }
     this.nodeIndex = i;
     this.attempts++;
+    upstream.cluster.begin(i);
+    this.attemptNode = i;
+    this.attemptObserved = false;
     if (this.upstreamRemove !== null) this.headRest = dropHeaderLines(this.headRest, this.upstreamRemove);
     this.requestHead = this.headLine + (this.hostLine ?? upstream.hostLines[i]) + this.upstreamExtra + this.headRest;
     this.sentAt = performance.now();
@@ -435,6 +442,10 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     const res = this.res;
     this.headSent = true;
     this.status = status;
+    if (this.attemptNode >= 0 && !this.attemptObserved) {
+      this.attemptObserved = true;
+      this.route.upstream.cluster.observe(this.attemptNode, status >= 500 ? OUTCOME_5XX : OUTCOME_OK, ((performance.now() - this.sentAt) * 1000) | 0);
+    }
     if (this.timing.start > 0) this.timing.upstreamHeaders = performance.now();
     if (this.route.response !== null) this.#runResponseHooks();
     const remove = this.responseRemove;
@@ -586,6 +597,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   onError(code: ErrorCode, detail: string): void {
     this.conn = null;
     if (this.aborted || this.done) return;
+    this.#endAttempt(outcomeOf(code));
     this.host.counters.add(UPSTREAM_ERRORS);
     if (this.headSent) {
       // Too late for an error response: cut the client connection so it sees an incomplete message.
@@ -625,10 +637,21 @@ export class Exchange implements UpstreamExchange, PolicyContext {
 
   /** The one place an exchange ends: log hooks, then the worker's bookkeeping. */
   #end(): void {
+    if (this.attemptNode >= 0) this.#endAttempt(OUTCOME_NONE);
     if (this.timing.start > 0) this.timing.end = performance.now();
     const log = this.route.log;
     if (log !== null) for (let i = 0; i < log.length; i++) log[i].log!(this);
     this.host.finished(this);
+  }
+
+  /** The attempt in flight is over: its outcome (when not reported at the head) and its in-flight count go back. */
+  #endAttempt(outcome: number): void {
+    const i = this.attemptNode;
+    if (i < 0) return;
+    this.attemptNode = -1;
+    const cluster = this.route.upstream.cluster;
+    if (!this.attemptObserved) cluster.observe(i, outcome, 0);
+    cluster.finish(i);
   }
 
   #abandonUpstream(): void {
@@ -645,6 +668,22 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.status = 499; // client closed the request (nginx's convention), for logs and counters
     this.#abandonUpstream();
     this.#end();
+  }
+}
+
+/** What a pool's failure says about the node, for passive health (cluster.ts). */
+function outcomeOf(code: ErrorCode): number {
+  switch (code) {
+    case 'NG_ERR_UPSTREAM_CONNECT':
+      return OUTCOME_CONNECT;
+    case 'NG_ERR_UPSTREAM_RESET':
+      return OUTCOME_RESET;
+    case 'NG_ERR_UPSTREAM_TIMEOUT':
+      return OUTCOME_TIMEOUT;
+    case 'NG_ERR_UPSTREAM_BAD_RESPONSE':
+      return OUTCOME_BAD_RESPONSE;
+    default:
+      return OUTCOME_NONE;
   }
 }
 

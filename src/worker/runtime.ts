@@ -1,7 +1,8 @@
 import type { Plan, PlanPredicate, PlanRoute } from '../config/plan.js';
 import { H1Pool } from '../upstream/h1-pool.js';
 import { UndiciNodePool } from '../upstream/undici-pool.js';
-import { Balancer } from '../upstream/balancer.js';
+import { UpstreamCluster } from '../upstream/cluster.js';
+import { ClusterState } from '../upstream/cluster-state.js';
 import { MatchScratch, walk, type RadixNode } from '../router/radix.js';
 import { CidrSet } from '../shared/cidr.js';
 import { POLICY_BY_NAME } from '../policies/index.js';
@@ -23,7 +24,8 @@ export interface NodePool {
 export class UpstreamRuntime {
   readonly name: string;
   readonly pools: NodePool[];
-  readonly balancer: Balancer;
+  /** which node, and how each attempt went (health, ejection, in-flight across workers) */
+  readonly cluster: UpstreamCluster;
   /** "host: 10.0.0.1:8080\r\n" per node, for hostHeader: upstream */
   readonly hostLines: string[];
   /** host:port per node, for logs */
@@ -32,7 +34,7 @@ export class UpstreamRuntime {
   constructor(plan: Plan, index: number, previous: UpstreamRuntime | undefined, flags: Int32Array, firstNodeCell: number) {
     const u = plan.upstreams[index];
     this.name = u.name;
-    this.balancer = new Balancer(u, flags, firstNodeCell);
+    this.cluster = new UpstreamCluster(u, new ClusterState(u.clusterState, u.nodes.length), flags, firstNodeCell);
     this.hostLines = u.nodes.map((n) => `host: ${n.authority}\r\n`);
     this.authorities = u.nodes.map((n) => n.authority);
     this.pools = u.nodes.map((n, i) => {

@@ -75,10 +75,9 @@ test('a plan carries its region by structured clone as shared memory: a switch r
   assert.equal(Atomics.load(rt.flags, rt.routes[1].flagCell), FLAG_ON);
   // node 1 of upstream a
   flags.setNode(1, true);
-  const pools = [{ inFlight: 0 }, { inFlight: 0 }];
-  for (let i = 0; i < 10; i++) assert.equal(rt.upstreams[0].balancer.pick(pools, -1), 0);
+  for (let i = 0; i < 10; i++) assert.equal(rt.upstreams[0].cluster.pick(-1), 0);
   flags.setNode(1, false);
-  assert.deepEqual(new Set(Array.from({ length: 10 }, () => rt.upstreams[0].balancer.pick(pools, -1))), new Set([0, 1]));
+  assert.deepEqual(new Set(Array.from({ length: 10 }, () => rt.upstreams[0].cluster.pick(-1))), new Set([0, 1]));
 });
 
 test('a plan without a region gets a private one of the same layout', () => {
