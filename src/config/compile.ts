@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Config, PredicateConfig, RouteConfig } from './schema.js';
-import { regionBytes } from '../upstream/cluster-state.js';
-import { statusTable, type HealthCheckConfig } from '../upstream/resilience-schema.js';
-import type { Plan, PlanHealthCheck, PlanNode, PlanPredicate, PlanRoute, PlanUpstream, RewritePart } from './plan.js';
+import { CIRCUIT_BUCKETS, regionBytes } from '../upstream/cluster-state.js';
+import { statusTable, type FallbackConfig, type HealthCheckConfig, type RetryConfig } from '../upstream/resilience-schema.js';
+import type { Plan, PlanFallback, PlanHealthCheck, PlanNode, PlanRetry, PlanPredicate, PlanRoute, PlanUpstream, RewritePart } from './plan.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
 import { insertPattern, newNode, parsePattern, type PatternPart, type RadixNode } from '../router/radix.js';
 import { parseCidr } from '../shared/cidr.js';
@@ -44,7 +44,13 @@ export function compileConfig(config: Config, file: string, version = 1, shared 
       issues.push({ path: `${where}.upstream`, message: `unknown upstream "${rc.upstream}"`, hint: didYouMean(rc.upstream, upstreamIndex.keys()) ?? `declared: ${[...upstreamIndex.keys()].join(', ') || 'none'}` });
     }
     const route = compileRoute(rc, i, where, upstream ?? -1, config.limits.maxBodyBytes, config.upstreams[rc.upstream], issues);
-    if (route) (route.route as { policies: PlanPolicy[] | null }).policies = compilePolicies(config, rc, where, shared, issues);
+    if (route) {
+      const r = route.route as { policies: PlanPolicy[] | null; routeState: SharedArrayBuffer | null; fallback: PlanFallback | null };
+      r.policies = compilePolicies(config, rc, where, shared, issues);
+      // One shared cell per limited route: its in-flight count across workers, kept across reloads by name.
+      if (rc.maxConcurrent > 0) r.routeState = shared.get(`route-inflight:${rc.name}`, Int32Array.BYTES_PER_ELEMENT);
+      r.fallback = compileFallback(rc.fallback, `${where}.fallback`, upstreamIndex, issues);
+    }
     if (route && issues.length === before) {
       routes.push(route.route);
       parsed.push({ parts: route.patterns, hostKeys: route.hostKeys });
@@ -136,13 +142,61 @@ function compileUpstreams(config: Config, shared: SharedRegistry, issues: Config
       healthCheck: compileHealthCheck(u.healthCheck, `upstreams.${name}.healthCheck`, issues),
       // Keyed by the node set: a reload that keeps the nodes keeps their health, ejections and in-flight counts.
       clusterState: shared.get(`cluster:${name}:${nodes.map((n) => n.url).join(',')}`, regionBytes(nodes.length)),
+      circuit: u.circuitBreaker
+        ? {
+            errorPercent: u.circuitBreaker.errorPercent,
+            slowPercent: u.circuitBreaker.slowPercent,
+            slowCallMs: u.circuitBreaker.slowCallMs ?? 0,
+            bucketMs: Math.ceil(u.circuitBreaker.windowMs / CIRCUIT_BUCKETS),
+            minRequests: u.circuitBreaker.minRequests,
+            openMs: u.circuitBreaker.openMs,
+            halfOpenRequests: u.circuitBreaker.halfOpenRequests,
+          }
+        : null,
+      retryBudget: { ...u.retryBudget },
+      maxConcurrent: u.maxConcurrent,
+      queue: { ...u.queue },
     });
+    if (u.queue.size > 0 && u.maxConcurrent === 0) {
+      issues.push({ path: `upstreams.${name}.queue.size`, message: 'a queue needs maxConcurrent (the limit it waits for)', hint: 'set upstreams.' + name + '.maxConcurrent' });
+    }
     const o = u.outlierDetection;
     if (o.maxEjectionMs < o.baseEjectionMs) {
       issues.push({ path: `upstreams.${name}.outlierDetection.maxEjectionMs`, message: `must be at least baseEjectionMs (${o.baseEjectionMs})` });
     }
   }
   return out;
+}
+
+function compileFallback(f: FallbackConfig | undefined, where: string, upstreams: Map<string, number>, issues: ConfigIssue[]): PlanFallback | null {
+  if (!f) return null;
+  if ('upstream' in f) {
+    const i = upstreams.get(f.upstream);
+    if (i === undefined) {
+      issues.push({ path: `${where}.upstream`, message: `unknown upstream "${f.upstream}"`, hint: didYouMean(f.upstream, upstreams.keys()) ?? `declared: ${[...upstreams.keys()].join(', ') || 'none'}` });
+      return null;
+    }
+    return { kind: 'upstream', upstream: i };
+  }
+  const headers: string[] = [];
+  for (const [k, v] of Object.entries(f.headers)) headers.push(k.toLowerCase(), v);
+  return { kind: 'static', status: f.status, headers, body: f.body };
+}
+
+function compileRetry(r: RetryConfig, where: string, issues: ConfigIssue[]): PlanRetry {
+  if (r.backoffMaxMs < r.backoffBaseMs) issues.push({ path: `${where}.backoffMaxMs`, message: `must be at least backoffBaseMs (${r.backoffBaseMs})` });
+  return {
+    attempts: r.attempts,
+    onConnect: r.on.includes('connect-failure'),
+    onReset: r.on.includes('reset'),
+    onTimeout: r.on.includes('timeout'),
+    statuses: r.on.filter((x): x is number => typeof x === 'number'),
+    nonIdempotent: r.nonIdempotent,
+    backoffBaseMs: r.backoffBaseMs,
+    backoffMaxMs: r.backoffMaxMs,
+    perTryTimeoutMs: r.perTryTimeoutMs ?? 0,
+    maxBodyBytes: r.maxBodyBytes,
+  };
 }
 
 function compileHealthCheck(h: HealthCheckConfig | undefined, where: string, issues: ConfigIssue[]): PlanHealthCheck | null {
@@ -282,6 +336,12 @@ function compileRoute(
     connectTimeoutMs: rc.timeouts?.connectMs ?? upstreamConfig?.connectTimeoutMs ?? 2000,
     readTimeoutMs: rc.timeouts?.readMs ?? upstreamConfig?.readTimeoutMs ?? 30000,
     maxBodyBytes: rc.maxBodyBytes ?? defaultMaxBody,
+    requestTimeoutMs: rc.timeouts?.requestMs ?? 0,
+    retry: compileRetry(rc.retries, `${where}.retries`, issues),
+    requestBody: { ...rc.requestBody },
+    maxConcurrent: rc.maxConcurrent,
+    routeState: null,
+    fallback: null,
     priority: rc.priority,
     policies: null,
     where,

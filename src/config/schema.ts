@@ -3,7 +3,7 @@ import { POLICIES } from '../policies/index.js';
 import { RedisSchema } from '../shared/redis-config.js';
 import { ConsumerRegistrySchema, ConsumersSchema } from '../identity/schema.js';
 import { ObservabilitySchema } from '../observe/schema.js';
-import { HealthCheckSchema, OutlierSchema } from '../upstream/resilience-schema.js';
+import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema, QueueSchema, RequestBodySchema, RetryBudgetSchema, RetrySchema } from '../upstream/resilience-schema.js';
 
 /**
  * The one schema of a nanogate config file. It is the source of the TypeScript types (Static<>), of validation
@@ -102,6 +102,10 @@ const Upstream = Type.Object(
     readTimeoutMs: Millis(30000, 'time allowed for the response head, and between body reads (then 504)'),
     healthCheck: Type.Optional(HealthCheckSchema),
     outlierDetection: OutlierSchema,
+    circuitBreaker: Type.Optional(CircuitBreakerSchema),
+    retryBudget: RetryBudgetSchema,
+    maxConcurrent: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0, description: 'requests in flight to this upstream across all workers (0: no limit); beyond it the queue, then 503' }),
+    queue: QueueSchema,
   },
   { additionalProperties: false },
 );
@@ -159,11 +163,19 @@ const Route = Type.Object(
     }),
     timeouts: Type.Optional(
       Type.Object(
-        { connectMs: Type.Optional(Millis(2000, 'connect timeout')), readMs: Type.Optional(Millis(30000, 'read timeout')) },
+        {
+          connectMs: Type.Optional(Millis(2000, 'connect timeout')),
+          readMs: Type.Optional(Millis(30000, 'read timeout')),
+          requestMs: Type.Optional(Millis(60000, 'deadline of the whole request: queueing, every try and backoff (then 504, or the fallback)')),
+        },
         { additionalProperties: false },
       ),
     ),
     maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    retries: RetrySchema,
+    requestBody: RequestBodySchema,
+    maxConcurrent: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0, description: 'requests in flight on this route across all workers (0: no limit); beyond it 503 at once' }),
+    fallback: Type.Optional(FallbackSchema),
     policies: Type.Optional(Policies),
   },
   { additionalProperties: false },

@@ -1,5 +1,12 @@
 import type { Plan } from '../config/plan.js';
 import {
+  ACTIVE,
+  CIRCUIT,
+  CIRCUIT_NAMES,
+  CIRCUIT_OPENINGS,
+  RETRIES_REFUSED,
+  RETRIES_TOTAL,
+  SHED_TOTAL,
   ClusterState,
   EJECTED_UNTIL,
   EJECTIONS_TOTAL,
@@ -33,6 +40,12 @@ export function renderClusterMetrics(plan: Plan, facts: ClusterMetricFacts): str
   out.help('nanogate_upstream_node_latency_ewma_seconds', 'gauge', 'per node: peak-sensitive moving average of the time to the response head');
   out.help('nanogate_upstream_ejections_total', 'counter', 'per node: passive ejections');
   out.help('nanogate_upstream_panic', 'gauge', 'per upstream: 1 while no node is available and traffic goes to all of them');
+  out.help('nanogate_upstream_active_requests', 'gauge', 'per upstream: requests holding a slot (in flight or between tries) across all workers');
+  out.help('nanogate_upstream_retries_total', 'counter', 'per upstream: retries started');
+  out.help('nanogate_upstream_retries_refused_total', 'counter', 'per upstream: retries the retry budget refused');
+  out.help('nanogate_upstream_shed_total', 'counter', 'per upstream: requests refused at once by an open circuit or a full queue');
+  out.help('nanogate_upstream_circuit_state', 'gauge', 'per upstream: 1 for the circuit breaker state it is in (closed, open, half-open)');
+  out.help('nanogate_upstream_circuit_openings_total', 'counter', 'per upstream: times the circuit breaker opened');
   const now = Date.now() | 0;
   for (const u of plan.upstreams) {
     const s = new ClusterState(u.clusterState, u.nodes.length);
@@ -47,7 +60,17 @@ export function renderClusterMetrics(plan: Plan, facts: ClusterMetricFacts): str
       out.sample('nanogate_upstream_node_latency_ewma_seconds', labels, s.get(i, LATENCY_US) / 1e6);
       out.sample('nanogate_upstream_ejections_total', labels, s.get(i, EJECTIONS_TOTAL));
     }
-    out.sample('nanogate_upstream_panic', out.labels('upstream', u.name), Atomics.load(s.cells, PANIC));
+    const ul = out.labels('upstream', u.name);
+    out.sample('nanogate_upstream_panic', ul, Atomics.load(s.cells, PANIC));
+    out.sample('nanogate_upstream_active_requests', ul, Atomics.load(s.cells, ACTIVE));
+    out.sample('nanogate_upstream_retries_total', ul, Atomics.load(s.cells, RETRIES_TOTAL));
+    out.sample('nanogate_upstream_retries_refused_total', ul, Atomics.load(s.cells, RETRIES_REFUSED));
+    out.sample('nanogate_upstream_shed_total', ul, Atomics.load(s.cells, SHED_TOTAL));
+    if (u.circuit !== null) {
+      const state = Atomics.load(s.cells, CIRCUIT);
+      for (let c = 0; c < CIRCUIT_NAMES.length; c++) out.sample('nanogate_upstream_circuit_state', out.labels('upstream', u.name, 'state', CIRCUIT_NAMES[c]), state === c ? 1 : 0);
+      out.sample('nanogate_upstream_circuit_openings_total', ul, Atomics.load(s.cells, CIRCUIT_OPENINGS));
+    }
   }
   out.help('nanogate_upstream_health_changes_total', 'counter', 'node health changes found by active checks, by upstream and new state');
   for (const [key, v] of facts.healthChanges) {

@@ -73,7 +73,7 @@ export class WorkerMetrics {
     if (ex.bytesOut > 0) Atomics.add(cells, row + R_BYTES_OUT, ex.bytesOut);
     const code = ex.errorCode;
     if (code !== null) Atomics.add(cells, this.#codes + CODE_INDEX[code], 1);
-    if (ex.nodeIndex >= 0) {
+    if (ex.nodeIndex >= 0 && ex.upstream === route.upstream) {
       const ns = route.nodeMetricsSlots[ex.nodeIndex];
       if (ns !== undefined) {
         const failed = code !== null && code.startsWith('NG_ERR_UPSTREAM_');

@@ -7,7 +7,8 @@
  *
  *   Int32Array:
  *   +---------------------------------- header (HEADER_SLOTS) ----------------------------------+
- *   | GENERATION | NODE_COUNT | PANIC | EJECTED_NOW | ACTIVE | reserved ...                        |
+ *   | GENERATION | NODE_COUNT | PANIC | EJECTED_NOW | ACTIVE | RETRIES_ACTIVE | CIRCUIT ... totals  |
+ *   | circuit window: 10 buckets × [epoch, calls, failures, slow]                                 |
  *   +--------------------------------------------------------------------------------------------+
  *   | node 0: NODE_STRIDE cells (HEALTH, EJECTED_UNTIL, EJECTIONS, IN_FLIGHT, LATENCY_US, ...)   |
  *   | node 1 ...                                                                                 |
@@ -29,7 +30,32 @@ export const PANIC = 2;
 export const EJECTED_NOW = 3;
 /** requests of this upstream in flight across all workers */
 export const ACTIVE = 4;
-export const HEADER_SLOTS = 8;
+/** retries in flight or waiting in backoff across all workers (the retry budget counts them) */
+export const RETRIES_ACTIVE = 5;
+/** circuit breaker: CIRCUIT_CLOSED, CIRCUIT_OPEN or CIRCUIT_HALF_OPEN */
+export const CIRCUIT = 6;
+/** clock32() when the circuit last opened */
+export const CIRCUIT_OPENED_AT = 7;
+/** half-open probes admitted, and those that passed */
+export const CIRCUIT_PROBES = 8;
+export const CIRCUIT_PROBES_OK = 9;
+/** times the circuit opened, for metrics */
+export const CIRCUIT_OPENINGS = 10;
+/** requests refused at once by an open circuit, a full queue or the concurrency limit, for metrics */
+export const SHED_TOTAL = 11;
+export const RETRIES_TOTAL = 12;
+/** retries the budget refused */
+export const RETRIES_REFUSED = 13;
+/** circuit window: CIRCUIT_BUCKETS buckets of [epoch, calls, failures, slow] from WINDOW_BASE */
+export const WINDOW_BASE = 16;
+export const CIRCUIT_BUCKETS = 10;
+export const BUCKET_CELLS = 4;
+export const HEADER_SLOTS = WINDOW_BASE + CIRCUIT_BUCKETS * BUCKET_CELLS;
+
+export const CIRCUIT_CLOSED = 0;
+export const CIRCUIT_OPEN = 1;
+export const CIRCUIT_HALF_OPEN = 2;
+export const CIRCUIT_NAMES = ['closed', 'open', 'half-open'] as const;
 
 // ---- per node cells (offset inside a node's stride)
 /** HEALTH_UNKNOWN until an active check decided; workers treat unknown as healthy */

@@ -1,7 +1,22 @@
-import type { PlanOutlier, PlanUpstream } from '../config/plan.js';
+import type { PlanCircuit, PlanOutlier, PlanUpstream } from '../config/plan.js';
 import { Balancer, type NodeAvailability, type PoolLoad } from './balancer.js';
 import {
   ACTIVE,
+  BUCKET_CELLS,
+  CIRCUIT,
+  CIRCUIT_BUCKETS,
+  CIRCUIT_CLOSED,
+  CIRCUIT_HALF_OPEN,
+  CIRCUIT_OPEN,
+  CIRCUIT_OPENED_AT,
+  CIRCUIT_OPENINGS,
+  CIRCUIT_PROBES,
+  CIRCUIT_PROBES_OK,
+  RETRIES_ACTIVE,
+  RETRIES_REFUSED,
+  RETRIES_TOTAL,
+  SHED_TOTAL,
+  WINDOW_BASE,
   CONSECUTIVE_5XX,
   CONSECUTIVE_GATEWAY,
   ClusterState,
@@ -42,6 +57,25 @@ export const OUTCOME_NONE = 6;
 
 const FAILURE_OF = [0, LAST_5XX, LAST_CONNECT, LAST_RESET, LAST_TIMEOUT, LAST_BAD_RESPONSE, 0];
 
+/** admit(): the request may go now */
+export const ADMIT_OK = 0;
+/** admit(): it may go now as one of the half-open circuit's probes (its outcome decides the circuit) */
+export const ADMIT_PROBE = 1;
+/** admit(): the circuit is open (or half-open with every probe taken) */
+export const ADMIT_CIRCUIT_OPEN = 2;
+/** admit(): maxConcurrent requests are in flight */
+export const ADMIT_FULL = 3;
+
+/** A request waiting in the cluster's queue for a free slot (the worker's Exchange). */
+export interface QueuedRequest {
+  /** clock.now deadline of its wait */
+  readonly queuedUntil: number;
+  /** a slot may be free: try again (admit may still refuse, and it queues again) */
+  dequeued(): void;
+  /** its wait is over without a slot */
+  queueTimedOut(): void;
+}
+
 /** Something that wants to hear about passive ejections (the worker posts them to the control plane for the log). */
 export type EjectionListener = (upstream: string, node: number, failure: number, forMs: number) => void;
 
@@ -68,6 +102,13 @@ export class UpstreamCluster implements NodeAvailability {
   readonly #firstCell: number;
   /** an active check is configured: an ejected node comes back when it passes, not by trial requests */
   readonly #activeChecks: boolean;
+  readonly #circuit: PlanCircuit | null;
+  readonly #budget: { readonly percent: number; readonly minConcurrency: number };
+  readonly #maxConcurrent: number;
+  readonly #queueSize: number;
+  readonly queueWaitMs: number;
+  /** this worker's requests waiting for a slot, oldest first */
+  readonly #queue: QueuedRequest[] = [];
   #panic = false;
   #now = 0;
   onEjection: EjectionListener | null = null;
@@ -83,6 +124,11 @@ export class UpstreamCluster implements NodeAvailability {
     this.#flags = flags;
     this.#firstCell = firstCell;
     this.loads = upstream.nodes.map((_, i) => new SharedLoad(state, i));
+    this.#circuit = upstream.circuit;
+    this.#budget = upstream.retryBudget;
+    this.#maxConcurrent = upstream.maxConcurrent;
+    this.#queueSize = upstream.queue.size;
+    this.queueWaitMs = upstream.queue.maxWaitMs;
     this.balancer = new Balancer(upstream, flags, firstCell);
   }
 
@@ -131,16 +177,183 @@ export class UpstreamCluster implements NodeAvailability {
     return trials === 0 || s.get(i, IN_FLIGHT) < trials;
   }
 
+  /**
+   * May a request go to this upstream now? The circuit breaker first, then the concurrency limit, which takes a slot
+   * (counted in ACTIVE with a compare-exchange, so the limit holds exactly across workers). With ADMIT_OK or
+   * ADMIT_PROBE the caller owns a slot and must pass it on to begin() or give it back with release().
+   */
+  admit(): number {
+    let verdict = ADMIT_OK;
+    if (this.#circuit !== null) {
+      verdict = this.#circuitAdmit(this.#circuit);
+      if (verdict === ADMIT_CIRCUIT_OPEN) {
+        Atomics.add(this.state.cells, SHED_TOTAL, 1);
+        return verdict;
+      }
+    }
+    const cells = this.state.cells;
+    const max = this.#maxConcurrent;
+    if (max === 0) {
+      Atomics.add(cells, ACTIVE, 1);
+      return verdict;
+    }
+    for (;;) {
+      const n = Atomics.load(cells, ACTIVE);
+      if (n >= max) return ADMIT_FULL;
+      if (Atomics.compareExchange(cells, ACTIVE, n, n + 1) === n) return verdict;
+    }
+  }
+
+  /** Gives back a slot taken by admit() (the request ended, or waits for a retry). Wakes a queued request. */
+  release(): void {
+    Atomics.sub(this.state.cells, ACTIVE, 1);
+    if (this.#queue.length > 0) this.#queue.shift()!.dequeued();
+  }
+
+  /** Queues a request refused with ADMIT_FULL; false when the queue is full (then 503 at once). */
+  enqueue(r: QueuedRequest): boolean {
+    if (this.#queue.length >= this.#queueSize) {
+      Atomics.add(this.state.cells, SHED_TOTAL, 1);
+      return false;
+    }
+    this.#queue.push(r);
+    return true;
+  }
+
+  /** Takes a request out of the queue (its client left). */
+  dequeue(r: QueuedRequest): void {
+    const i = this.#queue.indexOf(r);
+    if (i >= 0) this.#queue.splice(i, 1);
+  }
+
+  /**
+   * Every clock tick: slots freed by other workers are offered to this worker's queue (release() only wakes the
+   * releasing worker's own), and waits that passed their deadline end.
+   */
+  sweep(now: number): void {
+    const q = this.#queue;
+    if (q.length === 0) return;
+    while (q.length > 0 && q[0].queuedUntil <= now) q.shift()!.queueTimedOut();
+    if (q.length > 0 && Atomics.load(this.state.cells, ACTIVE) < this.#maxConcurrent) q.shift()!.dequeued();
+  }
+
   /** An attempt goes to node i: counted in flight on every worker's view until finish(i). */
   begin(i: number): void {
     this.state.add(i, IN_FLIGHT, 1);
-    Atomics.add(this.state.cells, ACTIVE, 1);
   }
 
   /** The attempt on node i is over (its response ended, failed, or the client left). */
   finish(i: number): void {
     this.state.add(i, IN_FLIGHT, -1);
-    Atomics.sub(this.state.cells, ACTIVE, 1);
+  }
+
+  /**
+   * The retry budget (Envoy's retry_budget): a retry, counted from when it is decided (backoff included) until its
+   * attempt ends, is allowed while retries are fewer than `percent` of the requests in flight, or than
+   * `minConcurrency`. True when allowed (then retryDone() must follow).
+   */
+  tryRetry(): boolean {
+    const cells = this.state.cells;
+    const b = this.#budget;
+    const allowed = Math.max(b.minConcurrency, Math.floor((Atomics.load(cells, ACTIVE) * b.percent) / 100));
+    for (;;) {
+      const n = Atomics.load(cells, RETRIES_ACTIVE);
+      if (n >= allowed) {
+        Atomics.add(cells, RETRIES_REFUSED, 1);
+        return false;
+      }
+      if (Atomics.compareExchange(cells, RETRIES_ACTIVE, n, n + 1) === n) break;
+    }
+    Atomics.add(cells, RETRIES_TOTAL, 1);
+    return true;
+  }
+
+  retryDone(): void {
+    Atomics.sub(this.state.cells, RETRIES_ACTIVE, 1);
+  }
+
+  /** ms until an open circuit lets probes through (for Retry-After); 0 when it is not open. */
+  circuitRetryAfterMs(): number {
+    const c = this.#circuit;
+    if (c === null || Atomics.load(this.state.cells, CIRCUIT) !== CIRCUIT_OPEN) return 0;
+    const left = (Atomics.load(this.state.cells, CIRCUIT_OPENED_AT) + c.openMs - clock32()) | 0;
+    return left > 0 ? left : 0;
+  }
+
+  #circuitAdmit(c: PlanCircuit): number {
+    const cells = this.state.cells;
+    const state = Atomics.load(cells, CIRCUIT);
+    if (state === CIRCUIT_CLOSED) return ADMIT_OK;
+    const now = clock32();
+    const openedAt = Atomics.load(cells, CIRCUIT_OPENED_AT);
+    if (state === CIRCUIT_OPEN) {
+      if (!after(now, clock32(openedAt + c.openMs))) return ADMIT_CIRCUIT_OPEN;
+      if (Atomics.compareExchange(cells, CIRCUIT, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN) === CIRCUIT_OPEN) {
+        Atomics.store(cells, CIRCUIT_PROBES, 0);
+        Atomics.store(cells, CIRCUIT_PROBES_OK, 0);
+        this.state.bump();
+      }
+    }
+    // Half-open: exactly halfOpenRequests probes across all workers. Probes whose clients left decide nothing; a
+    // half-open state that outlives twice the open time lets a new set of probes through.
+    if (Atomics.add(cells, CIRCUIT_PROBES, 1) < c.halfOpenRequests) return ADMIT_PROBE;
+    if (after(now, clock32(openedAt + 2 * c.openMs + 1000))) {
+      Atomics.store(cells, CIRCUIT_OPENED_AT, clock32(Date.now() - c.openMs));
+      Atomics.store(cells, CIRCUIT_PROBES, 0);
+    }
+    return ADMIT_CIRCUIT_OPEN;
+  }
+
+  /** The circuit's view of one call: counted in the rolling window, or decides a probe. */
+  #circuitRecord(c: PlanCircuit, failed: boolean, latencyUs: number, probe: boolean): void {
+    const cells = this.state.cells;
+    const state = Atomics.load(cells, CIRCUIT);
+    const slow = c.slowCallMs > 0 && latencyUs > c.slowCallMs * 1000;
+    if (state === CIRCUIT_HALF_OPEN) {
+      if (!probe) return;
+      if (failed || slow) this.#openCircuit(CIRCUIT_HALF_OPEN);
+      else if (Atomics.add(cells, CIRCUIT_PROBES_OK, 1) + 1 >= c.halfOpenRequests) {
+        if (Atomics.compareExchange(cells, CIRCUIT, CIRCUIT_HALF_OPEN, CIRCUIT_CLOSED) === CIRCUIT_HALF_OPEN) {
+          for (let b = 0; b < CIRCUIT_BUCKETS; b++) Atomics.store(cells, WINDOW_BASE + b * BUCKET_CELLS, 0);
+          this.state.bump();
+        }
+      }
+      return;
+    }
+    if (state !== CIRCUIT_CLOSED) return;
+    const epoch = Math.floor(Date.now() / c.bucketMs) | 0;
+    const base = WINDOW_BASE + (epoch % CIRCUIT_BUCKETS) * BUCKET_CELLS;
+    const seen = Atomics.load(cells, base);
+    if (seen !== epoch && Atomics.compareExchange(cells, base, seen, epoch) === seen) {
+      Atomics.store(cells, base + 1, 0);
+      Atomics.store(cells, base + 2, 0);
+      Atomics.store(cells, base + 3, 0);
+    }
+    Atomics.add(cells, base + 1, 1);
+    if (failed) Atomics.add(cells, base + 2, 1);
+    if (slow) Atomics.add(cells, base + 3, 1);
+    if (!failed && !slow) return;
+    // Only a failure can open the circuit, so only a failure sums the window.
+    let calls = 0;
+    let failures = 0;
+    let slows = 0;
+    for (let b = 0; b < CIRCUIT_BUCKETS; b++) {
+      const at = WINDOW_BASE + b * BUCKET_CELLS;
+      if (epoch - Atomics.load(cells, at) >= CIRCUIT_BUCKETS) continue;
+      calls += Atomics.load(cells, at + 1);
+      failures += Atomics.load(cells, at + 2);
+      slows += Atomics.load(cells, at + 3);
+    }
+    if (calls < c.minRequests) return;
+    if (failures * 100 >= c.errorPercent * calls || (c.slowCallMs > 0 && slows * 100 >= c.slowPercent * calls)) this.#openCircuit(CIRCUIT_CLOSED);
+  }
+
+  #openCircuit(from: number): void {
+    const cells = this.state.cells;
+    if (Atomics.compareExchange(cells, CIRCUIT, from, CIRCUIT_OPEN) !== from) return;
+    Atomics.store(cells, CIRCUIT_OPENED_AT, clock32());
+    Atomics.add(cells, CIRCUIT_OPENINGS, 1);
+    this.state.bump();
   }
 
   /**
@@ -148,8 +361,9 @@ export class UpstreamCluster implements NodeAvailability {
    * time to the head (0 for none). Passive health: a success clears the node's failure streaks (and ends a trial);
    * a failure extends its streak and ejects the node once the streak reaches the configured count.
    */
-  observe(i: number, outcome: number, latencyUs: number): void {
+  observe(i: number, outcome: number, latencyUs: number, probe = false): void {
     if (outcome === OUTCOME_NONE) return;
+    if (this.#circuit !== null) this.#circuitRecord(this.#circuit, outcome !== OUTCOME_OK, latencyUs, probe);
     const s = this.state;
     s.add(i, WINDOW_TOTAL, 1);
     if (latencyUs > 0) observeLatency(s, i, latencyUs);

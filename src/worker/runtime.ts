@@ -73,9 +73,16 @@ export class RouteRuntime {
   readonly nodeMetricsSlots: readonly number[];
   /** policy names of the access then rewrite hooks, when a hook asked for per-hook timing; else null */
   readonly timedHooks: readonly string[] | null;
+  /** the route's in-flight cell across workers, when it has a concurrency limit */
+  readonly concurrency: Int32Array | null;
+  /** what answers when the upstream cannot (src/config/plan.ts PlanFallback), with the fallback upstream resolved */
+  readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: string } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
 
-  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>) {
+  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>, upstreams: readonly UpstreamRuntime[] = []) {
     this.scratch = scratch;
+    this.concurrency = plan.routeState ? new Int32Array(plan.routeState) : null;
+    const f = plan.fallback;
+    this.fallback = f === null ? null : f.kind === 'static' ? f : { kind: 'upstream', upstream: upstreams[f.upstream] };
     const hooks: PolicyHooks[] = [];
     for (const [slot, p] of (plan.policies ?? []).entries()) {
       const mod = POLICY_BY_NAME.get(p.name)!;
@@ -147,7 +154,7 @@ export class Runtime {
       const old = previous?.upstreams.find((u) => u.name === plan.upstreams[i].name);
       return new UpstreamRuntime(plan, i, old, this.flags, nodeCellBase(this.flags, bases[i]));
     });
-    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch, workerIndex, plan.services));
+    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch, workerIndex, plan.services, this.upstreams));
     this.trusted = new CidrSet(plan.proxy.trustedProxies);
     this.#hosts = plan.router.hosts;
     this.#wildcardHosts = plan.router.wildcardHosts;
@@ -178,7 +185,10 @@ export class Runtime {
   }
 
   sweep(now: number): void {
-    for (const u of this.upstreams) for (const p of u.pools) p.sweep(now);
+    for (const u of this.upstreams) {
+      for (const p of u.pools) p.sweep(now);
+      u.cluster.sweep(now);
+    }
     const r = this.retiring;
     if (r.length > 0) {
       for (let i = r.length - 1; i >= 0; i--) {
