@@ -11,7 +11,8 @@ import { ConfigError, type ConfigIssue } from '../config/errors.js';
 import { AdminFlags, nodeBases, type AdminSwitches } from '../shared/admin-flags.js';
 import { AuditLog, type AuditEntry } from './audit.js';
 import { ConfigWatcher } from './config-watch.js';
-import type { Config } from '../config/schema.js';
+import { ConfigSchema, type Config } from '../config/schema.js';
+import { scrub, secretValues } from '../config/secrets.js';
 import type { Plan } from '../config/plan.js';
 import { createCounters, CounterReader, MAX_WORKERS } from '../shared/counters.js';
 import type { FromWorker, ToWorker } from './messages.js';
@@ -51,6 +52,15 @@ export interface HistoryEntry {
   routes: number;
   /** rolled back from this version */
   rollbackOf?: number;
+}
+
+/**
+ * How a change may be made. `allowInsecureAdmin`: the change may remove admin.token from the running admin API
+ * (refused otherwise: afterwards anyone who can reach the admin port could change the gateway). Only the admin API
+ * can say so (?allowInsecureAdmin=1, docs/admin-api.md); a file reload (SIGHUP, file watch) never does.
+ */
+export interface ApplyOptions {
+  allowInsecureAdmin?: boolean;
 }
 
 export interface ApplyResult {
@@ -169,8 +179,14 @@ export class Gateway {
 
   async start(): Promise<void> {
     this.config = loadConfigText(this.#readConfigFile(), this.options.configFile);
-    const compiled = compileConfig(this.config, this.options.configFile, 1, this.shared);
-    const warnings = compiled.warnings;
+    const secrets = secretValues(this.config, ConfigSchema);
+    let compiled;
+    try {
+      compiled = compileConfig(this.config, this.options.configFile, 1, this.shared);
+    } catch (err) {
+      throw scrubbed(err, secrets);
+    }
+    const warnings = compiled.warnings.map((w) => scrub(w, secrets));
     for (const w of warnings) this.log.warn(w);
     const flags = AdminFlags.forPlan(compiled.plan, this.#switches);
     const plan: Plan = { ...compiled.plan, adminFlags: flags.buffer };
@@ -286,16 +302,16 @@ export class Gateway {
    * Loads the config file again and applies it to every worker, or throws (ConfigError: the old plan keeps
    * serving). SIGHUP, POST /reload and the file watch all come here.
    */
-  reload(actor: Actor = { who: 'control-plane' }): Promise<ApplyResult> {
+  reload(actor: Actor = { who: 'control-plane' }, options: ApplyOptions = {}): Promise<ApplyResult> {
     return this.#audited(actor, 'reload', this.options.configFile, () => {
       const config = loadConfigText(this.#readConfigFile(), this.options.configFile);
-      return this.#apply(config, this.options.configFile, 'reload', actor);
+      return this.#apply(config, this.options.configFile, 'reload', actor, undefined, options);
     });
   }
 
   /** A config sent as text (PUT /config): YAML or JSON, `${ENV}` interpolated, checked like `nanogate validate`. */
-  applyText(text: string, source: string, actor: Actor): Promise<ApplyResult> {
-    return this.#audited(actor, 'config.apply', source, () => this.#apply(loadConfigText(text, source), source, 'apply', actor));
+  applyText(text: string, source: string, actor: Actor, options: ApplyOptions = {}): Promise<ApplyResult> {
+    return this.#audited(actor, 'config.apply', source, () => this.#apply(loadConfigText(text, source), source, 'apply', actor, undefined, options));
   }
 
   /** Applies an already validated config. */
@@ -304,7 +320,7 @@ export class Gateway {
   }
 
   /** Applies a kept earlier config again, as a new version. */
-  rollback(version: number, actor: Actor): Promise<ApplyResult> {
+  rollback(version: number, actor: Actor, options: ApplyOptions = {}): Promise<ApplyResult> {
     return this.#audited(actor, 'config.rollback', `v${version}`, () => {
       const config = this.#kept.get(version);
       if (!config) {
@@ -312,7 +328,7 @@ export class Gateway {
         throw new UnknownTargetError('version', `version ${version} is not kept (kept: ${kept || 'none'})`);
       }
       const source = this.history.find((h) => h.version === version)?.source ?? `v${version}`;
-      return this.#apply(config, source, 'rollback', actor, version);
+      return this.#apply(config, source, 'rollback', actor, version, options);
     });
   }
 
@@ -335,7 +351,8 @@ export class Gateway {
         return r;
       } catch (err) {
         const refused = err instanceof ConfigError || err instanceof UnknownTargetError;
-        this.#record({ ...actor, action, target, result: refused ? 'refused' : 'failed', fromVersion, error: (err as Error).message });
+        // #apply scrubbed what it threw with the new config's secrets; this covers the running config's too.
+        this.#record({ ...actor, action, target, result: refused ? 'refused' : 'failed', fromVersion, error: scrub((err as Error).message, secretValues(this.config, ConfigSchema)) });
         throw err;
       }
     };
@@ -353,8 +370,21 @@ export class Gateway {
    * only when all have, every worker commits (one assignment each). A failure in either compile or prepare leaves
    * every worker on the old plan.
    */
-  async #apply(config: Config, source: string, action: string, actor: Actor, rollbackOf?: number): Promise<ApplyResult> {
+  async #apply(config: Config, source: string, action: string, actor: Actor, rollbackOf?: number, options: ApplyOptions = {}): Promise<ApplyResult> {
     if (this.#stopping) throw new ApplyFailedError('the gateway is stopping');
+    // What this throws or warns reaches the audit log, the log and the admin API: none of it may quote a credential
+    // of the new config or of the running one (a policy's complaint may quote the value it refused).
+    const secrets = [...new Set([...secretValues(config, ConfigSchema), ...secretValues(this.config, ConfigSchema)])].sort((a, b) => b.length - a.length);
+    try {
+      const result = await this.#applyChecked(config, source, action, actor, rollbackOf, options);
+      result.warnings = result.warnings.map((w) => scrub(w, secrets));
+      return result;
+    } catch (err) {
+      throw scrubbed(err, secrets);
+    }
+  }
+
+  async #applyChecked(config: Config, source: string, action: string, actor: Actor, rollbackOf: number | undefined, options: ApplyOptions): Promise<ApplyResult> {
     const version = this.plan.version + 1;
     const t0 = performance.now();
     const { plan: compiled, warnings } = compileConfig(config, source, version, this.shared);
@@ -673,4 +703,16 @@ function freePort(host: string): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+/** `err` with every credential in `secrets` (and every URL password) taken out of its message, same class. */
+function scrubbed(err: unknown, secrets: readonly string[]): unknown {
+  if (err instanceof ConfigError) {
+    return new ConfigError(
+      scrub(err.file, secrets),
+      err.issues.map((i) => ({ path: i.path, message: scrub(i.message, secrets), ...(i.hint !== undefined ? { hint: scrub(i.hint, secrets) } : {}) })),
+    );
+  }
+  if (err instanceof ApplyFailedError) return new ApplyFailedError(scrub(err.message, secrets));
+  return err;
 }
