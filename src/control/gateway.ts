@@ -394,6 +394,19 @@ export class Gateway {
     if (config.listen.host !== this.config.listen.host) issues.push({ path: 'listen.host', message: fixed });
     if (config.admin.port !== this.config.admin.port) issues.push({ path: 'admin.port', message: fixed });
     if (config.admin.host !== this.config.admin.host) issues.push({ path: 'admin.host', message: fixed });
+    // Dropping the token opens the running admin API to anyone who can reach its port (a non-loopback admin host
+    // without a token is refused by compileConfig whatever is asked, and the host cannot change while running).
+    const dropsToken = this.config.admin.token !== undefined && config.admin.token === undefined;
+    if (dropsToken && !options.allowInsecureAdmin) {
+      issues.push({
+        path: 'admin.token',
+        message: `the running admin API (${this.config.admin.host}:${this.admin?.port ?? this.config.admin.port}) requires a token and this config removes it, so anyone who can reach that port could change the gateway`,
+        // A change through the admin API has a peer address; SIGHUP and the file watch have none and cannot opt in.
+        hint: actor.from !== undefined
+          ? 'keep admin.token, or send the change with ?allowInsecureAdmin=1 if the admin API is meant to be open'
+          : 'keep admin.token in the file, or restart the gateway to run without one',
+      });
+    }
     let audit: AuditLog | null = null;
     if (config.admin.auditLog !== this.audit?.destination) {
       try {
@@ -406,6 +419,7 @@ export class Gateway {
       audit?.close();
       throw new ConfigError(source, issues);
     }
+    if (dropsToken) warnings.push('admin.token: removed as asked (allowInsecureAdmin); the admin API now accepts changes from anyone who can reach its port');
     if (this.options.workers === undefined && config.workers !== this.config.workers) {
       warnings.push(`workers: the worker count changes on the next start (running ${this.slots.length})`);
     }
