@@ -7,6 +7,7 @@ import { ConfigSchema } from '../config/schema.js';
 import { redactConfig } from '../config/secrets.js';
 import { tokenFingerprint } from './audit.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../observe/prometheus.js';
+import type { NodeError } from './messages.js';
 
 /**
  * The admin API, on its own port and served by the control plane (never by a worker), so operations traffic cannot
@@ -283,7 +284,7 @@ export class AdminServer {
   async #upstreams() {
     const g = this.#gateway;
     const plan = g.plan;
-    const { load, missing } = await g.upstreamLoad();
+    const { load, errors, missing } = await g.upstreamLoad();
     return {
       version: plan.version,
       workersMissing: missing,
@@ -296,10 +297,16 @@ export class AdminServer {
           weight: n.weight,
           drained: g.nodeDrained(u.name, n.url),
           inFlight: load.get(u.name)?.[i] ?? 0,
+          lastError: nodeError(errors.get(u.name)?.[i]),
         })),
       })),
     };
   }
+}
+
+/** A node's newest failure for GET /upstreams: when, the code clients got, and the cause they did not see. */
+function nodeError(e: NodeError | null | undefined) {
+  return e ? { at: new Date(e.at).toISOString(), code: e.code, detail: e.detail } : null;
 }
 
 function matchParts(pattern: string[], parts: string[]): string[] | null {

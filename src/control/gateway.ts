@@ -15,7 +15,7 @@ import { ConfigSchema, type Config } from '../config/schema.js';
 import { scrub, secretValues } from '../config/secrets.js';
 import type { Plan } from '../config/plan.js';
 import { createCounters, CounterReader, MAX_WORKERS } from '../shared/counters.js';
-import type { FromWorker, ToWorker } from './messages.js';
+import type { FromWorker, NodeError, ToWorker } from './messages.js';
 import { AdminServer } from './admin.js';
 import { DemoUpstream } from '../demo/upstream.js';
 import { MetricsHub } from '../observe/metrics-hub.js';
@@ -606,18 +606,19 @@ export class Gateway {
 
   /**
    * Requests in flight per node, summed over the workers (each answers from its own pools; a worker that does not
-   * answer within `timeoutMs` is left out and counted in `missing`).
+   * answer within `timeoutMs` is left out and counted in `missing`), and each node's newest failure seen by any.
    */
-  upstreamLoad(timeoutMs = 2000): Promise<{ load: Map<string, number[]>; missing: number }> {
+  upstreamLoad(timeoutMs = 2000): Promise<{ load: Map<string, number[]>; errors: Map<string, (NodeError | null)[]>; missing: number }> {
     const id = ++this.#loadRequests;
     const targets = this.slots.map((s) => s.worker).filter((w): w is Worker => w !== null);
     return new Promise((resolve) => {
       const load = new Map<string, number[]>();
+      const errors = new Map<string, (NodeError | null)[]>();
       const waiting = new Set(targets);
       const done = () => {
         clearTimeout(timer);
         this.#planListeners.delete(listener);
-        resolve({ load, missing: waiting.size });
+        resolve({ load, errors, missing: waiting.size });
       };
       const listener = (worker: Worker, m: FromWorker) => {
         if (!waiting.has(worker)) return;
@@ -626,6 +627,11 @@ export class Gateway {
             const sum = load.get(u.name) ?? [];
             u.inFlight.forEach((n, i) => (sum[i] = (sum[i] ?? 0) + n));
             load.set(u.name, sum);
+            const newest = errors.get(u.name) ?? [];
+            u.lastErrors.forEach((e, i) => {
+              if (e !== null && (newest[i] == null || e.at > newest[i]!.at)) newest[i] = e;
+            });
+            errors.set(u.name, newest);
           }
         } else if (m.type !== 'exited') return;
         waiting.delete(worker);

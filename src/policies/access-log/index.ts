@@ -95,6 +95,8 @@ class AccessLogHook {
     if (query !== '') line.query = query;
     if (ctx.consumerPlan !== null) line.plan = ctx.consumerPlan;
     if (ctx.errorCode !== null) line.error = ctx.errorCode;
+    // The cause the client's problem body leaves out (src/errors/problem.ts), beside the node it concerns.
+    if (ctx.upstreamError !== null) line.upstreamError = ctx.upstreamError;
     if (this.#data.phases) {
       const phases: Record<string, number> = {};
       forEachPhase(t, end, (name, ms) => {
