@@ -1,6 +1,6 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import { ERRORS, type ErrorCode } from '../errors/codes.js';
-import { writeProblem } from '../errors/problem.js';
+import { upstreamDetail, writeProblem } from '../errors/problem.js';
 import type { UpstreamConnection, UpstreamExchange } from '../upstream/exchange.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../upstream/h1-parse.js';
 import type { RouteRuntime } from './runtime.js';
@@ -95,6 +95,8 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   headSent = false;
   status = 0;
   errorCode: ErrorCode | null = null;
+  /** the node and cause of the last failed upstream attempt, for the access log only (the client gets a generic detail) */
+  upstreamError: string | null = null;
   nodeIndex = -1;
   attempts = 0;
   conn: UpstreamConnection | null = null;
@@ -587,6 +589,8 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.conn = null;
     if (this.aborted || this.done) return;
     this.host.counters.add(UPSTREAM_ERRORS);
+    this.upstreamError = detail;
+    if (this.nodeIndex >= 0) this.route.upstream.noteError(this.nodeIndex, code, detail);
     if (this.headSent) {
       // Too late for an error response: cut the client connection so it sees an incomplete message.
       this.errorCode = code;
@@ -599,7 +603,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     if (code === 'NG_ERR_UPSTREAM_CONNECT' && !this.bodySent && this.attempts < this.route.upstream.pools.length) {
       return this.start(this.nodeIndex);
     }
-    this.res.cork(() => this.#fail(code, detail));
+    this.res.cork(() => this.#fail(code, upstreamDetail(code)));
   }
 
   // ---------------------------------------------------------------------------- ends
