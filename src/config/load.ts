@@ -3,9 +3,12 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigSchema, type Config } from './schema.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
+import { redactUrl } from './secrets.js';
 
 // verbose: errors carry their schema, so an unknown key can be matched against the keys that are allowed there
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
+// `secret` marks credentials (src/config/secrets.ts): an annotation, declared so that Ajv never mistakes it for a typo.
+ajv.addKeyword({ keyword: 'secret', schemaType: ['boolean', 'string'] });
 const validateSchema = ajv.compile<Config>(ConfigSchema);
 
 /**
@@ -111,7 +114,8 @@ function toIssues(errors: ErrorObject[]): ConfigIssue[] {
         message = 'does not match any allowed form';
         break;
       case 'pattern':
-        message = `${JSON.stringify(e.data)} does not have the expected form${e.parentSchema?.description ? `: ${e.parentSchema.description}` : ''}`;
+        // A credential that does not fit is not quoted: the message reaches logs, the audit log and the admin API.
+        message = `${e.parentSchema?.secret === true ? 'the value' : JSON.stringify(e.parentSchema?.secret === 'url' ? redactUrl(String(e.data)) : e.data)} does not have the expected form${e.parentSchema?.description ? `: ${e.parentSchema.description}` : ''}`;
         break;
       default:
         message = e.message ?? 'is invalid';

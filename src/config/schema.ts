@@ -19,8 +19,8 @@ const Cidr = Type.String({ minLength: 2, maxLength: 64, description: 'an IPv4 or
 const Tls = Type.Object(
   {
     cert: Type.String({ minLength: 1, description: 'path to the PEM certificate chain' }),
-    key: Type.String({ minLength: 1, description: 'path to the PEM private key' }),
-    passphrase: Type.Optional(Type.String()),
+    key: Type.String({ minLength: 1, secret: false, description: 'path to the PEM private key (the path is not secret; the file is)' }),
+    passphrase: Type.Optional(Type.String({ secret: true, description: 'passphrase of the private key' })),
   },
   { additionalProperties: false },
 );
@@ -38,7 +38,7 @@ const Admin = Type.Object(
   {
     host: Type.String({ default: '127.0.0.1', minLength: 1 }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 9901 }),
-    token: Type.Optional(Type.String({ minLength: 16, description: 'bearer token; required when host is not loopback' })),
+    token: Type.Optional(Type.String({ minLength: 16, secret: true, description: 'bearer token; required when host is not loopback' })),
     auditLog: Type.String({
       default: 'stderr',
       minLength: 1,
@@ -59,7 +59,7 @@ const Reload = Type.Object(
 
 const Limits = Type.Object(
   {
-    maxUrlLength: Type.Integer({ minimum: 64, maximum: 65536, default: 8192, description: 'longer request targets get 414' }),
+    maxUrlLength: Type.Integer({ secret: false, minimum: 64, maximum: 65536, default: 8192, description: 'longer request targets get 414' }),
     maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 32768, description: 'larger header sections get 431' }),
     maxHeaderCount: Type.Integer({ minimum: 8, maximum: 48, default: 48, description: 'more header fields get 431 (the front end drops requests with more than 48 fields)' }),
     maxBodyBytes: Type.Integer({ minimum: 0, default: 10485760, description: 'default request body limit (413); a route may override' }),
@@ -79,7 +79,7 @@ const Proxy = Type.Object(
 
 const UpstreamNode = Type.Object(
   {
-    url: Type.String({ pattern: '^https?://', description: 'http://host:port or https://host:port (no path)' }),
+    url: Type.String({ pattern: '^https?://', secret: 'url', description: 'http://host:port or https://host:port (no path)' }),
     weight: Type.Integer({ minimum: 0, maximum: 1000, default: 1, description: '0 takes the node out of rotation' }),
   },
   { additionalProperties: false },
@@ -142,7 +142,7 @@ const Match = Type.Object(
     prefix: Type.Optional(Type.String({ pattern: '^/', description: 'matches this path and everything below it' })),
     hosts: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'exact or *.example.com' })),
     methods: Type.Optional(Type.Array(Method, { minItems: 1 })),
-    headers: Type.Optional(Type.Record(HeaderName, Predicate)),
+    headers: Type.Optional(Type.Record(HeaderName, Predicate, { secret: false })),
     query: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Predicate)),
   },
   { additionalProperties: false },

@@ -19,10 +19,13 @@ import {
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { ApplyFailedError, UnknownTargetError, type Actor, type ApplyResult, type Gateway } from './gateway.js';
+import { ApplyFailedError, UnknownTargetError, type Actor, type ApplyOptions, type ApplyResult, type Gateway } from './gateway.js';
 import { ConfigError } from '../config/errors.js';
+import { ConfigSchema } from '../config/schema.js';
+import { redactConfig } from '../config/secrets.js';
 import { tokenFingerprint } from './audit.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../observe/prometheus.js';
+import type { NodeError } from './messages.js';
 
 /**
  * The admin API, on its own port and served by the control plane (never by a worker), so operations traffic cannot
@@ -158,19 +161,20 @@ export class AdminServer {
       const source = url.searchParams.get('source') ?? 'PUT /config';
       if (!SOURCE_NAME.test(source)) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', '"source" must be 1 to 200 printable characters');
       const text = await readBody(req);
-      await this.#applied(res, g.applyText(text, source, this.#actorOf(req)));
+      await this.#applied(res, g.applyText(text, source, this.#actorOf(req), applyOptions(url)));
     });
 
     on('GET', '/config/history', (_q, res) => json(res, 200, { version: g.plan.version, kept: g.keptVersions(), history: g.history }));
 
-    on('POST', '/config/rollback', async (req, res) => {
+    on('POST', '/config/rollback', async (req, res, _p, url) => {
+      const options = applyOptions(url);
       const body = parseJson(await readBody(req));
       const version = (body as { version?: unknown } | null)?.version;
       if (!Number.isInteger(version) || (version as number) < 1) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', 'the body must be {"version": <a kept version number>}');
-      await this.#applied(res, g.rollback(version as number, this.#actorOf(req)));
+      await this.#applied(res, g.rollback(version as number, this.#actorOf(req), options));
     });
 
-    on('POST', '/reload', async (req, res) => this.#applied(res, g.reload(this.#actorOf(req))));
+    on('POST', '/reload', async (req, res, _p, url) => this.#applied(res, g.reload(this.#actorOf(req), applyOptions(url))));
 
     on('GET', '/routes', (_q, res) => json(res, 200, { version: g.plan.version, routes: this.#routes() }));
     on('GET', '/routes/:name', (_q, res, [name]) => {
@@ -274,7 +278,7 @@ export class AdminServer {
     const config = version === g.plan.version ? g.config : g.keptConfig(version);
     if (!config) return null;
     const h = g.history.find((x) => x.version === version);
-    return { version, current: g.plan.version, source: h?.source, appliedAt: h?.at, config: redact(config) };
+    return { version, current: g.plan.version, source: h?.source, appliedAt: h?.at, config: redactConfig(config, ConfigSchema) };
   }
 
   #routes() {
@@ -298,7 +302,7 @@ export class AdminServer {
   async #upstreams() {
     const g = this.#gateway;
     const plan = g.plan;
-    const { load, missing } = await g.upstreamLoad();
+    const { load, errors, missing } = await g.upstreamLoad();
     return {
       version: plan.version,
       workersMissing: missing,
@@ -318,11 +322,17 @@ export class AdminServer {
             inFlight: load.get(u.name)?.[i] ?? 0,
             ...health.nodes[i],
             lastCheck: checks ? checks[i] : null,
+            lastError: nodeError(errors.get(u.name)?.[i]),
           })),
         };
       }),
     };
   }
+}
+
+/** A node's newest failure for GET /upstreams: when, the code clients got, and the cause they did not see. */
+function nodeError(e: NodeError | null | undefined) {
+  return e ? { at: new Date(e.at).toISOString(), code: e.code, detail: e.detail } : null;
 }
 
 function matchParts(pattern: string[], parts: string[]): string[] | null {
@@ -339,6 +349,17 @@ function matchParts(pattern: string[], parts: string[]): string[] | null {
     } else if (pattern[i] !== parts[i]) return null;
   }
   return params;
+}
+
+/**
+ * `?allowInsecureAdmin=1` (or `true`): the change may remove admin.token from the running admin API. Said in the
+ * request, never in the config, so that a config copied from a test setup cannot open a production gateway.
+ */
+function applyOptions(url: URL): ApplyOptions {
+  const v = url.searchParams.get('allowInsecureAdmin');
+  if (v === null) return {};
+  if (v !== '1' && v !== 'true' && v !== '0' && v !== 'false') throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', '"allowInsecureAdmin" must be 1 or true (0 or false: the default)');
+  return { allowInsecureAdmin: v === '1' || v === 'true' };
 }
 
 function bearer(req: IncomingMessage): string {
@@ -399,10 +420,6 @@ function clusterView(u: Plan['upstreams'][number]) {
       };
     }),
   };
-}
-
-function redact(config: unknown): unknown {
-  return JSON.parse(JSON.stringify(config, (k, v) => (k === 'token' || k === 'passphrase' ? '[redacted]' : v)));
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import pino, { type Logger } from 'pino';
+import { redactUrl } from '../config/secrets.js';
 
 /**
  * The admin audit log: one JSON line per change made to a running gateway (config apply, rollback, reload, drain,
@@ -11,6 +12,7 @@ import pino, { type Logger } from 'pino';
  * `who` is a fingerprint of the bearer token (the first 64 bits of its SHA-256), never the token: it tells two
  * tokens apart after a rotation without giving anything away. Without a configured token it is "anonymous";
  * changes not made through the API say where they came from ("file-watch", "SIGHUP").
+ * `error` never quotes a credential of the config (src/config/secrets.ts).
  * `result` is "ok", "refused" (bad input or an invalid config; the old state stays), "failed" (the gateway could
  * not carry it out) or "unauthorized" (a change attempted without a valid token).
  *
@@ -50,7 +52,9 @@ export class AuditLog {
 
   write(entry: AuditEntry): void {
     const clean: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(entry)) if (v !== undefined) clean[k] = v;
+    // The gateway scrubs credentials of the configs out of `error` (src/config/secrets.ts); a URL password in any
+    // text (a target named after a URL, a message quoting one) is taken out here too.
+    for (const [k, v] of Object.entries(entry)) if (v !== undefined) clean[k] = typeof v === 'string' ? redactUrl(v) : v;
     if (entry.result === 'ok') this.#logger.info(clean, 'admin change');
     else this.#logger.warn(clean, 'admin change not made');
   }

@@ -14,10 +14,11 @@ import { renderClusterMetrics } from '../observe/cluster-metrics.js';
 import { AdminFlags, nodeBases, type AdminSwitches } from '../shared/admin-flags.js';
 import { AuditLog, type AuditEntry } from './audit.js';
 import { ConfigWatcher } from './config-watch.js';
-import type { Config } from '../config/schema.js';
+import { ConfigSchema, type Config } from '../config/schema.js';
+import { scrub, secretValues } from '../config/secrets.js';
 import type { Plan } from '../config/plan.js';
 import { createCounters, CounterReader, MAX_WORKERS } from '../shared/counters.js';
-import type { FromWorker, ToWorker } from './messages.js';
+import type { FromWorker, NodeError, ToWorker } from './messages.js';
 import { AdminServer } from './admin.js';
 import { DemoUpstream } from '../demo/upstream.js';
 import { MetricsHub } from '../observe/metrics-hub.js';
@@ -54,6 +55,15 @@ export interface HistoryEntry {
   routes: number;
   /** rolled back from this version */
   rollbackOf?: number;
+}
+
+/**
+ * How a change may be made. `allowInsecureAdmin`: the change may remove admin.token from the running admin API
+ * (refused otherwise: afterwards anyone who can reach the admin port could change the gateway). Only the admin API
+ * can say so (?allowInsecureAdmin=1, docs/admin-api.md); a file reload (SIGHUP, file watch) never does.
+ */
+export interface ApplyOptions {
+  allowInsecureAdmin?: boolean;
 }
 
 export interface ApplyResult {
@@ -178,8 +188,14 @@ export class Gateway {
 
   async start(): Promise<void> {
     this.config = loadConfigText(this.#readConfigFile(), this.options.configFile);
-    const compiled = compileConfig(this.config, this.options.configFile, 1, this.shared);
-    const warnings = compiled.warnings;
+    const secrets = secretValues(this.config, ConfigSchema);
+    let compiled;
+    try {
+      compiled = compileConfig(this.config, this.options.configFile, 1, this.shared);
+    } catch (err) {
+      throw scrubbed(err, secrets);
+    }
+    const warnings = compiled.warnings.map((w) => scrub(w, secrets));
     for (const w of warnings) this.log.warn(w);
     const flags = AdminFlags.forPlan(compiled.plan, this.#switches);
     const plan: Plan = { ...compiled.plan, adminFlags: flags.buffer };
@@ -297,16 +313,16 @@ export class Gateway {
    * Loads the config file again and applies it to every worker, or throws (ConfigError: the old plan keeps
    * serving). SIGHUP, POST /reload and the file watch all come here.
    */
-  reload(actor: Actor = { who: 'control-plane' }): Promise<ApplyResult> {
+  reload(actor: Actor = { who: 'control-plane' }, options: ApplyOptions = {}): Promise<ApplyResult> {
     return this.#audited(actor, 'reload', this.options.configFile, () => {
       const config = loadConfigText(this.#readConfigFile(), this.options.configFile);
-      return this.#apply(config, this.options.configFile, 'reload', actor);
+      return this.#apply(config, this.options.configFile, 'reload', actor, undefined, options);
     });
   }
 
   /** A config sent as text (PUT /config): YAML or JSON, `${ENV}` interpolated, checked like `nanogate validate`. */
-  applyText(text: string, source: string, actor: Actor): Promise<ApplyResult> {
-    return this.#audited(actor, 'config.apply', source, () => this.#apply(loadConfigText(text, source), source, 'apply', actor));
+  applyText(text: string, source: string, actor: Actor, options: ApplyOptions = {}): Promise<ApplyResult> {
+    return this.#audited(actor, 'config.apply', source, () => this.#apply(loadConfigText(text, source), source, 'apply', actor, undefined, options));
   }
 
   /** Applies an already validated config. */
@@ -315,7 +331,7 @@ export class Gateway {
   }
 
   /** Applies a kept earlier config again, as a new version. */
-  rollback(version: number, actor: Actor): Promise<ApplyResult> {
+  rollback(version: number, actor: Actor, options: ApplyOptions = {}): Promise<ApplyResult> {
     return this.#audited(actor, 'config.rollback', `v${version}`, () => {
       const config = this.#kept.get(version);
       if (!config) {
@@ -323,7 +339,7 @@ export class Gateway {
         throw new UnknownTargetError('version', `version ${version} is not kept (kept: ${kept || 'none'})`);
       }
       const source = this.history.find((h) => h.version === version)?.source ?? `v${version}`;
-      return this.#apply(config, source, 'rollback', actor, version);
+      return this.#apply(config, source, 'rollback', actor, version, options);
     });
   }
 
@@ -346,7 +362,8 @@ export class Gateway {
         return r;
       } catch (err) {
         const refused = err instanceof ConfigError || err instanceof UnknownTargetError;
-        this.#record({ ...actor, action, target, result: refused ? 'refused' : 'failed', fromVersion, error: (err as Error).message });
+        // #apply scrubbed what it threw with the new config's secrets; this covers the running config's too.
+        this.#record({ ...actor, action, target, result: refused ? 'refused' : 'failed', fromVersion, error: scrub((err as Error).message, secretValues(this.config, ConfigSchema)) });
         throw err;
       }
     };
@@ -364,8 +381,21 @@ export class Gateway {
    * only when all have, every worker commits (one assignment each). A failure in either compile or prepare leaves
    * every worker on the old plan.
    */
-  async #apply(config: Config, source: string, action: string, actor: Actor, rollbackOf?: number): Promise<ApplyResult> {
+  async #apply(config: Config, source: string, action: string, actor: Actor, rollbackOf?: number, options: ApplyOptions = {}): Promise<ApplyResult> {
     if (this.#stopping) throw new ApplyFailedError('the gateway is stopping');
+    // What this throws or warns reaches the audit log, the log and the admin API: none of it may quote a credential
+    // of the new config or of the running one (a policy's complaint may quote the value it refused).
+    const secrets = [...new Set([...secretValues(config, ConfigSchema), ...secretValues(this.config, ConfigSchema)])].sort((a, b) => b.length - a.length);
+    try {
+      const result = await this.#applyChecked(config, source, action, actor, rollbackOf, options);
+      result.warnings = result.warnings.map((w) => scrub(w, secrets));
+      return result;
+    } catch (err) {
+      throw scrubbed(err, secrets);
+    }
+  }
+
+  async #applyChecked(config: Config, source: string, action: string, actor: Actor, rollbackOf: number | undefined, options: ApplyOptions): Promise<ApplyResult> {
     const version = this.plan.version + 1;
     const t0 = performance.now();
     const { plan: compiled, warnings } = compileConfig(config, source, version, this.shared);
@@ -375,6 +405,19 @@ export class Gateway {
     if (config.listen.host !== this.config.listen.host) issues.push({ path: 'listen.host', message: fixed });
     if (config.admin.port !== this.config.admin.port) issues.push({ path: 'admin.port', message: fixed });
     if (config.admin.host !== this.config.admin.host) issues.push({ path: 'admin.host', message: fixed });
+    // Dropping the token opens the running admin API to anyone who can reach its port (a non-loopback admin host
+    // without a token is refused by compileConfig whatever is asked, and the host cannot change while running).
+    const dropsToken = this.config.admin.token !== undefined && config.admin.token === undefined;
+    if (dropsToken && !options.allowInsecureAdmin) {
+      issues.push({
+        path: 'admin.token',
+        message: `the running admin API (${this.config.admin.host}:${this.admin?.port ?? this.config.admin.port}) requires a token and this config removes it, so anyone who can reach that port could change the gateway`,
+        // A change through the admin API has a peer address; SIGHUP and the file watch have none and cannot opt in.
+        hint: actor.from !== undefined
+          ? 'keep admin.token, or send the change with ?allowInsecureAdmin=1 if the admin API is meant to be open'
+          : 'keep admin.token in the file, or restart the gateway to run without one',
+      });
+    }
     let audit: AuditLog | null = null;
     if (config.admin.auditLog !== this.audit?.destination) {
       try {
@@ -387,6 +430,7 @@ export class Gateway {
       audit?.close();
       throw new ConfigError(source, issues);
     }
+    if (dropsToken) warnings.push('admin.token: removed as asked (allowInsecureAdmin); the admin API now accepts changes from anyone who can reach its port');
     if (this.options.workers === undefined && config.workers !== this.config.workers) {
       warnings.push(`workers: the worker count changes on the next start (running ${this.slots.length})`);
     }
@@ -575,18 +619,19 @@ export class Gateway {
 
   /**
    * Requests in flight per node, summed over the workers (each answers from its own pools; a worker that does not
-   * answer within `timeoutMs` is left out and counted in `missing`).
+   * answer within `timeoutMs` is left out and counted in `missing`), and each node's newest failure seen by any.
    */
-  upstreamLoad(timeoutMs = 2000): Promise<{ load: Map<string, number[]>; missing: number }> {
+  upstreamLoad(timeoutMs = 2000): Promise<{ load: Map<string, number[]>; errors: Map<string, (NodeError | null)[]>; missing: number }> {
     const id = ++this.#loadRequests;
     const targets = this.slots.map((s) => s.worker).filter((w): w is Worker => w !== null);
     return new Promise((resolve) => {
       const load = new Map<string, number[]>();
+      const errors = new Map<string, (NodeError | null)[]>();
       const waiting = new Set(targets);
       const done = () => {
         clearTimeout(timer);
         this.#planListeners.delete(listener);
-        resolve({ load, missing: waiting.size });
+        resolve({ load, errors, missing: waiting.size });
       };
       const listener = (worker: Worker, m: FromWorker) => {
         if (!waiting.has(worker)) return;
@@ -595,6 +640,11 @@ export class Gateway {
             const sum = load.get(u.name) ?? [];
             u.inFlight.forEach((n, i) => (sum[i] = (sum[i] ?? 0) + n));
             load.set(u.name, sum);
+            const newest = errors.get(u.name) ?? [];
+            u.lastErrors.forEach((e, i) => {
+              if (e !== null && (newest[i] == null || e.at > newest[i]!.at)) newest[i] = e;
+            });
+            errors.set(u.name, newest);
           }
         } else if (m.type !== 'exited') return;
         waiting.delete(worker);
@@ -697,4 +747,16 @@ function freePort(host: string): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+/** `err` with every credential in `secrets` (and every URL password) taken out of its message, same class. */
+function scrubbed(err: unknown, secrets: readonly string[]): unknown {
+  if (err instanceof ConfigError) {
+    return new ConfigError(
+      scrub(err.file, secrets),
+      err.issues.map((i) => ({ path: i.path, message: scrub(i.message, secrets), ...(i.hint !== undefined ? { hint: scrub(i.hint, secrets) } : {}) })),
+    );
+  }
+  if (err instanceof ApplyFailedError) return new ApplyFailedError(scrub(err.message, secrets));
+  return err;
 }

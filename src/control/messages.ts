@@ -19,9 +19,18 @@ export type FromWorker =
   | { type: 'plan-prepared'; index: number; version: number }
   | { type: 'plan-failed'; index: number; version: number; message: string }
   | { type: 'plan-applied'; index: number; version: number }
-  | { type: 'upstream-load'; index: number; id: number; version: number; upstreams: { name: string; inFlight: number[] }[] }
+  | { type: 'upstream-load'; index: number; id: number; version: number; upstreams: { name: string; inFlight: number[]; lastErrors: (NodeError | null)[] }[] }
   | { type: 'consumers-applied'; index: number; generation: number }
   | { type: 'exited'; index: number; inFlight: number }
   /** the worker gave a consumer plan a slot in its metrics block (src/observe/metrics-layout.ts) */
   | { type: 'metrics-plan'; index: number; slot: number; name: string }
   | { type: 'internal-error'; index: number; message: string; stack: string };
+
+/** The last failure of a request on one upstream node, as a worker saw it (GET /upstreams shows the newest). */
+export interface NodeError {
+  /** epoch ms */
+  at: number;
+  code: string;
+  /** node address and cause, e.g. "connect to 10.0.0.5:8080 failed (ECONNREFUSED)" */
+  detail: string;
+}

@@ -24,6 +24,22 @@ for (const code of Object.keys(ERRORS) as ErrorCode[]) {
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
+/**
+ * What a client is told when an upstream attempt fails: one fixed sentence per code. The node's address and the
+ * cause ("connect to 10.0.0.5:8080 failed (ECONNREFUSED)") would map the internal network for anyone who can make
+ * a request fail; they go to the access log (`upstreamError`) and GET /upstreams (`lastError`) instead.
+ */
+const UPSTREAM_DETAIL: Partial<Record<ErrorCode, string>> = {
+  NG_ERR_UPSTREAM_CONNECT: 'the upstream service could not be reached',
+  NG_ERR_UPSTREAM_RESET: 'the upstream service closed the connection before it responded',
+  NG_ERR_UPSTREAM_BAD_RESPONSE: 'the upstream service sent an invalid or incomplete response',
+  NG_ERR_UPSTREAM_TIMEOUT: 'the upstream service did not respond in time',
+};
+
+export function upstreamDetail(code: ErrorCode): string | undefined {
+  return UPSTREAM_DETAIL[code];
+}
+
 export function problemStatusLine(code: ErrorCode): string {
   return COMPILED[code].statusLine;
 }

@@ -3,6 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { Ajv } from 'ajv';
+import { redactUrl } from '../config/secrets.js';
 import { parse as parseYaml } from 'yaml';
 import type { ConfigIssue } from '../config/errors.js';
 import { normalizeConsumers } from './normalize.js';
@@ -175,7 +176,9 @@ export class FileSource implements RegistrySource {
 
 /** A URL polled every interval with If-None-Match; a 304 costs the registry nothing and changes nothing here. */
 export class UrlSource implements RegistrySource {
+  /** the URL as logs and the admin API show it: without the password of its userinfo */
   readonly location: string;
+  readonly #url: string;
   readonly #sink: RegistrySink;
   readonly #intervalMs: number;
   readonly #timeoutMs: number;
@@ -186,7 +189,8 @@ export class UrlSource implements RegistrySource {
   #controller: AbortController | null = null;
 
   constructor(url: string, intervalSeconds: number, timeoutMs: number, headers: Record<string, string> | undefined, sink: RegistrySink) {
-    this.location = url;
+    this.#url = url;
+    this.location = redactUrl(url);
     this.#sink = sink;
     this.#intervalMs = Math.max(50, intervalSeconds * 1000);
     this.#timeoutMs = timeoutMs;
@@ -226,7 +230,7 @@ export class UrlSource implements RegistrySource {
     let text: string;
     let etag: string | null;
     try {
-      const res = await fetch(this.location, { headers, signal: controller.signal, redirect: 'follow' });
+      const res = await fetch(this.#url, { headers, signal: controller.signal, redirect: 'follow' });
       if (res.status === 304) {
         await res.body?.cancel();
         return;
@@ -239,7 +243,7 @@ export class UrlSource implements RegistrySource {
       text = await res.text();
       etag = res.headers.get('etag');
     } catch (err) {
-      if (!this.#stopped) this.#sink.unavailable(`cannot fetch ${this.location}: ${(err as Error).name === 'AbortError' ? `no answer within ${this.#timeoutMs} ms` : (err as Error).message}`);
+      if (!this.#stopped) this.#sink.unavailable(`cannot fetch ${this.location}: ${(err as Error).name === 'AbortError' ? `no answer within ${this.#timeoutMs} ms` : redactUrl((err as Error).message)}`);
       return;
     } finally {
       clearTimeout(timer);

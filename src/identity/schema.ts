@@ -14,9 +14,9 @@ const Role = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x2b
 const ApiKey = Type.Object(
   {
     key: Type.Optional(
-      Type.String({ minLength: 16, maxLength: 512, pattern: '^[\\x21-\\x7e]+$', description: 'the key itself; only its SHA-256 digest is kept' }),
+      Type.String({ minLength: 16, maxLength: 512, pattern: '^[\\x21-\\x7e]+$', secret: true, description: 'the key itself; only its SHA-256 digest is kept' }),
     ),
-    keySha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'hex SHA-256 digest of the key' })),
+    keySha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', secret: false, description: 'hex SHA-256 digest of the key' })),
   },
   { additionalProperties: false, minProperties: 1, maxProperties: 1, description: 'either key or keySha256' },
 );
@@ -44,7 +44,7 @@ export const ConsumerSchema = Type.Object(
   {
     id: Token(256, 'unique consumer id (sent to upstreams as configured by identityHeaders)'),
     plan: Type.Optional(Token(64, 'plan or tier, e.g. gold')),
-    keys: Type.Array(ApiKey, { default: [], description: 'API keys' }),
+    keys: Type.Array(ApiKey, { default: [], secret: false, description: 'API keys' }),
     jwt: Type.Array(JwtMapping, { default: [], description: 'JWT issuer + subject pairs that identify this consumer' }),
     subscriptions: Type.Array(Subscription, { default: [], description: 'APIs (and environments) the consumer may call' }),
     scopes: Type.Array(ScopeToken, { default: [] }),
@@ -63,10 +63,10 @@ export const ConsumersSchema = Type.Array(ConsumerSchema, { default: [], descrip
 export const ConsumerRegistrySchema = Type.Object(
   {
     file: Type.Optional(Type.String({ minLength: 1, description: 'a JSON or YAML file {consumers: [...]}, watched for changes (relative to the config file)' })),
-    url: Type.Optional(Type.String({ pattern: '^https?://', description: 'polled with If-None-Match; 304 keeps the current table' })),
+    url: Type.Optional(Type.String({ pattern: '^https?://', secret: 'url', description: 'polled with If-None-Match; 304 keeps the current table' })),
     intervalSeconds: Type.Number({ minimum: 0.05, maximum: 86400, default: 30, description: 'poll period (url); re-check period (file)' }),
     timeoutMs: Type.Integer({ minimum: 1, maximum: 600000, default: 5000, description: 'time allowed for one fetch' }),
-    headers: Type.Optional(Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String(), { description: 'sent with every fetch (e.g. authorization)' })),
+    headers: Type.Optional(Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String(), { secret: true, description: 'sent with every fetch (e.g. authorization)' })),
   },
   { additionalProperties: false, description: 'a source of consumers besides the config; the last good copy keeps serving when it fails' },
 );

@@ -4,8 +4,9 @@ import { Type, type Static } from '@sinclair/typebox';
  * The top-level `observability:` section: where access logs and spans go. What is logged or traced, and on which
  * routes, is said by the `accessLog`, `serverTiming` and `tracing` policies (global or per route).
  */
-const Url = Type.String({ pattern: '^https?://[^/?#]+(/[^?#]*)?$', description: 'http(s)://host:port/path' });
+const Url = Type.String({ pattern: '^https?://[^/?#]+(/[^?#]*)?$', secret: 'url', description: 'http(s)://host:port/path' });
 const Headers = Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String({ pattern: '^[^\\r\\n\\x00]*$' }), {
+  secret: true,
   description: 'extra request headers (e.g. authorization for a hosted collector)',
 });
 
@@ -37,7 +38,7 @@ const AccessLogDestination = Type.Object(
 
 const Tracing = Type.Object(
   {
-    endpoint: Type.String({ pattern: '^https?://[^/?#]+(/[^?#]*)?$', description: 'OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces' }),
+    endpoint: Type.String({ pattern: '^https?://[^/?#]+(/[^?#]*)?$', secret: 'url', description: 'OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces' }),
     sampleRate: Type.Number({ minimum: 0, maximum: 1, default: 1, description: 'share of new traces recorded (incoming traceparent decides for continued ones)' }),
     serviceName: Type.String({ minLength: 1, default: 'nanogate', description: 'resource attribute service.name' }),
     headers: Type.Optional(Headers),

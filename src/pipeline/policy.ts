@@ -92,6 +92,8 @@ export interface PolicyContext {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly upstreamNode: string | null;
+  /** node and cause of the last failed upstream attempt ("connect to 10.0.0.5:8080 failed (ECONNREFUSED)"); never sent to the client */
+  readonly upstreamError: string | null;
 }
 
 export interface RequestTiming {

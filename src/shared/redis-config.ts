@@ -15,14 +15,14 @@ const RedisNode = Type.Object(
 export const RedisSchema = Type.Object(
   {
     mode: Type.Union([Type.Literal('standalone'), Type.Literal('sentinel'), Type.Literal('cluster')], { default: 'standalone' }),
-    url: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'standalone only: redis://[user:pass@]host:port[/db]' })),
+    url: Type.Optional(Type.String({ pattern: '^rediss?://', secret: 'url', description: 'standalone only: redis://[user:pass@]host:port[/db]' })),
     nodes: Type.Optional(Type.Array(RedisNode, { minItems: 1, description: 'standalone: the server; sentinel: the sentinels; cluster: seed nodes' })),
     sentinelName: Type.Optional(Type.String({ minLength: 1, description: 'sentinel mode: name of the monitored master' })),
     username: Type.Optional(Type.String()),
-    password: Type.Optional(Type.String()),
+    password: Type.Optional(Type.String({ secret: true })),
     db: Type.Integer({ minimum: 0, maximum: 255, default: 0 }),
     tls: Type.Boolean({ default: false, description: 'connect with TLS' }),
-    keyPrefix: Type.String({ default: 'nanogate:', maxLength: 128, description: 'prefix of every key nanogate writes' }),
+    keyPrefix: Type.String({ secret: false, default: 'nanogate:', maxLength: 128, description: 'prefix of every key nanogate writes' }),
     connectTimeoutMs: Type.Integer({ minimum: 50, maximum: 60000, default: 1000 }),
     commandTimeoutMs: Type.Integer({
       minimum: 10,

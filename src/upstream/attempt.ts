@@ -31,6 +31,8 @@ export interface AttemptOwner {
   batch(fn: () => void): void;
   /** the attempt failed with `outcome` (or, when status > 0, answered that retryable status): true when the owner tries again */
   retryAfter(attempt: Attempt, outcome: number, status: number): boolean;
+  /** a try failed (called before retryAfter): for logs and the admin API */
+  attemptFailed(attempt: Attempt, code: ErrorCode, detail: string): void;
   /** the attempt failed and is not tried again: the final error */
   onError(code: ErrorCode, detail: string): void;
 }
@@ -127,6 +129,7 @@ export class Attempt implements UpstreamExchange {
     const outcome = outcomeOf(code);
     this.#observe(outcome, 0);
     this.#close();
+    this.owner.attemptFailed(this, code, detail);
     if (this.status === 0 && this.owner.retryAfter(this, outcome, 0)) return;
     this.owner.onError(code, detail);
   }

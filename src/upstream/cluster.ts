@@ -249,15 +249,17 @@ export class UpstreamCluster implements NodeAvailability {
 
   /**
    * The retry budget (Envoy's retry_budget): a retry, counted from when it is decided (backoff included) until its
-   * attempt ends, is allowed while retries are fewer than `percent` of the requests in flight, or than
+   * attempt ends, is allowed while retries are fewer than `percent` of the other requests in flight, or than
    * `minConcurrency`. True when allowed (then retryDone() must follow).
    */
   tryRetry(): boolean {
     const cells = this.state.cells;
     const b = this.#budget;
-    const allowed = Math.max(b.minConcurrency, Math.floor((Atomics.load(cells, ACTIVE) * b.percent) / 100));
     for (;;) {
       const n = Atomics.load(cells, RETRIES_ACTIVE);
+      // A share of the requests that are not retries themselves, so that retries stay within `percent` of the
+      // client's requests (Envoy counts all active requests, which lets retries reach percent / (1 - percent)).
+      const allowed = Math.max(b.minConcurrency, Math.floor(((Atomics.load(cells, ACTIVE) - n) * b.percent) / 100));
       if (n >= allowed) {
         Atomics.add(cells, RETRIES_REFUSED, 1);
         return false;

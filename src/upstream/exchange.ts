@@ -28,7 +28,10 @@ export interface UpstreamExchange {
   onEnd(): void;
   /** the upstream socket accepted buffered request body bytes: the client may send more */
   onUpstreamDrain(): void;
-  /** failure; headSent tells whether onHead already ran */
+  /**
+   * failure; headSent tells whether onHead already ran. `detail` names the node and the cause ("connect to
+   * 10.0.0.5:8080 failed (ECONNREFUSED)"): it is for the access log and the admin API, never for the client.
+   */
   onError(code: ErrorCode, detail: string): void;
   /** wraps a synchronous burst of callbacks (uWS cork), so head, body and end leave in one write */
   batch(fn: () => void): void;

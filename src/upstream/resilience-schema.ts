@@ -146,7 +146,7 @@ export const FallbackSchema = Type.Union(
     Type.Object(
       {
         status: Type.Integer({ minimum: 200, maximum: 599 }),
-        headers: Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String(), { default: {} }),
+        headers: Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String(), { default: {}, secret: false }),
         body: Type.String({ default: '' }),
       },
       { additionalProperties: false },

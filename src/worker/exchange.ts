@@ -1,6 +1,6 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import { ERRORS, type ErrorCode } from '../errors/codes.js';
-import { writeProblem } from '../errors/problem.js';
+import { upstreamDetail, writeProblem } from '../errors/problem.js';
 import type { UpstreamConnection } from '../upstream/exchange.js';
 import { Attempt, type AttemptOwner } from '../upstream/attempt.js';
 import { clock } from '../shared/clock.js';
@@ -144,6 +144,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   headSent = false;
   status = 0;
   errorCode: ErrorCode | null = null;
+  /** the node and cause of the last failed upstream attempt, for the access log only (the client gets a generic detail) */
+  upstreamError: string | null = null;
   nodeIndex = -1;
   attempts = 0;
   conn: UpstreamConnection | null = null;
@@ -465,6 +467,12 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
 
   // ---------------------------------------------------------------------------- retries (AttemptOwner)
 
+  /** Every failed try: its cause (with the node address) goes to the access log and the admin API, never the client. */
+  attemptFailed(attempt: Attempt, code: ErrorCode, detail: string): void {
+    this.upstreamError = detail;
+    this.upstream.noteError(attempt.node, code, detail);
+  }
+
   /**
    * A try failed (or answered a 5xx the route retries): try again when the route's retry policy, the request
    * (method, body), the deadline and the upstream's retry budget all allow it. The first retry goes at once to
@@ -774,7 +782,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       this.#end();
       return;
     }
-    this.res.cork(() => this.#fail(code, detail));
+    this.res.cork(() => this.#fail(code, upstreamDetail(code)));
   }
 
   // ---------------------------------------------------------------------------- ends

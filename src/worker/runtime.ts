@@ -9,6 +9,7 @@ import { POLICY_BY_NAME } from '../policies/index.js';
 import type { PolicyHooks } from '../pipeline/policy.js';
 import { flagCells, nodeBases, nodeCellBase, routeCell } from '../shared/admin-flags.js';
 import { routeMetricsSlots } from '../observe/metrics-layout.js';
+import type { NodeError } from '../control/messages.js';
 
 /** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
 export interface NodePool {
@@ -30,6 +31,9 @@ export class UpstreamRuntime {
   readonly hostLines: string[];
   /** host:port per node, for logs */
   readonly authorities: string[];
+  /** per node, the last failure seen by this worker (null: none); kept across a reload for an unchanged node URL */
+  readonly lastErrors: (NodeError | null)[];
+  readonly urls: string[];
 
   constructor(plan: Plan, index: number, previous: UpstreamRuntime | undefined, flags: Int32Array, firstNodeCell: number) {
     const u = plan.upstreams[index];
@@ -37,12 +41,28 @@ export class UpstreamRuntime {
     this.cluster = new UpstreamCluster(u, new ClusterState(u.clusterState, u.nodes.length), flags, firstNodeCell);
     this.hostLines = u.nodes.map((n) => `host: ${n.authority}\r\n`);
     this.authorities = u.nodes.map((n) => n.authority);
+    this.lastErrors = u.nodes.map((n) => {
+      const before = previous?.urls.indexOf(n.url) ?? -1;
+      return before >= 0 ? previous!.lastErrors[before] : null;
+    });
+    this.urls = u.nodes.map((n) => n.url);
     this.pools = u.nodes.map((n, i) => {
       // Keep warm connections across a reload when the node and pool settings did not change.
       const old = previous?.pools[i];
       if (old instanceof H1Pool && !n.tls && old.node.url === n.url && old.max === u.connections && old.keepAliveMs === u.keepAliveMs && old.pipelining === u.pipelining) return old;
       return n.tls ? new UndiciNodePool(n, u) : new H1Pool(n, u.connections, u.keepAliveMs, u.pipelining);
     });
+  }
+
+  /** Records a failed request on node `i` (one object per node, rewritten in place: failures may come in floods). */
+  noteError(i: number, code: string, detail: string): void {
+    const e = this.lastErrors[i];
+    if (e === null) this.lastErrors[i] = { at: Date.now(), code, detail };
+    else {
+      e.at = Date.now();
+      e.code = code;
+      e.detail = detail;
+    }
   }
 }
 

@@ -173,7 +173,7 @@ port.on('message', (msg: ToWorker) => {
         index: init.index,
         id: msg.id,
         version: rt.plan.version,
-        upstreams: rt.upstreams.map((u) => ({ name: u.name, inFlight: u.pools.map((p) => p.inFlight) })),
+        upstreams: rt.upstreams.map((u) => ({ name: u.name, inFlight: u.pools.map((p) => p.inFlight), lastErrors: u.lastErrors })),
       });
       break;
     }

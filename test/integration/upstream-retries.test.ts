@@ -99,8 +99,9 @@ test('retry storm: with 2 of 3 nodes failing, upstream attempts stay within 1 + 
     };
     await Promise.all(Array.from({ length: 10 }, loop));
     const attempts = (await received(nodes)) - before;
-    // Without a budget each request would take up to 4 tries (about 2.3 on average here).
-    assert.ok(attempts <= clients * 1.2 + 10, `${attempts} upstream attempts for ${clients} client requests`);
+    // Without a budget each request would take up to 4 tries (about 2.3 on average here). The budget bounds retries
+    // in flight, so the count may pass 20 % by what the last moments of each retry add (a few percent at most).
+    assert.ok(attempts <= clients * 1.2 * 1.05, `${attempts} upstream attempts for ${clients} client requests`);
     const m = await scrape(gw.adminUrl);
     assert.ok(m.sum('nanogate_upstream_retries_refused_total', { upstream: 'app' }) > 0, 'the budget refused retries');
   } finally {

@@ -26,8 +26,9 @@ const Schema = Type.Object(
       default: ['api_key', 'apikey', 'api-key', 'key', 'token', 'access_token', 'id_token', 'refresh_token', 'password', 'secret', 'signature', 'sig', 'code'],
       description: 'query parameters whose value is replaced (case-insensitive)',
     }),
-    headers: Type.Array(HeaderName, { default: [], description: 'request headers to include in the line' }),
+    headers: Type.Array(HeaderName, { default: [], secret: false, description: 'request headers to include in the line' }),
     redactHeaders: Type.Array(HeaderName, {
+      secret: false,
       default: ['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key', 'x-auth-token'],
       description: 'included headers whose value is replaced',
     }),
@@ -94,6 +95,8 @@ class AccessLogHook {
     if (query !== '') line.query = query;
     if (ctx.consumerPlan !== null) line.plan = ctx.consumerPlan;
     if (ctx.errorCode !== null) line.error = ctx.errorCode;
+    // The cause the client's problem body leaves out (src/errors/problem.ts), beside the node it concerns.
+    if (ctx.upstreamError !== null) line.upstreamError = ctx.upstreamError;
     if (this.#data.phases) {
       const phases: Record<string, number> = {};
       forEachPhase(t, end, (name, ms) => {

@@ -16,7 +16,8 @@ const Schema = Type.Object(
     header: Type.Optional(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", maxLength: 256, description: 'header carrying the key (default x-api-key)' })),
     query: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'query parameter carrying the key; when only this is set, the header is not read' })),
   },
-  { additionalProperties: false, description: 'API keys looked up in the consumer table' },
+  // secret: false: the settings of the method; the keys themselves are consumers[].keys[].key
+  { additionalProperties: false, secret: false, description: 'API keys looked up in the consumer table' },
 );
 type Config = Static<typeof Schema>;
 

@@ -27,6 +27,7 @@ const IdentityHeaders = Type.Object(
   },
   {
     additionalProperties: false,
+    secret: false,
     description: 'headers that carry the identity to the upstream, e.g. consumerId: X-Consumer-Id; copies sent by the client are always removed',
   },
 );
@@ -35,11 +36,12 @@ const Schema = Type.Object(
   {
     methods: Methods,
     anonymous: Type.Boolean({ default: false, description: 'let requests without credentials through (consumer stays unset)' }),
-    hideCredentials: Type.Boolean({ default: false, description: 'remove the credential headers/query parameters before forwarding' }),
+    hideCredentials: Type.Boolean({ default: false, secret: false, description: 'remove the credential headers/query parameters before forwarding' }),
     realm: Type.String({ default: 'nanogate', pattern: '^[^"\\\\\\r\\n]*$' }),
     identityHeaders: Type.Optional(IdentityHeaders),
   },
-  { additionalProperties: false, description: 'authenticate requests with API keys, JWTs or token introspection' },
+  // secret: false: the policy's settings; its credentials are marked in the method schemas
+  { additionalProperties: false, secret: false, description: 'authenticate requests with API keys, JWTs or token introspection' },
 );
 type Config = Static<typeof Schema>;
 

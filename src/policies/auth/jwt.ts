@@ -24,21 +24,32 @@ import { MapConsumerSchema, Rejection, resolveMapConsumer, applyIdentity, bearer
  */
 const StringOrList = Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })]);
 
+/**
+ * An inline JWK: its public members stay visible in the admin API; the members that hold secret or private key
+ * material (RFC 7518 sections 6.3.2 and 6.4.1) are marked secret. Private members are refused by compileKey, but a
+ * refused config must not quote them either.
+ */
+const JwkSecret = Type.Optional(Type.String({ secret: true }));
+const Jwk = Type.Object(
+  { k: JwkSecret, d: JwkSecret, p: JwkSecret, q: JwkSecret, dp: JwkSecret, dq: JwkSecret, qi: JwkSecret, oth: Type.Optional(Type.Unknown({ secret: true })) },
+  { additionalProperties: true, secret: false, description: 'a public JWK, or an oct JWK for HS*' },
+);
+
 const KeySchema = Type.Object(
   {
     kid: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'matched against the token header "kid"' })),
     alg: Type.String({ description: `the one algorithm this key verifies: ${ALG_NAMES.join(', ')}` }),
-    secret: Type.Optional(Type.String({ minLength: 1, description: 'HS256/384/512 shared secret (UTF-8), at least as long as the hash' })),
-    publicKeyPem: Type.Optional(Type.String({ minLength: 1, description: 'PEM public key (SPKI) for RS*/PS*/ES*/EdDSA' })),
-    jwk: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'a public JWK, or an oct JWK for HS*' })),
+    secret: Type.Optional(Type.String({ minLength: 1, secret: true, description: 'HS256/384/512 shared secret (UTF-8), at least as long as the hash' })),
+    publicKeyPem: Type.Optional(Type.String({ minLength: 1, secret: false, description: 'PEM public key (SPKI) for RS*/PS*/ES*/EdDSA' })),
+    jwk: Type.Optional(Jwk),
   },
   { additionalProperties: false },
 );
 
 export const JwtSchema = Type.Object(
   {
-    keys: Type.Optional(Type.Array(KeySchema, { minItems: 1, description: 'inline verification keys (or use jwksUrl)' })),
-    jwksUrl: Type.Optional(Type.String({ minLength: 1, description: 'JWKS endpoint (http or https) serving the public keys' })),
+    keys: Type.Optional(Type.Array(KeySchema, { minItems: 1, secret: false, description: 'inline verification keys (or use jwksUrl)' })),
+    jwksUrl: Type.Optional(Type.String({ minLength: 1, secret: 'url', description: 'JWKS endpoint (http or https) serving the public keys' })),
     jwksRefreshSeconds: Type.Integer({ minimum: 0, maximum: 86400, default: 60, description: 'least time between two JWKS fetches triggered by unknown kids' }),
     jwksMaxAgeSeconds: Type.Integer({ minimum: 1, maximum: 604800, default: 600, description: 'a JWKS older than this is refreshed in the background' }),
     jwksTimeoutMs: Type.Integer({ minimum: 1, maximum: 60000, default: 3000 }),
@@ -47,7 +58,7 @@ export const JwtSchema = Type.Object(
     audience: Type.Optional(StringOrList),
     clockSkewSeconds: Type.Integer({ minimum: 0, maximum: 3600, default: 30, description: 'tolerance for exp and nbf' }),
     requiredClaims: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'claims that must be present, e.g. [exp, sub]' }),
-    maxTokenBytes: Type.Integer({ minimum: 256, maximum: 65536, default: 8192, description: 'longer tokens are refused before parsing' }),
+    maxTokenBytes: Type.Integer({ secret: false, minimum: 256, maximum: 65536, default: 8192, description: 'longer tokens are refused before parsing' }),
     cacheSize: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 10000, description: 'verified tokens kept per worker (0: no cache)' }),
     cacheMaxSeconds: Type.Integer({ minimum: 1, maximum: 86400, default: 300, description: 'longest a verified token is cached (never beyond its exp)' }),
     mapConsumer: MapConsumerSchema,

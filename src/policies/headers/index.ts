@@ -7,16 +7,18 @@ import { CONTINUE, PRIORITY, PolicyConfigError, type PolicyModule } from '../../
  */
 const HeaderName = Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", maxLength: 256 });
 const HeaderValue = Type.String({ pattern: '^[^\\r\\n\\x00]*$', maxLength: 8192 });
-const Side = Type.Object(
-  {
-    set: Type.Optional(Type.Record(HeaderName, HeaderValue, { description: 'replace (or add) these headers' })),
-    remove: Type.Optional(Type.Array(HeaderName, { description: 'drop these headers' })),
-  },
-  { additionalProperties: false },
-);
+// Request headers set here are often an upstream's credential (Authorization, X-Api-Key): their values are secret.
+const Side = (secretValues: boolean) =>
+  Type.Object(
+    {
+      set: Type.Optional(Type.Record(HeaderName, HeaderValue, { secret: secretValues, description: 'replace (or add) these headers' })),
+      remove: Type.Optional(Type.Array(HeaderName, { description: 'drop these headers' })),
+    },
+    { additionalProperties: false },
+  );
 const Schema = Type.Object(
-  { request: Type.Optional(Side), response: Type.Optional(Side) },
-  { additionalProperties: false, description: 'set and remove request and response headers' },
+  { request: Type.Optional(Side(true)), response: Type.Optional(Side(false)) },
+  { additionalProperties: false, secret: false, description: 'set and remove request and response headers' },
 );
 type Config = Static<typeof Schema>;
 

@@ -18,6 +18,7 @@ import { RATE_LIMIT_SERVICE, type RateLimitServiceData } from './service-data.js
 const KEY_PATTERN = "^(consumer|plan|ip|route|global|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$";
 const Key = Type.String({
   pattern: KEY_PATTERN,
+  secret: false,
   description: 'what is counted separately: consumer, plan, ip, route, global, or header:<name>',
 });
 const Scope = Type.Union([Type.Literal('local'), Type.Literal('cluster')], {
@@ -45,7 +46,7 @@ const Quota = Type.Object(
   {
     per: Type.Union([Type.Literal('day'), Type.Literal('month')], { description: 'UTC calendar day or month' }),
     limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
-    key: Type.String({ pattern: KEY_PATTERN, default: 'consumer' }),
+    key: Type.String({ pattern: KEY_PATTERN, default: 'consumer', secret: false }),
     scope: Scope,
     lease: Type.Optional(Lease),
   },
@@ -68,7 +69,7 @@ const Schema = Type.Object(
         draft: Type.Boolean({ default: true, description: 'RateLimit-Limit / -Remaining / -Reset (IETF draft)' }),
         legacy: Type.Boolean({ default: true, description: 'X-RateLimit-Limit / -Remaining / -Reset' }),
       },
-      { additionalProperties: false, default: {} },
+      { additionalProperties: false, default: {}, secret: false },
     ),
     warnAt: Type.Array(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }), {
       default: [0.8, 0.9],
