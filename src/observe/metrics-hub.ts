@@ -211,17 +211,18 @@ export class MetricsHub {
       out.sample('nanogate_upstream_failures_total', labels, this.#sumWorkers(B_NODES + n * NODE_CELLS + N_FAILURES));
     }
 
-    out.help('nanogate_worker_event_loop_lag_seconds', 'gauge', 'event-loop delay of each worker over the last second');
-    out.help('nanogate_worker_heap_used_bytes', 'gauge', 'V8 heap in use by each worker');
-    out.help('nanogate_worker_heap_total_bytes', 'gauge', 'V8 heap reserved by each worker');
-    for (let w = 0; w < this.workers; w++) {
-      const b = w * BLOCK_CELLS + B_WORKER;
-      const worker = String(w);
-      out.sample('nanogate_worker_event_loop_lag_seconds', out.labels('worker', worker, 'quantile', '0.5'), Atomics.load(this.#cells, b + W_LOOP_P50_US) / 1e6);
-      out.sample('nanogate_worker_event_loop_lag_seconds', out.labels('worker', worker, 'quantile', '0.99'), Atomics.load(this.#cells, b + W_LOOP_P99_US) / 1e6);
-      out.sample('nanogate_worker_event_loop_lag_seconds', out.labels('worker', worker, 'quantile', '1'), Atomics.load(this.#cells, b + W_LOOP_MAX_US) / 1e6);
-      out.sample('nanogate_worker_heap_used_bytes', out.labels('worker', worker), Atomics.load(this.#cells, b + W_HEAP_USED_KB) * 1024);
-      out.sample('nanogate_worker_heap_total_bytes', out.labels('worker', worker), Atomics.load(this.#cells, b + W_HEAP_TOTAL_KB) * 1024);
+    // Precomputed percentiles are one gauge each (as prom-client's nodejs_eventloop_lag_p50_seconds): a `quantile`
+    // label is reserved for summaries, and a summary needs _sum and _count over all time, which the lag has not.
+    const perWorker: [string, number, number, string][] = [
+      ['nanogate_worker_event_loop_lag_p50_seconds', W_LOOP_P50_US, 1e-6, 'median event-loop delay of each worker over the last second'],
+      ['nanogate_worker_event_loop_lag_p99_seconds', W_LOOP_P99_US, 1e-6, '99th percentile of the event-loop delay of each worker over the last second'],
+      ['nanogate_worker_event_loop_lag_max_seconds', W_LOOP_MAX_US, 1e-6, 'longest event-loop delay of each worker over the last second'],
+      ['nanogate_worker_heap_used_bytes', W_HEAP_USED_KB, 1024, 'V8 heap in use by each worker'],
+      ['nanogate_worker_heap_total_bytes', W_HEAP_TOTAL_KB, 1024, 'V8 heap reserved by each worker'],
+    ];
+    for (const [name, cell, scale, help] of perWorker) {
+      out.help(name, 'gauge', help);
+      for (let w = 0; w < this.workers; w++) out.sample(name, out.labels('worker', String(w)), Atomics.load(this.#cells, w * BLOCK_CELLS + B_WORKER + cell) * scale);
     }
     const mem = process.memoryUsage();
     out.help('nanogate_process_resident_memory_bytes', 'gauge', 'resident memory of the whole gateway process');

@@ -136,7 +136,7 @@ test('worker gauges, upstream in-flight and the config version are exported; cou
   const s = await scrape(gw.adminUrl);
   assert.equal(s.find('nanogate_worker_heap_used_bytes').length, 2);
   for (const h of s.find('nanogate_worker_heap_used_bytes')) assert.ok(h.value > 0);
-  assert.equal(s.find('nanogate_worker_event_loop_lag_seconds', { quantile: '0.99' }).length, 2);
+  assert.equal(s.find('nanogate_worker_event_loop_lag_p99_seconds').length, 2);
   assert.equal(s.find('nanogate_upstream_in_flight', { upstream: 'app' }).length, 1);
   assert.ok(s.sum('nanogate_upstream_connections', { upstream: 'app' }) >= 1);
   assert.equal(s.sum('nanogate_config_version'), 1);
