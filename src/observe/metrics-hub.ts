@@ -2,7 +2,7 @@ import type { Plan } from '../config/plan.js';
 import { POLICIES } from '../policies/index.js';
 import {
   B_CODES, B_NODES, B_ROUTES, B_WORKER, BLOCK_CELLS, BOUNDS_MS, BUCKETS, CLASSES, CODE_NAMES, HIST_CELLS, HIST_SUM,
-  N_FAILURES, N_IN_FLIGHT, N_OPEN, N_RESPONSES, NODE_CELLS, NODE_SLOTS, PHASE_SLOTS, PLAN_NONE, PLAN_OTHER, PLAN_SLOTS,
+  FAILURE_KINDS, N_ATTEMPTS, N_FAILURES, N_IN_FLIGHT, N_OPEN, N_RESPONSES, NODE_CELLS, NODE_SLOTS, PHASE_SLOTS, PLAN_NONE, PLAN_OTHER, PLAN_SLOTS,
   R_BYTES_IN, R_BYTES_OUT, R_GATEWAY, R_PHASES, R_REQUESTS, R_TOTAL, ROUTE_CELLS, ROUTE_OTHER, ROUTE_SLOTS,
   W_HEAP_TOTAL_KB, W_HEAP_USED_KB, W_LOGS_DROPPED, W_LOGS_SAMPLED_OUT, W_LOGS_WRITTEN, W_LOOP_MAX_US,
   W_LOOP_P50_US, W_LOOP_P99_US, W_PLAN_OVERFLOW, W_SPANS_DROPPED, W_SPANS_EXPORTED, phaseNames,
@@ -192,8 +192,9 @@ export class MetricsHub {
 
     out.help('nanogate_upstream_in_flight', 'gauge', 'requests assigned or queued per upstream node (sampled every second)');
     out.help('nanogate_upstream_connections', 'gauge', 'open connections per upstream node (sampled every second)');
-    out.help('nanogate_upstream_responses_total', 'counter', 'exchanges that got a response from the node');
-    out.help('nanogate_upstream_failures_total', 'counter', 'exchanges that failed at the node (connect, reset, timeout, bad response)');
+    out.help('nanogate_upstream_attempts_total', 'counter', 'attempts sent to the node, retries on another node included');
+    out.help('nanogate_upstream_responses_total', 'counter', 'requests whose last attempt got a whole response from the node');
+    out.help('nanogate_upstream_failures_total', 'counter', 'attempts that failed at the node, by kind (connect, reset, bad_response, timeout)');
     for (let n = 0; n < this.#nodeLabels.length; n++) {
       const l = this.#nodeLabels[n];
       const labels = out.labels('upstream', l.upstream, 'node', l.node);
@@ -207,8 +208,12 @@ export class MetricsHub {
         out.sample('nanogate_upstream_in_flight', labels, inflight);
         out.sample('nanogate_upstream_connections', labels, open);
       }
-      out.sample('nanogate_upstream_responses_total', labels, this.#sumWorkers(B_NODES + n * NODE_CELLS + N_RESPONSES));
-      out.sample('nanogate_upstream_failures_total', labels, this.#sumWorkers(B_NODES + n * NODE_CELLS + N_FAILURES));
+      const row = B_NODES + n * NODE_CELLS;
+      out.sample('nanogate_upstream_attempts_total', labels, this.#sumWorkers(row + N_ATTEMPTS));
+      out.sample('nanogate_upstream_responses_total', labels, this.#sumWorkers(row + N_RESPONSES));
+      for (let k = 0; k < FAILURE_KINDS.length; k++) {
+        out.sample('nanogate_upstream_failures_total', `${labels},kind="${FAILURE_KINDS[k]}"`, this.#sumWorkers(row + N_FAILURES + k));
+      }
     }
 
     // Precomputed percentiles are one gauge each (as prom-client's nodejs_eventloop_lag_p50_seconds): a `quantile`

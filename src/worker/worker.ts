@@ -66,6 +66,12 @@ const state: HandlerState = {
   rejected(code) {
     metrics?.rejected(code, ERRORS[code].status);
   },
+  attempted(ex) {
+    metrics?.attempted(ex);
+  },
+  attemptFailed(ex, code) {
+    metrics?.attemptFailed(ex, code);
+  },
   finished(ex: Exchange) {
     state.inFlight--;
     counters.add(IN_FLIGHT, -1);
