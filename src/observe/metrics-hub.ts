@@ -5,7 +5,7 @@ import {
   FAILURE_KINDS, N_ATTEMPTS, N_FAILURES, N_IN_FLIGHT, N_OPEN, N_RESPONSES, NODE_CELLS, NODE_SLOTS, PHASE_SLOTS, PLAN_NONE, PLAN_OTHER, PLAN_SLOTS,
   R_BYTES_IN, R_BYTES_OUT, R_GATEWAY, R_PHASES, R_REQUESTS, R_TOTAL, ROUTE_CELLS, ROUTE_OTHER, ROUTE_SLOTS,
   W_HEAP_TOTAL_KB, W_HEAP_USED_KB, W_LOGS_DROPPED, W_LOGS_SAMPLED_OUT, W_LOGS_WRITTEN, W_LOOP_MAX_US,
-  W_LOOP_P50_US, W_LOOP_P99_US, W_PLAN_OVERFLOW, W_SPANS_DROPPED, W_SPANS_EXPORTED, phaseNames,
+  NO_ROUTE, W_LOOP_P50_US, W_LOOP_P99_US, W_PLAN_OVERFLOW, W_SPANS_DROPPED, W_SPANS_EXPORTED, phaseNames,
   regionBytes, type ObserveService,
 } from './metrics-layout.js';
 import { PromWriter } from './prometheus.js';
@@ -32,7 +32,8 @@ export class MetricsHub {
   readonly #last: Uint32Array;
   readonly #totals: Float64Array;
   readonly #routeSlot = new Map<string, number>();
-  readonly #routeNames: string[] = ['_unmatched'];
+  /** slot 0: requests answered without a route (refused while read, or matching none), as in the access log */
+  readonly #routeNames: string[] = [NO_ROUTE];
   readonly #nodeSlot = new Map<string, number>();
   readonly #nodeLabels: { upstream: string; node: string }[] = [];
   /** nodes of the current plan, for gauges */

@@ -119,8 +119,10 @@ export const R_BYTES_OUT = R_BYTES_IN + 1;
 export const R_PHASES = R_BYTES_OUT + 1;
 export const ROUTE_CELLS = R_PHASES + PHASE_SLOTS * HIST_CELLS;
 
-/** route slot 0 collects requests that matched no route (404, 405, framing errors before routing) */
+/** route slot 0 collects requests answered without a route: refused while read (400, 414, 431…) or matching none (404, 405); route="-" */
 export const ROUTE_UNMATCHED = 0;
+/** the route name, in metrics and access logs, of a request answered before any route was known */
+export const NO_ROUTE = '-';
 export const ROUTE_SLOTS = 256;
 /** routes beyond the cap share the last slot, exported as route="_other" */
 export const ROUTE_OTHER = ROUTE_SLOTS - 1;

@@ -93,12 +93,15 @@ export class WorkerMetrics {
     if (ns !== undefined && cell >= 0) Atomics.add(this.#cells, this.#nodes + ns * NODE_CELLS + cell, 1);
   }
 
-  /** A request answered before routing or right after it (no Exchange): counted under route "_unmatched". */
-  rejected(code: ErrorCode, status: number): void {
+  /**
+   * A request answered without an Exchange: before routing or matching no route (slot ROUTE_UNMATCHED, route "-"),
+   * or refused right after routing (a disabled route, a body over its limit: the route's slot).
+   */
+  rejected(code: ErrorCode, status: number, slot: number = ROUTE_UNMATCHED): void {
     const cells = this.#cells;
     let cls = ((status / 100) | 0) - 1;
     if (cls < 0 || cls > 4) cls = 4;
-    Atomics.add(cells, this.#routes + ROUTE_UNMATCHED * ROUTE_CELLS + R_REQUESTS + PLAN_NONE * CLASSES + cls, 1);
+    Atomics.add(cells, this.#routes + slot * ROUTE_CELLS + R_REQUESTS + PLAN_NONE * CLASSES + cls, 1);
     Atomics.add(cells, this.#codes + CODE_INDEX[code], 1);
   }
 

@@ -96,7 +96,7 @@ test('rejections are counted by error code, with and without a route', async () 
   await send('/timed/x', 1, { 'x-api-key': 'wrong-key-0123456789' });
   const s = await scrape(gw.adminUrl);
   assert.equal(s.sum('nanogate_rejections_total', { code: 'NG_ERR_ROUTE_NOT_FOUND' }), 2);
-  assert.equal(s.sum('nanogate_requests_total', { route: '_unmatched', class: '4xx' }), 2);
+  assert.equal(s.sum('nanogate_requests_total', { route: '-', class: '4xx' }), 2);
   assert.equal(s.sum('nanogate_rejections_total', { code: 'NG_ERR_UPSTREAM_CONNECT' }), 2);
   assert.equal(s.sum('nanogate_requests_total', { route: 'broken', class: '5xx' }), 2);
   assert.equal(s.sum('nanogate_upstream_failures_total', { upstream: 'dead' }), 2);
