@@ -11,10 +11,11 @@ import { parsePrometheus } from '../helpers/prometheus.js';
 
 /**
  * `promtool check metrics` refused the scrape: the event-loop lag was a gauge with a `quantile` label, which
- * Prometheus reserves for summaries. The check runs on a real scrape of a gateway where every family has samples
- * (policies that time phases, consumer plans, rejections, a dead node, access-log and span counters, two workers).
- * promtool comes from Debian's `prometheus` package; without it this test fails rather than skips, so a machine
- * that cannot check the exposition format does not pass for one that did.
+ * Prometheus reserves for summaries; and the families written per node row (in-flight, connections, responses,
+ * failures) came out interleaved instead of one group each. The check runs on a real scrape of a gateway where every
+ * family has samples (policies that time phases, consumer plans, rejections, a dead node, access-log and span
+ * counters, two workers). promtool comes from Debian's `prometheus` package; without it this test fails rather than
+ * skips, so a machine that cannot check the exposition format does not pass for one that did.
  */
 
 const PROMTOOL = process.env.PROMTOOL ?? 'promtool';
@@ -92,6 +93,20 @@ test('a scrape of a gateway with every metric family filled passes `promtool che
   const s = parsePrometheus(text);
   assert.ok(s.sum('nanogate_phase_duration_seconds_count', { route: 'api' }) > 0, 'phase histograms are in the scrape');
   assert.ok(s.sum('nanogate_rejections_total') > 0, 'rejections are in the scrape');
+  // each family is one group of lines (OpenMetrics parsers refuse a family that comes back after another)
+  const seen = new Set<string>();
+  let current = '';
+  for (const line of text.split('\n')) {
+    const m = /^# TYPE (\S+) /.exec(line);
+    if (m) {
+      assert.ok(!seen.has(m[1]), `family ${m[1]} declared twice`);
+      seen.add(m[1]);
+      current = m[1];
+    } else if (line !== '' && !line.startsWith('#')) {
+      const name = line.slice(0, line.search(/[{ ]/));
+      assert.ok(name === current || name.startsWith(current + '_'), `${name} outside its family's group (after ${current})`);
+    }
+  }
   const { code, output } = await promtool(text);
   assert.equal(output.trim(), '', 'promtool has no complaint, lint warnings included');
   assert.equal(code, 0);
