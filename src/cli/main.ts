@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
+import { createLogger } from '../observe/log-format.js';
 import { loadConfigFile } from '../config/load.js';
 import { compileConfig } from '../config/compile.js';
 import { ConfigError } from '../config/errors.js';
@@ -89,7 +89,7 @@ function validate(args: string[]): number {
 
 async function start(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w' } } });
-  const logger = pino({ name: 'nanogate', level: process.env.NANOGATE_LOG_LEVEL ?? 'info' });
+  const logger = createLogger({ name: 'nanogate', level: process.env.NANOGATE_LOG_LEVEL ?? 'info' });
   const workers = values.workers !== undefined ? Number(values.workers) : undefined;
   if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1)) {
     console.error('nanogate: --workers takes a whole number of 1 or more');

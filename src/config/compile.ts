@@ -59,6 +59,7 @@ export function compileConfig(config: Config, file: string, version = 1, shared 
 
   const consumers = compileConsumers(config, issues);
   const router = issues.length ? null : buildRouter(routes, parsed, issues, warnings);
+  const unrouted = compileUnrouted(config, shared, issues);
   if (issues.length || !router) throw new ConfigError(file, issues);
 
   const plan: Plan = {
@@ -76,9 +77,36 @@ export function compileConfig(config: Config, file: string, version = 1, shared 
     upstreams,
     routes,
     router,
+    unrouted,
     services: { [CONSUMERS_SERVICE]: consumers },
   };
   return { plan, warnings };
+}
+
+/** Global policies that also see requests answered without a route: only the access log (a log phase, no state). */
+const UNROUTED = ['accessLog'];
+
+/**
+ * The global access log compiled for requests without a route (route "-"). A problem in it is reported once under
+ * policies.<name>, whether or not a route merged it in too.
+ */
+function compileUnrouted(config: Config, shared: SharedRegistry, issues: ConfigIssue[]): PlanPolicy[] {
+  const global = (config.policies ?? {}) as Record<string, unknown>;
+  const out: PlanPolicy[] = [];
+  for (const mod of POLICIES) {
+    if (!UNROUTED.includes(mod.name) || global[mod.name] === undefined) continue;
+    const cc: CompileContext = { routeName: null, where: `policies.${mod.name}`, config, shared: (key, bytes) => shared.get(`${mod.name}:${key}`, bytes) };
+    try {
+      out.push({ name: mod.name, data: mod.compile ? mod.compile(global[mod.name], cc) : global[mod.name] });
+    } catch (err) {
+      const path = `policies.${mod.name}`;
+      const issue: ConfigIssue = err instanceof PolicyConfigError
+        ? { path: err.path ? `${path}.${err.path}` : path, message: err.message, hint: err.hint }
+        : { path, message: `cannot be compiled: ${(err as Error).message}` };
+      if (!issues.some((i) => i.path === issue.path && i.message === issue.message)) issues.push(issue);
+    }
+  }
+  return out;
 }
 
 export function isLoopback(host: string): boolean {

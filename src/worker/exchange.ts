@@ -24,6 +24,9 @@ export interface ExchangeHost {
   readonly viaValue: string;
   /** called once when the exchange is over, whatever the outcome */
   finished(ex: Exchange): void;
+  /** per-node metrics: an attempt went to node ex.nodeIndex / failed there (also when it is then retried elsewhere) */
+  attempted(ex: Exchange): void;
+  attemptFailed(ex: Exchange, code: ErrorCode): void;
   /** during a drain every response closes its connection */
   readonly closing: boolean;
 }
@@ -340,6 +343,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     }
     this.nodeIndex = i;
     this.attempts++;
+    this.host.attempted(this);
     if (this.upstreamRemove !== null) this.headRest = dropHeaderLines(this.headRest, this.upstreamRemove);
     this.requestHead = this.headLine + (this.hostLine ?? upstream.hostLines[i]) + this.upstreamExtra + this.headRest;
     this.sentAt = performance.now();
@@ -591,6 +595,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.host.counters.add(UPSTREAM_ERRORS);
     this.upstreamError = detail;
     if (this.nodeIndex >= 0) this.route.upstream.noteError(this.nodeIndex, code, detail);
+    this.host.attemptFailed(this, code);
     if (this.headSent) {
       // Too late for an error response: cut the client connection so it sees an incomplete message.
       this.errorCode = code;
