@@ -267,7 +267,7 @@ function compilePolicies(config: Config, rc: RouteConfig, where: string, shared:
     const cfg = fromRoute ? own[mod.name] : global[mod.name];
     if (cfg === undefined) continue;
     const base = fromRoute ? `${where}.policies.${mod.name}` : `policies.${mod.name}`;
-    const cc: CompileContext = { routeName: rc.name, where: base, config, shared: (key, bytes) => shared.get(`${mod.name}:${key}`, bytes) };
+    const cc: CompileContext = { routeName: rc.name, routeMethods: rc.match.methods ?? null, where: base, config, shared: (key, bytes) => shared.get(`${mod.name}:${key}`, bytes) };
     try {
       out.push({ name: mod.name, data: mod.compile ? mod.compile(cfg, cc) : cfg });
     } catch (err) {

@@ -142,6 +142,8 @@ export interface PolicyEnv {
 /** What the control plane gives a policy's compile step. */
 export interface CompileContext {
   readonly routeName: string | null;
+  /** the route's `match.methods` as written (null or absent: the route serves every method) */
+  readonly routeMethods?: readonly string[] | null;
   /** dotted path of this policy's config in the file, for error messages */
   readonly where: string;
   /** a SharedArrayBuffer of `bytes`, the same one across reloads for the same key and size */
