@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { loadConfigFile } from '../config/load.js';
-import { compileConfig } from '../config/compile.js';
-import { ConfigError } from '../config/errors.js';
+import { loadConfigStaged } from '../config/load.js';
+import { compileConfig, type CompileResult } from '../config/compile.js';
+import { ConfigError, type ConfigIssue } from '../config/errors.js';
 import { jsonSchema } from '../config/schema.js';
 import { Gateway } from '../control/gateway.js';
 
@@ -31,7 +31,9 @@ SIGTERM/SIGINT drain in-flight requests and exit 0; SIGHUP reloads the config fi
   validate: `Usage: nanogate validate FILE [--strict]
 
 Loads and compiles FILE with the same code as start. Prints every error (file: path: reason) and every route that
-can never match. Exits 1 on errors; with --strict, also on warnings.`,
+can never match: each stage checks what the one before let through (routes that fail the schema are left out of
+the upstream and overlap checks, the others are checked). Exits 1 on errors; with --strict, also on warnings
+("failed (strict): N warning(s)").`,
   schema: `Usage: nanogate schema
 
 Prints the JSON Schema of the config file to stdout (config/schema.json is this output).`,
@@ -72,17 +74,31 @@ function validate(args: string[]): number {
   }
   let failed = false;
   for (const file of positionals) {
-    try {
-      const config = loadConfigFile(file);
-      const { plan, warnings } = compileConfig(config, file);
-      for (const w of warnings) console.log(`warning: ${file}: ${w}`);
-      if (warnings.length && values.strict) failed = true;
-      console.log(`${file}: ok (${plan.routes.length} routes, ${plan.upstreams.length} upstreams)${warnings.length ? `, ${warnings.length} warning(s)` : ''}`);
-    } catch (err) {
-      failed = true;
-      if (err instanceof ConfigError) for (const line of err.message.split('\n')) console.error(line);
-      else console.error(`${file}: ${(err as Error).message}`);
+    // Every stage runs on what the stage before it let through, so one run lists every problem it can find.
+    const staged = loadConfigStaged(file);
+    const issues: ConfigIssue[] = [...staged.issues];
+    let result: CompileResult | null = null;
+    if (staged.config !== null) {
+      try {
+        result = compileConfig(staged.config, file, 1, undefined, staged.partial);
+      } catch (err) {
+        if (err instanceof ConfigError) issues.push(...err.issues);
+        else issues.push({ path: '', message: (err as Error).message });
+      }
     }
+    if (issues.length || result === null) {
+      failed = true;
+      for (const line of new ConfigError(file, issues).message.split('\n')) console.error(line);
+      continue;
+    }
+    const { plan, warnings } = result;
+    for (const w of warnings) console.log(`warning: ${file}: ${w}`);
+    if (warnings.length && values.strict) {
+      failed = true;
+      console.error(`${file}: failed (strict): ${warnings.length} warning(s)`);
+      continue;
+    }
+    console.log(`${file}: ok (${plan.routes.length} routes, ${plan.upstreams.length} upstreams)${warnings.length ? `, ${warnings.length} warning(s)` : ''}`);
   }
   return failed ? 1 : 0;
 }
