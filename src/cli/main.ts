@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { loadConfigStaged } from '../config/load.js';
-import { compileConfig, type CompileResult } from '../config/compile.js';
-import { ConfigError, type ConfigIssue } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
+import { compileConfig } from '../config/compile.js';
+import { ConfigError } from '../config/errors.js';
 import { jsonSchema } from '../config/schema.js';
 import { Gateway } from '../control/gateway.js';
 
@@ -74,31 +74,21 @@ function validate(args: string[]): number {
   }
   let failed = false;
   for (const file of positionals) {
-    // Every stage runs on what the stage before it let through, so one run lists every problem it can find.
-    const staged = loadConfigStaged(file);
-    const issues: ConfigIssue[] = [...staged.issues];
-    let result: CompileResult | null = null;
-    if (staged.config !== null) {
-      try {
-        result = compileConfig(staged.config, file, 1, undefined, staged.partial);
-      } catch (err) {
-        if (err instanceof ConfigError) issues.push(...err.issues);
-        else issues.push({ path: '', message: (err as Error).message });
+    try {
+      const config = loadConfigFile(file);
+      const { plan, warnings } = compileConfig(config, file);
+      for (const w of warnings) console.log(`warning: ${file}: ${w}`);
+      if (warnings.length && values.strict) {
+        failed = true;
+        console.error(`${file}: failed (strict): ${warnings.length} warning(s)`);
+        continue;
       }
-    }
-    if (issues.length || result === null) {
+      console.log(`${file}: ok (${plan.routes.length} routes, ${plan.upstreams.length} upstreams)${warnings.length ? `, ${warnings.length} warning(s)` : ''}`);
+    } catch (err) {
       failed = true;
-      for (const line of new ConfigError(file, issues).message.split('\n')) console.error(line);
-      continue;
+      if (err instanceof ConfigError) for (const line of err.message.split('\n')) console.error(line);
+      else console.error(`${file}: ${(err as Error).message}`);
     }
-    const { plan, warnings } = result;
-    for (const w of warnings) console.log(`warning: ${file}: ${w}`);
-    if (warnings.length && values.strict) {
-      failed = true;
-      console.error(`${file}: failed (strict): ${warnings.length} warning(s)`);
-      continue;
-    }
-    console.log(`${file}: ok (${plan.routes.length} routes, ${plan.upstreams.length} upstreams)${warnings.length ? `, ${warnings.length} warning(s)` : ''}`);
   }
   return failed ? 1 : 0;
 }

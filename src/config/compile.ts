@@ -21,7 +21,7 @@ export interface CompileResult {
 
 /**
  * Turns a validated config into a Plan, or throws one ConfigError listing every problem found. `start`, `validate`
- * and a live reload all call this same function. `partial` (from loadConfigStaged, for `validate`) says that the
+ * and a live reload all call this same function. `partial` (from stageConfigText, when the file was refused) says that the
  * config is what is left of a file after the schema refused some of it: messages then name the routes' places in the
  * file, and a route naming a refused upstream is not also told that the upstream is unknown.
  */

@@ -3,6 +3,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { ConfigSchema, type Config } from './schema.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
+import { compileConfig } from './compile.js';
 
 // verbose: errors carry their schema, so an unknown key can be matched against the keys that are allowed there
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
@@ -46,13 +47,18 @@ function commentStart(line: string): number {
 
 /** Parses YAML or JSON text (JSON is YAML) into a plain value; syntax errors carry line and column. */
 export function parseText(text: string, issues: ConfigIssue[]): unknown {
+  return parseWithDocument(text, issues).value;
+}
+
+/** parseText, also handing back the document and its line counter (to find where a value was written). */
+function parseWithDocument(text: string, issues: ConfigIssue[]): { value: unknown; doc: Document; lines: LineCounter } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
   for (const err of doc.errors) {
     const pos = err.linePos?.[0] ?? (err.pos ? lines.linePos(err.pos[0]) : undefined);
     issues.push({ path: '', message: `${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${err.message.split('\n')[0]}` });
   }
-  return doc.errors.length ? undefined : doc.toJS();
+  return { value: doc.errors.length ? undefined : doc.toJS(), doc, lines };
 }
 
 function pointerToPath(pointer: string): string {
@@ -136,8 +142,7 @@ export function validateConfig(value: unknown, file: string): Config {
 // ---------------------------------------------------------------------------------------------- staged check
 
 /**
- * What the staged check (`nanogate validate`) hands to compileConfig when part of the file was refused before
- * compiling: the routes that are left keep their place in the file for messages, and routes that name a refused
+ * What the staged check hands to compileConfig when part of the file was refused before compiling: the routes that are left keep their place in the file for messages, and routes that name a refused
  * upstream are not told that it is unknown.
  */
 export interface PartialConfig {
@@ -157,19 +162,13 @@ export interface StagedResult {
 }
 
 /**
- * Runs the stages of loadConfigText without stopping at the first that fails, so that one run reports every problem
- * it can find: an unset variable is reported and its value left out of the later stages (not reported again as a
+ * The stages before compiling (environment, syntax, schema), without stopping at the first that fails, so that one
+ * run reports every problem it can find: an unset variable is reported and its value left out of the later stages (not reported again as a
  * schema error), and the schema's errors are reported while the rest of the file goes on to compileConfig: routes
  * and upstreams one by one, other top-level sections (and each top-level policy) whole. Only a syntax error, or a
  * file whose remainder still fails the schema, ends the check early.
  */
-export function loadConfigStaged(file: string, env: NodeJS.ProcessEnv = process.env): StagedResult {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    return { config: null, issues: [{ path: '', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? err}` }], partial: null };
-  }
+export function stageConfigText(text: string, env: NodeJS.ProcessEnv = process.env): StagedResult {
   const issues: ConfigIssue[] = [];
   const interpolated = interpolateEnv(text, env, issues);
   const unsetLines = new Set<number>();
@@ -177,9 +176,7 @@ export function loadConfigStaged(file: string, env: NodeJS.ProcessEnv = process.
     const m = /^line (\d+): environment variable/.exec(i.message);
     if (m) unsetLines.add(Number(m[1]));
   }
-  const lines = new LineCounter();
-  const doc = parseDocument(interpolated, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
-  const value = parseText(interpolated, issues);
+  const { value, doc, lines } = parseWithDocument(interpolated, issues);
   if (value === undefined && issues.length) return { config: null, issues, partial: null };
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     issues.push({ path: '', message: 'the config must be a mapping (YAML) or an object (JSON)' });
@@ -292,10 +289,18 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 }
 
 export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const issues: ConfigIssue[] = [];
-  const interpolated = interpolateEnv(text, env, issues);
-  if (issues.length) throw new ConfigError(file, issues);
-  const value = parseText(interpolated, issues);
-  if (issues.length) throw new ConfigError(file, issues);
-  return validateConfig(value, file);
+  const staged = stageConfigText(text, env);
+  if (staged.issues.length === 0 && staged.config !== null) return staged.config;
+  // Refused: what is left still goes through the compiler, so that the one error lists every problem of the file
+  // (start, reload, PUT /config and `nanogate validate` alike), not only those of the first stage that failed.
+  const issues = [...staged.issues];
+  if (staged.config !== null) {
+    try {
+      compileConfig(staged.config, file, 1, undefined, staged.partial);
+    } catch (err) {
+      // anything but a ConfigError would be a compiler fault on a remainder; the issues above refuse the file anyway
+      if (err instanceof ConfigError) issues.push(...err.issues);
+    }
+  }
+  throw new ConfigError(file, issues);
 }

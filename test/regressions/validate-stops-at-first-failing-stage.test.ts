@@ -4,6 +4,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/errors.js';
 
 /**
  * `nanogate validate` stopped at the first stage that failed: schema errors hid unknown upstreams, which hid routes
@@ -65,4 +67,19 @@ test('a file whose only problem is two overlapping routes still reports them (th
   assert.equal(r.code, 1);
   assert.match(r.stderr, /overlap\.yaml: routes\[0\]\.bogus: unknown key "bogus"/);
   assert.match(r.stderr, /overlap\.yaml: routes\[2\]: route "c" matches the same requests as routes\[1\] \("b"\)/);
+});
+
+test('start, reload and PUT /config get the same complete list: loadConfigText throws every problem at once', () => {
+  const text = `upstreams:\n  users: { nodes: [{ url: "http://127.0.0.1:9001" }] }\nroutes:\n  - { name: a, match: { path: /x }, upstream: users, bogus: 1 }\n  - { name: b, match: { path: /y }, upstream: userz }\n  - { name: c, match: { path: /z }, upstream: users }\n  - { name: d, match: { path: /z }, upstream: users }\n`;
+  assert.throws(
+    () => loadConfigText(text, 'gw.yaml', {}),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.deepEqual(
+        err.issues.map((i) => i.path),
+        ['routes[0].bogus', 'routes[1].upstream', 'routes[3]'],
+      );
+      return true;
+    },
+  );
 });
