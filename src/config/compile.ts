@@ -43,7 +43,8 @@ export function compileConfig(config: Config, file: string, version = 1, shared 
     names.set(rc.name, at);
     const upstream = upstreamIndex.get(rc.upstream);
     if (upstream === undefined && !partial?.upstreamRefused(rc.upstream)) {
-      issues.push({ path: `${where}.upstream`, message: `unknown upstream "${rc.upstream}"`, hint: didYouMean(rc.upstream, upstreamIndex.keys()) ?? `declared: ${[...upstreamIndex.keys()].join(', ') || 'none'}` });
+      const declared = [...upstreamIndex.keys(), ...(partial?.refusedUpstreams ?? [])];
+      issues.push({ path: `${where}.upstream`, message: `unknown upstream "${rc.upstream}"`, hint: didYouMean(rc.upstream, declared) ?? `declared: ${declared.join(', ') || 'none'}` });
     }
     const route = compileRoute(rc, i, where, upstream ?? -1, config.limits.maxBodyBytes, config.upstreams[rc.upstream], issues);
     if (route) (route.route as { policies: PlanPolicy[] | null }).policies = compilePolicies(config, rc, where, shared, issues);

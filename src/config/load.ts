@@ -150,6 +150,8 @@ export interface PartialConfig {
   readonly routeIndex: readonly number[];
   /** an upstream the schema refused (it exists in the file, so a route naming it is not in error for that) */
   upstreamRefused(name: string): boolean;
+  /** the names of the refused upstreams, for did-you-mean hints */
+  readonly refusedUpstreams: readonly string[];
 }
 
 export interface StagedResult {
@@ -274,7 +276,7 @@ function prune(obj: Record<string, unknown>, refused: readonly string[][]): Part
     obj.routes = kept;
   }
   if (obj.upstreams && typeof obj.upstreams === 'object') for (const name of upstreamsDropped) delete (obj.upstreams as Record<string, unknown>)[name];
-  return { routeIndex, upstreamRefused: (name) => allUpstreams || upstreamsDropped.has(name) };
+  return { routeIndex, upstreamRefused: (name) => allUpstreams || upstreamsDropped.has(name), refusedUpstreams: [...upstreamsDropped] };
 }
 
 /** Reads, interpolates, parses and validates a config file. Throws ConfigError naming the file. */
