@@ -1,6 +1,6 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import { ERRORS, type ErrorCode } from '../errors/codes.js';
-import { upstreamDetail, writeProblem } from '../errors/problem.js';
+import { upstreamDetail, writeProblem, type ProblemMembers } from '../errors/problem.js';
 import type { UpstreamConnection, UpstreamExchange } from '../upstream/exchange.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../upstream/h1-parse.js';
 import type { RouteRuntime } from './runtime.js';
@@ -137,7 +137,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   /** the next access/rewrite hook to run (for resume after PENDING) */
   phaseIndex = 0;
   /** a response prepared by a hook (RESPOND) */
-  prepared: { status: number; headers: readonly string[]; body: string | undefined; code: ErrorCode | null; detail: string | undefined } | null = null;
+  prepared: { status: number; headers: readonly string[]; body: string | undefined; code: ErrorCode | null; detail: string | undefined; members: ProblemMembers | null } | null = null;
   readonly timing: RequestTiming;
   // observability, always on (metrics): handler entry and dispatch to the upstream pool (performance.now())
   startedAt = 0;
@@ -287,19 +287,19 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     (this.responseRemove ??= []).push(name.toLowerCase());
   }
 
-  respondProblem(code: ErrorCode, detail?: string, headers: readonly string[] = []): void {
-    this.prepared = { status: ERRORS[code].status, headers, body: undefined, code, detail };
+  respondProblem(code: ErrorCode, detail?: string, headers: readonly string[] = [], members?: ProblemMembers): void {
+    this.prepared = { status: ERRORS[code].status, headers, body: undefined, code, detail, members: members ?? null };
   }
 
   respond(status: number, headers: readonly string[], body?: string): void {
-    this.prepared = { status, headers, body, code: null, detail: undefined };
+    this.prepared = { status, headers, body, code: null, detail: undefined, members: null };
   }
 
   #sendPrepared(): void {
     const p = this.prepared;
     if (p === null || this.aborted || this.done) return;
     if (p.code !== null) {
-      this.res.cork(() => this.#fail(p.code!, p.detail, false, p.headers));
+      this.res.cork(() => this.#fail(p.code!, p.detail, false, p.headers, p.members));
       return;
     }
     this.res.cork(() => {
@@ -614,7 +614,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   // ---------------------------------------------------------------------------- ends
 
   /** Writes a gateway error. Must run corked (inside res.cork or the synchronous part of the handler). */
-  #fail(code: ErrorCode, detail: string | undefined, close = false, headers: readonly string[] = []): void {
+  #fail(code: ErrorCode, detail: string | undefined, close = false, headers: readonly string[] = [], members: ProblemMembers | null = null): void {
     if (this.aborted || this.done) return;
     this.host.counters.add(GATEWAY_ERRORS);
     this.status = ERRORS[code].status;
@@ -622,7 +622,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.done = true;
     this.#runResponseHooks();
     const extra = this.responseExtra === null ? headers : [...headers, ...this.responseExtra];
-    writeProblem(this.res, code, this.requestId, detail, extra, close || this.host.closing || !this.clientBodyDone);
+    writeProblem(this.res, code, this.requestId, detail, extra, close || this.host.closing || !this.clientBodyDone, members);
     this.#end();
   }
 
