@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ArrayNodeView } from '../../src/upstream/balancers/array-view.js';
+import { LeastRequestBalancer } from '../../src/upstream/balancers/least-request.js';
+
+function share(b: LeastRequestBalancer, v: ArrayNodeView, picks: number): number[] {
+  const c = new Array<number>(v.count).fill(0);
+  for (let k = 0; k < picks; k++) c[b.pick(v, -1, 0)]++;
+  return c.map((x) => x / picks);
+}
+
+test('equal weights, no load: P2C spreads evenly', () => {
+  const b = new LeastRequestBalancer({ seed: 1 });
+  const s = share(b, new ArrayNodeView(5), 50_000);
+  for (const x of s) assert.ok(Math.abs(x - 0.2) < 0.01, String(s));
+});
+
+test('P2C prefers the less-loaded node; the most loaded node gets nothing', () => {
+  const b = new LeastRequestBalancer({ seed: 2 });
+  const v = new ArrayNodeView(4);
+  v.active.set([0, 5, 5, 9]);
+  const s = share(b, v, 20_000);
+  // Node 0 wins every draw it is in: 1 - (3/4 × 2/3) = 1/2. Node 3 loses every draw.
+  assert.ok(Math.abs(s[0] - 0.5) < 0.02, String(s));
+  assert.equal(s[3], 0);
+  // Two nodes: the less loaded one always.
+  const two = new ArrayNodeView(2);
+  two.active.set([3, 1]);
+  assert.deepEqual(share(b, two, 1000), [0, 1]);
+});
+
+test('P2C with live load: in-flight counts stay level where a fixed node would pile up', () => {
+  // Closed loop: every pick adds a request; every step the oldest completes on a random node with work.
+  const b = new LeastRequestBalancer({ seed: 3 });
+  const v = new ArrayNodeView(8);
+  const queue: number[] = [];
+  for (let k = 0; k < 20_000; k++) {
+    const i = b.pick(v, -1, 0);
+    v.active[i]++;
+    queue.push(i);
+    if (queue.length > 64) v.active[queue.shift()!]--;
+  }
+  const max = Math.max(...v.active);
+  const min = Math.min(...v.active);
+  assert.ok(max - min <= 3, `in flight per node: ${[...v.active]}`);
+});
+
+test('unequal weights: chosen in proportion to weight when idle', () => {
+  const b = new LeastRequestBalancer({ seed: 4 });
+  const s = share(b, new ArrayNodeView(4, { weights: [1, 1, 1, 5] }), 80_000);
+  assert.ok(Math.abs(s[3] - 5 / 8) < 0.01, String(s));
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(s[i] - 1 / 8) < 0.01, String(s));
+});
+
+test('unequal weights: active_request_bias lowers a loaded node by (inFlight + 1)^bias', () => {
+  const v = new ArrayNodeView(2, { weights: [4, 1] });
+  v.active.set([3, 0]);
+  // bias 1: effective weights 4/4 = 1 and 1/1 = 1: even.
+  const s1 = share(new LeastRequestBalancer({ seed: 5, activeRequestBias: 1 }), v, 40_000);
+  assert.ok(Math.abs(s1[0] - 0.5) < 0.01, String(s1));
+  // bias 0: load ignored, 4:1.
+  const s0 = share(new LeastRequestBalancer({ seed: 5, activeRequestBias: 0 }), v, 40_000);
+  assert.ok(Math.abs(s0[0] - 0.8) < 0.01, String(s0));
+  // bias 2: 4/16 vs 1: 0.2.
+  const s2 = share(new LeastRequestBalancer({ seed: 5, activeRequestBias: 2 }), v, 40_000);
+  assert.ok(Math.abs(s2[0] - 0.2) < 0.01, String(s2));
+  assert.throws(() => new LeastRequestBalancer({ activeRequestBias: -1 }), /activeRequestBias/);
+});
+
+test('the same seed gives the same picks; another seed other picks', () => {
+  const v = new ArrayNodeView(6);
+  const run = (seed: number) => {
+    const b = new LeastRequestBalancer({ seed });
+    return Array.from({ length: 200 }, () => b.pick(v, -1, 0));
+  };
+  assert.deepEqual(run(42), run(42));
+  assert.notDeepEqual(run(42), run(43));
+});
