@@ -113,6 +113,8 @@ test('bounded load caps a hot key: its node never holds more than ceil(c × mean
   for (let k = 0; k < 100; k++) v.active[unbounded.pick(v, -1, keys[0])]++;
   assert.equal(Math.max(...v.active), 100);
   assert.throws(() => new MaglevBalancer(new Int32Array(3), { loadFactor: 0.5 }), /loadFactor/);
+  assert.throws(() => new MaglevBalancer(new Int32Array(1031), { size: 1033 }), /no larger than the table/);
+  assert.throws(() => new MaglevBalancer(new Int32Array(1000)), /must be a prime/);
 });
 
 test('bounded load with weights: a node may hold its weighted share', () => {

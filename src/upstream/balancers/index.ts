@@ -20,7 +20,8 @@ export { compileHashKey, hashString, type HashKeyRequest } from './hash.js';
 export { BalancingSchema, balancingIssues, type BalancingConfig } from './schema.js';
 
 /**
- * One balancer for one worker and upstream, from the validated config. `seed` sets the worker apart (its index + 1
+ * One balancer for one worker and upstream, from the validated config. peakEwma.decayMs is not the balancer's: the
+ * cluster applies it where it records latencies (ewmaUpdate) and reads them (ewmaAt). `seed` sets the worker apart (its index + 1
  * is fine); `table` is the Maglev table of the current node set (buildMaglevTable), needed for consistent-hash.
  */
 export function createBalancer(config: BalancingConfig, seed: number, table?: Int32Array): Balancer {

@@ -95,6 +95,11 @@ export interface MaglevOptions {
   loadFactor?: number;
 }
 
+function checkSize(table: Int32Array, size: number): number {
+  if (!isPrime(size) || size > table.length) throw new RangeError(`maglev: table size ${size} must be a prime no larger than the table (${table.length} cells)`);
+  return size;
+}
+
 /** How many table entries a pick walks past before it falls back to scanning the nodes. */
 const MAX_WALK = 64;
 
@@ -112,13 +117,13 @@ export class MaglevBalancer implements Balancer {
     this.#factor = options.loadFactor ?? DEFAULT_LOAD_FACTOR;
     if (this.#factor !== 0 && !(this.#factor >= 1)) throw new RangeError(`maglev loadFactor must be >= 1 (or 0 for off), got ${this.#factor}`);
     this.#table = table;
-    this.#size = options.size ?? table.length;
+    this.#size = checkSize(table, options.size ?? table.length);
   }
 
-  /** Swaps in the table of a new node set (indices refer to the new view). */
+  /** Swaps in the table of a new node set (indices refer to the new view). Control plane: throws on a bad size. */
   setTable(table: Int32Array, size = table.length): void {
+    this.#size = checkSize(table, size);
     this.#table = table;
-    this.#size = size;
   }
 
   pick(view: NodeView, skip: number, key: number): number {

@@ -29,8 +29,3 @@ export interface Balancer {
    */
   pick(view: NodeView, skip: number, key: number): number;
 }
-
-/** A node may take a request: available, not the one being retried away from, and with a weight above zero. */
-export function eligible(view: NodeView, i: number, skip: number): boolean {
-  return i !== skip && view.available(i) && view.weight(i) > 0;
-}
