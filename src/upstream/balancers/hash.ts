@@ -111,24 +111,25 @@ function compileSource(source: HashSource): Step {
         return v === undefined || v === null ? ABSENT : hashString(v);
       }
       const header = req.header('cookie');
-      return header ? hashPair(header, name, 0x3b /* ; */, true) : ABSENT;
+      return header ? hashPair(header, name, ';', true) : ABSENT;
     };
   }
-  return (req) => (req.query.length === 0 ? ABSENT : hashPair(req.query, name, 0x26 /* & */, false));
+  return (req) => (req.query.length === 0 ? ABSENT : hashPair(req.query, name, '&', false));
 }
 
 /**
  * Finds `name=value` in a `sep`-separated list (a Cookie header: "a=1; b=2", or a query: "a=1&b=2") and hashes the
  * value in place. A parameter without '=' has the empty value. Cookie pairs may have spaces after the separator.
  */
-export function hashPair(list: string, name: string, sep: number, trimSpace: boolean): number {
+export function hashPair(list: string, name: string, sep: string, trimSpace: boolean): number {
   const n = list.length;
   const len = name.length;
   let i = 0;
   while (i < n) {
     if (trimSpace) while (i < n && list.charCodeAt(i) === 0x20) i++;
-    let end = i;
-    while (end < n && list.charCodeAt(end) !== sep) end++;
+    // indexOf is a native scan, several times faster than a charCodeAt loop over a long Cookie header.
+    let end = list.indexOf(sep, i);
+    if (end < 0) end = n;
     if (end - i >= len && list.startsWith(name, i)) {
       const after = i + len;
       if (after === end) return hashString(list, end, end);
