@@ -113,7 +113,8 @@ export default defineSuite({
         },
       });
       cases.push(
-        pickCase(`round-robin, ${n} nodes`, new RoundRobinBalancer({ seed: 1 }), unequal(), null),
+        pickCase(`round-robin, configured weights (schedule), ${n} nodes`, new RoundRobinBalancer({ seed: 1, weights: Array.from({ length: n }, (_, i) => 1 + (i % 4)) }), unequal(), null),
+        pickCase(`round-robin, live steps (as during slow start), ${n} nodes`, new RoundRobinBalancer({ seed: 1 }), unequal(), null),
         pickCase(`least-request equal weights (P2C), ${n} nodes`, new LeastRequestBalancer({ seed: 1 }), equal(), null),
         pickCase(`least-request unequal weights (bias 1), ${n} nodes`, new LeastRequestBalancer({ seed: 1 }), unequal(), null),
         pickCase(`least-request unequal weights (bias 1.5), ${n} nodes`, new LeastRequestBalancer({ seed: 1, activeRequestBias: 1.5 }), unequal(), null),

@@ -18,7 +18,7 @@ const table = buildMaglevTable(ids.map((id) => ({ id, weight: 1 })), 1031);
 
 const makers: Array<[string, () => Balancer]> = [
   ['round-robin', () => new RoundRobinBalancer({ seed: 7 })],
-  ['round-robin, weighted view', () => new RoundRobinBalancer({ seed: 7 })],
+  ['round-robin with the configured weights', () => new RoundRobinBalancer({ seed: 7, weights: [1, 1, 1, 1, 1] })],
   ['least-request', () => new LeastRequestBalancer({ seed: 7 })],
   ['consistent-hash', () => new MaglevBalancer(table)],
   ['consistent-hash, unbounded', () => new MaglevBalancer(table, { loadFactor: 0 })],

@@ -77,3 +77,46 @@ test('weights that change between picks (slow start) take effect at once, fracti
   const d = counts(b, v, 5000);
   assert.ok(Math.abs(d[1] - 2500) <= 3, String(d));
 });
+
+test('with the configured weights: the unrolled schedule, the same picks as the live steps', () => {
+  const weights = [5, 1, 1];
+  const b = new RoundRobinBalancer({ seed: 0, weights });
+  const v = new ArrayNodeView(3, { weights });
+  assert.deepEqual(Array.from({ length: 14 }, () => b.pick(v, -1, 0)), [...smoothSchedule(weights), ...smoothSchedule(weights)]);
+  // Weights with a common factor unroll the reduced schedule: same order, 7 entries instead of 700.
+  const big = new RoundRobinBalancer({ seed: 0, weights: [500, 100, 100] });
+  const vb = new ArrayNodeView(3, { weights: [500, 100, 100] });
+  assert.deepEqual(Array.from({ length: 7 }, () => big.pick(vb, -1, 0)), smoothSchedule(weights));
+});
+
+test('with the configured weights: slow start switches to live steps and back when the ramp ends', () => {
+  const weights = [1, 1, 1, 1];
+  const b = new RoundRobinBalancer({ seed: 8, weights });
+  const v = new ArrayNodeView(4, { weights });
+  const count = (picks: number) => {
+    const c = [0, 0, 0, 0];
+    for (let k = 0; k < picks; k++) c[b.pick(v, -1, 0)]++;
+    return c;
+  };
+  assert.deepEqual(count(4000), [1000, 1000, 1000, 1000]);
+  v.weights[2] = 0.1; // node 2 starts its ramp
+  const ramp = count(3100);
+  assert.ok(Math.abs(ramp[2] - 100) <= 4, `ramping node: ${ramp}`);
+  v.weights[2] = 1; // ramp over
+  const after = count(4000);
+  for (const x of after) assert.ok(Math.abs(x - 1000) <= 2, String(after));
+});
+
+test('with the configured weights: unavailable and skipped nodes are passed over, none left gives -1', () => {
+  const weights = [3, 1, 1];
+  const b = new RoundRobinBalancer({ seed: 2, weights });
+  const v = new ArrayNodeView(3, { weights });
+  v.up[0] = 0;
+  const c = [0, 0, 0];
+  for (let k = 0; k < 1000; k++) c[b.pick(v, -1, 0)]++;
+  assert.equal(c[0], 0);
+  assert.ok(Math.abs(c[1] - 500) <= 2, String(c));
+  for (let k = 0; k < 100; k++) assert.equal(b.pick(v, 1, 0), 2);
+  v.up.fill(0);
+  assert.equal(b.pick(v, -1, 0), -1);
+});
