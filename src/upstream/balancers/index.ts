@@ -22,12 +22,13 @@ export { BalancingSchema, balancingIssues, type BalancingConfig } from './schema
 /**
  * One balancer for one worker and upstream, from the validated config. peakEwma.decayMs is not the balancer's: the
  * cluster applies it where it records latencies (ewmaUpdate) and reads them (ewmaAt). `seed` sets the worker apart (its index + 1
- * is fine); `table` is the Maglev table of the current node set (buildMaglevTable), needed for consistent-hash.
+ * is fine); `table` is the Maglev table of the current node set (buildMaglevTable), needed for consistent-hash;
+ * `weights`, the configured weights, lets round robin unroll its schedule.
  */
-export function createBalancer(config: BalancingConfig, seed: number, table?: Int32Array): Balancer {
+export function createBalancer(config: BalancingConfig, seed: number, table?: Int32Array, weights?: readonly number[]): Balancer {
   switch (config.algorithm) {
     case 'round-robin':
-      return new RoundRobinBalancer({ seed });
+      return new RoundRobinBalancer({ seed, weights });
     case 'least-request':
       return new LeastRequestBalancer({ seed, choices: config.leastRequest.choices, activeRequestBias: config.leastRequest.activeRequestBias });
     case 'peak-ewma':
