@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
+import { createLogger } from '../observe/log-format.js';
 import { loadConfigFile } from '../config/load.js';
 import { compileConfig } from '../config/compile.js';
 import { ConfigError } from '../config/errors.js';
@@ -31,7 +31,9 @@ SIGTERM/SIGINT drain in-flight requests and exit 0; SIGHUP reloads the config fi
   validate: `Usage: nanogate validate FILE [--strict]
 
 Loads and compiles FILE with the same code as start. Prints every error (file: path: reason) and every route that
-can never match. Exits 1 on errors; with --strict, also on warnings.`,
+can never match: each stage checks what the one before let through (routes that fail the schema are left out of
+the upstream and overlap checks, the others are checked). Exits 1 on errors; with --strict, also on warnings
+("failed (strict): N warning(s)").`,
   schema: `Usage: nanogate schema
 
 Prints the JSON Schema of the config file to stdout (config/schema.json is this output).`,
@@ -76,7 +78,11 @@ function validate(args: string[]): number {
       const config = loadConfigFile(file);
       const { plan, warnings } = compileConfig(config, file);
       for (const w of warnings) console.log(`warning: ${file}: ${w}`);
-      if (warnings.length && values.strict) failed = true;
+      if (warnings.length && values.strict) {
+        failed = true;
+        console.error(`${file}: failed (strict): ${warnings.length} warning(s)`);
+        continue;
+      }
       console.log(`${file}: ok (${plan.routes.length} routes, ${plan.upstreams.length} upstreams)${warnings.length ? `, ${warnings.length} warning(s)` : ''}`);
     } catch (err) {
       failed = true;
@@ -89,7 +95,7 @@ function validate(args: string[]): number {
 
 async function start(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w' } } });
-  const logger = pino({ name: 'nanogate', level: process.env.NANOGATE_LOG_LEVEL ?? 'info' });
+  const logger = createLogger({ name: 'nanogate', level: process.env.NANOGATE_LOG_LEVEL ?? 'info' });
   const workers = values.workers !== undefined ? Number(values.workers) : undefined;
   if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1)) {
     console.error('nanogate: --workers takes a whole number of 1 or more');

@@ -5,6 +5,7 @@ import { CIRCUIT_BUCKETS, regionBytes } from '../upstream/cluster-state.js';
 import { statusTable, type FallbackConfig, type HealthCheckConfig, type RetryConfig } from '../upstream/resilience-schema.js';
 import type { Plan, PlanFallback, PlanHealthCheck, PlanNode, PlanRetry, PlanPredicate, PlanRoute, PlanUpstream, RewritePart } from './plan.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
+import type { PartialConfig } from './load.js';
 import { insertPattern, newNode, parsePattern, type PatternPart, type RadixNode } from '../router/radix.js';
 import { parseCidr } from '../shared/cidr.js';
 import { SharedRegistry } from '../shared/registry.js';
@@ -22,9 +23,11 @@ export interface CompileResult {
 
 /**
  * Turns a validated config into a Plan, or throws one ConfigError listing every problem found. `start`, `validate`
- * and a live reload all call this same function.
+ * and a live reload all call this same function. `partial` (from stageConfigText, when the file was refused) says that the
+ * config is what is left of a file after the schema refused some of it: messages then name the routes' places in the
+ * file, and a route naming a refused upstream is not also told that the upstream is unknown.
  */
-export function compileConfig(config: Config, file: string, version = 1, shared = new SharedRegistry()): CompileResult {
+export function compileConfig(config: Config, file: string, version = 1, shared = new SharedRegistry(), partial: PartialConfig | null = null): CompileResult {
   const issues: ConfigIssue[] = [];
   const warnings: string[] = [];
 
@@ -35,13 +38,15 @@ export function compileConfig(config: Config, file: string, version = 1, shared 
   const names = new Map<string, number>();
 
   config.routes.forEach((rc, i) => {
-    const where = `routes[${i}]`;
+    const at = partial?.routeIndex[i] ?? i;
+    const where = `routes[${at}]`;
     const before = issues.length;
     if (names.has(rc.name)) issues.push({ path: `${where}.name`, message: `duplicate route name "${rc.name}" (also routes[${names.get(rc.name)}])` });
-    names.set(rc.name, i);
+    names.set(rc.name, at);
     const upstream = upstreamIndex.get(rc.upstream);
-    if (upstream === undefined) {
-      issues.push({ path: `${where}.upstream`, message: `unknown upstream "${rc.upstream}"`, hint: didYouMean(rc.upstream, upstreamIndex.keys()) ?? `declared: ${[...upstreamIndex.keys()].join(', ') || 'none'}` });
+    if (upstream === undefined && !partial?.upstreamRefused(rc.upstream)) {
+      const declared = [...upstreamIndex.keys(), ...(partial?.refusedUpstreams ?? [])];
+      issues.push({ path: `${where}.upstream`, message: `unknown upstream "${rc.upstream}"`, hint: didYouMean(rc.upstream, declared) ?? `declared: ${declared.join(', ') || 'none'}` });
     }
     const route = compileRoute(rc, i, where, upstream ?? -1, config.limits.maxBodyBytes, config.upstreams[rc.upstream], issues);
     if (route) {
@@ -66,8 +71,11 @@ export function compileConfig(config: Config, file: string, version = 1, shared 
   }
 
   const consumers = compileConsumers(config, issues);
-  const router = issues.length ? null : buildRouter(routes, parsed, issues, warnings);
-  if (issues.length || !router) throw new ConfigError(file, issues);
+  // The router is built from the routes that compiled, also when others did not: its checks (two routes that
+  // match the same requests) are reported with the rest instead of after the other errors are fixed.
+  const router = buildRouter(routes, parsed, issues, warnings);
+  const unrouted = compileUnrouted(config, shared, issues);
+  if (issues.length) throw new ConfigError(file, issues);
 
   const plan: Plan = {
     version,
@@ -84,9 +92,36 @@ export function compileConfig(config: Config, file: string, version = 1, shared 
     upstreams,
     routes,
     router,
+    unrouted,
     services: { [CONSUMERS_SERVICE]: consumers },
   };
   return { plan, warnings };
+}
+
+/** Global policies that also see requests answered without a route: only the access log (a log phase, no state). */
+const UNROUTED = ['accessLog'];
+
+/**
+ * The global access log compiled for requests without a route (route "-"). A problem in it is reported once under
+ * policies.<name>, whether or not a route merged it in too.
+ */
+function compileUnrouted(config: Config, shared: SharedRegistry, issues: ConfigIssue[]): PlanPolicy[] {
+  const global = (config.policies ?? {}) as Record<string, unknown>;
+  const out: PlanPolicy[] = [];
+  for (const mod of POLICIES) {
+    if (!UNROUTED.includes(mod.name) || global[mod.name] === undefined) continue;
+    const cc: CompileContext = { routeName: null, where: `policies.${mod.name}`, config, shared: (key, bytes) => shared.get(`${mod.name}:${key}`, bytes) };
+    try {
+      out.push({ name: mod.name, data: mod.compile ? mod.compile(global[mod.name], cc) : global[mod.name] });
+    } catch (err) {
+      const path = `policies.${mod.name}`;
+      const issue: ConfigIssue = err instanceof PolicyConfigError
+        ? { path: err.path ? `${path}.${err.path}` : path, message: err.message, hint: err.hint }
+        : { path, message: `cannot be compiled: ${(err as Error).message}` };
+      if (!issues.some((i) => i.path === issue.path && i.message === issue.message)) issues.push(issue);
+    }
+  }
+  return out;
 }
 
 export function isLoopback(host: string): boolean {
@@ -359,7 +394,7 @@ function compilePolicies(config: Config, rc: RouteConfig, where: string, shared:
     const cfg = fromRoute ? own[mod.name] : global[mod.name];
     if (cfg === undefined) continue;
     const base = fromRoute ? `${where}.policies.${mod.name}` : `policies.${mod.name}`;
-    const cc: CompileContext = { routeName: rc.name, where: base, config, shared: (key, bytes) => shared.get(`${mod.name}:${key}`, bytes) };
+    const cc: CompileContext = { routeName: rc.name, routeMethods: rc.match.methods ?? null, where: base, config, shared: (key, bytes) => shared.get(`${mod.name}:${key}`, bytes) };
     try {
       out.push({ name: mod.name, data: mod.compile ? mod.compile(cfg, cc) : cfg });
     } catch (err) {
@@ -469,17 +504,18 @@ function buildRouter(routes: PlanRoute[], parsed: { parts: PatternPart[][]; host
             hint: 'give one a higher priority, or a method, header or query condition that tells them apart',
           });
         } else if (methodsCover(a, b) && predicatesCover(a.headers, b.headers) && predicatesCover(a.query, b.query)) {
-          shadowedIn.set(b.id, (shadowedIn.get(b.id) ?? 0) + 1);
-          shadower.set(b.id, a.id);
+          shadowedIn.set(list[j], (shadowedIn.get(list[j]) ?? 0) + 1);
+          shadower.set(list[j], list[k]);
           break;
         }
       }
     }
   }
-  for (const [id, count] of shadowedIn) {
-    if (count === listsOf.get(id)?.length) {
-      const b = routes[id];
-      const a = routes[shadower.get(id)!];
+  // Keyed by position in `routes` (as the tree lists are), which differs from PlanRoute.id once a route was dropped.
+  for (const [pos, count] of shadowedIn) {
+    if (count === listsOf.get(pos)?.length) {
+      const b = routes[pos];
+      const a = routes[shadower.get(pos)!];
       warnings.push(`${b.where}: route "${b.name}" can never match: ${a.where} ("${a.name}") takes every request it would`);
     }
   }

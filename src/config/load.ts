@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { ConfigSchema, type Config } from './schema.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
 import { redactUrl } from './secrets.js';
+import { compileConfig } from './compile.js';
 
 // verbose: errors carry their schema, so an unknown key can be matched against the keys that are allowed there
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
@@ -49,13 +50,18 @@ function commentStart(line: string): number {
 
 /** Parses YAML or JSON text (JSON is YAML) into a plain value; syntax errors carry line and column. */
 export function parseText(text: string, issues: ConfigIssue[]): unknown {
+  return parseWithDocument(text, issues).value;
+}
+
+/** parseText, also handing back the document and its line counter (to find where a value was written). */
+function parseWithDocument(text: string, issues: ConfigIssue[]): { value: unknown; doc: Document; lines: LineCounter } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
   for (const err of doc.errors) {
     const pos = err.linePos?.[0] ?? (err.pos ? lines.linePos(err.pos[0]) : undefined);
     issues.push({ path: '', message: `${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${err.message.split('\n')[0]}` });
   }
-  return doc.errors.length ? undefined : doc.toJS();
+  return { value: doc.errors.length ? undefined : doc.toJS(), doc, lines };
 }
 
 function pointerToPath(pointer: string): string {
@@ -137,6 +143,146 @@ export function validateConfig(value: unknown, file: string): Config {
   return value;
 }
 
+// ---------------------------------------------------------------------------------------------- staged check
+
+/**
+ * What the staged check hands to compileConfig when part of the file was refused before compiling: the routes that are left keep their place in the file for messages, and routes that name a refused
+ * upstream are not told that it is unknown.
+ */
+export interface PartialConfig {
+  /** index in the file of each route that is left (the config's routes[i] is routes[routeIndex[i]] of the file) */
+  readonly routeIndex: readonly number[];
+  /** an upstream the schema refused (it exists in the file, so a route naming it is not in error for that) */
+  upstreamRefused(name: string): boolean;
+  /** the names of the refused upstreams, for did-you-mean hints */
+  readonly refusedUpstreams: readonly string[];
+}
+
+export interface StagedResult {
+  /** the part of the file that passed every stage up to the schema, with defaults; null when nothing could go on */
+  config: Config | null;
+  /** every problem found so far, in stage order: environment, syntax, schema */
+  issues: ConfigIssue[];
+  /** set when config is only part of the file (some of it was refused) */
+  partial: PartialConfig | null;
+}
+
+/**
+ * The stages before compiling (environment, syntax, schema), without stopping at the first that fails, so that one
+ * run reports every problem it can find: an unset variable is reported and its value left out of the later stages (not reported again as a
+ * schema error), and the schema's errors are reported while the rest of the file goes on to compileConfig: routes
+ * and upstreams one by one, other top-level sections (and each top-level policy) whole. Only a syntax error, or a
+ * file whose remainder still fails the schema, ends the check early.
+ */
+export function stageConfigText(text: string, env: NodeJS.ProcessEnv = process.env): StagedResult {
+  const issues: ConfigIssue[] = [];
+  const interpolated = interpolateEnv(text, env, issues);
+  const unsetLines = new Set<number>();
+  for (const i of issues) {
+    const m = /^line (\d+): environment variable/.exec(i.message);
+    if (m) unsetLines.add(Number(m[1]));
+  }
+  const { value, doc, lines } = parseWithDocument(interpolated, issues);
+  if (value === undefined && issues.length) return { config: null, issues, partial: null };
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    issues.push({ path: '', message: 'the config must be a mapping (YAML) or an object (JSON)' });
+    return { config: null, issues, partial: null };
+  }
+  const obj = value as Record<string, unknown>;
+  // Values that came from an unset variable: left out like a schema error, without an error of their own.
+  const envPaths = unsetLines.size ? valuePathsOnLines(doc, lines, unsetLines) : [];
+  const envKeys = new Set(envPaths.map(formatPath));
+  const refused: string[][] = [...envPaths];
+  if (!validateSchema(obj)) {
+    const errors = validateSchema.errors ?? [];
+    for (const i of toIssues(errors)) if (!coveredBy(i.path, envKeys)) issues.push(i);
+    for (const e of errors) {
+      const parts = pointerParts(e.instancePath);
+      if (parts.length === 0 && e.keyword === 'additionalProperties') parts.push((e.params as { additionalProperty: string }).additionalProperty);
+      refused.push(parts);
+    }
+  }
+  if (refused.length === 0) return { config: obj as Config, issues, partial: null };
+  const partial = prune(obj, refused);
+  if (partial === null || !validateSchema(obj)) return { config: null, issues, partial: null };
+  return { config: obj as Config, issues, partial };
+}
+
+function pointerParts(pointer: string): string[] {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+/** The same form as ConfigIssue.path: a.b[0].c */
+function formatPath(parts: readonly string[]): string {
+  let out = '';
+  for (const key of parts) out += /^\d+$/.test(key) ? `[${key}]` : out ? `.${key}` : key;
+  return out;
+}
+
+function coveredBy(path: string, roots: ReadonlySet<string>): boolean {
+  for (const r of roots) if (path === r || path.startsWith(`${r}.`) || path.startsWith(`${r}[`)) return true;
+  return false;
+}
+
+/** Paths of the scalar values that sit on one of `lines` (1-based), walking the parsed document. */
+function valuePathsOnLines(doc: Document, counter: LineCounter, lines: ReadonlySet<number>): string[][] {
+  const out: string[][] = [];
+  const lineOf = (node: unknown): number => {
+    const range = (node as { range?: [number, number, number] } | null)?.range;
+    return range ? counter.linePos(range[0]).line : -1;
+  };
+  const visit = (node: unknown, path: string[], keyLine: number): void => {
+    if (isMap(node)) {
+      for (const pair of node.items) visit(pair.value, [...path, isScalar(pair.key) ? String(pair.key.value) : String(pair.key)], lineOf(pair.key));
+    } else if (isSeq(node)) node.items.forEach((item, i) => visit(item, [...path, String(i)], lineOf(item)));
+    // an emptied value (`port: ${PORT}`) may have no node, or one without a place of its own: the key's line counts
+    else if (node === null || node === undefined || isScalar(node)) {
+      const line = lineOf(node);
+      if (lines.has(line >= 0 ? line : keyLine) && path.length) out.push(path);
+    }
+  };
+  visit(doc.contents, [], -1);
+  return out;
+}
+
+/**
+ * Removes what the schema (or an unset variable) refused, at the grain the compiler can do without: one route, one
+ * upstream, one top-level policy, or a whole other top-level section (its defaults then apply). Returns null when a
+ * refusal is at the top of the file (a missing required key), where nothing sensible is left.
+ */
+function prune(obj: Record<string, unknown>, refused: readonly string[][]): PartialConfig | null {
+  const routesDropped = new Set<number>();
+  const upstreamsDropped = new Set<string>();
+  let allUpstreams = false;
+  for (const parts of refused) {
+    const [top, second] = parts;
+    if (top === undefined) return null;
+    if (top === 'routes' && second !== undefined && Array.isArray(obj.routes)) routesDropped.add(Number(second));
+    else if (top === 'upstreams' && second !== undefined) upstreamsDropped.add(second);
+    else if (top === 'policies' && second !== undefined && obj.policies && typeof obj.policies === 'object') delete (obj.policies as Record<string, unknown>)[second];
+    else {
+      if (top === 'upstreams') allUpstreams = true;
+      delete obj[top];
+    }
+  }
+  const routeIndex: number[] = [];
+  if (Array.isArray(obj.routes)) {
+    const kept: unknown[] = [];
+    obj.routes.forEach((r, i) => {
+      if (!routesDropped.has(i)) {
+        kept.push(r);
+        routeIndex.push(i);
+      }
+    });
+    obj.routes = kept;
+  }
+  if (obj.upstreams && typeof obj.upstreams === 'object') for (const name of upstreamsDropped) delete (obj.upstreams as Record<string, unknown>)[name];
+  return { routeIndex, upstreamRefused: (name) => allUpstreams || upstreamsDropped.has(name), refusedUpstreams: [...upstreamsDropped] };
+}
+
 /** Reads, interpolates, parses and validates a config file. Throws ConfigError naming the file. */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
   let text: string;
@@ -149,10 +295,18 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 }
 
 export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const issues: ConfigIssue[] = [];
-  const interpolated = interpolateEnv(text, env, issues);
-  if (issues.length) throw new ConfigError(file, issues);
-  const value = parseText(interpolated, issues);
-  if (issues.length) throw new ConfigError(file, issues);
-  return validateConfig(value, file);
+  const staged = stageConfigText(text, env);
+  if (staged.issues.length === 0 && staged.config !== null) return staged.config;
+  // Refused: what is left still goes through the compiler, so that the one error lists every problem of the file
+  // (start, reload, PUT /config and `nanogate validate` alike), not only those of the first stage that failed.
+  const issues = [...staged.issues];
+  if (staged.config !== null) {
+    try {
+      compileConfig(staged.config, file, 1, undefined, staged.partial);
+    } catch (err) {
+      // anything but a ConfigError would be a compiler fault on a remainder; the issues above refuse the file anyway
+      if (err instanceof ConfigError) issues.push(...err.issues);
+    }
+  }
+  throw new ConfigError(file, issues);
 }

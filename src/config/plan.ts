@@ -14,6 +14,11 @@ export interface Plan {
   readonly upstreams: readonly PlanUpstream[];
   readonly routes: readonly PlanRoute[];
   readonly router: PlanRouter;
+  /**
+   * global log-phase policies (the access log) for requests answered before a route is known: refused while the
+   * request is read (400, 414, 431…) or matching no route; they are logged with route "-". Empty when none.
+   */
+  readonly unrouted: readonly PlanPolicy[];
   /** control-plane resources handed to workers by name (shared tables); policies reach them through PolicyEnv */
   readonly services: Record<string, unknown>;
   /** route-disabled and node-drained switches (src/shared/admin-flags.ts); set by the Gateway before posting */

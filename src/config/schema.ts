@@ -61,7 +61,7 @@ const Limits = Type.Object(
   {
     maxUrlLength: Type.Integer({ secret: false, minimum: 64, maximum: 65536, default: 8192, description: 'longer request targets get 414' }),
     maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 32768, description: 'larger header sections get 431' }),
-    maxHeaderCount: Type.Integer({ minimum: 8, maximum: 48, default: 48, description: 'more header fields get 431 (the front end drops requests with more than 48 fields)' }),
+    maxHeaderCount: Type.Integer({ minimum: 8, maximum: 48, default: 48, description: 'more header fields (Host included) get 431; the front end cannot take more than 48: such a request gets no answer and its connection is closed by the idle timeout (~10 s)' }),
     maxBodyBytes: Type.Integer({ minimum: 0, default: 10485760, description: 'default request body limit (413); a route may override' }),
   },
   { additionalProperties: false, default: {} },

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import { redactUrl } from '../config/secrets.js';
+import { LOG_FORMAT } from '../observe/log-format.js';
 
 /**
  * The admin audit log: one JSON line per change made to a running gateway (config apply, rollback, reload, drain,
@@ -45,7 +46,7 @@ export class AuditLog {
     this.#file = toStderr ? null : pino.destination({ dest: destination, sync: true, mkdir: true });
     this.#logger = pino(
       // On stderr the gateway's log level applies (silent in tests); a file gets every entry.
-      { level: toStderr ? gatewayLog.level : 'info', base: { audit: true }, timestamp: pino.stdTimeFunctions.isoTime },
+      { ...LOG_FORMAT, level: toStderr ? gatewayLog.level : 'info', base: { audit: true } },
       this.#file ?? pino.destination({ dest: 2, sync: true }),
     );
   }

@@ -44,9 +44,16 @@ export function problemStatusLine(code: ErrorCode): string {
   return COMPILED[code].statusLine;
 }
 
-export function problemBody(code: ErrorCode, requestId: string, detail?: string): string {
+/** Extension members of a problem body (RFC 9457 section 3.2), written by gateway code only. */
+export type ProblemMembers = Readonly<Record<string, string | number>>;
+
+/** The members every problem body has; an extension member of the same name is dropped, never written twice. */
+const STANDARD_MEMBERS = new Set(['type', 'title', 'status', 'code', 'detail', 'requestId', 'instance']);
+
+export function problemBody(code: ErrorCode, requestId: string, detail?: string, members?: ProblemMembers | null): string {
   let body = COMPILED[code].bodyHead;
   if (detail !== undefined) body += `,"detail":${JSON.stringify(detail)}`;
+  if (members) for (const k in members) if (!STANDARD_MEMBERS.has(k)) body += `,${JSON.stringify(k)}:${JSON.stringify(members[k])}`;
   return body + `,"requestId":${JSON.stringify(requestId)}}`;
 }
 
@@ -61,10 +68,11 @@ export function writeProblem(
   detail?: string,
   extraHeaders?: readonly string[] | null,
   closeConnection = false,
+  members?: ProblemMembers | null,
 ): void {
   res.writeStatus(COMPILED[code].statusLine);
   res.writeHeader('content-type', PROBLEM_CONTENT_TYPE);
   res.writeHeader('x-request-id', requestId);
   if (extraHeaders) for (let i = 0; i < extraHeaders.length; i += 2) res.writeHeader(extraHeaders[i], extraHeaders[i + 1]);
-  res.end(problemBody(code, requestId, detail), closeConnection);
+  res.end(problemBody(code, requestId, detail, members), closeConnection);
 }

@@ -1,6 +1,7 @@
 import pino, { type Logger } from 'pino';
 import type { AccessLogDestinationConfig } from './schema.js';
 import { BatchPoster } from './batch-poster.js';
+import { LOG_FORMAT } from './log-format.js';
 import { countStat } from './thread-stats.js';
 import { W_LOGS_DROPPED, W_LOGS_WRITTEN } from './metrics-layout.js';
 
@@ -19,11 +20,8 @@ interface Sink {
 
 const sinks = new Map<string, Sink>();
 
-const PINO_OPTIONS: pino.LoggerOptions = {
-  base: null,
-  timestamp: pino.stdTimeFunctions.isoTime,
-  formatters: { level: (label) => ({ level: label }) },
-};
+// the process-wide line format (log-format.ts); no pid/hostname on each access line
+const PINO_OPTIONS: pino.LoggerOptions = { ...LOG_FORMAT, base: null };
 
 /** The logger for a destination (one per thread and destination). */
 export function accessLogger(dest: AccessLogDestinationConfig): Logger {

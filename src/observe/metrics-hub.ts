@@ -2,10 +2,10 @@ import type { Plan } from '../config/plan.js';
 import { POLICIES } from '../policies/index.js';
 import {
   B_CODES, B_NODES, B_ROUTES, B_WORKER, BLOCK_CELLS, BOUNDS_MS, BUCKETS, CLASSES, CODE_NAMES, HIST_CELLS, HIST_SUM,
-  N_FAILURES, N_IN_FLIGHT, N_OPEN, N_RESPONSES, NODE_CELLS, NODE_SLOTS, PHASE_SLOTS, PLAN_NONE, PLAN_OTHER, PLAN_SLOTS,
+  FAILURE_KINDS, N_ATTEMPTS, N_FAILURES, N_IN_FLIGHT, N_OPEN, N_RESPONSES, NODE_CELLS, NODE_SLOTS, PHASE_SLOTS, PLAN_NONE, PLAN_OTHER, PLAN_SLOTS,
   R_BYTES_IN, R_BYTES_OUT, R_GATEWAY, R_PHASES, R_REQUESTS, R_TOTAL, ROUTE_CELLS, ROUTE_OTHER, ROUTE_SLOTS,
   W_HEAP_TOTAL_KB, W_HEAP_USED_KB, W_LOGS_DROPPED, W_LOGS_SAMPLED_OUT, W_LOGS_WRITTEN, W_LOOP_MAX_US,
-  W_LOOP_P50_US, W_LOOP_P99_US, W_PLAN_OVERFLOW, W_SPANS_DROPPED, W_SPANS_EXPORTED, phaseNames,
+  NO_ROUTE, W_LOOP_P50_US, W_LOOP_P99_US, W_PLAN_OVERFLOW, W_SPANS_DROPPED, W_SPANS_EXPORTED, phaseNames,
   regionBytes, type ObserveService,
 } from './metrics-layout.js';
 import { PromWriter } from './prometheus.js';
@@ -32,7 +32,8 @@ export class MetricsHub {
   readonly #last: Uint32Array;
   readonly #totals: Float64Array;
   readonly #routeSlot = new Map<string, number>();
-  readonly #routeNames: string[] = ['_unmatched'];
+  /** slot 0: requests answered without a route (refused while read, or matching none), as in the access log */
+  readonly #routeNames: string[] = [NO_ROUTE];
   readonly #nodeSlot = new Map<string, number>();
   readonly #nodeLabels: { upstream: string; node: string }[] = [];
   /** nodes of the current plan, for gauges */
@@ -192,8 +193,9 @@ export class MetricsHub {
 
     out.help('nanogate_upstream_in_flight', 'gauge', 'requests assigned or queued per upstream node (sampled every second)');
     out.help('nanogate_upstream_connections', 'gauge', 'open connections per upstream node (sampled every second)');
-    out.help('nanogate_upstream_responses_total', 'counter', 'exchanges that got a response from the node');
-    out.help('nanogate_upstream_failures_total', 'counter', 'exchanges that failed at the node (connect, reset, timeout, bad response)');
+    out.help('nanogate_upstream_attempts_total', 'counter', 'attempts sent to the node, retries on another node included');
+    out.help('nanogate_upstream_responses_total', 'counter', 'requests whose last attempt got a whole response from the node');
+    out.help('nanogate_upstream_failures_total', 'counter', 'attempts that failed at the node, by kind (connect, reset, bad_response, timeout)');
     for (let n = 0; n < this.#nodeLabels.length; n++) {
       const l = this.#nodeLabels[n];
       const labels = out.labels('upstream', l.upstream, 'node', l.node);
@@ -207,21 +209,26 @@ export class MetricsHub {
         out.sample('nanogate_upstream_in_flight', labels, inflight);
         out.sample('nanogate_upstream_connections', labels, open);
       }
-      out.sample('nanogate_upstream_responses_total', labels, this.#sumWorkers(B_NODES + n * NODE_CELLS + N_RESPONSES));
-      out.sample('nanogate_upstream_failures_total', labels, this.#sumWorkers(B_NODES + n * NODE_CELLS + N_FAILURES));
+      const row = B_NODES + n * NODE_CELLS;
+      out.sample('nanogate_upstream_attempts_total', labels, this.#sumWorkers(row + N_ATTEMPTS));
+      out.sample('nanogate_upstream_responses_total', labels, this.#sumWorkers(row + N_RESPONSES));
+      for (let k = 0; k < FAILURE_KINDS.length; k++) {
+        out.sample('nanogate_upstream_failures_total', `${labels},kind="${FAILURE_KINDS[k]}"`, this.#sumWorkers(row + N_FAILURES + k));
+      }
     }
 
-    out.help('nanogate_worker_event_loop_lag_seconds', 'gauge', 'event-loop delay of each worker over the last second');
-    out.help('nanogate_worker_heap_used_bytes', 'gauge', 'V8 heap in use by each worker');
-    out.help('nanogate_worker_heap_total_bytes', 'gauge', 'V8 heap reserved by each worker');
-    for (let w = 0; w < this.workers; w++) {
-      const b = w * BLOCK_CELLS + B_WORKER;
-      const worker = String(w);
-      out.sample('nanogate_worker_event_loop_lag_seconds', out.labels('worker', worker, 'quantile', '0.5'), Atomics.load(this.#cells, b + W_LOOP_P50_US) / 1e6);
-      out.sample('nanogate_worker_event_loop_lag_seconds', out.labels('worker', worker, 'quantile', '0.99'), Atomics.load(this.#cells, b + W_LOOP_P99_US) / 1e6);
-      out.sample('nanogate_worker_event_loop_lag_seconds', out.labels('worker', worker, 'quantile', '1'), Atomics.load(this.#cells, b + W_LOOP_MAX_US) / 1e6);
-      out.sample('nanogate_worker_heap_used_bytes', out.labels('worker', worker), Atomics.load(this.#cells, b + W_HEAP_USED_KB) * 1024);
-      out.sample('nanogate_worker_heap_total_bytes', out.labels('worker', worker), Atomics.load(this.#cells, b + W_HEAP_TOTAL_KB) * 1024);
+    // Precomputed percentiles are one gauge each (as prom-client's nodejs_eventloop_lag_p50_seconds): a `quantile`
+    // label is reserved for summaries, and a summary needs _sum and _count over all time, which the lag has not.
+    const perWorker: [string, number, number, string][] = [
+      ['nanogate_worker_event_loop_lag_p50_seconds', W_LOOP_P50_US, 1e-6, 'median event-loop delay of each worker over the last second'],
+      ['nanogate_worker_event_loop_lag_p99_seconds', W_LOOP_P99_US, 1e-6, '99th percentile of the event-loop delay of each worker over the last second'],
+      ['nanogate_worker_event_loop_lag_max_seconds', W_LOOP_MAX_US, 1e-6, 'longest event-loop delay of each worker over the last second'],
+      ['nanogate_worker_heap_used_bytes', W_HEAP_USED_KB, 1024, 'V8 heap in use by each worker'],
+      ['nanogate_worker_heap_total_bytes', W_HEAP_TOTAL_KB, 1024, 'V8 heap reserved by each worker'],
+    ];
+    for (const [name, cell, scale, help] of perWorker) {
+      out.help(name, 'gauge', help);
+      for (let w = 0; w < this.workers; w++) out.sample(name, out.labels('worker', String(w)), Atomics.load(this.#cells, w * BLOCK_CELLS + B_WORKER + cell) * scale);
     }
     const mem = process.memoryUsage();
     out.help('nanogate_process_resident_memory_bytes', 'gauge', 'resident memory of the whole gateway process');

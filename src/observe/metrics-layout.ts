@@ -17,11 +17,13 @@ import { ERRORS, type ErrorCode } from '../errors/codes.js';
  *
  *   worker block w (BLOCK_CELLS x int32), at w * BLOCK_CELLS:
  *   +------------------+-----------------------+------------------------------+---------------------------------+
- *   | WORKER (16)      | CODES (CODE_SLOTS)    | NODES (NODE_SLOTS x 4)       | ROUTES (ROUTE_SLOTS x ROUTE_CELLS) |
+ *   | WORKER (16)      | CODES (CODE_SLOTS)    | NODES (NODE_SLOTS x 8)       | ROUTES (ROUTE_SLOTS x ROUTE_CELLS) |
  *   +------------------+-----------------------+------------------------------+---------------------------------+
  *   WORKER: gauges (event-loop lag, heap) and counters of the log and trace pipelines, see W_*
  *   CODES:  rejections by error code, index = position of the code in ERRORS
- *   NODES:  per upstream node: in-flight (gauge), open connections (gauge), responses, failures
+ *   NODES:  per upstream node: in-flight (gauge), open connections (gauge), responses, attempts, then failures by
+ *           kind (connect, reset, bad_response, timeout). Attempts and failures are counted per attempt, so a refused
+ *           connect that is retried on another node still counts at the node that refused it.
  *
  *   route row (ROUTE_CELLS):
  *   +-----------------------------------+--------------+----------------+--------+---------+-------------------------+
@@ -64,8 +66,26 @@ export const NODE_SLOTS = 256;
 export const N_IN_FLIGHT = 0;
 export const N_OPEN = 1;
 export const N_RESPONSES = 2;
-export const N_FAILURES = 3;
-export const NODE_CELLS = 4;
+export const N_ATTEMPTS = 3;
+/** failure cells, one per kind, from here on in the order of FAILURE_KINDS */
+export const N_FAILURES = 4;
+export const FAILURE_KINDS = ['connect', 'reset', 'bad_response', 'timeout'] as const;
+export const NODE_CELLS = N_FAILURES + FAILURE_KINDS.length;
+/** the failure cell (offset in a node row) of an upstream error code; -1 for codes that are not a node's failure */
+export function failureCell(code: ErrorCode): number {
+  switch (code) {
+    case 'NG_ERR_UPSTREAM_CONNECT':
+      return N_FAILURES;
+    case 'NG_ERR_UPSTREAM_RESET':
+      return N_FAILURES + 1;
+    case 'NG_ERR_UPSTREAM_BAD_RESPONSE':
+      return N_FAILURES + 2;
+    case 'NG_ERR_UPSTREAM_TIMEOUT':
+      return N_FAILURES + 3;
+    default:
+      return -1;
+  }
+}
 
 /** consumer plans per worker: slot 0 = no plan, the last = every plan beyond the cap ("_other") */
 export const PLAN_SLOTS = 16;
@@ -99,8 +119,10 @@ export const R_BYTES_OUT = R_BYTES_IN + 1;
 export const R_PHASES = R_BYTES_OUT + 1;
 export const ROUTE_CELLS = R_PHASES + PHASE_SLOTS * HIST_CELLS;
 
-/** route slot 0 collects requests that matched no route (404, 405, framing errors before routing) */
+/** route slot 0 collects requests answered without a route: refused while read (400, 414, 431…) or matching none (404, 405); route="-" */
 export const ROUTE_UNMATCHED = 0;
+/** the route name, in metrics and access logs, of a request answered before any route was known */
+export const NO_ROUTE = '-';
 export const ROUTE_SLOTS = 256;
 /** routes beyond the cap share the last slot, exported as route="_other" */
 export const ROUTE_OTHER = ROUTE_SLOTS - 1;

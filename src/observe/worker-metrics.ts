@@ -6,10 +6,10 @@ import { POLICIES } from '../policies/index.js';
 import type { Exchange } from '../worker/exchange.js';
 import type { Runtime } from '../worker/runtime.js';
 import {
-  B_CODES, B_NODES, B_ROUTES, BLOCK_CELLS, CLASSES, CODE_INDEX, HIST_CELLS, N_FAILURES, N_IN_FLIGHT, N_OPEN, N_RESPONSES,
+  B_CODES, B_NODES, B_ROUTES, BLOCK_CELLS, CLASSES, CODE_INDEX, HIST_CELLS, N_ATTEMPTS, N_IN_FLIGHT, N_OPEN, N_RESPONSES,
   NODE_CELLS, PH_CONNECT, PH_ROUTE, PH_TRANSFER, PH_UPSTREAM, PLAN_NONE, PLAN_OTHER, POLICY_PHASE_SLOTS, FIXED_PHASES,
   R_BYTES_IN, R_BYTES_OUT, R_GATEWAY, R_PHASES, R_REQUESTS, R_TOTAL, ROUTE_CELLS, ROUTE_UNMATCHED, W_HEAP_TOTAL_KB,
-  W_HEAP_USED_KB, W_LOOP_MAX_US, W_LOOP_P50_US, W_LOOP_P99_US, W_PLAN_OVERFLOW, observe, type ObserveService,
+  W_HEAP_USED_KB, W_LOOP_MAX_US, W_LOOP_P50_US, W_LOOP_P99_US, W_PLAN_OVERFLOW, failureCell, observe, type ObserveService,
 } from './metrics-layout.js';
 import { bindThreadStats } from './thread-stats.js';
 
@@ -73,21 +73,35 @@ export class WorkerMetrics {
     if (ex.bytesOut > 0) Atomics.add(cells, row + R_BYTES_OUT, ex.bytesOut);
     const code = ex.errorCode;
     if (code !== null) Atomics.add(cells, this.#codes + CODE_INDEX[code], 1);
-    if (ex.nodeIndex >= 0 && ex.upstream === route.upstream) {
+    // A response is the last attempt's outcome; failures were counted per attempt as they happened (attemptFailed).
+    if (ex.nodeIndex >= 0 && ex.upstream === route.upstream && ex.headSent && (code === null || !code.startsWith('NG_ERR_UPSTREAM_'))) {
       const ns = route.nodeMetricsSlots[ex.nodeIndex];
-      if (ns !== undefined) {
-        const failed = code !== null && code.startsWith('NG_ERR_UPSTREAM_');
-        Atomics.add(cells, this.#nodes + ns * NODE_CELLS + (failed ? N_FAILURES : N_RESPONSES), 1);
-      }
+      if (ns !== undefined) Atomics.add(cells, this.#nodes + ns * NODE_CELLS + N_RESPONSES, 1);
     }
   }
 
-  /** A request answered before routing or right after it (no Exchange): counted under route "_unmatched". */
-  rejected(code: ErrorCode, status: number): void {
+  /** An attempt went to node `ex.nodeIndex` (the first one, or a retry on another node). */
+  attempted(ex: Exchange): void {
+    const ns = ex.route.nodeMetricsSlots[ex.nodeIndex];
+    if (ns !== undefined) Atomics.add(this.#cells, this.#nodes + ns * NODE_CELLS + N_ATTEMPTS, 1);
+  }
+
+  /** The attempt at node `ex.nodeIndex` failed, whether or not the request then moves to another node. */
+  attemptFailed(ex: Exchange, code: ErrorCode): void {
+    const ns = ex.route.nodeMetricsSlots[ex.nodeIndex];
+    const cell = failureCell(code);
+    if (ns !== undefined && cell >= 0) Atomics.add(this.#cells, this.#nodes + ns * NODE_CELLS + cell, 1);
+  }
+
+  /**
+   * A request answered without an Exchange: before routing or matching no route (slot ROUTE_UNMATCHED, route "-"),
+   * or refused right after routing (a disabled route, a body over its limit: the route's slot).
+   */
+  rejected(code: ErrorCode, status: number, slot: number = ROUTE_UNMATCHED): void {
     const cells = this.#cells;
     let cls = ((status / 100) | 0) - 1;
     if (cls < 0 || cls > 4) cls = 4;
-    Atomics.add(cells, this.#routes + ROUTE_UNMATCHED * ROUTE_CELLS + R_REQUESTS + PLAN_NONE * CLASSES + cls, 1);
+    Atomics.add(cells, this.#routes + slot * ROUTE_CELLS + R_REQUESTS + PLAN_NONE * CLASSES + cls, 1);
     Atomics.add(cells, this.#codes + CODE_INDEX[code], 1);
   }
 

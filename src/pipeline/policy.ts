@@ -1,4 +1,5 @@
 import type { TSchema } from '@sinclair/typebox';
+import type { ProblemMembers } from '../errors/problem.js';
 import type { ErrorCode } from '../errors/codes.js';
 
 /**
@@ -74,8 +75,11 @@ export interface PolicyContext {
   /** drop a header of the upstream response (lower-case name) */
   removeResponseHeader(name: string): void;
 
-  /** prepares an error response (problem+json); return RESPOND after calling it */
-  respondProblem(code: ErrorCode, detail?: string, headers?: readonly string[]): void;
+  /**
+   * prepares an error response (problem+json); return RESPOND after calling it. `members` are extension members of
+   * the body (RFC 9457 section 3.2), e.g. { limit: "quota" }; they never replace the standard ones.
+   */
+  respondProblem(code: ErrorCode, detail?: string, headers?: readonly string[], members?: ProblemMembers): void;
   /** prepares any response (e.g. a CORS preflight); return RESPOND after calling it */
   respond(status: number, headers: readonly string[], body?: string): void;
   /** continues the pipeline after a hook returned PENDING */
@@ -140,6 +144,8 @@ export interface PolicyEnv {
 /** What the control plane gives a policy's compile step. */
 export interface CompileContext {
   readonly routeName: string | null;
+  /** the route's `match.methods` as written (null or absent: the route serves every method) */
+  readonly routeMethods?: readonly string[] | null;
   /** dotted path of this policy's config in the file, for error messages */
   readonly where: string;
   /** a SharedArrayBuffer of `bytes`, the same one across reloads for the same key and size */

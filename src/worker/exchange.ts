@@ -1,6 +1,6 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import { ERRORS, type ErrorCode } from '../errors/codes.js';
-import { upstreamDetail, writeProblem } from '../errors/problem.js';
+import { upstreamDetail, writeProblem, type ProblemMembers } from '../errors/problem.js';
 import type { UpstreamConnection } from '../upstream/exchange.js';
 import { Attempt, type AttemptOwner } from '../upstream/attempt.js';
 import { clock } from '../shared/clock.js';
@@ -47,6 +47,9 @@ export interface ExchangeHost {
   readonly viaValue: string;
   /** called once when the exchange is over, whatever the outcome */
   finished(ex: Exchange): void;
+  /** per-node metrics: an attempt went to node ex.nodeIndex / failed there (also when it is then retried elsewhere) */
+  attempted(ex: Exchange): void;
+  attemptFailed(ex: Exchange, code: ErrorCode): void;
   /** during a drain every response closes its connection */
   readonly closing: boolean;
 }
@@ -183,7 +186,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   /** the next access/rewrite hook to run (for resume after PENDING) */
   phaseIndex = 0;
   /** a response prepared by a hook (RESPOND) */
-  prepared: { status: number; headers: readonly string[]; body: string | undefined; code: ErrorCode | null; detail: string | undefined } | null = null;
+  prepared: { status: number; headers: readonly string[]; body: string | undefined; code: ErrorCode | null; detail: string | undefined; members: ProblemMembers | null } | null = null;
   readonly timing: RequestTiming;
   // observability, always on (metrics): handler entry and dispatch to the upstream pool (performance.now())
   startedAt = 0;
@@ -345,19 +348,19 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     (this.responseRemove ??= []).push(name.toLowerCase());
   }
 
-  respondProblem(code: ErrorCode, detail?: string, headers: readonly string[] = []): void {
-    this.prepared = { status: ERRORS[code].status, headers, body: undefined, code, detail };
+  respondProblem(code: ErrorCode, detail?: string, headers: readonly string[] = [], members?: ProblemMembers): void {
+    this.prepared = { status: ERRORS[code].status, headers, body: undefined, code, detail, members: members ?? null };
   }
 
   respond(status: number, headers: readonly string[], body?: string): void {
-    this.prepared = { status, headers, body, code: null, detail: undefined };
+    this.prepared = { status, headers, body, code: null, detail: undefined, members: null };
   }
 
   #sendPrepared(): void {
     const p = this.prepared;
     if (p === null || this.aborted || this.done) return;
     if (p.code !== null) {
-      this.res.cork(() => this.#fail(p.code!, p.detail, false, p.headers));
+      this.res.cork(() => this.#fail(p.code!, p.detail, false, p.headers, p.members));
       return;
     }
     this.res.cork(() => {
@@ -432,6 +435,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     if (i < 0) return this.#failCorked('NG_ERR_UPSTREAM_UNAVAILABLE', `upstream "${upstream.name}" has no node to send to`);
     this.nodeIndex = i;
     this.attempts++;
+    if (upstream === this.route.upstream) this.host.attempted(this);
     if (this.upstreamRemove !== null) {
       this.headRest = dropHeaderLines(this.headRest, this.upstreamRemove);
       this.upstreamRemove = null;
@@ -471,6 +475,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   attemptFailed(attempt: Attempt, code: ErrorCode, detail: string): void {
     this.upstreamError = detail;
     this.upstream.noteError(attempt.node, code, detail);
+    if (this.upstream === this.route.upstream) this.host.attemptFailed(this, code);
   }
 
   /**
@@ -788,7 +793,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   // ---------------------------------------------------------------------------- ends
 
   /** Writes a gateway error. Must run corked (inside res.cork or the synchronous part of the handler). */
-  #fail(code: ErrorCode, detail: string | undefined, close = false, headers: readonly string[] = []): void {
+  #fail(code: ErrorCode, detail: string | undefined, close = false, headers: readonly string[] = [], members: ProblemMembers | null = null): void {
     if (this.aborted || this.done) return;
     if (!this.headSent && this.route.fallback !== null && FALLBACK_CODES.has(code) && this.#fallBack()) return;
     this.host.counters.add(GATEWAY_ERRORS);
@@ -797,7 +802,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.done = true;
     this.#runResponseHooks();
     const extra = this.responseExtra === null ? headers : [...headers, ...this.responseExtra];
-    writeProblem(this.res, code, this.requestId, detail, extra, close || this.host.closing || !this.clientBodyDone);
+    writeProblem(this.res, code, this.requestId, detail, extra, close || this.host.closing || !this.clientBodyDone, members);
     this.#end();
   }
 

@@ -4,6 +4,7 @@ import { writeProblem } from '../errors/problem.js';
 import { ERRORS, type ErrorCode } from '../errors/codes.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, parseContentLength } from '../upstream/h1-parse.js';
 import { Exchange, type ExchangeHost, type RequestFacts } from './exchange.js';
+import { NO_ROUTE, Refusal } from './refusal.js';
 import type { RequestTiming } from '../pipeline/policy.js';
 import type { MatchInput, Runtime, RouteRuntime } from './runtime.js';
 
@@ -46,7 +47,10 @@ const NO_TIMING: RequestTiming = Object.freeze({ start: 0, routed: 0, accessDone
 /** Scratch for one request's header pass: module-level so the forEach callback is one function, not a closure. */
 class HeaderScan implements MatchInput {
   method = '';
+  path = '';
   query = '';
+  /** handler entry (performance.now()), for the access-log line of a refused request */
+  startedAt = 0;
   headerNames: string[] = [];
   headerValues: string[] = [];
   headerCount = 0;
@@ -167,8 +171,8 @@ export interface HandlerState extends ExchangeHost {
   draining: boolean;
   inFlight: number;
   started(): void;
-  /** a request answered before it became an Exchange (no route, bad framing…): for the metrics */
-  rejected(code: ErrorCode): void;
+  /** a request answered before it became an Exchange (bad framing, no route… route null; a disabled route…): metrics */
+  rejected(code: ErrorCode, route: RouteRuntime | null): void;
   onInternalError(err: Error): void;
 }
 
@@ -177,11 +181,29 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
   let seq = 0;
   const proto = state.tls ? 'https' : 'http';
 
-  function reject(res: HttpResponse, code: ErrorCode, requestId: string, detail: string, close: boolean, extra: string[] | null = null): void {
+  /**
+   * Answers a request that never became an Exchange, and gives it to the log phase: the route's log hooks when one
+   * was matched, else the global access log with route "-" (plan.unrouted). The log context is built only when a
+   * hook will read it, and before the answer (a closing answer may free the socket and its address).
+   */
+  function reject(res: HttpResponse, code: ErrorCode, requestId: string, detail: string, close: boolean, extra: string[] | null = null, route: RouteRuntime | null = null): void {
+    const status = ERRORS[code].status;
     state.counters.add(7 /* GATEWAY_ERRORS */);
-    state.counters.status(ERRORS[code].status);
-    state.rejected(code);
+    state.counters.status(status);
+    state.rejected(code, route);
+    const log = route === null ? state.runtime.unroutedLog : route.log;
+    const refusal = log === null ? null : refusalOf(res, code, status, requestId, route);
     writeProblem(res, code, requestId, detail, extra, close || state.closing);
+    if (refusal !== null) for (let i = 0; i < log!.length; i++) log![i].log!(refusal);
+  }
+
+  function refusalOf(res: HttpResponse, code: ErrorCode, status: number, requestId: string, route: RouteRuntime | null): Refusal {
+    const s = scan;
+    const rt = state.runtime;
+    const peer = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+    const clientIp = s.xff !== null && rt.trusted.size > 0 && rt.trusted.has(peer) ? firstUntrusted(s.xff, peer, rt) : peer;
+    const facts = { requestId, method: clip(s.method), path: clip(s.path), query: clip(s.query), hostHeader: clip(s.host), clientIp, routeName: route === null ? NO_ROUTE : route.plan.name };
+    return new Refusal(facts, code, status, s.startedAt, s.headerNames.slice(0, s.headerCount), s.headerValues.slice(0, s.headerCount));
   }
 
   // A bug must cost one request, not the process: uWS aborts when a handler throws before responding.
@@ -211,6 +233,10 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
     const s = scan;
     s.reset(plan.proxy.requestIdHeader);
     req.forEach(visitHeader);
+    s.method = method;
+    s.path = path;
+    s.query = query;
+    s.startedAt = t0;
     state.counters.add(0 /* REQUESTS */);
 
     const requestId = s.requestId !== null && REQUEST_ID.test(s.requestId) ? s.requestId : idPrefix + (++seq).toString(36);
@@ -245,8 +271,6 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
     }
 
     // --- routing
-    s.method = method;
-    s.query = query;
     let host = '';
     if (rt.hostRouting) {
       host = s.host.toLowerCase();
@@ -261,10 +285,10 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
     }
     // Admin switch (POST /routes/:name/disable): one Atomics.load on the plan's shared flag region.
     if (Atomics.load(rt.flags, route.flagCell) !== 0) {
-      return reject(res, 'NG_ERR_ROUTE_DISABLED', requestId, `route "${route.plan.name}" is disabled`, bodyKind !== BODY_NONE);
+      return reject(res, 'NG_ERR_ROUTE_DISABLED', requestId, `route "${route.plan.name}" is disabled`, bodyKind !== BODY_NONE, null, route);
     }
     if (bodyKind === BODY_LENGTH && s.contentLength > route.plan.maxBodyBytes) {
-      return reject(res, 'NG_ERR_REQUEST_BODY_TOO_LARGE', requestId, `the body exceeds ${route.plan.maxBodyBytes} bytes`, true);
+      return reject(res, 'NG_ERR_REQUEST_BODY_TOO_LARGE', requestId, `the body exceeds ${route.plan.maxBodyBytes} bytes`, true, null, route);
     }
 
     // --- the upstream request head
@@ -311,6 +335,12 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
     if (route.hasRequestPhases) ex.runPipeline();
     else ex.start();
   }
+}
+
+/** Longest request text copied into the log line of a refusal: a 414 must not write its whole target to the log. */
+const REFUSAL_TEXT_MAX = 1024;
+function clip(v: string): string {
+  return v.length <= REFUSAL_TEXT_MAX ? v : v.slice(0, REFUSAL_TEXT_MAX) + '[…]';
 }
 
 /** The client behind trusted proxies: the right-most X-Forwarded-For hop that is not itself a trusted proxy. */

@@ -10,6 +10,7 @@ import type { PolicyHooks } from '../pipeline/policy.js';
 import { flagCells, nodeBases, nodeCellBase, routeCell } from '../shared/admin-flags.js';
 import { routeMetricsSlots } from '../observe/metrics-layout.js';
 import type { NodeError } from '../control/messages.js';
+import { NO_ROUTE } from './refusal.js';
 
 /** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
 export interface NodePool {
@@ -162,6 +163,8 @@ export class Runtime {
   readonly hostRouting: boolean;
   /** "via: 1.1 nanogate\r\n" and the value alone */
   readonly viaValue: string;
+  /** log hooks for requests answered without a route (plan.unrouted: the global access log), or null */
+  readonly unroutedLog: PolicyHooks[] | null;
   #input: MatchInput | null = null;
   readonly #accept = (id: number): boolean => this.#check(id);
 
@@ -181,6 +184,10 @@ export class Runtime {
     this.#any = plan.router.any;
     this.hostRouting = this.#hosts.size > 0 || this.#wildcardHosts.length > 0;
     this.viaValue = `1.1 ${plan.proxy.via}`;
+    const unrouted = (plan.unrouted ?? [])
+      .map((p, slot) => POLICY_BY_NAME.get(p.name)!.create(p.data, { workerIndex, slot, routeName: NO_ROUTE, services: plan.services }))
+      .filter((h) => typeof h.log === 'function');
+    this.unroutedLog = unrouted.length ? unrouted : null;
   }
 
   /**

@@ -11,7 +11,7 @@ import type { ToWorker, FromWorker } from '../control/messages.js';
 import { CONSUMERS_SERVICE } from '../identity/consumers.js';
 import { ERRORS } from '../errors/codes.js';
 import { WorkerMetrics } from '../observe/worker-metrics.js';
-import type { ObserveService } from '../observe/metrics-layout.js';
+import { ROUTE_UNMATCHED, type ObserveService } from '../observe/metrics-layout.js';
 import { flushAccessLogs, reopenAccessLogs } from '../observe/access-log-sink.js';
 import { closeSpanExporters } from '../observe/span-exporter.js';
 
@@ -63,8 +63,14 @@ const state: HandlerState = {
     state.inFlight++;
     counters.add(IN_FLIGHT);
   },
-  rejected(code) {
-    metrics?.rejected(code, ERRORS[code].status);
+  rejected(code, route) {
+    metrics?.rejected(code, ERRORS[code].status, route === null ? ROUTE_UNMATCHED : route.metricsSlot);
+  },
+  attempted(ex) {
+    metrics?.attempted(ex);
+  },
+  attemptFailed(ex, code) {
+    metrics?.attemptFailed(ex, code);
   },
   finished(ex: Exchange) {
     state.inFlight--;

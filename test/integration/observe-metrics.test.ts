@@ -96,10 +96,11 @@ test('rejections are counted by error code, with and without a route', async () 
   await send('/timed/x', 1, { 'x-api-key': 'wrong-key-0123456789' });
   const s = await scrape(gw.adminUrl);
   assert.equal(s.sum('nanogate_rejections_total', { code: 'NG_ERR_ROUTE_NOT_FOUND' }), 2);
-  assert.equal(s.sum('nanogate_requests_total', { route: '_unmatched', class: '4xx' }), 2);
+  assert.equal(s.sum('nanogate_requests_total', { route: '-', class: '4xx' }), 2);
   assert.equal(s.sum('nanogate_rejections_total', { code: 'NG_ERR_UPSTREAM_CONNECT' }), 2);
   assert.equal(s.sum('nanogate_requests_total', { route: 'broken', class: '5xx' }), 2);
-  assert.equal(s.sum('nanogate_upstream_failures_total', { upstream: 'dead' }), 2);
+  // every attempt counts: each request is tried three times (the default retries: 2 on connect failures)
+  assert.equal(s.sum('nanogate_upstream_failures_total', { upstream: 'dead' }), 6);
   assert.equal(s.sum('nanogate_rejections_total', { code: 'NG_ERR_AUTH_UNKNOWN_KEY' }), 1);
 });
 
@@ -136,7 +137,7 @@ test('worker gauges, upstream in-flight and the config version are exported; cou
   const s = await scrape(gw.adminUrl);
   assert.equal(s.find('nanogate_worker_heap_used_bytes').length, 2);
   for (const h of s.find('nanogate_worker_heap_used_bytes')) assert.ok(h.value > 0);
-  assert.equal(s.find('nanogate_worker_event_loop_lag_seconds', { quantile: '0.99' }).length, 2);
+  assert.equal(s.find('nanogate_worker_event_loop_lag_p99_seconds').length, 2);
   assert.equal(s.find('nanogate_upstream_in_flight', { upstream: 'app' }).length, 1);
   assert.ok(s.sum('nanogate_upstream_connections', { upstream: 'app' }) >= 1);
   assert.equal(s.sum('nanogate_config_version'), 1);

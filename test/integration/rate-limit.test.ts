@@ -121,7 +121,7 @@ test('a sliding window admits `rate` requests per window, then refuses until the
   const r = await send(gw.port, { path: '/window' });
   assertProblem(r, 429, 'NG_ERR_RATE_LIMITED');
   const retry = Number(r.headers['retry-after']);
-  assert.ok(retry > 50 && retry <= 66, `Retry-After ${retry}: the window is 60 s, in 6 s sub-windows`);
+  assert.ok(retry > 50 && retry <= 60, `Retry-After ${retry}: never more than the 60 s window`);
   assert.equal(r.headers['ratelimit-limit'], '4');
 });
 

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { CONTINUE, PRIORITY, RESPOND, PolicyConfigError, type PolicyContext, type PolicyHooks, type PolicyModule } from '../../pipeline/policy.js';
+import { CONTINUE, PRIORITY, RESPOND, PolicyConfigError, type CompileContext, type PolicyContext, type PolicyHooks, type PolicyModule } from '../../pipeline/policy.js';
 
 /**
  * Cross-origin resource sharing (Fetch standard, "CORS protocol") answered at the gateway.
@@ -22,15 +22,18 @@ const Origin = Type.String({
   description: '"*", "null", an exact origin (https://app.example.com) or one wildcard: https://*.example.com, http://localhost:*',
 });
 const Method = Type.String({ pattern: '^([A-Z]{1,16}|\\*)$' });
+/** what a preflight may ask for on a route that lists no methods of its own */
+const DEFAULT_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
 const HeaderName = Type.String({ pattern: "^([!#$%&'+.^_`|~0-9A-Za-z-]+|\\*)$", maxLength: 256 });
 const Schema = Type.Object(
   {
     origins: Type.Array(Origin, { description: 'origins allowed to call the route; [] switches a global cors entry off for a route' }),
-    methods: Type.Array(Method, {
-      default: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      minItems: 1,
-      description: 'methods a preflight may ask for ("*": any)',
-    }),
+    methods: Type.Optional(
+      Type.Array(Method, {
+        minItems: 1,
+        description: `methods a preflight may ask for ("*": any); default: the route's match.methods (with HEAD for GET), else ${DEFAULT_METHODS.join(', ')}`,
+      }),
+    ),
     allowHeaders: Type.Array(HeaderName, {
       secret: false,
       default: ['*'],
@@ -238,13 +241,23 @@ function firstRefused(list: string, allowed: ReadonlySet<string>): string | null
   return null;
 }
 
+/**
+ * The methods a preflight may ask for when the policy names none: the route's own, so that a [GET] route does not
+ * advertise DELETE. The router serves HEAD on a route that lists GET (RFC 9110 section 9.3.2), so HEAD goes with it;
+ * OPTIONS only when the route lists it (a preflight itself is answered here whatever the route's methods).
+ */
+function routeMethods(listed: readonly string[] | null): readonly string[] {
+  if (listed === null) return DEFAULT_METHODS;
+  return listed.includes('GET') && !listed.includes('HEAD') ? [...listed, 'HEAD'] : listed;
+}
+
 export const corsPolicy: PolicyModule<Config, Data> = {
   name: 'cors',
   priority: PRIORITY.cors,
   schema: Schema,
   description: 'answer CORS preflights at the gateway and add CORS headers to responses',
   answersPreflight: (data) => !data.off,
-  compile(config) {
+  compile(config, cc: CompileContext) {
     const exact: string[] = [];
     const patterns: OriginPattern[] = [];
     let anyOrigin = false;
@@ -256,7 +269,8 @@ export const corsPolicy: PolicyModule<Config, Data> = {
         else patterns.push(c.pattern!);
       }
     });
-    const anyMethod = config.methods.includes('*');
+    const methods = config.methods ?? routeMethods(cc.routeMethods ?? null);
+    const anyMethod = methods.includes('*');
     const anyHeader = config.allowHeaders.includes('*');
     if (config.exposeHeaders.includes('*') && config.credentials) {
       const i = config.exposeHeaders.indexOf('*');
@@ -267,7 +281,7 @@ export const corsPolicy: PolicyModule<Config, Data> = {
       anyOrigin,
       exact,
       patterns,
-      methods: anyMethod ? null : [...new Set(config.methods)],
+      methods: anyMethod ? null : [...new Set(methods)],
       allowHeaders: anyHeader ? null : [...new Set(config.allowHeaders.map((h) => h.toLowerCase()))],
       exposeHeaders: [...new Set(config.exposeHeaders.map((h) => h.toLowerCase()))],
       credentials: config.credentials,

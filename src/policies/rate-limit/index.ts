@@ -110,6 +110,10 @@ export interface CheckData {
   readonly seed: number;
   /** for problem details, e.g. "10 per second per ip" */
   readonly label: string;
+  /** which limit this is, as a refusal names it: its `name`, else its place in the policy ("limits[1]", "quota") */
+  readonly id: string;
+  /** RateLimit-Policy item of a refusal, e.g. `"limits[1]";q=3;w=3600` (w only for a fixed window length) */
+  readonly policy: string;
 }
 
 export interface CheckSet {
@@ -157,6 +161,7 @@ function compileCheck(
   tableSize: number,
   cc: CompileContext,
   label: string,
+  id: string,
 ): CheckData {
   const { key, header } = splitKey(keySpec);
   const fixed = key === 'route' || key === 'global';
@@ -164,7 +169,9 @@ function compileCheck(
   const capacity = fixed ? 1 : tableCapacity(tableSize);
   const region = cc.shared(`${regionId}#${stride}`, regionBytes(capacity, stride, !fixed));
   initRegion(region, capacity, stride);
-  return { type, key, header, scope, limit, intervalUs, subUs, per, lease, region, regionId, seed: seedOf(regionId), label };
+  const window = per === 'month' ? '' : `;w=${PER_US[per] / 1e6}`;
+  const policy = `"${id}";q=${limit}${window}`;
+  return { type, key, header, scope, limit, intervalUs, subUs, per, lease, region, regionId, seed: seedOf(regionId), label, id, policy };
 }
 
 function compileSet(limits: readonly LimitConfig[], quota: QuotaConfig | undefined, prefix: string, path: string, config: Config, cc: CompileContext): CheckSet {
@@ -195,7 +202,7 @@ function compileSet(limits: readonly LimitConfig[], quota: QuotaConfig | undefin
     const base = l.name !== undefined ? `named:${l.name}` : `${owner}:${prefix}limits[${i}]`;
     const regionId = `${base}${l.key === 'route' ? `:${cc.routeName}` : ''}:${l.algorithm}:${l.scope}:${l.key}`;
     const label = `${l.rate} per ${l.per} per ${l.key}`;
-    return compileCheck(l.algorithm, l.key, l.scope, limit, intervalUs, subUs, l.per, lease, regionId, config.tableSize, cc, label);
+    return compileCheck(l.algorithm, l.key, l.scope, limit, intervalUs, subUs, l.per, lease, regionId, config.tableSize, cc, label, l.name ?? `${prefix}limits[${i}]`);
   });
   let q: CheckData | null = null;
   if (quota) {
@@ -206,7 +213,7 @@ function compileSet(limits: readonly LimitConfig[], quota: QuotaConfig | undefin
     if (quota.key === 'route') throw new PolicyConfigError(`${where}.key`, 'a quota per route is a global quota of that route: use key: global on the route');
     const lease = Math.min(LEASE_MASK, quota.lease ?? Math.max(1, Math.min(100, Math.floor(quota.limit / 100))));
     const regionId = `${owner}:${prefix}quota:${quota.per}:${quota.scope}:${quota.key}`;
-    q = compileCheck('quota', quota.key, quota.scope, quota.limit, 0, 0, quota.per, lease, regionId, config.tableSize, cc, `${quota.limit} per ${quota.per} per ${quota.key}`);
+    q = compileCheck('quota', quota.key, quota.scope, quota.limit, 0, 0, quota.per, lease, regionId, config.tableSize, cc, `${quota.limit} per ${quota.per} per ${quota.key}`, `${prefix}quota`);
   }
   return { limits: checks, quota: q };
 }
@@ -226,6 +233,10 @@ export class RateOutcome {
   remaining = -1;
   /** seconds until the most restrictive limit is full again */
   reset = 0;
+  /** the id of the limit that refused (CheckData.id, e.g. "quota"); null when admitted */
+  refusedBy: string | null = null;
+  /** RateLimit-Policy value naming the limit that refused */
+  policy: string | null = null;
   quotaLimit = -1;
   quotaRemaining = -1;
   /** "80%" once a warnAt threshold of the quota is reached */
@@ -362,17 +373,23 @@ class RateLimitHook {
       return RESPOND;
     }
     const retry = String(Math.max(1, Math.ceil(lim.out.retryUs / 1e6)));
+    const d = lim.data;
+    // The headers of a refusal describe the limit that refused, not the one that was nearest to refusing among
+    // those that admitted (a quota refusal once said "RateLimit-Remaining: 99" from the rate limit before it).
+    out.limit = d.limit;
+    out.remaining = 0;
+    out.reset = Math.ceil(lim.out.resetUs / 1e6);
+    out.refusedBy = d.id;
+    out.policy = d.policy;
+    const members = { limit: d.id };
     if (i === set.quotaIndex) {
       out.code = 'NG_ERR_RATE_QUOTA_EXCEEDED';
-      out.quotaLimit = lim.data.limit;
+      out.quotaLimit = d.limit;
       out.quotaRemaining = 0;
-      ctx.respondProblem('NG_ERR_RATE_QUOTA_EXCEEDED', `quota of ${lim.data.label} used up`, ['retry-after', retry]);
+      ctx.respondProblem('NG_ERR_RATE_QUOTA_EXCEEDED', `quota of ${d.label} used up`, ['retry-after', retry], members);
     } else {
       out.code = 'NG_ERR_RATE_LIMITED';
-      out.limit = lim.data.limit;
-      out.remaining = 0;
-      out.reset = Math.ceil(lim.out.resetUs / 1e6);
-      ctx.respondProblem('NG_ERR_RATE_LIMITED', `limit of ${lim.data.label} reached`, ['retry-after', retry]);
+      ctx.respondProblem('NG_ERR_RATE_LIMITED', `limit of ${d.label} reached`, ['retry-after', retry], members);
     }
     return RESPOND;
   }
@@ -388,11 +405,13 @@ class RateLimitHook {
         ctx.addResponseHeader('ratelimit-limit', limit);
         ctx.addResponseHeader('ratelimit-remaining', remaining);
         ctx.addResponseHeader('ratelimit-reset', reset);
+        if (out.policy !== null) ctx.addResponseHeader('ratelimit-policy', out.policy);
       }
       if (this.legacy) {
         ctx.addResponseHeader('x-ratelimit-limit', limit);
         ctx.addResponseHeader('x-ratelimit-remaining', remaining);
         ctx.addResponseHeader('x-ratelimit-reset', reset);
+        if (out.policy !== null) ctx.addResponseHeader('x-ratelimit-policy', out.policy);
       }
     }
     if (out.quotaWarning !== null) ctx.addResponseHeader('x-quota-warning', out.quotaWarning);

@@ -20,13 +20,18 @@
  * share. A flood of new keys therefore never evicts live state, never makes a lookup probe more than PROBES
  * entries, and is itself limited as if it were one key.
  *
- *   token bucket entry (TB_STRIDE = 16 bytes)       sliding window entry (SW_STRIDE = 64 bytes)
- *   +-------+-------+-----------------------+       +-------+---------+------+------+-----+-------+------+
- *   | TAG   | pad   | TAT (i64, µs)         |       | TAG   | TOUCHED | S0   | S1   | ... | S10   | pad  |
- *   +-------+-------+-----------------------+       +-------+---------+------+------+-----+-------+------+
- *   TAT: the token bucket as GCRA "theoretical      Sk: sub-window counters, (subIndex & 0x7ff) << 21 | count
- *   arrival time" (fixed point, µs of the           TOUCHED: newest sub-window index written
- *   monotonic clock); one cell, so one CAS
+ *   token bucket entry (TB_STRIDE = 16 bytes)
+ *   +-------+-------+-----------------------+
+ *   | TAG   | pad   | TAT (i64, µs)         |       TAT: the token bucket as GCRA "theoretical arrival time" (µs of
+ *   +-------+-------+-----------------------+       the monotonic clock); one cell, so one CAS
+ *
+ *   sliding window entry (SW_STRIDE = 96 bytes)
+ *   +-------+---------+------+-----+-------+------+-----+-------+
+ *   | TAG   | TOUCHED | S0   | ... | S10   | L0   | ... | L10   |
+ *   +-------+---------+------+-----+-------+------+-----+-------+
+ *   Sk: sub-window counters, (subIndex & 0x7ff) << 21 | count; TOUCHED: newest sub-window index written
+ *   Lk: when the last admission of Sk's sub-window was, (subIndex & 0x7ff) << 21 | offset, the offset in steps of
+ *   subUs / SW_OFF_MAX from the sub-window's start, rounded up (never earlier than the admission)
  *
  *   quota entry (Q_STRIDE = 16 bytes)               cluster entry (CL_STRIDE = 32 bytes)
  *   +-------+-------+-----------------------+       +-----+-------+------+------+--------------+--------------+
@@ -56,12 +61,16 @@ export const TAG = 0;
 export const TB_TAT64 = 1; // i64 index within the entry (byte 8)
 
 // sliding window
-export const SW_STRIDE = 64;
+export const SW_STRIDE = 96;
 export const SW_TOUCHED = 1;
 export const SW_SLOTS = 2;
 /** sub-windows per window; the ring holds one more (the current, partial one) */
 export const SW_SUBS = 10;
 export const SW_RING = SW_SUBS + 1;
+/** first of the SW_RING last-admission cells */
+export const SW_LAST = SW_SLOTS + SW_RING;
+/** largest offset of a last-admission cell: a sub-window is SW_OFF_MAX steps */
+export const SW_OFF_MAX = (1 << 21) - 1;
 export const SW_COUNT_BITS = 21;
 export const SW_COUNT_MASK = (1 << SW_COUNT_BITS) - 1;
 export const SW_TAG_MASK = 0x7ff;

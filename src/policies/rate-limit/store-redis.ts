@@ -32,7 +32,8 @@ return { n, math.floor((limitTat - nextTat) / interval), retry }
 
 /**
  * Sliding window of 10 sub-windows plus the current one (as in store-shared.ts), in a hash: field = ring slot,
- * value = subIndex * 2^21 + count.
+ * value = subIndex * 2^21 + count, and field t<slot> = when that sub-window last granted (µs of Redis time). A
+ * sub-window counts until the window has passed since its last grant, so the retry time never exceeds the window.
  */
 const SLIDING_WINDOW = `
 local t = redis.call('TIME')
@@ -40,31 +41,39 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local sub = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
+local window = sub * 10
 local cur = math.floor(now / sub)
 local unit = 2097152
-local vals = redis.call('HMGET', KEYS[1], '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10')
+local vals = redis.call('HMGET', KEYS[1], '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10',
+  't0', 't1', 't2', 't3', 't4', 't5', 't6', 't7', 't8', 't9', 't10')
 local count = 0
 local own = 0
-local oldest = cur
+local first = nil
 for i = 1, 11 do
   local v = tonumber(vals[i] or '0')
   local s = math.floor(v / unit)
   local c = v - s * unit
   if s == cur then own = c end
-  if s >= cur - 10 and s <= cur then
-    count = count + c
-    if c > 0 and s < oldest then oldest = s end
+  if c > 0 and s >= cur - 10 and s <= cur then
+    local last = tonumber(vals[11 + i] or '0')
+    if math.floor(last / sub) ~= s then last = math.min(now, (s + 1) * sub) end
+    local leaves = last + window
+    if leaves > now then
+      count = count + c
+      if first == nil or leaves < first then first = leaves end
+    end
   end
 end
 local n = limit - count
 if n > want then n = want end
 if n < 0 then n = 0 end
 if n > 0 then
-  redis.call('HSET', KEYS[1], tostring(cur % 11), string.format('%.0f', cur * unit + own + n))
-  redis.call('PEXPIRE', KEYS[1], math.ceil(sub * 11 / 1000) + 1000)
+  local slot = tostring(cur % 11)
+  redis.call('HSET', KEYS[1], slot, string.format('%.0f', cur * unit + own + n), 't' .. slot, string.format('%.0f', now))
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
 end
 local retry = 0
-if n == 0 then retry = math.ceil(((oldest + 11) * sub - now) / 1000) end
+if n == 0 then retry = math.min(math.ceil(window / 1000), math.ceil((first - now) / 1000)) end
 return { n, limit - count - n, retry }
 `;
 

@@ -14,6 +14,8 @@ import {
   Region,
   SW_COUNT_BITS,
   SW_COUNT_MASK,
+  SW_LAST,
+  SW_OFF_MAX,
   SW_RING,
   SW_SLOTS,
   SW_SUBS,
@@ -152,18 +154,25 @@ export const tbFresh: FreshTest = (r, e, now) => Number(Atomics.load(r.i64, r.ba
 // ------------------------------------------------------------------------------------------------------ sliding window
 
 /**
- * Sliding window of SW_SUBS sub-windows: a request is counted in the current sub-window, and the check sums the
- * current one and the SW_SUBS before it. That span covers every window of length `per` that ends now, so no such
- * window ever holds more than `limit` admissions; the price is refusing up to one sub-window (1/SW_SUBS of the
- * window) early. Increment first, then check, then undo when over: concurrent requests can only make each other
- * refuse, never both pass beyond the limit.
+ * Sliding window of SW_SUBS sub-windows: a request is counted in the current sub-window, and each sub-window also
+ * remembers when its last admission was (rounded up to 1/SW_OFF_MAX of a sub-window). A sub-window counts until the
+ * window has passed since its last admission; every admission in it is at or before that one, so each stays counted
+ * for at least the window after it was made, and no window of length `per` ever holds more than `limit` admissions.
+ * The price is refusing up to one sub-window early (the earlier admissions of a sub-window wait for its last one).
+ * Because a sub-window leaves one window after an admission that was made at or before now, Retry-After and Reset
+ * never exceed the window. (Counting whole sub-windows until their end plus the window, as this once did, answered
+ * a refused 4/min client "Retry-After: 63".) Increment first, then check, then undo when over: concurrent requests
+ * can only make each other refuse, never both pass beyond the limit.
  */
 export function swTake(r: Region, entry: number, now: number, subUs: number, limit: number, out: CheckOut): boolean {
   const i32 = r.i32;
   const base = r.base32(entry);
   const cur = Math.floor(now / subUs);
   const curTag = cur & SW_TAG_MASK;
-  const own = base + SW_SLOTS + (cur % SW_RING);
+  const slot = cur % SW_RING;
+  const own = base + SW_SLOTS + slot;
+  const windowUs = subUs * SW_SUBS;
+  const step = subUs / SW_OFF_MAX;
   let count = 0;
   for (;;) {
     const v = Atomics.load(i32, own);
@@ -175,30 +184,59 @@ export function swTake(r: Region, entry: number, now: number, subUs: number, lim
   }
   const touched = Atomics.load(i32, base + SW_TOUCHED);
   if (touched < cur) Atomics.compareExchange(i32, base + SW_TOUCHED, touched, cur);
-  // The older sub-windows; a ring untouched for longer than the window holds nothing current.
+  // The older sub-windows; a ring untouched for longer than the window holds nothing current. A sub-window's last
+  // admission is within it, so the nine before the current one are always still in the window and only the oldest
+  // (cur - SW_SUBS) needs its LAST cell read; and sub-windows leave in their order, the oldest counted one first.
   let oldest = cur;
   if (cur - touched <= SW_SUBS) {
     for (let j = SW_SUBS; j >= 1; j--) {
       const sub = cur - j;
-      const v = Atomics.load(i32, base + SW_SLOTS + (sub % SW_RING));
-      if (v >>> SW_COUNT_BITS === (sub & SW_TAG_MASK)) {
-        const c = v & SW_COUNT_MASK;
-        if (c > 0 && sub < oldest) oldest = sub;
-        count += c;
-      }
+      const k = sub % SW_RING;
+      const v = Atomics.load(i32, base + SW_SLOTS + k);
+      if (v >>> SW_COUNT_BITS !== (sub & SW_TAG_MASK)) continue;
+      const c = v & SW_COUNT_MASK;
+      if (c === 0) continue;
+      if (j === SW_SUBS && swLastUs(i32, base + SW_LAST + k, sub, subUs, step, now) + windowUs <= now) continue;
+      if (sub < oldest) oldest = sub;
+      count += c;
     }
   }
-  // A sub-window leaves the span SW_SUBS + 1 sub-windows after it began.
-  out.resetUs = (cur + SW_RING) * subUs - now;
   if (count > limit) {
     swUndo(i32, own, curTag);
     out.remaining = 0;
-    out.retryUs = (oldest + SW_RING) * subUs - now;
+    // Until the oldest counted sub-window leaves (the current one when it holds them all). The rounding of a LAST
+    // cell may put an admission up to one step after now: never say more than the window.
+    const leaves = swLastUs(i32, base + SW_LAST + (oldest % SW_RING), oldest, subUs, step, now) + windowUs;
+    out.retryUs = Math.min(windowUs, leaves - now);
+    out.resetUs = windowUs;
     return false;
   }
+  swMarkLast(i32, base + SW_LAST + slot, curTag, Math.min(SW_OFF_MAX, Math.ceil((now - cur * subUs) / step)));
   out.remaining = limit - count;
   out.retryUs = 0;
+  // the admission just made is the newest: the window is empty once it has left
+  out.resetUs = windowUs;
   return true;
+}
+
+/**
+ * When the last admission of sub-window `sub` was (µs). A cell not yet written for this sub-window (an admission
+ * counted, its time not yet recorded by a racing thread) counts as now, or the sub-window's end if that is earlier.
+ */
+function swLastUs(i32: Int32Array, cell: number, sub: number, subUs: number, step: number, now: number): number {
+  const v = Atomics.load(i32, cell);
+  if (v >>> SW_COUNT_BITS !== (sub & SW_TAG_MASK)) return Math.min(now, (sub + 1) * subUs);
+  return sub * subUs + (v & SW_COUNT_MASK) * step;
+}
+
+/** Records an admission at `off` steps into the current sub-window: the cell keeps the latest. */
+function swMarkLast(i32: Int32Array, cell: number, curTag: number, off: number): void {
+  const next = ((curTag << SW_COUNT_BITS) | off) | 0;
+  for (;;) {
+    const v = Atomics.load(i32, cell);
+    if (v >>> SW_COUNT_BITS === curTag && (v & SW_COUNT_MASK) >= off) return;
+    if (Atomics.compareExchange(i32, cell, v, next) === v) return;
+  }
 }
 
 function swUndo(i32: Int32Array, cell: number, curTag: number): void {
