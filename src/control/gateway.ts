@@ -219,6 +219,7 @@ export class Gateway {
     // uSockets sets SO_REUSEPORT only for a non-zero port, so "port 0" is resolved here to a free port first;
     // then every worker binds that same port and the kernel spreads connections between them.
     if (this.plan.listen.port === 0) this.port = await freePort(this.plan.listen.host);
+    else if (!this.plan.listen.reusePort) await refuseTakenPort(this.plan.listen.host, this.plan.listen.port);
     this.#stillStarting();
     await this.#spawn(0);
     this.#stillStarting();
@@ -690,6 +691,25 @@ export class Gateway {
 
 function digest(text: string): string {
   return createHash('sha256').update(text).digest('hex');
+}
+
+/**
+ * Fails when something already listens on host:port. The workers bind with SO_REUSEPORT (uSockets sets it for
+ * every non-zero port, so that the workers of this gateway share the port), and so would silently join a second
+ * gateway, or any server that set it too, and take part of its traffic. A plain bind (no SO_REUSEPORT) conflicts
+ * with any listener there, including one on the wildcard address, so it tells. Bound and released at once; the
+ * window until the first worker binds is that of a spawn.
+ */
+function refuseTakenPort(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') {
+        reject(new Error(`${host}:${port} is already in use (another nanogate or another server listens there); stop it, choose another listen.port, or set listen.reusePort: true to share the port on purpose`));
+      } else reject(new Error(`cannot listen on ${host}:${port}: ${err.code ?? err.message}`));
+    });
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }
 
 /** A port the kernel considers free right now on `host` (bound and released at once). */
