@@ -16,3 +16,16 @@ try {
 }
 const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
 if (r.status !== 0) process.exit(r.status ?? 1);
+
+// The config validator as Ajv standalone code (src/config/validator.ts says why), from the schema just compiled.
+const { writeFileSync } = await import('node:fs');
+const { pathToFileURL } = await import('node:url');
+const { join } = await import('node:path');
+const dist = join(root, 'dist', 'src', 'config');
+const { Ajv } = require('ajv');
+const standaloneCode = require('ajv/dist/standalone').default;
+const { ConfigSchema } = await import(pathToFileURL(join(dist, 'schema.js')).href);
+const { AJV_OPTIONS, GENERATED, schemaDigest } = await import(pathToFileURL(join(dist, 'validator.js')).href);
+const ajv = new Ajv({ ...AJV_OPTIONS, code: { source: true } });
+const code = standaloneCode(ajv, ajv.compile(ConfigSchema));
+writeFileSync(GENERATED, `${code}\nmodule.exports.schemaDigest = ${JSON.stringify(schemaDigest())};\n`);

@@ -1,12 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigSchema, type Config } from './schema.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
-
-// verbose: errors carry their schema, so an unknown key can be matched against the keys that are allowed there
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
-const validateSchema = ajv.compile<Config>(ConfigSchema);
+import { configValidator } from './validator.js';
 
 /**
  * Replaces ${VAR} and ${VAR:-default} in the raw text before parsing, so a variable can stand for any scalar
@@ -129,6 +126,7 @@ export function validateConfig(value: unknown, file: string): Config {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ConfigError(file, [{ path: '', message: 'the config must be a mapping (YAML) or an object (JSON)' }]);
   }
+  const validateSchema = configValidator();
   if (!validateSchema(value)) throw new ConfigError(file, toIssues(validateSchema.errors ?? []));
   return value;
 }
