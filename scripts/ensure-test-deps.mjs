@@ -2,7 +2,7 @@
 // Missing ones are installed with apt-get when running as root on Debian/Ubuntu (one `apt-get update`, quiet,
 // noninteractive); otherwise this stops at once with one line naming what to install. A test never skips for a
 // missing binary: it would pass on a machine that cannot run it.
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -11,7 +11,7 @@ const NEEDED = [
   ['redis-server', 'redis-server'], // rate-limit cluster tests (a real redis-server on loopback)
   ['openssl', 'openssl'], // certificates and keys made by tests
   ['promtool', 'prometheus'], // checks the /metrics exposition
-  ['dnsmasq', 'dnsmasq'], // a real DNS server for discovery tests
+  ['dnsmasq', 'dnsmasq-base'], // a real DNS server for discovery tests (-base: the binary without the system service)
 ];
 
 // sbin is searched too: dnsmasq lives in /usr/sbin, which a non-root PATH often lacks
@@ -45,7 +45,18 @@ if (!isRoot || !hasApt) {
 console.error(`ensure-test-deps: installing ${packages.join(' ')}`);
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 const run = (args) => spawnSync('apt-get', args, { env, stdio: ['ignore', 'ignore', 'inherit'] }).status === 0;
-if (!run(['update', '-qq']) || !run(['install', '-y', '-qq', '--no-install-recommends', ...packages])) {
+// The prometheus package would start its server as a system service; the tests only run promtool. A policy-rc.d
+// that answers 101 ("action forbidden", Debian's invoke-rc.d policy) keeps packages from starting services.
+const POLICY = '/usr/sbin/policy-rc.d';
+const ownPolicy = !existsSync(POLICY);
+if (ownPolicy) writeFileSync(POLICY, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+let installed;
+try {
+  installed = run(['update', '-qq']) && run(['install', '-y', '-qq', '--no-install-recommends', ...packages]);
+} finally {
+  if (ownPolicy) rmSync(POLICY, { force: true });
+}
+if (!installed) {
   console.error(`ensure-test-deps: apt-get could not install ${packages.join(' ')}`);
   process.exit(1);
 }
