@@ -51,8 +51,9 @@ main(process.argv.slice(2)).then(
   (code) => {
     // start: the gateway has stopped and said so; nothing left may hold the process (a late timer or handle of a
     // dependency), so it ends here. Other commands end when their output has been written.
-    if (process.argv[2] === 'start') process.exit(typeof code === 'number' ? code : 0);
     if (typeof code === 'number') process.exitCode = code;
+    // (after what was written has left: pipes are asynchronous on some systems)
+    if (process.argv[2] === 'start') process.stdout.write('', () => process.stderr.write('', () => process.exit()));
   },
   (err) => { console.error(`nanogate: ${err && err.message ? err.message : err}`); process.exitCode = 1; },
 );
