@@ -30,7 +30,8 @@ const NodeEntry = Type.Object(
   {
     host: Type.String({ minLength: 1, maxLength: 253 }),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
-    weight: Type.Integer({ minimum: 1, maximum: 65535, default: 1 }),
+    // Optional, not a schema default: Ajv fills no defaults inside a union (anyOf)
+    weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     zone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   },
   { additionalProperties: false },
@@ -60,7 +61,8 @@ export function parseNodesDocument(text: string): DiscoveredNode[] {
     const key = e?.keyword === 'additionalProperties' ? ` "${(e.params as { additionalProperty: string }).additionalProperty}"` : '';
     throw new Error(`${e?.instancePath || '/'} ${e?.message ?? 'is invalid'}${key}`);
   }
-  return Array.isArray(doc) ? doc : (doc as { nodes: DiscoveredNode[] }).nodes;
+  const list = (Array.isArray(doc) ? doc : (doc as { nodes: unknown[] }).nodes) as { host: string; port: number; weight?: number; zone?: string }[];
+  return list.map((e) => (e.zone === undefined ? { host: e.host, port: e.port, weight: e.weight ?? 1 } : { host: e.host, port: e.port, weight: e.weight ?? 1, zone: e.zone }));
 }
 
 export class FileSource implements DiscoverySource {
