@@ -67,6 +67,11 @@ export class KubernetesSource implements DiscoverySource {
     this.#selector = `kubernetes.io/service-name=${config.service}`;
   }
 
+  /** The resourceVersion the next watch resumes from. */
+  get resourceVersion(): string {
+    return this.#resourceVersion;
+  }
+
   /** How many lists and watches were started (for tests and the admin API). */
   get counts(): { lists: number; watches: number } {
     return { lists: this.#lists, watches: this.#watches };
