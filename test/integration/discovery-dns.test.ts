@@ -202,3 +202,16 @@ test('stop() leaves no timer or socket behind: nothing is queried after it', asy
     await pace.source.stop();
   }
 });
+
+test('an answer too large for UDP (truncated) is asked again over TCP and comes whole', async () => {
+  const hosts = Array.from({ length: 150 }, (_, i) => `127.0.${1 + (i >> 8)}.${i & 255} big.test`).join('\n') + '\n';
+  const ns = await dnsmasq(hosts);
+  const { source, rec } = started(dns(ns, { name: 'big.test', port: 8080 }));
+  try {
+    await until('first set', () => rec.sets.length === 1);
+    // 150 A records are ~2.4 kB: past dnsmasq's 1232-byte EDNS limit for UDP.
+    assert.equal(rec.sets[0].length, 150);
+  } finally {
+    await source.stop();
+  }
+});
