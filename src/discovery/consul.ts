@@ -76,7 +76,7 @@ export class ConsulSource implements DiscoverySource {
 
   #query(): void {
     if (this.#timer.stopped) return;
-    this.#running = this.#queryOnce()
+    const running: Promise<void> = this.#queryOnce()
       .then(
         () => {
           this.#backoff.reset();
@@ -88,7 +88,11 @@ export class ConsulSource implements DiscoverySource {
           this.#timer.set(this.#backoff.fail(), () => this.#next());
         },
       )
-      .finally(() => (this.#running = null));
+      .finally(() => {
+        // The next query may already have started (a paced 0 wait runs it synchronously): only clear our own.
+        if (this.#running === running) this.#running = null;
+      });
+    this.#running = running;
   }
 
   #url(): URL {
@@ -109,6 +113,7 @@ export class ConsulSource implements DiscoverySource {
     const headers: Record<string, string> = { accept: 'application/json' };
     const token = c.tokenFile ? (await readFile(c.tokenFile, 'utf8')).trim() : c.token;
     if (token) headers['x-consul-token'] = token;
+    if (this.#timer.stopped) return;
     const blocking = this.#index > 0;
     const timeoutMs = (blocking ? c.waitSeconds * 1000 * (1 + 1 / 16) : 0) + c.timeoutMs;
     const res = await get(this.#url(), { headers, timeoutMs }, this.#requests);

@@ -117,6 +117,7 @@ export class KubernetesSource implements DiscoverySource {
     let body: { metadata?: { resourceVersion?: unknown }; items?: unknown };
     try {
       const { headers, ca } = await this.#headers();
+      if (this.#timer.stopped) return;
       const res = await get(url, { headers, ca, timeoutMs: this.#config.timeoutMs }, this.#requests);
       if (res.status !== 200) throw new Error(`list answered ${res.status}${statusMessage(res.body)}`);
       try {
