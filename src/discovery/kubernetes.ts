@@ -54,6 +54,7 @@ export class KubernetesSource implements DiscoverySource {
   #resourceVersion = '';
   #endWatch: (() => void) | null = null;
   #started = false;
+  readonly #pending = new Set<Promise<void>>();
   #lists = 0;
   #watches = 0;
 
@@ -81,7 +82,13 @@ export class KubernetesSource implements DiscoverySource {
     if (this.#started) throw new Error('a discovery source starts once');
     this.#started = true;
     this.#keeper.attach(onNodes);
-    void this.#list();
+    this.#relist();
+  }
+
+  /** Starts a list, kept track of so that stop() can wait for it. */
+  #relist(): void {
+    const p: Promise<void> = this.#list().finally(() => this.#pending.delete(p));
+    this.#pending.add(p);
   }
 
   async stop(): Promise<void> {
@@ -90,6 +97,7 @@ export class KubernetesSource implements DiscoverySource {
     this.#endWatch?.();
     this.#endWatch = null;
     this.#requests.abortAll();
+    await Promise.all(this.#pending);
   }
 
   status(): DiscoveryStatus {
@@ -131,7 +139,7 @@ export class KubernetesSource implements DiscoverySource {
       for (const s of body.items as Slice[]) this.#slices.set(s.metadata.name, s);
       this.#resourceVersion = rv;
     } catch (err) {
-      return this.#fail(err, () => void this.#list());
+      return this.#fail(err, () => this.#relist());
     }
     if (this.#timer.stopped) return;
     this.#apply();
@@ -142,7 +150,8 @@ export class KubernetesSource implements DiscoverySource {
   #watch(): void {
     const wait = this.#pacer.take();
     if (wait > 0) return this.#timer.set(wait, () => this.#watch());
-    void this.#watchOnce();
+    const p: Promise<void> = this.#watchOnce().finally(() => this.#pending.delete(p));
+    this.#pending.add(p);
   }
 
   async #watchOnce(): Promise<void> {
@@ -194,7 +203,7 @@ export class KubernetesSource implements DiscoverySource {
           this.#keeper.reject(why.message);
           // A 410 is routine (compaction): re-list at once, paced like a watch.
           const wait = this.#pacer.take();
-          return wait > 0 ? this.#timer.set(wait, () => void this.#list()) : void this.#list();
+          return wait > 0 ? this.#timer.set(wait, () => this.#relist()) : this.#relist();
         }
         if (why) return this.#fail(why, () => this.#watch());
         this.#backoff.reset();

@@ -105,7 +105,19 @@ export const KubernetesDiscoverySchema = Type.Object(
 );
 export type KubernetesDiscoveryConfig = Static<typeof KubernetesDiscoverySchema>;
 
-export const DiscoveryConfigSchema = Type.Union([DnsDiscoverySchema, FileDiscoverySchema, ConsulDiscoverySchema, KubernetesDiscoverySchema], {
+const DiscoveryUnion = Type.Union([DnsDiscoverySchema, FileDiscoverySchema, ConsulDiscoverySchema, KubernetesDiscoverySchema]);
+export type DiscoveryConfig = Static<typeof DiscoveryUnion>;
+
+/**
+ * The four kinds as one schema, for embedding in the config schema. It is a `oneOf` with a `discriminator` on `type`
+ * rather than TypeBox's `anyOf`: Ajv fills in no defaults inside anyOf/oneOf branches, except for a discriminated oneOf
+ * when Ajv is created with `discriminator: true`, which then also reports the errors of the one branch that `type`
+ * names. (parseDiscoveryConfig picks the branch itself and needs neither.)
+ */
+export const DiscoveryConfigSchema = Type.Unsafe<DiscoveryConfig>({
+  type: 'object',
+  required: ['type'],
+  discriminator: { propertyName: 'type' },
+  oneOf: [DnsDiscoverySchema, FileDiscoverySchema, ConsulDiscoverySchema, KubernetesDiscoverySchema],
   description: 'where an upstream\'s nodes come from; the last good set keeps serving when the source fails',
 });
-export type DiscoveryConfig = Static<typeof DiscoveryConfigSchema>;

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Ajv } from 'ajv';
 import { ConfigError } from '../../src/config/errors.js';
 import { createDiscoverySource, DiscoveryConfigSchema, discoveryIssues, parseDiscoveryConfig } from '../../src/discovery/index.js';
 import { LoopPacer, NodeSetKeeper, normalizeNodes, type DiscoveredNode } from '../../src/discovery/source.js';
@@ -123,12 +124,22 @@ test('zero and negative thresholds, and values that contradict each other, are r
   });
 });
 
-test('the union schema is plain JSON Schema (for config/schema.json) with a branch per source', () => {
+test('the union schema is plain JSON Schema (for config/schema.json): a discriminated oneOf that fills defaults in Ajv', () => {
   const json = JSON.parse(JSON.stringify(DiscoveryConfigSchema));
   assert.deepEqual(
-    json.anyOf.map((b: { properties: { type: { const: string } } }) => b.properties.type.const),
+    json.oneOf.map((b: { properties: { type: { const: string } } }) => b.properties.type.const),
     ['dns', 'file', 'consul', 'kubernetes'],
   );
+  // Embedded in a bigger schema, as the upstream config will do.
+  const validate = new Ajv({ discriminator: true, useDefaults: true, strict: false }).compile({
+    type: 'object',
+    properties: { discovery: DiscoveryConfigSchema },
+  });
+  const value = { discovery: { type: 'consul', service: 'web' } };
+  assert.equal(validate(value), true);
+  assert.equal((value.discovery as { waitSeconds?: number }).waitSeconds, 60);
+  assert.equal(validate({ discovery: { type: 'consul', service: 'web', waitSeconds: 0 } }), false);
+  assert.equal(validate.errors![0].instancePath, '/discovery/waitSeconds');
 });
 
 test('createDiscoverySource returns a stopped-cleanly source of each kind', async () => {
