@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDiscoverySource, parseDiscoveryConfig } from '../../src/discovery/index.js';
@@ -92,6 +92,7 @@ test('datacenter, tags and the ACL token are sent; a token file is read for ever
         await until('new token sent', () => c.requests.some((r) => r.headers['x-consul-token'] === 'secret-two'));
       } finally {
         await source.stop();
+        rmSync(dir, { recursive: true, force: true });
       }
     },
     { token: undefined },

@@ -1,6 +1,6 @@
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDiscoverySource, parseDiscoveryConfig } from '../../src/discovery/index.js';
@@ -18,6 +18,7 @@ import { started, until } from '../helpers/discovery.js';
 const dir = mkdtempSync(join(tmpdir(), 'ng-kube-'));
 const tokenFile = join(dir, 'token');
 writeFileSync(tokenFile, 'sa-token\n');
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 async function withKube(fn: (k: FakeKube) => Promise<void>): Promise<void> {
   const kube = await startFakeKube({ namespace: 'shop', token: 'sa-token' });
