@@ -154,6 +154,12 @@ export function parseResponseHead(text: string, head: ResponseHead, requestMetho
   const s0 = text.charCodeAt(9) - 48, s1 = text.charCodeAt(10) - 48, s2 = text.charCodeAt(11) - 48;
   if (s0 < 1 || s0 > 5 || s1 < 0 || s1 > 9 || s2 < 0 || s2 > 9) return fail(head, 'malformed status code');
   if (lineEnd > 12 && text.charCodeAt(12) !== 32) return fail(head, 'malformed status line');
+  // reason-phrase = *( HTAB / SP / VCHAR / obs-text ): a CR, LF or NUL here would hide a field line from us that
+  // a lenient parser downstream sees (RFC 9112 4)
+  for (let i = 13; i < lineEnd; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 32 && c !== 9) || c === 127) return fail(head, 'control character in the reason phrase');
+  }
   head.status = s0 * 100 + s1 * 10 + s2;
   head.close = minor === 0;
 
