@@ -201,7 +201,7 @@ export function parseResponseHead(text: string, head: ResponseHead, requestMetho
       head.contentLength = n;
     } else if (lower === 'transfer-encoding') {
       transferEncoding = true;
-      if (value.toLowerCase() !== 'chunked' || chunked) return fail(head, `unsupported Transfer-Encoding "${value}"`);
+      if (value.toLowerCase() !== 'chunked' || chunked) return fail(head, 'unsupported Transfer-Encoding');
       chunked = true;
     } else if (lower === 'connection') {
       const v = value.toLowerCase();
