@@ -53,6 +53,8 @@ const enum State {
   /** the last Content-Length bytes were returned: the next call returns H1_END */
   BodyDone,
   ChunkSize,
+  /** whitespace after the size: a ";" (an extension) or the CR must follow */
+  ChunkSizeBws,
   ChunkExt,
   ChunkSizeLf,
   ChunkData,
@@ -267,6 +269,7 @@ export class H1Decoder {
         this.#state = State.ChunkSize;
         this.#remaining = 0;
         this.#chunkDigits = 0;
+        this.#extBytes = 0;
         break;
       }
       case BODY_UNTIL_CLOSE:
@@ -285,7 +288,8 @@ export class H1Decoder {
     if (acc === null || acc.length < length + n) {
       let size = acc === null ? 1024 : acc.length * 2;
       while (size < length + n) size *= 2;
-      const grown = Buffer.allocUnsafe(Math.min(size, HEAD_WINDOW));
+      // past half the limit the next doubling would be cut to the limit anyway: go there at once
+      const grown = Buffer.allocUnsafe(size > HEAD_WINDOW / 2 ? HEAD_WINDOW : size);
       if (acc !== null) {
         acc.copy(grown, 0, 0, length);
         this.copiedBytes += length;
@@ -318,15 +322,23 @@ export class H1Decoder {
           }
           if (this.#chunkDigits === 0) return this.#fail('invalid chunk size', end);
           if (c === 13) this.#state = State.ChunkSizeLf;
-          else if (c === 59 || c === 32 || c === 9) {
-            // chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) (RFC 9112 7.1.1): ignored
-            this.#state = State.ChunkExt;
-            this.#extBytes = 0;
-          } else return this.#fail('invalid chunk size', end);
+          else if (c === 59) this.#state = State.ChunkExt;
+          else if (c === 32 || c === 9) this.#state = State.ChunkSizeBws;
+          else return this.#fail('invalid chunk size', end);
           pos++;
           continue;
         }
+        case State.ChunkSizeBws:
+          // chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) (RFC 9112 7.1.1): "5 x" is
+          // neither a size nor an extension. Trailing BWS alone ("5 ") is harmless and accepted.
+          if (c === 13) this.#state = State.ChunkSizeLf;
+          else if (c === 59) this.#state = State.ChunkExt;
+          else if (c !== 32 && c !== 9) return this.#fail('invalid chunk size', end);
+          else if (++this.#extBytes > MAX_CHUNK_EXT_BYTES) return this.#fail('chunk extension too long', end);
+          pos++;
+          continue;
         case State.ChunkExt:
+          // extensions are ignored, so their inner grammar is not checked; only what could end the line early
           if (c === 13) this.#state = State.ChunkSizeLf;
           // token, quoted-string and BWS hold no control character but HTAB (RFC 9110 5.6.2, 5.6.4)
           else if ((c < 32 && c !== 9) || c === 127) return this.#fail('invalid chunk extension', end);
@@ -355,6 +367,7 @@ export class H1Decoder {
           this.#state = State.ChunkSize;
           this.#remaining = 0;
           this.#chunkDigits = 0;
+          this.#extBytes = 0;
           pos++;
           continue;
         case State.Trailer:
@@ -408,15 +421,12 @@ function hasBareLf(buf: Buffer, start: number, from: number, to: number): boolea
  */
 function chunkLineError(buf: Buffer, start: number, end: number): string | null {
   let digits = 0;
-  for (let i = start; i < end; i++) {
-    if (hexValue(buf[i]) >= 0) {
-      if (++digits > MAX_CHUNK_DIGITS) return 'chunk size too large';
-      continue;
-    }
-    const c = buf[i];
-    return digits > 0 && (c === 59 || c === 32 || c === 9 || c === 13) ? null : 'invalid chunk size';
-  }
-  return null;
+  let i = start;
+  for (; i < end && hexValue(buf[i]) >= 0; i++) if (++digits > MAX_CHUNK_DIGITS) return 'chunk size too large';
+  if (i === end) return null;
+  if (digits === 0) return 'invalid chunk size';
+  while (i < end && (buf[i] === 32 || buf[i] === 9)) i++;
+  return i === end || buf[i] === 59 || buf[i] === 13 ? null : 'invalid chunk size';
 }
 
 export { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE };
