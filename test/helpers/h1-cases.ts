@@ -34,11 +34,14 @@ export const CASES: Case[] = [
   { name: 'Content-Length in hex', rfc: '9110 8.6 (1*DIGIT)', input: b('HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\nhello'), expect: { error: 'invalid Content-Length' } },
   { name: 'empty Content-Length', rfc: '9110 8.6 (1*DIGIT)', input: b('HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n'), expect: { error: 'invalid Content-Length' } },
   { name: 'Content-Length: 5,,5', rfc: '9110 8.6 (list of valid lengths)', input: b('HTTP/1.1 200 OK\r\nContent-Length: 5,,5\r\n\r\nhello'), expect: { error: 'invalid Content-Length' } },
+  { name: 'Content-Length followed by a 0xA0 byte', rfc: '9110 8.6 (1*DIGIT; 0xA0 is obs-text, not OWS)', input: b('HTTP/1.1 200 OK\r\nContent-Length: 2\xa0\r\n\r\nok'), expect: { error: 'invalid Content-Length' } },
   { name: 'a body cut short by close', rfc: '9112 8 (incomplete message)', input: b('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'), expect: { error: 'connection closed mid-body' } },
   // ------------------------------------------------------------------ Transfer-Encoding
   { name: 'chunked body', rfc: '9112 7.1', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n'), expect: ok(200, 'hello world') },
   { name: 'mixed-case Chunked', rfc: '9112 7 (coding names are case-insensitive)', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: ChUnKeD\r\n\r\n2\r\nok\r\n0\r\n\r\n'), expect: ok(200, 'ok') },
   { name: 'upper-case hex chunk sizes', rfc: '9112 7.1 (HEXDIG)', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n'), expect: ok(200, '0123456789') },
+  { name: 'Transfer-Encoding: chunked with a trailing tab', rfc: '9110 5.5 (OWS is not part of the value)', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n2\r\nok\r\n0\r\n\r\n'), expect: ok(200, 'ok') },
+  { name: 'Content-Length with a trailing tab', rfc: '9110 5.5 (OWS is not part of the value)', input: b('HTTP/1.1 200 OK\r\nContent-Length: 2\t\r\n\r\nok'), expect: ok(200, 'ok') },
   { name: 'Transfer-Encoding: gzip, chunked (a coding we cannot forward)', rfc: '9112 6.1; 9110 7.6.1 (TE is hop-by-hop)', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n'), expect: { error: 'unsupported Transfer-Encoding' } },
   { name: 'Transfer-Encoding: chunked, gzip (chunked not final)', rfc: '9112 6.3 item 4 (we refuse rather than read to close)', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n'), expect: { error: 'unsupported Transfer-Encoding' } },
   { name: 'chunked applied twice', rfc: '9112 6.1 (chunked MUST NOT be applied more than once)', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'), expect: { error: 'unsupported Transfer-Encoding' } },
@@ -90,6 +93,8 @@ export const CASES: Case[] = [
   { name: 'whitespace before the colon', rfc: '9112 5.1', input: b('HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok'), expect: { error: 'invalid header name' } },
   { name: 'a field line without a colon', rfc: '9112 5', input: b('HTTP/1.1 200 OK\r\nnonsense\r\nContent-Length: 0\r\n\r\n'), expect: { error: 'header line without a colon' } },
   { name: 'an empty field name', rfc: '9110 5.1 (field-name = token)', input: b('HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 0\r\n\r\n'), expect: { error: 'invalid header name' } },
+  { name: 'a field named only Proxy- is hop-by-hop too', rfc: '9110 7.6.1 (the Proxy- prefix)', input: b('HTTP/1.1 200 OK\r\nProxy-:Thing: p\r\nServer: s\r\nContent-Length: 0\r\n\r\n'), expect: ok(200, '', { headers: ['Server', 's'] }) },
+  { name: 'a 0xA0 byte at the end of a value is kept (OWS is SP and HTAB only)', rfc: '9110 5.6.3, 5.5', input: b('HTTP/1.1 200 OK\r\nX-A: a\xa0 \r\nContent-Length: 0\r\n\r\n'), expect: ok(200, '', { headers: ['X-A', 'a\xa0'] }) },
   { name: 'obs-text in a value is kept byte for byte', rfc: '9110 5.5 (obs-text)', input: b('HTTP/1.1 200 OK\r\nX-A: caf\xe9\r\nContent-Length: 0\r\n\r\n'), expect: ok(200, '', { headers: ['X-A', 'caf\xe9'] }) },
   // ------------------------------------------------------------------ status lines
   { name: 'status line without a reason phrase or its SP', rfc: '9112 4 (SHOULD ignore the reason; accepted as llhttp does)', input: b('HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n'), expect: ok(404) },

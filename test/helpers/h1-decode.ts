@@ -5,9 +5,8 @@ import { H1Decoder, H1_BODY, H1_END, H1_ERROR, H1_HEAD, H1_NEED_MORE } from '../
 
 /**
  * Drives the pure response decoder the way H1Connection does, over any split of an input, and reduces what it
- * said to one comparable outcome. Each piece is copied into one reused read buffer whose bytes past the piece are
- * "\r\n\r\n" over and over, so a decoder that kept a view across reads, or looked past `end`, shows up as a
- * different outcome.
+ * said to one comparable outcome. Each piece is copied into one reused read buffer followed by "\r\n\r\n" over
+ * and over, so a decoder that kept a view across reads, or looked past `end`, shows up as a different outcome.
  */
 
 export interface DecodedResponse {
@@ -62,7 +61,7 @@ export function decode(input: Buffer, cuts: readonly number[] = [], opts: Decode
     if (len === 0) continue;
     if (len > READ.length) throw new Error('piece larger than the read buffer');
     input.copy(READ, 0, start, edge);
-    READ.fill(FILL, len, Math.min(READ.length, len + 4096));
+    READ.fill(FILL, len, Math.min(READ.length, len + 64));
     let pos = 0;
     while (!done) {
       if (dec.idle) {
@@ -146,13 +145,14 @@ export const DICTIONARY = [
   'HTTP/1.1 200 OK\r\n', 'HTTP/1.0 ', '\x7f', '\xff',
 ].map((t) => Buffer.from(t, 'latin1'));
 
-/** One to four random edits of `input`: flip, insert a dictionary token, delete, duplicate or truncate. */
+/** One to four random edits of `input` (one, half the time): flip, insert a token, delete, duplicate, truncate. */
 export function mutate(input: Buffer, rnd: () => number): Buffer {
   let b = input;
-  const edits = 1 + Math.floor(rnd() * 4);
+  const edits = rnd() < 0.5 ? 1 : 2 + Math.floor(rnd() * 3);
   for (let e = 0; e < edits; e++) {
     const at = Math.floor(rnd() * (b.length + 1));
-    const kind = Math.floor(rnd() * 6);
+    // truncation least often: a cut response is refused whatever was cut
+    const kind = Math.floor(rnd() * 5.3);
     if (kind === 0 && b.length > 0) {
       b = Buffer.from(b);
       b[Math.min(at, b.length - 1)] = Math.floor(rnd() * 256);
@@ -190,4 +190,37 @@ export function loadCorpus(dir = CORPUS_DIR): CorpusEntry[] {
     .filter((f) => f.endsWith('.http'))
     .sort()
     .map((f) => ({ name: f, input: readFileSync(join(dir, f)), opts: optionsFor(f) }));
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * The properties a fuzzed input must keep: decoding never throws, one read and any split give the same outcome,
+ * and what is forwarded is clean (a token name, a value without CR, LF or NUL, a final status). Returns what broke,
+ * or null.
+ */
+export function checkInput(input: Buffer, opts: DecodeOptions, rnd: () => number, byteByByte: boolean): string | null {
+  let whole: Outcome;
+  try {
+    whole = decode(input, [], opts);
+    const expected = JSON.stringify(comparable(whole));
+    const cuts = Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => Math.floor(rnd() * input.length)).sort((x, y) => x - y);
+    if (JSON.stringify(comparable(decode(input, cuts, opts))) !== expected) return `split at ${cuts.join(',')} differs from one read`;
+    if (byteByByte && JSON.stringify(comparable(decode(input, Array.from({ length: input.length }, (_, i) => i), opts))) !== expected) {
+      return 'byte by byte differs from one read';
+    }
+  } catch (err) {
+    return `threw: ${(err as Error).stack ?? String(err)}`;
+  }
+  for (const r of whole.responses) {
+    if (r.status < 200 || r.status > 599) return `forwarded status ${r.status}`;
+    for (let i = 0; i < r.headers.length; i += 2) {
+      if (!TOKEN.test(r.headers[i])) return `forwarded field name ${JSON.stringify(r.headers[i])}`;
+      if (/[\0\r\n]/.test(r.headers[i + 1])) return `forwarded field value ${JSON.stringify(r.headers[i + 1])}`;
+    }
+    if (r.lines !== '' && (!r.lines.startsWith('\r\n') || r.lines.slice(2).split('\r\n').some((l) => /[\0\r\n]/.test(l) || !TOKEN.test(l.slice(0, l.indexOf(':')))))) {
+      return `forwarded field lines ${JSON.stringify(r.lines.slice(0, 200))}`;
+    }
+  }
+  return null;
 }

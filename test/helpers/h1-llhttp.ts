@@ -100,3 +100,22 @@ export class LlhttpOracle {
     });
   }
 }
+
+/** Hop-by-hop and framing fields, as the gateway drops them (RFC 9110 7.6.1), written out again as an oracle. */
+const DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'date', 'proxy-authenticate', 'proxy-authorization', 'x-request-id']);
+
+/** The fields of what llhttp read that the gateway would forward, as name, value, … */
+export function forwardedByLlhttp(ll: LlhttpOutcome): string[] {
+  const named = new Set<string>();
+  for (let i = 0; i < ll.headers.length; i += 2) {
+    if (ll.headers[i].toLowerCase() === 'connection') for (const t of ll.headers[i + 1].split(',')) named.add(t.trim().toLowerCase());
+  }
+  const out: string[] = [];
+  for (let i = 0; i < ll.headers.length; i += 2) {
+    const name = ll.headers[i].toLowerCase();
+    if (DROPPED.has(name) || name.startsWith('proxy-') || named.has(name)) continue;
+    // a field value has no leading or trailing whitespace (RFC 9110 5.5); llhttp keeps the trailing part
+    out.push(ll.headers[i], ll.headers[i + 1].replace(/^[ \t]+|[ \t]+$/g, ''));
+  }
+  return out;
+}

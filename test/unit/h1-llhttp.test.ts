@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { decode, loadCorpus, type DecodeOptions } from '../helpers/h1-decode.js';
 import { CASES } from '../helpers/h1-cases.js';
-import { LlhttpOracle, type LlhttpOutcome } from '../helpers/h1-llhttp.js';
+import { LlhttpOracle, forwardedByLlhttp } from '../helpers/h1-llhttp.js';
 
 /**
  * A differential check against Node's own parser (llhttp, through http.request and a raw net server on
@@ -34,24 +34,12 @@ const DIFFERENCES: Record<string, string> = {
   'status 600': 'RFC 9110 15: 100-599 only, and a client SHOULD treat others as 5xx: we answer 502',
   'status 099': 'as status 600',
   'a blank line before the status line': 'RFC 9112 2.2 lets a server skip it before a request line; a response gets no such leniency',
+  // both accept, and read it differently: llhttp is wrong here
+  'Transfer-Encoding: chunked with a trailing tab': 'RFC 9110 5.5 leaves trailing OWS out of the value; llhttp reports the field as "chunked" yet does not decode chunks when a tab follows it (a space is fine), and hands the chunk framing up as a close-delimited body',
+  'found-70859feebbd4.http': 'the same trailing tab after "chunked", found by scripts/fuzz-h1.mjs --llhttp',
+  'found-ec1b7d431826.http': 'the same trailing tab after "Chunked", found by scripts/fuzz-h1.mjs --llhttp',
+  'Content-Length with a trailing tab': 'RFC 9110 5.5 leaves trailing OWS out of the value; llhttp refuses the tab (but not a space)',
 };
-
-/** Hop-by-hop and framing fields, as the gateway drops them (RFC 9110 7.6.1), written out again as an oracle. */
-const DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'date', 'proxy-authenticate', 'proxy-authorization', 'x-request-id']);
-
-function forwardedByLlhttp(ll: LlhttpOutcome): string[] {
-  const named = new Set<string>();
-  for (let i = 0; i < ll.headers.length; i += 2) {
-    if (ll.headers[i].toLowerCase() === 'connection') for (const t of ll.headers[i + 1].split(',')) named.add(t.trim().toLowerCase());
-  }
-  const out: string[] = [];
-  for (let i = 0; i < ll.headers.length; i += 2) {
-    const name = ll.headers[i].toLowerCase();
-    if (DROPPED.has(name) || name.startsWith('proxy-') || named.has(name)) continue;
-    out.push(ll.headers[i], ll.headers[i + 1]);
-  }
-  return out;
-}
 
 let oracle: LlhttpOracle;
 before(async () => {
@@ -80,17 +68,18 @@ test('the decoder and llhttp agree on every hostile case and corpus input, but f
     const ll = await oracle.ask(input, isHead);
     const weAccept = ours.error === null;
     const llAccepts = ll.error === null;
-    if (weAccept !== llAccepts) {
-      assert.ok(name in DIFFERENCES, `${name}: we ${weAccept ? 'accept' : `refuse (${ours.error})`}, llhttp ${llAccepts ? 'accepts' : `refuses (${ll.error})`}`);
-      seen.add(name);
+    if (name in DIFFERENCES) {
+      const r = ours.responses[0];
+      const same = weAccept === llAccepts && (!weAccept || (r.status === ll.status && r.body === ll.body && JSON.stringify(r.headers) === JSON.stringify(forwardedByLlhttp(ll))));
+      if (!same) seen.add(name);
       continue;
     }
+    assert.equal(weAccept, llAccepts, `${name}: we ${weAccept ? 'accept' : `refuse (${ours.error})`}, llhttp ${llAccepts ? 'accepts' : `refuses (${ll.error})`}`);
     if (!weAccept) continue;
     const r = ours.responses[0];
     assert.equal(r.status, ll.status, `${name}: status`);
     assert.equal(r.body, ll.body, `${name}: body`);
     assert.deepEqual(r.headers, forwardedByLlhttp(ll), `${name}: forwarded fields`);
-    assert.ok(!(name in DIFFERENCES), `${name} is listed as a difference but both accept it alike`);
   }
   for (const name of Object.keys(DIFFERENCES)) assert.ok(seen.has(name), `${name} is listed as a difference but none was seen`);
 });
