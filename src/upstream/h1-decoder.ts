@@ -88,6 +88,8 @@ export class H1Decoder {
   #extBytes = 0;
   #trailerBytes = 0;
   #trailerLineStart = true;
+  /** inside a trailer line: still in its field name (no colon yet) */
+  #trailerName = true;
   /** a head split across reads: its bytes so far, in a buffer that doubles (null when none is pending) */
   #acc: Buffer | null = null;
   #accLength = 0;
@@ -352,6 +354,7 @@ export class H1Decoder {
             this.#state = State.Trailer;
             this.#trailerBytes = 0;
             this.#trailerLineStart = true;
+            this.#trailerName = true;
             continue;
           }
           this.#state = State.ChunkData;
@@ -371,12 +374,18 @@ export class H1Decoder {
           pos++;
           continue;
         case State.Trailer:
-          // Trailer fields are read and dropped (the front end cannot send them, and none is needed for framing);
-          // their lines still end in CRLF (RFC 9112 2.2), NUL never (RFC 9110 5.5).
+          // Trailer fields are read and dropped (the front end cannot send them, and none is needed for framing),
+          // but each must still be a field line, token ":" value, ending in CRLF (RFC 9112 7.1.2, 2.2; RFC 9110
+          // 5.5): lines that are not hint at a body the upstream framed differently from what it declared.
           if (++this.#trailerBytes > MAX_TRAILER_BYTES) return this.#fail('trailer section too large', end);
-          if (c === 13) this.#state = State.TrailerLf;
-          else if (c === 10 || c === 0) return this.#fail('invalid trailer section', end);
-          else this.#trailerLineStart = false;
+          if (c === 13) {
+            if (!this.#trailerLineStart && this.#trailerName) return this.#fail('invalid trailer section', end);
+            this.#state = State.TrailerLf;
+          } else if (this.#trailerName) {
+            if (c === 58 && !this.#trailerLineStart) this.#trailerName = false;
+            else if (TCHAR[c] === 0) return this.#fail('invalid trailer section', end);
+            this.#trailerLineStart = false;
+          } else if ((c < 32 && c !== 9) || c === 127) return this.#fail('invalid trailer section', end);
           pos++;
           continue;
         case State.TrailerLf:
@@ -389,6 +398,7 @@ export class H1Decoder {
             return H1_END;
           }
           this.#trailerLineStart = true;
+          this.#trailerName = true;
           this.#state = State.Trailer;
           continue;
         default:
@@ -400,6 +410,10 @@ export class H1Decoder {
     return H1_NEED_MORE;
   }
 }
+
+/** 1 for the bytes of a token (RFC 9110 5.6.2 tchar) */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
 
 function hexValue(c: number): number {
   return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;

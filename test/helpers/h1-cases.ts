@@ -64,6 +64,9 @@ export const CASES: Case[] = [
   { name: 'a trailer section at the limit', rfc: '9112 7.1.2', input: b(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: ${'t'.repeat(MAX_TRAILER_BYTES - 7)}\r\n\r\n`), expect: ok(200, '') },
   { name: 'a trailer section over 16 KiB', rfc: '9112 7.1.2 (a recipient limit)', input: b(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: ${'t'.repeat(MAX_TRAILER_BYTES)}\r\n\r\n`), expect: { error: 'trailer section too large' } },
   { name: 'last chunk then bare LF', rfc: '9112 7.1, 2.2 (we refuse bare LF)', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n'), expect: { error: 'invalid trailer section' } },
+  { name: 'a trailer line without a colon', rfc: '9112 7.1.2 (trailer-section = *( field-line CRLF ))', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n world\r\n0\r\n\r\n'), expect: { error: 'invalid trailer section' } },
+  { name: 'a trailer field with an empty name', rfc: '9112 7.1.2; 9110 5.1 (field-name = token)', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: x\r\n\r\n'), expect: { error: 'invalid trailer section' } },
+  { name: 'a control character in a trailer value', rfc: '9110 5.5', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: a\x1eb\r\n\r\n'), expect: { error: 'invalid trailer section' } },
   { name: 'NUL in a trailer', rfc: '9110 5.5', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: \0\r\n\r\n'), expect: { error: 'invalid trailer section' } },
   { name: 'chunked body cut short by close', rfc: '9112 8 (incomplete message)', input: b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel'), expect: { error: 'connection closed mid-body' } },
   // ------------------------------------------------------------------ bodies that do not exist
