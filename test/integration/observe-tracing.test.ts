@@ -112,7 +112,11 @@ test('an invalid traceparent restarts the trace and drops tracestate; a not-samp
   assert.equal(m[3], '00');
   await get('/n/never');
   assert.equal(TRACEPARENT.exec(String(up.received.at(-1)!.headers.traceparent))![3], '00');
-  await new Promise((r) => setTimeout(r, 300));
+  // A sampled request after them: its span is queued behind anything they would have exported, so once it has
+  // arrived at the collector the absence of theirs means something (a pause would not, on a loaded machine).
+  const BARRIER = 'ba771e7ba771e7ba771e7ba771e7ba77';
+  await get('/o/barrier', { traceparent: `00-${BARRIER}-${PARENT}-01` });
+  await collector.waitFor(() => collector.spans().some((s) => s.traceId === BARRIER), 10_000);
   const spans = collector.spans().slice(before);
   assert.ok(!spans.some((s) => s.traceId === TRACE && s.spanId === m[2]), 'not-sampled request not exported');
   assert.ok(!spans.some((s) => attr(s, 'nanogate.route') === 'never'));
