@@ -87,11 +87,10 @@ test('a crashed worker is restarted while the other keeps serving', async () => 
     assert.ok(ok >= 38, `only ${ok}/40 requests succeeded during the restart`);
     // The supervisor brought worker 0 back.
     let status: any;
-    for (let i = 0; i < 50; i++) {
+    await until('worker 0 to be back', async () => {
       status = await (await fetch(`${gw.adminUrl}/status`)).json();
-      if (status.workers[0].listening && status.workers[0].restarts === 1) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return status.workers[0].listening && status.workers[0].restarts >= 1;
+    }, 20_000, 50);
     assert.equal(status.workers[0].restarts, 1);
     assert.equal(status.workers[0].listening, true);
     assert.equal((await fetch(`${gw.adminUrl}/ready`)).status, 200);
