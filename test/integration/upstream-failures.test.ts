@@ -225,6 +225,19 @@ const BAD_RESPONSES: Array<[string, string]> = [
   ['something that is not HTTP', '/garbage'],
   ['a four-digit status', '/bad-status'],
 ];
+/**
+ * What the gateway sends on `c` after the response just read, up to a point that cannot come early: the close of
+ * the connection, or the whole next response on it (smuggled bytes would come before it, in order).
+ */
+async function rest(c: RawClient): Promise<string> {
+  c.send('GET /h/ok HTTP/1.1\r\nHost: a\r\n\r\n');
+  try {
+    return (await c.readResponse({ timeoutMs: 10_000 })).raw + c.pending;
+  } catch {
+    return c.pending; // closed (the usual end after a bad upstream response): everything sent is here
+  }
+}
+
 for (const [what, path] of BAD_RESPONSES) {
   test(`an upstream response with ${what}: 502 NG_ERR_UPSTREAM_BAD_RESPONSE, nothing smuggled`, T, async () => {
     const c = await RawClient.connect(gw.port);
@@ -232,7 +245,7 @@ for (const [what, path] of BAD_RESPONSES) {
       c.send(`GET /h${path} HTTP/1.1\r\nHost: a\r\n\r\n`);
       const r = await c.readResponse();
       assertProblem(r, 502, 'NG_ERR_UPSTREAM_BAD_RESPONSE');
-      assert.doesNotMatch(r.raw + (await c.drain(100)), /smuggled/);
+      assert.doesNotMatch(r.raw + (await rest(c)), /smuggled/);
     } finally {
       c.close();
     }
@@ -258,9 +271,10 @@ test('bytes after a complete response are not passed to the client as another re
     const r = await c.readResponse();
     assert.equal(r.status, 200);
     assert.equal(r.body, 'ok');
-    assert.doesNotMatch(await c.drain(150), /smuggled/);
+    // a smuggled second response would be read here first, instead of the answer to this request
     c.send('GET /h/ok HTTP/1.1\r\nHost: a\r\n\r\n');
     assert.equal((await c.readResponse()).body, 'clean');
+    assert.equal(c.pending, '');
   } finally {
     c.close();
   }
