@@ -1,11 +1,10 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { createLogger } from '../observe/log-format.js';
-import { loadConfigFile } from '../config/load.js';
-import { compileConfig } from '../config/compile.js';
-import { ConfigError } from '../config/errors.js';
-import { jsonSchema } from '../config/schema.js';
-import { Gateway } from '../control/gateway.js';
+import { readFileSync } from 'node:fs';
+import { checkRuntime, currentRuntime } from './runtime.js';
+
+// Each command imports what it needs when it runs: the control plane, the policies and the config schema take a
+// good second to load, and `--help` or `--version` need none of it.
 
 /** The embedded default config: serves the built-in demo upstream on :8080. */
 export const DEFAULT_CONFIG = fileURLToPath(new URL('../../../config/nanogate.yaml', import.meta.url));
@@ -14,6 +13,7 @@ const HELP: Record<string, string> = {
   main: `nanogate: an API gateway for latency-sensitive traffic
 
 Usage: nanogate <command> [options]
+       nanogate --version
 
 Commands:
   start      run a gateway node
@@ -27,7 +27,8 @@ Run nanogate <command> --help for the options of a command.`,
 Runs a gateway node: the control plane on the main thread, N worker threads on the listen port.
   --config FILE   YAML or JSON config (default: the embedded config/nanogate.yaml with its demo upstream)
   --workers N     worker threads (default: the config's "workers", "auto" = one per core)
-SIGTERM/SIGINT drain in-flight requests and exit 0; SIGHUP reloads the config file; SIGUSR2 reopens access-log files.`,
+SIGTERM/SIGINT drain in-flight requests and exit 0 (also during start-up); SIGHUP reloads the config file;
+SIGUSR2 reopens access-log files.`,
   validate: `Usage: nanogate validate FILE [--strict]
 
 Loads and compiles FILE with the same code as start. Prints every error (file: path: reason) and every route that
@@ -39,11 +40,20 @@ the upstream and overlap checks, the others are checked). Exits 1 on errors; wit
 Prints the JSON Schema of the config file to stdout (config/schema.json is this output).`,
 };
 
+/** package.json's version. */
+export function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(HELP.main);
     return command ? 0 : 1;
+  }
+  if (command === '--version' || command === '-v' || command === 'version') {
+    console.log(version());
+    return 0;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
     if (command === 'bench') return (await import('../bench/cli.js')).benchMain(['--help']);
@@ -56,22 +66,33 @@ export async function main(argv: string[]): Promise<number> {
     case 'validate':
       return validate(rest);
     case 'schema':
-      console.log(JSON.stringify(jsonSchema(), null, 2));
+      console.log(JSON.stringify((await import('../config/schema.js')).jsonSchema(), null, 2));
       return 0;
-    case 'bench':
+    case 'bench': {
+      const problem = checkRuntime(currentRuntime());
+      if (problem !== null) {
+        console.error(problem);
+        return 1;
+      }
       return (await import('../bench/cli.js')).benchMain(rest);
+    }
     default:
       console.error(`nanogate: unknown command "${command}"\n\n${HELP.main}`);
       return 1;
   }
 }
 
-function validate(args: string[]): number {
+async function validate(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: { strict: { type: 'boolean' } }, allowPositionals: true });
   if (positionals.length === 0) {
     console.error(HELP.validate);
     return 1;
   }
+  const [{ loadConfigFile }, { compileConfig }, { ConfigError }] = await Promise.all([
+    import('../config/load.js'),
+    import('../config/compile.js'),
+    import('../config/errors.js'),
+  ]);
   let failed = false;
   for (const file of positionals) {
     try {
@@ -95,21 +116,55 @@ function validate(args: string[]): number {
 
 async function start(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w' } } });
-  const logger = createLogger({ name: 'nanogate', level: process.env.NANOGATE_LOG_LEVEL ?? 'info' });
   const workers = values.workers !== undefined ? Number(values.workers) : undefined;
   if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1)) {
     console.error('nanogate: --workers takes a whole number of 1 or more');
     return 1;
   }
+  const problem = checkRuntime(currentRuntime());
+  if (problem !== null) {
+    console.error(problem);
+    return 1;
+  }
+  const [{ createLogger }, { ConfigError }, { Gateway }] = await Promise.all([
+    import('../observe/log-format.js'),
+    import('../config/errors.js'),
+    import('../control/gateway.js'),
+  ]);
+  const logger = createLogger({ name: 'nanogate', level: process.env.NANOGATE_LOG_LEVEL ?? 'info' });
   const gateway = new Gateway({
     configFile: values.config ?? DEFAULT_CONFIG,
     workers,
     logger,
     faultInjection: process.env.NANOGATE_FAULT_INJECTION === '1',
   });
+
+  // Signals are taken before start-up begins: a SIGTERM while workers are still being spawned stops what has
+  // started and exits 0, like one that comes later. The launcher's handlers (bin/nanogate.js) stand back once
+  // these exist; they are not removed, since a signal still queued when the last listener goes would be lost.
+  // A repeated signal does not cut the drain short: that is bounded by proxy.drainTimeoutMs.
+  let stopping = false;
+  let stopped!: (code: number) => void;
+  /** resolves with the exit code once a signal's stop has finished */
+  const done = new Promise<number>((resolve) => (stopped = resolve));
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining');
+    gateway.stop().then(
+      () => stopped(0),
+      (err) => {
+        console.error(`nanogate: stop failed: ${(err as Error).message}`);
+        stopped(1);
+      },
+    );
+  };
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(signal));
+  logger.info({ config: values.config ?? 'embedded default' }, 'starting');
   try {
     await gateway.start();
   } catch (err) {
+    if (stopping) return done; // a signal came during start-up: what had started is stopped
     if (err instanceof ConfigError) {
       for (const line of err.message.split('\n')) console.error(line);
       console.error('nanogate: the config was refused; not starting');
@@ -117,23 +172,17 @@ async function start(args: string[]): Promise<number> {
     await gateway.stop().catch(() => {});
     return 1;
   }
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'draining');
-      gateway.stop().then(() => resolve(0), () => resolve(1));
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      gateway.reload({ who: 'SIGHUP' }).then(
-        ({ version, warnings }) => logger.info({ version, warnings }, 'reloaded on SIGHUP'),
-        (err) => logger.error({ err: (err as Error).message }, 'reload refused; the previous config keeps serving'),
-      );
-    });
-    // log rotation: after the file was moved away, the workers reopen their access-log files at the configured path
-    process.on('SIGUSR2', () => {
-      gateway.reopenLogs();
-      logger.info('access-log files reopened on SIGUSR2');
-    });
+  if (stopping) return done;
+  process.on('SIGHUP', () => {
+    gateway.reload({ who: 'SIGHUP' }).then(
+      ({ version, warnings }) => logger.info({ version, warnings }, 'reloaded on SIGHUP'),
+      (err) => logger.error({ err: (err as Error).message }, 'reload refused; the previous config keeps serving'),
+    );
   });
+  // log rotation: after the file was moved away, the workers reopen their access-log files at the configured path
+  process.on('SIGUSR2', () => {
+    gateway.reopenLogs();
+    logger.info('access-log files reopened on SIGUSR2');
+  });
+  return done;
 }

@@ -81,7 +81,7 @@ export function compileConfig(config: Config, file: string, version = 1, shared 
     version,
     createdAt: new Date().toISOString(),
     source: file,
-    listen: { host: config.listen.host, port: config.listen.port, tls },
+    listen: { host: config.listen.host, port: config.listen.port, reusePort: config.listen.reusePort, tls },
     limits: { ...config.limits },
     proxy: {
       trustedProxies: [...config.proxy.trustedProxies],

@@ -1,16 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { ConfigSchema, type Config } from './schema.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
 import { redactUrl } from './secrets.js';
 import { compileConfig } from './compile.js';
-
-// verbose: errors carry their schema, so an unknown key can be matched against the keys that are allowed there
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
-// `secret` marks credentials (src/config/secrets.ts): an annotation, declared so that Ajv never mistakes it for a typo.
-ajv.addKeyword({ keyword: 'secret', schemaType: ['boolean', 'string'] });
-const validateSchema = ajv.compile<Config>(ConfigSchema);
+import { configValidator } from './validator.js';
 
 /**
  * Replaces ${VAR} and ${VAR:-default} in the raw text before parsing, so a variable can stand for any scalar
@@ -139,6 +134,7 @@ export function validateConfig(value: unknown, file: string): Config {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ConfigError(file, [{ path: '', message: 'the config must be a mapping (YAML) or an object (JSON)' }]);
   }
+  const validateSchema = configValidator();
   if (!validateSchema(value)) throw new ConfigError(file, toIssues(validateSchema.errors ?? []));
   return value;
 }
@@ -189,6 +185,7 @@ export function stageConfigText(text: string, env: NodeJS.ProcessEnv = process.e
     return { config: null, issues, partial: null };
   }
   const obj = value as Record<string, unknown>;
+  const validateSchema = configValidator();
   // Values that came from an unset variable: left out like a schema error, without an error of their own.
   const envPaths = unsetLines.size ? valuePathsOnLines(doc, lines, unsetLines) : [];
   const envKeys = new Set(envPaths.map(formatPath));

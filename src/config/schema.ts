@@ -30,6 +30,11 @@ const Listen = Type.Object(
     host: Type.String({ default: '0.0.0.0', minLength: 1 }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
     tls: Type.Optional(Tls),
+    reusePort: Type.Boolean({
+      default: false,
+      description:
+        'share host:port with another process that already listens there with SO_REUSEPORT (another nanogate): the kernel then splits new connections between them. Off: start refuses a port that is already in use. The workers of one gateway always share its port.',
+    }),
   },
   { additionalProperties: false, default: {} },
 );

@@ -78,6 +78,11 @@ export class ApplyFailedError extends Error {
   override readonly name = 'ApplyFailedError';
 }
 
+/** stop() was called while start() was still running: start gives up at its next step, and nothing serves. */
+export class StartAbortedError extends Error {
+  override readonly name = 'StartAbortedError';
+}
+
 /** A switch named something the current plan does not have. */
 export class UnknownTargetError extends Error {
   override readonly name = 'UnknownTargetError';
@@ -131,6 +136,8 @@ export class Gateway {
   /** digest of the config file text last read, so a watch event without a content change does nothing */
   #fileDigest = '';
   #stopping = false;
+  /** start() while it runs, so that a stop during start-up waits for it to give up before tearing down */
+  #starting: Promise<void> | null = null;
   #pollTimer: NodeJS.Timeout | null = null;
   #waiters = new Map<string, Array<(msg: FromWorker) => void>>();
 
@@ -186,7 +193,21 @@ export class Gateway {
     return !this.#stopping && this.slots.length > 0 && this.slots.every((s) => s.listening);
   }
 
-  async start(): Promise<void> {
+  /**
+   * Loads, compiles and starts serving. A stop() that comes meanwhile (SIGTERM during start-up) makes start throw
+   * StartAbortedError at its next step; stop() then tears down whatever had been started.
+   */
+  start(): Promise<void> {
+    this.#starting = this.#start();
+    return this.#starting;
+  }
+
+  /** Throws when a stop came during start-up: every await in #start is followed by this. */
+  #stillStarting(): void {
+    if (this.#stopping) throw new StartAbortedError('stopped during start-up');
+  }
+
+  async #start(): Promise<void> {
     this.config = loadConfigText(this.#readConfigFile(), this.options.configFile);
     const secrets = secretValues(this.config, ConfigSchema);
     let compiled;
@@ -206,11 +227,13 @@ export class Gateway {
     if (this.config.demo?.enabled) {
       this.demo = new DemoUpstream();
       await this.demo.listen(this.config.demo.host, this.config.demo.port);
+      this.#stillStarting();
       this.log.info({ url: `http://${this.config.demo.host}:${this.demo.port}` }, 'demo upstream listening');
     }
     this.consumers.prepare(this.config, plan);
     this.rateLimits.prepare(this.config, plan);
     await this.consumers.settle(true); // a registry's first fetch, so its consumers are served from the start
+    this.#stillStarting();
     this.plan = plan;
     this.health.update(plan);
     this.clusterWatch.update(plan);
@@ -218,14 +241,19 @@ export class Gateway {
     this.#kept.set(1, this.config);
     this.admin = new AdminServer(this);
     await this.admin.listen(this.config.admin.host, this.config.admin.port);
+    this.#stillStarting();
 
     // uSockets sets SO_REUSEPORT only for a non-zero port, so "port 0" is resolved here to a free port first;
     // then every worker binds that same port and the kernel spreads connections between them.
     if (this.plan.listen.port === 0) this.port = await freePort(this.plan.listen.host);
+    else if (!this.plan.listen.reusePort) await refuseTakenPort(this.plan.listen.host, this.plan.listen.port);
+    this.#stillStarting();
     await this.#spawn(0);
+    this.#stillStarting();
     const rest = [];
     for (let i = 1; i < this.workerCount; i++) rest.push(this.#spawn(i));
     await Promise.all(rest);
+    this.#stillStarting();
     this.#pollTimer = setInterval(() => this.reader.poll(), 1000);
     this.#pollTimer.unref();
     this.#configureWatch();
@@ -686,6 +714,8 @@ export class Gateway {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    // During start-up: let start() reach its next step and give up, so no worker is spawned after this point.
+    await this.#starting?.catch(() => {});
     this.consumers.stop();
     this.health.stop();
     this.clusterWatch.stop();
@@ -735,6 +765,25 @@ export class Gateway {
 
 function digest(text: string): string {
   return createHash('sha256').update(text).digest('hex');
+}
+
+/**
+ * Fails when something already listens on host:port. The workers bind with SO_REUSEPORT (uSockets sets it for
+ * every non-zero port, so that the workers of this gateway share the port), and so would silently join a second
+ * gateway, or any server that set it too, and take part of its traffic. A plain bind (no SO_REUSEPORT) conflicts
+ * with any listener there, including one on the wildcard address, so it tells. Bound and released at once; the
+ * window until the first worker binds is that of a spawn.
+ */
+function refuseTakenPort(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') {
+        reject(new Error(`${host}:${port} is already in use (another nanogate or another server listens there); stop it, choose another listen.port, or set listen.reusePort: true to share the port on purpose`));
+      } else reject(new Error(`cannot listen on ${host}:${port}: ${err.code ?? err.message}`));
+    });
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }
 
 /** A port the kernel considers free right now on `host` (bound and released at once). */

@@ -32,3 +32,21 @@ class CoarseClock {
 }
 
 export const clock = new CoarseClock();
+
+/**
+ * Wall-clock milliseconds for calendar periods: the quotas per UTC day or month (src/policies/rate-limit) and nothing
+ * else. Date.now() unless NANOGATE_TEST_WALL_CLOCK holds an ISO 8601 instant (e.g. 2026-01-05T12:00:00Z): then this
+ * clock stands still at that instant, so a test of a quota and of where its period ends gives the same answer
+ * whatever the date and hour it runs at (run near midnight UTC, a quota would otherwise reset half-way through it).
+ * A test seam: the variable is read once per thread, at the first call; an unparsable value is ignored.
+ */
+let pinnedWallClock: number | null | undefined;
+
+export function calendarNow(): number {
+  if (pinnedWallClock === undefined) {
+    const v = process.env.NANOGATE_TEST_WALL_CLOCK;
+    const ms = v ? Date.parse(v) : NaN;
+    pinnedWallClock = Number.isFinite(ms) ? ms : null;
+  }
+  return pinnedWallClock ?? Date.now();
+}

@@ -71,7 +71,7 @@ export class ResponseHead implements ForwardedHeaders {
     const out = this.#list;
     out.length = 0;
     const text = this.text;
-    forEachKeptLine(text, this.keep, (start, colon, end) => out.push(text.slice(start, colon), text.slice(colon + 1, end).trim()));
+    forEachKeptLine(text, this.keep, (start, colon, end) => out.push(text.slice(start, colon), trimOws(text.slice(colon + 1, end))));
     this.#listed = true;
     return out;
   }
@@ -154,6 +154,12 @@ export function parseResponseHead(text: string, head: ResponseHead, requestMetho
   const s0 = text.charCodeAt(9) - 48, s1 = text.charCodeAt(10) - 48, s2 = text.charCodeAt(11) - 48;
   if (s0 < 1 || s0 > 5 || s1 < 0 || s1 > 9 || s2 < 0 || s2 > 9) return fail(head, 'malformed status code');
   if (lineEnd > 12 && text.charCodeAt(12) !== 32) return fail(head, 'malformed status line');
+  // reason-phrase = *( HTAB / SP / VCHAR / obs-text ): a CR, LF or NUL here would hide a field line from us that
+  // a lenient parser downstream sees (RFC 9112 4)
+  for (let i = 13; i < lineEnd; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 32 && c !== 9) || c === 127) return fail(head, 'control character in the reason phrase');
+  }
   head.status = s0 * 100 + s1 * 10 + s2;
   head.close = minor === 0;
 
@@ -173,7 +179,7 @@ export function parseResponseHead(text: string, head: ResponseHead, requestMetho
     const nameLength = colon - pos;
     const first = text.charCodeAt(pos) | 0x20;
     // Proxy-* fields are all hop-by-hop (RFC 9110 7.6.1 lists the ones in use; the prefix is reserved for them).
-    const candidate = DROP_LENGTHS.has(nameLength) || (first === 112 && nameLength > 6);
+    const candidate = DROP_LENGTHS.has(nameLength) || (first === 112 && nameLength >= 6);
     const lower = candidate ? text.slice(pos, colon).toLowerCase() : '';
     if (!candidate || (!DROP_RESPONSE.has(lower) && !lower.startsWith('proxy-'))) {
       // forwarded: extend the last range when this line follows it directly
@@ -195,7 +201,7 @@ export function parseResponseHead(text: string, head: ResponseHead, requestMetho
       head.contentLength = n;
     } else if (lower === 'transfer-encoding') {
       transferEncoding = true;
-      if (value.toLowerCase() !== 'chunked' || chunked) return fail(head, `unsupported Transfer-Encoding "${value}"`);
+      if (value.toLowerCase() !== 'chunked' || chunked) return fail(head, 'unsupported Transfer-Encoding');
       chunked = true;
     } else if (lower === 'connection') {
       const v = value.toLowerCase();
@@ -208,7 +214,7 @@ export function parseResponseHead(text: string, head: ResponseHead, requestMetho
         continue;
       }
       for (const raw of v.split(',')) {
-        const token = raw.trim();
+        const token = trimOws(raw);
         if (token === 'close') head.close = true;
         else if (token === 'keep-alive') { if (minor === 0) head.close = false; }
         else if (token) (extraConnectionTokens ??= []).push(token);
@@ -255,11 +261,23 @@ function forEachKeptLine(text: string, keep: readonly number[], visit: (start: n
   }
 }
 
+/**
+ * Strips OWS (SP and HTAB, RFC 9110 5.6.3) from both ends. Not String.prototype.trim, which also strips U+00A0: a
+ * latin1-decoded 0xA0 byte (obs-text) would vanish from a value, and "5\xa0" would pass as a Content-Length.
+ */
+function trimOws(s: string): string {
+  let a = 0;
+  let z = s.length;
+  while (a < z && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
+  while (z > a && (s.charCodeAt(z - 1) === 32 || s.charCodeAt(z - 1) === 9)) z--;
+  return a === 0 && z === s.length ? s : s.slice(a, z);
+}
+
 /** Content-Length: 1*DIGIT, or a list of identical values ("5, 5"); -1 when invalid. */
 export function parseContentLength(value: string): number {
   let result = -1;
   for (const part of value.includes(',') ? value.split(',') : [value]) {
-    const v = part.trim();
+    const v = trimOws(part);
     if (v.length === 0 || v.length > 15) return -1;
     let n = 0;
     for (let i = 0; i < v.length; i++) {

@@ -1,14 +1,16 @@
 import { connect, type Socket } from 'node:net';
 import type { PlanNode } from '../config/plan.js';
 import type { UpstreamConnection, UpstreamExchange } from './exchange.js';
-import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, ResponseHead, parseResponseHead } from './h1-parse.js';
+import { BODY_CHUNKED, BODY_NONE } from './h1-parse.js';
+import { H1Decoder, H1_BODY, H1_END, H1_HEAD, H1_NEED_MORE } from './h1-decoder.js';
 import { clock } from '../shared/clock.js';
 
 /**
  * A lean HTTP/1.1 client for plain-HTTP upstream nodes: one pool per node per worker, keep-alive connections.
  * It exists because the general-purpose client costs about as much CPU per request as a whole nginx proxy hop
- * (see docs/performance.md); this one reads into one shared buffer per worker (`onread`), parses the head with a
- * handful of string scans and hands body slices straight to the response writer.
+ * (see docs/performance.md); this one reads into one shared buffer per worker (`onread`), decodes each read with
+ * the pure response decoder (h1-decoder.ts: a handful of string scans per head) and hands body slices of the read
+ * buffer straight to the response writer.
  *
  * Batched pipelining (upstream `pipelining: N`, off at 1): safe requests without a body that arrive in the same
  * event-loop turn share one idle connection, up to N of them, and leave in one write at the end of the turn; their
@@ -22,23 +24,13 @@ import { clock } from '../shared/clock.js';
 
 /** Every socket of a worker reads into this buffer; a chunk must be consumed (copied) within the callback. */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-const MAX_HEAD_BYTES = 64 * 1024;
-const MAX_TRAILER_BYTES = 16 * 1024;
-const CRLFCRLF = Buffer.from('\r\n\r\n');
 
+/** The connection's own state; where a response stands is the decoder's. */
 const enum State {
   Connecting,
   Idle,
-  Head,
-  BodyLength,
-  ChunkSize,
-  ChunkExt,
-  ChunkSizeLf,
-  ChunkData,
-  ChunkDataCr,
-  ChunkDataLf,
-  Trailer,
-  UntilClose,
+  /** a request is assigned: its response is being waited for or read */
+  Active,
   Closed,
 }
 
@@ -53,13 +45,7 @@ export class H1Connection implements UpstreamConnection {
   idleSince = 0;
   responseBytes = 0;
   requestDone = false;
-  remaining = 0;
-  chunkSize = 0;
-  chunkDigits = 0;
-  trailerBytes = 0;
-  trailerLineStart = true;
-  headPartial: Buffer | null = null;
-  readonly head = new ResponseHead();
+  readonly decoder = new H1Decoder();
   /** pipelined requests written after `exchange`, in order: their responses follow its response */
   readonly behind: UpstreamExchange[] = [];
   /** exchanges on this connection (current + behind): the pool's in-flight count moves with it */
@@ -90,10 +76,10 @@ export class H1Connection implements UpstreamConnection {
   assign(ex: UpstreamExchange, batch: boolean): void {
     this.exchange = ex;
     this.assigned++;
-    this.state = State.Head;
+    this.state = State.Active;
     this.responseBytes = 0;
     this.requestDone = false;
-    this.headPartial = null;
+    this.decoder.begin(ex.isHeadRequest);
     this.deadline = clock.now + ex.readTimeoutMs;
     if (batch) {
       this.pendingOut = ex.requestHead;
@@ -183,200 +169,49 @@ export class H1Connection implements UpstreamConnection {
 
   #paused = false;
 
-  /** Parses from #pos for the current exchange, until its response ends or the read is used up. */
+  /** Decodes from #pos for the current exchange, until its response ends or the read is used up. */
   #parse(n: number): void {
     const buf = READ_BUFFER;
-    const ex = this.exchange;
-    let pos = this.#pos;
-    const from = pos;
-    while (pos < n && this.exchange === ex && ex !== null) {
-      switch (this.state) {
-        case State.Head: {
-          pos = this.#parseHead(buf, pos, n);
-          break;
-        }
-        case State.BodyLength: {
-          const take = Math.min(this.remaining, n - pos);
-          this.remaining -= take;
-          const more = ex.onBody(buf.subarray(pos, pos + take));
-          pos += take;
-          if (this.remaining === 0) {
-            this.responseBytes += pos - from;
-            this.#pos = pos;
-            return this.#complete(pos < n);
-          }
-          if (!more) this.#paused = true;
-          break;
-        }
-        case State.UntilClose: {
-          if (!ex.onBody(buf.subarray(pos, n))) this.#paused = true;
-          pos = n;
-          break;
-        }
-        case State.ChunkData: {
-          const take = Math.min(this.remaining, n - pos);
-          this.remaining -= take;
-          // Collected and handed over once per read (#flushChunks): uWS 20.30 can break its own chunk framing
-          // when one cork holds a small write followed by one larger than its cork buffer under backpressure.
-          this.#chunks.push(buf.subarray(pos, pos + take));
-          pos += take;
-          if (this.remaining === 0) this.state = State.ChunkDataCr;
-          break;
-        }
-        default:
-          pos = this.#parseChunkFraming(buf, pos, n);
+    const ex = this.exchange!;
+    const dec = this.decoder;
+    const from = this.#pos;
+    let pos = from;
+    for (;;) {
+      const ev = dec.execute(buf, pos, n);
+      pos = dec.pos;
+      if (ev === H1_BODY) {
+        const chunk = buf.subarray(dec.bodyStart, dec.bodyEnd);
+        // Chunked data is collected and handed over once per read (#flushChunks): uWS 20.30 can break its own
+        // chunk framing when one cork holds a small write followed by one larger than its cork buffer under
+        // backpressure.
+        if (dec.head.bodyKind === BODY_CHUNKED) this.#chunks.push(chunk);
+        else if (!ex.onBody(chunk)) this.#paused = true;
+      } else if (ev === H1_HEAD) {
+        const head = dec.head;
+        ex.onHead(head.status, head, head.bodyKind, head.contentLength);
+      } else if (ev === H1_END) {
+        this.responseBytes += pos - from;
+        this.#pos = pos;
+        return this.#complete(pos < n);
+      } else if (ev === H1_NEED_MORE) break;
+      else {
+        this.#pos = n;
+        return this.#protocolError(dec.error);
       }
+      if (this.exchange !== ex) break; // aborted from a callback, or handed to a Discard
     }
     if (this.exchange === ex) {
-      this.responseBytes += Math.min(pos, n) - from;
+      this.responseBytes += pos - from;
       this.#flushChunks();
     }
-    this.#pos = Math.min(pos, n);
+    this.#pos = pos;
   }
 
-  #parseHead(buf: Buffer, pos: number, n: number): number {
-    let text: string;
-    let consumed: number;
-    let source: Buffer;
-    let base = 0;
-    if (this.headPartial === null) {
-      const end = buf.indexOf(CRLFCRLF, pos);
-      if (end < 0 || end + 4 > n) {
-        this.headPartial = Buffer.from(buf.subarray(pos, n));
-        if (this.headPartial.length > MAX_HEAD_BYTES) this.#protocolError('response head too large');
-        return n;
-      }
-      text = buf.toString('latin1', pos, end);
-      source = buf;
-      base = pos;
-      consumed = end + 4;
-    } else {
-      const joined = Buffer.concat([this.headPartial, buf.subarray(pos, n)]);
-      const end = joined.indexOf(CRLFCRLF);
-      if (end < 0) {
-        this.headPartial = joined;
-        if (joined.length > MAX_HEAD_BYTES) this.#protocolError('response head too large');
-        return n;
-      }
-      text = joined.toString('latin1', 0, end);
-      source = joined;
-      consumed = pos + (end + 4 - this.headPartial.length);
-      this.headPartial = null;
-    }
-    const ex = this.exchange!;
-    const head = this.head;
-    if (!parseResponseHead(text, head, ex.isHeadRequest, source, base)) {
-      this.#protocolError(head.error!);
-      return n;
-    }
-    if (head.status < 200) {
-      if (head.status === 101) this.#protocolError('unexpected protocol switch');
-      return consumed; // 100 Continue, 103 Early Hints: interim, wait for the final head
-    }
-    // Once the head is written the client can only be cut off; when the first chunk-size line came in the same
-    // read, check it first so that a broken one still gets a clean 502.
-    if (head.bodyKind === BODY_CHUNKED && consumed < n && !chunkLineStartsValid(buf, consumed, n)) {
-      this.#protocolError('invalid chunk size');
-      return n;
-    }
-    ex.onHead(head.status, head, head.bodyKind, head.contentLength);
-    switch (head.bodyKind) {
-      case BODY_NONE:
-        this.#complete(consumed < n);
-        return consumed;
-      case BODY_LENGTH:
-        this.state = State.BodyLength;
-        this.remaining = head.contentLength;
-        break;
-      case BODY_CHUNKED:
-        this.state = State.ChunkSize;
-        this.chunkSize = 0;
-        this.chunkDigits = 0;
-        break;
-      case BODY_UNTIL_CLOSE:
-        this.state = State.UntilClose;
-        break;
-    }
-    return consumed;
-  }
-
-  /** chunk-size [ chunk-ext ] CRLF … chunk-data CRLF … last-chunk trailer-section CRLF (RFC 9112 7.1) */
-  #parseChunkFraming(buf: Buffer, pos: number, n: number): number {
-    while (pos < n) {
-      const c = buf[pos];
-      switch (this.state) {
-        case State.ChunkSize: {
-          const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
-          if (d >= 0) {
-            if (++this.chunkDigits > 12) return this.#protocolError('chunk size too large');
-            this.chunkSize = this.chunkSize * 16 + d;
-            pos++;
-            continue;
-          }
-          if (this.chunkDigits === 0) return this.#protocolError('invalid chunk size');
-          if (c === 13) this.state = State.ChunkSizeLf;
-          else if (c === 59 || c === 32 || c === 9) this.state = State.ChunkExt;
-          else return this.#protocolError('invalid chunk size');
-          pos++;
-          continue;
-        }
-        case State.ChunkExt:
-          if (c === 13) this.state = State.ChunkSizeLf;
-          else if (c === 10 || c === 0) return this.#protocolError('invalid chunk extension');
-          pos++;
-          continue;
-        case State.ChunkSizeLf:
-          if (c !== 10) return this.#protocolError('invalid chunk size line ending');
-          pos++;
-          if (this.chunkSize === 0) {
-            this.state = State.Trailer;
-            this.trailerBytes = 0;
-            this.trailerLineStart = true;
-          } else {
-            this.state = State.ChunkData;
-            this.remaining = this.chunkSize;
-            return pos;
-          }
-          continue;
-        case State.ChunkDataCr:
-          if (c !== 13) return this.#protocolError('chunk data longer than its size');
-          this.state = State.ChunkDataLf;
-          pos++;
-          continue;
-        case State.ChunkDataLf:
-          if (c !== 10) return this.#protocolError('invalid chunk data line ending');
-          this.state = State.ChunkSize;
-          this.chunkSize = 0;
-          this.chunkDigits = 0;
-          pos++;
-          continue;
-        case State.Trailer: {
-          // Trailers are read and dropped: the front end cannot send them, and none is needed for framing.
-          pos++;
-          if (++this.trailerBytes > MAX_TRAILER_BYTES) return this.#protocolError('trailer section too large');
-          if (c === 13) continue;
-          if (c === 10) {
-            if (this.trailerLineStart) {
-              this.#complete(pos < n);
-              return pos;
-            }
-            this.trailerLineStart = true;
-          } else this.trailerLineStart = false;
-          continue;
-        }
-        default:
-          return pos;
-      }
-    }
-    return pos;
-  }
-
-  #protocolError(why: string): number {
+  #protocolError(why: string): void {
     const ex = this.exchange;
     this.exchange = null;
     this.#destroy();
     ex?.onError('NG_ERR_UPSTREAM_BAD_RESPONSE', why);
-    return Number.MAX_SAFE_INTEGER;
   }
 
   /** Body slices of one read, joined into one write (see ChunkData in #parse). */
@@ -401,14 +236,13 @@ export class H1Connection implements UpstreamConnection {
     // connection reads again, for the next response or once idle, or it would stall with the socket paused.
     this.#paused = false;
     // Extra bytes are the next pipelined response, or (with none behind) bytes nobody asked for.
-    const reusable = (this.behind.length > 0 || !extraBytes) && !this.head.close && this.requestDone;
+    const reusable = (this.behind.length > 0 || !extraBytes) && !this.decoder.head.close && this.requestDone;
     if (reusable && this.behind.length > 0) {
       // The next pipelined response is the current one now.
       const next = this.behind.shift()!;
       this.exchange = next;
-      this.state = State.Head;
       this.responseBytes = 0;
-      this.headPartial = null;
+      this.decoder.begin(next.isHeadRequest);
       this.deadline = clock.now + next.readTimeoutMs;
       ex.onEnd();
       this.reused = true;
@@ -427,8 +261,8 @@ export class H1Connection implements UpstreamConnection {
   }
 
   #onSocketClose(): void {
-    if (this.state === State.UntilClose && this.exchange !== null) {
-      this.head.close = true;
+    if (this.state === State.Active && this.decoder.endsAtClose && this.exchange !== null) {
+      this.decoder.head.close = true;
       // the end of a close-delimited body is a write to the client: corked like the others
       this.exchange.batch(this.#completeAtClose);
       return;
@@ -479,21 +313,6 @@ export class H1Connection implements UpstreamConnection {
   get connecting(): boolean {
     return this.state === State.Connecting;
   }
-}
-
-/** False when the bytes from `start` cannot begin a valid chunk-size line (1-12 hex digits, then ; SP HTAB or CR). */
-function chunkLineStartsValid(buf: Buffer, start: number, end: number): boolean {
-  let digits = 0;
-  for (let i = start; i < end; i++) {
-    const c = buf[i];
-    const hex = (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
-    if (hex) {
-      if (++digits > 12) return false;
-      continue;
-    }
-    return digits > 0 && (c === 59 || c === 32 || c === 9 || c === 13);
-  }
-  return true; // not all here yet: the streaming parser decides
 }
 
 /** Connections with a batch to write at the end of this event-loop turn (after every ready socket was read). */

@@ -88,6 +88,12 @@ const unregisterSweep = clock.register((now) => {
 });
 metrics?.startGauges(() => state.runtime);
 
+// uWS adds "uWebSockets: 20" to every response it writes (HttpResponse::writeMark) unless its event loop is
+// "silent": a server fingerprint that no headers policy could remove. The switch is the addon's `_cfg("silent")`
+// (uWS_cfg in addon.cpp, which sets LoopData::noMark); the loop is per thread, so every worker sets it before its
+// App answers anything. test/regressions/uws-fingerprint-header.test.ts checks that no response carries it.
+uWS._cfg('silent');
+
 const plan = init.plan;
 const app = plan.listen.tls
   ? uWS.SSLApp({ cert_file_name: plan.listen.tls.cert, key_file_name: plan.listen.tls.key, passphrase: plan.listen.tls.passphrase })

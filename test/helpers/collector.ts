@@ -24,6 +24,8 @@ export interface Collector {
   lines(): Record<string, unknown>[];
   /** resolves when `test` holds for the received data, or rejects after `ms` */
   waitFor(test: () => boolean, ms?: number): Promise<void>;
+  /** Records POSTs but holds their answers until the returned function is called (a slow collector). */
+  hold(): () => void;
   close(): Promise<void>;
 }
 
@@ -40,13 +42,18 @@ export function attr(span: OtlpSpan, key: string): string | number | undefined {
  */
 export async function startCollector(): Promise<Collector> {
   const posts: Collector['posts'] = [];
+  let held: (() => void)[] | null = null;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       posts.push({ path: req.url ?? '', contentType: req.headers['content-type'] ?? '', body: Buffer.concat(chunks).toString('utf8') });
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
+      const answer = () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{}');
+      };
+      if (held !== null) held.push(answer);
+      else answer();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -72,6 +79,13 @@ export async function startCollector(): Promise<Collector> {
         if (Date.now() > until) throw new Error('timed out waiting for the collector');
         await new Promise((r) => setTimeout(r, 20));
       }
+    },
+    hold() {
+      const mine: (() => void)[] = (held ??= []);
+      return () => {
+        if (held === mine) held = null;
+        for (const answer of mine.splice(0)) answer();
+      };
     },
     close: () =>
       new Promise<void>((r) => {

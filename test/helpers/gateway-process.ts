@@ -20,10 +20,14 @@ export interface GatewayProcess {
  * A gateway node as its own process (`node bin/nanogate.js start --config FILE`), on free loopback ports, as a
  * cluster member would run. `yaml` must not set listen or admin.
  */
-export async function startGatewayProcess(yaml: string, opts: { workers?: number; timeoutMs?: number } = {}): Promise<GatewayProcess> {
-  const port = await closedPort();
+export async function startGatewayProcess(
+  yaml: string,
+  opts: { workers?: number; timeoutMs?: number; port?: number; reusePort?: boolean } = {},
+): Promise<GatewayProcess> {
+  const port = opts.port ?? (await closedPort());
   const adminPort = await closedPort();
-  const file = writeConfig(`listen: { host: 127.0.0.1, port: ${port} }\nadmin: { host: 127.0.0.1, port: ${adminPort} }\n${yaml}`);
+  const reuse = opts.reusePort !== undefined ? `, reusePort: ${opts.reusePort}` : '';
+  const file = writeConfig(`listen: { host: 127.0.0.1, port: ${port}${reuse} }\nadmin: { host: 127.0.0.1, port: ${adminPort} }\n${yaml}`);
   const child = spawn(process.execPath, [BIN, 'start', '--config', file, '--workers', String(opts.workers ?? 1)], {
     cwd: ROOT,
     env: { ...process.env, NANOGATE_LOG_LEVEL: 'info' },

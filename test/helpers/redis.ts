@@ -13,7 +13,8 @@ export interface TestRedis {
   command(line: string): Promise<string>;
 }
 
-export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
+/** from the PATH unless REDIS_SERVER names one; scripts/ensure-test-deps.mjs (npm test's pretest) installs it */
+export const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
 
 function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -38,8 +39,12 @@ export async function startRedis(): Promise<TestRedis> {
     child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
       stdio: 'ignore',
     });
+    // a missing binary fails the test loudly (never a skip): run node scripts/ensure-test-deps.mjs
+    let failed: Error | null = null;
+    child.once('error', (err) => (failed = new Error(`cannot run ${REDIS_SERVER}: ${err.message} (node scripts/ensure-test-deps.mjs installs it)`)));
     const deadline = Date.now() + 5000;
     while (!(await ping(port))) {
+      if (failed) throw failed;
       if (Date.now() > deadline) throw new Error(`redis-server did not start on ${port}`);
       await new Promise((r) => setTimeout(r, 20));
     }

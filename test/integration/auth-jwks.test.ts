@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { closedPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { problemOf, signToken, signingKey, startIdp, type SigningKey, type TestIdp } from '../helpers/idp.js';
+import { until } from '../helpers/gateway-state.js';
 
 // Keys from a real JWKS endpoint: rotation, refetch limits, outages.
 let up: TestUpstream;
@@ -112,14 +113,22 @@ test('a set older than jwksMaxAgeSeconds is refreshed in the background: a withd
     const early = await token(k1, 'early');
     assert.equal((await call('/aging/a', early)).status, 200);
     idp.keys = [k2.publicJwk];
-    await new Promise((r) => setTimeout(r, 1100));
+    // Until the set is past its age (1 s), a new token is checked against it and nothing is fetched; the first one
+    // after that is still checked against the set at hand, and a refresh starts behind it.
     const before = idp.jwksRequests;
-    // the set is past its age: this token is checked against it, and a refresh starts behind it
-    assert.equal((await call('/aging/a', await token(k1, 'late'))).status, 200);
-    for (let i = 0; i < 100 && idp.jwksRequests === before; i++) await new Promise((r) => setTimeout(r, 10));
+    let n = 0;
+    await until('a token to start the background refresh', async () => {
+      assert.equal((await call('/aging/a', await token(k1, `late-${n++}`))).status, 200, 'the old set still answers');
+      return idp.jwksRequests > before;
+    });
     assert.equal(idp.jwksRequests, before + 1);
-    await new Promise((r) => setTimeout(r, 50));
-    await refused(await call('/aging/a', await token(k1, 'later')), 'NG_ERR_AUTH_UNKNOWN_KEY');
+    // the refreshed set no longer has k1: new k1 tokens are refused once it is in place
+    await until('the refreshed set to be in place', async () => {
+      const res = await call('/aging/a', await token(k1, `later-${n++}`));
+      if (res.status === 200) return false;
+      await refused(res, 'NG_ERR_AUTH_UNKNOWN_KEY');
+      return true;
+    });
     assert.equal((await call('/aging/a', await token(k2))).status, 200);
     assert.equal((await call('/aging/a', early)).status, 200, 'a token verified before stays cached (cacheMaxSeconds, exp)');
   } finally {

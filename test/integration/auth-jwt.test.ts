@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { problemOf, signToken, signingKey, unsignedToken, type SigningKey } from '../helpers/idp.js';
+import { problemOf, signToken, signingKey, startIdp, unsignedToken, type SigningKey, type TestIdp } from '../helpers/idp.js';
 
 // Inline keys: one route per algorithm family, and every way a token is refused.
 const SECRET = 'a-shared-secret-of-at-least-32-bytes!';
@@ -15,9 +15,21 @@ let rs: SigningKey;
 let ps: SigningKey;
 let es: SigningKey;
 let ed: SigningKey;
+let idp: TestIdp;
+let c1: SigningKey;
+let c2: SigningKey;
 
 before(async () => {
-  [rs, ps, es, ed] = await Promise.all([signingKey('RS256', 'rs-1'), signingKey('PS256', 'ps-1'), signingKey('ES256'), signingKey('EdDSA', 'ed-1')]);
+  [rs, ps, es, ed, c1, c2] = await Promise.all([
+    signingKey('RS256', 'rs-1'),
+    signingKey('PS256', 'ps-1'),
+    signingKey('ES256'),
+    signingKey('EdDSA', 'ed-1'),
+    signingKey('ES256', 'c1'),
+    signingKey('ES256', 'c2'),
+  ]);
+  idp = await startIdp();
+  idp.keys = [c1.publicJwk];
   up = await startUpstream();
   gw = await startGateway(`
 upstreams:
@@ -52,11 +64,23 @@ routes:
               - { kid: ps-1, alg: PS256, jwk: ${JSON.stringify(ps.publicJwk)} }
               - { alg: ES256, jwk: ${JSON.stringify(es.publicJwk)} }
               - { kid: ed-1, alg: EdDSA, jwk: ${JSON.stringify(ed.publicJwk)} }
+  # the token cache made visible: keys from a JWKS that the test changes under the gateway
+  - name: cached
+    match: { prefix: /cached }
+    upstream: app
+    policies:
+      auth: { methods: { jwt: { jwksUrl: ${idp.jwksUrl}, jwksRefreshSeconds: 0, audience: api } } }
+  - name: uncached
+    match: { prefix: /uncached }
+    upstream: app
+    policies:
+      auth: { methods: { jwt: { jwksUrl: ${idp.jwksUrl}, jwksRefreshSeconds: 0, audience: api, cacheSize: 0 } } }
 `);
 });
 after(async () => {
   await gw?.stop();
   await up?.close();
+  await idp?.close();
 });
 
 const call = (path: string, token?: string, scheme = 'Bearer') => fetch(`${gw.url}${path}`, { headers: token === undefined ? {} : { authorization: `${scheme} ${token}` } });
@@ -69,7 +93,7 @@ async function refused(res: Response, code: string, status = 401) {
   return p;
 }
 
-test('a valid HS256 token passes, and so does its repeat (served from the cache)', async () => {
+test('a valid HS256 token passes, and so does its repeat', async () => {
   const token = await good();
   const before = up.received.length;
   for (let i = 0; i < 3; i++) assert.equal((await call('/hs/a', token)).status, 200);
@@ -77,6 +101,24 @@ test('a valid HS256 token passes, and so does its repeat (served from the cache)
   assert.equal(up.received.at(-1)!.headers.authorization, `Bearer ${token}`);
   // the scheme is case-insensitive
   assert.equal((await call('/hs/a', token, 'bearer')).status, 200);
+});
+
+test('a repeated token is served from the cache: it still passes after its key left the JWKS, unlike a new one', async () => {
+  const early = await signToken({ sub: 'early', aud: 'api' }, c1);
+  for (const route of ['/cached', '/uncached']) assert.equal((await call(`${route}/a`, early)).status, 200, route);
+  // the provider withdraws c1; a token with the new kid makes the gateway refetch (jwksRefreshSeconds: 0; both
+  // routes read one key set, as they name the same source)
+  idp.keys = [c2.publicJwk];
+  const before = idp.jwksRequests;
+  for (const route of ['/cached', '/uncached']) assert.equal((await call(`${route}/a`, await signToken({ sub: 'rotated', aud: 'api' }, c2))).status, 200, route);
+  assert.ok(idp.jwksRequests > before, 'the new kid refetched the set');
+  // a token c1 signed that the gateway never saw is refused now: its key is gone
+  await refused(await call('/cached/a', await signToken({ sub: 'late', aud: 'api' }, c1)), 'NG_ERR_AUTH_UNKNOWN_KEY');
+  // the one verified before is answered from the cache, without any key; with cacheSize 0 it is checked again and fails
+  const fetches = idp.jwksRequests;
+  assert.equal((await call('/cached/a', early)).status, 200);
+  assert.equal(idp.jwksRequests, fetches, 'a cache hit asks the JWKS endpoint nothing');
+  await refused(await call('/uncached/a', early), 'NG_ERR_AUTH_UNKNOWN_KEY');
 });
 
 test('RS256 (PEM), PS256, ES256 (no kid) and EdDSA keys verify; hideCredentials drops the token', async () => {

@@ -1,6 +1,5 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startWatchedUpstream, type WatchedUpstream } from '../helpers/watched-upstream.js';
 import { RawClient, type ParsedResponse } from '../helpers/raw-client.js';
@@ -63,9 +62,31 @@ async function attempt(port: number, bytes: string | Buffer, waitMs = 1000): Pro
   const closed = await c.waitClosed(res === null || /close/i.test(res.headers.connection ?? '') ? 1000 : 50);
   const text = (res?.raw ?? '') + c.pending;
   c.close();
-  await sleep(50); // let a request that slipped through land upstream
+  await barrier(port);
   const r = { status: res?.status ?? 0, headers: res?.headers ?? {}, body: res?.body ?? '', text, closed };
-  return { r, reached: up.arrivals.slice(before).map((a) => `${a.method} ${a.url}`) };
+  return { r, reached: up.arrivals.slice(before).filter((a) => !a.url.startsWith(BARRIER)).map((a) => `${a.method} ${a.url}`) };
+}
+
+const BARRIER = '/barrier-';
+let barriers = 0;
+
+/**
+ * "Nothing reached the upstream" needs a point after which a request that slipped through would have arrived: not
+ * a pause (too short on a loaded machine, and the check then passes for the wrong reason), but a well-formed request
+ * sent afterwards through the same gateway and answered by the upstream. A request the gateway dispatched before it
+ * was written to the upstream before this one, so its head has been recorded by the time this answer is back.
+ */
+async function barrier(port: number): Promise<void> {
+  const path = `${BARRIER}${++barriers}`;
+  const c = await RawClient.connect(port);
+  try {
+    c.send(`GET ${path} HTTP/1.1\r\nHost: a\r\n\r\n`);
+    const res = await c.readResponse({ timeoutMs: 10_000 });
+    assert.equal(res.status, 200, `the barrier request was not served: ${res.raw.slice(0, 200)}`);
+    assert.ok(up.arrivals.some((a) => a.url === path));
+  } finally {
+    c.close();
+  }
 }
 
 /** A gateway refusal: the status and code, problem+json, and the connection closed when framing is in doubt. */

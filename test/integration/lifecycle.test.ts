@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
 import { startGateway, writeConfig } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { until } from '../helpers/gateway-state.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/nanogate.js', import.meta.url));
 
@@ -22,7 +23,16 @@ function get(url: string): Promise<{ status: number; body: string }> {
 }
 
 test('SIGTERM stops accepting, lets the in-flight request finish, and exits 0', async () => {
-  const up = await startUpstream((_req, res) => setTimeout(() => res.end('slow-done'), 700));
+  // The upstream holds its answer until the test has seen the gateway stop accepting: no guess at how long
+  // the start, the request or the drain take.
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let arrived = false;
+  const up = await startUpstream((req, res) => {
+    if (req.url !== '/x') return res.end('probe'); // the polls below must not wait on the release themselves
+    arrived = true;
+    void released.then(() => res.end('slow-done'));
+  });
   const file = writeConfig(`
 listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
@@ -44,8 +54,10 @@ routes: [{ name: all, match: { prefix: / }, upstream: slow }]
     });
   });
   const inflight = get(`http://127.0.0.1:${port}/x`);
-  await new Promise((r) => setTimeout(r, 200));
+  await until('the request to reach the upstream', () => arrived, 15_000);
   child.kill('SIGTERM');
+  await until('the draining gateway to refuse new connections', () => get(`http://127.0.0.1:${port}/probe`).then(() => false, (err: Error) => /ECONNREFUSED/.test(err.message)), 15_000);
+  release();
   const res = await inflight;
   assert.equal(res.status, 200);
   assert.equal(res.body, 'slow-done');
@@ -75,11 +87,10 @@ test('a crashed worker is restarted while the other keeps serving', async () => 
     assert.ok(ok >= 38, `only ${ok}/40 requests succeeded during the restart`);
     // The supervisor brought worker 0 back.
     let status: any;
-    for (let i = 0; i < 50; i++) {
+    await until('worker 0 to be back', async () => {
       status = await (await fetch(`${gw.adminUrl}/status`)).json();
-      if (status.workers[0].listening && status.workers[0].restarts === 1) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return status.workers[0].listening && status.workers[0].restarts >= 1;
+    }, 20_000, 50);
     assert.equal(status.workers[0].restarts, 1);
     assert.equal(status.workers[0].listening, true);
     assert.equal((await fetch(`${gw.adminUrl}/ready`)).status, 200);

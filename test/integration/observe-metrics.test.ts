@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { closedPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { scrape } from '../helpers/prometheus.js';
+import { until } from '../helpers/gateway-state.js';
 
 let up: TestUpstream;
 let gw: TestGateway;
@@ -133,8 +134,13 @@ test('Server-Timing is sent only on routes that enable it', async () => {
 });
 
 test('worker gauges, upstream in-flight and the config version are exported; counters survive a reload', async () => {
-  await new Promise((r) => setTimeout(r, 1100)); // gauges are written once a second
-  const s = await scrape(gw.adminUrl);
+  // gauges are written once a second by each worker: wait for a scrape that has both workers' first sample
+  let s = await scrape(gw.adminUrl);
+  await until('both workers to publish their gauges', async () => {
+    s = await scrape(gw.adminUrl);
+    const heaps = s.find('nanogate_worker_heap_used_bytes');
+    return heaps.length === 2 && heaps.every((h) => h.value > 0) && s.sum('nanogate_upstream_connections', { upstream: 'app' }) >= 1;
+  });
   assert.equal(s.find('nanogate_worker_heap_used_bytes').length, 2);
   for (const h of s.find('nanogate_worker_heap_used_bytes')) assert.ok(h.value > 0);
   assert.equal(s.find('nanogate_worker_event_loop_lag_p99_seconds').length, 2);

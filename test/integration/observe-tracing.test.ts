@@ -112,7 +112,11 @@ test('an invalid traceparent restarts the trace and drops tracestate; a not-samp
   assert.equal(m[3], '00');
   await get('/n/never');
   assert.equal(TRACEPARENT.exec(String(up.received.at(-1)!.headers.traceparent))![3], '00');
-  await new Promise((r) => setTimeout(r, 300));
+  // A sampled request after them: its span is queued behind anything they would have exported, so once it has
+  // arrived at the collector the absence of theirs means something (a pause would not, on a loaded machine).
+  const BARRIER = 'ba771e7ba771e7ba771e7ba771e7ba77';
+  await get('/o/barrier', { traceparent: `00-${BARRIER}-${PARENT}-01` });
+  await collector.waitFor(() => collector.spans().some((s) => s.traceId === BARRIER), 10_000);
   const spans = collector.spans().slice(before);
   assert.ok(!spans.some((s) => s.traceId === TRACE && s.spanId === m[2]), 'not-sampled request not exported');
   assert.ok(!spans.some((s) => attr(s, 'nanogate.route') === 'never'));
@@ -134,13 +138,28 @@ test('a request refused by authentication still gets a span, with the error code
 
 test('spans are exported in batches and counted', async () => {
   const before = (await scrape(gw.adminUrl)).sum('nanogate_spans_exported_total');
-  for (let i = 0; i < 12; i++) await get(`/o/batch-${i}`);
-  await eventually(async () => (await scrape(gw.adminUrl)).sum('nanogate_spans_exported_total') >= before + 12);
-  for (const p of collector.posts.filter((x) => x.path === '/v1/traces')) {
+  const postsBefore = collector.posts.length;
+  // A slow collector: one export is in flight at a time, so the spans of the requests made while the first post
+  // waits for its answer queue up and leave in batches of at most batchSize (5), whatever the timing.
+  const release = collector.hold();
+  try {
+    await get('/o/batch-0');
+    await collector.waitFor(() => collector.spans().some((s) => attr(s, 'url.path') === '/o/batch-0'), 10_000);
+    for (let i = 1; i < 12; i++) await get(`/o/batch-${i}`);
+  } finally {
+    release();
+  }
+  await eventually(async () => (await scrape(gw.adminUrl)).sum('nanogate_spans_exported_total') >= before + 12, 10_000);
+  const sizes: number[] = [];
+  for (const p of collector.posts.slice(postsBefore).filter((x) => x.path === '/v1/traces')) {
     const n = JSON.parse(p.body).resourceSpans[0].scopeSpans[0].spans.length;
+    sizes.push(n);
     assert.ok(n >= 1 && n <= 5, `batch of ${n}`);
     assert.equal(JSON.parse(p.body).resourceSpans[0].resource.attributes[0].value.stringValue, 'nanogate');
   }
+  const ours = collector.spans().filter((s) => String(attr(s, 'url.path')).startsWith('/o/batch-'));
+  assert.equal(ours.length, 12, `batches ${sizes}`);
+  assert.ok(sizes.filter((n) => n === 5).length >= 2, `the eleven queued spans left in full batches: ${sizes}`);
 });
 
 test('with the collector away requests still succeed, and spans are dropped and counted', async () => {

@@ -310,6 +310,18 @@ test('Expect: 100-continue: the client is told to go on, the body arrives, Expec
 
 // ------------------------------------------------------------------------------------------------ body-less responses
 
+/**
+ * The connection is still in step after a bodiless response: the next response on it starts right where that one
+ * ended (stray body bytes would come first, in order). Unlike waiting for a silence, this cannot pass early.
+ */
+async function nextStartsClean(c: RawClient, what: string): Promise<void> {
+  c.send('GET /hello HTTP/1.1\r\nHost: a\r\n\r\n');
+  const next = await c.readResponse();
+  assert.equal(next.status, 200, `${what}: ${next.raw.slice(0, 200)}`);
+  assert.equal(next.body, 'hello world', what);
+  assert.equal(c.pending, '', what);
+}
+
 test('HEAD gets the GET headers, the upstream Content-Length and no body', T, async () => {
   const c = await RawClient.connect(gw.port);
   try {
@@ -317,7 +329,7 @@ test('HEAD gets the GET headers, the upstream Content-Length and no body', T, as
     const head = await c.readResponse({ noBody: true });
     assert.equal(head.status, 200);
     assert.equal(head.headers['content-length'], '11');
-    assert.equal(await c.drain(150), '', 'bytes after a HEAD response');
+    await nextStartsClean(c, 'after a HEAD response');
   } finally {
     c.close();
   }
@@ -329,9 +341,9 @@ test('HEAD answered without a Content-Length gets none invented', T, async () =>
     c.send('HEAD /hello-no-length HTTP/1.1\r\nHost: a\r\n\r\n');
     const head = await c.readResponse({ noBody: true });
     assert.equal(head.status, 200);
-    const length = head.headers['content-length'];
-    assert.ok(length === undefined || length === '11', `HEAD carried Content-Length: ${length}`);
-    assert.equal(await c.drain(150), '', 'bytes after a HEAD response');
+    // the upstream sent none, so the gateway knows no length: RFC 9110 8.6 allows only the GET's own on a HEAD
+    assert.equal(head.fields.get('content-length'), undefined, head.raw);
+    await nextStartsClean(c, 'after a HEAD response');
   } finally {
     c.close();
   }
@@ -345,7 +357,7 @@ test('204 has no body and no Content-Length', T, async () => {
     assert.equal(r.status, 204);
     assert.equal(r.headers['x-done'], 'yes');
     assert.equal(r.headers['transfer-encoding'], undefined);
-    assert.equal(await c.drain(150), '', 'bytes after a 204');
+    await nextStartsClean(c, 'after a 204');
     assert.equal(r.headers['content-length'], undefined, 'RFC 9110 8.6: no Content-Length in a 204');
   } finally {
     c.close();
@@ -360,7 +372,7 @@ test('304 has no body and no invented Content-Length', T, async () => {
     assert.equal(r.status, 304);
     assert.equal(r.headers.etag, '"v1"');
     assert.equal(r.headers['transfer-encoding'], undefined);
-    assert.equal(await c.drain(150), '', 'bytes after a 304');
+    await nextStartsClean(c, 'after a 304');
     // the upstream sent none; a 304's Content-Length would describe the selected representation (RFC 9110 8.6)
     assert.equal(r.headers['content-length'], undefined);
   } finally {

@@ -17,7 +17,12 @@ let redis: TestRedis;
 let up: TestUpstream;
 let nodes: GatewayProcess[] = [];
 
+// The quota counts per UTC day: the nodes' calendar clock stands still at noon (src/shared/clock.ts), so a run
+// near midnight cannot see the quota reset half-way through the test.
+const savedWallClock = process.env.NANOGATE_TEST_WALL_CLOCK;
+
 before(async () => {
+  process.env.NANOGATE_TEST_WALL_CLOCK = '2026-01-05T12:00:00.000Z'; // inherited by the node processes
   redis = await startRedis();
   up = await startUpstream((_req, res) => res.end('ok'));
   const yaml = `
@@ -49,6 +54,8 @@ after(async () => {
   await Promise.all(nodes.map((n) => n.stop()));
   await up.close();
   await redis.stop();
+  if (savedWallClock === undefined) delete process.env.NANOGATE_TEST_WALL_CLOCK;
+  else process.env.NANOGATE_TEST_WALL_CLOCK = savedWallClock;
 });
 
 /** `perNode` connections to each node send requests until `durationMs` (or `total`) is reached. */

@@ -135,6 +135,8 @@ test('an upstream that stalls mid-body: the client connection is cut, never a sh
 });
 
 test('with two nodes where one refuses, every request succeeds', T, async () => {
+  const upstreamErrors = () => gw.gateway.status().workers.reduce((n, w) => n + w.upstreamErrors, 0);
+  const errorsBefore = upstreamErrors();
   for (let i = 0; i < 12; i++) {
     const res = await send(gw.port, { path: `/half/${i}` });
     assert.equal(res.status, 200, `request ${i}: ${res.text}`);
@@ -144,6 +146,9 @@ test('with two nodes where one refuses, every request succeeds', T, async () => 
     const res = await send(gw.port, { method: 'POST', path: `/half/post/${i}`, body: 'x'.repeat(1000) });
     assert.equal(res.status, 200, `POST ${i}: ${res.text}`);
   }
+  // and the refusing node was really tried: the successes are retries, not a balancer that never picked it
+  // (the per-node metric counts an exchange at the node that ended it, so a retried refusal shows only here)
+  assert.ok(upstreamErrors() > errorsBefore, 'no request was ever sent to the refusing node');
 });
 
 // ------------------------------------------------------------------------------------------------ clients that leave
@@ -221,6 +226,19 @@ const BAD_RESPONSES: Array<[string, string]> = [
   ['something that is not HTTP', '/garbage'],
   ['a four-digit status', '/bad-status'],
 ];
+/**
+ * What the gateway sends on `c` after the response just read, up to a point that cannot come early: the close of
+ * the connection, or the whole next response on it (smuggled bytes would come before it, in order).
+ */
+async function rest(c: RawClient): Promise<string> {
+  c.send('GET /h/ok HTTP/1.1\r\nHost: a\r\n\r\n');
+  try {
+    return (await c.readResponse({ timeoutMs: 10_000 })).raw + c.pending;
+  } catch {
+    return c.pending; // closed (the usual end after a bad upstream response): everything sent is here
+  }
+}
+
 for (const [what, path] of BAD_RESPONSES) {
   test(`an upstream response with ${what}: 502 NG_ERR_UPSTREAM_BAD_RESPONSE, nothing smuggled`, T, async () => {
     const c = await RawClient.connect(gw.port);
@@ -228,7 +246,7 @@ for (const [what, path] of BAD_RESPONSES) {
       c.send(`GET /h${path} HTTP/1.1\r\nHost: a\r\n\r\n`);
       const r = await c.readResponse();
       assertProblem(r, 502, 'NG_ERR_UPSTREAM_BAD_RESPONSE');
-      assert.doesNotMatch(r.raw + (await c.drain(100)), /smuggled/);
+      assert.doesNotMatch(r.raw + (await rest(c)), /smuggled/);
     } finally {
       c.close();
     }
@@ -254,9 +272,10 @@ test('bytes after a complete response are not passed to the client as another re
     const r = await c.readResponse();
     assert.equal(r.status, 200);
     assert.equal(r.body, 'ok');
-    assert.doesNotMatch(await c.drain(150), /smuggled/);
+    // a smuggled second response would be read here first, instead of the answer to this request
     c.send('GET /h/ok HTTP/1.1\r\nHost: a\r\n\r\n');
     assert.equal((await c.readResponse()).body, 'clean');
+    assert.equal(c.pending, '');
   } finally {
     c.close();
   }

@@ -2,16 +2,20 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket, type AddressInfo } from 'node:net';
 import { request as httpRequest } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { send, waitFor } from '../helpers/http.js';
+import { send } from '../helpers/http.js';
+import { metric, until, untilInFlight, upstreamInFlight } from '../helpers/gateway-state.js';
 
 /**
  * Batched pipelining to upstreams (`pipelining: N`): safe requests without a body that arrive together share one
  * connection and one write; every client still gets its own response, in order, and requests left unanswered when
  * the upstream closes are sent again. The upstream here is a raw server that answers strictly in order (as RFC 9112
  * 9.3.2 requires) and records how request heads arrived: several heads in one read is a batch.
+ *
+ * Which requests share a batch depends on which ones are waiting in the gateway's pool when the connection frees,
+ * so the tests never sleep "long enough" for a request to get there: each request is started only after the one
+ * before it is counted in flight by the gateway (GET /upstreams/ordered), which also fixes the order of arrival.
  */
 
 const T = { timeout: 30_000 };
@@ -61,16 +65,21 @@ class OrderedUpstream {
     });
     socket.on('error', () => {});
     let buf = '';
+    let bodyLeft = 0; // bytes of a request body still to come (a body may arrive in a later read than its head)
     socket.on('data', (d: Buffer) => {
       buf += d.toString('latin1');
       const heads: string[] = [];
       let end: number;
-      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+      for (;;) {
+        const skip = Math.min(bodyLeft, buf.length); // bodies are not looked at
+        buf = buf.slice(skip);
+        bodyLeft -= skip;
+        if (bodyLeft > 0 || (end = buf.indexOf('\r\n\r\n')) < 0) break;
         const head = buf.slice(0, end);
         buf = buf.slice(end + 4);
         const [method, path] = head.split(' ');
         const length = /\r\ncontent-length: (\d+)/i.exec(head);
-        if (length) buf = buf.slice(Number(length[1])); // bodies are not looked at
+        if (length) bodyLeft = Number(length[1]);
         heads.push(`${method} ${path}`);
         this.#queues.get(socket)!.push({ method, path, ready: !path.startsWith('/hold/') });
       }
@@ -149,14 +158,37 @@ function start(method: string, path: string, body?: string): Promise<{ status: n
 }
 
 async function held(path: string): Promise<void> {
-  await waitFor(() => upstream.reads.some((r) => r.includes(`GET ${path}`)), 5000);
+  await until(`${path} to reach the upstream`, () => upstream.reads.some((r) => r.includes(`GET ${path}`)));
+}
+
+type Answer = Promise<{ status: number; text: string }>;
+
+/**
+ * Starts a request and waits until the gateway counts it in flight to the ordered upstream (queued in its pool).
+ * The answer comes back wrapped: an async function returning the bare promise would wait for the response.
+ */
+async function enqueue(method: string, path: string, body?: string): Promise<{ answer: Answer }> {
+  const n = await upstreamInFlight(gw.adminUrl, 'ordered');
+  const answer = start(method, path, body);
+  answer.catch(() => {}); // awaited by the test later; a failure then is the test's
+  await untilInFlight(gw.adminUrl, 'ordered', n + 1);
+  return { answer };
+}
+
+/** enqueue() one after the other, so the order of arrival is the order given; GET unless [method, path]. */
+async function enqueueAll(requests: Array<string | [string, string]>): Promise<Answer[]> {
+  const out: Answer[] = [];
+  for (const r of requests) {
+    const [method, path] = typeof r === 'string' ? ['GET', r] : r;
+    out.push((await enqueue(method, path)).answer);
+  }
+  return out;
 }
 
 test('requests waiting for the one connection leave in one write and each client gets its own answer', T, async () => {
   const first = start('GET', '/hold/a');
   await held('/hold/a');
-  const queued = ['/b', '/c', '/d', '/e'].map((p) => start('GET', p));
-  await sleep(100); // all four are waiting in the gateway's pool now
+  const queued = await enqueueAll(['/b', '/c', '/d', '/e']); // all four are waiting in the gateway's pool now
   const before = upstream.reads.length;
   upstream.release('/hold/a');
   assert.deepEqual(await first, { status: 200, text: 'answer for /hold/a' });
@@ -169,11 +201,9 @@ test('requests waiting for the one connection leave in one write and each client
 test('a batch never exceeds the pipelining limit, a HEAD in it is framed by its method, and a POST goes alone', T, async () => {
   const first = start('GET', '/hold/f');
   await held('/hold/f');
-  const queued = [start('GET', '/g'), start('HEAD', '/h'), start('GET', '/i'), start('GET', '/j'), start('GET', '/k')];
-  await sleep(50);
-  const post = start('POST', '/l', 'body');
-  const last = start('GET', '/m');
-  await sleep(100);
+  const queued = await enqueueAll(['/g', ['HEAD', '/h'], '/i', '/j', '/k']);
+  const { answer: post } = await enqueue('POST', '/l', 'body');
+  const { answer: last } = await enqueue('GET', '/m');
   const before = upstream.reads.length;
   upstream.release('/hold/f');
   await first;
@@ -188,8 +218,7 @@ test('a batch never exceeds the pipelining limit, a HEAD in it is framed by its 
 test('requests pipelined behind a response that closes the connection are sent again on a new one', T, async () => {
   const first = start('GET', '/hold/n');
   await held('/hold/n');
-  const queued = [start('GET', '/close-after'), start('GET', '/o'), start('GET', '/p')];
-  await sleep(100);
+  const queued = await enqueueAll(['/close-after', '/o', '/p']);
   upstream.release('/hold/n');
   await first;
   const answers = await Promise.all(queued);
@@ -199,8 +228,7 @@ test('requests pipelined behind a response that closes the connection are sent a
 test('an upstream that drops the connection after one answer of a batch: the rest are sent again, none is lost', T, async () => {
   const first = start('GET', '/hold/q');
   await held('/hold/q');
-  const queued = [start('GET', '/r'), start('GET', '/s'), start('GET', '/t')];
-  await sleep(100);
+  const queued = await enqueueAll(['/r', '/s', '/t']);
   upstream.mode = 'respond-then-drop';
   try {
     upstream.release('/hold/q');
@@ -216,19 +244,22 @@ test('a client that leaves while its request is in a batch costs the others noth
   const first = start('GET', '/hold/u');
   await held('/hold/u');
   const accepted = upstream.accepted;
-  const b = start('GET', '/hold/v');
+  const { answer: b } = await enqueue('GET', '/hold/v');
   // this client gives up before its answer
+  const n = await upstreamInFlight(gw.adminUrl, 'ordered');
   const leaver = httpRequest({ host: '127.0.0.1', port: gw.port, path: '/w', agent: false });
   leaver.on('error', () => {});
   leaver.end();
-  await sleep(50);
-  const d = start('GET', '/x');
-  await sleep(100);
+  await untilInFlight(gw.adminUrl, 'ordered', n + 1);
+  const { answer: d } = await enqueue('GET', '/x');
   upstream.release('/hold/u');
   await first;
-  await waitFor(() => upstream.reads.some((r) => r.includes('GET /x')), 5000);
+  await held('/x');
+  // the gateway counts the leaver's request as ended (499, a 4xx) once it has seen the client go
+  const gone = 'nanogate_requests_total{route="ordered",class="4xx",plan=""}';
+  const goneBefore = await metric(gw.adminUrl, gone);
   leaver.destroy();
-  await sleep(100);
+  await until('the gateway to see the client leave', async () => (await metric(gw.adminUrl, gone)) === goneBefore + 1);
   upstream.release('/hold/v');
   assert.deepEqual(await b, { status: 200, text: 'answer for /hold/v' });
   assert.deepEqual(await d, { status: 200, text: 'answer for /x' });

@@ -1,3 +1,4 @@
+import { calendarNow } from '../../shared/clock.js';
 import type { PolicyContext } from '../../pipeline/policy.js';
 import type { CheckData } from './index.js';
 import {
@@ -155,7 +156,7 @@ class Quota extends Limiter {
   }
   check(ctx: PolicyContext, now: number): number {
     const e = (this.entry = this.locate(ctx, now));
-    const ms = Date.now();
+    const ms = calendarNow();
     const p = this.period.at(ms);
     const ok = quotaTakeCell(this.region.i64, this.region.base64(e) + Q_PC64, p, this.data.limit, this.out);
     this.out.resetUs = this.out.retryUs = (this.period.endMs - ms) * 1000;
@@ -194,7 +195,7 @@ class Cluster extends Limiter {
         period
           ? (i64, cell) => {
               const v = Number(Atomics.load(i64, cell));
-              return v === 0 || Math.floor(v / Q_PERIOD_UNIT) !== (period.at(Date.now()) & Q_PERIOD_MASK);
+              return v === 0 || Math.floor(v / Q_PERIOD_UNIT) !== (period.at(calendarNow()) & Q_PERIOD_MASK);
             }
           : (i64, cell, t) => Number(Atomics.load(i64, cell)) <= t,
       ),
@@ -219,7 +220,7 @@ class Cluster extends Limiter {
     const e = (this.entry = this.locate(ctx, now));
     const r = this.region;
     const b = r.base32(e);
-    const epoch = this.period !== null ? this.period.at(Date.now()) : 0;
+    const epoch = this.period !== null ? this.period.at(calendarNow()) : 0;
     const state = this.status !== null ? Atomics.load(this.status, S_REDIS_STATE) : REDIS_DOWN;
     const left = leaseTake(r.i32, b + CL_LEASE, epoch);
     const out = this.out;
@@ -245,7 +246,7 @@ class Cluster extends Limiter {
 
   #resetUs(remaining: number, now: number): number {
     const d = this.data;
-    if (this.period !== null) return (this.period.endMs - Date.now()) * 1000;
+    if (this.period !== null) return (this.period.endMs - calendarNow()) * 1000;
     if (d.type === 'tokenBucket') return Math.max(0, d.limit - remaining) * d.intervalUs;
     return d.subUs * SW_SUBS - (now % d.subUs);
   }
@@ -272,7 +273,7 @@ class Cluster extends Limiter {
     const cell = r.base64(this.entry) + CL_FALLBACK64;
     let ok: boolean;
     if (this.period !== null) {
-      const ms = Date.now();
+      const ms = calendarNow();
       ok = quotaTakeCell(r.i64, cell, this.period.at(ms), this.data.limit, this.out);
       this.out.resetUs = this.out.retryUs = (this.period.endMs - ms) * 1000;
     } else ok = tatTakeCell(r.i64, cell, now, this.fbInterval, this.fbBurst, this.out);

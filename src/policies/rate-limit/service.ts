@@ -1,3 +1,4 @@
+import { calendarNow } from '../../shared/clock.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
@@ -136,9 +137,9 @@ export class RateLimitService {
     else if (data.type === 'slidingWindow') call = client.ngSlidingWindow(key, data.subUs, data.limit, data.lease);
     else {
       const period = reg.period!;
-      period.at(Date.now());
+      period.at(calendarNow());
       if (period.index !== req.p) return finish(); // asked in the last period: let the worker ask again
-      call = client.ngQuota(`${key}:${req.p}`, data.limit, data.lease, period.endMs - Date.now() + 3_600_000);
+      call = client.ngQuota(`${key}:${req.p}`, data.limit, data.lease, period.endMs - calendarNow() + 3_600_000);
     }
     call.then(
       ([granted, remaining, retryMs]) => {

@@ -1,3 +1,4 @@
+import { calendarNow } from '../../shared/clock.js';
 import {
   CL_DENIED64,
   CL_FALLBACK64,
@@ -314,7 +315,7 @@ export function quotaFreshAt(period: Period): FreshTest {
   return (r, e) => {
     const v = Number(Atomics.load(r.i64, r.base64(e) + Q_PC64));
     const vp = Math.floor(v / Q_PERIOD_UNIT);
-    return vp !== (period.at(Date.now()) & Q_PERIOD_MASK) || v === vp * Q_PERIOD_UNIT;
+    return vp !== (period.at(calendarNow()) & Q_PERIOD_MASK) || v === vp * Q_PERIOD_UNIT;
   };
 }
 
