@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Config, PredicateConfig, RouteConfig } from './schema.js';
 import { CIRCUIT_BUCKETS, regionBytes } from '../upstream/cluster-state.js';
+import { balancingIssues } from '../upstream/balancers/schema.js';
+import { buildMaglevTable, isPrime } from '../upstream/balancers/maglev.js';
 import { statusTable, type FallbackConfig, type HealthCheckConfig, type RetryConfig } from '../upstream/resilience-schema.js';
 import type { Plan, PlanFallback, PlanHealthCheck, PlanNode, PlanRetry, PlanPredicate, PlanRoute, PlanUpstream, RewritePart } from './plan.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
@@ -167,6 +169,8 @@ function compileUpstreams(config: Config, shared: SharedRegistry, issues: Config
     out.push({
       name,
       balancer: u.balancer,
+      balancing: { ...u.balancing, algorithm: u.balancer === 'least-connections' ? 'least-request' : u.balancer },
+      maglev: u.balancer === 'consistent-hash' && isPrime(u.balancing.consistentHash.tableSize) ? maglevTable(nodes, u.balancing.consistentHash.tableSize) : null,
       connections: u.connections,
       pipelining: u.pipelining,
       keepAliveMs: u.keepAliveMs,
@@ -195,12 +199,20 @@ function compileUpstreams(config: Config, shared: SharedRegistry, issues: Config
     if (u.queue.size > 0 && u.maxConcurrent === 0) {
       issues.push({ path: `upstreams.${name}.queue.size`, message: 'a queue needs maxConcurrent (the limit it waits for)', hint: 'set upstreams.' + name + '.maxConcurrent' });
     }
+    for (const i of balancingIssues({ ...u.balancing, algorithm: 'round-robin' }, `upstreams.${name}.balancing`)) issues.push(i);
     const o = u.outlierDetection;
     if (o.maxEjectionMs < o.baseEjectionMs) {
       issues.push({ path: `upstreams.${name}.outlierDetection.maxEjectionMs`, message: `must be at least baseEjectionMs (${o.baseEjectionMs})` });
     }
   }
   return out;
+}
+
+/** The Maglev table of a node set, built once here and shared (not copied) with every worker. */
+function maglevTable(nodes: readonly PlanNode[], size: number): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(size * Int32Array.BYTES_PER_ELEMENT);
+  buildMaglevTable(nodes.map((n) => ({ id: n.url, weight: n.weight })), size, new Int32Array(sab));
+  return sab;
 }
 
 function compileFallback(f: FallbackConfig | undefined, where: string, upstreams: Map<string, number>, issues: ConfigIssue[]): PlanFallback | null {

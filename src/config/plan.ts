@@ -33,7 +33,12 @@ export interface PlanPolicy {
 
 export interface PlanUpstream {
   readonly name: string;
-  readonly balancer: 'round-robin' | 'least-connections';
+  /** as configured (least-connections is the old name of least-request) */
+  readonly balancer: string;
+  /** the algorithm and its knobs (src/upstream/balancers/) */
+  readonly balancing: import('../upstream/balancers/schema.js').BalancingConfig;
+  /** the Maglev lookup table of the node set (consistent-hash only), shared by the workers */
+  readonly maglev: SharedArrayBuffer | null;
   readonly connections: number;
   readonly pipelining: number;
   readonly keepAliveMs: number;

@@ -83,6 +83,8 @@ export const LAST_FAILURE = 11;
 export const LAST_FAILURE_AT = 12;
 /** total ejections, for metrics */
 export const EJECTIONS_TOTAL = 13;
+/** clock32() of the last LATENCY_US update (the average decays from there: balancers/peak-ewma.ts) */
+export const LATENCY_STAMP = 14;
 export const NODE_STRIDE = 16;
 
 export const NONE = 0;
@@ -207,6 +209,7 @@ export class ClusterState {
     if (current === NONE) return false;
     if (Atomics.compareExchange(this.cells, cell, current, NONE) !== current) return false;
     this.set(node, TRIALS, trials);
+    this.set(node, HEALTHY_SINCE, clock32());
     Atomics.sub(this.cells, EJECTED_NOW, 1);
     this.bump();
     return true;
@@ -217,7 +220,7 @@ export class ClusterState {
     for (let i = 0; i < urls.length; i++) {
       const j = oldUrls.indexOf(urls[i]);
       if (j < 0) continue;
-      for (const f of [HEALTH, EJECTED_UNTIL, EJECTIONS, LATENCY_US, HEALTHY_SINCE, LAST_FAILURE, LAST_FAILURE_AT, EJECTIONS_TOTAL, TRIALS]) {
+      for (const f of [HEALTH, EJECTED_UNTIL, EJECTIONS, LATENCY_US, LATENCY_STAMP, HEALTHY_SINCE, LAST_FAILURE, LAST_FAILURE_AT, EJECTIONS_TOTAL, TRIALS]) {
         this.set(i, f, old.get(j, f));
       }
       if (this.get(i, EJECTED_UNTIL) !== NONE) Atomics.add(this.cells, EJECTED_NOW, 1);

@@ -1,5 +1,5 @@
 import type { PlanCircuit, PlanOutlier, PlanUpstream } from '../config/plan.js';
-import { Balancer, type NodeAvailability, type PoolLoad } from './balancer.js';
+import { createBalancer, ewmaAt, ewmaUpdate, slowStartFactor, type Balancer, type NodeView } from './balancers/index.js';
 import {
   ACTIVE,
   BUCKET_CELLS,
@@ -24,6 +24,8 @@ import {
   EJECTIONS,
   HEALTH,
   HEALTH_DOWN,
+  HEALTHY_SINCE,
+  LATENCY_STAMP,
   IN_FLIGHT,
   LAST_5XX,
   LAST_BAD_RESPONSE,
@@ -89,13 +91,18 @@ export type EjectionListener = (upstream: string, node: number, failure: number,
  * available the cluster is in panic mode and sends to every node that is not drained (a dead upstream cannot be made
  * deader by trying it; a wrongly ejected one is found again).
  */
-export class UpstreamCluster implements NodeAvailability {
+export class UpstreamCluster implements NodeView {
   readonly name: string;
   readonly state: ClusterState;
   readonly balancer: Balancer;
   readonly nodeCount: number;
-  /** in-flight per node across all workers, as the least-connections balancer reads it */
-  readonly loads: PoolLoad[];
+  /** NodeView: the node count */
+  readonly count: number;
+  readonly #weights: readonly number[];
+  readonly #slowStart: { readonly windowMs: number; readonly aggression: number; readonly minWeightPercent: number } | null;
+  readonly #decayMs: number;
+  /** the view in panic mode: every node that is not drained */
+  readonly #panicView: NodeView;
   readonly #outlier: PlanOutlier;
   readonly #maxEjected: number;
   readonly #flags: Int32Array;
@@ -113,40 +120,57 @@ export class UpstreamCluster implements NodeAvailability {
   #now = 0;
   onEjection: EjectionListener | null = null;
 
-  constructor(upstream: PlanUpstream, state: ClusterState, flags: Int32Array, firstCell: number) {
+  constructor(upstream: PlanUpstream, state: ClusterState, flags: Int32Array, firstCell: number, seed = 1) {
     this.name = upstream.name;
     this.state = state;
     this.nodeCount = upstream.nodes.length;
+    this.count = this.nodeCount;
+    this.#weights = upstream.nodes.map((n) => n.weight);
+    this.#slowStart = upstream.balancing.slowStart ?? null;
+    this.#decayMs = upstream.balancing.peakEwma.decayMs;
+    this.#panicView = new PanicView(this, flags, firstCell);
     this.#outlier = upstream.outlier;
     this.#activeChecks = upstream.healthCheck !== null;
     // Envoy's rule: at least one node may always be ejected, whatever the percentage.
     this.#maxEjected = Math.max(1, Math.floor((this.nodeCount * upstream.outlier.maxEjectionPercent) / 100));
     this.#flags = flags;
     this.#firstCell = firstCell;
-    this.loads = upstream.nodes.map((_, i) => new SharedLoad(state, i));
+
     this.#circuit = upstream.circuit;
     this.#budget = upstream.retryBudget;
     this.#maxConcurrent = upstream.maxConcurrent;
     this.#queueSize = upstream.queue.size;
     this.queueWaitMs = upstream.queue.maxWaitMs;
-    this.balancer = new Balancer(upstream, flags, firstCell);
+    this.balancer = createBalancer(upstream.balancing, seed, upstream.maglev ? new Int32Array(upstream.maglev) : undefined, this.#weights);
   }
 
-  /** A node for the next attempt (not `skip`, the one that just failed, when there is another), or -1. */
-  pick(skip: number): number {
+  /**
+   * A node for the next attempt (not `skip`, the one that just failed, when there is another), or -1. `key` is the
+   * request's hash for consistent-hash (0 otherwise).
+   */
+  pick(skip: number, key = 0): number {
     this.#now = clock32();
-    const i = this.balancer.pick(this.loads, skip, this);
-    if (i >= 0) {
-      if (this.#panic) this.#setPanic(false);
-      return i;
+    // In panic mode the balancer is asked once, over the panic view, until some node is available again (a failed
+    // pick over the normal view would move round robin's cursor for nothing).
+    if (!this.#panic || this.#anyAvailable(skip)) {
+      const i = this.balancer.pick(this, skip, key);
+      if (i >= 0) {
+        if (this.#panic) this.#setPanic(false);
+        return i;
+      }
     }
     // Nothing available: panic mode, every node that is not drained.
-    const p = this.balancer.pick(this.loads, skip, DRAINED_ONLY);
+    const p = this.balancer.pick(this.#panicView, skip, key);
     if (p >= 0) {
       if (!this.#panic) this.#setPanic(true);
       return p;
     }
     return skip >= 0 && this.#notDrained(skip) ? skip : -1;
+  }
+
+  #anyAvailable(skip: number): boolean {
+    for (let i = 0; i < this.nodeCount; i++) if (i !== skip && this.#weights[i] > 0 && this.available(i)) return true;
+    return false;
   }
 
   #setPanic(on: boolean): void {
@@ -161,8 +185,9 @@ export class UpstreamCluster implements NodeAvailability {
     return Atomics.load(this.#flags, this.#firstCell + i) === 0;
   }
 
-  /** NodeAvailability for the balancer (which skips drained nodes itself): down, ejected or trial-limited nodes. */
+  /** NodeView: drained (operator), down (active check), ejected or trial-limited nodes are not available. */
   available(i: number): boolean {
+    if (Atomics.load(this.#flags, this.#firstCell + i) !== 0) return false;
     const s = this.state;
     if (s.get(i, HEALTH) === HEALTH_DOWN) return false;
     const until = s.get(i, EJECTED_UNTIL);
@@ -175,6 +200,28 @@ export class UpstreamCluster implements NodeAvailability {
     }
     const trials = s.get(i, TRIALS);
     return trials === 0 || s.get(i, IN_FLIGHT) < trials;
+  }
+
+  /** NodeView: the configured weight, ramped after the node became available when slow start is configured. */
+  weight(i: number): number {
+    const w = this.#weights[i];
+    const ss = this.#slowStart;
+    if (ss === null || w === 0) return w;
+    const since = this.state.get(i, HEALTHY_SINCE);
+    if (since === NONE) return w;
+    const elapsed = (this.#now - since) | 0;
+    return elapsed >= ss.windowMs || elapsed < 0 ? w : w * slowStartFactor(elapsed, 0, ss);
+  }
+
+  /** NodeView: requests in flight to node i across all workers. */
+  inFlight(i: number): number {
+    return this.state.get(i, IN_FLIGHT);
+  }
+
+  /** NodeView: the node's peak EWMA of time to the response head, decayed to now (0: no sample). */
+  latencyUs(i: number): number {
+    const s = this.state;
+    return ewmaAt(s.get(i, LATENCY_US), s.get(i, LATENCY_STAMP), this.#now, this.#decayMs);
   }
 
   /**
@@ -259,7 +306,7 @@ export class UpstreamCluster implements NodeAvailability {
       const n = Atomics.load(cells, RETRIES_ACTIVE);
       // A share of the requests that are not retries themselves, so that retries stay within `percent` of the
       // client's requests (Envoy counts all active requests, which lets retries reach percent / (1 - percent)).
-      const allowed = Math.max(b.minConcurrency, Math.floor(((Atomics.load(cells, ACTIVE) - n) * b.percent) / 100));
+      const allowed = Math.max(b.minConcurrency, ((Atomics.load(cells, ACTIVE) - n) * b.percent) / 100);
       if (n >= allowed) {
         Atomics.add(cells, RETRIES_REFUSED, 1);
         return false;
@@ -368,7 +415,7 @@ export class UpstreamCluster implements NodeAvailability {
     if (this.#circuit !== null) this.#circuitRecord(this.#circuit, outcome !== OUTCOME_OK, latencyUs, probe);
     const s = this.state;
     s.add(i, WINDOW_TOTAL, 1);
-    if (latencyUs > 0) observeLatency(s, i, latencyUs);
+    if (latencyUs > 0) ewmaUpdate(s.cells, s.cell(i, LATENCY_US), s.cell(i, LATENCY_STAMP), latencyUs, clock32(), this.#decayMs);
     const o = this.#outlier;
     if (outcome === OUTCOME_OK) {
       s.add(i, WINDOW_OK, 1);
@@ -402,31 +449,28 @@ export class UpstreamCluster implements NodeAvailability {
   }
 }
 
-/** The least-connections balancer reads in-flight counts through this: the whole gateway's, from shared memory. */
-class SharedLoad implements PoolLoad {
-  readonly #state: ClusterState;
-  readonly #cell: number;
-  constructor(state: ClusterState, node: number) {
-    this.#state = state;
-    this.#cell = state.cell(node, IN_FLIGHT);
+/** Panic mode's view: every node the operator did not drain is available; the rest is the cluster's own. */
+class PanicView implements NodeView {
+  readonly count: number;
+  readonly #cluster: UpstreamCluster;
+  readonly #flags: Int32Array;
+  readonly #firstCell: number;
+  constructor(cluster: UpstreamCluster, flags: Int32Array, firstCell: number) {
+    this.#cluster = cluster;
+    this.count = cluster.nodeCount;
+    this.#flags = flags;
+    this.#firstCell = firstCell;
   }
-  get inFlight(): number {
-    return Atomics.load(this.#state.cells, this.#cell);
+  available(i: number): boolean {
+    return Atomics.load(this.#flags, this.#firstCell + i) === 0;
   }
-}
-
-/** Panic mode: only the operator's drain switch counts. */
-const DRAINED_ONLY: NodeAvailability = { available: () => true };
-
-/**
- * Peak-sensitive EWMA of the time to the response head (Finagle's "peak EWMA"): a sample above the current value
- * replaces it at once, a lower one pulls it down by 1/8. Integer µs, one compare-exchange (a lost race drops a
- * sample, which an average can afford).
- */
-export function observeLatency(s: ClusterState, i: number, us: number): void {
-  const cell = s.cell(i, LATENCY_US);
-  const cur = Atomics.load(s.cells, cell);
-  const sample = us > 0x7fffffff ? 0x7fffffff : us | 0;
-  const next = cur === 0 || sample > cur ? sample : cur + ((sample - cur) >> 3);
-  if (next !== cur) Atomics.compareExchange(s.cells, cell, cur, next);
+  weight(i: number): number {
+    return this.#cluster.weight(i);
+  }
+  inFlight(i: number): number {
+    return this.#cluster.inFlight(i);
+  }
+  latencyUs(i: number): number {
+    return this.#cluster.latencyUs(i);
+  }
 }

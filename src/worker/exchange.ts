@@ -431,7 +431,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       if (left <= 0) return this.#failCorked('NG_ERR_REQUEST_DEADLINE', 'the request deadline passed before an upstream answered');
       if (left < readTimeout) readTimeout = left;
     }
-    const i = cluster.pick(skip);
+    const i = cluster.pick(skip, upstream.hashKey === null ? 0 : upstream.hashKey(this));
     if (i < 0) return this.#failCorked('NG_ERR_UPSTREAM_UNAVAILABLE', `upstream "${upstream.name}" has no node to send to`);
     this.nodeIndex = i;
     this.attempts++;

@@ -5,6 +5,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
  * own name, and takes a fault over IPC: "ok", "hang" (accepts, never answers), "500", or "slow:MS".
  * Requests it received are counted and reported on request.
  */
+// Only ever started by fault-upstream.ts, with an IPC channel; the test runner also loads every file under test/.
+if (!process.send) process.exit(0);
+
 let mode = 'ok';
 let received = 0;
 const name = process.env.FAULT_NAME ?? 'node';

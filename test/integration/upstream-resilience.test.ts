@@ -191,3 +191,37 @@ test('when every node is down the gateway sends to all of them (panic mode) and 
     await gw.stop();
   }
 });
+
+test('a node that adds 200 ms loses most of its traffic with the latency-aware balancer (peak-ewma)', T, async () => {
+  await startWith('    balancer: peak-ewma');
+  try {
+    await nodes[2].setMode('slow:200');
+    // Peak EWMA learns from the first slow answers; then the slow node only gets what P2C cannot avoid.
+    await load(200, 8);
+    const during = await load(600, 8);
+    assert.equal(failed(during), 0);
+    assert.ok(share(during, 'c') < during.length * 0.05, `the slow node still took ${share(during, 'c')} of ${during.length}`);
+    await nodes[2].setMode('ok');
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('consistent hashing on a header keeps each key on one node, across workers and requests', T, async () => {
+  await startWith('    balancer: consistent-hash\n    balancing: { consistentHash: { hashOn: ["header:x-user"] } }');
+  try {
+    const nodeOf = new Map<string, string>();
+    for (let round = 0; round < 3; round++) {
+      for (let u = 0; u < 40; u++) {
+        const res = await request(`${gw.url}/api`, { dispatcher: agent, headers: { 'x-user': `user-${u}` } });
+        const node = await res.body.text();
+        const key = `user-${u}`;
+        if (!nodeOf.has(key)) nodeOf.set(key, node);
+        assert.equal(node, nodeOf.get(key), `${key} moved`);
+      }
+    }
+    assert.equal(new Set(nodeOf.values()).size, 3, 'keys spread over all nodes');
+  } finally {
+    await gw.stop();
+  }
+});
