@@ -149,7 +149,12 @@ export class KubernetesSource implements DiscoverySource {
 
   #watch(): void {
     const wait = this.#pacer.take();
-    if (wait > 0) return this.#timer.set(wait, () => this.#watch());
+    // take() has already counted this call: after the wait, start the watch without taking a token again.
+    if (wait > 0) return this.#timer.set(wait, () => this.#startWatch());
+    this.#startWatch();
+  }
+
+  #startWatch(): void {
     const p: Promise<void> = this.#watchOnce().finally(() => this.#pending.delete(p));
     this.#pending.add(p);
   }
