@@ -1,8 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isIP } from 'node:net';
 import type { Config, PredicateConfig, RouteConfig } from './schema.js';
 import { CIRCUIT_BUCKETS, regionBytes } from '../upstream/cluster-state.js';
 import { balancingIssues } from '../upstream/balancers/schema.js';
+import { discoveryIssues } from '../discovery/index.js';
+import type { DiscoveryConfig } from '../discovery/schema.js';
+import type { DiscoveredNode } from '../discovery/source.js';
 import { buildMaglevTable, isPrime } from '../upstream/balancers/maglev.js';
 import { statusTable, type FallbackConfig, type HealthCheckConfig, type RetryConfig } from '../upstream/resilience-schema.js';
 import type { Plan, PlanFallback, PlanHealthCheck, PlanNode, PlanRetry, PlanPredicate, PlanRoute, PlanUpstream, RewritePart } from './plan.js';
@@ -29,11 +33,21 @@ export interface CompileResult {
  * config is what is left of a file after the schema refused some of it: messages then name the routes' places in the
  * file, and a route naming a refused upstream is not also told that the upstream is unknown.
  */
-export function compileConfig(config: Config, file: string, version = 1, shared = new SharedRegistry(), partial: PartialConfig | null = null): CompileResult {
+/** Node sets found by discovery, by upstream name (the control plane's DiscoveryManager keeps them). */
+export type DiscoveredNodes = ReadonlyMap<string, readonly DiscoveredNode[]>;
+
+export function compileConfig(
+  config: Config,
+  file: string,
+  version = 1,
+  shared = new SharedRegistry(),
+  partial: PartialConfig | null = null,
+  discovered: DiscoveredNodes | null = null,
+): CompileResult {
   const issues: ConfigIssue[] = [];
   const warnings: string[] = [];
 
-  const upstreams = compileUpstreams(config, shared, issues);
+  const upstreams = compileUpstreams(config, file, shared, discovered, issues);
   const upstreamIndex = new Map(upstreams.map((u, i) => [u.name, i]));
   const routes: PlanRoute[] = [];
   const parsed: { parts: PatternPart[][]; hostKeys: string[] }[] = [];
@@ -141,11 +155,25 @@ function checkTls(tls: { cert: string; key: string; passphrase?: string }, issue
   return { ...tls };
 }
 
-function compileUpstreams(config: Config, shared: SharedRegistry, issues: ConfigIssue[]): PlanUpstream[] {
+function compileUpstreams(config: Config, file: string, shared: SharedRegistry, discovered: DiscoveredNodes | null, issues: ConfigIssue[]): PlanUpstream[] {
   const out: PlanUpstream[] = [];
   for (const [name, u] of Object.entries(config.upstreams)) {
     const nodes: PlanNode[] = [];
-    u.nodes.forEach((n, j) => {
+    let discovery: DiscoveryConfig | null = null;
+    if (u.discovery) {
+      const copy = structuredClone(u.discovery) as DiscoveryConfig;
+      const found = discoveryIssues(copy, `upstreams.${name}.discovery`);
+      issues.push(...found);
+      // A watched file named relative to the config is found next to it, wherever the gateway was started.
+      if (copy.type === 'file' && !isAbsolute(copy.path)) copy.path = resolvePath(dirname(file), copy.path);
+      if (found.length === 0) discovery = copy;
+    } else if (u.nodes.length === 0) {
+      issues.push({ path: `upstreams.${name}.nodes`, message: 'an upstream needs at least one node, or a discovery source', hint: 'add nodes: [{ url: http://host:port }], or discovery: { type: dns, ... }' });
+    }
+    // Discovered nodes replace the static ones once the source has answered (it never hands on an empty set).
+    const found = discovery !== null ? discovered?.get(name) : undefined;
+    const entries = found && found.length > 0 ? found.map((n) => ({ url: `http://${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`, weight: n.weight })) : u.nodes;
+    entries.forEach((n, j) => {
       const where = `upstreams.${name}.nodes[${j}].url`;
       let url: URL;
       try {
@@ -177,6 +205,7 @@ function compileUpstreams(config: Config, shared: SharedRegistry, issues: Config
       connectTimeoutMs: u.connectTimeoutMs,
       readTimeoutMs: u.readTimeoutMs,
       nodes,
+      discovery,
       outlier: { ...u.outlierDetection },
       healthCheck: compileHealthCheck(u.healthCheck, `upstreams.${name}.healthCheck`, issues),
       // Keyed by the node set: a reload that keeps the nodes keeps their health, ejections and in-flight counts.

@@ -45,6 +45,8 @@ export interface PlanUpstream {
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly nodes: readonly PlanNode[];
+  /** where the node set comes from besides `nodes` (src/discovery/), validated with its defaults; null: static */
+  readonly discovery: import('../discovery/schema.js').DiscoveryConfig | null;
   readonly outlier: PlanOutlier;
   readonly healthCheck: PlanHealthCheck | null;
   /** the upstream's shared health/ejection/in-flight region (src/upstream/cluster-state.ts) */

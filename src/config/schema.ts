@@ -3,6 +3,7 @@ import { POLICIES } from '../policies/index.js';
 import { RedisSchema } from '../shared/redis-config.js';
 import { ConsumerRegistrySchema, ConsumersSchema } from '../identity/schema.js';
 import { ObservabilitySchema } from '../observe/schema.js';
+import { DiscoveryConfigSchema } from '../discovery/schema.js';
 import { BalancerSchema, BalancingSchema } from '../upstream/balancers/schema.js';
 import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema, QueueSchema, RequestBodySchema, RetryBudgetSchema, RetrySchema } from '../upstream/resilience-schema.js';
 
@@ -93,7 +94,8 @@ const UpstreamNode = Type.Object(
 
 const Upstream = Type.Object(
   {
-    nodes: Type.Array(UpstreamNode, { minItems: 1 }),
+    nodes: Type.Array(UpstreamNode, { default: [], description: 'static nodes; with discovery, the set used until the first answer' }),
+    discovery: Type.Optional(DiscoveryConfigSchema),
     balancer: BalancerSchema,
     balancing: BalancingSchema,
     connections: Type.Integer({ minimum: 1, maximum: 4096, default: 128, description: 'per node, per worker' }),

@@ -313,6 +313,7 @@ export class AdminServer {
           name: u.name,
           balancer: u.balancer,
           healthCheck: u.healthCheck ? u.healthCheck.type : null,
+          discovery: u.discovery ? (g.discovery.status()[u.name] ?? null) : null,
           panic: health.panic,
           nodes: u.nodes.map((n, i) => ({
             index: i,
