@@ -14,8 +14,6 @@ import { PeakEwmaBalancer } from '../../src/upstream/balancers/peak-ewma.js';
 import { RoundRobinBalancer } from '../../src/upstream/balancers/round-robin.js';
 import { compileHashKey, hashString, type HashKeyRequest } from '../../src/upstream/balancers/hash.js';
 import type { Balancer, NodeView } from '../../src/upstream/balancers/view.js';
-import { Balancer as ScheduleBalancer } from '../../src/upstream/balancer.js';
-import type { PlanUpstream } from '../../src/config/plan.js';
 
 // Per node: [flags, weight × 1000, in flight, latency µs], Int32 cells as a shared region would hold them.
 const STRIDE = 4;
@@ -100,11 +98,6 @@ export default defineSuite({
       const unequal = () => new SharedView(n, (i) => 1 + (i % 4));
       const nodes = Array.from({ length: n }, (_, i) => ({ id: `10.0.${i >> 8}.${i & 255}:8080`, weight: 1 }));
       const table = buildMaglevTable(nodes, 65537);
-      const plan = { nodes: Array.from({ length: n }, (_, i) => ({ weight: 1 + (i % 4) })), balancer: 'round-robin' } as unknown as PlanUpstream;
-      const old = new ScheduleBalancer(plan);
-      const pools = Array.from({ length: n }, () => ({ inFlight: 0 }));
-      // Through the same pick-and-load loop as the others, so the difference is the balancer alone.
-      cases.push(pickCase(`baseline: schedule-array round robin (src/upstream/balancer.ts), ${n} nodes`, { pick: (_v, skip) => old.pick(pools, skip) }, unequal(), null));
       cases.push(
         pickCase(`round-robin, configured weights (schedule), ${n} nodes`, new RoundRobinBalancer({ seed: 1, weights: Array.from({ length: n }, (_, i) => 1 + (i % 4)) }), unequal(), null),
         pickCase(`round-robin, live steps (as during slow start), ${n} nodes`, new RoundRobinBalancer({ seed: 1 }), unequal(), null),

@@ -1,7 +1,15 @@
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isIP } from 'node:net';
 import type { Config, PredicateConfig, RouteConfig } from './schema.js';
-import type { Plan, PlanNode, PlanPredicate, PlanRoute, PlanUpstream, RewritePart } from './plan.js';
+import { CIRCUIT_BUCKETS, regionBytes } from '../upstream/cluster-state.js';
+import { balancingIssues } from '../upstream/balancers/schema.js';
+import { discoveryIssues } from '../discovery/index.js';
+import type { DiscoveryConfig } from '../discovery/schema.js';
+import type { DiscoveredNode } from '../discovery/source.js';
+import { buildMaglevTable, isPrime } from '../upstream/balancers/maglev.js';
+import { statusTable, type FallbackConfig, type HealthCheckConfig, type RetryConfig } from '../upstream/resilience-schema.js';
+import type { Plan, PlanFallback, PlanHealthCheck, PlanNode, PlanRetry, PlanPredicate, PlanRoute, PlanUpstream, RewritePart } from './plan.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
 import type { PartialConfig } from './load.js';
 import { insertPattern, newNode, parsePattern, type PatternPart, type RadixNode } from '../router/radix.js';
@@ -25,11 +33,21 @@ export interface CompileResult {
  * config is what is left of a file after the schema refused some of it: messages then name the routes' places in the
  * file, and a route naming a refused upstream is not also told that the upstream is unknown.
  */
-export function compileConfig(config: Config, file: string, version = 1, shared = new SharedRegistry(), partial: PartialConfig | null = null): CompileResult {
+/** Node sets found by discovery, by upstream name (the control plane's DiscoveryManager keeps them). */
+export type DiscoveredNodes = ReadonlyMap<string, readonly DiscoveredNode[]>;
+
+export function compileConfig(
+  config: Config,
+  file: string,
+  version = 1,
+  shared = new SharedRegistry(),
+  partial: PartialConfig | null = null,
+  discovered: DiscoveredNodes | null = null,
+): CompileResult {
   const issues: ConfigIssue[] = [];
   const warnings: string[] = [];
 
-  const upstreams = compileUpstreams(config, issues);
+  const upstreams = compileUpstreams(config, file, shared, discovered, issues);
   const upstreamIndex = new Map(upstreams.map((u, i) => [u.name, i]));
   const routes: PlanRoute[] = [];
   const parsed: { parts: PatternPart[][]; hostKeys: string[] }[] = [];
@@ -47,7 +65,13 @@ export function compileConfig(config: Config, file: string, version = 1, shared 
       issues.push({ path: `${where}.upstream`, message: `unknown upstream "${rc.upstream}"`, hint: didYouMean(rc.upstream, declared) ?? `declared: ${declared.join(', ') || 'none'}` });
     }
     const route = compileRoute(rc, i, where, upstream ?? -1, config.limits.maxBodyBytes, config.upstreams[rc.upstream], issues);
-    if (route) (route.route as { policies: PlanPolicy[] | null }).policies = compilePolicies(config, rc, where, shared, issues);
+    if (route) {
+      const r = route.route as { policies: PlanPolicy[] | null; routeState: SharedArrayBuffer | null; fallback: PlanFallback | null };
+      r.policies = compilePolicies(config, rc, where, shared, issues);
+      // One shared cell per limited route: its in-flight count across workers, kept across reloads by name.
+      if (rc.maxConcurrent > 0) r.routeState = shared.get(`route-inflight:${rc.name}`, Int32Array.BYTES_PER_ELEMENT);
+      r.fallback = compileFallback(rc.fallback, `${where}.fallback`, upstreamIndex, issues);
+    }
     if (route && issues.length === before) {
       routes.push(route.route);
       parsed.push({ parts: route.patterns, hostKeys: route.hostKeys });
@@ -131,11 +155,25 @@ function checkTls(tls: { cert: string; key: string; passphrase?: string }, issue
   return { ...tls };
 }
 
-function compileUpstreams(config: Config, issues: ConfigIssue[]): PlanUpstream[] {
+function compileUpstreams(config: Config, file: string, shared: SharedRegistry, discovered: DiscoveredNodes | null, issues: ConfigIssue[]): PlanUpstream[] {
   const out: PlanUpstream[] = [];
   for (const [name, u] of Object.entries(config.upstreams)) {
     const nodes: PlanNode[] = [];
-    u.nodes.forEach((n, j) => {
+    let discovery: DiscoveryConfig | null = null;
+    if (u.discovery) {
+      const copy = structuredClone(u.discovery) as DiscoveryConfig;
+      const found = discoveryIssues(copy, `upstreams.${name}.discovery`);
+      issues.push(...found);
+      // A watched file named relative to the config is found next to it, wherever the gateway was started.
+      if (copy.type === 'file' && !isAbsolute(copy.path)) copy.path = resolvePath(dirname(file), copy.path);
+      if (found.length === 0) discovery = copy;
+    } else if (u.nodes.length === 0) {
+      issues.push({ path: `upstreams.${name}.nodes`, message: 'an upstream needs at least one node, or a discovery source', hint: 'add nodes: [{ url: http://host:port }], or discovery: { type: dns, ... }' });
+    }
+    // Discovered nodes replace the static ones once the source has answered (it never hands on an empty set).
+    const found = discovery !== null ? discovered?.get(name) : undefined;
+    const entries = found && found.length > 0 ? found.map((n) => ({ url: `http://${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`, weight: n.weight })) : u.nodes;
+    entries.forEach((n, j) => {
       const where = `upstreams.${name}.nodes[${j}].url`;
       let url: URL;
       try {
@@ -159,15 +197,104 @@ function compileUpstreams(config: Config, issues: ConfigIssue[]): PlanUpstream[]
     out.push({
       name,
       balancer: u.balancer,
+      balancing: { ...u.balancing, algorithm: u.balancer === 'least-connections' ? 'least-request' : u.balancer },
+      maglev: u.balancer === 'consistent-hash' && isPrime(u.balancing.consistentHash.tableSize) ? maglevTable(nodes, u.balancing.consistentHash.tableSize) : null,
       connections: u.connections,
       pipelining: u.pipelining,
       keepAliveMs: u.keepAliveMs,
       connectTimeoutMs: u.connectTimeoutMs,
       readTimeoutMs: u.readTimeoutMs,
       nodes,
+      discovery,
+      outlier: { ...u.outlierDetection },
+      healthCheck: compileHealthCheck(u.healthCheck, `upstreams.${name}.healthCheck`, issues),
+      // Keyed by the node set: a reload that keeps the nodes keeps their health, ejections and in-flight counts.
+      clusterState: shared.get(`cluster:${name}:${nodes.map((n) => n.url).join(',')}`, regionBytes(nodes.length)),
+      circuit: u.circuitBreaker
+        ? {
+            errorPercent: u.circuitBreaker.errorPercent,
+            slowPercent: u.circuitBreaker.slowPercent,
+            slowCallMs: u.circuitBreaker.slowCallMs ?? 0,
+            bucketMs: Math.ceil(u.circuitBreaker.windowMs / CIRCUIT_BUCKETS),
+            minRequests: u.circuitBreaker.minRequests,
+            openMs: u.circuitBreaker.openMs,
+            halfOpenRequests: u.circuitBreaker.halfOpenRequests,
+          }
+        : null,
+      retryBudget: { ...u.retryBudget },
+      maxConcurrent: u.maxConcurrent,
+      queue: { ...u.queue },
     });
+    if (u.queue.size > 0 && u.maxConcurrent === 0) {
+      issues.push({ path: `upstreams.${name}.queue.size`, message: 'a queue needs maxConcurrent (the limit it waits for)', hint: 'set upstreams.' + name + '.maxConcurrent' });
+    }
+    for (const i of balancingIssues({ ...u.balancing, algorithm: 'round-robin' }, `upstreams.${name}.balancing`)) issues.push(i);
+    const o = u.outlierDetection;
+    if (o.maxEjectionMs < o.baseEjectionMs) {
+      issues.push({ path: `upstreams.${name}.outlierDetection.maxEjectionMs`, message: `must be at least baseEjectionMs (${o.baseEjectionMs})` });
+    }
   }
   return out;
+}
+
+/** The Maglev table of a node set, built once here and shared (not copied) with every worker. */
+function maglevTable(nodes: readonly PlanNode[], size: number): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(size * Int32Array.BYTES_PER_ELEMENT);
+  buildMaglevTable(nodes.map((n) => ({ id: n.url, weight: n.weight })), size, new Int32Array(sab));
+  return sab;
+}
+
+function compileFallback(f: FallbackConfig | undefined, where: string, upstreams: Map<string, number>, issues: ConfigIssue[]): PlanFallback | null {
+  if (!f) return null;
+  if ('upstream' in f) {
+    const i = upstreams.get(f.upstream);
+    if (i === undefined) {
+      issues.push({ path: `${where}.upstream`, message: `unknown upstream "${f.upstream}"`, hint: didYouMean(f.upstream, upstreams.keys()) ?? `declared: ${[...upstreams.keys()].join(', ') || 'none'}` });
+      return null;
+    }
+    return { kind: 'upstream', upstream: i };
+  }
+  const headers: string[] = [];
+  for (const [k, v] of Object.entries(f.headers)) headers.push(k.toLowerCase(), v);
+  return { kind: 'static', status: f.status, headers, body: f.body };
+}
+
+function compileRetry(r: RetryConfig, where: string, issues: ConfigIssue[]): PlanRetry {
+  if (r.backoffMaxMs < r.backoffBaseMs) issues.push({ path: `${where}.backoffMaxMs`, message: `must be at least backoffBaseMs (${r.backoffBaseMs})` });
+  return {
+    attempts: r.attempts,
+    onConnect: r.on.includes('connect-failure'),
+    onReset: r.on.includes('reset'),
+    onTimeout: r.on.includes('timeout'),
+    statuses: r.on.filter((x): x is number => typeof x === 'number'),
+    nonIdempotent: r.nonIdempotent,
+    backoffBaseMs: r.backoffBaseMs,
+    backoffMaxMs: r.backoffMaxMs,
+    perTryTimeoutMs: r.perTryTimeoutMs ?? 0,
+    maxBodyBytes: r.maxBodyBytes,
+  };
+}
+
+function compileHealthCheck(h: HealthCheckConfig | undefined, where: string, issues: ConfigIssue[]): PlanHealthCheck | null {
+  if (!h) return null;
+  if (h.timeoutMs >= h.intervalMs) issues.push({ path: `${where}.timeoutMs`, message: `must be below intervalMs (${h.intervalMs}), or checks of one node would overlap` });
+  if (h.type === 'tcp' && (h.bodyContains !== undefined || h.host !== undefined)) {
+    issues.push({ path: where, message: 'bodyContains and host are for http checks', hint: 'set type: http, or remove them' });
+  }
+  return {
+    type: h.type,
+    method: h.method,
+    path: h.path,
+    host: h.host ?? null,
+    expected: statusTable(h.expectedStatuses),
+    bodyContains: h.bodyContains ?? null,
+    intervalMs: h.intervalMs,
+    timeoutMs: h.timeoutMs,
+    healthyThreshold: h.healthyThreshold,
+    unhealthyThreshold: h.unhealthyThreshold,
+    jitterMs: h.jitterMs,
+    concurrency: h.concurrency,
+  };
 }
 
 function compilePredicates(preds: Record<string, PredicateConfig> | undefined, where: string, lowerNames: boolean, issues: ConfigIssue[]): PlanPredicate[] | null {
@@ -285,6 +412,12 @@ function compileRoute(
     connectTimeoutMs: rc.timeouts?.connectMs ?? upstreamConfig?.connectTimeoutMs ?? 2000,
     readTimeoutMs: rc.timeouts?.readMs ?? upstreamConfig?.readTimeoutMs ?? 30000,
     maxBodyBytes: rc.maxBodyBytes ?? defaultMaxBody,
+    requestTimeoutMs: rc.timeouts?.requestMs ?? 0,
+    retry: compileRetry(rc.retries, `${where}.retries`, issues),
+    requestBody: { ...rc.requestBody },
+    maxConcurrent: rc.maxConcurrent,
+    routeState: null,
+    fallback: null,
     priority: rc.priority,
     policies: null,
     where,

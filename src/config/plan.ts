@@ -33,13 +33,86 @@ export interface PlanPolicy {
 
 export interface PlanUpstream {
   readonly name: string;
-  readonly balancer: 'round-robin' | 'least-connections';
+  /** as configured (least-connections is the old name of least-request) */
+  readonly balancer: string;
+  /** the algorithm and its knobs (src/upstream/balancers/) */
+  readonly balancing: import('../upstream/balancers/schema.js').BalancingConfig;
+  /** the Maglev lookup table of the node set (consistent-hash only), shared by the workers */
+  readonly maglev: SharedArrayBuffer | null;
   readonly connections: number;
   readonly pipelining: number;
   readonly keepAliveMs: number;
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly nodes: readonly PlanNode[];
+  /** where the node set comes from besides `nodes` (src/discovery/), validated with its defaults; null: static */
+  readonly discovery: import('../discovery/schema.js').DiscoveryConfig | null;
+  readonly outlier: PlanOutlier;
+  readonly healthCheck: PlanHealthCheck | null;
+  /** the upstream's shared health/ejection/in-flight region (src/upstream/cluster-state.ts) */
+  readonly clusterState: SharedArrayBuffer;
+  readonly circuit: PlanCircuit | null;
+  readonly retryBudget: { readonly percent: number; readonly minConcurrency: number };
+  /** in flight across all workers (0: no limit), and the per-worker wait queue beyond it */
+  readonly maxConcurrent: number;
+  readonly queue: { readonly size: number; readonly maxWaitMs: number };
+}
+
+export interface PlanCircuit {
+  readonly errorPercent: number;
+  readonly slowPercent: number;
+  /** 0: no slow-call rule */
+  readonly slowCallMs: number;
+  readonly bucketMs: number;
+  readonly minRequests: number;
+  readonly openMs: number;
+  readonly halfOpenRequests: number;
+}
+
+export interface PlanRetry {
+  /** retries after the first try */
+  readonly attempts: number;
+  readonly onConnect: boolean;
+  readonly onReset: boolean;
+  readonly onTimeout: boolean;
+  /** 5xx statuses that are retried */
+  readonly statuses: readonly number[];
+  readonly nonIdempotent: boolean;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  /** 0: the read timeout */
+  readonly perTryTimeoutMs: number;
+  readonly maxBodyBytes: number;
+}
+
+export type PlanFallback =
+  | { readonly kind: 'static'; readonly status: number; readonly headers: readonly string[]; readonly body: string }
+  | { readonly kind: 'upstream'; readonly upstream: number };
+
+export interface PlanOutlier {
+  readonly consecutiveGatewayFailures: number;
+  readonly consecutive5xx: number;
+  readonly baseEjectionMs: number;
+  readonly maxEjectionMs: number;
+  readonly maxEjectionPercent: number;
+  readonly jitterPercent: number;
+  readonly trialRequests: number;
+}
+
+export interface PlanHealthCheck {
+  readonly type: 'http' | 'tcp';
+  readonly method: string;
+  readonly path: string;
+  readonly host: string | null;
+  /** index = status: true when it counts as healthy */
+  readonly expected: readonly boolean[];
+  readonly bodyContains: string | null;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly healthyThreshold: number;
+  readonly unhealthyThreshold: number;
+  readonly jitterMs: number;
+  readonly concurrency: number;
 }
 
 export interface PlanNode {
@@ -78,6 +151,14 @@ export interface PlanRoute {
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly maxBodyBytes: number;
+  /** deadline of the whole request in ms (0: none) */
+  readonly requestTimeoutMs: number;
+  readonly retry: PlanRetry;
+  readonly requestBody: { readonly bufferBytes: number; readonly minBytesPerSecond: number; readonly graceMs: number };
+  /** in flight on this route across all workers (0: no limit), counted in `routeState` */
+  readonly maxConcurrent: number;
+  readonly routeState: SharedArrayBuffer | null;
+  readonly fallback: PlanFallback | null;
   readonly priority: number;
   /** policies in execution order (global ones merged in), or null */
   readonly policies: readonly PlanPolicy[] | null;

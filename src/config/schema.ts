@@ -3,6 +3,9 @@ import { POLICIES } from '../policies/index.js';
 import { RedisSchema } from '../shared/redis-config.js';
 import { ConsumerRegistrySchema, ConsumersSchema } from '../identity/schema.js';
 import { ObservabilitySchema } from '../observe/schema.js';
+import { DiscoveryConfigSchema } from '../discovery/schema.js';
+import { BalancerSchema, BalancingSchema } from '../upstream/balancers/schema.js';
+import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema, QueueSchema, RequestBodySchema, RetryBudgetSchema, RetrySchema } from '../upstream/resilience-schema.js';
 
 /**
  * The one schema of a nanogate config file. It is the source of the TypeScript types (Static<>), of validation
@@ -91,8 +94,10 @@ const UpstreamNode = Type.Object(
 
 const Upstream = Type.Object(
   {
-    nodes: Type.Array(UpstreamNode, { minItems: 1 }),
-    balancer: Type.Union([Type.Literal('round-robin'), Type.Literal('least-connections')], { default: 'round-robin' }),
+    nodes: Type.Array(UpstreamNode, { default: [], description: 'static nodes; with discovery, the set used until the first answer' }),
+    discovery: Type.Optional(DiscoveryConfigSchema),
+    balancer: BalancerSchema,
+    balancing: BalancingSchema,
     connections: Type.Integer({ minimum: 1, maximum: 4096, default: 128, description: 'per node, per worker' }),
     pipelining: Type.Integer({
       minimum: 1,
@@ -104,6 +109,12 @@ const Upstream = Type.Object(
     keepAliveMs: Millis(4000, 'idle upstream connections are closed after this'),
     connectTimeoutMs: Millis(2000, 'connect timeout (then 502, or the next node)'),
     readTimeoutMs: Millis(30000, 'time allowed for the response head, and between body reads (then 504)'),
+    healthCheck: Type.Optional(HealthCheckSchema),
+    outlierDetection: OutlierSchema,
+    circuitBreaker: Type.Optional(CircuitBreakerSchema),
+    retryBudget: RetryBudgetSchema,
+    maxConcurrent: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0, description: 'requests in flight to this upstream across all workers (0: no limit); beyond it the queue, then 503' }),
+    queue: QueueSchema,
   },
   { additionalProperties: false },
 );
@@ -161,11 +172,19 @@ const Route = Type.Object(
     }),
     timeouts: Type.Optional(
       Type.Object(
-        { connectMs: Type.Optional(Millis(2000, 'connect timeout')), readMs: Type.Optional(Millis(30000, 'read timeout')) },
+        {
+          connectMs: Type.Optional(Millis(2000, 'connect timeout')),
+          readMs: Type.Optional(Millis(30000, 'read timeout')),
+          requestMs: Type.Optional(Millis(60000, 'deadline of the whole request: queueing, every try and backoff (then 504, or the fallback)')),
+        },
         { additionalProperties: false },
       ),
     ),
     maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    retries: RetrySchema,
+    requestBody: RequestBodySchema,
+    maxConcurrent: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0, description: 'requests in flight on this route across all workers (0: no limit); beyond it 503 at once' }),
+    fallback: Type.Optional(FallbackSchema),
     policies: Type.Optional(Policies),
   },
   { additionalProperties: false },

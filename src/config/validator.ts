@@ -14,7 +14,7 @@ import { ConfigSchema, type Config } from './schema.js';
  */
 
 /** Ajv options of both paths. verbose: errors carry their schema, so an unknown key can be matched against the keys allowed there. */
-export const AJV_OPTIONS = { allErrors: true, useDefaults: true, strict: false, verbose: true } as const;
+export const AJV_OPTIONS = { allErrors: true, useDefaults: true, strict: false, verbose: true, discriminator: true } as const;
 
 export const GENERATED = fileURLToPath(new URL('./validator.generated.cjs', import.meta.url));
 

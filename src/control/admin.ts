@@ -1,3 +1,21 @@
+import type { Plan } from '../config/plan.js';
+import {
+  ClusterState,
+  EJECTED_UNTIL,
+  EJECTIONS_TOTAL,
+  HEALTH,
+  HEALTH_DOWN,
+  HEALTH_UP,
+  IN_FLIGHT,
+  LAST_FAILURE,
+  LAST_FAILURE_NAMES,
+  LATENCY_US,
+  NONE,
+  PANIC,
+  TRIALS,
+  after,
+  clock32,
+} from '../upstream/cluster-state.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -288,18 +306,27 @@ export class AdminServer {
     return {
       version: plan.version,
       workersMissing: missing,
-      upstreams: plan.upstreams.map((u) => ({
-        name: u.name,
-        balancer: u.balancer,
-        nodes: u.nodes.map((n, i) => ({
-          index: i,
-          url: n.url,
-          weight: n.weight,
-          drained: g.nodeDrained(u.name, n.url),
-          inFlight: load.get(u.name)?.[i] ?? 0,
-          lastError: nodeError(errors.get(u.name)?.[i]),
-        })),
-      })),
+      upstreams: plan.upstreams.map((u) => {
+        const checks = g.health.lastResults(u.name);
+        const health = clusterView(u);
+        return {
+          name: u.name,
+          balancer: u.balancer,
+          healthCheck: u.healthCheck ? u.healthCheck.type : null,
+          discovery: u.discovery ? (g.discovery.status()[u.name] ?? null) : null,
+          panic: health.panic,
+          nodes: u.nodes.map((n, i) => ({
+            index: i,
+            url: n.url,
+            weight: n.weight,
+            drained: g.nodeDrained(u.name, n.url),
+            inFlight: load.get(u.name)?.[i] ?? 0,
+            ...health.nodes[i],
+            lastCheck: checks ? checks[i] : null,
+            lastError: nodeError(errors.get(u.name)?.[i]),
+          })),
+        };
+      }),
     };
   }
 }
@@ -371,6 +398,29 @@ function parseJson(text: string): unknown {
   } catch {
     throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', 'the body is not valid JSON');
   }
+}
+
+/** What an upstream's shared region says about its nodes, for GET /upstreams. */
+function clusterView(u: Plan['upstreams'][number]) {
+  const s = new ClusterState(u.clusterState, u.nodes.length);
+  const now = clock32();
+  return {
+    panic: Atomics.load(s.cells, PANIC) === 1,
+    nodes: u.nodes.map((_, i) => {
+      const until = s.get(i, EJECTED_UNTIL);
+      const health = s.get(i, HEALTH);
+      return {
+        health: health === HEALTH_UP ? 'healthy' : health === HEALTH_DOWN ? 'unhealthy' : 'unknown',
+        ejected: until !== NONE && after(until, now),
+        ejectedForMs: until !== NONE && after(until, now) ? (until - now) | 0 : 0,
+        ejections: s.get(i, EJECTIONS_TOTAL),
+        onTrial: s.get(i, TRIALS) !== 0,
+        activeRequests: s.get(i, IN_FLIGHT),
+        latencyEwmaMs: s.get(i, LATENCY_US) / 1000,
+        lastFailure: LAST_FAILURE_NAMES[s.get(i, LAST_FAILURE)],
+      };
+    }),
+  };
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -8,6 +8,10 @@ import type { Logger } from 'pino';
 import { loadConfigText } from '../config/load.js';
 import { compileConfig } from '../config/compile.js';
 import { ConfigError, type ConfigIssue } from '../config/errors.js';
+import { HealthChecker } from './health-checker.js';
+import { DiscoveryManager } from './discovery-manager.js';
+import { ClusterWatch } from './cluster-watch.js';
+import { renderClusterMetrics } from '../observe/cluster-metrics.js';
 import { AdminFlags, nodeBases, type AdminSwitches } from '../shared/admin-flags.js';
 import { AuditLog, type AuditEntry } from './audit.js';
 import { ConfigWatcher } from './config-watch.js';
@@ -144,11 +148,20 @@ export class Gateway {
   readonly shared = new SharedRegistry();
   /** cluster-scope rate limits: the node's Redis connection and lease refills */
   readonly rateLimits: RateLimitService;
+  /** active health checks of upstream nodes, written into each upstream's shared region */
+  readonly health: HealthChecker;
+  /** logs passive ejections and panic mode once per change, decays ejection multipliers */
+  readonly clusterWatch: ClusterWatch;
+  /** discovery sources of upstreams that have one; a new node set is applied like a reload */
+  readonly discovery: DiscoveryManager;
 
   constructor(options: GatewayOptions) {
     this.options = options;
     this.log = options.logger;
     this.rateLimits = new RateLimitService(this.log);
+    this.health = new HealthChecker(this.log);
+    this.clusterWatch = new ClusterWatch(this.log);
+    this.discovery = new DiscoveryManager(this.log, () => this.#applyDiscovered());
     this.consumers = new ConsumerService(this.log, dirname(options.configFile), (table, generation) => this.#publishConsumers(table, generation));
   }
 
@@ -203,7 +216,7 @@ export class Gateway {
     const secrets = secretValues(this.config, ConfigSchema);
     let compiled;
     try {
-      compiled = compileConfig(this.config, this.options.configFile, 1, this.shared);
+      compiled = compileConfig(this.config, this.options.configFile, 1, this.shared, null, this.discovery.discovered);
     } catch (err) {
       throw scrubbed(err, secrets);
     }
@@ -226,6 +239,8 @@ export class Gateway {
     await this.consumers.settle(true); // a registry's first fetch, so its consumers are served from the start
     this.#stillStarting();
     this.plan = plan;
+    this.health.update(plan);
+    this.clusterWatch.update(plan);
     this.history.push({ version: 1, at: plan.createdAt, source: plan.source, action: 'start', who: 'control-plane', routes: plan.routes.length });
     this.#kept.set(1, this.config);
     this.admin = new AdminServer(this);
@@ -246,6 +261,8 @@ export class Gateway {
     this.#pollTimer = setInterval(() => this.reader.poll(), 1000);
     this.#pollTimer.unref();
     this.#configureWatch();
+    // Discovery starts once every worker serves: its first answer is applied like a reload.
+    this.discovery.update(plan);
     this.log.info({ port: this.port, admin: this.admin.port, workers: this.workerCount, routes: plan.routes.length }, 'nanogate is serving');
   }
 
@@ -324,6 +341,16 @@ export class Gateway {
     }
     this.#fileDigest = digest(text);
     return text;
+  }
+
+  /** Applies the running config again with the node sets discovery found (DiscoveryManager calls it). */
+  #applyDiscovered(): void {
+    if (this.#stopping) return;
+    const actor: Actor = { who: 'discovery' };
+    void this.#audited(actor, 'discovery', this.plan.source, () => this.#apply(this.config, this.plan.source, 'discovery', actor)).then(
+      (r) => this.log.info({ version: r.version }, 'discovered node sets applied'),
+      (err) => this.log.error({ err: (err as Error).message }, 'discovered node sets refused; the previous nodes keep serving'),
+    );
   }
 
   /**
@@ -415,7 +442,7 @@ export class Gateway {
   async #applyChecked(config: Config, source: string, action: string, actor: Actor, rollbackOf: number | undefined, options: ApplyOptions): Promise<ApplyResult> {
     const version = this.plan.version + 1;
     const t0 = performance.now();
-    const { plan: compiled, warnings } = compileConfig(config, source, version, this.shared);
+    const { plan: compiled, warnings } = compileConfig(config, source, version, this.shared, null, this.discovery.discovered);
     const issues: ConfigIssue[] = [];
     const fixed = 'cannot change while the gateway runs (restart it to change it)';
     if (config.listen.port !== this.config.listen.port) issues.push({ path: 'listen.port', message: fixed });
@@ -478,6 +505,9 @@ export class Gateway {
       this.config = config;
       this.plan = plan;
       this.#switches = switches;
+      this.health.update(plan);
+      this.clusterWatch.update(plan);
+      this.discovery.update(plan);
       const committed = this.#round(targets, { type: 'plan-commit', version }, version, 'plan-applied', PREPARE_TIMEOUT_MS);
       // A worker that was restarted during the prepare round started with the old plan: bring it up to date.
       for (const s of this.slots) {
@@ -679,7 +709,16 @@ export class Gateway {
 
   /** Prometheus text for GET /metrics: read from shared memory, the workers are not involved. */
   renderMetrics(): string {
-    return this.metrics?.render({ configVersion: this.plan.version, workersUp: this.slots.filter((s) => s.listening).length }) ?? '';
+    const base = this.metrics?.render({ configVersion: this.plan.version, workersUp: this.slots.filter((s) => s.listening).length }) ?? '';
+    return (
+      base +
+      renderClusterMetrics(this.plan, {
+        healthChanges: this.health.changes,
+        panics: this.clusterWatch.panics,
+        checksTotal: this.health.checksTotal,
+        checkFailuresTotal: this.health.failuresTotal,
+      })
+    );
   }
 
   crashWorker(index: number): boolean {
@@ -695,6 +734,9 @@ export class Gateway {
     // During start-up: let start() reach its next step and give up, so no worker is spawned after this point.
     await this.#starting?.catch(() => {});
     this.consumers.stop();
+    this.health.stop();
+    this.clusterWatch.stop();
+    void this.discovery.stop();
     void this.rateLimits.close();
     const timeoutMs = this.plan?.proxy.drainTimeoutMs ?? 10000;
     const exits = this.slots.map(

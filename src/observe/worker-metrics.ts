@@ -74,7 +74,7 @@ export class WorkerMetrics {
     const code = ex.errorCode;
     if (code !== null) Atomics.add(cells, this.#codes + CODE_INDEX[code], 1);
     // A response is the last attempt's outcome; failures were counted per attempt as they happened (attemptFailed).
-    if (ex.nodeIndex >= 0 && ex.headSent && (code === null || !code.startsWith('NG_ERR_UPSTREAM_'))) {
+    if (ex.nodeIndex >= 0 && ex.upstream === route.upstream && ex.headSent && (code === null || !code.startsWith('NG_ERR_UPSTREAM_'))) {
       const ns = route.nodeMetricsSlots[ex.nodeIndex];
       if (ns !== undefined) Atomics.add(cells, this.#nodes + ns * NODE_CELLS + N_RESPONSES, 1);
     }

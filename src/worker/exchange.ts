@@ -1,10 +1,13 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import { ERRORS, type ErrorCode } from '../errors/codes.js';
 import { upstreamDetail, writeProblem, type ProblemMembers } from '../errors/problem.js';
-import type { UpstreamConnection, UpstreamExchange } from '../upstream/exchange.js';
+import type { UpstreamConnection } from '../upstream/exchange.js';
+import { Attempt, type AttemptOwner } from '../upstream/attempt.js';
+import { clock } from '../shared/clock.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../upstream/h1-parse.js';
-import type { RouteRuntime } from './runtime.js';
+import type { RouteRuntime, UpstreamRuntime } from './runtime.js';
 import { STATUS_LINES } from './status-lines.js';
+import { ADMIT_CIRCUIT_OPEN, ADMIT_FULL, ADMIT_PROBE, OUTCOME_CONNECT, OUTCOME_RESET, OUTCOME_TIMEOUT, type QueuedRequest } from '../upstream/cluster.js';
 import { requestLineWithoutQueryParam } from '../shared/query.js';
 import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
@@ -18,6 +21,26 @@ const PENDING_BODY_LIMIT = 256 * 1024;
  * a longer body starts streaming (chunked) once this much has arrived.
  */
 const CHUNKED_HOLD_LIMIT = 64 * 1024;
+
+/** Exchanges still receiving a request body, checked every clock tick against the route's minimum rate. */
+const receiving = new Set<Exchange>();
+let unregisterBodySweep: (() => void) | null = null;
+
+function sweepBodies(now: number): void {
+  for (const ex of receiving) ex.checkBodyRate(now);
+}
+
+/** Upstream failures a route's fallback answers in place of (the request never reached a response). */
+const FALLBACK_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'NG_ERR_UPSTREAM_CONNECT',
+  'NG_ERR_UPSTREAM_RESET',
+  'NG_ERR_UPSTREAM_TIMEOUT',
+  'NG_ERR_UPSTREAM_UNAVAILABLE',
+  'NG_ERR_UPSTREAM_CIRCUIT_OPEN',
+  'NG_ERR_UPSTREAM_OVERLOADED',
+  'NG_ERR_UPSTREAM_QUEUE_TIMEOUT',
+  'NG_ERR_REQUEST_DEADLINE',
+]);
 
 export interface ExchangeHost {
   readonly counters: WorkerCounters;
@@ -71,7 +94,7 @@ function asBytes(value: string): string | Buffer {
  * backpressure both ways, and turns every failure into one problem+json answer (or, once the response has
  * started, a closed connection). Every field is declared here so all exchanges share one hidden class.
  */
-export class Exchange implements UpstreamExchange, PolicyContext {
+export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   readonly res: HttpResponse;
   readonly host: ExchangeHost;
   readonly route: RouteRuntime;
@@ -89,9 +112,35 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   startWanted = false;
   readonly replayable: boolean;
   readonly pipelinable: boolean;
+  /** GET, HEAD, OPTIONS, PUT, DELETE, TRACE: may be retried after it reached a node (RFC 9110 9.2.2) */
+  readonly idempotent: boolean;
   readonly readTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly maxBodyBytes: number;
+  /** the cluster this request goes to: the route's upstream, or its fallback upstream */
+  upstream: UpstreamRuntime;
+  /** the try in flight (null between tries and before the first) */
+  attempt: Attempt | null = null;
+  /** holds a slot of the upstream (cluster.admit), given back when the exchange ends */
+  admitted = false;
+  /** this request is one of the half-open circuit's probes */
+  probe = false;
+  /** holds a slot of the route's concurrency limit */
+  routeSlot = false;
+  retries = 0;
+  /** a retry counted in the budget whose attempt has not started yet */
+  budgetHeld = false;
+  retryTimer: NodeJS.Timeout | null = null;
+  /** clock.now deadline of the whole request (0: none) */
+  readonly deadline: number;
+  /** clock.now deadline of a wait in the upstream's queue (0: not queued) */
+  queuedUntil = 0;
+  /** the whole request body, kept for a retry (only when held whole and small enough) */
+  replayBody: Buffer[] | null = null;
+  /** the fallback upstream was tried already */
+  fellBack = false;
+  /** clock.now when the body started to arrive, for the minimum rate */
+  bodyStartedAt = 0;
 
   aborted = false;
   done = false;
@@ -170,6 +219,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     requestBodyKind: number,
     facts: RequestFacts | null,
     timing: RequestTiming,
+    contentLength = 0,
   ) {
     this.res = res;
     this.host = host;
@@ -180,10 +230,21 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.headRest = headRest;
     this.isHeadRequest = method === 'HEAD';
     this.requestBodyKind = requestBodyKind;
-    this.bodyHeld = requestBodyKind === BODY_CHUNKED;
+    // A body up to requestBody.bufferBytes is read whole before an upstream connection is taken (so a slow client
+    // holds no connection, and the body can be replayed on a retry); a chunked one at least up to CHUNKED_HOLD_LIMIT.
+    const rb = route.plan.requestBody;
+    this.bodyHeld = requestBodyKind === BODY_CHUNKED || (requestBodyKind === BODY_LENGTH && contentLength <= rb.bufferBytes);
     const safe = method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
-    this.replayable = requestBodyKind === BODY_NONE && (safe || method === 'PUT' || method === 'DELETE');
+    this.idempotent = safe || method === 'PUT' || method === 'DELETE' || method === 'TRACE';
+    this.replayable = requestBodyKind === BODY_NONE && this.idempotent;
     this.pipelinable = requestBodyKind === BODY_NONE && safe;
+    this.upstream = route.upstream;
+    this.deadline = route.plan.requestTimeoutMs > 0 ? clock.now + route.plan.requestTimeoutMs : 0;
+    if (requestBodyKind !== BODY_NONE && rb.minBytesPerSecond > 0) {
+      this.bodyStartedAt = clock.now;
+      receiving.add(this);
+      unregisterBodySweep ??= clock.register(sweepBodies);
+    }
     this.readTimeoutMs = route.plan.readTimeoutMs;
     this.connectTimeoutMs = route.plan.connectTimeoutMs;
     this.maxBodyBytes = route.plan.maxBodyBytes;
@@ -251,7 +312,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     return this.bodyBytes;
   }
   get upstreamNode(): string | null {
-    return this.nodeIndex >= 0 ? this.route.upstream.authorities[this.nodeIndex] : null;
+    return this.nodeIndex >= 0 ? this.upstream.authorities[this.nodeIndex] : null;
   }
 
   header(name: string): string | undefined {
@@ -329,26 +390,130 @@ export class Exchange implements UpstreamExchange, PolicyContext {
 
   // ---------------------------------------------------------------------------- dispatch
 
-  /** Picks a node (another one than `skip` after a failure) and queues the request on its pool. */
+  /**
+   * Sends the request to its upstream cluster: the route's concurrency limit, the cluster's admission (circuit
+   * breaker, concurrency limit and queue), then a node (another one than `skip` after a failure) and an attempt on
+   * its pool. Called again for every retry and when a queued request gets a slot.
+   */
   start(skip = -1): void {
     if (this.bodyHeld) {
       this.startWanted = true;
       return;
     }
-    const upstream = this.route.upstream;
-    const i = upstream.balancer.pick(upstream.pools, skip);
-    if (i < 0) {
-      this.res.cork(() => this.#fail('NG_ERR_UPSTREAM_UNAVAILABLE', `upstream "${upstream.name}" has no node to send to`));
-      return;
+    if (this.aborted || this.done) return;
+    const upstream = this.upstream;
+    const cluster = upstream.cluster;
+    if (!this.admitted) {
+      const route = this.route;
+      if (route.concurrency !== null && !this.routeSlot) {
+        if (!takeSlot(route.concurrency, route.plan.maxConcurrent)) return this.#failCorked('NG_ERR_ROUTE_OVERLOADED', `route "${route.plan.name}" is at its limit of ${route.plan.maxConcurrent} requests`);
+        this.routeSlot = true;
+      }
+      const verdict = cluster.admit();
+      if (verdict === ADMIT_CIRCUIT_OPEN) {
+        const secs = Math.max(1, Math.ceil(cluster.circuitRetryAfterMs() / 1000));
+        return this.#failCorked('NG_ERR_UPSTREAM_CIRCUIT_OPEN', `upstream "${upstream.name}" is failing; try again later`, ['retry-after', String(secs)]);
+      }
+      if (verdict === ADMIT_FULL) {
+        const wait = this.deadline > 0 ? Math.min(cluster.queueWaitMs, this.deadline - clock.now) : cluster.queueWaitMs;
+        if (wait > 0 && cluster.enqueue(this)) {
+          this.queuedUntil = clock.now + wait;
+          return;
+        }
+        return this.#failCorked('NG_ERR_UPSTREAM_OVERLOADED', `upstream "${upstream.name}" is at its concurrency limit`);
+      }
+      this.admitted = true;
+      this.probe = verdict === ADMIT_PROBE;
     }
+    let readTimeout = this.route.plan.retry.perTryTimeoutMs || this.readTimeoutMs;
+    if (this.deadline > 0) {
+      const left = this.deadline - clock.now;
+      if (left <= 0) return this.#failCorked('NG_ERR_REQUEST_DEADLINE', 'the request deadline passed before an upstream answered');
+      if (left < readTimeout) readTimeout = left;
+    }
+    const i = cluster.pick(skip, upstream.hashKey === null ? 0 : upstream.hashKey(this));
+    if (i < 0) return this.#failCorked('NG_ERR_UPSTREAM_UNAVAILABLE', `upstream "${upstream.name}" has no node to send to`);
     this.nodeIndex = i;
     this.attempts++;
-    this.host.attempted(this);
-    if (this.upstreamRemove !== null) this.headRest = dropHeaderLines(this.headRest, this.upstreamRemove);
+    if (upstream === this.route.upstream) this.host.attempted(this);
+    if (this.upstreamRemove !== null) {
+      this.headRest = dropHeaderLines(this.headRest, this.upstreamRemove);
+      this.upstreamRemove = null;
+    }
     this.requestHead = this.headLine + (this.hostLine ?? upstream.hostLines[i]) + this.upstreamExtra + this.headRest;
-    this.sentAt = performance.now();
-    if (this.timing.start > 0) this.timing.upstreamStart = this.sentAt;
-    upstream.pools[i].dispatch(this);
+    const attempt = new Attempt(this, cluster, i, readTimeout, this.probe && this.attempts === 1, this.budgetHeld);
+    this.budgetHeld = false;
+    this.attempt = attempt;
+    if (this.sentAt === 0) {
+      // gateway-added time ends at the first dispatch; retries count as upstream time
+      this.sentAt = attempt.sentAt;
+      if (this.timing.start > 0) this.timing.upstreamStart = this.sentAt;
+    }
+    upstream.pools[i].dispatch(attempt);
+  }
+
+  #failCorked(code: ErrorCode, detail: string, headers: readonly string[] = []): void {
+    this.res.cork(() => this.#fail(code, detail, false, headers));
+  }
+
+  // ---------------------------------------------------------------------------- queue (QueuedRequest)
+
+  dequeued(): void {
+    this.queuedUntil = 0;
+    // Not from inside another response's cork (release() runs where a request ends): on the next turn.
+    setImmediate(() => this.start());
+  }
+
+  queueTimedOut(): void {
+    this.queuedUntil = 0;
+    this.#failCorked('NG_ERR_UPSTREAM_QUEUE_TIMEOUT', `no slot of upstream "${this.upstream.name}" became free in time`);
+  }
+
+  // ---------------------------------------------------------------------------- retries (AttemptOwner)
+
+  /** Every failed try: its cause (with the node address) goes to the access log and the admin API, never the client. */
+  attemptFailed(attempt: Attempt, code: ErrorCode, detail: string): void {
+    this.upstreamError = detail;
+    this.upstream.noteError(attempt.node, code, detail);
+    if (this.upstream === this.route.upstream) this.host.attemptFailed(this, code);
+  }
+
+  /**
+   * A try failed (or answered a 5xx the route retries): try again when the route's retry policy, the request
+   * (method, body), the deadline and the upstream's retry budget all allow it. The first retry goes at once to
+   * another node; later ones, or retries on the same node, wait an exponential backoff with full jitter.
+   */
+  retryAfter(attempt: Attempt, outcome: number, status: number): boolean {
+    if (this.aborted || this.done || this.headSent || attempt !== this.attempt) return false;
+    const p = this.route.plan.retry;
+    if (this.retries >= p.attempts) return false;
+    const wanted = status > 0 ? p.statuses.includes(status) : outcome === OUTCOME_CONNECT ? p.onConnect : outcome === OUTCOME_RESET ? p.onReset : outcome === OUTCOME_TIMEOUT ? p.onTimeout : false;
+    if (!wanted) return false;
+    // Nothing reached the node on a connect failure; anything else may have had effects there.
+    if ((status > 0 || outcome !== OUTCOME_CONNECT) && !this.idempotent && !p.nonIdempotent) return false;
+    if (!this.clientBodyDone || (this.bodySent && this.replayBody === null)) return false;
+    const cluster = this.upstream.cluster;
+    const sameNode = cluster.nodeCount === 1;
+    const delay = this.retries === 0 && !sameNode ? 0 : backoff(p.backoffBaseMs, p.backoffMaxMs, this.retries);
+    if (this.deadline > 0 && clock.now + delay >= this.deadline) return false;
+    if (!cluster.tryRetry()) return false;
+    this.retries++;
+    this.budgetHeld = true;
+    this.attempt = null;
+    this.conn = null;
+    if (this.replayBody !== null) {
+      this.pendingBody = this.replayBody;
+      this.bodySent = false;
+    }
+    const skip = attempt.node;
+    if (delay === 0) this.start(skip);
+    else {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.start(skip);
+      }, delay);
+    }
+    return true;
   }
 
   batch(fn: () => void): void {
@@ -365,6 +530,8 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     if (pending !== null) {
       this.pendingBody = null;
       this.pendingBytes = 0;
+      // A body held whole is kept for a retry (the chunks are the gateway's own copies).
+      if (this.clientBodyDone && this.bodyBytes <= this.route.plan.retry.maxBodyBytes && this.route.plan.retry.attempts > 0) this.replayBody = pending;
       this.bodySent = true;
       let ok = true;
       for (const chunk of pending) ok = conn.writeBody(chunk);
@@ -393,11 +560,13 @@ export class Exchange implements UpstreamExchange, PolicyContext {
       } else {
         (this.pendingBody ??= []).push(copy);
         this.pendingBytes += size;
-        if (this.pendingBytes > PENDING_BODY_LIMIT) this.#pauseClient();
+        // A held body is bounded by its hold limit; one waiting for a connection pauses the client past this.
+        if (!this.bodyHeld && this.pendingBytes > PENDING_BODY_LIMIT) this.#pauseClient();
       }
     }
     if (isLast) {
       this.clientBodyDone = true;
+      if (this.bodyStartedAt > 0) receiving.delete(this);
       if (this.bodyHeld) {
         // The whole body is here: forward it with a Content-Length instead of re-chunking it.
         this.requestBodyKind = this.bodyBytes > 0 ? BODY_LENGTH : BODY_NONE;
@@ -405,7 +574,22 @@ export class Exchange implements UpstreamExchange, PolicyContext {
         this.#release();
       }
       this.conn?.endBody();
-    } else if (this.bodyHeld && this.pendingBytes > CHUNKED_HOLD_LIMIT) this.#release();
+    } else if (this.bodyHeld && this.pendingBytes > Math.max(CHUNKED_HOLD_LIMIT, this.route.plan.requestBody.bufferBytes)) this.#release();
+  }
+
+  /** The clock's check of a body still arriving: slower than the route's minimum rate gets 408 and a close. */
+  checkBodyRate(now: number): void {
+    if (this.done || this.clientBodyDone) {
+      receiving.delete(this);
+      return;
+    }
+    const rb = this.route.plan.requestBody;
+    const elapsed = now - this.bodyStartedAt;
+    if (elapsed < rb.graceMs || this.bodyBytes * 1000 >= rb.minBytesPerSecond * elapsed) return;
+    receiving.delete(this);
+    this.#abandonUpstream();
+    // #fail closes the connection: the body is not complete.
+    this.#failCorked('NG_ERR_REQUEST_BODY_TIMEOUT', `the body arrived slower than ${rb.minBytesPerSecond} bytes per second`);
   }
 
   #release(): void {
@@ -589,13 +773,12 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     // BODY_LENGTH finishes in onBody/#writable when tryEnd reports done.
   }
 
+  /** The final failure of the request's upstream side (its attempt decided against a retry). */
   onError(code: ErrorCode, detail: string): void {
     this.conn = null;
+    this.attempt = null;
     if (this.aborted || this.done) return;
     this.host.counters.add(UPSTREAM_ERRORS);
-    this.upstreamError = detail;
-    if (this.nodeIndex >= 0) this.route.upstream.noteError(this.nodeIndex, code, detail);
-    this.host.attemptFailed(this, code);
     if (this.headSent) {
       // Too late for an error response: cut the client connection so it sees an incomplete message.
       this.errorCode = code;
@@ -603,10 +786,6 @@ export class Exchange implements UpstreamExchange, PolicyContext {
       this.res.close();
       this.#end();
       return;
-    }
-    // Nothing was sent to the node: another node may take it.
-    if (code === 'NG_ERR_UPSTREAM_CONNECT' && !this.bodySent && this.attempts < this.route.upstream.pools.length) {
-      return this.start(this.nodeIndex);
     }
     this.res.cork(() => this.#fail(code, upstreamDetail(code)));
   }
@@ -616,6 +795,7 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   /** Writes a gateway error. Must run corked (inside res.cork or the synchronous part of the handler). */
   #fail(code: ErrorCode, detail: string | undefined, close = false, headers: readonly string[] = [], members: ProblemMembers | null = null): void {
     if (this.aborted || this.done) return;
+    if (!this.headSent && this.route.fallback !== null && FALLBACK_CODES.has(code) && this.#fallBack()) return;
     this.host.counters.add(GATEWAY_ERRORS);
     this.status = ERRORS[code].status;
     this.errorCode = code;
@@ -626,6 +806,35 @@ export class Exchange implements UpstreamExchange, PolicyContext {
     this.#end();
   }
 
+  /** The route's fallback in place of an upstream failure: a static answer, or one try of another upstream. */
+  #fallBack(): boolean {
+    const f = this.route.fallback!;
+    if (f.kind === 'static') {
+      this.respond(f.status, f.headers, f.body);
+      this.fellBack = true;
+      this.#sendPrepared();
+      return true;
+    }
+    if (this.fellBack) return false;
+    this.fellBack = true;
+    this.#releaseSlots();
+    this.upstream = f.upstream;
+    this.retries = 0;
+    this.start();
+    return true;
+  }
+
+  #releaseSlots(): void {
+    if (this.admitted) {
+      this.admitted = false;
+      this.upstream.cluster.release();
+    }
+    if (this.budgetHeld) {
+      this.budgetHeld = false;
+      this.upstream.cluster.retryDone();
+    }
+  }
+
   #finish(): void {
     if (this.done) return;
     this.done = true;
@@ -634,6 +843,23 @@ export class Exchange implements UpstreamExchange, PolicyContext {
 
   /** The one place an exchange ends: log hooks, then the worker's bookkeeping. */
   #end(): void {
+    // An attempt still here finishes on its own: its pool reports the end of the response it is reading (the
+    // client's side can end first, e.g. when the whole body came with the head). Failures abandoned it already.
+    this.attempt = null;
+    if (this.retryTimer !== null) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+    if (this.queuedUntil > 0) {
+      this.queuedUntil = 0;
+      this.upstream.cluster.dequeue(this);
+    }
+    this.#releaseSlots();
+    if (this.routeSlot) {
+      this.routeSlot = false;
+      Atomics.sub(this.route.concurrency!, 0, 1);
+    }
+    if (this.bodyStartedAt > 0) receiving.delete(this);
     if (this.timing.start > 0) this.timing.end = performance.now();
     const log = this.route.log;
     if (log !== null) for (let i = 0; i < log.length; i++) log[i].log!(this);
@@ -641,10 +867,12 @@ export class Exchange implements UpstreamExchange, PolicyContext {
   }
 
   #abandonUpstream(): void {
-    const conn = this.conn;
+    const a = this.attempt;
     this.conn = null;
-    if (conn !== null) conn.abort(this);
-    else if (this.nodeIndex >= 0) this.route.upstream.pools[this.nodeIndex].cancel(this);
+    if (a === null) return;
+    this.attempt = null;
+    if (a.conn === null && !a.over) this.upstream.pools[a.node].cancel(a);
+    a.end();
   }
 
   #onAborted(): void {
@@ -681,4 +909,19 @@ function dropHeaderLines(block: string, names: readonly string[]): string {
     pos = end + 2;
   }
   return out;
+}
+
+/** Takes one slot of a shared concurrency cell (compare-exchange, exact across workers); false when full. */
+function takeSlot(cell: Int32Array, max: number): boolean {
+  for (;;) {
+    const n = Atomics.load(cell, 0);
+    if (n >= max) return false;
+    if (Atomics.compareExchange(cell, 0, n, n + 1) === n) return true;
+  }
+}
+
+/** Exponential backoff with full jitter: a random time up to base × 2^n, capped (AWS's "full jitter"). */
+function backoff(base: number, max: number, n: number): number {
+  const ceiling = Math.min(max, base * 2 ** n);
+  return Math.floor(Math.random() * (ceiling + 1));
 }

@@ -313,7 +313,7 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
     head += '\r\n';
     let facts: RequestFacts | null = null;
     let timing = NO_TIMING;
-    if (route.hasPolicies) {
+    if (route.needsFacts) {
       facts = {
         method,
         path,
@@ -323,11 +323,13 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
         headerNames: s.headerNames.slice(0, s.headerCount),
         headerValues: s.headerValues.slice(0, s.headerCount),
       };
-      const now = performance.now();
-      const hookNames = route.timedHooks;
-      timing = { start: t0, routed: now, accessDone: 0, upstreamStart: 0, connected: 0, upstreamHeaders: 0, end: 0, hooks: hookNames === null ? null : new Float64Array(hookNames.length), hookNames };
+      if (route.hasPolicies) {
+        const now = performance.now();
+        const hookNames = route.timedHooks;
+        timing = { start: t0, routed: now, accessDone: 0, upstreamStart: 0, connected: 0, upstreamHeaders: 0, end: 0, hooks: hookNames === null ? null : new Float64Array(hookNames.length), hookNames };
+      }
     }
-    const ex = new Exchange(res, state, route, requestId, line, hostLine, head, method, bodyKind, facts, timing);
+    const ex = new Exchange(res, state, route, requestId, line, hostLine, head, method, bodyKind, facts, timing, s.contentLength);
     ex.startedAt = t0;
     res.onAborted(ex.onAborted);
     if (bodyKind !== BODY_NONE) res.onData((chunk, isLast) => ex.onClientData(chunk, isLast));

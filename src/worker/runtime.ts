@@ -1,7 +1,9 @@
 import type { Plan, PlanPredicate, PlanRoute } from '../config/plan.js';
 import { H1Pool } from '../upstream/h1-pool.js';
 import { UndiciNodePool } from '../upstream/undici-pool.js';
-import { Balancer } from '../upstream/balancer.js';
+import { UpstreamCluster } from '../upstream/cluster.js';
+import { compileHashKey, type HashKeyRequest } from '../upstream/balancers/hash.js';
+import { ClusterState } from '../upstream/cluster-state.js';
 import { MatchScratch, walk, type RadixNode } from '../router/radix.js';
 import { CidrSet } from '../shared/cidr.js';
 import { POLICY_BY_NAME } from '../policies/index.js';
@@ -25,7 +27,8 @@ export interface NodePool {
 export class UpstreamRuntime {
   readonly name: string;
   readonly pools: NodePool[];
-  readonly balancer: Balancer;
+  /** which node, and how each attempt went (health, ejection, in-flight across workers) */
+  readonly cluster: UpstreamCluster;
   /** "host: 10.0.0.1:8080\r\n" per node, for hostHeader: upstream */
   readonly hostLines: string[];
   /** host:port per node, for logs */
@@ -33,11 +36,15 @@ export class UpstreamRuntime {
   /** per node, the last failure seen by this worker (null: none); kept across a reload for an unchanged node URL */
   readonly lastErrors: (NodeError | null)[];
   readonly urls: string[];
+  /** consistent-hash: the request's key (src/upstream/balancers/hash.ts); null for the other balancers */
+  readonly hashKey: ((req: HashKeyRequest) => number) | null;
 
-  constructor(plan: Plan, index: number, previous: UpstreamRuntime | undefined, flags: Int32Array, firstNodeCell: number) {
+  constructor(plan: Plan, index: number, previous: UpstreamRuntime | undefined, flags: Int32Array, firstNodeCell: number, workerIndex = 0) {
     const u = plan.upstreams[index];
     this.name = u.name;
-    this.balancer = new Balancer(u, flags, firstNodeCell);
+    // Seeded per worker, so that workers' random choices and round-robin starts differ.
+    this.cluster = new UpstreamCluster(u, new ClusterState(u.clusterState, u.nodes.length), flags, firstNodeCell, workerIndex + 1);
+    this.hashKey = u.balancing.algorithm === 'consistent-hash' ? compileHashKey(u.balancing.consistentHash.hashOn) : null;
     this.hostLines = u.nodes.map((n) => `host: ${n.authority}\r\n`);
     this.authorities = u.nodes.map((n) => n.authority);
     this.lastErrors = u.nodes.map((n) => {
@@ -82,6 +89,8 @@ export class RouteRuntime {
   readonly hasRequestPhases: boolean;
   /** any policy at all: the handler copies request facts and takes timestamps */
   readonly hasPolicies: boolean;
+  /** the handler copies request facts: for policies, or for a balancer key (consistent-hash) */
+  readonly needsFacts: boolean;
   readonly slotCount: number;
   /** a policy on this route answers CORS preflights: OPTIONS with Origin and Access-Control-Request-Method matches too */
   readonly preflight: boolean;
@@ -92,9 +101,16 @@ export class RouteRuntime {
   readonly nodeMetricsSlots: readonly number[];
   /** policy names of the access then rewrite hooks, when a hook asked for per-hook timing; else null */
   readonly timedHooks: readonly string[] | null;
+  /** the route's in-flight cell across workers, when it has a concurrency limit */
+  readonly concurrency: Int32Array | null;
+  /** what answers when the upstream cannot (src/config/plan.ts PlanFallback), with the fallback upstream resolved */
+  readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: string } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
 
-  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>) {
+  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>, upstreams: readonly UpstreamRuntime[] = []) {
     this.scratch = scratch;
+    this.concurrency = plan.routeState ? new Int32Array(plan.routeState) : null;
+    const f = plan.fallback;
+    this.fallback = f === null ? null : f.kind === 'static' ? f : { kind: 'upstream', upstream: upstreams[f.upstream] };
     const hooks: PolicyHooks[] = [];
     for (const [slot, p] of (plan.policies ?? []).entries()) {
       const mod = POLICY_BY_NAME.get(p.name)!;
@@ -111,6 +127,7 @@ export class RouteRuntime {
     this.hasRequestPhases = this.access !== null || this.rewrite !== null;
     this.slotCount = hooks.length;
     this.hasPolicies = hooks.length > 0;
+    this.needsFacts = this.hasPolicies || upstream.hashKey !== null || (this.fallback?.kind === 'upstream' && this.fallback.upstream.hashKey !== null);
     this.preflight = (plan.policies ?? []).some((p) => POLICY_BY_NAME.get(p.name)!.answersPreflight?.(p.data) === true);
     this.plan = plan;
     this.upstream = upstream;
@@ -166,9 +183,9 @@ export class Runtime {
     const bases = nodeBases(plan);
     this.upstreams = plan.upstreams.map((_, i) => {
       const old = previous?.upstreams.find((u) => u.name === plan.upstreams[i].name);
-      return new UpstreamRuntime(plan, i, old, this.flags, nodeCellBase(this.flags, bases[i]));
+      return new UpstreamRuntime(plan, i, old, this.flags, nodeCellBase(this.flags, bases[i]), workerIndex);
     });
-    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch, workerIndex, plan.services));
+    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch, workerIndex, plan.services, this.upstreams));
     this.trusted = new CidrSet(plan.proxy.trustedProxies);
     this.#hosts = plan.router.hosts;
     this.#wildcardHosts = plan.router.wildcardHosts;
@@ -203,7 +220,10 @@ export class Runtime {
   }
 
   sweep(now: number): void {
-    for (const u of this.upstreams) for (const p of u.pools) p.sweep(now);
+    for (const u of this.upstreams) {
+      for (const p of u.pools) p.sweep(now);
+      u.cluster.sweep(now);
+    }
     const r = this.retiring;
     if (r.length > 0) {
       for (let i = r.length - 1; i >= 0; i--) {

@@ -100,7 +100,8 @@ test('rejections are counted by error code, with and without a route', async () 
   assert.equal(s.sum('nanogate_requests_total', { route: '-', class: '4xx' }), 2);
   assert.equal(s.sum('nanogate_rejections_total', { code: 'NG_ERR_UPSTREAM_CONNECT' }), 2);
   assert.equal(s.sum('nanogate_requests_total', { route: 'broken', class: '5xx' }), 2);
-  assert.equal(s.sum('nanogate_upstream_failures_total', { upstream: 'dead' }), 2);
+  // every attempt counts: each request is tried three times (the default retries: 2 on connect failures)
+  assert.equal(s.sum('nanogate_upstream_failures_total', { upstream: 'dead' }), 6);
   assert.equal(s.sum('nanogate_rejections_total', { code: 'NG_ERR_AUTH_UNKNOWN_KEY' }), 1);
 });
 

@@ -167,7 +167,8 @@ test('a client that goes away while the upstream is thinking: the upstream reque
 test('a client that goes away mid-upload: the upstream request is aborted, no socket leaks', T, async () => {
   const before = hold.arrivals.length;
   const c = await RawClient.connect(gw.port);
-  c.send(`POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${1024 * 1024}\r\n\r\n`);
+  // Larger than requestBody.bufferBytes (1 MiB), so the body streams and the upstream request is under way.
+  c.send(`POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${4 * 1024 * 1024}\r\n\r\n`);
   c.send(Buffer.alloc(100_000, 1));
   assert.ok(await waitFor(() => hold.arrivals.length > before), 'the request never reached the upstream');
   const open = hold.openSockets();

@@ -70,6 +70,8 @@ function config(refusedByCompile = false, globalJwt: 'keys' | 'jwksUrl' = 'keys'
       // An empty user name is accepted (the gateway sends no userinfo upstream); a user name is refused by compile,
       // and that message quotes the URL.
       app: { nodes: [{ url: `http://${refusedByCompile ? 'user' : ''}:${mark()}@127.0.0.1:${deadPort}` }] },
+      // a discovery source's credentials (its agent is not there: the static node serves)
+      registry: { nodes: [{ url: `http://127.0.0.1:${deadPort}` }], discovery: { type: 'consul', address: `http://127.0.0.1:${deadPort}`, service: 'app', token: mark() } },
     },
     routes: [
       { name: 'with-keys', match: { prefix: '/a' }, upstream: 'app', policies: policies('keys', refusedByCompile) },

@@ -4,7 +4,6 @@ import { readFileSync } from 'node:fs';
 import { loadConfigText } from '../../src/config/load.js';
 import { compileConfig } from '../../src/config/compile.js';
 import { ConfigError } from '../../src/config/errors.js';
-import { Balancer } from '../../src/upstream/balancer.js';
 import { Runtime } from '../../src/worker/runtime.js';
 import { ADMIN_ERRORS } from '../../src/control/admin.js';
 import { tokenFingerprint } from '../../src/control/audit.js';
@@ -75,10 +74,9 @@ test('a plan carries its region by structured clone as shared memory: a switch r
   assert.equal(Atomics.load(rt.flags, rt.routes[1].flagCell), FLAG_ON);
   // node 1 of upstream a
   flags.setNode(1, true);
-  const pools = [{ inFlight: 0 }, { inFlight: 0 }];
-  for (let i = 0; i < 10; i++) assert.equal(rt.upstreams[0].balancer.pick(pools, -1), 0);
+  for (let i = 0; i < 10; i++) assert.equal(rt.upstreams[0].cluster.pick(-1), 0);
   flags.setNode(1, false);
-  assert.deepEqual(new Set(Array.from({ length: 10 }, () => rt.upstreams[0].balancer.pick(pools, -1))), new Set([0, 1]));
+  assert.deepEqual(new Set(Array.from({ length: 10 }, () => rt.upstreams[0].cluster.pick(-1))), new Set([0, 1]));
 });
 
 test('a plan without a region gets a private one of the same layout', () => {
@@ -90,21 +88,6 @@ test('a plan without a region gets a private one of the same layout', () => {
   assert.equal(rt.flags[ROUTE_COUNT], 2);
 });
 
-test('the balancer never picks a drained node, with either algorithm, and gives up when all are', () => {
-  for (const balancer of ['round-robin', 'least-connections'] as const) {
-    const upstream = { name: 'u', balancer, connections: 1, pipelining: 1, keepAliveMs: 1, connectTimeoutMs: 1, readTimeoutMs: 1, nodes: [1, 2, 3].map((i) => ({ url: `http://h:${i}`, tls: false, host: 'h', port: i, authority: `h:${i}`, weight: 1 })) };
-    const flags = new Int32Array(10);
-    const b = new Balancer(upstream, flags, 5);
-    const pools = [{ inFlight: 0 }, { inFlight: 0 }, { inFlight: 0 }];
-    Atomics.store(flags, 5 + 0, 1);
-    const picks = new Set(Array.from({ length: 12 }, () => b.pick(pools, -1)));
-    assert.ok(!picks.has(0), balancer);
-    assert.equal(b.pick(pools, 1), 2, `${balancer}: skip and drained together`);
-    Atomics.store(flags, 5 + 1, 1);
-    Atomics.store(flags, 5 + 2, 1);
-    assert.equal(b.pick(pools, -1), -1, balancer);
-  }
-});
 
 test('the admin error table in docs/errors.md matches ADMIN_ERRORS', () => {
   const docs = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');

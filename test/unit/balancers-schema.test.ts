@@ -1,16 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ajv } from 'ajv';
-import { BalancingSchema, balancingIssues, type BalancingConfig } from '../../src/upstream/balancers/schema.js';
+import { BalancerSchema, BalancingSchema, balancingIssues, type BalancingConfig } from '../../src/upstream/balancers/schema.js';
 import { compileHashKey } from '../../src/upstream/balancers/hash.js';
 
 // The options src/config/load.ts validates the config with.
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
-const validate = ajv.compile<BalancingConfig>(BalancingSchema);
+const validate = ajv.compile(BalancingSchema);
+const validateName = ajv.compile(BalancerSchema);
 
+/** `algorithm` stands for the upstream's `balancer` key, checked by its own schema; the rest is `balancing`. */
 function check(value: unknown): { ok: boolean; errors: string[]; config: BalancingConfig } {
-  const ok = validate(value);
-  return { ok, errors: (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`), config: value as BalancingConfig };
+  const { algorithm = "round-robin", ...rest } = value as { algorithm?: unknown } & Record<string, unknown>;
+  const okName = validateName(algorithm);
+  const nameErrors = (validateName.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
+  const okRest = validate(rest);
+  const errors = [...nameErrors, ...(validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`)];
+  return { ok: okName && okRest, errors, config: { ...rest, algorithm } as unknown as BalancingConfig };
 }
 
 test('an empty section gets every default', () => {

@@ -165,7 +165,7 @@ test('a value of the wrong type names its path', () => {
 
 test('an enum value names the allowed values', () => {
   const err = configError(() => load('upstreams:\n  users: { nodes: [{ url: "http://127.0.0.1:9001" }], balancer: random }\n'));
-  assert.ok(lines(err).includes('gw.yaml: upstreams.users.balancer: must be one of "round-robin", "least-connections"'), err.message);
+  assert.ok(lines(err).includes('gw.yaml: upstreams.users.balancer: must be one of "round-robin", "least-request", "consistent-hash", "peak-ewma", "least-connections"'), err.message);
 });
 
 // ------------------------------------------------------------------------------------------------ compile errors

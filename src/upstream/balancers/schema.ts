@@ -77,21 +77,26 @@ const SlowStart = Type.Object(
   { additionalProperties: false, description: 'ramps a new or recovered node up to its weight (round-robin, least-request, peak-ewma, bounded load)' },
 );
 
+/** The algorithm is the upstream's `balancer` key; this holds each algorithm's knobs. */
 export const BalancingSchema = Type.Object(
   {
-    algorithm: Type.Union(
-      ALGORITHMS.map((a) => Type.Literal(a)),
-      { default: 'round-robin', description: 'round-robin (smooth weighted), least-request, consistent-hash (Maglev), peak-ewma; see docs/balancing.md' },
-    ),
     leastRequest: LeastRequest,
     consistentHash: ConsistentHash,
     peakEwma: PeakEwma,
     slowStart: Type.Optional(SlowStart),
   },
-  { additionalProperties: false, default: {}, description: 'how a node is chosen for each request' },
+  { additionalProperties: false, default: {}, description: 'knobs of the balancer algorithms (the one chosen by `balancer` applies); see docs/balancing.md' },
 );
 
-export type BalancingConfig = Static<typeof BalancingSchema>;
+export const BalancerSchema = Type.Union(
+  [...ALGORITHMS.map((a) => Type.Literal(a)), Type.Literal('least-connections')],
+  {
+    default: 'round-robin',
+    description: 'round-robin (smooth weighted), least-request (P2C over in-flight counts of all workers), consistent-hash (Maglev, bounded load), peak-ewma (latency-aware P2C); least-connections is the old name of least-request',
+  },
+);
+
+export type BalancingConfig = Static<typeof BalancingSchema> & { readonly algorithm: Algorithm };
 
 export interface BalancingIssue {
   path: string;
