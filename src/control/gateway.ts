@@ -709,6 +709,8 @@ export class Gateway {
 
   /** Prometheus text for GET /metrics: read from shared memory, the workers are not involved. */
   renderMetrics(): string {
+    // the watcher's counts (panic episodes) as of this scrape, not of its last tick
+    this.clusterWatch.tick();
     const base = this.metrics?.render({ configVersion: this.plan.version, workersUp: this.slots.filter((s) => s.listening).length }) ?? '';
     return (
       base +

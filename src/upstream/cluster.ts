@@ -304,10 +304,11 @@ export class UpstreamCluster implements NodeView {
     const b = this.#budget;
     for (;;) {
       const n = Atomics.load(cells, RETRIES_ACTIVE);
-      // A share of the requests that are not retries themselves, so that retries stay within `percent` of the
-      // client's requests (Envoy counts all active requests, which lets retries reach percent / (1 - percent)).
-      const allowed = Math.max(b.minConcurrency, ((Atomics.load(cells, ACTIVE) - n) * b.percent) / 100);
-      if (n >= allowed) {
+      // With this retry counted, retries must stay within `percent` of the requests in flight that are not retrying
+      // (a retrying request turns one of those into a retry), so retries stay within `percent` of client requests;
+      // Envoy's share of all active requests lets them reach percent / (1 - percent).
+      const others = Atomics.load(cells, ACTIVE) - n - 1;
+      if (n + 1 > Math.max(b.minConcurrency, (others * b.percent) / 100)) {
         Atomics.add(cells, RETRIES_REFUSED, 1);
         return false;
       }

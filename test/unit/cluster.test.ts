@@ -167,11 +167,14 @@ test('maxConcurrent is exact across workers', () => {
 test('the retry budget: a share of the other requests in flight, at least minConcurrency, across workers', () => {
   const { a, b } = setup('    retryBudget: { percent: 20, minConcurrency: 1 }');
   for (let i = 0; i < 10; i++) a.admit();
-  assert.equal(a.tryRetry(), true, '20 % of 10');
-  assert.equal(b.tryRetry(), true);
-  assert.equal(b.tryRetry(), false, 'a third retry would pass 20 % of the 8 others');
+  assert.equal(a.tryRetry(), true, '1 retry against 9 others: 11 %');
+  assert.equal(b.tryRetry(), false, 'a second would make 2 against 8: 25 %');
   a.retryDone();
-  assert.equal(b.tryRetry(), true);
+  assert.equal(b.tryRetry(), true, 'the other worker sees the freed share');
+  for (let i = 0; i < 10; i++) b.admit();
+  assert.equal(a.tryRetry(), true, '2 against 18 others: 11 %');
+  assert.equal(a.tryRetry(), true, '3 against 17: 17.6 %');
+  assert.equal(b.tryRetry(), false, '4 against 16 would pass 20 %');
 });
 
 test('consistent-hash through the cluster: a key keeps its node, keys spread over all nodes', () => {
