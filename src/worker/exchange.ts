@@ -496,9 +496,12 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     const sameNode = cluster.nodeCount === 1;
     const delay = this.retries === 0 && !sameNode ? 0 : backoff(p.backoffBaseMs, p.backoffMaxMs, this.retries);
     if (this.deadline > 0 && clock.now + delay >= this.deadline) return false;
-    if (!cluster.tryRetry()) return false;
+    // A refused connect put no load on any node, so its retry cannot multiply load: only the other retries count
+    // against the budget (in-flight requests on a killed node then all find another node, whatever their number).
+    const free = status === 0 && outcome === OUTCOME_CONNECT;
+    if (!free && !cluster.tryRetry()) return false;
     this.retries++;
-    this.budgetHeld = true;
+    this.budgetHeld = !free;
     this.attempt = null;
     this.conn = null;
     if (this.replayBody !== null) {
