@@ -8,8 +8,8 @@ import { discoveryIssues } from '../discovery/index.js';
 import type { DiscoveryConfig } from '../discovery/schema.js';
 import type { DiscoveredNode } from '../discovery/source.js';
 import { buildMaglevTable, isPrime } from '../upstream/balancers/maglev.js';
-import { statusTable, type FallbackConfig, type HealthCheckConfig, type RetryConfig } from '../upstream/resilience-schema.js';
-import type { Plan, PlanFallback, PlanHealthCheck, PlanNode, PlanRetry, PlanPredicate, PlanRoute, PlanUpstream, RewritePart } from './plan.js';
+import { statusTable, type CircuitBreakerConfig, type FallbackConfig, type HealthCheckConfig, type RetryConfig } from '../upstream/resilience-schema.js';
+import type { Plan, PlanCircuit, PlanFallback, PlanHealthCheck, PlanNode, PlanRetry, PlanPredicate, PlanRoute, PlanUpstream, RewritePart } from './plan.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
 import type { PartialConfig } from './load.js';
 import { insertPattern, newNode, parsePattern, type PatternPart, type RadixNode } from '../router/radix.js';
@@ -71,6 +71,10 @@ export function compileConfig(
       // One shared cell per limited route: its in-flight count across workers, kept across reloads by name.
       if (rc.maxConcurrent > 0) r.routeState = shared.get(`route-inflight:${rc.name}`, Int32Array.BYTES_PER_ELEMENT);
       r.fallback = compileFallback(rc.fallback, `${where}.fallback`, upstreamIndex, issues);
+      // A route's own circuit: its cells (the same layout as an upstream region's header) kept across reloads by name.
+      const rcb = r as unknown as { circuit: PlanCircuit | null; circuitState: SharedArrayBuffer | null };
+      rcb.circuit = compileCircuit(rc.circuitBreaker);
+      rcb.circuitState = rcb.circuit ? shared.get(`route-circuit:${rc.name}`, regionBytes(0)) : null;
     }
     if (route && issues.length === before) {
       routes.push(route.route);
@@ -210,17 +214,7 @@ function compileUpstreams(config: Config, file: string, shared: SharedRegistry, 
       healthCheck: compileHealthCheck(u.healthCheck, `upstreams.${name}.healthCheck`, issues),
       // Keyed by the node set: a reload that keeps the nodes keeps their health, ejections and in-flight counts.
       clusterState: shared.get(`cluster:${name}:${nodes.map((n) => n.url).join(',')}`, regionBytes(nodes.length)),
-      circuit: u.circuitBreaker
-        ? {
-            errorPercent: u.circuitBreaker.errorPercent,
-            slowPercent: u.circuitBreaker.slowPercent,
-            slowCallMs: u.circuitBreaker.slowCallMs ?? 0,
-            bucketMs: Math.ceil(u.circuitBreaker.windowMs / CIRCUIT_BUCKETS),
-            minRequests: u.circuitBreaker.minRequests,
-            openMs: u.circuitBreaker.openMs,
-            halfOpenRequests: u.circuitBreaker.halfOpenRequests,
-          }
-        : null,
+      circuit: compileCircuit(u.circuitBreaker),
       retryBudget: { ...u.retryBudget },
       maxConcurrent: u.maxConcurrent,
       queue: { ...u.queue },
@@ -242,6 +236,19 @@ function maglevTable(nodes: readonly PlanNode[], size: number): SharedArrayBuffe
   const sab = new SharedArrayBuffer(size * Int32Array.BYTES_PER_ELEMENT);
   buildMaglevTable(nodes.map((n) => ({ id: n.url, weight: n.weight })), size, new Int32Array(sab));
   return sab;
+}
+
+function compileCircuit(c: CircuitBreakerConfig | undefined): PlanCircuit | null {
+  if (!c) return null;
+  return {
+    errorPercent: c.errorPercent,
+    slowPercent: c.slowPercent,
+    slowCallMs: c.slowCallMs ?? 0,
+    bucketMs: Math.ceil(c.windowMs / CIRCUIT_BUCKETS),
+    minRequests: c.minRequests,
+    openMs: c.openMs,
+    halfOpenRequests: c.halfOpenRequests,
+  };
 }
 
 function compileFallback(f: FallbackConfig | undefined, where: string, upstreams: Map<string, number>, issues: ConfigIssue[]): PlanFallback | null {
@@ -418,6 +425,8 @@ function compileRoute(
     maxConcurrent: rc.maxConcurrent,
     routeState: null,
     fallback: null,
+    circuit: null,
+    circuitState: null,
     priority: rc.priority,
     policies: null,
     where,

@@ -97,6 +97,7 @@ export interface PlanOutlier {
   readonly maxEjectionPercent: number;
   readonly jitterPercent: number;
   readonly trialRequests: number;
+  readonly successRate?: { readonly intervalMs: number; readonly minRequests: number; readonly minNodes: number; readonly stdevFactor: number };
 }
 
 export interface PlanHealthCheck {
@@ -159,6 +160,9 @@ export interface PlanRoute {
   readonly maxConcurrent: number;
   readonly routeState: SharedArrayBuffer | null;
   readonly fallback: PlanFallback | null;
+  /** the route's own circuit breaker (besides its upstream's), with its shared cells */
+  readonly circuit: PlanCircuit | null;
+  readonly circuitState: SharedArrayBuffer | null;
   readonly priority: number;
   /** policies in execution order (global ones merged in), or null */
   readonly policies: readonly PlanPolicy[] | null;

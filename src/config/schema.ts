@@ -185,6 +185,7 @@ const Route = Type.Object(
     requestBody: RequestBodySchema,
     maxConcurrent: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0, description: 'requests in flight on this route across all workers (0: no limit); beyond it 503 at once' }),
     fallback: Type.Optional(FallbackSchema),
+    circuitBreaker: Type.Optional(CircuitBreakerSchema),
     policies: Type.Optional(Policies),
   },
   { additionalProperties: false },

@@ -1,5 +1,10 @@
 import type { Plan } from '../config/plan.js';
 import {
+  CIRCUIT,
+  CIRCUIT_NAMES,
+  CIRCUIT_OPENINGS,
+  RETRIES_REFUSED,
+  RETRIES_TOTAL,
   ClusterState,
   EJECTED_UNTIL,
   EJECTIONS_TOTAL,
@@ -315,6 +320,7 @@ export class AdminServer {
           healthCheck: u.healthCheck ? u.healthCheck.type : null,
           discovery: u.discovery ? (g.discovery.status()[u.name] ?? null) : null,
           panic: health.panic,
+          circuit: health.circuit,
           nodes: u.nodes.map((n, i) => ({
             index: i,
             url: n.url,
@@ -406,6 +412,9 @@ function clusterView(u: Plan['upstreams'][number]) {
   const now = clock32();
   return {
     panic: Atomics.load(s.cells, PANIC) === 1,
+    circuit: u.circuit
+      ? { state: CIRCUIT_NAMES[Atomics.load(s.cells, CIRCUIT)], openings: Atomics.load(s.cells, CIRCUIT_OPENINGS), retries: Atomics.load(s.cells, RETRIES_TOTAL), retriesRefused: Atomics.load(s.cells, RETRIES_REFUSED) }
+      : null,
     nodes: u.nodes.map((_, i) => {
       const until = s.get(i, EJECTED_UNTIL);
       const health = s.get(i, HEALTH);

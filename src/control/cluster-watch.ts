@@ -1,6 +1,10 @@
 import type pino from 'pino';
 import type { Plan } from '../config/plan.js';
 import {
+  CIRCUIT,
+  CIRCUIT_CLOSED,
+  CIRCUIT_HALF_OPEN,
+  CIRCUIT_OPEN,
   ClusterState,
   EJECTED_UNTIL,
   EJECTIONS,
@@ -9,6 +13,9 @@ import {
   LAST_FAILURE_NAMES,
   NONE,
   PANIC,
+  LAST_SUCCESS_RATE,
+  WINDOW_OK,
+  WINDOW_TOTAL,
   after,
   clock32,
 } from '../upstream/cluster-state.js';
@@ -17,10 +24,13 @@ const TICK_MS = 250;
 
 interface Seen {
   generation: number;
+  circuit: number;
   ejected: boolean[];
   panic: boolean;
   /** clock32() of the last multiplier decay per node */
   decayedAt: number[];
+  /** clock32() of the last success-rate evaluation */
+  ratedAt: number;
 }
 
 /**
@@ -35,6 +45,7 @@ export class ClusterWatch {
   #states = new Map<string, ClusterState>();
   #seen = new Map<string, Seen>();
   #timer: NodeJS.Timeout | null = null;
+  readonly #routeCircuits = new Map<string, number>();
   /** passive ejections and panic episodes seen, for metrics: upstream -> counts */
   readonly panics = new Map<string, number>();
 
@@ -66,15 +77,58 @@ export class ClusterWatch {
     this.#timer = null;
   }
 
+  /**
+   * Success-rate outliers (Envoy's success_rate_*): among the nodes with enough attempts in the interval, one whose
+   * success rate is below mean − stdevFactor × stdev is ejected (same rules as any ejection: time growing with
+   * repeats, maxEjectionPercent). The interval's counts then start again.
+   */
+  #rateNodes(u: Plan['upstreams'][number], s: ClusterState, sr: NonNullable<Plan['upstreams'][number]['outlier']['successRate']>, now: number): void {
+    const rates: { node: number; rate: number }[] = [];
+    for (let i = 0; i < u.nodes.length; i++) {
+      const total = s.get(i, WINDOW_TOTAL);
+      const ok = s.get(i, WINDOW_OK);
+      s.set(i, WINDOW_TOTAL, 0);
+      s.set(i, WINDOW_OK, 0);
+      if (total >= sr.minRequests && s.get(i, EJECTED_UNTIL) === NONE) rates.push({ node: i, rate: ok / total });
+    }
+    if (rates.length < sr.minNodes) return;
+    const mean = rates.reduce((a, r) => a + r.rate, 0) / rates.length;
+    const stdev = Math.sqrt(rates.reduce((a, r) => a + (r.rate - mean) ** 2, 0) / rates.length);
+    const threshold = mean - sr.stdevFactor * stdev;
+    const maxEjected = Math.max(1, Math.floor((u.nodes.length * u.outlier.maxEjectionPercent) / 100));
+    for (const r of rates) {
+      if (r.rate >= threshold) continue;
+      const forMs = Math.min(u.outlier.baseEjectionMs * (s.get(r.node, EJECTIONS) + 1), u.outlier.maxEjectionMs);
+      if (s.eject(r.node, now, clock32(Date.now() + forMs), LAST_SUCCESS_RATE, maxEjected)) {
+        this.#log.warn({ upstream: u.name, node: u.nodes[r.node].url, successRate: Number(r.rate.toFixed(3)), mean: Number(mean.toFixed(3)), threshold: Number(threshold.toFixed(3)) }, 'upstream node is a success-rate outlier');
+      }
+    }
+  }
+
+  #logCircuit(fields: Record<string, string>, state: number): void {
+    if (state === CIRCUIT_OPEN) this.#log.error({ ...fields, circuit: 'open' }, 'circuit breaker opened: answering 503 at once');
+    else if (state === CIRCUIT_HALF_OPEN) this.#log.warn({ ...fields, circuit: 'half-open' }, 'circuit breaker half-open: letting probes through');
+    else this.#log.info({ ...fields, circuit: 'closed' }, 'circuit breaker closed');
+  }
+
   tick(): void {
     const plan = this.#plan;
     if (plan === null) return;
     const now = clock32();
+    // Routes with their own circuit: one cell each, read every tick (they have no generation of their own).
+    for (const r of plan.routes) {
+      if (r.circuitState === null) continue;
+      const state = Atomics.load(new Int32Array(r.circuitState), CIRCUIT);
+      if (state !== (this.#routeCircuits.get(r.name) ?? CIRCUIT_CLOSED)) {
+        this.#routeCircuits.set(r.name, state);
+        this.#logCircuit({ route: r.name }, state);
+      }
+    }
     for (const u of plan.upstreams) {
       const s = this.#states.get(u.name)!;
       let seen = this.#seen.get(u.name);
       if (!seen) {
-        seen = { generation: -1, ejected: u.nodes.map(() => false), panic: false, decayedAt: u.nodes.map(() => now) };
+        seen = { generation: -1, circuit: CIRCUIT_CLOSED, ejected: u.nodes.map(() => false), panic: false, decayedAt: u.nodes.map(() => now), ratedAt: now };
         this.#seen.set(u.name, seen);
       }
       for (let i = 0; i < u.nodes.length; i++) {
@@ -84,6 +138,11 @@ export class ClusterWatch {
           s.add(i, EJECTIONS, -1);
           seen.decayedAt[i] = now;
         }
+      }
+      const sr = u.outlier.successRate;
+      if (sr && after(now, clock32(seen.ratedAt + sr.intervalMs))) {
+        seen.ratedAt = now;
+        this.#rateNodes(u, s, sr, now);
       }
       const generation = s.generation;
       if (generation === seen.generation) continue;
@@ -99,6 +158,11 @@ export class ClusterWatch {
             'upstream node ejected',
           );
         } else this.#log.info({ upstream: u.name, node: u.nodes[i].url }, 'ejected upstream node takes traffic again');
+      }
+      const circuit = Atomics.load(s.cells, CIRCUIT);
+      if (u.circuit !== null && circuit !== seen.circuit) {
+        seen.circuit = circuit;
+        this.#logCircuit({ upstream: u.name }, circuit);
       }
       const panic = Atomics.load(s.cells, PANIC) === 1;
       if (panic !== seen.panic) {

@@ -715,6 +715,7 @@ export class Gateway {
     return (
       base +
       renderClusterMetrics(this.plan, {
+        discovery: this.discovery.status(),
         healthChanges: this.health.changes,
         panics: this.clusterWatch.panics,
         checksTotal: this.health.checksTotal,

@@ -19,8 +19,11 @@ import {
   PANIC,
 } from '../upstream/cluster-state.js';
 import { PromWriter } from './prometheus.js';
+import type { DiscoveryStatus } from '../discovery/source.js';
 
 export interface ClusterMetricFacts {
+  /** discovery sources by upstream name */
+  readonly discovery: Readonly<Record<string, DiscoveryStatus>>;
   /** health-check changes by upstream and direction ("healthy", "unhealthy", "restored") */
   readonly healthChanges: ReadonlyMap<string, number>;
   readonly panics: ReadonlyMap<string, number>;
@@ -79,6 +82,23 @@ export function renderClusterMetrics(plan: Plan, facts: ClusterMetricFacts): str
   }
   out.help('nanogate_upstream_panic_episodes_total', 'counter', 'times an upstream entered panic mode');
   for (const [upstream, v] of facts.panics) out.sample('nanogate_upstream_panic_episodes_total', out.labels('upstream', upstream), v);
+  out.help('nanogate_discovery_nodes', 'gauge', 'per upstream with discovery: nodes in the set its source last handed on');
+  out.help('nanogate_discovery_stale', 'gauge', 'per upstream with discovery: 1 while its source fails and the last good set serves');
+  out.help('nanogate_discovery_errors_total', 'counter', 'per upstream with discovery: failed or refused answers of its source');
+  out.help('nanogate_discovery_updates_total', 'counter', 'per upstream with discovery: node sets its source handed on');
+  for (const [upstream, d] of Object.entries(facts.discovery)) {
+    const l = out.labels('upstream', upstream);
+    out.sample('nanogate_discovery_nodes', l, d.nodes);
+    out.sample('nanogate_discovery_stale', l, d.stale ? 1 : 0);
+    out.sample('nanogate_discovery_errors_total', l, d.errors);
+    out.sample('nanogate_discovery_updates_total', l, d.updates);
+  }
+  out.help('nanogate_route_circuit_state', 'gauge', 'per route with its own circuit breaker: 1 for the state it is in');
+  for (const r of plan.routes) {
+    if (r.circuit === null || r.circuitState === null) continue;
+    const state = Atomics.load(new Int32Array(r.circuitState), CIRCUIT);
+    for (let c = 0; c < CIRCUIT_NAMES.length; c++) out.sample('nanogate_route_circuit_state', out.labels('route', r.name, 'state', CIRCUIT_NAMES[c]), state === c ? 1 : 0);
+  }
   out.help('nanogate_health_checks_total', 'counter', 'active health checks run');
   out.sample('nanogate_health_checks_total', '', facts.checksTotal);
   out.help('nanogate_health_check_failures_total', 'counter', 'active health checks that failed');

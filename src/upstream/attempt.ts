@@ -31,6 +31,8 @@ export interface AttemptOwner {
   batch(fn: () => void): void;
   /** the attempt failed with `outcome` (or, when status > 0, answered that retryable status): true when the owner tries again */
   retryAfter(attempt: Attempt, outcome: number, status: number): boolean;
+  /** what the try showed, once (at its head or its failure): for the route's own circuit breaker */
+  attemptObserved(attempt: Attempt, outcome: number, latencyUs: number): void;
   /** a try failed (called before retryAfter): for logs and the admin API */
   attemptFailed(attempt: Attempt, code: ErrorCode, detail: string): void;
   /** the attempt failed and is not tried again: the final error */
@@ -151,6 +153,7 @@ export class Attempt implements UpstreamExchange {
     if (this.observed) return;
     this.observed = true;
     this.cluster.observe(this.node, outcome, latencyUs, this.probe);
+    if (outcome !== OUTCOME_NONE) this.owner.attemptObserved(this, outcome, latencyUs);
   }
 
   #close(): void {

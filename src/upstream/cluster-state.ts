@@ -100,7 +100,8 @@ export const LAST_TIMEOUT = 3;
 export const LAST_5XX = 4;
 export const LAST_BAD_RESPONSE = 5;
 export const LAST_ACTIVE_CHECK = 6;
-export const LAST_FAILURE_NAMES = ['none', 'connect', 'reset', 'timeout', '5xx', 'bad-response', 'active-check'] as const;
+export const LAST_SUCCESS_RATE = 7;
+export const LAST_FAILURE_NAMES = ['none', 'connect', 'reset', 'timeout', '5xx', 'bad-response', 'active-check', 'success-rate'] as const;
 
 /** The low 32 bits of Date.now(), never NONE. */
 export function clock32(now = Date.now()): number {

@@ -1,22 +1,12 @@
-import type { PlanCircuit, PlanOutlier, PlanUpstream } from '../config/plan.js';
+import type { PlanOutlier, PlanUpstream } from '../config/plan.js';
+import { ADMIT_CIRCUIT_OPEN, ADMIT_OK, ADMIT_PROBE, CircuitBreaker } from './circuit.js';
 import { createBalancer, ewmaAt, ewmaUpdate, slowStartFactor, type Balancer, type NodeView } from './balancers/index.js';
 import {
   ACTIVE,
-  BUCKET_CELLS,
-  CIRCUIT,
-  CIRCUIT_BUCKETS,
-  CIRCUIT_CLOSED,
-  CIRCUIT_HALF_OPEN,
-  CIRCUIT_OPEN,
-  CIRCUIT_OPENED_AT,
-  CIRCUIT_OPENINGS,
-  CIRCUIT_PROBES,
-  CIRCUIT_PROBES_OK,
   RETRIES_ACTIVE,
   RETRIES_REFUSED,
   RETRIES_TOTAL,
   SHED_TOTAL,
-  WINDOW_BASE,
   CONSECUTIVE_5XX,
   CONSECUTIVE_GATEWAY,
   ClusterState,
@@ -59,12 +49,7 @@ export const OUTCOME_NONE = 6;
 
 const FAILURE_OF = [0, LAST_5XX, LAST_CONNECT, LAST_RESET, LAST_TIMEOUT, LAST_BAD_RESPONSE, 0];
 
-/** admit(): the request may go now */
-export const ADMIT_OK = 0;
-/** admit(): it may go now as one of the half-open circuit's probes (its outcome decides the circuit) */
-export const ADMIT_PROBE = 1;
-/** admit(): the circuit is open (or half-open with every probe taken) */
-export const ADMIT_CIRCUIT_OPEN = 2;
+export { ADMIT_CIRCUIT_OPEN, ADMIT_OK, ADMIT_PROBE } from './circuit.js';
 /** admit(): maxConcurrent requests are in flight */
 export const ADMIT_FULL = 3;
 
@@ -109,7 +94,8 @@ export class UpstreamCluster implements NodeView {
   readonly #firstCell: number;
   /** an active check is configured: an ejected node comes back when it passes, not by trial requests */
   readonly #activeChecks: boolean;
-  readonly #circuit: PlanCircuit | null;
+  /** the upstream's circuit breaker (its cells are in the upstream's region), or null */
+  readonly circuit: CircuitBreaker | null;
   readonly #budget: { readonly percent: number; readonly minConcurrency: number };
   readonly #maxConcurrent: number;
   readonly #queueSize: number;
@@ -136,7 +122,7 @@ export class UpstreamCluster implements NodeView {
     this.#flags = flags;
     this.#firstCell = firstCell;
 
-    this.#circuit = upstream.circuit;
+    this.circuit = upstream.circuit === null ? null : new CircuitBreaker(state.cells, upstream.circuit, () => state.bump());
     this.#budget = upstream.retryBudget;
     this.#maxConcurrent = upstream.maxConcurrent;
     this.#queueSize = upstream.queue.size;
@@ -231,8 +217,8 @@ export class UpstreamCluster implements NodeView {
    */
   admit(): number {
     let verdict = ADMIT_OK;
-    if (this.#circuit !== null) {
-      verdict = this.#circuitAdmit(this.#circuit);
+    if (this.circuit !== null) {
+      verdict = this.circuit.admit();
       if (verdict === ADMIT_CIRCUIT_OPEN) {
         Atomics.add(this.state.cells, SHED_TOTAL, 1);
         return verdict;
@@ -324,87 +310,9 @@ export class UpstreamCluster implements NodeView {
 
   /** ms until an open circuit lets probes through (for Retry-After); 0 when it is not open. */
   circuitRetryAfterMs(): number {
-    const c = this.#circuit;
-    if (c === null || Atomics.load(this.state.cells, CIRCUIT) !== CIRCUIT_OPEN) return 0;
-    const left = (Atomics.load(this.state.cells, CIRCUIT_OPENED_AT) + c.openMs - clock32()) | 0;
-    return left > 0 ? left : 0;
+    return this.circuit === null ? 0 : this.circuit.retryAfterMs();
   }
 
-  #circuitAdmit(c: PlanCircuit): number {
-    const cells = this.state.cells;
-    const state = Atomics.load(cells, CIRCUIT);
-    if (state === CIRCUIT_CLOSED) return ADMIT_OK;
-    const now = clock32();
-    const openedAt = Atomics.load(cells, CIRCUIT_OPENED_AT);
-    if (state === CIRCUIT_OPEN) {
-      if (!after(now, clock32(openedAt + c.openMs))) return ADMIT_CIRCUIT_OPEN;
-      if (Atomics.compareExchange(cells, CIRCUIT, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN) === CIRCUIT_OPEN) {
-        Atomics.store(cells, CIRCUIT_PROBES, 0);
-        Atomics.store(cells, CIRCUIT_PROBES_OK, 0);
-        this.state.bump();
-      }
-    }
-    // Half-open: exactly halfOpenRequests probes across all workers. Probes whose clients left decide nothing; a
-    // half-open state that outlives twice the open time lets a new set of probes through.
-    if (Atomics.add(cells, CIRCUIT_PROBES, 1) < c.halfOpenRequests) return ADMIT_PROBE;
-    if (after(now, clock32(openedAt + 2 * c.openMs + 1000))) {
-      Atomics.store(cells, CIRCUIT_OPENED_AT, clock32(Date.now() - c.openMs));
-      Atomics.store(cells, CIRCUIT_PROBES, 0);
-    }
-    return ADMIT_CIRCUIT_OPEN;
-  }
-
-  /** The circuit's view of one call: counted in the rolling window, or decides a probe. */
-  #circuitRecord(c: PlanCircuit, failed: boolean, latencyUs: number, probe: boolean): void {
-    const cells = this.state.cells;
-    const state = Atomics.load(cells, CIRCUIT);
-    const slow = c.slowCallMs > 0 && latencyUs > c.slowCallMs * 1000;
-    if (state === CIRCUIT_HALF_OPEN) {
-      if (!probe) return;
-      if (failed || slow) this.#openCircuit(CIRCUIT_HALF_OPEN);
-      else if (Atomics.add(cells, CIRCUIT_PROBES_OK, 1) + 1 >= c.halfOpenRequests) {
-        if (Atomics.compareExchange(cells, CIRCUIT, CIRCUIT_HALF_OPEN, CIRCUIT_CLOSED) === CIRCUIT_HALF_OPEN) {
-          for (let b = 0; b < CIRCUIT_BUCKETS; b++) Atomics.store(cells, WINDOW_BASE + b * BUCKET_CELLS, 0);
-          this.state.bump();
-        }
-      }
-      return;
-    }
-    if (state !== CIRCUIT_CLOSED) return;
-    const epoch = Math.floor(Date.now() / c.bucketMs) | 0;
-    const base = WINDOW_BASE + (epoch % CIRCUIT_BUCKETS) * BUCKET_CELLS;
-    const seen = Atomics.load(cells, base);
-    if (seen !== epoch && Atomics.compareExchange(cells, base, seen, epoch) === seen) {
-      Atomics.store(cells, base + 1, 0);
-      Atomics.store(cells, base + 2, 0);
-      Atomics.store(cells, base + 3, 0);
-    }
-    Atomics.add(cells, base + 1, 1);
-    if (failed) Atomics.add(cells, base + 2, 1);
-    if (slow) Atomics.add(cells, base + 3, 1);
-    if (!failed && !slow) return;
-    // Only a failure can open the circuit, so only a failure sums the window.
-    let calls = 0;
-    let failures = 0;
-    let slows = 0;
-    for (let b = 0; b < CIRCUIT_BUCKETS; b++) {
-      const at = WINDOW_BASE + b * BUCKET_CELLS;
-      if (epoch - Atomics.load(cells, at) >= CIRCUIT_BUCKETS) continue;
-      calls += Atomics.load(cells, at + 1);
-      failures += Atomics.load(cells, at + 2);
-      slows += Atomics.load(cells, at + 3);
-    }
-    if (calls < c.minRequests) return;
-    if (failures * 100 >= c.errorPercent * calls || (c.slowCallMs > 0 && slows * 100 >= c.slowPercent * calls)) this.#openCircuit(CIRCUIT_CLOSED);
-  }
-
-  #openCircuit(from: number): void {
-    const cells = this.state.cells;
-    if (Atomics.compareExchange(cells, CIRCUIT, from, CIRCUIT_OPEN) !== from) return;
-    Atomics.store(cells, CIRCUIT_OPENED_AT, clock32());
-    Atomics.add(cells, CIRCUIT_OPENINGS, 1);
-    this.state.bump();
-  }
 
   /**
    * What the attempt on node i showed, once: at its response head, or when it failed before one. `latencyUs` is the
@@ -413,7 +321,7 @@ export class UpstreamCluster implements NodeView {
    */
   observe(i: number, outcome: number, latencyUs: number, probe = false): void {
     if (outcome === OUTCOME_NONE) return;
-    if (this.#circuit !== null) this.#circuitRecord(this.#circuit, outcome !== OUTCOME_OK, latencyUs, probe);
+    if (this.circuit !== null) this.circuit.record(outcome !== OUTCOME_OK, latencyUs, probe);
     const s = this.state;
     s.add(i, WINDOW_TOTAL, 1);
     if (latencyUs > 0) ewmaUpdate(s.cells, s.cell(i, LATENCY_US), s.cell(i, LATENCY_STAMP), latencyUs, clock32(), this.#decayMs);

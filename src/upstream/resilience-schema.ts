@@ -42,6 +42,17 @@ export const OutlierSchema = Type.Object(
     maxEjectionMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 300000, description: 'cap of the growing ejection time' }),
     maxEjectionPercent: Type.Integer({ minimum: 0, maximum: 100, default: 50, description: 'most nodes ejected at once, in percent (one node may always be ejected)' }),
     jitterPercent: Type.Integer({ minimum: 0, maximum: 100, default: 10, description: 'random extra ejection time, in percent of it, so ejected nodes do not all return at once' }),
+    successRate: Type.Optional(
+      Type.Object(
+        {
+          intervalMs: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 10000, description: 'how often success rates are compared (and their counts restart)' }),
+          minRequests: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100, description: 'attempts a node needs in the interval to be judged' }),
+          minNodes: Type.Integer({ minimum: 2, maximum: 10_000, default: 3, description: 'nodes with enough attempts needed before any is judged' }),
+          stdevFactor: Type.Number({ minimum: 0.1, maximum: 10, default: 1.9, description: 'a node below mean − stdevFactor × stdev of the success rates is ejected' }),
+        },
+        { additionalProperties: false, description: 'success-rate outliers (Envoy success_rate_*): off unless set' },
+      ),
+    ),
     trialRequests: Type.Integer({
       minimum: 1,
       maximum: 100,

@@ -7,7 +7,7 @@ import { clock } from '../shared/clock.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../upstream/h1-parse.js';
 import type { RouteRuntime, UpstreamRuntime } from './runtime.js';
 import { STATUS_LINES } from './status-lines.js';
-import { ADMIT_CIRCUIT_OPEN, ADMIT_FULL, ADMIT_PROBE, OUTCOME_CONNECT, OUTCOME_RESET, OUTCOME_TIMEOUT, type QueuedRequest } from '../upstream/cluster.js';
+import { ADMIT_CIRCUIT_OPEN, ADMIT_FULL, ADMIT_PROBE, OUTCOME_CONNECT, OUTCOME_OK, OUTCOME_RESET, OUTCOME_TIMEOUT, type QueuedRequest } from '../upstream/cluster.js';
 import { requestLineWithoutQueryParam } from '../shared/query.js';
 import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
@@ -127,6 +127,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   probe = false;
   /** holds a slot of the route's concurrency limit */
   routeSlot = false;
+  /** the route's own circuit breaker admitted this request (once, whatever the retries); as a probe */
+  routeAdmitted = false;
+  routeProbe = false;
   retries = 0;
   /** a retry counted in the budget whose attempt has not started yet */
   budgetHeld = false;
@@ -405,6 +408,15 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     const cluster = upstream.cluster;
     if (!this.admitted) {
       const route = this.route;
+      if (route.circuit !== null && !this.routeAdmitted) {
+        const v = route.circuit.admit();
+        if (v === ADMIT_CIRCUIT_OPEN) {
+          const secs = Math.max(1, Math.ceil(route.circuit.retryAfterMs() / 1000));
+          return this.#failCorked('NG_ERR_UPSTREAM_CIRCUIT_OPEN', `route "${route.plan.name}" is failing; try again later`, ['retry-after', String(secs)]);
+        }
+        this.routeAdmitted = true;
+        this.routeProbe = v === ADMIT_PROBE;
+      }
       if (route.concurrency !== null && !this.routeSlot) {
         if (!takeSlot(route.concurrency, route.plan.maxConcurrent)) return this.#failCorked('NG_ERR_ROUTE_OVERLOADED', `route "${route.plan.name}" is at its limit of ${route.plan.maxConcurrent} requests`);
         this.routeSlot = true;
@@ -470,6 +482,13 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   }
 
   // ---------------------------------------------------------------------------- retries (AttemptOwner)
+
+  attemptObserved(_attempt: Attempt, outcome: number, latencyUs: number): void {
+    const c = this.route.circuit;
+    if (c === null) return;
+    c.record(outcome !== OUTCOME_OK, latencyUs, this.routeProbe);
+    this.routeProbe = false; // a probe is decided by its first try
+  }
 
   /** Every failed try: its cause (with the node address) goes to the access log and the admin API, never the client. */
   attemptFailed(attempt: Attempt, code: ErrorCode, detail: string): void {

@@ -2,6 +2,7 @@ import type { Plan, PlanPredicate, PlanRoute } from '../config/plan.js';
 import { H1Pool } from '../upstream/h1-pool.js';
 import { UndiciNodePool } from '../upstream/undici-pool.js';
 import { UpstreamCluster } from '../upstream/cluster.js';
+import { CircuitBreaker } from '../upstream/circuit.js';
 import { compileHashKey, type HashKeyRequest } from '../upstream/balancers/hash.js';
 import { ClusterState } from '../upstream/cluster-state.js';
 import { MatchScratch, walk, type RadixNode } from '../router/radix.js';
@@ -103,12 +104,15 @@ export class RouteRuntime {
   readonly timedHooks: readonly string[] | null;
   /** the route's in-flight cell across workers, when it has a concurrency limit */
   readonly concurrency: Int32Array | null;
+  /** the route's own circuit breaker, when it has one (its upstream's is in the cluster) */
+  readonly circuit: CircuitBreaker | null;
   /** what answers when the upstream cannot (src/config/plan.ts PlanFallback), with the fallback upstream resolved */
   readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: string } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
 
   constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>, upstreams: readonly UpstreamRuntime[] = []) {
     this.scratch = scratch;
     this.concurrency = plan.routeState ? new Int32Array(plan.routeState) : null;
+    this.circuit = plan.circuit && plan.circuitState ? new CircuitBreaker(new Int32Array(plan.circuitState), plan.circuit) : null;
     const f = plan.fallback;
     this.fallback = f === null ? null : f.kind === 'static' ? f : { kind: 'upstream', upstream: upstreams[f.upstream] };
     const hooks: PolicyHooks[] = [];

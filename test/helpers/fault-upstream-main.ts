@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 
 /**
  * A real upstream process for chaos tests (started by fault-upstream.ts with fork): answers every request with its
- * own name, and takes a fault over IPC: "ok", "hang" (accepts, never answers), "500", or "slow:MS".
+ * own name, and takes a fault over IPC: "ok", "hang" (accepts, never answers), "500", "flaky:P" (P % 500s) or "slow:MS".
  * Requests it received are counted and reported on request.
  */
 // Only ever started by fault-upstream.ts, with an IPC channel; the test runner also loads every file under test/.
@@ -22,6 +22,11 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
   }
   if (mode === 'hang') {
     held.push(res);
+    return;
+  }
+  // "flaky:P": P % of answers are 500 (every (100/P)-th request, so the share is exact)
+  if (mode.startsWith('flaky:') && received % Math.round(100 / Number(mode.slice(6))) === 0) {
+    res.writeHead(500, { 'content-type': 'text/plain' }).end(`${name} failing`);
     return;
   }
   if (mode === '500') {

@@ -7,7 +7,7 @@ export interface FaultUpstream {
   readonly name: string;
   readonly port: number;
   readonly url: string;
-  /** "ok", "hang", "500" or "slow:MS" */
+  /** "ok", "hang", "500", "flaky:P" (P % of answers 500) or "slow:MS" */
   setMode(mode: string): Promise<void>;
   /** requests the process received so far */
   received(): Promise<number>;

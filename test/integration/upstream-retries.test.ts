@@ -209,3 +209,46 @@ test('the route deadline bounds every try; the fallback answers in place of an u
     await gw.stop();
   }
 });
+
+test('a route with its own circuit breaker opens it without closing the upstream for other routes', T, async () => {
+  const gw = await gateway(
+    '    outlierDetection: { consecutiveGatewayFailures: 0 }',
+    `    circuitBreaker: { errorPercent: 50, minRequests: 5, openMs: 60000 }
+  - { name: other, match: { prefix: /other }, upstream: app }`,
+  );
+  try {
+    for (const n of nodes) await n.setMode('500');
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const r = await get(gw);
+      seen.add(r.status === 503 ? JSON.parse(r.body).code : String(r.status));
+    }
+    assert.ok(seen.has('NG_ERR_UPSTREAM_CIRCUIT_OPEN'), [...seen].join());
+    // the other route on the same upstream still reaches the nodes
+    assert.equal((await get(gw, '/other')).status, 500);
+    const m = await scrape(gw.adminUrl);
+    assert.equal(m.sum('nanogate_route_circuit_state', { route: 'api', state: 'open' }), 1);
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('success-rate outlier ejection takes out a node failing 30 % while the others succeed', T, async () => {
+  const gw = await gateway('    outlierDetection: { successRate: { intervalMs: 1000, minRequests: 20, minNodes: 3, stdevFactor: 1 } }');
+  try {
+    await nodes[2].setMode('flaky:30');
+    const view = async () => (await fetch(`${gw.adminUrl}/upstreams/app`).then((r) => r.json())) as { nodes: { ejected: boolean; lastFailure: string }[] };
+    assert.ok(
+      await eventually(async () => {
+        await Promise.all(Array.from({ length: 8 }, async () => { for (let i = 0; i < 10; i++) await get(gw); }));
+        return (await view()).nodes[2].ejected;
+      }, 20_000),
+      'the flaky node is ejected',
+    );
+    const v = await view();
+    assert.equal(v.nodes[2].lastFailure, 'success-rate');
+    assert.equal(v.nodes[0].ejected || v.nodes[1].ejected, false);
+  } finally {
+    await gw.stop();
+  }
+});
