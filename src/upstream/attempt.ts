@@ -16,19 +16,11 @@ import {
  * The client side of a proxied request, as an attempt sees it: the worker's Exchange. It writes the client's body
  * to the connection, streams the response to the client, and decides whether a failed attempt is tried again.
  */
-export interface AttemptOwner {
-  readonly requestHead: string;
-  readonly isHeadRequest: boolean;
-  readonly requestBodyKind: number;
-  readonly replayable: boolean;
-  readonly pipelinable: boolean;
-  readonly connectTimeoutMs: number;
-  onConnected(conn: UpstreamConnection): void;
-  onHead(status: number, headers: ForwardedHeaders, bodyKind: number, contentLength: number): void;
-  onBody(chunk: Buffer): boolean;
-  onEnd(): void;
-  onUpstreamDrain(): void;
-  batch(fn: () => void): void;
+export interface AttemptOwner
+  extends Pick<
+    UpstreamExchange,
+    'requestHead' | 'isHeadRequest' | 'requestBodyKind' | 'replayable' | 'pipelinable' | 'connectTimeoutMs' | 'onConnected' | 'onHead' | 'onBody' | 'onEnd' | 'onUpstreamDrain' | 'batch'
+  > {
   /** the attempt failed with `outcome` (or, when status > 0, answered that retryable status): true when the owner tries again */
   retryAfter(attempt: Attempt, outcome: number, status: number): boolean;
   /** what the try showed, once (at its head or its failure): for the route's own circuit breaker */
