@@ -425,7 +425,7 @@ function clusterView(u: Plan['upstreams'][number]) {
         ejections: s.get(i, EJECTIONS_TOTAL),
         onTrial: s.get(i, TRIALS) !== 0,
         activeRequests: s.get(i, IN_FLIGHT),
-        latencyEwmaMs: s.get(i, LATENCY_US) / 1000,
+        latencyEwmaMs: u.balancing.algorithm === 'peak-ewma' ? s.get(i, LATENCY_US) / 1000 : null,
         lastFailure: LAST_FAILURE_NAMES[s.get(i, LAST_FAILURE)],
       };
     }),

@@ -40,7 +40,7 @@ export function renderClusterMetrics(plan: Plan, facts: ClusterMetricFacts): str
   out.help('nanogate_upstream_node_healthy', 'gauge', 'per node: 1 when it may take traffic (not down by an active check, not ejected), else 0');
   out.help('nanogate_upstream_node_ejected', 'gauge', 'per node: 1 while ejected by passive outlier detection');
   out.help('nanogate_upstream_node_active_requests', 'gauge', 'per node: requests in flight across all workers');
-  out.help('nanogate_upstream_node_latency_ewma_seconds', 'gauge', 'per node: peak-sensitive moving average of the time to the response head');
+  out.help('nanogate_upstream_node_latency_ewma_seconds', 'gauge', 'per node of a peak-ewma upstream: peak-sensitive moving average of the time to the response head');
   out.help('nanogate_upstream_ejections_total', 'counter', 'per node: passive ejections');
   out.help('nanogate_upstream_panic', 'gauge', 'per upstream: 1 while no node is available and traffic goes to all of them');
   out.help('nanogate_upstream_active_requests', 'gauge', 'per upstream: requests holding a slot (in flight or between tries) across all workers');
@@ -60,7 +60,7 @@ export function renderClusterMetrics(plan: Plan, facts: ClusterMetricFacts): str
       out.sample('nanogate_upstream_node_healthy', labels, !ejected && (health === HEALTH_UNKNOWN || health !== HEALTH_DOWN) ? 1 : 0);
       out.sample('nanogate_upstream_node_ejected', labels, ejected ? 1 : 0);
       out.sample('nanogate_upstream_node_active_requests', labels, s.get(i, IN_FLIGHT));
-      out.sample('nanogate_upstream_node_latency_ewma_seconds', labels, s.get(i, LATENCY_US) / 1e6);
+      if (u.balancing.algorithm === 'peak-ewma') out.sample('nanogate_upstream_node_latency_ewma_seconds', labels, s.get(i, LATENCY_US) / 1e6);
       out.sample('nanogate_upstream_ejections_total', labels, s.get(i, EJECTIONS_TOTAL));
     }
     const ul = out.labels('upstream', u.name);

@@ -66,14 +66,14 @@ export const EJECTED_UNTIL = 1;
 export const EJECTIONS = 2;
 /** requests to the node in flight across all workers */
 export const IN_FLIGHT = 3;
-/** peak-sensitive EWMA of the time to the response head, µs (0: no sample yet) */
+/** peak-sensitive EWMA of the time to the response head, µs (0: no sample yet); kept for peak-ewma upstreams only */
 export const LATENCY_US = 4;
 export const CONSECUTIVE_5XX = 5;
 /** refused, reset or timed-out attempts in a row */
 export const CONSECUTIVE_GATEWAY = 6;
 /** after an ejection ends with no active check configured: trial requests still allowed before it is trusted */
 export const TRIALS = 7;
-/** success-rate window: attempts and successes since the control plane last evaluated */
+/** success-rate window: attempts and successes since the control plane last evaluated (counted only when configured) */
 export const WINDOW_TOTAL = 8;
 export const WINDOW_OK = 9;
 /** clock32() when the node last became healthy (slow start ramps from here) */

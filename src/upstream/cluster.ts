@@ -86,6 +86,10 @@ export class UpstreamCluster implements NodeView {
   readonly #weights: readonly number[];
   readonly #slowStart: { readonly windowMs: number; readonly aggression: number; readonly minWeightPercent: number } | null;
   readonly #decayMs: number;
+  /** success-rate ejection is configured: attempts and successes are counted per node */
+  readonly #rated: boolean;
+  /** the balancer reads latencies (peak-ewma): the EWMA is kept per node */
+  readonly #timed: boolean;
   /** the view in panic mode: every node that is not drained */
   readonly #panicView: NodeView;
   readonly #outlier: PlanOutlier;
@@ -114,6 +118,8 @@ export class UpstreamCluster implements NodeView {
     this.#weights = upstream.nodes.map((n) => n.weight);
     this.#slowStart = upstream.balancing.slowStart ?? null;
     this.#decayMs = upstream.balancing.peakEwma.decayMs;
+    this.#rated = upstream.outlier.successRate !== undefined;
+    this.#timed = upstream.balancing.algorithm === 'peak-ewma';
     this.#panicView = new PanicView(this, flags, firstCell);
     this.#outlier = upstream.outlier;
     this.#activeChecks = upstream.healthCheck !== null;
@@ -323,11 +329,12 @@ export class UpstreamCluster implements NodeView {
     if (outcome === OUTCOME_NONE) return;
     if (this.circuit !== null) this.circuit.record(outcome !== OUTCOME_OK, latencyUs, probe);
     const s = this.state;
-    s.add(i, WINDOW_TOTAL, 1);
-    if (latencyUs > 0) ewmaUpdate(s.cells, s.cell(i, LATENCY_US), s.cell(i, LATENCY_STAMP), latencyUs, clock32(), this.#decayMs);
+    // Shared cells written per request cost cache-line traffic between workers: only what a configured feature reads.
+    if (this.#rated) s.add(i, WINDOW_TOTAL, 1);
+    if (this.#timed && latencyUs > 0) ewmaUpdate(s.cells, s.cell(i, LATENCY_US), s.cell(i, LATENCY_STAMP), latencyUs, clock32(), this.#decayMs);
     const o = this.#outlier;
     if (outcome === OUTCOME_OK) {
-      s.add(i, WINDOW_OK, 1);
+      if (this.#rated) s.add(i, WINDOW_OK, 1);
       // Stores only when there is something to clear: most requests leave the cells untouched.
       if (s.get(i, CONSECUTIVE_GATEWAY) !== 0) s.set(i, CONSECUTIVE_GATEWAY, 0);
       if (s.get(i, CONSECUTIVE_5XX) !== 0) s.set(i, CONSECUTIVE_5XX, 0);
