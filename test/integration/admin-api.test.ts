@@ -203,7 +203,12 @@ test('draining a node lets its in-flight request finish; GET /upstreams shows it
   // Node 0 only, so the slow request lands there.
   await call('POST', '/upstreams/pair/nodes/1/drain');
   const slow = send(gw.port, { path: '/pair/slow' });
-  while (releaseSlow.length === 0) await new Promise((r) => setTimeout(r, 10));
+  // bounded: the slow request reaches node 0 well within the test's own time, or the test fails here
+  const until = Date.now() + 10_000;
+  while (releaseSlow.length === 0) {
+    assert.ok(Date.now() < until, 'the slow request never reached node 0');
+    await new Promise((r) => setTimeout(r, 10));
+  }
   await call('POST', '/upstreams/pair/nodes/1/undrain');
   await call('POST', '/upstreams/pair/nodes/0/drain');
   const view = await call('GET', '/upstreams/pair');
