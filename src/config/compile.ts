@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isIP } from 'node:net';
 import type { Config, PredicateConfig, RouteConfig } from './schema.js';
-import { CIRCUIT_BUCKETS, regionBytes } from '../upstream/cluster-state.js';
+import { CIRCUIT_BUCKETS, ClusterState, regionBytes } from '../upstream/cluster-state.js';
 import { balancingIssues } from '../upstream/balancers/schema.js';
 import { discoveryIssues } from '../discovery/index.js';
 import type { DiscoveryConfig } from '../discovery/schema.js';
@@ -213,7 +213,7 @@ function compileUpstreams(config: Config, file: string, shared: SharedRegistry, 
       outlier: { ...u.outlierDetection },
       healthCheck: compileHealthCheck(u.healthCheck, `upstreams.${name}.healthCheck`, issues),
       // Keyed by the node set: a reload that keeps the nodes keeps their health, ejections and in-flight counts.
-      clusterState: shared.get(`cluster:${name}:${nodes.map((n) => n.url).join(',')}`, regionBytes(nodes.length)),
+      clusterState: clusterRegion(shared, name, nodes),
       circuit: compileCircuit(u.circuitBreaker),
       retryBudget: { ...u.retryBudget },
       maxConcurrent: u.maxConcurrent,
@@ -229,6 +229,27 @@ function compileUpstreams(config: Config, file: string, shared: SharedRegistry, 
     }
   }
   return out;
+}
+
+/**
+ * The upstream's shared region, keyed by its node set: a reload that keeps the nodes keeps the memory. A new node set
+ * (a config change, or discovery) gets a new region with the state of the nodes it keeps (health, ejection, latency)
+ * carried over by URL, so an ejected node does not come back because another one joined.
+ */
+function clusterRegion(shared: SharedRegistry, name: string, nodes: readonly PlanNode[]): SharedArrayBuffer {
+  const prefix = `cluster:${name}:`;
+  const urls = nodes.map((n) => n.url);
+  const key = prefix + urls.join(',');
+  const fresh = !shared.has(key);
+  const sab = shared.get(key, regionBytes(nodes.length));
+  if (fresh) {
+    const previous = shared.withPrefix(prefix).filter(([k]) => k !== key).at(-1);
+    if (previous) {
+      const oldUrls = previous[0].slice(prefix.length).split(',').filter(Boolean);
+      new ClusterState(sab, nodes.length).carryFrom(new ClusterState(previous[1], oldUrls.length), oldUrls, urls);
+    }
+  }
+  return sab;
 }
 
 /** The Maglev table of a node set, built once here and shared (not copied) with every worker. */

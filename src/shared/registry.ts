@@ -15,6 +15,16 @@ export class SharedRegistry {
     return sab;
   }
 
+  /** Whether a buffer is kept under this key (a get() would return existing memory). */
+  has(key: string): boolean {
+    return this.#buffers.has(key);
+  }
+
+  /** Kept buffers whose key starts with `prefix`, newest last (to carry state into a buffer of a new key). */
+  withPrefix(prefix: string): [string, SharedArrayBuffer][] {
+    return [...this.#buffers].filter(([k]) => k.startsWith(prefix));
+  }
+
   /** Forget buffers the last compile did not ask for (after a plan was applied). */
   collect(): void {
     for (const key of this.#buffers.keys()) if (!this.#used.has(key)) this.#buffers.delete(key);

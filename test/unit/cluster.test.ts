@@ -4,6 +4,7 @@ import { loadConfigText } from '../../src/config/load.js';
 import { compileConfig } from '../../src/config/compile.js';
 import { Runtime } from '../../src/worker/runtime.js';
 import { AdminFlags } from '../../src/shared/admin-flags.js';
+import { SharedRegistry } from '../../src/shared/registry.js';
 import {
   ADMIT_CIRCUIT_OPEN,
   ADMIT_FULL,
@@ -183,4 +184,25 @@ test('consistent-hash through the cluster: a key keeps its node, keys spread ove
   for (let k = 1; k <= 500; k++) nodeOf.set(k, a.pick(-1, Math.imul(k, 2654435761)));
   for (let k = 1; k <= 500; k++) assert.equal(b.pick(-1, Math.imul(k, 2654435761)), nodeOf.get(k), 'the same key, the same node, on any worker');
   assert.equal(new Set(nodeOf.values()).size, 5);
+});
+
+test('a new node set keeps the state of the nodes it keeps: an ejected node stays out when another one joins', () => {
+  const shared = new SharedRegistry();
+  const yaml = (ports: number[]) => `
+upstreams:
+  u:
+    nodes: [${ports.map((p) => `{ url: "http://127.0.0.1:${p}" }`).join(', ')}]
+routes:
+  - { name: r, match: { prefix: / }, upstream: u }
+`;
+  const first = compileConfig(loadConfigText(yaml([20000, 20001, 20002]), 'gw.yaml', {}), 'gw.yaml', 1, shared).plan;
+  const before = new Runtime(first, null, 0).upstreams[0].cluster;
+  before.observe(1, OUTCOME_CONNECT, 0);
+  assert.ok(!picks(before, 30).has(1));
+  const second = compileConfig(loadConfigText(yaml([20000, 20001, 20003]), 'gw.yaml', {}), 'gw.yaml', 2, shared).plan;
+  assert.notEqual(second.upstreams[0].clusterState, first.upstreams[0].clusterState, 'a new region for a new node set');
+  const after = new Runtime(second, null, 0).upstreams[0].cluster;
+  const seen = picks(after, 30);
+  assert.ok(!seen.has(1), 'the ejected node (same URL) is still out');
+  assert.ok(seen.has(0) && seen.has(2), 'the kept node and the new one serve');
 });
