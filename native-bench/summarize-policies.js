@@ -55,7 +55,7 @@ p(`\`${v.mode === 'policies' ? 'bash native-bench/run.sh' : '?'}\` with MODE=pol
 p();
 p(`nanogate --workers 1 and the nginx origin pinned together on CPU 1, wrk -t1 -c${conns} on CPU 0, GET / (100-byte answer), saturated; ${rounds} round${rounds === 1 ? '' : 's'}, rows interleaved. **Cost = the row's proxy CPU µs/req minus its base row's in the same round, median of rounds** (min–max over rounds in brackets).`);
 p();
-p('| policy | integrated cost µs/req (with − without) | proxy CPU µs/req | base | req/s | micro figure | note |');
+p('| policy | integrated cost µs/req (with − without) | proxy CPU µs/req [min … max] | base | req/s | micro figure | note |');
 p('|---|---:|---:|---|---:|---|---|');
 for (const row of spec.rows) {
   const mine = byRound(row.row);
@@ -70,9 +70,10 @@ for (const row of spec.rows) {
   }
   const errs = errors(row.row);
   const note = [row.note, errs ? `${errs} wrk errors` : ''].filter(Boolean).join('; ');
-  p(`| ${row.label} | ${cost} | ${f1(own)} | ${row.base ?? '–'} | ${int(rps)} | ${micro(row)} | ${note || ''} |`);
+  const spread = mine.size > 1 ? ` [${f1(Math.min(...mine.values()))} … ${f1(Math.max(...mine.values()))}]` : '';
+  p(`| ${row.label} | ${cost} | ${f1(own)}${spread} | ${row.base ?? '–'} | ${int(rps)} | ${micro(row)} | ${note || ''} |`);
 }
 for (const a of spec.always ?? []) p(`| ${a.label} | (in every row) | | | | | ${a.note} |`);
 p();
-p('Micro figures are ns per call of the policy\'s hook alone (bench/micro/baseline.json; `nanogate bench micro --filter <suite>` re-measures them). A row whose cost is within the spread of the pass-through row over rounds is below what this run can resolve: compare the [min … max] with the difference.');
+p('Micro figures are ns per call of the policy\'s hook alone (bench/micro/baseline.json; `nanogate bench micro --filter <suite>` re-measures them). A cost smaller than the spread of its base row over rounds is below what the run could resolve; on a busy machine use more rounds (--rounds 5) and longer phases.');
 process.stdout.write(out.join('\n') + '\n');
