@@ -14,7 +14,12 @@
 #
 # Knobs (env): ROUNDS=3 DUR=10 PACE_DUR=5 WARM=2 CONNS=50 PACE_MS=24 ONLY="direct nginx haproxy nanogate-1w nanogate-1w-pipelined nanogate-default"
 #              NO_INSTALL=1 (do not apt-get)  NO_BUILD=1 (do not npm run build when dist/ is missing)
-#              OUT_MD=native-bench/RESULTS.md  BASE_PORT=19000 (origin; proxies use BASE_PORT+81.., admin +91)
+#              OUT_MD=native-bench/RESULTS.md  BASE_PORT=19000, 19200 with MODE=policies (origin; proxies use BASE_PORT+81.., admin +91)
+# Policy cost (MODE=policies, or `nanogate bench policies`): instead of the proxies, nanogate --workers 1 pinned as
+# above with each config of conf/policies/ (rows.json: pass-through, each policy alone, the standard set), saturated
+# runs only, interleaved over rounds; summarize-policies.js prints each row's CPU µs/req minus its base row's, per
+# round, median of rounds, next to the micro figure. ONLY takes row names (pol-pass pol-jwt ...); OUT_MD defaults
+# to <run dir>/policies.md. DRY_RUN=1 lists the rows and exits.
 # Raw output per run: native-bench/results/<UTC stamp>/ (git-ignored). Only 127.0.0.1 is contacted; every wrk
 # run is bounded by -d; every process started here is stopped by its PID, also on failure or Ctrl-C.
 set -euo pipefail
@@ -23,22 +28,37 @@ ROOT=$(cd "$HERE/.." && pwd)
 cd "$HERE"
 
 ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10}; PACE_DUR=${PACE_DUR:-5}; WARM=${WARM:-2}; CONNS=${CONNS:-50}; PACE_MS=${PACE_MS:-24}
-BASE_PORT=${BASE_PORT:-19000}
+if [ "${MODE:-proxies}" = policies ]; then BASE_PORT=${BASE_PORT:-19200}; else BASE_PORT=${BASE_PORT:-19000}; fi  # apart, so both can run at once
 ORIGIN_PORT=$BASE_PORT; NGINX_PORT=$((BASE_PORT + 81)); HAPROXY_PORT=$((BASE_PORT + 82))
 NANOGATE_PORT=$((BASE_PORT + 90)); NANOGATE_ADMIN_PORT=$((BASE_PORT + 91))
 GEN_CPU=0; SUT_CPU=1
-ALL="direct nginx haproxy nanogate-1w nanogate-1w-pipelined nanogate-default"
+MODE=${MODE:-proxies}
+POL_ROWS="$HERE/conf/policies/rows.json"
+pol_field() { # row field -> the row's field from rows.json ('' when absent)
+  node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).rows.find((x)=>x.row===process.argv[2]);process.stdout.write(String((r&&r[process.argv[3]])||""))' "$POL_ROWS" "$1" "$2"
+}
+if [ "$MODE" = policies ]; then
+  ALL=$(node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).rows.map((r)=>"pol-"+r.row).join(" "))' "$POL_ROWS")
+else
+  ALL="direct nginx haproxy nanogate-1w nanogate-1w-pipelined nanogate-default"
+fi
 CFGS=${ONLY:-$ALL}
+if [ -n "${DRY_RUN:-}" ]; then
+  for c in $CFGS; do
+    case $c in pol-*) echo "$c conf/policies/$(pol_field "${c#pol-}" config) base=$(pol_field "${c#pol-}" base) header=$( [ -n "$(pol_field "${c#pol-}" header)" ] && echo yes || echo no)";; *) echo "$c";; esac
+  done
+  exit 0
+fi
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RUN="$HERE/results/$STAMP"; mkdir -p "$RUN"
 RAW="$RUN/raw.jsonl"; : > "$RAW"
-OUT_MD=${OUT_MD:-$HERE/RESULTS.md}
+if [ "$MODE" = policies ]; then OUT_MD=${OUT_MD:-$RUN/policies.md}; else OUT_MD=${OUT_MD:-$HERE/RESULTS.md}; fi
 
 # ---------------------------------------------------------------- install and build
 if [ -z "${NO_INSTALL:-}" ]; then
   need=()
   command -v nginx   >/dev/null || need+=(nginx)
-  command -v haproxy >/dev/null || need+=(haproxy)
+  [ "$MODE" = policies ] || command -v haproxy >/dev/null || need+=(haproxy)
   command -v wrk     >/dev/null || need+=(wrk)
   command -v curl    >/dev/null || need+=(curl)
   command -v taskset >/dev/null || need+=(util-linux)
@@ -47,7 +67,7 @@ if [ -z "${NO_INSTALL:-}" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   fi
 fi
-for c in nginx haproxy wrk curl taskset node; do command -v "$c" >/dev/null || { echo "!! $c is missing" >&2; exit 1; }; done
+for c in nginx wrk curl taskset node $( [ "$MODE" = policies ] || echo haproxy); do command -v "$c" >/dev/null || { echo "!! $c is missing" >&2; exit 1; }; done
 if [ ! -f "$ROOT/dist/src/cli/main.js" ] && [ -z "${NO_BUILD:-}" ]; then (cd "$ROOT" && npm run build --silent) || true; fi
 [ -f "$ROOT/dist/src/cli/main.js" ] || { echo "!! dist/ is missing: run npm run build" >&2; exit 1; }
 if [ "$(nproc)" -lt 2 ]; then echo "!! needs at least 2 CPUs (wrk on CPU 0, origin + proxy on CPU 1)" >&2; exit 1; fi
@@ -70,10 +90,10 @@ stop_pid() {
 stop_all() { local p; for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; PIDS=(); }
 trap 'stop_all' EXIT
 trap 'echo "!! interrupted" >&2; exit 130' INT TERM
-wait_http() { # url -> 0 when it answers 200 with the 100-byte body
-  local i
+wait_http() { # url [header] -> 0 when it answers 200 with the 100-byte body
+  local i h=(); [ -n "${2:-}" ] && h=(-H "$2")
   for i in $(seq 1 150); do
-    if [ "$(curl -s -o "$RUN/probe.body" -w '%{http_code}' --max-time 2 "$1" 2>/dev/null)" = 200 ] \
+    if [ "$(curl -s "${h[@]}" -o "$RUN/probe.body" -w '%{http_code}' --max-time 2 "$1" 2>/dev/null)" = 200 ] \
        && [ "$(wc -c < "$RUN/probe.body")" = 100 ]; then return 0; fi
     sleep 0.1
   done
@@ -93,9 +113,9 @@ tmpl() {
 }
 ORIGIN_CONF=$(tmpl conf/origin-nginx.conf)
 NGINX_CONF=$(tmpl conf/proxy-nginx.conf)
-HAPROXY_CONF=$(tmpl conf/haproxy.cfg)
+HAPROXY_CONF=$( [ "$MODE" = policies ] || tmpl conf/haproxy.cfg)
 
-port_of() { case $1 in direct) echo "$ORIGIN_PORT";; nginx) echo "$NGINX_PORT";; haproxy) echo "$HAPROXY_PORT";; nanogate-*) echo "$NANOGATE_PORT";; esac; }
+port_of() { case $1 in direct) echo "$ORIGIN_PORT";; nginx) echo "$NGINX_PORT";; haproxy) echo "$HAPROXY_PORT";; nanogate-*|pol-*) echo "$NANOGATE_PORT";; esac; }
 pinned_of() { [ "$1" = nanogate-default ] && echo 0 || echo 1; }
 
 start_proxy() { # cfg cpu -> LASTPID (empty for direct)
@@ -111,24 +131,31 @@ start_proxy() { # cfg cpu -> LASTPID (empty for direct)
     nanogate-1w-pipelined)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
         start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate-pipelined.yaml" --workers 1 ;;
+    pol-*)
+      NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
+      NB_ACCESS_LOG="$RUN/access-$cfg.log" \
+        start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/policies/$(pol_field "${cfg#pol-}" config)" --workers 1 ;;
     nanogate-default)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
         start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate.yaml" ;;
   esac
 }
 
+header_of() { case $1 in pol-*) pol_field "${1#pol-}" header;; esac; }
 wrk_run() { # cfg round mode(sat|paced) gen_cpu url sut_pid origin_pid
-  local cfg=$1 round=$2 mode=$3 gcpu=$4 url=$5 spid=$6 opid=$7 out j s0 s1 o0 o1 dur
+  local cfg=$1 round=$2 mode=$3 gcpu=$4 url=$5 spid=$6 opid=$7 out j s0 s1 o0 o1 dur hdr
+  local h=(); hdr=$(header_of "$cfg"); [ -n "$hdr" ] && h=(-H "$hdr")
   out="$RUN/$cfg.r$round.$mode.txt"
   s0=$( [ -n "$spid" ] && cpu_ticks "$spid" || echo 0 ); o0=$(cpu_ticks "$opid")
   local pre=(); [ "$gcpu" != "-1" ] && pre=(taskset -c "$gcpu")
   if [ "$mode" = paced ]; then dur=$PACE_DUR; else dur=$DUR; fi
   if [ "$mode" = paced ]; then
-    PACE_MS=$PACE_MS "${pre[@]}" wrk -t1 -c"$CONNS" -d"${dur}s" --latency -s report.lua "$url" > "$out" 2>&1 || true
+    PACE_MS=$PACE_MS "${pre[@]}" wrk -t1 -c"$CONNS" -d"${dur}s" "${h[@]}" --latency -s report.lua "$url" > "$out" 2>&1 || true
   else
-    "${pre[@]}" wrk -t1 -c"$CONNS" -d"${dur}s" --latency -s report.lua "$url" > "$out" 2>&1 || true
+    "${pre[@]}" wrk -t1 -c"$CONNS" -d"${dur}s" "${h[@]}" --latency -s report.lua "$url" > "$out" 2>&1 || true
   fi
   s1=$( [ -n "$spid" ] && cpu_ticks "$spid" || echo 0 ); o1=$(cpu_ticks "$opid")
+  if [ -n "$spid" ] && ! alive "$spid"; then echo "!! $cfg r$round $mode: the proxy exited during the run (see $RUN/$cfg.log); not recorded" >&2; return 0; fi
   j=$(grep '^JSON ' "$out" | sed 's/^JSON //' || true)
   [ -n "$j" ] || { echo "!! no wrk result in $out" >&2; return 0; }
   echo "${j%\}},\"cfg\":\"$cfg\",\"round\":$round,\"mode\":\"$mode\",\"pinned\":$(pinned_of "$cfg"),\"sut_cpu_ticks\":$((s1-s0)),\"origin_cpu_ticks\":$((o1-o0)),\"clk_tck\":$(getconf CLK_TCK)}" >> "$RAW"
@@ -142,13 +169,15 @@ run_cfg() { # cfg round
   if ! wait_http "http://127.0.0.1:$ORIGIN_PORT/"; then stop_all; return 0; fi
   start_proxy "$cfg" "$scpu"; spid=$LASTPID
   url="http://127.0.0.1:$(port_of "$cfg")/"
-  if wait_http "$url"; then
+  local hdr h=(); hdr=$(header_of "$cfg"); [ -n "$hdr" ] && h=(-H "$hdr")
+  if wait_http "$url" "$hdr"; then
     local pre=(); [ "$gcpu" != "-1" ] && pre=(taskset -c "$gcpu")
-    "${pre[@]}" wrk -t1 -c"$CONNS" -d"${WARM}s" "$url" > "$RUN/$cfg.r$round.warmup.txt" 2>&1 || true   # JIT, pools
+    "${pre[@]}" wrk -t1 -c"$CONNS" -d"${WARM}s" "${h[@]}" "$url" > "$RUN/$cfg.r$round.warmup.txt" 2>&1 || true   # JIT, pools
     wrk_run "$cfg" "$round" sat   "$gcpu" "$url" "$spid" "$opid"
-    wrk_run "$cfg" "$round" paced "$gcpu" "$url" "$spid" "$opid"
+    [ "$MODE" = policies ] || wrk_run "$cfg" "$round" paced "$gcpu" "$url" "$spid" "$opid"
   fi
   stop_all
+  [ -f "$RUN/access-$cfg.log" ] && { grep -c . "$RUN/access-$cfg.log" > "$RUN/access-$cfg.r$round.lines" || true; rm -f "$RUN/access-$cfg.log"; }
   sleep 1
 }
 
@@ -163,18 +192,20 @@ run_cfg() { # cfg round
   echo "node=$(node -v)"
   echo "nanogate=$(node -p "require('$ROOT/package.json').version") ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
   echo "nginx=$(nginx -v 2>&1 | sed 's/.*nginx\///')"
-  echo "haproxy=$(haproxy -v | head -1 | awk '{print $3}')"
+  echo "haproxy=$(haproxy -v 2>/dev/null | head -1 | awk '{print $3}')"
   echo "wrk=$(dpkg-query -W -f='${Version}' wrk 2>/dev/null || echo '?')"
 } > "$RUN/versions.txt"
 cat "$RUN/versions.txt"
 
-echo "== $ROUNDS rounds of: $CFGS  (wrk -t1 -c$CONNS; saturated ${DUR}s, paced ${PACE_DUR}s at PACE_MS=$PACE_MS; warm-up ${WARM}s)"
+echo "mode=$MODE" >> "$RUN/versions.txt"
+echo "== $ROUNDS rounds of: $CFGS  (wrk -t1 -c$CONNS; saturated ${DUR}s$( [ "$MODE" = policies ] || echo ", paced ${PACE_DUR}s at PACE_MS=$PACE_MS"); warm-up ${WARM}s)"
 for r in $(seq 1 "$ROUNDS"); do
   for c in $CFGS; do run_cfg "$c" "$r"; done
 done
 echo "load_at_end=$(cut -d' ' -f1-3 /proc/loadavg)" >> "$RUN/versions.txt"
 
-node "$HERE/summarize.js" "$RUN" > "$OUT_MD"
+if [ "$MODE" = policies ]; then node "$HERE/summarize-policies.js" "$RUN" > "$OUT_MD"
+else node "$HERE/summarize.js" "$RUN" > "$OUT_MD"; fi
 echo
 cat "$OUT_MD"
 echo "== wrote $OUT_MD (raw: $RUN)"

@@ -15,6 +15,7 @@ import type { BenchRun, ScenarioResult } from './results.js';
 
 export const BENCH_HELP = `Usage: nanogate bench [SCENARIO...] [options]
        nanogate bench micro [options]        micro-benchmarks (nanogate bench micro --help)
+       nanogate bench policies [ROW...]      per-policy CPU cost, pinned (nanogate bench policies --help)
 
 Measures the gateway and the same upstream reached directly, in one run: direct and gateway phases alternate
 (direct, gateway, gateway, direct, ...) so that drift of the machine lands on both. The upstream, the gateway
@@ -59,6 +60,7 @@ function numberOption(name: string, v: string | undefined, integer: boolean): nu
 
 export async function benchMain(args: string[]): Promise<number> {
   if (args[0] === 'micro') return (await import('./micro.js')).microMain(args.slice(1));
+  if (args[0] === 'policies') return (await import('./policies.js')).policiesMain(args.slice(1));
   let values: Record<string, string | boolean | string[] | undefined>;
   let positionals: string[];
   try {

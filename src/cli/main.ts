@@ -56,7 +56,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    if (command === 'bench') return (await import('../bench/cli.js')).benchMain(['--help']);
+    // `bench micro --help` and `bench policies --help` are their own pages
+    if (command === 'bench') return (await import('../bench/cli.js')).benchMain(rest[0] === 'micro' || rest[0] === 'policies' ? rest : ['--help']);
     console.log(HELP[command] ?? HELP.main);
     return HELP[command] ? 0 : 1;
   }
