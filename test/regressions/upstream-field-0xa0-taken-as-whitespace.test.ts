@@ -1,8 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { startRawUpstream } from '../helpers/upstream.js';
-import { assertProblem, closeAll, send } from '../helpers/http.js';
+import type { TestGateway } from '../helpers/gateway.js';
+import { startScriptedUpstream, type ScriptedSetup } from '../helpers/scripted-upstream.js';
+import { assertProblem, send } from '../helpers/http.js';
 
 /**
  * Upstream field values were trimmed with String.prototype.trim, which also strips U+00A0: the latin1 decoding of
@@ -12,7 +12,7 @@ import { assertProblem, closeAll, send } from '../helpers/http.js';
  */
 
 const T = { timeout: 30_000 };
-let up: Awaited<ReturnType<typeof startRawUpstream>>;
+let setup: ScriptedSetup;
 let gw: TestGateway;
 
 const ANSWERS: Record<string, Buffer> = {
@@ -21,22 +21,11 @@ const ANSWERS: Record<string, Buffer> = {
 };
 
 before(async () => {
-  up = await startRawUpstream((socket, head) => {
-    const answer = ANSWERS[head.split(' ')[1]];
-    if (answer !== undefined) socket.write(answer);
-  });
   // a response field removal makes the gateway write the fields from their string form (the path that trimmed)
-  gw = await startGateway(`
-upstreams:
-  up: { nodes: [{ url: ${up.url} }] }
-routes:
-  - name: r
-    match: { prefix: / }
-    upstream: up
-    policies: { headers: { response: { remove: [x-powered-by] } } }
-`);
+  setup = await startScriptedUpstream(ANSWERS, 'policies: { headers: { response: { remove: [x-powered-by] } } }');
+  gw = setup.gw;
 }, T);
-after(() => closeAll(() => gw?.stop(), () => up?.close()), T);
+after(() => setup?.close(), T);
 
 test('Content-Length followed by a 0xA0 byte: 502 NG_ERR_UPSTREAM_BAD_RESPONSE', T, async () => {
   assertProblem(await send(gw.port, { path: '/length' }), 502, 'NG_ERR_UPSTREAM_BAD_RESPONSE');

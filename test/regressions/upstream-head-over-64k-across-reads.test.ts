@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { startRawUpstream } from '../helpers/upstream.js';
-import { assertProblem, closeAll, send } from '../helpers/http.js';
+import type { TestGateway } from '../helpers/gateway.js';
+import { startScriptedUpstream, type ScriptedSetup } from '../helpers/scripted-upstream.js';
+import { assertProblem, send } from '../helpers/http.js';
 
 /**
  * The 64 KiB limit on an upstream response head was checked only while its blank line was still missing, so a
@@ -10,20 +10,14 @@ import { assertProblem, closeAll, send } from '../helpers/http.js';
  */
 
 const T = { timeout: 30_000 };
-let up: Awaited<ReturnType<typeof startRawUpstream>>;
+let setup: ScriptedSetup;
 let gw: TestGateway;
 
 before(async () => {
-  const pad = 'p'.repeat(66 * 1024);
-  up = await startRawUpstream((socket) => socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Pad: ${pad}\r\n\r\nok`));
-  gw = await startGateway(`
-upstreams:
-  up: { nodes: [{ url: ${up.url} }] }
-routes:
-  - { name: r, match: { prefix: / }, upstream: up }
-`);
+  setup = await startScriptedUpstream(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Pad: ${'p'.repeat(66 * 1024)}\r\n\r\nok`);
+  gw = setup.gw;
 }, T);
-after(() => closeAll(() => gw?.stop(), () => up?.close()), T);
+after(() => setup?.close(), T);
 
 test('a 66 KiB upstream head: 502 NG_ERR_UPSTREAM_BAD_RESPONSE, not forwarded', T, async () => {
   assertProblem(await send(gw.port, { path: '/' }), 502, 'NG_ERR_UPSTREAM_BAD_RESPONSE');

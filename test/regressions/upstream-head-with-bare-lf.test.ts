@@ -1,8 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { startRawUpstream } from '../helpers/upstream.js';
-import { assertProblem, closeAll, send } from '../helpers/http.js';
+import type { TestGateway } from '../helpers/gateway.js';
+import { startScriptedUpstream, type ScriptedSetup } from '../helpers/scripted-upstream.js';
+import { assertProblem, send } from '../helpers/http.js';
 
 /**
  * An upstream head with bare LF line endings (RFC 9112 2.2 lets a recipient accept them; the gateway refuses) was
@@ -12,7 +12,7 @@ import { assertProblem, closeAll, send } from '../helpers/http.js';
  */
 
 const T = { timeout: 30_000 };
-let up: Awaited<ReturnType<typeof startRawUpstream>>;
+let setup: ScriptedSetup;
 let gw: TestGateway;
 
 const ANSWERS: Record<string, string> = {
@@ -22,19 +22,11 @@ const ANSWERS: Record<string, string> = {
 };
 
 before(async () => {
-  up = await startRawUpstream((socket, head) => {
-    const answer = ANSWERS[head.split(' ')[1]];
-    if (answer !== undefined) socket.write(answer);
-  });
   // a read timeout far beyond the test's own: a 504 can only come from waiting it out
-  gw = await startGateway(`
-upstreams:
-  up: { nodes: [{ url: ${up.url} }] }
-routes:
-  - { name: r, match: { prefix: / }, upstream: up, timeouts: { readMs: 20000 } }
-`);
+  setup = await startScriptedUpstream(ANSWERS, 'timeouts: { readMs: 20000 }');
+  gw = setup.gw;
 }, T);
-after(() => closeAll(() => gw?.stop(), () => up?.close()), T);
+after(() => setup?.close(), T);
 
 test('a head with only bare LF line endings: 502 NG_ERR_UPSTREAM_BAD_RESPONSE, not a 504 after the read timeout', T, async () => {
   assertProblem(await send(gw.port, { path: '/lf-only', timeoutMs: 25_000 }), 502, 'NG_ERR_UPSTREAM_BAD_RESPONSE');
