@@ -23,12 +23,11 @@ let sink = 0;
 const timing: RequestTiming = {
   start: 1000,
   routed: 1000.01,
-  accessDone: 0,
   upstreamStart: 1000.3,
   connected: 1000.31,
   upstreamHeaders: 1001.2,
   end: 1001.3,
-  hooks: Float64Array.of(1000.1, 1000.2, 1000.3),
+  hooks: [1000.1, 1000.2, 1000.3],
   hookNames: ['auth', 'rateLimit', 'tracing'],
 };
 

@@ -1,92 +1,137 @@
-import pino, { type Logger } from 'pino';
+import pino from 'pino';
 import type { AccessLogDestinationConfig } from './schema.js';
 import { BatchPoster } from './batch-poster.js';
-import { LOG_FORMAT } from './log-format.js';
 import { countStat } from './thread-stats.js';
 import { W_LOGS_DROPPED, W_LOGS_WRITTEN } from './metrics-layout.js';
 
 /**
- * Access-log destinations of this thread: one pino logger per destination, created on first use and kept across
- * config reloads (a reload with the same destination keeps the same file handle). Lines are formatted by pino on the
- * worker after the response has been sent, and written asynchronously: stdout and files through sonic-boom with
- * `sync: false` (every worker appends whole lines to the same file, O_APPEND keeps them from interleaving), an HTTP
- * endpoint through a bounded batch queue (NDJSON POSTs) that drops and counts when full.
+ * Access-log destinations of this thread: one sink per destination, created on first use and kept across config
+ * reloads (a reload with the same destination keeps the same file handle). Lines arrive as finished JSON text
+ * (src/policies/access-log/line.ts builds them) and leave in batches, like nginx's `access_log ... buffer= flush=`:
+ * stdout and files collect lines in memory and hand them to sonic-boom (pino's destination, so SIGUSR2 rotation keeps
+ * working) in one asynchronous write when BATCH_BYTES are held or `flushMs` after the first line of a batch,
+ * whichever comes first. Every worker appends whole batches of whole lines to the same file: O_APPEND keeps them from
+ * interleaving. An HTTP endpoint gets NDJSON POSTs through a bounded queue that drops and counts when full.
+ *
+ * Why batches and not a write per line or per event-loop turn: each write is a threadpool round trip (a futex wake,
+ * a syscall, a completion callback on the loop), which cost more than building the line; under load a batch carries
+ * a few hundred lines, under light load the timer fires a few times a second.
  */
-interface Sink {
-  readonly logger: Logger;
+export interface AccessLogSink {
+  /** one line, ending in "\n" */
+  write(line: string): void;
   reopen(): void;
   flush(): Promise<void>;
 }
 
-const sinks = new Map<string, Sink>();
+const sinks = new Map<string, AccessLogSink>();
 
-/** sonic-boom writes when this much is buffered, else at the end of the event-loop turn */
-const BATCH_BYTES = 8 * 1024;
+/** a batch leaves when it holds this much (sonic-boom's maxWrite is raised to take it in one write) */
+const BATCH_BYTES = 64 * 1024;
+/** stdout and file destinations: a line waits at most this long (the http destination's default is its own) */
+export const FILE_FLUSH_MS = 100;
 
-// the process-wide line format (log-format.ts); no pid/hostname on each access line
-const PINO_OPTIONS: pino.LoggerOptions = { ...LOG_FORMAT, base: null };
-
-/** The logger for a destination (one per thread and destination). */
-export function accessLogger(dest: AccessLogDestinationConfig): Logger {
+/** The sink of a destination (one per thread and destination). */
+export function accessLogSink(dest: AccessLogDestinationConfig): AccessLogSink {
   const key = JSON.stringify(dest);
   let sink = sinks.get(key);
   if (sink === undefined) {
     sink = open(dest);
     sinks.set(key, sink);
   }
-  return sink.logger;
+  return sink;
 }
 
-function open(dest: AccessLogDestinationConfig): Sink {
+function open(dest: AccessLogDestinationConfig): AccessLogSink {
   if (dest.type === 'http') {
     const poster = new BatchPoster<string>(
-      { url: dest.url!, batchSize: dest.batchSize, flushMs: dest.flushMs, queueLimit: dest.queueLimit, timeoutMs: dest.timeoutMs, headers: dest.headers },
+      { url: dest.url!, batchSize: dest.batchSize, flushMs: dest.flushMs ?? 1000, queueLimit: dest.queueLimit, timeoutMs: dest.timeoutMs, headers: dest.headers },
       'application/x-ndjson',
       (lines) => lines.join(''),
       (n) => countStat(W_LOGS_WRITTEN, n),
       (n) => countStat(W_LOGS_DROPPED, n),
     );
-    const stream = { write: (line: string) => void poster.push(line) };
-    return { logger: pino(PINO_OPTIONS, stream), reopen() {}, flush: () => poster.close() };
+    return { write: (line) => void poster.push(line), reopen() {}, flush: () => poster.close() };
   }
-  // Lines collect in sonic-boom's buffer (minLength) and leave in one write per event-loop turn (the setImmediate
-  // below), not one write per line: under load a turn answers dozens of requests. A line waits at most one turn.
-  const boom = pino.destination({ dest: dest.type === 'file' ? dest.path! : 1, sync: false, mkdir: dest.type === 'file', minLength: BATCH_BYTES });
-  // a full disk or a closed pipe must not take the worker down: the line is lost, the next one tries again
-  boom.on('error', () => countStat(W_LOGS_DROPPED, 1));
-  let flushing = false;
-  const flushTurn = () => {
-    flushing = false;
-    try {
-      boom.flush();
-    } catch {
-      /* nothing buffered, or the fd is gone */
-    }
+  return new BatchedFile(dest);
+}
+
+class BatchedFile implements AccessLogSink {
+  readonly #boom: ReturnType<typeof pino.destination>;
+  readonly #file: boolean;
+  readonly #flushMs: number;
+  // Lines are encoded into the batch as they come (one UTF-8 write each), so the batch leaves as the bytes it is:
+  // no long string to flatten and encode again when it is written.
+  #batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  #bytes = 0;
+  #timer: NodeJS.Timeout | null = null;
+  readonly #onTimer = (): void => {
+    this.#timer = null;
+    this.#send();
   };
-  const stream = {
-    write(line: string): void {
-      boom.write(line);
-      if (!flushing) {
-        flushing = true;
-        setImmediate(flushTurn);
+
+  constructor(dest: AccessLogDestinationConfig) {
+    this.#file = dest.type === 'file';
+    this.#flushMs = dest.flushMs ?? FILE_FLUSH_MS;
+    this.#boom = pino.destination({ dest: this.#file ? dest.path! : 1, sync: false, mkdir: this.#file, minLength: 0, maxWrite: BATCH_BYTES, contentMode: 'buffer' });
+    // a full disk or a closed pipe must not take the worker down: the batch is lost, the next one tries again
+    this.#boom.on('error', () => countStat(W_LOGS_DROPPED, 1));
+  }
+
+  write(line: string): void {
+    countStat(W_LOGS_WRITTEN, 1);
+    const most = line.length * 3; // UTF-8 bytes at most
+    if (this.#bytes + most > BATCH_BYTES) {
+      this.#send();
+      if (most > BATCH_BYTES) {
+        this.#out(Buffer.from(line));
+        return;
       }
-    },
-  };
-  return {
-    logger: pino(PINO_OPTIONS, stream),
-    reopen: () => {
-      if (dest.type === 'file') boom.reopen();
-    },
-    flush: () =>
-      new Promise<void>((resolve) => {
-        try {
-          boom.flushSync();
-        } catch {
-          /* nothing buffered, or the fd is gone */
-        }
-        resolve();
-      }),
-  };
+    }
+    this.#bytes += this.#batch.write(line, this.#bytes, 'utf8');
+    if (this.#timer === null) {
+      this.#timer = setTimeout(this.#onTimer, this.#flushMs);
+      this.#timer.unref();
+    }
+  }
+
+  #send(): void {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    if (this.#bytes === 0) return;
+    const out = this.#batch.subarray(0, this.#bytes);
+    // sonic-boom may still be writing the previous batch: this one gets a new buffer
+    this.#batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+    this.#bytes = 0;
+    this.#out(out);
+  }
+
+  #out(bytes: Buffer): void {
+    try {
+      this.#boom.write(bytes as unknown as string);
+    } catch {
+      countStat(W_LOGS_DROPPED, 1);
+    }
+  }
+
+  reopen(): void {
+    this.#send();
+    if (this.#file) this.#boom.reopen();
+  }
+
+  flush(): Promise<void> {
+    this.#send();
+    return new Promise<void>((resolve) => {
+      try {
+        this.#boom.flushSync();
+      } catch {
+        /* nothing buffered, or the fd is gone */
+      }
+      resolve();
+    });
+  }
 }
 
 /** Log rotation: every file destination of this thread reopens its path (the control plane relays SIGUSR2). */
@@ -97,9 +142,4 @@ export function reopenAccessLogs(): void {
 /** Before the thread exits: write out what is buffered. */
 export async function flushAccessLogs(): Promise<void> {
   await Promise.all([...sinks.values()].map((s) => s.flush().catch(() => {})));
-}
-
-/** Counts a line handed to a destination (stdout and file; the HTTP sink counts on delivery). */
-export function countWritten(dest: AccessLogDestinationConfig): void {
-  if (dest.type !== 'http') countStat(W_LOGS_WRITTEN, 1);
 }

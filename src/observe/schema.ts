@@ -24,6 +24,13 @@ const AccessLogDestination = Type.Object(
     url: Type.Optional(Url),
     headers: Type.Optional(Headers),
     ...Delivery,
+    flushMs: Type.Optional(
+      Type.Integer({
+        minimum: 10,
+        maximum: 60000,
+        description: 'a line leaves at most this long after it was logged: 100 for stdout and file (or when 64 KiB are held), 1000 for http (or when batchSize lines are held)',
+      }),
+    ),
   },
   {
     additionalProperties: false,

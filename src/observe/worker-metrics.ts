@@ -1,4 +1,3 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import type { ErrorCode } from '../errors/codes.js';
 import type { RequestTiming } from '../pipeline/policy.js';
@@ -12,11 +11,10 @@ import {
   W_HEAP_USED_KB, W_LOOP_MAX_US, W_LOOP_P50_US, W_LOOP_P99_US, W_PLAN_OVERFLOW, failureCell, observe, type ObserveService,
 } from './metrics-layout.js';
 import { bindThreadStats } from './thread-stats.js';
+import { clock } from '../shared/clock.js';
 
 const GAUGE_INTERVAL_MS = 1000;
-/** the delay monitor's sampling timer: what it records is the interval between fires, so lag = value - resolution */
-const LOOP_RESOLUTION_MS = 10;
-const lagUs = (ns: number) => Math.min(2 ** 31 - 1, Math.max(0, ns / 1000 - LOOP_RESOLUTION_MS * 1000)) | 0;
+const cellUs = (us: number) => Math.min(2 ** 31 - 1, Math.max(0, us)) | 0;
 
 /**
  * The worker's writer of the metrics region (layout in metrics-layout.ts). `finished` runs once per request, after
@@ -34,8 +32,12 @@ export class WorkerMetrics {
   readonly #announce: (slot: number, name: string) => void;
   /** phase slot by policy name */
   readonly #policyPhase = new Map<string, number>(POLICIES.slice(0, POLICY_PHASE_SLOTS).map((p, i) => [p.name, FIXED_PHASES.length + i]));
-  #loop: IntervalHistogram | null = null;
   #timer: NodeJS.Timeout | null = null;
+  // hook phase slots per route name list: a WeakMap so that routes of old plans go with them, and the last one kept
+  // aside (consecutive requests mostly take the same route)
+  readonly #slotsByNames = new WeakMap<readonly string[], Int32Array>();
+  #lastNames: readonly string[] | null = null;
+  #lastSlots: Int32Array = new Int32Array(0);
 
   constructor(service: ObserveService, index: number, announce: (slot: number, name: string) => void) {
     this.#cells = new Int32Array(service.sab);
@@ -109,13 +111,13 @@ export class WorkerMetrics {
     observe(cells, at + PH_ROUTE * HIST_CELLS, t.routed - t.start);
     const hooks = t.hooks;
     if (hooks !== null) {
-      const names = t.hookNames!;
+      const slots = this.#hookSlots(t.hookNames!);
       let prev = t.routed;
       for (let i = 0; i < hooks.length; i++) {
         const mark = hooks[i];
         if (mark === 0) break; // the pipeline stopped before this hook
-        const slot = this.#policyPhase.get(names[i]);
-        if (slot !== undefined) observe(cells, at + slot * HIST_CELLS, mark - prev);
+        const slot = slots[i];
+        if (slot >= 0) observe(cells, at + slot * HIST_CELLS, mark - prev);
         prev = mark;
       }
     }
@@ -126,6 +128,19 @@ export class WorkerMetrics {
         observe(cells, at + PH_TRANSFER * HIST_CELLS, end - t.upstreamHeaders);
       }
     }
+  }
+
+  /** The phase slots of a route's timed hooks (-1: beyond the cap), by the route's name list (one per route). */
+  #hookSlots(names: readonly string[]): Int32Array {
+    if (names === this.#lastNames) return this.#lastSlots;
+    let slots = this.#slotsByNames.get(names);
+    if (slots === undefined) {
+      slots = Int32Array.from(names, (n) => this.#policyPhase.get(n) ?? -1);
+      this.#slotsByNames.set(names, slots);
+    }
+    this.#lastNames = names;
+    this.#lastSlots = slots;
+    return slots;
   }
 
   #planSlot(name: string): number {
@@ -143,9 +158,6 @@ export class WorkerMetrics {
 
   /** Starts the once-a-second gauges: event-loop delay, heap, per-node in-flight and open connections. */
   startGauges(current: () => Runtime): void {
-    const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-    loop.enable();
-    this.#loop = loop;
     this.#timer = setInterval(() => this.#publish(current()), GAUGE_INTERVAL_MS);
     this.#timer.unref();
   }
@@ -153,13 +165,13 @@ export class WorkerMetrics {
   #publish(rt: Runtime): void {
     const cells = this.#cells;
     const w = this.#base;
-    const loop = this.#loop!;
-    if (loop.count > 0) {
-      Atomics.store(cells, w + W_LOOP_P50_US, lagUs(loop.percentile(50)));
-      Atomics.store(cells, w + W_LOOP_P99_US, lagUs(loop.percentile(99)));
-      Atomics.store(cells, w + W_LOOP_MAX_US, lagUs(loop.max));
+    // event-loop lag as the thread's 25 ms clock tick sees it (src/shared/clock.ts): how late each tick fired
+    const lag = clock.takeLag();
+    if (lag.count > 0) {
+      Atomics.store(cells, w + W_LOOP_P50_US, cellUs(lag.p50));
+      Atomics.store(cells, w + W_LOOP_P99_US, cellUs(lag.p99));
+      Atomics.store(cells, w + W_LOOP_MAX_US, cellUs(lag.max));
     }
-    loop.reset();
     const heap = getHeapStatistics();
     Atomics.store(cells, w + W_HEAP_USED_KB, (heap.used_heap_size / 1024) | 0);
     Atomics.store(cells, w + W_HEAP_TOTAL_KB, (heap.total_heap_size / 1024) | 0);
@@ -180,6 +192,5 @@ export class WorkerMetrics {
 
   stop(): void {
     if (this.#timer !== null) clearInterval(this.#timer);
-    this.#loop?.disable();
   }
 }

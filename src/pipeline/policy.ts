@@ -104,7 +104,6 @@ export interface RequestTiming {
   /** the handler was entered */
   start: number;
   routed: number;
-  accessDone: number;
   upstreamStart: number;
   /** a connection took the request (after any pool queueing and the TCP connect) */
   connected: number;
@@ -114,7 +113,7 @@ export interface RequestTiming {
    * Per-hook timing, only on routes where a hook asked for it (PolicyHooks.timesHooks): hooks[i] is the time the
    * i-th access-then-rewrite hook of the route finished (for a PENDING hook: when it resumed), hookNames[i] its policy.
    */
-  hooks: Float64Array | null;
+  hooks: number[] | null;
   hookNames: readonly string[] | null;
 }
 

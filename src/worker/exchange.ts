@@ -271,7 +271,6 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
         if (this.aborted) return;
       }
     }
-    this.timing.accessDone = this.timing.start > 0 ? performance.now() : 0;
     const rewrite = this.route.rewrite;
     if (rewrite !== null) {
       const marks = this.timing.hooks;
@@ -659,6 +658,13 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       const line = STATUS_BYTES[status];
       let o = line !== undefined ? (out.set(line, 0), line.length) : out.write(`${status} Unknown`, 0, 'latin1');
       o = headers.copyLines(out, o);
+      // headers added by policies (rate-limit state, a headers policy's set…) join the same block as one string
+      const extra = this.responseExtra;
+      if (extra !== null && o >= 0) {
+        let block = '';
+        for (let i = 0; i < extra.length; i += 2) block += '\r\n' + extra[i] + ': ' + extra[i + 1];
+        o = o + block.length * 3 <= out.length ? o + out.write(block, o, 'utf8') : -1;
+      }
       const via = viaBytes(this.host.viaValue);
       if (o >= 0 && o + via.length + this.requestId.length <= out.length) {
         out.set(via, o);
@@ -676,8 +682,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       }
       res.writeHeader('via', this.host.viaValue);
       res.writeHeader('x-request-id', this.requestId);
+      this.#writeExtraHeaders();
     }
-    this.#writeExtraHeaders();
     this.responseKind = bodyKind;
     if (bodyKind === BODY_NONE) {
       if (this.isHeadRequest && contentLength >= 0) {

@@ -55,7 +55,7 @@ export class Refusal implements PolicyContext {
     this.errorCode = code;
     const now = performance.now();
     // all of its time went to reading and checking the request: the "route" phase, ending at the refusal
-    this.timing = { start: startedAt, routed: now, accessDone: 0, upstreamStart: 0, connected: 0, upstreamHeaders: 0, end: now, hooks: null, hookNames: null };
+    this.timing = { start: startedAt, routed: now, upstreamStart: 0, connected: 0, upstreamHeaders: 0, end: now, hooks: null, hookNames: null };
     this.#names = headerNames;
     this.#values = headerValues;
   }

@@ -102,6 +102,8 @@ export class RouteRuntime {
   readonly nodeMetricsSlots: readonly number[];
   /** policy names of the access then rewrite hooks, when a hook asked for per-hook timing; else null */
   readonly timedHooks: readonly string[] | null;
+  /** zeros, one per timed hook: each request's RequestTiming.hooks starts as a copy */
+  readonly hookMarks: number[] | null;
   /** the route's in-flight cell across workers, when it has a concurrency limit */
   readonly concurrency: Int32Array | null;
   /** the route's own circuit breaker, when it has one (its upstream's is in the cluster) */
@@ -146,6 +148,8 @@ export class RouteRuntime {
     this.timedHooks = hooks.some((h) => h.timesHooks === true)
       ? [...names.filter((_, i) => typeof hooks[i].access === 'function'), ...names.filter((_, i) => typeof hooks[i].rewrite === 'function')]
       : null;
+    // made of doubles, then zeroed: the array keeps V8's double elements kind, so each copy takes timestamps as is
+    this.hookMarks = this.timedHooks === null ? null : this.timedHooks.map(() => 0.5).fill(0);
   }
 }
 

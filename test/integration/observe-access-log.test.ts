@@ -135,10 +135,15 @@ test('log rotation: after the file is renamed and the gateway told to reopen, ne
   const rotated = file + '.1';
   renameSync(file, rotated);
   gw.gateway.reopenLogs();
-  // the reopen message reaches each worker asynchronously; wait until both write to the new file
+  // the reopen message reaches each worker asynchronously; wait until both write to the new file (lines leave in
+  // batches, so each round first waits for its lines to be written somewhere)
   await eventually(async () => {
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push((await get('/l/after')).headers.get('x-request-id')!);
+    await eventually(() => {
+      const written = new Set([...lines(file), ...lines(rotated)].map((l) => l.reqId));
+      return ids.every((id) => written.has(id));
+    }, 2000);
     const fresh = new Set(lines(file).map((l) => l.reqId));
     return ids.every((id) => fresh.has(id));
   }, 8000);
@@ -186,5 +191,44 @@ routes:
     await gw3.stop();
     await up2.close();
     await collector.close();
+  }
+});
+
+test('lines leave in batches (flushMs) and a stopping gateway writes out what it holds', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nanogate-log-batch-'));
+  const held = join(dir, 'held.log');
+  const quick = join(dir, 'quick.log');
+  const make = (path: string, flushMs: number) =>
+    startGateway(
+      `
+observability:
+  accessLog: { destination: { type: file, path: ${path}, flushMs: ${flushMs} } }
+upstreams:
+  app: { nodes: [{ url: ${up.url} }] }
+policies: { accessLog: {} }
+routes:
+  - { name: all, match: { prefix: / }, upstream: app }
+`,
+      { workers: 1 },
+    );
+  const slow = await make(held, 60000);
+  const fast = await make(quick, 20);
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${slow.url}/held/${i}`);
+      await res.arrayBuffer();
+      ids.push(res.headers.get('x-request-id')!);
+    }
+    const res = await fetch(`${fast.url}/quick`);
+    await res.arrayBuffer();
+    // the 20 ms destination has written its line while the 60 s one still holds its three
+    await lineFor(res.headers.get('x-request-id')!, quick);
+    assert.deepEqual(lines(held), [], 'a line left before its batch was due');
+    await slow.stop();
+    assert.deepEqual(lines(held).map((l) => l.reqId), ids, 'stopping lost or reordered held lines');
+  } finally {
+    await slow.stop().catch(() => {});
+    await fast.stop();
   }
 });

@@ -97,12 +97,11 @@ test('phases and Server-Timing from request timestamps; hooks that did not run a
   const t: RequestTiming = {
     start: 100,
     routed: 100.01,
-    accessDone: 0,
     upstreamStart: 100.5,
     connected: 100.6,
     upstreamHeaders: 101.9,
     end: 102,
-    hooks: Float64Array.of(100.21, 100.5, 0),
+    hooks: [100.21, 100.5, 0],
     hookNames: ['auth', 'rateLimit', 'headers'],
   };
   const seen: [string, number][] = [];

@@ -1,15 +1,14 @@
 import { Type, type Static } from '@sinclair/typebox';
-import type { Logger } from 'pino';
 import { PRIORITY, PolicyConfigError, type PolicyContext, type PolicyModule } from '../../pipeline/policy.js';
 import type { ObservabilityConfig, AccessLogDestinationConfig } from '../../observe/schema.js';
-import { accessLogger, countWritten } from '../../observe/access-log-sink.js';
+import { accessLogSink, type AccessLogSink } from '../../observe/access-log-sink.js';
 import { Redactor, type QueryMode } from '../../observe/redact.js';
-import { forEachPhase, ms3 } from '../../observe/phases.js';
+import { buildLine, routePart, type LineOptions } from './line.js';
 import { countStat } from '../../observe/thread-stats.js';
 import { W_LOGS_SAMPLED_OUT } from '../../observe/metrics-layout.js';
 
 /**
- * One JSON line per request (pino), written after the response has gone out, to the destination of
+ * One JSON line per request (line.ts), written after the response has gone out, to the destination of
  * `observability.accessLog`. Successful requests may be sampled; errors (status >= 400 or a gateway error code) are
  * always logged. Credentials never reach the log: the query is redacted by parameter name, only the request headers
  * listed are logged and those holding credentials are replaced, and PII patterns are masked everywhere.
@@ -50,20 +49,24 @@ interface Data {
   phases: boolean;
 }
 
-const DEFAULT_DESTINATION = { type: 'stdout', batchSize: 512, flushMs: 1000, queueLimit: 8192, timeoutMs: 5000 } as AccessLogDestinationConfig;
+const DEFAULT_DESTINATION = { type: 'stdout', batchSize: 512, queueLimit: 8192, timeoutMs: 5000 } as AccessLogDestinationConfig;
 
 class AccessLogHook {
-  readonly #log: Logger;
+  readonly #sink: AccessLogSink;
   readonly #data: Data;
-  readonly #redact: Redactor;
-  readonly #headers: readonly string[];
+  readonly #route: string;
+  readonly #line: LineOptions;
   readonly timesHooks: boolean;
 
   constructor(data: Data, routeName: string) {
     this.#data = data;
-    this.#log = accessLogger(data.destination).child({ route: routeName });
-    this.#redact = new Redactor(data.query, data.redactQuery, data.redactHeaders, data.pii);
-    this.#headers = data.headers.map((h) => h.toLowerCase());
+    this.#sink = accessLogSink(data.destination);
+    this.#route = routePart(routeName);
+    this.#line = {
+      redact: new Redactor(data.query, data.redactQuery, data.redactHeaders, data.pii),
+      headers: data.headers.map((h) => h.toLowerCase()),
+      phases: data.phases,
+    };
     this.timesHooks = data.phases;
   }
 
@@ -75,57 +78,8 @@ class AccessLogHook {
       countStat(W_LOGS_SAMPLED_OUT, 1);
       return;
     }
-    const t = ctx.timing;
-    const end = t.end > 0 ? t.end : performance.now();
-    const total = end - t.start;
-    const upstream = t.upstreamStart > 0 ? end - t.upstreamStart : 0;
-    const line: Record<string, unknown> = {
-      reqId: ctx.requestId,
-      method: ctx.method,
-      path: this.#redact.pii(ctx.path),
-      status,
-      consumer: ctx.consumerId,
-      bytesIn: ctx.bytesIn,
-      bytesOut: ctx.bytesOut,
-      latency: { total: ms3(total), gateway: ms3(total - upstream), upstream: ms3(upstream) },
-      upstream: ctx.upstreamNode,
-      client: ctx.clientIp,
-    };
-    const query = this.#redact.query(ctx.query);
-    if (query !== '') line.query = query;
-    if (ctx.consumerPlan !== null) line.plan = ctx.consumerPlan;
-    if (ctx.errorCode !== null) line.error = ctx.errorCode;
-    // The cause the client's problem body leaves out (src/errors/problem.ts), beside the node it concerns.
-    if (ctx.upstreamError !== null) line.upstreamError = ctx.upstreamError;
-    if (this.#data.phases) {
-      const phases: Record<string, number> = {};
-      forEachPhase(t, end, (name, ms) => {
-        phases[name] = ms3((phases[name] ?? 0) + ms);
-      });
-      line.phases = phases;
-    }
-    // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
-    // cache {cacheStatus}, trace {traceId}.
-    const slots = ctx.slots;
-    for (let i = 0; i < slots.length; i++) {
-      const s = slots[i] as Record<string, unknown> | undefined;
-      if (s === undefined || s === null || typeof s !== 'object') continue;
-      if ('limited' in s && 'remaining' in s) line.rateLimit = { limited: s.limited, limit: s.limit, remaining: s.remaining };
-      else if (typeof s.cacheStatus === 'string') line.cache = s.cacheStatus;
-      else if (typeof s.traceId === 'string') line.traceId = s.traceId;
-    }
-    if (this.#headers.length > 0) {
-      const headers: Record<string, string> = {};
-      for (const name of this.#headers) {
-        const v = ctx.header(name);
-        if (v !== undefined) headers[name] = this.#redact.header(name, v);
-      }
-      line.headers = headers;
-    }
     // 4xx at info (the client's doing), 5xx at error
-    if (status >= 500) this.#log.error(line);
-    else this.#log.info(line);
-    countWritten(this.#data.destination);
+    this.#sink.write(buildLine(ctx, status, this.#route, this.#line));
   };
 }
 

@@ -242,12 +242,13 @@ export class RateOutcome {
   /** "80%" once a warnAt threshold of the quota is reached */
   quotaWarning: string | null = null;
   /** entries taken so far (for refunds when a later check refuses) */
-  readonly entries: Int32Array;
+  readonly entries: number[];
   /** the check to go on with after a wait, and the wait's deadline (µs) */
   next = 0;
   deadline = 0;
   constructor(checks: number) {
-    this.entries = new Int32Array(checks);
+    // a plain array: cheaper to make per request than an Int32Array, and as small for one or two checks
+    this.entries = checks === 1 ? [0] : new Array<number>(checks).fill(0);
   }
 }
 

@@ -1,0 +1,99 @@
+import type { PolicyContext } from '../../pipeline/policy.js';
+import { forEachPhase, ms3 } from '../../observe/phases.js';
+import { isoTime } from '../../observe/log-format.js';
+import type { Redactor } from '../../observe/redact.js';
+
+/**
+ * One access-log line as JSON text, written straight into a string: the field order and the encoding are those the
+ * line had when pino serialised an object (`{"level":…,"time":…,"route":…,"reqId":…}`), without the object, the
+ * child-logger bindings or a serialiser walk per line. Strings go through JSON.stringify (V8's fast path for
+ * one-byte strings); numbers and booleans are written as they are.
+ */
+export interface LineOptions {
+  readonly redact: Redactor;
+  /** lower-case request headers to include */
+  readonly headers: readonly string[];
+  readonly phases: boolean;
+}
+
+const q = JSON.stringify;
+
+/** `,"route":"<name>"`, the part of every line of a route that never changes */
+export function routePart(routeName: string): string {
+  return ',"route":' + q(routeName);
+}
+
+// phase names and times of one line: module scratch (one thread, no re-entry), so the line allocates no array
+const phaseNames: string[] = [];
+const phaseMs: number[] = [];
+let phaseCount = 0;
+function addPhase(name: string, ms: number): void {
+  for (let i = 0; i < phaseCount; i++) {
+    if (phaseNames[i] === name) {
+      phaseMs[i] += ms;
+      return;
+    }
+  }
+  phaseNames[phaseCount] = name;
+  phaseMs[phaseCount++] = ms;
+}
+
+export function buildLine(ctx: PolicyContext, status: number, route: string, o: LineOptions): string {
+  const t = ctx.timing;
+  const end = t.end > 0 ? t.end : performance.now();
+  const total = end - t.start;
+  const upstream = t.upstreamStart > 0 ? end - t.upstreamStart : 0;
+  const consumer = ctx.consumerId;
+  const node = ctx.upstreamNode;
+  const redact = o.redact;
+  let s =
+    (status >= 500 ? '{"level":"error"' : '{"level":"info"') +
+    isoTime() +
+    route +
+    ',"reqId":' + q(ctx.requestId) +
+    ',"method":' + q(ctx.method) +
+    ',"path":' + q(redact.pii(ctx.path)) +
+    ',"status":' + status +
+    ',"consumer":' + (consumer === null ? 'null' : q(consumer)) +
+    ',"bytesIn":' + ctx.bytesIn +
+    ',"bytesOut":' + ctx.bytesOut +
+    ',"latency":{"total":' + ms3(total) + ',"gateway":' + ms3(total - upstream) + ',"upstream":' + ms3(upstream) +
+    '},"upstream":' + (node === null ? 'null' : q(node)) +
+    ',"client":' + q(ctx.clientIp);
+  const query = redact.query(ctx.query);
+  if (query !== '') s += ',"query":' + q(query);
+  if (ctx.consumerPlan !== null) s += ',"plan":' + q(ctx.consumerPlan);
+  if (ctx.errorCode !== null) s += ',"error":' + q(ctx.errorCode);
+  // The cause the client's problem body leaves out (src/errors/problem.ts), beside the node it concerns.
+  if (ctx.upstreamError !== null) s += ',"upstreamError":' + q(ctx.upstreamError);
+  if (o.phases) {
+    phaseCount = 0;
+    forEachPhase(t, end, addPhase);
+    s += ',"phases":{';
+    for (let i = 0; i < phaseCount; i++) s += (i > 0 ? ',' : '') + q(phaseNames[i]) + ':' + ms3(phaseMs[i]);
+    s += '}';
+  }
+  // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
+  // cache {cacheStatus}, trace {traceId}.
+  const slots = ctx.slots;
+  for (let i = 0; i < slots.length; i++) {
+    const v = slots[i] as Record<string, unknown> | undefined;
+    if (v === undefined || v === null || typeof v !== 'object') continue;
+    if ('limited' in v && 'remaining' in v) s += ',"rateLimit":{"limited":' + q(v.limited) + ',"limit":' + q(v.limit) + ',"remaining":' + q(v.remaining) + '}';
+    else if (typeof v.cacheStatus === 'string') s += ',"cache":' + q(v.cacheStatus);
+    else if (typeof v.traceId === 'string') s += ',"traceId":' + q(v.traceId);
+  }
+  const names = o.headers;
+  if (names.length > 0) {
+    s += ',"headers":{';
+    let first = true;
+    for (let i = 0; i < names.length; i++) {
+      const v = ctx.header(names[i]);
+      if (v === undefined) continue;
+      s += (first ? '' : ',') + q(names[i]) + ':' + q(redact.header(names[i], v));
+      first = false;
+    }
+    s += '}';
+  }
+  return s + '}\n';
+}
