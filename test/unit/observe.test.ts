@@ -4,7 +4,7 @@ import { TraceParent, formatTraceparent, parseTraceparent, randomHex, unixNanos 
 import { Redactor } from '../../src/observe/redact.js';
 import { BOUNDS_MS, BUCKETS, HIST_SUM, bucketOf, observe } from '../../src/observe/metrics-layout.js';
 import { PromWriter } from '../../src/observe/prometheus.js';
-import { forEachPhase, serverTimingValue } from '../../src/observe/phases.js';
+import { forEachPhase, ms3, msText, serverTimingValue } from '../../src/observe/phases.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
 import type { RequestTiming } from '../../src/pipeline/policy.js';
 
@@ -116,4 +116,10 @@ test('phases and Server-Timing from request timestamps; hooks that did not run a
   ]);
   assert.equal(serverTimingValue(t), 'route;dur=0.01, auth;dur=0.2, rateLimit;dur=0.29, connect;dur=0.1, upstream;dur=1.3');
   assert.equal(serverTimingValue({ ...t, start: 0 }), '');
+});
+
+test('msText writes a duration exactly as the number ms3 gives would print', () => {
+  const samples = [0, -1, NaN, 0.0004, 0.0005, 0.001, 0.01, 0.1, 0.963, 1, 1.5, 2.0004, 12.3456, 999.9995, 1000, 123456.789, 86400000.001];
+  for (let i = 0; i < 2000; i++) samples.push(Math.random() * 10 ** Math.floor(Math.random() * 7));
+  for (const ms of samples) assert.equal(msText(ms), String(ms3(ms)), String(ms));
 });

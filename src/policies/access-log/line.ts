@@ -1,5 +1,5 @@
 import type { PolicyContext } from '../../pipeline/policy.js';
-import { forEachPhase, ms3 } from '../../observe/phases.js';
+import { forEachPhase, msText } from '../../observe/phases.js';
 import { isoTime } from '../../observe/log-format.js';
 import type { Redactor } from '../../observe/redact.js';
 
@@ -57,7 +57,7 @@ export function buildLine(ctx: PolicyContext, status: number, route: string, o: 
     ',"consumer":' + (consumer === null ? 'null' : q(consumer)) +
     ',"bytesIn":' + ctx.bytesIn +
     ',"bytesOut":' + ctx.bytesOut +
-    ',"latency":{"total":' + ms3(total) + ',"gateway":' + ms3(total - upstream) + ',"upstream":' + ms3(upstream) +
+    ',"latency":{"total":' + msText(total) + ',"gateway":' + msText(total - upstream) + ',"upstream":' + msText(upstream) +
     '},"upstream":' + (node === null ? 'null' : q(node)) +
     ',"client":' + q(ctx.clientIp);
   const query = redact.query(ctx.query);
@@ -70,7 +70,7 @@ export function buildLine(ctx: PolicyContext, status: number, route: string, o: 
     phaseCount = 0;
     forEachPhase(t, end, addPhase);
     s += ',"phases":{';
-    for (let i = 0; i < phaseCount; i++) s += (i > 0 ? ',' : '') + q(phaseNames[i]) + ':' + ms3(phaseMs[i]);
+    for (let i = 0; i < phaseCount; i++) s += (i > 0 ? ',' : '') + q(phaseNames[i]) + ':' + msText(phaseMs[i]);
     s += '}';
   }
   // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
