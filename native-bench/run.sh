@@ -12,7 +12,7 @@
 # (wrk -c$CONNS) and paced (each connection waits PACE_MS after a response: ~2,000 req/s with the defaults).
 # Rounds interleave the configs (round 1: all, round 2: all, ...); the table shows medians.
 #
-# Knobs (env): ROUNDS=3 DUR=10 PACE_DUR=5 WARM=2 CONNS=50 PACE_MS=24 ONLY="direct nginx haproxy nanogate-1w nanogate-1w-pipelined nanogate-default"
+# Knobs (env): ROUNDS=3 DUR=10 PACE_DUR=5 WARM=2 CONNS=50 PACE_MS=24 ONLY="direct nginx haproxy nanogate-1w nanogate-1w-pipelined nanogate-1w-standard nginx-2w nanogate-default"
 #              NO_INSTALL=1 (do not apt-get)  NO_BUILD=1 (do not npm run build when dist/ is missing)
 #              OUT_MD=native-bench/RESULTS.md  BASE_PORT=19000, 19200 with MODE=policies (origin; proxies use BASE_PORT+81.., admin +91)
 # Policy cost (MODE=policies, or `nanogate bench policies`): instead of the proxies, nanogate --workers 1 pinned as
@@ -40,7 +40,7 @@ pol_field() { # row field -> the row's field from rows.json ('' when absent)
 if [ "$MODE" = policies ]; then
   ALL=$(node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).rows.map((r)=>"pol-"+r.row).join(" "))' "$POL_ROWS")
 else
-  ALL="direct nginx haproxy nanogate-1w nanogate-1w-pipelined nanogate-default"
+  ALL="direct nginx haproxy nanogate-1w nanogate-1w-pipelined nanogate-1w-standard nginx-2w nanogate-default"
 fi
 CFGS=${ONLY:-$ALL}
 if [ -n "${DRY_RUN:-}" ]; then
@@ -115,8 +115,8 @@ ORIGIN_CONF=$(tmpl conf/origin-nginx.conf)
 NGINX_CONF=$(tmpl conf/proxy-nginx.conf)
 HAPROXY_CONF=$( [ "$MODE" = policies ] || tmpl conf/haproxy.cfg)
 
-port_of() { case $1 in direct) echo "$ORIGIN_PORT";; nginx) echo "$NGINX_PORT";; haproxy) echo "$HAPROXY_PORT";; nanogate-*|pol-*) echo "$NANOGATE_PORT";; esac; }
-pinned_of() { [ "$1" = nanogate-default ] && echo 0 || echo 1; }
+port_of() { case $1 in direct) echo "$ORIGIN_PORT";; nginx|nginx-2w) echo "$NGINX_PORT";; haproxy) echo "$HAPROXY_PORT";; nanogate-*|pol-*) echo "$NANOGATE_PORT";; esac; }
+pinned_of() { case $1 in nanogate-default|nginx-2w) echo 0;; *) echo 1;; esac; }
 
 start_proxy() { # cfg cpu -> LASTPID (empty for direct)
   local cfg=$1 cpu=$2
@@ -124,6 +124,7 @@ start_proxy() { # cfg cpu -> LASTPID (empty for direct)
   case $cfg in
     direct) ;;
     nginx)   start_bg "$cfg" "$cpu" nginx -c "$NGINX_CONF" -p "$RUN" -g "daemon off; worker_processes 1;" ;;
+    nginx-2w) start_bg "$cfg" "$cpu" nginx -c "$NGINX_CONF" -p "$RUN" -g "daemon off; worker_processes 2;" ;;
     haproxy) start_bg "$cfg" "$cpu" haproxy -db -f "$HAPROXY_CONF" ;;
     nanogate-1w)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
@@ -131,6 +132,10 @@ start_proxy() { # cfg cpu -> LASTPID (empty for direct)
     nanogate-1w-pipelined)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
         start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate-pipelined.yaml" --workers 1 ;;
+    nanogate-1w-standard)
+      NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
+      NB_ACCESS_LOG="$RUN/access-$cfg.log" \
+        start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/policies/standard.yaml" --workers 1 ;;
     pol-*)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
       NB_ACCESS_LOG="$RUN/access-$cfg.log" \
@@ -141,7 +146,7 @@ start_proxy() { # cfg cpu -> LASTPID (empty for direct)
   esac
 }
 
-header_of() { case $1 in pol-*) pol_field "${1#pol-}" header;; esac; }
+header_of() { case $1 in pol-*) pol_field "${1#pol-}" header;; nanogate-1w-standard) pol_field standard header;; esac; }
 wrk_run() { # cfg round mode(sat|paced) gen_cpu url sut_pid origin_pid
   local cfg=$1 round=$2 mode=$3 gcpu=$4 url=$5 spid=$6 opid=$7 out j s0 s1 o0 o1 dur hdr
   local h=(); hdr=$(header_of "$cfg"); [ -n "$hdr" ] && h=(-H "$hdr")
