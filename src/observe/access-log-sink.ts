@@ -123,13 +123,19 @@ class BatchedFile implements AccessLogSink {
 
   flush(): Promise<void> {
     this.#send();
+    // sonic-boom emits 'drain' when its queue is written out (async mode, minLength 0); wait for it while a write is
+    // in flight or bytes are queued (also before the file is open). Its flushSync would reorder: it writes what is
+    // queued while the write in flight has not completed.
+    const boom = this.#boom as unknown as { _writing: boolean; _len: number; once(e: string, f: () => void): void; off(e: string, f: () => void): void };
+    if (!boom._writing && boom._len === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      try {
-        this.#boom.flushSync();
-      } catch {
-        /* nothing buffered, or the fd is gone */
-      }
-      resolve();
+      const done = () => {
+        boom.off('drain', done);
+        boom.off('error', done);
+        resolve();
+      };
+      boom.once('drain', done);
+      boom.once('error', done);
     });
   }
 }
