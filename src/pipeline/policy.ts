@@ -91,7 +91,10 @@ export interface PolicyContext {
   /** final status sent to the client (0 until known) */
   readonly status: number;
   readonly errorCode: ErrorCode | null;
-  /** high-resolution timestamps in ms (performance.now()); 0 when not reached */
+  /**
+   * high-resolution timestamps in ms (performance.now()); 0 when not reached, and all 0 on a route where no hook
+   * says readsTiming or timesHooks
+   */
   readonly timing: RequestTiming;
   readonly bytesIn: number;
   readonly bytesOut: number;
@@ -128,6 +131,11 @@ export interface PolicyHooks {
   log?(ctx: PolicyContext): void;
   /** ask for per-hook timestamps on this route (ctx.timing.hooks): Server-Timing, phase logs; off costs nothing */
   readonly timesHooks?: boolean;
+  /**
+   * the hook reads ctx.timing (start, end, the phases): the route takes each request's timestamps, and only then
+   * (they cost a clock read each, and routes without such a hook keep the zeros of an untimed request)
+   */
+  readonly readsTiming?: boolean;
 }
 
 /** What a worker gives a policy when it creates hooks. Extended by the modules that own the resources. */

@@ -323,7 +323,7 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
         headerNames: s.headerNames.slice(0, s.headerCount),
         headerValues: s.headerValues.slice(0, s.headerCount),
       };
-      if (route.hasPolicies) {
+      if (route.timed) {
         const now = performance.now();
         const hookNames = route.timedHooks;
         // hooks: a copy of the route's zero-filled marks (a plain double array: cheaper to make than a Float64Array)

@@ -102,6 +102,8 @@ export class RouteRuntime {
   readonly nodeMetricsSlots: readonly number[];
   /** policy names of the access then rewrite hooks, when a hook asked for per-hook timing; else null */
   readonly timedHooks: readonly string[] | null;
+  /** a hook reads the request's timestamps (PolicyHooks.readsTiming / timesHooks): the handler takes them */
+  readonly timed: boolean;
   /** zeros, one per timed hook: each request's RequestTiming.hooks starts as a copy */
   readonly hookMarks: number[] | null;
   /** the route's in-flight cell across workers, when it has a concurrency limit */
@@ -148,6 +150,7 @@ export class RouteRuntime {
     this.timedHooks = hooks.some((h) => h.timesHooks === true)
       ? [...names.filter((_, i) => typeof hooks[i].access === 'function'), ...names.filter((_, i) => typeof hooks[i].rewrite === 'function')]
       : null;
+    this.timed = hooks.some((h) => h.readsTiming === true || h.timesHooks === true);
     // made of doubles, then zeroed: the array keeps V8's double elements kind, so each copy takes timestamps as is
     this.hookMarks = this.timedHooks === null ? null : this.timedHooks.map(() => 0.5).fill(0);
   }

@@ -57,6 +57,7 @@ class AccessLogHook {
   readonly #route: string;
   readonly #line: LineOptions;
   readonly timesHooks: boolean;
+  readonly readsTiming = true;
 
   constructor(data: Data, routeName: string) {
     this.#data = data;

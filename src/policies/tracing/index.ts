@@ -41,11 +41,14 @@ class TracingHook {
   readonly #slot: number;
   readonly #rate: number;
   readonly #exporter: SpanExporter | null;
+  /** span start and end come from the request's timestamps (nothing to time without an exporter) */
+  readonly readsTiming: boolean;
 
   constructor(data: Data, env: PolicyEnv) {
     this.#slot = env.slot;
     this.#rate = data.sampleRate;
     this.#exporter = data.exporter === null ? null : spanExporter(data.exporter);
+    this.readsTiming = this.#exporter !== null;
   }
 
   readonly access = (ctx: PolicyContext): typeof CONTINUE => {
