@@ -6,6 +6,8 @@
 export interface ConsumerLookup {
   /** the generation of the table currently read (changes when a new registry version is swapped in) */
   readonly generation: number;
+  /** the table currently read, as an identity to compare: a new object after every swap */
+  readonly table: object;
   /** consumer index for an API key given as its SHA-256 digest (32 bytes), or -1 */
   byKeyDigest(digest: Uint8Array): number;
   /** consumer index for a JWT issuer + subject mapping, or -1 */

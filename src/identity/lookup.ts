@@ -28,6 +28,9 @@ class ConsumerDirectory implements ConsumerLookup {
   get generation(): number {
     return this.current().generation;
   }
+  get table(): object {
+    return this.current();
+  }
   byKeyDigest(digest: Uint8Array): number {
     return this.current().byKeyDigest(digest);
   }

@@ -103,3 +103,56 @@ test('introspection answers map to consumers the same way (configured issuer whe
   const p = await problemOf(await call('/i/x', 'opaque-nobody'));
   assert.equal(p.code, 'NG_ERR_AUTH_UNKNOWN_CONSUMER');
 });
+
+test('a cached token follows the consumer table: after a reload changes its consumer, the next request carries the change', async () => {
+  const own = await startGateway(`
+consumers:
+  - { id: acme, plan: gold, jwt: [{ issuer: "${ISS}", subject: svc-acme }] }
+upstreams:
+  app: { nodes: [{ url: ${up.url} }] }
+routes:
+  - name: mapped
+    match: { prefix: /m }
+    upstream: app
+    policies:
+      auth: { identityHeaders: { consumerId: X-Consumer-Id, plan: X-Consumer-Plan }, methods: { jwt: { keys: [{ alg: HS256, secret: "${SECRET}" }] } } }
+`);
+  try {
+    const token = await signToken({ iss: ISS, sub: 'svc-acme', exp: Math.floor(Date.now() / 1000) + 600 }, hs);
+    const get = () => fetch(`${own.url}/m/x`, { headers: { authorization: `Bearer ${token}` } });
+    for (let i = 0; i < 2; i++) assert.equal((await seen(await get()))['x-consumer-plan'], 'gold');
+    own.rewrite(`
+consumers:
+  - { id: acme, plan: silver, jwt: [{ issuer: "${ISS}", subject: svc-acme }] }
+  - { id: other, jwt: [{ issuer: "${ISS}", subject: svc-other }] }
+upstreams:
+  app: { nodes: [{ url: ${up.url} }] }
+routes:
+  - name: mapped
+    match: { prefix: /m }
+    upstream: app
+    policies:
+      auth: { identityHeaders: { consumerId: X-Consumer-Id, plan: X-Consumer-Plan }, methods: { jwt: { keys: [{ alg: HS256, secret: "${SECRET}" }] } } }
+`);
+    await own.gateway.reload();
+    assert.equal((await seen(await get()))['x-consumer-plan'], 'silver');
+    own.rewrite(`
+consumers:
+  - { id: other, jwt: [{ issuer: "${ISS}", subject: svc-other }] }
+upstreams:
+  app: { nodes: [{ url: ${up.url} }] }
+routes:
+  - name: mapped
+    match: { prefix: /m }
+    upstream: app
+    policies:
+      auth: { identityHeaders: { consumerId: X-Consumer-Id, plan: X-Consumer-Plan }, methods: { jwt: { keys: [{ alg: HS256, secret: "${SECRET}" }] } } }
+`);
+    await own.gateway.reload();
+    const gone = await get();
+    assert.equal(gone.status, 401);
+    assert.equal((await problemOf(gone)).code, 'NG_ERR_AUTH_UNKNOWN_CONSUMER');
+  } finally {
+    await own.stop();
+  }
+});

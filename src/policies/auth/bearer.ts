@@ -22,6 +22,24 @@ export interface Identity {
   readonly scopes: readonly string[] | null;
   /** `roles` claim (array of strings); null when absent */
   readonly roles: readonly string[] | null;
+  /** the consumer this identity mapped to, kept with the cached token (applyIdentity) */
+  memo?: ConsumerMemo;
+}
+
+/**
+ * What a cached token's issuer and subject resolved to in one consumer table: a later request with the same token
+ * reuses it while the lookup still reads that table (a registry swap makes a new table, and the memo is redone).
+ */
+class ConsumerMemo {
+  constructor(
+    readonly lookup: ConsumerLookup,
+    readonly table: object,
+    readonly index: number,
+    readonly id: string | null,
+    readonly plan: string | null,
+    readonly scopes: readonly string[] | null,
+    readonly roles: readonly string[] | null,
+  ) {}
 }
 
 /** Why a token was refused; what the asynchronous checks resolve to instead of throwing. */
@@ -107,13 +125,19 @@ export function consumerTable(services: Record<string, unknown>, mode: MapConsum
  */
 export function applyIdentity(ctx: PolicyContext, id: Identity, table: ConsumerLookup | null, required: boolean, failure: AuthFailure): typeof AUTH_OK | typeof AUTH_FAIL {
   if (table !== null) {
-    const i = id.subject === null ? -1 : table.byJwt(id.issuer, id.subject);
-    if (i >= 0) {
-      ctx.consumerIndex = i;
-      ctx.consumerId = table.id(i);
-      ctx.consumerPlan = table.plan(i);
-      ctx.scopes = id.scopes ?? table.scopes(i);
-      ctx.roles = id.roles ?? table.roles(i);
+    const current = table.table;
+    let m = id.memo;
+    if (m === undefined || m.lookup !== table || m.table !== current) {
+      const i = id.subject === null ? -1 : table.byJwt(id.issuer, id.subject);
+      m = i < 0 ? new ConsumerMemo(table, current, -1, null, null, null, null) : new ConsumerMemo(table, current, i, table.id(i), table.plan(i), id.scopes ?? table.scopes(i), id.roles ?? table.roles(i));
+      id.memo = m;
+    }
+    if (m.index >= 0) {
+      ctx.consumerIndex = m.index;
+      ctx.consumerId = m.id;
+      ctx.consumerPlan = m.plan;
+      ctx.scopes = m.scopes;
+      ctx.roles = m.roles;
       return AUTH_OK;
     }
     if (required) return fail(failure, 'NG_ERR_AUTH_UNKNOWN_CONSUMER', 'the token is valid but its subject is not a known consumer');

@@ -153,6 +153,7 @@ export class Introspector {
       issuer: typeof doc.iss === 'string' ? doc.iss : d.issuer,
       scopes: scopesOf(doc),
       roles: rolesOf(doc),
+      memo: undefined,
     };
   }
 }

@@ -268,6 +268,7 @@ export class JwtVerifier {
       issuer: typeof payload.iss === 'string' ? payload.iss : '',
       scopes: scopesOf(payload),
       roles: rolesOf(payload),
+      memo: undefined,
     };
   }
 }
