@@ -48,6 +48,7 @@ const APISIX_TIMEOUT_S = 60;
 
 export function convertApisix(doc: unknown, text: string, report: ImportReport): Obj {
   if (!isObj(doc)) throw new ImportError('not an APISIX standalone config: the file is not a YAML/JSON object');
+  if ('_format_version' in doc) throw new ImportError('this is a Kong declarative config (_format_version): use nanogate import kong');
   if (!['routes', 'upstreams', 'services', 'consumers', 'global_rules'].some((k) => k in doc)) {
     throw new ImportError('not an APISIX standalone config: none of routes, upstreams, services, consumers, global_rules');
   }

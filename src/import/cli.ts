@@ -29,7 +29,8 @@ export async function importMain(args: string[]): Promise<number> {
   }
   const [from, file, ...extra] = parsed.positionals;
   if ((from !== 'kong' && from !== 'apisix') || !file || extra.length) {
-    console.error(`nanogate import: ${from && from !== 'kong' && from !== 'apisix' ? `unknown source "${from}" (kong or apisix)` : 'needs a source and a file'}\n\n${IMPORT_HELP}`);
+    const problem = from && from !== 'kong' && from !== 'apisix' ? `unknown source "${from}" (kong or apisix)` : extra.length ? 'takes one file' : 'needs a source and a file';
+    console.error(`nanogate import: ${problem}\n\n${IMPORT_HELP}`);
     return 2;
   }
   let text: string;

@@ -129,3 +129,8 @@ test('apisix: a global limit-count keeps one bucket on routes with their own lim
   assert.equal(out.routes[0].policies, undefined);
   assert.deepEqual(((out.routes[1].policies as Obj).rateLimit as { limits: Obj[] }).limits, [global[0], { key: 'ip', algorithm: 'slidingWindow', rate: 5, per: 'second' }]);
 });
+
+test('each command refuses the other product\'s file', () => {
+  assert.throws(() => convertApisix({ _format_version: '3.0', services: [] }, '#END\n', new ImportReport()), /use nanogate import kong/);
+  assert.throws(() => convertKong({ routes: [], upstreams: [] }, new ImportReport()), /_format_version is missing/);
+});
