@@ -16,7 +16,8 @@ Converts another gateway's declarative config into a nanogate config:
 Everything that is not converted, or not exactly, is listed on stderr as "PATH: reason", followed by the count.
 A route whose access control (authentication, ACL, IP rules) cannot be converted is left out, never served without
 it. The result is checked with the same compile path as nanogate validate. API keys are written as SHA-256 digests.
-Exits 0 (with warnings), 1 on an unreadable or unconvertible file (or warnings with --strict), 2 on usage errors.
+Exits 0 (with warnings), 1 on an unreadable or unconvertible file, a result that does not validate (written all
+the same, with the errors) or warnings with --strict, 2 on usage errors.
 See docs/migrating-from-kong.md and docs/migrating-from-apisix.md.`;
 
 export async function importMain(args: string[]): Promise<number> {
@@ -48,7 +49,7 @@ export async function importMain(args: string[]): Promise<number> {
   const report = new ImportReport();
   let config: Obj;
   try {
-    config = from === 'kong' ? convertKong(doc.toJS(), report) : convertApisix(doc.toJS(), text, report);
+    config = from === 'kong' ? convertKong(doc.toJS(), report, text) : convertApisix(doc.toJS(), text, report);
   } catch (err) {
     if (!(err instanceof ImportError)) throw err;
     console.error(`${file}: ${err.message}`);
@@ -62,19 +63,23 @@ export async function importMain(args: string[]): Promise<number> {
     import('../config/compile.js'),
     import('../config/errors.js'),
   ]);
+  let invalid: string[] = [];
   try {
     const loaded = loadConfigText(output, parsed.values.output ?? 'converted config', {});
     compileConfig(loaded, parsed.values.output ?? 'converted config');
   } catch (err) {
-    console.error(`${file}: the converted config does not validate; nothing written:`);
-    if (err instanceof ConfigError) for (const line of err.message.split('\n')) console.error(`  ${line}`);
-    else console.error(`  ${(err as Error).message}`);
-    return 1;
+    invalid = err instanceof ConfigError ? err.message.split('\n') : [(err as Error).message];
   }
 
+  // written even when it does not validate: the errors name what to fix by hand
   if (parsed.values.output) writeFileSync(parsed.values.output, output);
   else process.stdout.write(output);
   for (const issue of report.issues) console.error(`${file}: ${issue.path}: ${issue.reason}`);
+  if (invalid.length) {
+    console.error(`${file}: the converted config does not validate; fix these before starting it:`);
+    for (const line of invalid) console.error(`  ${line}`);
+    return 1;
+  }
   const n = report.issues.length;
   const routes = (config.routes as unknown[]).length;
   const summary = `${file}: ${routes} route(s), ${Object.keys(config.upstreams as Obj).length} upstream(s), ${(config.consumers as unknown[]).length} consumer(s) converted`;

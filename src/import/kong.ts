@@ -55,12 +55,13 @@ const BUILT_IN: Record<string, string> = {
 const DEFAULT_PORT: Record<string, number> = { http: 80, https: 443 };
 const KONG_TIMEOUT_MS = 60000;
 
-export function convertKong(doc: unknown, report: ImportReport): Obj {
+export function convertKong(doc: unknown, report: ImportReport, text = ''): Obj {
   if (!isObj(doc)) throw new ImportError('not a Kong declarative config: the file is not a YAML/JSON object');
   const version = String(doc._format_version ?? '');
   if (!/^3(\.\d+)?$/.test(version)) {
     throw new ImportError(`not a Kong declarative config for Kong 3.x: _format_version is ${doc._format_version === undefined ? 'missing' : `"${version}"`} ("3.0" expected; decK 1.x files: deck file convert first)`);
   }
+  if (text.includes('${{')) report.add('_format_version', 'decK env templates (${{ env "..." }}) are copied as written; render the file first (deck file render)');
   for (const key of Object.keys(doc)) {
     if (['_format_version', '_transform', '_info', '_workspace', 'services', 'routes', 'upstreams', 'targets', 'consumers', 'plugins', 'keyauth_credentials', 'jwt_secrets', 'acls'].includes(key)) continue;
     if (asArray(doc[key]).length || isObj(doc[key])) report.add(key, `"${key}" has no nanogate counterpart here; not converted`);
@@ -168,6 +169,7 @@ export function convertKong(doc: unknown, report: ImportReport): Obj {
   }
   function addJwt(entry: { out: Obj }, k: unknown, path: string) {
     if (!isObj(k) || !str(k.key)) return report.add(path, 'a jwt secret without "key" (the iss it is found by); not converted');
+    if (/^\{vault:\/\//.test(String(k.secret ?? ''))) return report.add(`${path}.secret`, 'a vault reference: put the secret in an environment variable and write ${VAR} in the nanogate config; not converted');
     const key = jwtKey(str(k.algorithm) ?? 'HS256', str(k.secret), str(k.rsa_public_key));
     if (typeof key === 'string') return report.add(path, `${key}; not converted`);
     const id = entry.out.id as string;
@@ -513,7 +515,9 @@ export function convertKong(doc: unknown, report: ImportReport): Obj {
           report.add(`${p.path}.config.${section}.headers`, `"${h}" is not a header name; left out`);
           continue;
         }
-        pairs.push([name.toLowerCase(), at < 0 ? '' : h.slice(at + 1)]);
+        const value = at < 0 ? '' : h.slice(at + 1);
+        if (value.includes('$(')) report.add(`${p.path}.config.${section}.headers`, `"${h}" is a template; nanogate sends the value as written`);
+        pairs.push([name.toLowerCase(), value]);
       }
       return pairs;
     };

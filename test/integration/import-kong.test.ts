@@ -1,5 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { assertProblem, send } from '../helpers/http.js';
 import { signToken } from '../helpers/idp.js';
@@ -122,4 +125,18 @@ test('ip-restriction refuses loopback; the left-out and regex routes are not ser
   assertProblem(await send(t.gw.port, { path: '/internal/stats' }), 403, 'NG_ERR_ACCESS_IP_DENIED');
   assertProblem(await send(t.gw.port, { path: '/reports/daily' }), 404, 'NG_ERR_ROUTE_NOT_FOUND');
   assertProblem(await send(t.gw.port, { path: '/v1/users/1' }), 404, 'NG_ERR_ROUTE_NOT_FOUND');
+});
+
+test('a result that does not validate is written with the compile errors, and the import exits 1', async () => {
+  // two services whose routes take the same requests: Kong picks one, nanogate refuses to guess
+  const dir = mkdtempSync(join(tmpdir(), 'nanogate-import-'));
+  const file = join(dir, 'kong.yaml');
+  writeFileSync(
+    file,
+    ['_format_version: "3.0"', 'services:', '  - { name: a, url: "http://127.0.0.1:1", routes: [{ name: ra, paths: [/x] }] }', '  - { name: b, url: "http://127.0.0.1:2", routes: [{ name: rb, paths: [/x] }] }', ''].join('\n'),
+  );
+  const res = await runCli(['import', 'kong', file]);
+  assert.equal(res.code, 1);
+  assert.match(res.stdout, /name: ra[\s\S]*name: rb/);
+  assert.match(res.stderr, /the converted config does not validate; fix these before starting it:\n {2}.*routes\[1\]/);
 });
