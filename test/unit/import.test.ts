@@ -134,3 +134,39 @@ test('each command refuses the other product\'s file', () => {
   assert.throws(() => convertApisix({ _format_version: '3.0', services: [] }, '#END\n', new ImportReport()), /use nanogate import kong/);
   assert.throws(() => convertKong({ routes: [], upstreams: [] }, new ImportReport()), /_format_version is missing/);
 });
+
+test('kong: header conditions, consistent hashing with a fallback, health-check intervals', () => {
+  const { out, issues } = kong({
+    upstreams: [
+      {
+        name: 'up',
+        algorithm: 'consistent-hashing',
+        hash_on: 'header',
+        hash_on_header: 'X-User',
+        hash_fallback: 'ip',
+        healthchecks: { active: { http_path: '/ping', healthy: { interval: 0 }, unhealthy: { interval: 2, timeouts: 4 } } },
+        targets: [{ target: '10.0.0.1:8080' }],
+      },
+    ],
+    services: [{ name: 's', host: 'up', routes: [{ name: 'r', paths: ['/'], headers: { 'x-beta': ['1'], 'x-tier': ['~*^gold'] }, strip_path: true }] }],
+  });
+  const up = out.upstreams.up;
+  assert.equal(up.balancer, 'consistent-hash');
+  assert.deepEqual(up.balancing, { consistentHash: { hashOn: ['header:x-user', 'ip'] } });
+  assert.deepEqual(up.healthCheck, { type: 'http', intervalMs: 2000, path: '/ping', expectedStatuses: [200, 302], healthyThreshold: 1, unhealthyThreshold: 4 });
+  assert.ok(issues.some((i) => i.path === 'upstreams[0].healthchecks.active' && /only unhealthy nodes are probed/.test(i.reason)));
+  assert.deepEqual(out.routes[0].match, { prefix: '/', headers: { 'x-beta': '1', 'x-tier': { regex: '^gold' } } });
+  assert.equal(out.routes[0].stripPrefix, undefined, 'stripping "/" changes nothing');
+});
+
+test('kong: a route with an unconvertible access plugin on its service is left out, other routes stay', () => {
+  const { out, issues } = kong({
+    services: [
+      { name: 'locked', url: 'http://10.0.0.1', plugins: [{ name: 'oauth2' }], routes: [{ name: 'a', paths: ['/a'] }] },
+      { name: 'open', url: 'http://10.0.0.2', plugins: [{ name: 'zipkin' }], routes: [{ name: 'b', paths: ['/b'] }] },
+    ],
+  });
+  assert.deepEqual(out.routes.map((r) => r.name), ['b']);
+  assert.ok(issues.some((i) => i.path === 'services[0].routes[0]' && /left out.*services\[0\]\.plugins\[0\]: plugin "oauth2"/.test(i.reason)));
+  assert.ok(issues.some((i) => i.path === 'services[1].plugins[0]' && /"zipkin" has no nanogate counterpart; not converted/.test(i.reason)));
+});
