@@ -195,7 +195,7 @@ export function convertApisix(doc: unknown, text: string, report: ImportReport):
   if (Object.keys(global.policies).length) out.policies = global.policies;
 
   // ---------------------------------------------------------------- services and routes
-  const serviceById = new Map<string, { src: Obj; path: string }>();
+  const serviceById = new Map<string, { src: Obj; path: string; upstream?: { name: string; hostHeader: string } | null }>();
   asArray(doc.services).forEach((s, i) => {
     if (isObj(s) && s.id !== undefined) serviceById.set(String(s.id), { src: s, path: `services[${i}]` });
   });
@@ -216,7 +216,11 @@ export function convertApisix(doc: unknown, text: string, report: ImportReport):
     let target: { name: string; hostHeader: string } | null = null;
     if (isObj(r.upstream)) target = makeUpstream(r.upstream, `${label}.upstream`, name);
     else if (r.upstream_id !== undefined) target = upstreamRef(r.upstream_id, `${label}.upstream_id`);
-    else if (svc && isObj(svc.src.upstream)) target = makeUpstream(svc.src.upstream, `${svc.path}.upstream`, str(svc.src.name) ?? `service-${svc.src.id}`);
+    else if (svc && isObj(svc.src.upstream)) {
+      // one upstream per service, however many routes use it
+      if (svc.upstream === undefined) svc.upstream = makeUpstream(svc.src.upstream, `${svc.path}.upstream`, str(svc.src.name) ?? `service-${svc.src.id}`);
+      target = svc.upstream;
+    }
     else if (svc && svc.src.upstream_id !== undefined) target = upstreamRef(svc.src.upstream_id, `${svc.path}.upstream_id`);
     else return fail('no upstream');
     if (target === null) return fail('its upstream is not converted');

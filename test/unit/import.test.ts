@@ -1,8 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 import { ImportError, ImportReport, type Obj } from '../../src/import/common.js';
 import { convertKong } from '../../src/import/kong.js';
 import { convertApisix } from '../../src/import/apisix.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 // The converters' rules that the fixtures do not reach: what is refused for safety, and how paths, weights and
 // shared limits come out.
@@ -170,3 +176,38 @@ test('kong: a route with an unconvertible access plugin on its service is left o
   assert.ok(issues.some((i) => i.path === 'services[0].routes[0]' && /left out.*services\[0\]\.plugins\[0\]: plugin "oauth2"/.test(i.reason)));
   assert.ok(issues.some((i) => i.path === 'services[1].plugins[0]' && /"zipkin" has no nanogate counterpart; not converted/.test(i.reason)));
 });
+
+test('apisix: routes of one service share the upstream declared inline on it', () => {
+  const { out } = apisix({
+    services: [{ id: 1, name: 'shop', upstream: { nodes: { '10.0.0.1:80': 1 } } }],
+    routes: [
+      { id: 1, uri: '/a', service_id: 1 },
+      { id: 2, uri: '/b', service_id: 1 },
+    ],
+  });
+  assert.deepEqual(Object.keys(out.upstreams), ['shop']);
+  assert.deepEqual(out.routes.map((r) => r.upstream), ['shop', 'shop']);
+});
+
+// The side-by-side in each migration guide is what the importer writes for the guide's own excerpt.
+for (const [guide, convert] of [
+  ['docs/migrating-from-kong.md', (doc: unknown, text: string) => convertKong(doc, new ImportReport(), text)],
+  ['docs/migrating-from-apisix.md', (doc: unknown, text: string) => convertApisix(doc, text, new ImportReport())],
+] as const) {
+  test(`${guide}: the nanogate side of "One config side by side" is the import of its other side`, () => {
+    const text = readFileSync(join(ROOT, guide), 'utf8');
+    const section = text.slice(text.indexOf('## One config side by side'));
+    const [source, converted] = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]);
+    const out = convert(parse(source), source) as Obj;
+    const expected = parse(converted) as Obj;
+    for (const k of Object.keys(out)) {
+      const v = out[k];
+      if ((Array.isArray(v) && !v.length) || (isObjLike(v) && !Object.keys(v).length)) delete out[k];
+    }
+    assert.deepEqual(out, expected);
+  });
+}
+
+function isObjLike(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
