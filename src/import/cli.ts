@@ -51,8 +51,8 @@ export async function importMain(args: string[]): Promise<number> {
   try {
     config = from === 'kong' ? convertKong(doc.toJS(), report, text) : convertApisix(doc.toJS(), text, report);
   } catch (err) {
-    if (!(err instanceof ImportError)) throw err;
-    console.error(`${file}: ${err.message}`);
+    // a shape the converter did not expect is still one line, never a stack trace
+    console.error(`${file}: ${err instanceof ImportError ? err.message : `cannot convert: ${(err as Error).message}`}`);
     return 1;
   }
   const output = render(config, from, basename(file));
