@@ -58,7 +58,7 @@ export function convertApisix(doc: unknown, text: string, report: ImportReport):
     if (asArray(doc[key]).length || isObj(doc[key])) report.add(key, `"${key}" has no nanogate counterpart here; not converted`);
   }
 
-  const out: { upstreams: Obj; consumers: Obj[]; policies?: Obj; routes: Obj[] } = { upstreams: {}, consumers: [], routes: [] };
+  const out: { limits?: Obj; upstreams: Obj; consumers: Obj[]; policies?: Obj; routes: Obj[] } = { upstreams: {}, consumers: [], routes: [] };
   const upstreamNames = new Set<string>();
   const routeNames = new Set<string>();
 
@@ -193,6 +193,7 @@ export function convertApisix(doc: unknown, text: string, report: ImportReport):
   const global = convertPlugins(globalPlugins, true);
   if (global.blocked) throw new ImportError(`global_rules: ${global.blocked}; nothing can be converted safely`);
   if (Object.keys(global.policies).length) out.policies = global.policies;
+  if (global.maxBodyBytes !== undefined) out.limits = { maxBodyBytes: global.maxBodyBytes };
 
   // ---------------------------------------------------------------- services and routes
   const serviceById = new Map<string, { src: Obj; path: string; upstream?: { name: string; hostHeader: string } | null }>();
@@ -273,6 +274,8 @@ export function convertApisix(doc: unknown, text: string, report: ImportReport):
         if (num(r.timeout.read) !== undefined) t.readMs = Math.max(1, Math.round((r.timeout.read as number) * 1000));
         if (Object.keys(t).length) route.timeouts = t;
       }
+      // the route's client-control runs after the global rule's in APISIX: its size is the one that holds
+      if (converted.maxBodyBytes !== undefined && converted.maxBodyBytes !== global.maxBodyBytes) route.maxBodyBytes = converted.maxBodyBytes;
       if (Object.keys(policies).length) route.policies = policies;
       out.routes.push(route);
     });
@@ -377,6 +380,11 @@ export function convertApisix(doc: unknown, text: string, report: ImportReport):
           const age = num(c.max_age) ?? 5;
           cors.maxAge = Math.min(86400, Math.max(0, Math.round(age)));
           b.policies.cors = cors;
+          break;
+        }
+        case 'client-control': {
+          const max = num(c.max_body_size);
+          if (max !== undefined && max > 0) b.maxBodyBytes = Math.round(max);
           break;
         }
         case 'ip-restriction': {

@@ -93,7 +93,7 @@ export async function importMain(args: string[]): Promise<number> {
 
 function render(config: Obj, from: string, file: string): string {
   const clean: Obj = {};
-  for (const k of ['upstreams', 'consumers', 'policies', 'routes']) {
+  for (const k of ['limits', 'upstreams', 'consumers', 'policies', 'routes']) {
     const v = config[k];
     if (v === undefined) continue;
     if (Array.isArray(v) && !v.length) continue;

@@ -67,7 +67,7 @@ export function convertKong(doc: unknown, report: ImportReport, text = ''): Obj 
     if (asArray(doc[key]).length || isObj(doc[key])) report.add(key, `"${key}" has no nanogate counterpart here; not converted`);
   }
 
-  const out: { upstreams: Obj; consumers: Obj[]; policies?: Obj; routes: Obj[] } = { upstreams: {}, consumers: [], routes: [] };
+  const out: { limits?: Obj; upstreams: Obj; consumers: Obj[]; policies?: Obj; routes: Obj[] } = { upstreams: {}, consumers: [], routes: [] };
   const upstreamNames = new Set<string>();
   const routeNames = new Set<string>();
 
@@ -222,6 +222,7 @@ export function convertKong(doc: unknown, report: ImportReport, text = ''): Obj 
   const globalConverted = convertPlugins(globalPlugins, report);
   if (globalConverted.blocked) throw new ImportError(`global plugins: ${globalConverted.blocked}; nothing can be converted safely`);
   if (Object.keys(globalConverted.policies).length) out.policies = globalConverted.policies;
+  if (globalConverted.maxBodyBytes !== undefined) out.limits = { maxBodyBytes: globalConverted.maxBodyBytes };
 
   asArray(doc.services).forEach((s, i) => {
     const path = `services[${i}]`;
@@ -330,6 +331,7 @@ export function convertKong(doc: unknown, report: ImportReport, text = ''): Obj 
       if (preserveHost) route.hostHeader = 'preserve';
       else if (upstreamHost) route.hostHeader = upstreamHost;
       if (Object.keys(timeouts).length) route.timeouts = timeouts;
+      if (converted.maxBodyBytes !== undefined && converted.maxBodyBytes !== globalConverted.maxBodyBytes) route.maxBodyBytes = converted.maxBodyBytes;
       if (Object.keys(policies).length) route.policies = policies;
       out.routes.push(route);
     });
@@ -428,6 +430,13 @@ export function convertKong(doc: unknown, report: ImportReport, text = ''): Obj 
           if (age !== undefined) cors.maxAge = Math.min(86400, Math.max(0, Math.round(age)));
           if (c.preflight_continue === true) report.add(`${p.path}.config.preflight_continue`, 'preflights are always answered by nanogate, never forwarded');
           b.policies.cors = cors;
+          break;
+        }
+        case 'request-size-limiting': {
+          const unit = ({ bytes: 1, kilobytes: 1024, megabytes: 1048576 } as Record<string, number>)[str(c.size_unit) ?? 'megabytes'];
+          const size = num(c.allowed_payload_size) ?? 128;
+          if (unit === undefined || size < 0) report.add(`${p.path}.config.size_unit`, `size_unit "${c.size_unit}" is not bytes, kilobytes or megabytes; not converted`);
+          else b.maxBodyBytes = Math.round(size * unit);
           break;
         }
         case 'ip-restriction': {

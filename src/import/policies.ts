@@ -10,6 +10,8 @@ export class PolicyBuilder {
   readonly policies: Obj = {};
   /** why the route must be left out, or null */
   blocked: string | null = null;
+  /** a request body limit (413 beyond it): routes[].maxBodyBytes, or limits.maxBodyBytes at the top level */
+  maxBodyBytes: number | undefined = undefined;
   #authMethods = 0;
 
   block(reason: string): void {

@@ -211,3 +211,26 @@ for (const [guide, convert] of [
 function isObjLike(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+test('request body limits: Kong request-size-limiting and APISIX client-control, global and per route', () => {
+  const k = kong({
+    plugins: [{ name: 'request-size-limiting', config: { allowed_payload_size: 8 } }],
+    services: [
+      {
+        name: 's',
+        url: 'http://10.0.0.1',
+        routes: [
+          { name: 'default', paths: ['/a'] },
+          { name: 'upload', paths: ['/u'], plugins: [{ name: 'request-size-limiting', config: { allowed_payload_size: 512, size_unit: 'kilobytes' } }] },
+        ],
+      },
+    ],
+  });
+  assert.deepEqual((k.out as Obj).limits, { maxBodyBytes: 8 * 1048576 });
+  assert.deepEqual(k.out.routes.map((r) => r.maxBodyBytes), [undefined, 512 * 1024]);
+  const a = apisix({
+    upstreams: [{ id: 1, nodes: { '10.0.0.1:80': 1 } }],
+    routes: [{ id: 1, uri: '/u', upstream_id: 1, plugins: { 'client-control': { max_body_size: 1024 } } }],
+  });
+  assert.equal(a.out.routes[0].maxBodyBytes, 1024);
+});
