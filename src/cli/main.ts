@@ -20,6 +20,7 @@ Commands:
   validate   check a config file the way start would, and report every problem
   schema     print the config JSON Schema (for editors)
   bench      measure the gateway against a direct upstream (see nanogate bench --help)
+  import     convert a Kong or APISIX declarative config (see nanogate import --help)
 
 Run nanogate <command> --help for the options of a command.`,
   start: `Usage: nanogate start [--config FILE] [--workers N]
@@ -58,6 +59,10 @@ export async function main(argv: string[]): Promise<number> {
   if (rest.includes('--help') || rest.includes('-h')) {
     // `bench micro --help` and `bench policies --help` are their own pages
     if (command === 'bench') return (await import('../bench/cli.js')).benchMain(rest[0] === 'micro' || rest[0] === 'policies' ? rest : ['--help']);
+    if (command === 'import') {
+      console.log((await import('../import/cli.js')).IMPORT_HELP);
+      return 0;
+    }
     console.log(HELP[command] ?? HELP.main);
     return HELP[command] ? 0 : 1;
   }
@@ -69,6 +74,8 @@ export async function main(argv: string[]): Promise<number> {
     case 'schema':
       console.log(JSON.stringify((await import('../config/schema.js')).jsonSchema(), null, 2));
       return 0;
+    case 'import':
+      return (await import('../import/cli.js')).importMain(rest);
     case 'bench': {
       const problem = checkRuntime(currentRuntime());
       if (problem !== null) {
