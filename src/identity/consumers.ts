@@ -14,6 +14,8 @@ export interface ConsumerLookup {
   byJwt(issuer: string, subject: string): number;
   /** consumer index for a consumer id, or -1 (e.g. to re-resolve an index after a table swap) */
   byId(id: string): number;
+  /** id, plan, scopes and roles of a consumer in one lookup */
+  record(index: number): { readonly id: string; readonly plan: string | null; readonly scopes: readonly string[]; readonly roles: readonly string[] };
   id(index: number): string;
   plan(index: number): string | null;
   scopes(index: number): readonly string[];

@@ -40,6 +40,9 @@ class ConsumerDirectory implements ConsumerLookup {
   byId(id: string): number {
     return this.current().byId(id);
   }
+  record(index: number) {
+    return this.current().record(index);
+  }
   id(index: number): string {
     return this.current().id(index);
   }

@@ -377,7 +377,8 @@ function decodeChars(u16: Uint16Array, off: number, len: number): string {
 }
 
 /** What a worker decodes once per consumer it sees (then served from cache, identity-stable). */
-interface Decoded {
+/** A consumer record's strings, decoded once per worker and table. */
+export interface Decoded {
   readonly id: string;
   readonly plan: string | null;
   readonly scopes: readonly string[];
@@ -546,6 +547,10 @@ export class ConsumerTable {
     return map.get(s) ?? -1;
   }
 
+  /** id, plan, scopes and roles of a record in one lookup (the same object every time) */
+  record(index: number): Decoded {
+    return this.#decode(index);
+  }
   id(index: number): string {
     return this.#decode(index).id;
   }

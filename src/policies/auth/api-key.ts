@@ -97,11 +97,12 @@ class ApiKeyMethod implements AuthMethod {
       return AUTH_FAIL;
     }
     // Decoded once per consumer and worker, then the same strings and arrays every time (no allocation).
+    const c = lookup!.record(index);
     ctx.consumerIndex = index;
-    ctx.consumerId = lookup!.id(index);
-    ctx.consumerPlan = lookup!.plan(index);
-    ctx.scopes = lookup!.scopes(index);
-    ctx.roles = lookup!.roles(index);
+    ctx.consumerId = c.id;
+    ctx.consumerPlan = c.plan;
+    ctx.scopes = c.scopes;
+    ctx.roles = c.roles;
     return AUTH_OK;
   }
 }

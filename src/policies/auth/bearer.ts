@@ -129,7 +129,8 @@ export function applyIdentity(ctx: PolicyContext, id: Identity, table: ConsumerL
     let m = id.memo;
     if (m === undefined || m.lookup !== table || m.table !== current) {
       const i = id.subject === null ? -1 : table.byJwt(id.issuer, id.subject);
-      m = i < 0 ? new ConsumerMemo(table, current, -1, null, null, null, null) : new ConsumerMemo(table, current, i, table.id(i), table.plan(i), id.scopes ?? table.scopes(i), id.roles ?? table.roles(i));
+      const c = i < 0 ? null : table.record(i);
+      m = c === null ? new ConsumerMemo(table, current, -1, null, null, null, null) : new ConsumerMemo(table, current, i, c.id, c.plan, id.scopes ?? c.scopes, id.roles ?? c.roles);
       id.memo = m;
     }
     if (m.index >= 0) {
