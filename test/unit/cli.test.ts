@@ -46,7 +46,7 @@ test('nanogate start --help and validate --help describe their options and exit 
   const start = await runCli(['start', '--help']);
   assert.equal(start.code, 0, start.stderr);
   assert.match(start.stdout, /Usage: nanogate start/);
-  assert.match(start.stdout, /--config FILE/);
+  assert.match(start.stdout, /--config PATH/);
   assert.match(start.stdout, /--workers N/);
   const validate = await runCli(['validate', '--help']);
   assert.equal(validate.code, 0, validate.stderr);
