@@ -123,7 +123,7 @@ async function run(argv: string[]): Promise<number> {
   if (command === 'help') {
     const topic = rest[0];
     if (topic === undefined) console.log(HELP.main);
-    else if (topic === 'bench') return (await import('../bench/cli.js')).benchMain(['--help']);
+    else if (topic === 'bench') return run(['bench', '--help']);
     else if (HELP[topic] && topic !== 'main') console.log(HELP[topic]);
     else throw unknownCommand(topic);
     return EXIT.ok;
@@ -133,13 +133,14 @@ async function run(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (command === 'bench') {
-    // `bench micro --help` and `bench policies --help` are their own pages
-    if (rest.includes('--help') || rest.includes('-h')) return (await import('../bench/cli.js')).benchMain(rest[0] === 'micro' || rest[0] === 'policies' ? rest : ['--help']);
-    const problem = checkRuntime(currentRuntime());
+    const help = rest.includes('--help') || rest.includes('-h');
+    const problem = (help ? null : checkRuntime(currentRuntime())) ?? missingBenchPackages();
     if (problem !== null) {
       console.error(problem);
       return 1;
     }
+    // `bench micro --help` and `bench policies --help` are their own pages
+    if (help) return (await import('../bench/cli.js')).benchMain(rest[0] === 'micro' || rest[0] === 'policies' ? rest : ['--help']);
     return (await import('../bench/cli.js')).benchMain(rest);
   }
   const spec = COMMANDS[command];
@@ -164,6 +165,22 @@ async function run(argv: string[]): Promise<number> {
       console.log(JSON.stringify((await import('../config/schema.js')).jsonSchema(), null, 2));
       return EXIT.ok;
   }
+}
+
+/** The bench's load generators and histograms are dev dependencies: a production install has none of them. */
+const BENCH_PACKAGES = ['autocannon', 'hdr-histogram-js', 'tinybench'];
+
+function missingBenchPackages(): string | null {
+  const missing = BENCH_PACKAGES.filter((name) => {
+    try {
+      import.meta.resolve(name);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length === 0) return null;
+  return `nanogate bench: ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not installed (the bench's dev dependencies, left out by npm install --omit=dev): run \`npm install --include=dev\` in ${fileURLToPath(new URL('../../../', import.meta.url))}, or \`npm install --no-save ${BENCH_PACKAGES.join(' ')}\``;
 }
 
 function unknownCommand(command: string): UsageError {
