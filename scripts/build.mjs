@@ -11,7 +11,13 @@ let tsc;
 try {
   tsc = require.resolve('typescript/bin/tsc');
 } catch {
-  console.error('build: TypeScript is not installed (a dev dependency): run `npm install` without --omit=dev');
+  // A production install (npm ci --omit=dev) runs `prepare` and `prestart` too: the dist/ built before is what runs.
+  const { existsSync } = await import('node:fs');
+  if (existsSync(fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url)))) {
+    console.error('build: TypeScript is not installed (a dev dependency); keeping the dist/ that is there');
+    process.exit(0);
+  }
+  console.error('build: TypeScript is not installed (a dev dependency) and there is no dist/: run `npm install` without --omit=dev');
   process.exit(1);
 }
 const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });

@@ -1,7 +1,8 @@
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { checkRuntime, currentRuntime } from './runtime.js';
+import { EXIT, UsageError, parseCommand, type Options } from './args.js';
+import { didYouMean } from '../config/errors.js';
 
 // Each command imports what it needs when it runs: the control plane, the policies and the config schema take a
 // good second to load, and `--help` or `--version` need none of it.
@@ -9,37 +10,89 @@ import { checkRuntime, currentRuntime } from './runtime.js';
 /** The embedded default config: serves the built-in demo upstream on :8080. */
 export const DEFAULT_CONFIG = fileURLToPath(new URL('../../../config/nanogate.yaml', import.meta.url));
 
+const ADMIN_OPTIONS = `  --admin URL        the admin API (default: $NANOGATE_ADMIN_URL, else http://127.0.0.1:9901)
+  --token-file PATH  a file holding the admin token (default: $NANOGATE_ADMIN_TOKEN)`;
+
 const HELP: Record<string, string> = {
   main: `nanogate: an API gateway for latency-sensitive traffic
 
 Usage: nanogate <command> [options]
+       nanogate help <command>
        nanogate --version
 
 Commands:
   start      run a gateway node
-  validate   check a config file the way start would, and report every problem
+  validate   check config files the way start would, and report every problem
+  diff       show what a config would change in a running gateway (nothing is applied)
+  apply      apply a config to a running gateway through its admin API
+  dump       print a running gateway's config (credentials redacted)
   schema     print the config JSON Schema (for editors)
   bench      measure the gateway against a direct upstream (see nanogate bench --help)
   import     convert a Kong or APISIX declarative config (see nanogate import --help)
 
-Run nanogate <command> --help for the options of a command.`,
-  start: `Usage: nanogate start [--config FILE] [--workers N]
+Run nanogate help <command> (or nanogate <command> --help) for the options of a command.
+Exit codes: 0 done, 1 config refused (diff: changes), 2 usage error, 3 diff: config refused,
+4 admin API unreachable or refused the request (docs/config-tooling.md).`,
+  start: `Usage: nanogate start [--config PATH]... [--workers N]
 
 Runs a gateway node: the control plane on the main thread, N worker threads on the listen port.
-  --config FILE   YAML or JSON config (default: the embedded config/nanogate.yaml with its demo upstream)
+  --config PATH   YAML or JSON config, or a directory of them (*.yaml, *.yml, *.json, by name); repeatable:
+                  several are merged (docs/config-tooling.md). Default: the embedded config/nanogate.yaml
+                  with its demo upstream (ports: NANOGATE_PORT, NANOGATE_ADMIN_PORT, NANOGATE_DEMO_PORT)
   --workers N     worker threads (default: the config's "workers", "auto" = one per core)
-SIGTERM/SIGINT drain in-flight requests and exit 0 (also during start-up); SIGHUP reloads the config file;
-SIGUSR2 reopens access-log files.`,
-  validate: `Usage: nanogate validate FILE [--strict]
+SIGTERM/SIGINT drain in-flight requests and exit 0 (also during start-up); SIGHUP reads every config file
+again and reloads; SIGUSR2 reopens access-log files. Exit 1: the config was refused; 2: usage error.`,
+  validate: `Usage: nanogate validate FILE... [--strict]
+       nanogate validate --config PATH [--config PATH]... [--strict]
 
-Loads and compiles FILE with the same code as start. Prints every error (file: path: reason) and every route that
-can never match: each stage checks what the one before let through (routes that fail the schema are left out of
-the upstream and overlap checks, the others are checked). Exits 1 on errors; with --strict, also on warnings
-("failed (strict): N warning(s)").`,
+Loads and compiles each FILE with the same code as start; with --config, the files (or directories) are merged
+into one config first, as start --config merges them. Prints every error (file: path: reason) and every route
+that can never match: each stage checks what the one before let through (routes that fail the schema are left
+out of the upstream and overlap checks, the others are checked). Exits 1 on errors; with --strict, also on
+warnings ("failed (strict): N warning(s)"); 2 on a usage error.`,
+  diff: `Usage: nanogate diff FILE|DIR... [--config PATH]... [--admin URL] [--token-file PATH]
+
+Sends the config (several files are merged, as start merges them) to the running gateway as a dry run
+(PUT /config?dryRun=1): it is validated and compiled there, with the gateway's environment, and nothing is
+applied. Prints what would change: routes, upstreams, policies, consumers and settings added (+), removed (-)
+or changed (~), with the changed fields (credentials redacted).
+${ADMIN_OPTIONS}
+Exit codes: 0 no change, 1 changes, 2 usage error, 3 the gateway would refuse the config (its errors are
+printed), 4 the admin API cannot be reached or refused the request.`,
+  apply: `Usage: nanogate apply FILE|DIR... [--config PATH]... [--admin URL] [--token-file PATH]
+
+Applies the config (several files are merged, as start merges them) to the running gateway (PUT /config): it is
+validated, compiled and swapped into every worker, or refused whole while the previous version keeps serving.
+${ADMIN_OPTIONS}
+Exit codes: 0 applied, 1 the config was refused (its errors are printed), 2 usage error, 4 the admin API cannot
+be reached or refused the request.`,
+  dump: `Usage: nanogate dump [--version N] [--format yaml|json] [--admin URL] [--token-file PATH]
+
+Prints the running config (or kept version N) as the gateway holds it: defaults filled in, \${...} resolved,
+every credential "[redacted]" (so a dump is for reading and diffing, not for applying again).
+  --version N        a version kept for rollback (GET /config/history lists them)
+  --format F         yaml (default) or json
+${ADMIN_OPTIONS}
+Exit codes: 0 printed, 2 usage error, 4 the admin API cannot be reached, refused the request or does not keep N.`,
   schema: `Usage: nanogate schema
 
 Prints the JSON Schema of the config file to stdout (config/schema.json is this output).`,
+  help: `Usage: nanogate help [COMMAND]
+
+Prints the help of COMMAND, or the list of commands.`,
 };
+
+/** The options each command takes (strict: anything else is a usage error with a did-you-mean). */
+const ADMIN_FLAGS: Options = { admin: { type: 'string' }, 'token-file': { type: 'string' } };
+const COMMANDS: Record<string, { options: Options; positionals: 'none' | 'some' }> = {
+  start: { options: { config: { type: 'string', short: 'c', multiple: true }, workers: { type: 'string', short: 'w' } }, positionals: 'none' },
+  validate: { options: { strict: { type: 'boolean' }, config: { type: 'string', short: 'c', multiple: true } }, positionals: 'some' },
+  diff: { options: { config: { type: 'string', short: 'c', multiple: true }, ...ADMIN_FLAGS }, positionals: 'some' },
+  apply: { options: { config: { type: 'string', short: 'c', multiple: true }, ...ADMIN_FLAGS }, positionals: 'some' },
+  dump: { options: { version: { type: 'string' }, format: { type: 'string' }, ...ADMIN_FLAGS }, positionals: 'none' },
+  schema: { options: {}, positionals: 'none' },
+};
+const ALL_COMMANDS = [...Object.keys(COMMANDS), 'bench', 'help', 'version'];
 
 /** package.json's version. */
 export function version(): string {
@@ -47,65 +100,130 @@ export function version(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === '-h' || command === 'help') {
-    console.log(HELP.main);
-    return command ? 0 : 1;
-  }
-  if (command === '--version' || command === '-v' || command === 'version') {
-    console.log(version());
-    return 0;
-  }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    // `bench micro --help` and `bench policies --help` are their own pages
-    if (command === 'bench') return (await import('../bench/cli.js')).benchMain(rest[0] === 'micro' || rest[0] === 'policies' ? rest : ['--help']);
-    if (command === 'import') {
-      console.log((await import('../import/cli.js')).IMPORT_HELP);
-      return 0;
-    }
-    console.log(HELP[command] ?? HELP.main);
-    return HELP[command] ? 0 : 1;
-  }
-  switch (command) {
-    case 'start':
-      return start(rest);
-    case 'validate':
-      return validate(rest);
-    case 'schema':
-      console.log(JSON.stringify((await import('../config/schema.js')).jsonSchema(), null, 2));
-      return 0;
-    case 'import':
-      return (await import('../import/cli.js')).importMain(rest);
-    case 'bench': {
-      const problem = checkRuntime(currentRuntime());
-      if (problem !== null) {
-        console.error(problem);
-        return 1;
-      }
-      return (await import('../bench/cli.js')).benchMain(rest);
-    }
-    default:
-      console.error(`nanogate: unknown command "${command}"\n\n${HELP.main}`);
-      return 1;
+  try {
+    return await run(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(err.message);
+    const command = argv[0];
+    console.error(HELP[command] ? `Run nanogate help ${command} for its options.` : 'Run nanogate help for the commands.');
+    return EXIT.usage;
   }
 }
 
-async function validate(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { strict: { type: 'boolean' } }, allowPositionals: true });
-  if (positionals.length === 0) {
-    console.error(HELP.validate);
-    return 1;
+async function run(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command) {
+    console.error(HELP.main);
+    return EXIT.usage;
   }
-  const [{ loadConfigFile }, { compileConfig }, { ConfigError }] = await Promise.all([
+  if (command === '--help' || command === '-h') {
+    console.log(HELP.main);
+    return EXIT.ok;
+  }
+  if (command === 'help') {
+    const topic = rest[0];
+    if (topic === undefined) console.log(HELP.main);
+    else if (topic === 'bench') return run(['bench', '--help']);
+    else if (topic === 'import') return run(['import', '--help']);
+    else if (HELP[topic] && topic !== 'main') console.log(HELP[topic]);
+    else throw unknownCommand(topic);
+    return EXIT.ok;
+  }
+  if (command === '--version' || command === '-v' || command === 'version') {
+    console.log(version());
+    return EXIT.ok;
+  }
+  if (command === 'bench') {
+    const help = rest.includes('--help') || rest.includes('-h');
+    const problem = (help ? null : checkRuntime(currentRuntime())) ?? missingBenchPackages();
+    if (problem !== null) {
+      console.error(problem);
+      return 1;
+    }
+    // `bench micro --help` and `bench policies --help` are their own pages
+    if (help) return (await import('../bench/cli.js')).benchMain(rest[0] === 'micro' || rest[0] === 'policies' ? rest : ['--help']);
+    return (await import('../bench/cli.js')).benchMain(rest);
+  }
+  if (command === 'import') {
+    // the importer parses its own options (src/import/cli.ts)
+    const mod = await import('../import/cli.js');
+    if (rest.includes('--help') || rest.includes('-h')) {
+      console.log(mod.IMPORT_HELP);
+      return EXIT.ok;
+    }
+    return mod.importMain(rest);
+  }
+  const spec = COMMANDS[command];
+  if (!spec) throw unknownCommand(command);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(HELP[command]);
+    return EXIT.ok;
+  }
+  const { values, positionals } = parseCommand(command, rest, spec.options, spec.positionals);
+  switch (command) {
+    case 'start':
+      return start(values);
+    case 'validate':
+      return validate(values, positionals);
+    case 'diff':
+      return (await import('./config-commands.js')).diff(values, positionals);
+    case 'apply':
+      return (await import('./config-commands.js')).apply(values, positionals);
+    case 'dump':
+      return (await import('./config-commands.js')).dump(values);
+    default:
+      console.log(JSON.stringify((await import('../config/schema.js')).jsonSchema(), null, 2));
+      return EXIT.ok;
+  }
+}
+
+/** The bench's load generators and histograms are dev dependencies: a production install has none of them. */
+const BENCH_PACKAGES = ['autocannon', 'hdr-histogram-js', 'tinybench'];
+
+function missingBenchPackages(): string | null {
+  const missing = BENCH_PACKAGES.filter((name) => {
+    try {
+      import.meta.resolve(name);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length === 0) return null;
+  return `nanogate bench: ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not installed (the bench's dev dependencies, left out by npm install --omit=dev): run \`npm install --include=dev\` in ${fileURLToPath(new URL('../../../', import.meta.url))}, or \`npm install --no-save ${BENCH_PACKAGES.join(' ')}\``;
+}
+
+function unknownCommand(command: string): UsageError {
+  const hint = didYouMean(command, ALL_COMMANDS);
+  return new UsageError(`nanogate: unknown command "${command}"${hint ? ` (${hint})` : ''}; commands: ${ALL_COMMANDS.join(', ')}`);
+}
+
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+async function validate(values: Values, positionals: string[]): Promise<number> {
+  const merged = (values.config as string[] | undefined) ?? [];
+  if (positionals.length === 0 && merged.length === 0) throw new UsageError('nanogate validate: name a config file (or --config PATH, repeatable, to merge several)');
+  const [{ loadConfigFiles, locateIssues }, { compileConfig }, { ConfigError }] = await Promise.all([
     import('../config/load.js'),
     import('../config/compile.js'),
     import('../config/errors.js'),
   ]);
   let failed = false;
-  for (const file of positionals) {
+  // each FILE on its own, then the --config set as one config
+  const sets = [...positionals.map((f) => [f]), ...(merged.length ? [merged] : [])];
+  for (const paths of sets) {
+    let file = paths.join(', ');
     try {
-      const config = loadConfigFile(file);
-      const { plan, warnings } = compileConfig(config, file);
+      const loaded = loadConfigFiles(paths);
+      file = loaded.label;
+      let compiled;
+      try {
+        compiled = compileConfig(loaded.config, file);
+      } catch (err) {
+        throw locateIssues(err, loaded.origins);
+      }
+      const { plan, warnings } = compiled;
       for (const w of warnings) console.log(`warning: ${file}: ${w}`);
       if (warnings.length && values.strict) {
         failed = true;
@@ -119,16 +237,13 @@ async function validate(args: string[]): Promise<number> {
       else console.error(`${file}: ${(err as Error).message}`);
     }
   }
-  return failed ? 1 : 0;
+  return failed ? EXIT.config : EXIT.ok;
 }
 
-async function start(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w' } } });
+async function start(values: Values): Promise<number> {
   const workers = values.workers !== undefined ? Number(values.workers) : undefined;
-  if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1)) {
-    console.error('nanogate: --workers takes a whole number of 1 or more');
-    return 1;
-  }
+  if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1)) throw new UsageError(`nanogate start: --workers takes a whole number of 1 or more, not "${values.workers}"`);
+  const configs = (values.config as string[] | undefined) ?? [];
   const problem = checkRuntime(currentRuntime());
   if (problem !== null) {
     console.error(problem);
@@ -141,7 +256,8 @@ async function start(args: string[]): Promise<number> {
   ]);
   const logger = createLogger({ name: 'nanogate', level: process.env.NANOGATE_LOG_LEVEL ?? 'info' });
   const gateway = new Gateway({
-    configFile: values.config ?? DEFAULT_CONFIG,
+    configFile: configs[0] ?? DEFAULT_CONFIG,
+    configFiles: configs.length > 1 ? configs : undefined,
     workers,
     logger,
     faultInjection: process.env.NANOGATE_FAULT_INJECTION === '1',
@@ -168,7 +284,7 @@ async function start(args: string[]): Promise<number> {
     );
   };
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(signal));
-  logger.info({ config: values.config ?? 'embedded default' }, 'starting');
+  logger.info({ config: configs.length ? configs.join(', ') : 'embedded default' }, 'starting');
   try {
     await gateway.start();
   } catch (err) {

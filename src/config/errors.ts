@@ -7,6 +7,8 @@ export interface ConfigIssue {
   path: string;
   message: string;
   hint?: string;
+  /** the file the problem is in, when it is not the error's own (a config merged from several files) */
+  file?: string;
 }
 
 export class ConfigError extends Error {
@@ -17,7 +19,7 @@ export class ConfigError extends Error {
     // One problem found through several paths (a prefix route sits in two tree lists) is reported once.
     const seen = new Set<string>();
     issues = issues.filter((i) => {
-      const key = `${i.path}\u0000${i.message}`;
+      const key = `${i.file ?? ''}\u0000${i.path}\u0000${i.message}`;
       return seen.has(key) ? false : (seen.add(key), true);
     });
     super(issues.map((i) => formatIssue(file, i)).join('\n'));
@@ -28,7 +30,8 @@ export class ConfigError extends Error {
 }
 
 export function formatIssue(file: string, issue: ConfigIssue): string {
-  const where = issue.path ? `${file}: ${issue.path}` : file;
+  const from = issue.file ?? file;
+  const where = issue.path ? `${from}: ${issue.path}` : from;
   return `${where}: ${issue.message}${issue.hint ? ` (${issue.hint})` : ''}`;
 }
 

@@ -1,62 +1,30 @@
-import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { ErrorObject } from 'ajv';
-import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import { ConfigSchema, type Config } from './schema.js';
 import { ConfigError, didYouMean, type ConfigIssue } from './errors.js';
 import { redactUrl } from './secrets.js';
 import { compileConfig } from './compile.js';
 import { configValidator } from './validator.js';
-
-/**
- * Replaces ${VAR} and ${VAR:-default} in the raw text before parsing, so a variable can stand for any scalar
- * (a port number stays a number). An unset variable without a default is an error, not an empty string.
- */
-export function interpolateEnv(text: string, env: NodeJS.ProcessEnv, issues: ConfigIssue[]): string {
-  const lines = text.split('\n');
-  for (let n = 0; n < lines.length; n++) {
-    const line = lines[n];
-    if (!line.includes('${')) continue;
-    // A comment may mention ${VAR} without it having to be set: only the part before a comment is interpolated.
-    const cut = commentStart(line);
-    const code = line.slice(0, cut).replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_whole, name: string, fallback: string | undefined) => {
-      const value = env[name];
-      if (value !== undefined && value !== '') return value;
-      if (fallback !== undefined) return fallback;
-      issues.push({ path: '', message: `line ${n + 1}: environment variable ${name} is not set`, hint: `set it or write \${${name}:-default}` });
-      return '';
-    });
-    lines[n] = code + line.slice(cut);
-  }
-  return lines.join('\n');
-}
-
-/** Index of a YAML comment ("#" at line start or after white space, outside quotes), or the line's length. */
-function commentStart(line: string): number {
-  let quote = '';
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quote) {
-      if (c === quote) quote = '';
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === '#' && (i === 0 || line[i - 1] === ' ' || line[i - 1] === '\t')) return i;
-  }
-  return line.length;
-}
+import { prepareSubstitution } from './env.js';
+import { mergeParsed, readConfigSources, sourcesLabel, type ConfigSource, type Origins } from './sources.js';
 
 /** Parses YAML or JSON text (JSON is YAML) into a plain value; syntax errors carry line and column. */
 export function parseText(text: string, issues: ConfigIssue[]): unknown {
   return parseWithDocument(text, issues).value;
 }
 
-/** parseText, also handing back the document and its line counter (to find where a value was written). */
-function parseWithDocument(text: string, issues: ConfigIssue[]): { value: unknown; doc: Document; lines: LineCounter } {
+/** parseText; `edit` may change the parsed document before it becomes a plain value (environment references). */
+function parseWithDocument(text: string, issues: ConfigIssue[], edit?: (doc: Document, lines: LineCounter) => void): { value: unknown } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
   for (const err of doc.errors) {
     const pos = err.linePos?.[0] ?? (err.pos ? lines.linePos(err.pos[0]) : undefined);
     issues.push({ path: '', message: `${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${err.message.split('\n')[0]}` });
   }
-  return { value: doc.errors.length ? undefined : doc.toJS(), doc, lines };
+  if (doc.errors.length) return { value: undefined };
+  edit?.(doc, lines);
+  return { value: doc.toJS() };
 }
 
 function pointerToPath(pointer: string): string {
@@ -155,54 +123,77 @@ export interface PartialConfig {
 }
 
 export interface StagedResult {
-  /** the part of the file that passed every stage up to the schema, with defaults; null when nothing could go on */
+  /** the part of the config that passed every stage up to the schema, with defaults; null when nothing could go on */
   config: Config | null;
   /** every problem found so far, in stage order: environment, syntax, schema */
   issues: ConfigIssue[];
   /** set when config is only part of the file (some of it was refused) */
   partial: PartialConfig | null;
+  /** for a config merged from several files: where each part came from (to name the file of a problem) */
+  origins: Origins | null;
 }
 
 /**
- * The stages before compiling (environment, syntax, schema), without stopping at the first that fails, so that one
- * run reports every problem it can find: an unset variable is reported and its value left out of the later stages (not reported again as a
- * schema error), and the schema's errors are reported while the rest of the file goes on to compileConfig: routes
- * and upstreams one by one, other top-level sections (and each top-level policy) whole. Only a syntax error, or a
- * file whose remainder still fails the schema, ends the check early.
+ * The stages before compiling (environment, syntax, merge, schema), without stopping at the first that fails, so
+ * that one run reports every problem it can find: an unset variable is reported and its value left out of the later
+ * stages (not reported again as a schema error), and the schema's errors are reported while the rest of the config
+ * goes on to compileConfig: routes and upstreams one by one, other top-level sections (and each top-level policy)
+ * whole. Only a syntax error, or a config whose remainder still fails the schema, ends the check early.
+ * `baseDir` is where a relative `${file:PATH}` is read from (by default each file's directory).
  */
-export function stageConfigText(text: string, env: NodeJS.ProcessEnv = process.env): StagedResult {
+export function stageSources(sources: readonly ConfigSource[], env: NodeJS.ProcessEnv = process.env, baseDir?: string): StagedResult {
+  const several = sources.length > 1;
   const issues: ConfigIssue[] = [];
-  const interpolated = interpolateEnv(text, env, issues);
-  const unsetLines = new Set<number>();
-  for (const i of issues) {
-    const m = /^line (\d+): environment variable/.exec(i.message);
-    if (m) unsetLines.add(Number(m[1]));
+  const parsed: { file: string; value: Record<string, unknown>; unset: string[][] }[] = [];
+  let unreadable = false;
+  for (const { file, text } of sources) {
+    const own: ConfigIssue[] = [];
+    const substitution = prepareSubstitution(text, env, baseDir ?? dirname(file), own);
+    let unset: string[][] = [];
+    const { value } = parseWithDocument(substitution.text, own, (doc) => (unset = substitution.apply(doc)));
+    if (value === undefined && own.length) unreadable = true;
+    else if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      own.push({ path: '', message: 'the config must be a mapping (YAML) or an object (JSON)' });
+      unreadable = true;
+    } else parsed.push({ file, value: value as Record<string, unknown>, unset });
+    for (const i of own) issues.push(several ? { ...i, file } : i);
   }
-  const { value, doc, lines } = parseWithDocument(interpolated, issues);
-  if (value === undefined && issues.length) return { config: null, issues, partial: null };
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    issues.push({ path: '', message: 'the config must be a mapping (YAML) or an object (JSON)' });
-    return { config: null, issues, partial: null };
+  if (unreadable) return { config: null, issues, partial: null, origins: null };
+
+  let obj: Record<string, unknown>;
+  let origins: Origins | null = null;
+  let envPaths: string[][];
+  if (!several) {
+    obj = parsed[0].value;
+    envPaths = parsed[0].unset;
+  } else {
+    const merged = mergeParsed(parsed, issues);
+    obj = merged.value;
+    origins = merged.origins;
+    envPaths = parsed.flatMap((p) => p.unset.map((parts) => merged.origins.merged(p.file, parts)));
   }
-  const obj = value as Record<string, unknown>;
   const validateSchema = configValidator();
   // Values that came from an unset variable: left out like a schema error, without an error of their own.
-  const envPaths = unsetLines.size ? valuePathsOnLines(doc, lines, unsetLines) : [];
   const envKeys = new Set(envPaths.map(formatPath));
   const refused: string[][] = [...envPaths];
   if (!validateSchema(obj)) {
     const errors = validateSchema.errors ?? [];
-    for (const i of toIssues(errors)) if (!coveredBy(i.path, envKeys)) issues.push(i);
+    for (const i of toIssues(errors)) if (!coveredBy(i.path, envKeys)) issues.push(origins ? origins.locate(i) : i);
     for (const e of errors) {
       const parts = pointerParts(e.instancePath);
       if (parts.length === 0 && e.keyword === 'additionalProperties') parts.push((e.params as { additionalProperty: string }).additionalProperty);
       refused.push(parts);
     }
   }
-  if (refused.length === 0) return { config: obj as Config, issues, partial: null };
+  if (refused.length === 0) return { config: obj as Config, issues, partial: null, origins };
   const partial = prune(obj, refused);
-  if (partial === null || !validateSchema(obj)) return { config: null, issues, partial: null };
-  return { config: obj as Config, issues, partial };
+  if (partial === null || !validateSchema(obj)) return { config: null, issues, partial: null, origins };
+  return { config: obj as Config, issues, partial, origins };
+}
+
+/** stageSources for one text. */
+export function stageConfigText(text: string, env: NodeJS.ProcessEnv = process.env, file = 'config'): StagedResult {
+  return stageSources([{ file, text }], env);
 }
 
 function pointerParts(pointer: string): string[] {
@@ -222,27 +213,6 @@ function formatPath(parts: readonly string[]): string {
 function coveredBy(path: string, roots: ReadonlySet<string>): boolean {
   for (const r of roots) if (path === r || path.startsWith(`${r}.`) || path.startsWith(`${r}[`)) return true;
   return false;
-}
-
-/** Paths of the scalar values that sit on one of `lines` (1-based), walking the parsed document. */
-function valuePathsOnLines(doc: Document, counter: LineCounter, lines: ReadonlySet<number>): string[][] {
-  const out: string[][] = [];
-  const lineOf = (node: unknown): number => {
-    const range = (node as { range?: [number, number, number] } | null)?.range;
-    return range ? counter.linePos(range[0]).line : -1;
-  };
-  const visit = (node: unknown, path: string[], keyLine: number): void => {
-    if (isMap(node)) {
-      for (const pair of node.items) visit(pair.value, [...path, isScalar(pair.key) ? String(pair.key.value) : String(pair.key)], lineOf(pair.key));
-    } else if (isSeq(node)) node.items.forEach((item, i) => visit(item, [...path, String(i)], lineOf(item)));
-    // an emptied value (`port: ${PORT}`) may have no node, or one without a place of its own: the key's line counts
-    else if (node === null || node === undefined || isScalar(node)) {
-      const line = lineOf(node);
-      if (lines.has(line >= 0 ? line : keyLine) && path.length) out.push(path);
-    }
-  };
-  visit(doc.contents, [], -1);
-  return out;
 }
 
 /**
@@ -282,28 +252,50 @@ function prune(obj: Record<string, unknown>, refused: readonly string[][]): Part
 
 /** Reads, interpolates, parses and validates a config file. Throws ConfigError naming the file. */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(file, [{ path: '', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? err}` }]);
-  }
-  return loadConfigText(text, file, env);
+  return loadConfigFiles([file], env).config;
+}
+
+/**
+ * Reads the files `paths` stand for (files, and directories of *.yaml, *.yml, *.json), merges them (src/config/
+ * sources.ts) and validates the result. Throws ConfigError; each problem names the file it is in.
+ */
+export function loadConfigFiles(paths: readonly string[], env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  return loadSources(readConfigSources(paths), env);
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** how the files are named in messages and the history: the file, or the files one after another */
+  label: string;
+  /** set when the config was merged from several files: compile problems are located with it (locateIssues) */
+  origins: Origins | null;
 }
 
 export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const staged = stageConfigText(text, env);
-  if (staged.issues.length === 0 && staged.config !== null) return staged.config;
+  return loadSources([{ file, text }], env).config;
+}
+
+/** Validates config sources (one file, or several to merge); throws ConfigError listing every problem. */
+export function loadSources(sources: readonly ConfigSource[], env: NodeJS.ProcessEnv = process.env, baseDir?: string): LoadedConfig {
+  const label = sourcesLabel(sources.map((s) => s.file));
+  const staged = stageSources(sources, env, baseDir);
+  if (staged.issues.length === 0 && staged.config !== null) return { config: staged.config, label, origins: staged.origins };
   // Refused: what is left still goes through the compiler, so that the one error lists every problem of the file
   // (start, reload, PUT /config and `nanogate validate` alike), not only those of the first stage that failed.
   const issues = [...staged.issues];
   if (staged.config !== null) {
     try {
-      compileConfig(staged.config, file, 1, undefined, staged.partial);
+      compileConfig(staged.config, label, 1, undefined, staged.partial);
     } catch (err) {
       // anything but a ConfigError would be a compiler fault on a remainder; the issues above refuse the file anyway
-      if (err instanceof ConfigError) issues.push(...err.issues);
+      if (err instanceof ConfigError) issues.push(...(staged.origins ? err.issues.map((i) => staged.origins!.locate(i)) : err.issues));
     }
   }
-  throw new ConfigError(file, issues);
+  throw new ConfigError(label, issues);
+}
+
+/** A ConfigError of compileConfig on a merged config, with each problem told of its file; anything else as it is. */
+export function locateIssues(err: unknown, origins: Origins | null): unknown {
+  if (origins === null || !(err instanceof ConfigError)) return err;
+  return new ConfigError(err.file, err.issues.map((i) => origins.locate(i)));
 }

@@ -24,7 +24,8 @@ import {
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { ApplyFailedError, UnknownTargetError, type Actor, type ApplyOptions, type ApplyResult, type Gateway } from './gateway.js';
+import { ApplyFailedError, UnknownTargetError, type Actor, type ApplyOptions, type ApplyResult, type DryRunResult, type Gateway } from './gateway.js';
+import type { ConfigSource } from '../config/sources.js';
 import { ConfigError } from '../config/errors.js';
 import { ConfigSchema } from '../config/schema.js';
 import { redactConfig } from '../config/secrets.js';
@@ -63,6 +64,9 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
  * because curl --data-binary labels it application/x-www-form-urlencoded. */
 const NOT_A_CONFIG = /^multipart\//i;
 const SOURCE_NAME = /^[\x21-\x7e][\x20-\x7e]{0,199}$/;
+/** Several config files in one body, merged like `--config a --config b` (what `nanogate apply` sends for more than one). */
+const FILES_TYPE = /^application\/vnd\.nanogate\.config-files\+json\b/i;
+const MAX_FILES = 1000;
 const INDEX = /^(0|[1-9][0-9]{0,5})$/;
 
 class BadRequest extends Error {
@@ -165,8 +169,12 @@ export class AdminServer {
       }
       const source = url.searchParams.get('source') ?? 'PUT /config';
       if (!SOURCE_NAME.test(source)) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', '"source" must be 1 to 200 printable characters');
+      const dryRun = flag(url, 'dryRun');
+      const options = applyOptions(url);
       const text = await readBody(req);
-      await this.#applied(res, g.applyText(text, source, this.#actorOf(req), applyOptions(url)));
+      const sources = type !== undefined && FILES_TYPE.test(type) ? parseFiles(text) : [{ file: source, text }];
+      if (dryRun) return this.#checked(res, g.checkSources(sources, source, this.#actorOf(req), options));
+      await this.#applied(res, g.applySources(sources, source, this.#actorOf(req), options));
     });
 
     on('GET', '/config/history', (_q, res) => json(res, 200, { version: g.plan.version, kept: g.keptVersions(), history: g.history }));
@@ -278,6 +286,19 @@ export class AdminServer {
     }
   }
 
+  /** Answers for PUT /config?dryRun=1: what would change; refusals exactly as an apply gives them. */
+  async #checked(res: ServerResponse, result: Promise<DryRunResult>): Promise<void> {
+    try {
+      const r = await result;
+      json(res, 200, { dryRun: true, version: r.version, changed: r.changes.length > 0, changes: r.changes, warnings: r.warnings });
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        return problem(res, 'NG_ERR_ADMIN_CONFIG_INVALID', `${err.issues.length} problem(s); version ${this.#gateway.plan.version} keeps serving`, undefined, { errors: err.message.split('\n') });
+      }
+      throw err;
+    }
+  }
+
   #configBody(version: number) {
     const g = this.#gateway;
     const config = version === g.plan.version ? g.config : g.keptConfig(version);
@@ -367,6 +388,26 @@ function applyOptions(url: URL): ApplyOptions {
   if (v === null) return {};
   if (v !== '1' && v !== 'true' && v !== '0' && v !== 'false') throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', '"allowInsecureAdmin" must be 1 or true (0 or false: the default)');
   return { allowInsecureAdmin: v === '1' || v === 'true' };
+}
+
+/** A yes/no query parameter: 1 or true, 0 or false; absent is no. */
+function flag(url: URL, name: string): boolean {
+  const v = url.searchParams.get(name);
+  if (v === null) return false;
+  if (v !== '1' && v !== 'true' && v !== '0' && v !== 'false') throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', `"${name}" must be 1 or true (0 or false: the default)`);
+  return v === '1' || v === 'true';
+}
+
+/** The body of FILES_TYPE: {"files": [{"name": "a.yaml", "text": "..."}, ...]}. */
+function parseFiles(text: string): ConfigSource[] {
+  const body = parseJson(text) as { files?: unknown } | null;
+  const files = body?.files;
+  const bad = () => new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', `the body must be {"files": [{"name": "a.yaml", "text": "..."}, ...]} with 1 to ${MAX_FILES} files, each name 1 to 200 printable characters`);
+  if (!Array.isArray(files) || files.length === 0 || files.length > MAX_FILES) throw bad();
+  return files.map((f: { name?: unknown; text?: unknown }) => {
+    if (typeof f?.name !== 'string' || !SOURCE_NAME.test(f.name) || typeof f.text !== 'string') throw bad();
+    return { file: f.name, text: f.text };
+  });
 }
 
 function bearer(req: IncomingMessage): string {

@@ -1,10 +1,9 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { dirname } from 'node:path';
 
 /**
- * Calls `onChange` once things are quiet after the config file may have changed.
+ * Calls `onChange` once things are quiet after a config file may have changed.
  *
- * It watches the file's directory, not the file: editors that save by writing a temporary file and renaming it over
+ * It watches the directories of the config files (and a config directory itself), not the files: editors that save by writing a temporary file and renaming it over
  * the original (vim, most IDEs, `kubectl` ConfigMap symlink swaps) replace the inode, and a watch on the old inode
  * would never fire again. Any event in the directory (re)starts the debounce timer; the gateway then compares the
  * file's content digest with the last one it read, so unrelated files in the same directory cost one read, not a
@@ -13,24 +12,27 @@ import { dirname } from 'node:path';
  * the next event.
  */
 export class ConfigWatcher {
-  readonly file: string;
+  readonly dirs: readonly string[];
   readonly debounceMs: number;
   readonly #onChange: () => void;
   readonly #onError: (err: Error) => void;
-  #watcher: FSWatcher | null = null;
+  #watchers: FSWatcher[] = [];
   #timer: NodeJS.Timeout | null = null;
 
-  constructor(file: string, debounceMs: number, onChange: () => void, onError: (err: Error) => void) {
-    this.file = file;
+  constructor(dirs: readonly string[], debounceMs: number, onChange: () => void, onError: (err: Error) => void) {
+    this.dirs = [...new Set(dirs)];
     this.debounceMs = debounceMs;
     this.#onChange = onChange;
     this.#onError = onError;
   }
 
   start(): void {
-    if (this.#watcher) return;
-    this.#watcher = watch(dirname(this.file), { persistent: false }, () => this.#poke());
-    this.#watcher.on('error', (err) => this.#onError(err));
+    if (this.#watchers.length) return;
+    for (const dir of this.dirs) {
+      const w = watch(dir, { persistent: false }, () => this.#poke());
+      w.on('error', (err) => this.#onError(err));
+      this.#watchers.push(w);
+    }
   }
 
   #poke(): void {
@@ -45,7 +47,7 @@ export class ConfigWatcher {
   close(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    this.#watcher?.close();
-    this.#watcher = null;
+    for (const w of this.#watchers) w.close();
+    this.#watchers = [];
   }
 }

@@ -2,10 +2,10 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { loadConfigText } from '../config/load.js';
+import { loadSources, locateIssues, type LoadedConfig } from '../config/load.js';
+import { baseDirOf, readConfigSources, sourcesLabel, type ConfigSource } from '../config/sources.js';
 import { compileConfig } from '../config/compile.js';
 import { ConfigError, type ConfigIssue } from '../config/errors.js';
 import { HealthChecker } from './health-checker.js';
@@ -18,6 +18,8 @@ import { ConfigWatcher } from './config-watch.js';
 import { ConfigSchema, type Config } from '../config/schema.js';
 import { scrub, secretValues } from '../config/secrets.js';
 import type { Plan } from '../config/plan.js';
+import { diffConfigs } from '../config/diff.js';
+import type { ConfigChange } from '../config/diff-format.js';
 import { createCounters, CounterReader, MAX_WORKERS } from '../shared/counters.js';
 import type { FromWorker, NodeError, ToWorker } from './messages.js';
 import { AdminServer } from './admin.js';
@@ -26,12 +28,14 @@ import { MetricsHub } from '../observe/metrics-hub.js';
 import { ConsumerService } from '../identity/service.js';
 import { SharedRegistry } from '../shared/registry.js';
 import { RateLimitService } from '../policies/rate-limit/service.js';
-import { dirname } from 'node:path';
 
 const WORKER_FILE = fileURLToPath(new URL('../worker/worker.js', import.meta.url));
 
 export interface GatewayOptions {
+  /** the config file, or a directory of them */
   configFile: string;
+  /** several files or directories, merged (src/config/sources.ts); configFile is then the first of them */
+  configFiles?: readonly string[];
   /** overrides the config's `workers` */
   workers?: number;
   logger: Logger;
@@ -65,6 +69,13 @@ export interface HistoryEntry {
  */
 export interface ApplyOptions {
   allowInsecureAdmin?: boolean;
+}
+
+/** What PUT /config?dryRun=1 answers: the running version, what would change, and the compile's warnings. */
+export interface DryRunResult {
+  version: number;
+  changes: ConfigChange[];
+  warnings: string[];
 }
 
 export interface ApplyResult {
@@ -134,7 +145,7 @@ export class Gateway {
   #planListeners = new Set<(worker: Worker, msg: FromWorker) => void>();
   #loadRequests = 0;
   #watcher: ConfigWatcher | null = null;
-  /** digest of the config file text last read, so a watch event without a content change does nothing */
+  /** digest of the config files' text last read, so a watch event without a content change does nothing */
   #fileDigest = '';
   #stopping = false;
   /** start() while it runs, so that a stop during start-up waits for it to give up before tearing down */
@@ -162,7 +173,7 @@ export class Gateway {
     this.health = new HealthChecker(this.log);
     this.clusterWatch = new ClusterWatch(this.log);
     this.discovery = new DiscoveryManager(this.log, () => this.#applyDiscovered());
-    this.consumers = new ConsumerService(this.log, dirname(options.configFile), (table, generation) => this.#publishConsumers(table, generation));
+    this.consumers = new ConsumerService(this.log, baseDirOf(options.configFile), (table, generation) => this.#publishConsumers(table, generation));
   }
 
   /** Sends a new consumer table to every worker (shared, not copied); resolves when each uses it or has exited. */
@@ -212,13 +223,14 @@ export class Gateway {
   }
 
   async #start(): Promise<void> {
-    this.config = loadConfigText(this.#readConfigFile(), this.options.configFile);
+    const loaded = this.#loadConfigFiles();
+    this.config = loaded.config;
     const secrets = secretValues(this.config, ConfigSchema);
     let compiled;
     try {
-      compiled = compileConfig(this.config, this.options.configFile, 1, this.shared, null, this.discovery.discovered);
+      compiled = compileConfig(this.config, loaded.label, 1, this.shared, null, this.discovery.discovered);
     } catch (err) {
-      throw scrubbed(err, secrets);
+      throw scrubbed(locateIssues(err, loaded.origins), secrets);
     }
     const warnings = compiled.warnings.map((w) => scrub(w, secrets));
     for (const w of warnings) this.log.warn(w);
@@ -330,17 +342,26 @@ export class Gateway {
 
   // ------------------------------------------------------------------------------------------- reload and apply
 
-  /** Reads the config file and remembers its digest (for the file watch). */
-  #readConfigFile(): string {
-    let text: string;
+  /** The config paths as given: files and directories. */
+  get configPaths(): readonly string[] {
+    return this.options.configFiles?.length ? this.options.configFiles : [this.options.configFile];
+  }
+
+  /** Reads every config file (a directory's files as they are now) and remembers their digest (for the file watch). */
+  #readConfigSources(): ConfigSource[] {
     try {
-      text = readFileSync(this.options.configFile, 'utf8');
+      const sources = readConfigSources(this.configPaths);
+      this.#fileDigest = sourcesDigest(sources);
+      return sources;
     } catch (err) {
       this.#fileDigest = '';
-      throw new ConfigError(this.options.configFile, [{ path: '', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? err}` }]);
+      throw err;
     }
-    this.#fileDigest = digest(text);
-    return text;
+  }
+
+  /** Reads and validates the config files; relative paths in them are read from the first one's directory. */
+  #loadConfigFiles(): LoadedConfig {
+    return loadSources(this.#readConfigSources(), process.env);
   }
 
   /** Applies the running config again with the node sets discovery found (DiscoveryManager calls it). */
@@ -358,15 +379,56 @@ export class Gateway {
    * serving). SIGHUP, POST /reload and the file watch all come here.
    */
   reload(actor: Actor = { who: 'control-plane' }, options: ApplyOptions = {}): Promise<ApplyResult> {
-    return this.#audited(actor, 'reload', this.options.configFile, () => {
-      const config = loadConfigText(this.#readConfigFile(), this.options.configFile);
-      return this.#apply(config, this.options.configFile, 'reload', actor, undefined, options);
+    return this.#audited(actor, 'reload', sourcesLabel(this.configPaths), () => {
+      const loaded = this.#loadConfigFiles();
+      return this.#apply(loaded.config, loaded.label, 'reload', actor, undefined, options, loaded);
     });
   }
 
   /** A config sent as text (PUT /config): YAML or JSON, `${ENV}` interpolated, checked like `nanogate validate`. */
   applyText(text: string, source: string, actor: Actor, options: ApplyOptions = {}): Promise<ApplyResult> {
-    return this.#audited(actor, 'config.apply', source, () => this.#apply(loadConfigText(text, source), source, 'apply', actor, undefined, options));
+    return this.applySources([{ file: source, text }], source, actor, options);
+  }
+
+  /**
+   * Config files sent whole (PUT /config; several are merged like `--config a --config b`). A relative
+   * `${file:PATH}` in them is read from the directory of the gateway's own config.
+   */
+  applySources(sources: readonly ConfigSource[], source: string, actor: Actor, options: ApplyOptions = {}): Promise<ApplyResult> {
+    return this.#audited(actor, 'config.apply', source, () => {
+      const loaded = loadSources(sources, process.env, baseDirOf(this.options.configFile));
+      return this.#apply(loaded.config, source, 'apply', actor, undefined, options, loaded);
+    });
+  }
+
+  /**
+   * What applying these files would do, without applying anything (PUT /config?dryRun=1): the same load, compile
+   * and checks as an apply, then the difference from the running config. Throws what an apply would throw.
+   */
+  async checkSources(sources: readonly ConfigSource[], source: string, actor: Actor, options: ApplyOptions = {}): Promise<DryRunResult> {
+    // after any apply in progress, so the difference is from the config that will be running
+    const run = async (): Promise<DryRunResult> => {
+      const current = this.config;
+      const secrets = secretValues(current, ConfigSchema);
+      let loaded: LoadedConfig;
+      try {
+        loaded = loadSources(sources, process.env, baseDirOf(this.options.configFile));
+      } catch (err) {
+        throw scrubbed(err, secrets);
+      }
+      const all = [...new Set([...secrets, ...secretValues(loaded.config, ConfigSchema)])].sort((a, b) => b.length - a.length);
+      try {
+        const { warnings } = compileConfig(loaded.config, source, this.plan.version + 1, undefined, null, this.discovery.discovered);
+        const issues = this.#changeIssues(loaded.config, actor, options);
+        if (issues.length) throw new ConfigError(source, issues);
+        return { version: this.plan.version, changes: diffConfigs(current, loaded.config), warnings: warnings.map((w) => scrub(w, all)) };
+      } catch (err) {
+        throw scrubbed(locateIssues(err, loaded.origins), all);
+      }
+    };
+    const p = this.#applyChain.then(run, run);
+    this.#applyChain = p.catch(() => {});
+    return p;
   }
 
   /** Applies an already validated config. */
@@ -425,7 +487,7 @@ export class Gateway {
    * only when all have, every worker commits (one assignment each). A failure in either compile or prepare leaves
    * every worker on the old plan.
    */
-  async #apply(config: Config, source: string, action: string, actor: Actor, rollbackOf?: number, options: ApplyOptions = {}): Promise<ApplyResult> {
+  async #apply(config: Config, source: string, action: string, actor: Actor, rollbackOf?: number, options: ApplyOptions = {}, loaded?: LoadedConfig): Promise<ApplyResult> {
     if (this.#stopping) throw new ApplyFailedError('the gateway is stopping');
     // What this throws or warns reaches the audit log, the log and the admin API: none of it may quote a credential
     // of the new config or of the running one (a policy's complaint may quote the value it refused).
@@ -435,14 +497,12 @@ export class Gateway {
       result.warnings = result.warnings.map((w) => scrub(w, secrets));
       return result;
     } catch (err) {
-      throw scrubbed(err, secrets);
+      throw scrubbed(locateIssues(err, loaded?.origins ?? null), secrets);
     }
   }
 
-  async #applyChecked(config: Config, source: string, action: string, actor: Actor, rollbackOf: number | undefined, options: ApplyOptions): Promise<ApplyResult> {
-    const version = this.plan.version + 1;
-    const t0 = performance.now();
-    const { plan: compiled, warnings } = compileConfig(config, source, version, this.shared, null, this.discovery.discovered);
+  /** What may not change while the gateway runs, and a change that would open the admin API. */
+  #changeIssues(config: Config, actor: Actor, options: ApplyOptions): ConfigIssue[] {
     const issues: ConfigIssue[] = [];
     const fixed = 'cannot change while the gateway runs (restart it to change it)';
     if (config.listen.port !== this.config.listen.port) issues.push({ path: 'listen.port', message: fixed });
@@ -462,6 +522,15 @@ export class Gateway {
           : 'keep admin.token in the file, or restart the gateway to run without one',
       });
     }
+    return issues;
+  }
+
+  async #applyChecked(config: Config, source: string, action: string, actor: Actor, rollbackOf: number | undefined, options: ApplyOptions): Promise<ApplyResult> {
+    const version = this.plan.version + 1;
+    const t0 = performance.now();
+    const { plan: compiled, warnings } = compileConfig(config, source, version, this.shared, null, this.discovery.discovered);
+    const issues = this.#changeIssues(config, actor, options);
+    const dropsToken = this.config.admin.token !== undefined && config.admin.token === undefined;
     let audit: AuditLog | null = null;
     if (config.admin.auditLog !== this.audit?.destination) {
       try {
@@ -581,7 +650,7 @@ export class Gateway {
     }
     if (want && !this.#watcher) {
       this.#watcher = new ConfigWatcher(
-        this.options.configFile,
+        this.configPaths.map((p) => baseDirOf(p)),
         this.config.reload.debounceMs,
         () => this.#onFileEvent(),
         (err) => this.log.error({ err: err.message }, 'config file watch failed; SIGHUP still reloads'),
@@ -591,13 +660,13 @@ export class Gateway {
   }
 
   #onFileEvent(): void {
-    let text: string;
+    let sources: ConfigSource[];
     try {
-      text = readFileSync(this.options.configFile, 'utf8');
+      sources = readConfigSources(this.configPaths);
     } catch {
       return; // mid-rename, or removed: the next event (or SIGHUP) tries again
     }
-    if (digest(text) === this.#fileDigest) return;
+    if (sourcesDigest(sources) === this.#fileDigest) return;
     this.reload({ who: 'file-watch' }).then(
       ({ version, warnings }) => this.log.info({ version, warnings }, 'reloaded after a config file change'),
       (err) => this.log.error({ err: (err as Error).message }, 'config file change refused; the previous config keeps serving'),
@@ -784,8 +853,11 @@ export class Gateway {
   }
 }
 
-function digest(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+/** Digest of a set of config files: their names and texts (a file added to a config directory changes it). */
+function sourcesDigest(sources: readonly ConfigSource[]): string {
+  const h = createHash('sha256');
+  for (const s of sources) h.update(s.file).update('\u0000').update(s.text).update('\u0000');
+  return h.digest('hex');
 }
 
 /**
@@ -824,7 +896,7 @@ function scrubbed(err: unknown, secrets: readonly string[]): unknown {
   if (err instanceof ConfigError) {
     return new ConfigError(
       scrub(err.file, secrets),
-      err.issues.map((i) => ({ path: i.path, message: scrub(i.message, secrets), ...(i.hint !== undefined ? { hint: scrub(i.hint, secrets) } : {}) })),
+      err.issues.map((i) => ({ ...i, message: scrub(i.message, secrets), ...(i.hint !== undefined ? { hint: scrub(i.hint, secrets) } : {}) })),
     );
   }
   if (err instanceof ApplyFailedError) return new ApplyFailedError(scrub(err.message, secrets));

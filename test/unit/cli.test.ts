@@ -46,7 +46,7 @@ test('nanogate start --help and validate --help describe their options and exit 
   const start = await runCli(['start', '--help']);
   assert.equal(start.code, 0, start.stderr);
   assert.match(start.stdout, /Usage: nanogate start/);
-  assert.match(start.stdout, /--config FILE/);
+  assert.match(start.stdout, /--config PATH/);
   assert.match(start.stdout, /--workers N/);
   const validate = await runCli(['validate', '--help']);
   assert.equal(validate.code, 0, validate.stderr);
@@ -101,3 +101,69 @@ test('nanogate start --config with a missing file refuses to start', async () =>
   assert.match(r.stderr, /missing\.yaml: cannot read the file: ENOENT/);
 });
 
+
+// ------------------------------------------------------------------------------------------------ CLI hygiene
+
+const COMMANDS = ['start', 'validate', 'diff', 'apply', 'dump', 'schema'];
+
+test('nanogate help CMD and CMD --help print the same page for every command, and exit 0', async () => {
+  for (const cmd of COMMANDS) {
+    const help = await runCli(['help', cmd]);
+    assert.equal(help.code, 0, `${cmd}: ${help.stderr}`);
+    assert.match(help.stdout, new RegExp(`^Usage: nanogate ${cmd}\\b`), cmd);
+    const flag = await runCli([cmd, '--help']);
+    assert.equal(flag.code, 0, cmd);
+    assert.equal(flag.stdout, help.stdout, `${cmd} --help`);
+  }
+  const bench = await runCli(['help', 'bench']);
+  assert.equal(bench.code, 0);
+  assert.match(bench.stdout, /^Usage: nanogate bench/);
+  const main = await runCli(['help']);
+  for (const cmd of COMMANDS) assert.match(main.stdout, new RegExp(`^\\s+${cmd}\\s`, 'm'), `${cmd} missing from the command list`);
+});
+
+test('an unknown option is refused by every command with exit 2, naming it and the options there are', async () => {
+  for (const cmd of COMMANDS) {
+    const r = await runCli([cmd, '--no-such-flag']);
+    assert.equal(r.code, 2, `${cmd}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^nanogate ${cmd}: unknown option "--no-such-flag"`, 'm'), cmd);
+    assert.match(r.stderr, new RegExp(`Run nanogate help ${cmd} for its options`), cmd);
+  }
+});
+
+test('a misspelt option gets a did-you-mean from that command\'s own options', async () => {
+  for (const [args, meant] of [
+    [['start', '--confg', 'x.yaml'], '--config'],
+    [['validate', '--strikt', 'x.yaml'], '--strict'],
+    [['diff', 'x.yaml', '--tokenfile', 't'], '--token-file'],
+    [['apply', 'x.yaml', '--admn', 'http://127.0.0.1:1'], '--admin'],
+    [['dump', '--formt', 'json'], '--format'],
+  ] as const) {
+    const r = await runCli([...args]);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.ok(r.stderr.includes(`(did you mean "${meant}"?)`), `${args.join(' ')}: ${r.stderr}`);
+  }
+});
+
+test('usage errors exit 2: an unknown command (with a did-you-mean), no command, a missing argument, a bad value', async () => {
+  const unknown = await runCli(['valdate', 'x.yaml']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command "valdate" \(did you mean "validate"\?\)/);
+  assert.equal((await runCli([])).code, 2);
+  assert.equal((await runCli(['help', 'nope'])).code, 2);
+  const noFile = await runCli(['validate']);
+  assert.equal(noFile.code, 2);
+  assert.match(noFile.stderr, /name a config file/);
+  for (const cmd of ['diff', 'apply']) assert.equal((await runCli([cmd])).code, 2, `${cmd} without a config`);
+  assert.equal((await runCli(['start', '--workers', 'many'])).code, 2);
+  assert.equal((await runCli(['start', '--config'])).code, 2, 'an option without its value');
+  assert.equal((await runCli(['schema', 'extra'])).code, 2, 'a stray argument');
+  assert.equal((await runCli(['dump', '--admin', 'ftp://127.0.0.1:9901'])).code, 2);
+});
+
+test('config errors exit 1, distinct from usage errors', async () => {
+  const r = await runCli(['validate', '--config', good, '--config', bad]);
+  assert.equal(r.code, 1);
+  assert.ok(r.stderr.includes(`${bad}: routes[1].upstream: unknown upstream "userz" (did you mean "users"?)`), r.stderr);
+  assert.match(r.stderr, /upstream "users" is also defined in .*good\.yaml/);
+});

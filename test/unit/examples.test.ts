@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
+import { loadConfigFile, loadConfigFiles, loadConfigText } from '../../src/config/load.js';
 import { compileConfig } from '../../src/config/compile.js';
 import { jsonSchema } from '../../src/config/schema.js';
 
@@ -19,6 +19,14 @@ test('the embedded default config and every example compile with no warning', ()
     assert.ok(plan.routes.length > 0, `${file} has no routes`);
     assert.deepEqual(warnings, [], `${file} has warnings`);
   }
+});
+
+test('the split example directory merges and compiles with no warning, its token read from a file', () => {
+  const { config, label } = loadConfigFiles([join(root, 'config/examples/split')], {});
+  const { plan, warnings } = compileConfig(config, label);
+  assert.deepEqual(plan.routes.map((r) => r.name), ['users-by-id', 'everything-else']);
+  assert.deepEqual(warnings, []);
+  assert.equal(config.admin.token, 'split-example-admin-token-change-me');
 });
 
 test('config/schema.json is the schema the gateway validates with (run npm run schema after a change)', () => {
