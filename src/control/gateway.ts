@@ -23,6 +23,9 @@ import type { FromWorker, NodeError, ToWorker } from './messages.js';
 import { AdminServer } from './admin.js';
 import { DemoUpstream } from '../demo/upstream.js';
 import { MetricsHub } from '../observe/metrics-hub.js';
+import { ProcessMetrics } from '../observe/process-metrics.js';
+import { ReloadStats, renderBuildInfo, type ReloadAction } from '../observe/control-metrics.js';
+import { PromWriter, type ExpositionFormat } from '../observe/prometheus.js';
 import { ConsumerService } from '../identity/service.js';
 import { SharedRegistry } from '../shared/registry.js';
 import { RateLimitService } from '../policies/rate-limit/service.js';
@@ -121,6 +124,10 @@ export class Gateway {
   demo: DemoUpstream | null = null;
   /** the always-on metrics region and its Prometheus rendering (src/observe/) */
   metrics: MetricsHub | null = null;
+  /** process_* and nodejs_* for the scrape; made at start */
+  #processMetrics: ProcessMetrics | null = null;
+  /** config changes by action and outcome, for the scrape */
+  readonly reloads = new ReloadStats();
   history: HistoryEntry[] = [];
   audit: AuditLog | null = null;
   /** applied configs by version, the last `admin.history` of them, for rollback */
@@ -226,6 +233,7 @@ export class Gateway {
     const plan: Plan = { ...compiled.plan, adminFlags: flags.buffer };
     this.metrics = new MetricsHub(this.workerCount);
     this.metrics.attach(plan);
+    this.#processMetrics = new ProcessMetrics();
     this.#flags = [{ flags, plan }];
     this.audit = new AuditLog(this.config.admin.auditLog, this.log);
     if (this.config.demo?.enabled) {
@@ -402,9 +410,12 @@ export class Gateway {
       const fromVersion = this.plan.version;
       try {
         const r = await fn();
+        this.reloads.record(RELOAD_ACTION[action], true);
         this.#record({ ...actor, action, target, result: 'ok', version: r.version, fromVersion });
         return r;
       } catch (err) {
+        // a rollback to a version that is not kept tried nothing
+        if (!(err instanceof UnknownTargetError)) this.reloads.record(RELOAD_ACTION[action], false);
         const refused = err instanceof ConfigError || err instanceof UnknownTargetError;
         // #apply scrubbed what it threw with the new config's secrets; this covers the running config's too.
         this.#record({ ...actor, action, target, result: refused ? 'refused' : 'failed', fromVersion, error: scrub((err as Error).message, secretValues(this.config, ConfigSchema)) });
@@ -707,21 +718,23 @@ export class Gateway {
     for (const s of this.slots) this.post(s.index, { type: 'reopen-logs' });
   }
 
-  /** Prometheus text for GET /metrics: read from shared memory, the workers are not involved. */
-  renderMetrics(): string {
+  /** The scrape for GET /metrics (Prometheus text or OpenMetrics): read from shared memory, the workers are not involved. */
+  renderMetrics(format: ExpositionFormat = 'prometheus'): string {
     // the watcher's counts (panic episodes) as of this scrape, not of its last tick
     this.clusterWatch.tick();
-    const base = this.metrics?.render({ configVersion: this.plan.version, workersUp: this.slots.filter((s) => s.listening).length }) ?? '';
-    return (
-      base +
-      renderClusterMetrics(this.plan, {
-        discovery: this.discovery.status(),
-        healthChanges: this.health.changes,
-        panics: this.clusterWatch.panics,
-        checksTotal: this.health.checksTotal,
-        checkFailuresTotal: this.health.failuresTotal,
-      })
-    );
+    const out = new PromWriter();
+    renderBuildInfo(out);
+    this.metrics?.render({ configVersion: this.plan.version, workersUp: this.slots.filter((s) => s.listening).length }, out);
+    this.reloads.render(out);
+    renderClusterMetrics(this.plan, {
+      discovery: this.discovery.status(),
+      healthChanges: this.health.changes,
+      panics: this.clusterWatch.panics,
+      checksTotal: this.health.checksTotal,
+      checkFailuresTotal: this.health.failuresTotal,
+    }, out);
+    this.#processMetrics?.render(out);
+    return out.text(format);
   }
 
   crashWorker(index: number): boolean {
@@ -755,6 +768,7 @@ export class Gateway {
     await Promise.all(exits);
     if (this.#pollTimer) clearInterval(this.#pollTimer);
     this.metrics?.close();
+    this.#processMetrics?.close();
     this.#watcher?.close();
     this.#watcher = null;
     await this.admin?.close();
@@ -783,6 +797,9 @@ export class Gateway {
     };
   }
 }
+
+/** audit action of a config change to its `action` label in nanogate_config_reloads_total */
+const RELOAD_ACTION: Readonly<Record<string, ReloadAction>> = { reload: 'reload', 'config.apply': 'apply', 'config.rollback': 'rollback', discovery: 'discovery' };
 
 function digest(text: string): string {
   return createHash('sha256').update(text).digest('hex');
