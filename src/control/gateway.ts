@@ -26,6 +26,7 @@ import { MetricsHub } from '../observe/metrics-hub.js';
 import { ProcessMetrics } from '../observe/process-metrics.js';
 import { ReloadStats, renderBuildInfo, type ReloadAction } from '../observe/control-metrics.js';
 import { PromWriter, type ExpositionFormat } from '../observe/prometheus.js';
+import { StatusListener } from './status-listener.js';
 import { ConsumerService } from '../identity/service.js';
 import { SharedRegistry } from '../shared/registry.js';
 import { RateLimitService } from '../policies/rate-limit/service.js';
@@ -128,6 +129,8 @@ export class Gateway {
   #processMetrics: ProcessMetrics | null = null;
   /** config changes by action and outcome, for the scrape */
   readonly reloads = new ReloadStats();
+  /** `status: { host, port }`: /health, /ready and /metrics without the admin token */
+  statusListener: StatusListener | null = null;
   history: HistoryEntry[] = [];
   audit: AuditLog | null = null;
   /** applied configs by version, the last `admin.history` of them, for rollback */
@@ -254,6 +257,11 @@ export class Gateway {
     this.admin = new AdminServer(this);
     await this.admin.listen(this.config.admin.host, this.config.admin.port);
     this.#stillStarting();
+    if (this.config.status) {
+      this.statusListener = new StatusListener(this);
+      await this.statusListener.listen(this.config.status.host, this.config.status.port);
+      this.#stillStarting();
+    }
 
     // uSockets sets SO_REUSEPORT only for a non-zero port, so "port 0" is resolved here to a free port first;
     // then every worker binds that same port and the kernel spreads connections between them.
@@ -271,7 +279,7 @@ export class Gateway {
     this.#configureWatch();
     // Discovery starts once every worker serves: its first answer is applied like a reload.
     this.discovery.update(plan);
-    this.log.info({ port: this.port, admin: this.admin.port, workers: this.workerCount, routes: plan.routes.length }, 'nanogate is serving');
+    this.log.info({ port: this.port, admin: this.admin.port, ...(this.statusListener ? { status: this.statusListener.port } : {}), workers: this.workerCount, routes: plan.routes.length }, 'nanogate is serving');
   }
 
   #spawn(index: number): Promise<void> {
@@ -460,6 +468,7 @@ export class Gateway {
     if (config.listen.host !== this.config.listen.host) issues.push({ path: 'listen.host', message: fixed });
     if (config.admin.port !== this.config.admin.port) issues.push({ path: 'admin.port', message: fixed });
     if (config.admin.host !== this.config.admin.host) issues.push({ path: 'admin.host', message: fixed });
+    if (config.status?.port !== this.config.status?.port || config.status?.host !== this.config.status?.host) issues.push({ path: 'status', message: fixed });
     // Dropping the token opens the running admin API to anyone who can reach its port (a non-loopback admin host
     // without a token is refused by compileConfig whatever is asked, and the host cannot change while running).
     const dropsToken = this.config.admin.token !== undefined && config.admin.token === undefined;
@@ -771,6 +780,7 @@ export class Gateway {
     this.#processMetrics?.close();
     this.#watcher?.close();
     this.#watcher = null;
+    await this.statusListener?.close();
     await this.admin?.close();
     this.audit?.close();
     await this.demo?.close();
