@@ -120,8 +120,23 @@ export class MetricsHub {
     for (let w = 0; w < this.workers; w++) {
       const b = w * BLOCK_CELLS;
       fold(b, b + B_NODES + nodes * NODE_CELLS);
-      fold(b + B_ROUTES, b + B_ROUTES + routes * ROUTE_CELLS);
+      const plans = this.#usedPlanSlots(w);
+      for (let r = 0; r < routes; r++) {
+        const row = b + B_ROUTES + r * ROUTE_CELLS;
+        fold(row + R_REQUESTS, row + R_REQUESTS + plans * STATUS_SLOTS);
+        fold(row + R_REQUESTS + PLAN_OTHER * STATUS_SLOTS, row + R_TOTAL);
+        fold(row + R_TOTAL, row + ROUTE_CELLS);
+      }
     }
+  }
+
+  /**
+   * Plan slots [0, n) of worker w that can hold counts (the slots it announced; PLAN_OTHER is read apart): most of a
+   * route row is plan x status cells that stay 0, and skipping them keeps a scrape as cheap as before codes.
+   * A slot written before its announcement arrives is folded on the next poll, with everything it counted.
+   */
+  #usedPlanSlots(w: number): number {
+    return Math.min(PLAN_OTHER, Math.max(1, this.#planNames[w].length));
   }
 
   #total(cell: number): number {
@@ -152,7 +167,9 @@ export class MetricsHub {
       for (let w = 0; w < this.workers; w++) {
         const row = w * BLOCK_CELLS + B_ROUTES + r * ROUTE_CELLS + R_REQUESTS;
         const names = this.#planNames[w];
+        const used = this.#usedPlanSlots(w);
         for (let p = 0; p < PLAN_SLOTS; p++) {
+          if (p === used) p = PLAN_OTHER;
           const plan = p === PLAN_NONE ? '' : p === PLAN_OTHER ? '_other' : (names[p] || '_unknown');
           for (let c = 0; c < STATUS_SLOTS; c++) {
             const v = this.#total(row + p * STATUS_SLOTS + c);
