@@ -175,3 +175,27 @@ test('Accept: application/openmetrics-text gets OpenMetrics: # EOF, counters nam
   assert.equal((await scrapeRaw(gw.adminUrl, { accept: 'text/plain' })).contentType, 'text/plain; version=0.0.4; charset=utf-8');
   assert.equal((await scrapeRaw(gw.adminUrl, { accept: 'application/openmetrics-text;q=0.2,text/plain;q=0.9' })).contentType, 'text/plain; version=0.0.4; charset=utf-8');
 });
+
+test('every metric docs/observability.md lists is in a scrape, under the type it says', T, async () => {
+  const doc = readFileSync(new URL('../../../docs/observability.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('## Metrics'), doc.indexOf('## Where the time went'));
+  const expand = (token: string): string[] => {
+    const t = token.replace(/\{[^}]*\}$/, ''); // a trailing {labels}
+    const m = /^(.*?)\{([^}]*)\}(.*)$/.exec(t);
+    return m ? m[2].split(',').flatMap((part) => expand(m[1] + part + m[3])) : [t];
+  };
+  const listed = new Map<string, string>();
+  for (const line of section.split('\n')) {
+    if (!line.startsWith('| `')) continue;
+    const cells = line.split('|').map((c) => c.trim());
+    const type = /^(counter|gauge|histogram)/.exec(cells[2] ?? '')?.[1] ?? '';
+    for (const [, token] of cells[1].matchAll(/`((?:nanogate|process|nodejs)_[^`]+)`/g)) for (const name of expand(token)) listed.set(name, type);
+  }
+  assert.ok(listed.size >= 40, `found ${listed.size} metric names in the doc`);
+  const m = await scrape(gw.adminUrl);
+  const missing = [...listed].filter(([name, type]) => {
+    const actual = m.types.get(name);
+    return actual === undefined || (type !== '' && actual !== type);
+  });
+  assert.deepEqual(missing, [], 'listed in the doc but not exported (or of another type)');
+});
