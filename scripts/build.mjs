@@ -34,3 +34,9 @@ const { createAjv, GENERATED, schemaDigest } = await import(pathToFileURL(join(d
 const ajv = createAjv({ code: { source: true } });
 const code = standaloneCode(ajv, ajv.compile(ConfigSchema));
 writeFileSync(GENERATED, `${code}\nmodule.exports.schemaDigest = ${JSON.stringify(schemaDigest())};\n`);
+
+// The commit being built, for nanogate_build_info (src/observe/control-metrics.ts): NANOGATE_REVISION when set (an
+// image built from a tarball has no .git), else git's, else "unknown".
+const git = spawnSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, encoding: 'utf8' });
+const revision = process.env.NANOGATE_REVISION || (git.status === 0 ? git.stdout.trim() : '') || 'unknown';
+writeFileSync(join(root, 'dist', 'build-info.json'), `${JSON.stringify({ revision })}\n`);

@@ -90,6 +90,15 @@ export function compileConfig(
     issues.push({ path: 'admin.token', message: `the admin API listens on ${config.admin.host}, which is not loopback, so it needs a token`, hint: 'set admin.token, e.g. token: ${NANOGATE_ADMIN_TOKEN}' });
   }
 
+  if (config.status && config.status.port !== 0) {
+    const same = (host: string) => host === config.status!.host || isWildcard(host) || isWildcard(config.status!.host);
+    if (config.status.port === config.admin.port && same(config.admin.host)) {
+      issues.push({ path: 'status.port', message: `${config.status.port} is admin.port: the status listener needs a port of its own` });
+    } else if (config.status.port === config.listen.port && same(config.listen.host)) {
+      issues.push({ path: 'status.port', message: `${config.status.port} is listen.port: the status listener needs a port of its own` });
+    }
+  }
+
   const consumers = compileConsumers(config, issues);
   // The router is built from the routes that compiled, also when others did not: its checks (two routes that
   // match the same requests) are reported with the rest instead of after the other errors are fixed.
@@ -146,6 +155,11 @@ function compileUnrouted(config: Config, shared: SharedRegistry, issues: ConfigI
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/** an address that binds every interface, so it takes a port on each host address too */
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
 }
 
 function checkTls(tls: { cert: string; key: string; passphrase?: string }, issues: ConfigIssue[]) {

@@ -56,6 +56,18 @@ const Admin = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+const Status = Type.Object(
+  {
+    host: Type.String({ default: '127.0.0.1', minLength: 1 }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, description: 'a port of its own (not admin.port or listen.port); 0: any free port' }),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'a read-only listener for probes and scrapers: GET /health, /ready and /metrics without the admin token, nothing else (the admin API stays on admin.port). It has no authentication: bind it where only your probes and Prometheus reach it.',
+  },
+);
+
 const Reload = Type.Object(
   {
     watch: Type.Boolean({ default: true, description: 'reload when the config file changes (also after an atomic rename)' }),
@@ -197,6 +209,7 @@ export const ConfigSchema = Type.Object(
     listen: Listen,
     workers: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], { default: 'auto' }),
     admin: Admin,
+    status: Type.Optional(Status),
     reload: Reload,
     limits: Limits,
     proxy: Proxy,

@@ -30,7 +30,7 @@ import { ConfigError } from '../config/errors.js';
 import { ConfigSchema } from '../config/schema.js';
 import { redactConfig } from '../config/secrets.js';
 import { tokenFingerprint } from './audit.js';
-import { PROMETHEUS_CONTENT_TYPE } from '../observe/prometheus.js';
+import * as probes from './probes.js';
 import type { NodeError } from './messages.js';
 
 /**
@@ -146,12 +146,8 @@ export class AdminServer {
 
     on('GET', '/status', (_q, res) => json(res, 200, g.status()));
 
-    // Prometheus scrape (src/observe/metrics-hub.ts): read from shared memory on this thread, workers are not asked.
-    on('GET', '/metrics', (_q, res) => {
-      const text = g.renderMetrics();
-      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
-      res.end(text);
-    });
+    // Prometheus or OpenMetrics scrape, the same as on the status listener (src/control/probes.ts)
+    on('GET', '/metrics', (req, res) => probes.metrics(g, req, res));
 
     on('GET', '/config', (_q, res, _p, url) => {
       const v = url.searchParams.get('version');
@@ -232,8 +228,8 @@ export class AdminServer {
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     const g = this.#gateway;
-    if (url.pathname === '/health') return json(res, 200, { status: 'ok' });
-    if (url.pathname === '/ready') return json(res, g.ready ? 200 : 503, { ready: g.ready, version: g.plan?.version });
+    if (url.pathname === '/health') return probes.health(res);
+    if (url.pathname === '/ready') return probes.ready(g, res);
     if (this.#actor(req) === null) {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         g.audit?.write({ who: bearer(req) ? tokenFingerprint(bearer(req)) : 'no-token', from: req.socket.remoteAddress, action: `${req.method} ${url.pathname}`, result: 'unauthorized' });
@@ -480,7 +476,7 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /** RFC 9457 body for admin errors, like the data plane's (src/errors/problem.ts) but with admin codes. */
-function problem(res: ServerResponse, code: AdminErrorCode, detail?: string, headers?: Record<string, string>, extra?: Record<string, unknown>): void {
+export function problem(res: ServerResponse, code: AdminErrorCode, detail?: string, headers?: Record<string, string>, extra?: Record<string, unknown>): void {
   const { status, title } = ADMIN_ERRORS[code];
   const text = JSON.stringify({ type: `urn:nanogate:problem:${code}`, title, status, code, ...(detail !== undefined ? { detail } : {}), ...extra });
   res.writeHead(status, { ...headers, 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(text) });

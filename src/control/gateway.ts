@@ -25,6 +25,10 @@ import type { FromWorker, NodeError, ToWorker } from './messages.js';
 import { AdminServer } from './admin.js';
 import { DemoUpstream } from '../demo/upstream.js';
 import { MetricsHub } from '../observe/metrics-hub.js';
+import { ProcessMetrics } from '../observe/process-metrics.js';
+import { ReloadStats, renderBuildInfo, type ReloadAction } from '../observe/control-metrics.js';
+import { PromWriter, type ExpositionFormat } from '../observe/prometheus.js';
+import { StatusListener } from './status-listener.js';
 import { ConsumerService } from '../identity/service.js';
 import { SharedRegistry } from '../shared/registry.js';
 import { RateLimitService } from '../policies/rate-limit/service.js';
@@ -132,6 +136,12 @@ export class Gateway {
   demo: DemoUpstream | null = null;
   /** the always-on metrics region and its Prometheus rendering (src/observe/) */
   metrics: MetricsHub | null = null;
+  /** process_* and nodejs_* for the scrape; made at start */
+  #processMetrics: ProcessMetrics | null = null;
+  /** config changes by action and outcome, for the scrape */
+  readonly reloads = new ReloadStats();
+  /** `status: { host, port }`: /health, /ready and /metrics without the admin token */
+  statusListener: StatusListener | null = null;
   history: HistoryEntry[] = [];
   audit: AuditLog | null = null;
   /** applied configs by version, the last `admin.history` of them, for rollback */
@@ -238,6 +248,7 @@ export class Gateway {
     const plan: Plan = { ...compiled.plan, adminFlags: flags.buffer };
     this.metrics = new MetricsHub(this.workerCount);
     this.metrics.attach(plan);
+    this.#processMetrics = new ProcessMetrics();
     this.#flags = [{ flags, plan }];
     this.audit = new AuditLog(this.config.admin.auditLog, this.log);
     if (this.config.demo?.enabled) {
@@ -258,6 +269,11 @@ export class Gateway {
     this.admin = new AdminServer(this);
     await this.admin.listen(this.config.admin.host, this.config.admin.port);
     this.#stillStarting();
+    if (this.config.status) {
+      this.statusListener = new StatusListener(this);
+      await this.statusListener.listen(this.config.status.host, this.config.status.port);
+      this.#stillStarting();
+    }
 
     // uSockets sets SO_REUSEPORT only for a non-zero port, so "port 0" is resolved here to a free port first;
     // then every worker binds that same port and the kernel spreads connections between them.
@@ -275,7 +291,7 @@ export class Gateway {
     this.#configureWatch();
     // Discovery starts once every worker serves: its first answer is applied like a reload.
     this.discovery.update(plan);
-    this.log.info({ port: this.port, admin: this.admin.port, workers: this.workerCount, routes: plan.routes.length }, 'nanogate is serving');
+    this.log.info({ port: this.port, admin: this.admin.port, ...(this.statusListener ? { status: this.statusListener.port } : {}), workers: this.workerCount, routes: plan.routes.length }, 'nanogate is serving');
   }
 
   #spawn(index: number): Promise<void> {
@@ -464,9 +480,12 @@ export class Gateway {
       const fromVersion = this.plan.version;
       try {
         const r = await fn();
+        this.reloads.record(RELOAD_ACTION[action], true);
         this.#record({ ...actor, action, target, result: 'ok', version: r.version, fromVersion });
         return r;
       } catch (err) {
+        // a rollback to a version that is not kept tried nothing
+        if (!(err instanceof UnknownTargetError)) this.reloads.record(RELOAD_ACTION[action], false);
         const refused = err instanceof ConfigError || err instanceof UnknownTargetError;
         // #apply scrubbed what it threw with the new config's secrets; this covers the running config's too.
         this.#record({ ...actor, action, target, result: refused ? 'refused' : 'failed', fromVersion, error: scrub((err as Error).message, secretValues(this.config, ConfigSchema)) });
@@ -509,6 +528,7 @@ export class Gateway {
     if (config.listen.host !== this.config.listen.host) issues.push({ path: 'listen.host', message: fixed });
     if (config.admin.port !== this.config.admin.port) issues.push({ path: 'admin.port', message: fixed });
     if (config.admin.host !== this.config.admin.host) issues.push({ path: 'admin.host', message: fixed });
+    if (config.status?.port !== this.config.status?.port || config.status?.host !== this.config.status?.host) issues.push({ path: 'status', message: fixed });
     // Dropping the token opens the running admin API to anyone who can reach its port (a non-loopback admin host
     // without a token is refused by compileConfig whatever is asked, and the host cannot change while running).
     const dropsToken = this.config.admin.token !== undefined && config.admin.token === undefined;
@@ -776,21 +796,23 @@ export class Gateway {
     for (const s of this.slots) this.post(s.index, { type: 'reopen-logs' });
   }
 
-  /** Prometheus text for GET /metrics: read from shared memory, the workers are not involved. */
-  renderMetrics(): string {
+  /** The scrape for GET /metrics (Prometheus text or OpenMetrics): read from shared memory, the workers are not involved. */
+  renderMetrics(format: ExpositionFormat = 'prometheus'): string {
     // the watcher's counts (panic episodes) as of this scrape, not of its last tick
     this.clusterWatch.tick();
-    const base = this.metrics?.render({ configVersion: this.plan.version, workersUp: this.slots.filter((s) => s.listening).length }) ?? '';
-    return (
-      base +
-      renderClusterMetrics(this.plan, {
-        discovery: this.discovery.status(),
-        healthChanges: this.health.changes,
-        panics: this.clusterWatch.panics,
-        checksTotal: this.health.checksTotal,
-        checkFailuresTotal: this.health.failuresTotal,
-      })
-    );
+    const out = new PromWriter();
+    renderBuildInfo(out);
+    this.metrics?.render({ configVersion: this.plan.version, workersUp: this.slots.filter((s) => s.listening).length }, out);
+    this.reloads.render(out);
+    renderClusterMetrics(this.plan, {
+      discovery: this.discovery.status(),
+      healthChanges: this.health.changes,
+      panics: this.clusterWatch.panics,
+      checksTotal: this.health.checksTotal,
+      checkFailuresTotal: this.health.failuresTotal,
+    }, out);
+    this.#processMetrics?.render(out);
+    return out.text(format);
   }
 
   crashWorker(index: number): boolean {
@@ -824,8 +846,10 @@ export class Gateway {
     await Promise.all(exits);
     if (this.#pollTimer) clearInterval(this.#pollTimer);
     this.metrics?.close();
+    this.#processMetrics?.close();
     this.#watcher?.close();
     this.#watcher = null;
+    await this.statusListener?.close();
     await this.admin?.close();
     this.audit?.close();
     await this.demo?.close();
@@ -852,6 +876,9 @@ export class Gateway {
     };
   }
 }
+
+/** audit action of a config change to its `action` label in nanogate_config_reloads_total */
+const RELOAD_ACTION: Readonly<Record<string, ReloadAction>> = { reload: 'reload', 'config.apply': 'apply', 'config.rollback': 'rollback', discovery: 'discovery' };
 
 /** Digest of a set of config files: their names and texts (a file added to a config directory changes it). */
 function sourcesDigest(sources: readonly ConfigSource[]): string {

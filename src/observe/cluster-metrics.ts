@@ -18,7 +18,7 @@ import {
   NONE,
   PANIC,
 } from '../upstream/cluster-state.js';
-import { PromWriter } from './prometheus.js';
+import type { PromWriter } from './prometheus.js';
 import type { DiscoveryStatus } from '../discovery/source.js';
 
 export interface ClusterMetricFacts {
@@ -35,8 +35,7 @@ export interface ClusterMetricFacts {
  * Upstream health as Prometheus text, read from the upstreams' shared regions at scrape time (no per-request cost):
  * node health and ejection, in-flight across workers, latency EWMA, ejections, panic mode, health-check totals.
  */
-export function renderClusterMetrics(plan: Plan, facts: ClusterMetricFacts): string {
-  const out = new PromWriter();
+export function renderClusterMetrics(plan: Plan, facts: ClusterMetricFacts, out: PromWriter): void {
   out.help('nanogate_upstream_node_healthy', 'gauge', 'per node: 1 when it may take traffic (not down by an active check, not ejected), else 0');
   out.help('nanogate_upstream_node_ejected', 'gauge', 'per node: 1 while ejected by passive outlier detection');
   out.help('nanogate_upstream_node_active_requests', 'gauge', 'per node: requests in flight across all workers');
@@ -103,5 +102,4 @@ export function renderClusterMetrics(plan: Plan, facts: ClusterMetricFacts): str
   out.sample('nanogate_health_checks_total', '', facts.checksTotal);
   out.help('nanogate_health_check_failures_total', 'counter', 'active health checks that failed');
   out.sample('nanogate_health_check_failures_total', '', facts.checkFailuresTotal);
-  return out.text();
 }

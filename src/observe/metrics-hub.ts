@@ -1,8 +1,8 @@
 import type { Plan } from '../config/plan.js';
 import { POLICIES } from '../policies/index.js';
 import {
-  B_CODES, B_NODES, B_ROUTES, B_WORKER, BLOCK_CELLS, BOUNDS_MS, BUCKETS, CLASSES, CODE_NAMES, HIST_CELLS, HIST_SUM,
-  FAILURE_KINDS, N_ATTEMPTS, N_FAILURES, N_IN_FLIGHT, N_OPEN, N_RESPONSES, NODE_CELLS, NODE_SLOTS, PHASE_SLOTS, PLAN_NONE, PLAN_OTHER, PLAN_SLOTS,
+  B_CODES, B_NODES, B_ROUTES, B_WORKER, BLOCK_CELLS, BOUNDS_MS, BUCKETS, CODE_NAMES, HIST_CELLS, HIST_SUM,
+  FAILURE_KINDS, N_ATTEMPTS, N_FAILURES, N_IN_FLIGHT, N_LATENCY, N_OPEN, NODE_CELLS, STATUS_CODES, STATUS_OTHER, STATUS_SLOTS, classOfSlot, NODE_SLOTS, PHASE_SLOTS, PLAN_NONE, PLAN_OTHER, PLAN_SLOTS,
   R_BYTES_IN, R_BYTES_OUT, R_GATEWAY, R_PHASES, R_REQUESTS, R_TOTAL, ROUTE_CELLS, ROUTE_OTHER, ROUTE_SLOTS,
   W_HEAP_TOTAL_KB, W_HEAP_USED_KB, W_LOGS_DROPPED, W_LOGS_SAMPLED_OUT, W_LOGS_WRITTEN, W_LOOP_MAX_US,
   NO_ROUTE, W_LOOP_P50_US, W_LOOP_P99_US, W_PLAN_OVERFLOW, W_SPANS_DROPPED, W_SPANS_EXPORTED, phaseNames,
@@ -12,7 +12,11 @@ import { PromWriter } from './prometheus.js';
 
 const POLL_MS = 1000;
 const CLASS_NAMES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
-const LE = [...BOUNDS_MS].map((ms) => String(ms / 1000)).concat('+Inf');
+/** bucket upper bounds in seconds, +Inf last */
+const LE = [...BOUNDS_MS].map((ms) => ms / 1000).concat(Infinity);
+/** the `code` label of each status slot: the exact code, or "other" (its class is in the `class` label) */
+const CODE_LABELS = Array.from({ length: STATUS_SLOTS }, (_, s) => (s < STATUS_OTHER ? String(STATUS_CODES[s]) : 'other'));
+const SLOT_CLASS = Array.from({ length: STATUS_SLOTS }, (_, s) => CLASS_NAMES[classOfSlot(s)]);
 
 /** Extra facts the control plane adds to a scrape (config version, per-worker in-flight from its own counters). */
 export interface ScrapeFacts {
@@ -116,8 +120,23 @@ export class MetricsHub {
     for (let w = 0; w < this.workers; w++) {
       const b = w * BLOCK_CELLS;
       fold(b, b + B_NODES + nodes * NODE_CELLS);
-      fold(b + B_ROUTES, b + B_ROUTES + routes * ROUTE_CELLS);
+      const plans = this.#usedPlanSlots(w);
+      for (let r = 0; r < routes; r++) {
+        const row = b + B_ROUTES + r * ROUTE_CELLS;
+        fold(row + R_REQUESTS, row + R_REQUESTS + plans * STATUS_SLOTS);
+        fold(row + R_REQUESTS + PLAN_OTHER * STATUS_SLOTS, row + R_TOTAL);
+        fold(row + R_TOTAL, row + ROUTE_CELLS);
+      }
     }
+  }
+
+  /**
+   * Plan slots [0, n) of worker w that can hold counts (the slots it announced; PLAN_OTHER is read apart): most of a
+   * route row is plan x status cells that stay 0, and skipping them keeps a scrape as cheap as before codes.
+   * A slot written before its announcement arrives is folded on the next poll, with everything it counted.
+   */
+  #usedPlanSlots(w: number): number {
+    return Math.min(PLAN_OTHER, Math.max(1, this.#planNames[w].length));
   }
 
   #total(cell: number): number {
@@ -130,10 +149,9 @@ export class MetricsHub {
     return n;
   }
 
-  /** The Prometheus text exposition (version 0.0.4). */
-  render(facts: ScrapeFacts): string {
+  /** Writes the gateway's request, upstream-node and worker families into `out` (one scrape's writer). */
+  render(facts: ScrapeFacts, out: PromWriter): void {
     this.poll();
-    const out = new PromWriter();
     const routes = this.#usedRouteSlots;
     const routeName = (s: number) => (s === ROUTE_OTHER ? '_other' : this.#routeNames[s]);
 
@@ -142,17 +160,19 @@ export class MetricsHub {
     out.help('nanogate_workers_up', 'gauge', 'worker threads listening');
     out.sample('nanogate_workers_up', '', facts.workersUp);
 
-    // requests by route, status class and consumer plan, merged over workers (plans merge by name)
-    out.help('nanogate_requests_total', 'counter', 'requests answered, by route, status class and consumer plan');
+    // requests by route, status code and consumer plan, merged over workers (plans merge by name)
+    out.help('nanogate_requests_total', 'counter', 'requests answered, by route, status code (common codes exactly, the rest "other"), status class and consumer plan');
     for (let r = 0; r < routes; r++) {
       const merged = new Map<string, number>();
       for (let w = 0; w < this.workers; w++) {
         const row = w * BLOCK_CELLS + B_ROUTES + r * ROUTE_CELLS + R_REQUESTS;
         const names = this.#planNames[w];
+        const used = this.#usedPlanSlots(w);
         for (let p = 0; p < PLAN_SLOTS; p++) {
+          if (p === used) p = PLAN_OTHER;
           const plan = p === PLAN_NONE ? '' : p === PLAN_OTHER ? '_other' : (names[p] || '_unknown');
-          for (let c = 0; c < CLASSES; c++) {
-            const v = this.#total(row + p * CLASSES + c);
+          for (let c = 0; c < STATUS_SLOTS; c++) {
+            const v = this.#total(row + p * STATUS_SLOTS + c);
             if (v === 0) continue;
             const key = `${c}\u0000${plan}`;
             merged.set(key, (merged.get(key) ?? 0) + v);
@@ -161,7 +181,8 @@ export class MetricsHub {
       }
       for (const [key, v] of merged) {
         const [c, plan] = key.split('\u0000');
-        out.sample('nanogate_requests_total', out.labels('route', routeName(r), 'class', CLASS_NAMES[Number(c)], 'plan', plan), v);
+        const slot = Number(c);
+        out.sample('nanogate_requests_total', out.labels('route', routeName(r), 'code', CODE_LABELS[slot], 'class', SLOT_CLASS[slot], 'plan', plan), v);
       }
     }
 
@@ -196,6 +217,7 @@ export class MetricsHub {
     out.help('nanogate_upstream_attempts_total', 'counter', 'attempts sent to the node, retries on another node included');
     out.help('nanogate_upstream_responses_total', 'counter', 'requests whose last attempt got a whole response from the node');
     out.help('nanogate_upstream_failures_total', 'counter', 'attempts that failed at the node, by kind (connect, reset, bad_response, timeout)');
+    out.help('nanogate_upstream_duration_seconds', 'histogram', "per node: dispatch of the answering attempt to the end of the node's response");
     for (let n = 0; n < this.#nodeLabels.length; n++) {
       const l = this.#nodeLabels[n];
       const labels = out.labels('upstream', l.upstream, 'node', l.node);
@@ -211,10 +233,14 @@ export class MetricsHub {
       }
       const row = B_NODES + n * NODE_CELLS;
       out.sample('nanogate_upstream_attempts_total', labels, this.#sumWorkers(row + N_ATTEMPTS));
-      out.sample('nanogate_upstream_responses_total', labels, this.#sumWorkers(row + N_RESPONSES));
+      // the latency histogram counts every response: its count is the responses counter
+      let responses = 0;
+      for (let b = 0; b < BUCKETS; b++) responses += this.#sumWorkers(row + N_LATENCY + b);
+      out.sample('nanogate_upstream_responses_total', labels, responses);
       for (let k = 0; k < FAILURE_KINDS.length; k++) {
         out.sample('nanogate_upstream_failures_total', `${labels},kind="${FAILURE_KINDS[k]}"`, this.#sumWorkers(row + N_FAILURES + k));
       }
+      this.#histogram(out, 'nanogate_upstream_duration_seconds', labels, row + N_LATENCY);
     }
 
     // Precomputed percentiles are one gauge each (as prom-client's nodejs_eventloop_lag_p50_seconds): a `quantile`
@@ -230,9 +256,6 @@ export class MetricsHub {
       out.help(name, 'gauge', help);
       for (let w = 0; w < this.workers; w++) out.sample(name, out.labels('worker', String(w)), Atomics.load(this.#cells, w * BLOCK_CELLS + B_WORKER + cell) * scale);
     }
-    const mem = process.memoryUsage();
-    out.help('nanogate_process_resident_memory_bytes', 'gauge', 'resident memory of the whole gateway process');
-    out.sample('nanogate_process_resident_memory_bytes', '', mem.rss);
 
     const counters: [string, number, string][] = [
       ['nanogate_access_log_lines_total', W_LOGS_WRITTEN, 'access-log lines handed to a destination'],
@@ -246,7 +269,6 @@ export class MetricsHub {
       out.help(name, 'counter', help);
       out.sample(name, '', this.#sumWorkers(B_WORKER + cell));
     }
-    return out.text();
   }
 
   #histograms(out: PromWriter, name: string, help: string, routes: number, at: number, routeName: (s: number) => string): void {
@@ -260,10 +282,9 @@ export class MetricsHub {
     for (let b = 0; b < BUCKETS; b++) count += this.#sumWorkers(offset + b);
     if (count === 0) return;
     let cumulative = 0;
-    const sep = labels ? labels + ',' : '';
     for (let b = 0; b < BUCKETS; b++) {
       cumulative += this.#sumWorkers(offset + b);
-      out.sample(name + '_bucket', `${sep}le="${LE[b]}"`, cumulative);
+      out.bucket(name + '_bucket', labels, LE[b], cumulative);
     }
     out.sample(name + '_sum', labels, this.#sumWorkers(offset + HIST_SUM) / 1e6);
     out.sample(name + '_count', labels, count);

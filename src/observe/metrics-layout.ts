@@ -21,15 +21,19 @@ import { ERRORS, type ErrorCode } from '../errors/codes.js';
  *   +------------------+-----------------------+------------------------------+---------------------------------+
  *   WORKER: gauges (event-loop lag, heap) and counters of the log and trace pipelines, see W_*
  *   CODES:  rejections by error code, index = position of the code in ERRORS
- *   NODES:  per upstream node: in-flight (gauge), open connections (gauge), responses, attempts, then failures by
- *           kind (connect, reset, bad_response, timeout). Attempts and failures are counted per attempt, so a refused
- *           connect that is retried on another node still counts at the node that refused it.
+ *   NODES:  per upstream node: in-flight (gauge), open connections (gauge), attempts, failures by kind (connect,
+ *           reset, bad_response, timeout), then the latency histogram of the responses it gave (its count is the
+ *           responses counter). Attempts and failures are counted per attempt, so a refused connect that is retried
+ *           on another node still counts at the node that refused it.
  *
  *   route row (ROUTE_CELLS):
- *   +-----------------------------------+--------------+----------------+--------+---------+-------------------------+
- *   | REQUESTS [PLAN_SLOTS x 5 classes] | TOTAL (hist) | GATEWAY (hist) | BYTES_IN | BYTES_OUT | PHASES [PHASE_SLOTS x hist] |
- *   +-----------------------------------+--------------+----------------+--------+---------+-------------------------+
+ *   +------------------------------------------+--------------+----------------+----------+-----------+-----------------------------+
+ *   | REQUESTS [PLAN_SLOTS x STATUS_SLOTS]     | TOTAL (hist) | GATEWAY (hist) | BYTES_IN | BYTES_OUT | PHASES [PHASE_SLOTS x hist] |
+ *   +------------------------------------------+--------------+----------------+----------+-----------+-----------------------------+
  *   hist = HIST_CELLS: BUCKETS counts (not cumulative) then the sum in microseconds
+ *   REQUESTS: one cell per consumer plan and status slot (STATUS_CODES: common codes exactly, the rest of each class
+ *             in its class's "other" slot), so counting a request by exact code is still one Atomics.add; the status
+ *             class is derived from the slot on scrape
  *
  * Counters are 32-bit and wrap; the reader folds differences into 64-bit totals often enough (MetricsHub polls
  * every second; a sum cell wraps after 4295 s of latency recorded between two polls).
@@ -40,6 +44,51 @@ export const BOUNDS_MS = Float64Array.of(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 export const BUCKETS = BOUNDS_MS.length + 1;
 export const HIST_SUM = BUCKETS;
 export const HIST_CELLS = BUCKETS + 1;
+
+/**
+ * bucketOf without a scan: the bounds in µs grow by a factor of at least 2, so each power-of-two range
+ * [2^k, 2^(k+1)) µs holds at most one bound. BIN_START[k + 1] is the first bound >= 2^k; a value in that range goes
+ * there or into the next bucket: one Math.clz32, one table read and one comparison (the linear scan took 6-8
+ * comparisons for the 1-5 ms of a typical request).
+ */
+const BOUNDS_US = BOUNDS_MS.map((ms) => ms * 1000);
+const MAX_US = BOUNDS_US[BOUNDS_US.length - 1];
+const BIN_START = Uint8Array.from({ length: 33 }, (_, i) => {
+  const lower = i === 0 ? 0 : 2 ** (i - 1);
+  const b = BOUNDS_US.findIndex((u) => u >= lower);
+  return b < 0 ? BOUNDS_US.length : b;
+});
+for (let i = 1; i < BOUNDS_US.length; i++) {
+  if (BOUNDS_US[i] < 2 * BOUNDS_US[i - 1]) throw new Error('metrics-layout: histogram bounds must at least double (bucketOf relies on it)');
+}
+
+/**
+ * The status slots of a route row: common codes exactly (everything the gateway itself answers, and what upstreams
+ * commonly send), then one "other" slot per class. Memory stays bounded whatever statuses upstreams invent.
+ */
+export const STATUS_CODES = [
+  101, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308,
+  400, 401, 403, 404, 405, 406, 408, 409, 410, 411, 412, 413, 414, 415, 416, 421, 422, 426, 428, 429, 431, 451, 499,
+  500, 501, 502, 503, 504, 505,
+] as const;
+/** the "other" slot of class c (0 = 1xx … 4 = 5xx; a status outside 100-599 counts as 5xx, as before) */
+export const STATUS_OTHER = STATUS_CODES.length;
+export const STATUS_SLOTS = STATUS_OTHER + 5;
+/** slot by status 0..599 (a status beyond the table is looked up as 5xx "other") */
+export const STATUS_SLOT = Uint8Array.from({ length: 600 }, (_, status) => {
+  const exact = (STATUS_CODES as readonly number[]).indexOf(status);
+  if (exact >= 0) return exact;
+  const cls = ((status / 100) | 0) - 1;
+  return STATUS_OTHER + (cls < 0 ? 4 : cls);
+});
+/** the class (0 = 1xx … 4 = 5xx) of a status slot */
+export function classOfSlot(slot: number): number {
+  return slot >= STATUS_OTHER ? slot - STATUS_OTHER : ((STATUS_CODES[slot] / 100) | 0) - 1;
+}
+/** the status slot of a response status (any integer) */
+export function statusSlot(status: number): number {
+  return status >= 0 && status < 600 ? STATUS_SLOT[status] : STATUS_OTHER + 4;
+}
 
 // worker header cells
 export const W_LOOP_P50_US = 0;
@@ -65,12 +114,13 @@ export const CODE_NAMES = Object.keys(ERRORS) as ErrorCode[];
 export const NODE_SLOTS = 256;
 export const N_IN_FLIGHT = 0;
 export const N_OPEN = 1;
-export const N_RESPONSES = 2;
-export const N_ATTEMPTS = 3;
+export const N_ATTEMPTS = 2;
 /** failure cells, one per kind, from here on in the order of FAILURE_KINDS */
-export const N_FAILURES = 4;
+export const N_FAILURES = 3;
 export const FAILURE_KINDS = ['connect', 'reset', 'bad_response', 'timeout'] as const;
-export const NODE_CELLS = N_FAILURES + FAILURE_KINDS.length;
+/** latency of the node's responses: the last attempt's dispatch to the end of the response (count = responses) */
+export const N_LATENCY = N_FAILURES + FAILURE_KINDS.length;
+export const NODE_CELLS = N_LATENCY + HIST_CELLS;
 /** the failure cell (offset in a node row) of an upstream error code; -1 for codes that are not a node's failure */
 export function failureCell(code: ErrorCode): number {
   switch (code) {
@@ -91,7 +141,6 @@ export function failureCell(code: ErrorCode): number {
 export const PLAN_SLOTS = 16;
 export const PLAN_NONE = 0;
 export const PLAN_OTHER = PLAN_SLOTS - 1;
-export const CLASSES = 5;
 
 /** phases: fixed ones, then one per policy module (bounded by the registry, not by traffic) */
 export const PH_ROUTE = 0;
@@ -112,7 +161,7 @@ export function phaseNames(policyNames: readonly string[]): string[] {
 }
 
 export const R_REQUESTS = 0;
-export const R_TOTAL = R_REQUESTS + PLAN_SLOTS * CLASSES;
+export const R_TOTAL = R_REQUESTS + PLAN_SLOTS * STATUS_SLOTS;
 export const R_GATEWAY = R_TOTAL + HIST_CELLS;
 export const R_BYTES_IN = R_GATEWAY + HIST_CELLS;
 export const R_BYTES_OUT = R_BYTES_IN + 1;
@@ -151,11 +200,12 @@ export function regionBytes(workers: number): number {
   return workers * BLOCK_CELLS * Int32Array.BYTES_PER_ELEMENT;
 }
 
-/** The bucket of a duration in ms. Linear from the bottom: most requests land in the first half, so this beats a binary search. */
+/** The bucket of a duration in ms (>= 0; NaN goes to the first bucket). See BIN_START. */
 export function bucketOf(ms: number): number {
-  let b = 0;
-  while (b < BOUNDS_MS.length && ms > BOUNDS_MS[b]) b++;
-  return b;
+  const us = ms * 1000;
+  if (us > MAX_US) return BOUNDS_US.length;
+  const b = BIN_START[32 - Math.clz32(us | 0)];
+  return us > BOUNDS_US[b] ? b + 1 : b;
 }
 
 /** Records one duration into the histogram at `at` (bucket count and sum in µs). Allocation-free. */

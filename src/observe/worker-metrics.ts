@@ -5,8 +5,8 @@ import { POLICIES } from '../policies/index.js';
 import type { Exchange } from '../worker/exchange.js';
 import type { Runtime } from '../worker/runtime.js';
 import {
-  B_CODES, B_NODES, B_ROUTES, BLOCK_CELLS, CLASSES, CODE_INDEX, HIST_CELLS, N_ATTEMPTS, N_IN_FLIGHT, N_OPEN, N_RESPONSES,
-  NODE_CELLS, PH_CONNECT, PH_ROUTE, PH_TRANSFER, PH_UPSTREAM, PLAN_NONE, PLAN_OTHER, POLICY_PHASE_SLOTS, FIXED_PHASES,
+  B_CODES, B_NODES, B_ROUTES, BLOCK_CELLS, CODE_INDEX, HIST_CELLS, N_ATTEMPTS, N_IN_FLIGHT, N_LATENCY, N_OPEN,
+  NODE_CELLS, STATUS_SLOTS, statusSlot, PH_CONNECT, PH_ROUTE, PH_TRANSFER, PH_UPSTREAM, PLAN_NONE, PLAN_OTHER, POLICY_PHASE_SLOTS, FIXED_PHASES,
   R_BYTES_IN, R_BYTES_OUT, R_GATEWAY, R_PHASES, R_REQUESTS, R_TOTAL, ROUTE_CELLS, ROUTE_UNMATCHED, W_HEAP_TOTAL_KB,
   W_HEAP_USED_KB, W_LOOP_MAX_US, W_LOOP_P50_US, W_LOOP_P99_US, W_PLAN_OVERFLOW, failureCell, observe, type ObserveService,
 } from './metrics-layout.js';
@@ -58,13 +58,10 @@ export class WorkerMetrics {
     const t = ex.timing;
     const route = ex.route;
     const row = this.#routes + route.metricsSlot * ROUTE_CELLS;
-    const status = ex.status || 499;
-    let cls = ((status / 100) | 0) - 1;
-    if (cls < 0 || cls > 4) cls = 4;
     const plan = ex.consumerPlan === null ? PLAN_NONE : this.#planSlot(ex.consumerPlan);
-    Atomics.add(cells, row + R_REQUESTS + plan * CLASSES + cls, 1);
+    Atomics.add(cells, row + R_REQUESTS + plan * STATUS_SLOTS + statusSlot(ex.status || 499), 1);
+    const end = t.end > 0 ? t.end : performance.now();
     if (ex.startedAt > 0) {
-      const end = t.end > 0 ? t.end : performance.now();
       const total = end - ex.startedAt;
       observe(cells, row + R_TOTAL, total);
       // gateway-added: arrival to dispatch (parsing, routing, policies); the upstream's share starts at dispatch
@@ -76,9 +73,10 @@ export class WorkerMetrics {
     const code = ex.errorCode;
     if (code !== null) Atomics.add(cells, this.#codes + CODE_INDEX[code], 1);
     // A response is the last attempt's outcome; failures were counted per attempt as they happened (attemptFailed).
+    // Its latency histogram is the node's responses counter too (its count).
     if (ex.nodeIndex >= 0 && ex.upstream === route.upstream && ex.headSent && (code === null || !code.startsWith('NG_ERR_UPSTREAM_'))) {
       const ns = route.nodeMetricsSlots[ex.nodeIndex];
-      if (ns !== undefined) Atomics.add(cells, this.#nodes + ns * NODE_CELLS + N_RESPONSES, 1);
+      if (ns !== undefined) observe(cells, this.#nodes + ns * NODE_CELLS + N_LATENCY, end - ex.attemptSentAt);
     }
   }
 
@@ -101,9 +99,7 @@ export class WorkerMetrics {
    */
   rejected(code: ErrorCode, status: number, slot: number = ROUTE_UNMATCHED): void {
     const cells = this.#cells;
-    let cls = ((status / 100) | 0) - 1;
-    if (cls < 0 || cls > 4) cls = 4;
-    Atomics.add(cells, this.#routes + slot * ROUTE_CELLS + R_REQUESTS + PLAN_NONE * CLASSES + cls, 1);
+    Atomics.add(cells, this.#routes + slot * ROUTE_CELLS + R_REQUESTS + PLAN_NONE * STATUS_SLOTS + statusSlot(status), 1);
     Atomics.add(cells, this.#codes + CODE_INDEX[code], 1);
   }
 

@@ -194,6 +194,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   // observability, always on (metrics): handler entry and dispatch to the upstream pool (performance.now())
   startedAt = 0;
   sentAt = 0;
+  /** dispatch of the latest attempt: the answering node's latency starts here (a retry's, not the first try's) */
+  attemptSentAt = 0;
 
   readonly onAborted = (): void => this.#onAborted();
   /** uWS calls this when the client socket drains; the writes in it are corked like every other write. */
@@ -455,6 +457,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     const attempt = new Attempt(this, cluster, i, readTimeout, this.probe && this.attempts === 1, this.budgetHeld);
     this.budgetHeld = false;
     this.attempt = attempt;
+    this.attemptSentAt = attempt.sentAt;
     if (this.sentAt === 0) {
       // gateway-added time ends at the first dispatch; retries count as upstream time
       this.sentAt = attempt.sentAt;

@@ -36,7 +36,7 @@ export function untilInFlight(adminUrl: string, upstream: string, n: number, tok
 
 /**
  * The value of one sample in the Prometheus text of GET /metrics: `series` is the name with its labels exactly as
- * the gateway writes them, e.g. `nanogate_requests_total{route="a",class="2xx",plan=""}`. 0 when absent.
+ * the gateway writes them, e.g. `nanogate_requests_total{route="a",code="200",class="2xx",plan=""}`. 0 when absent.
  */
 export async function metric(adminUrl: string, series: string, token?: string): Promise<number> {
   const res = await fetch(`${adminUrl}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} });

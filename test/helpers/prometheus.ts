@@ -58,3 +58,15 @@ export async function scrape(adminUrl: string, token?: string): Promise<Scrape> 
   if (!res.headers.get('content-type')?.startsWith('text/plain; version=0.0.4')) throw new Error(`unexpected content-type ${res.headers.get('content-type')}`);
   return parsePrometheus(await res.text());
 }
+
+/** GET /metrics as it came: the content type and the text (an Accept header chooses the format). */
+export async function scrapeRaw(baseUrl: string, opts: { token?: string; accept?: string } = {}): Promise<{ status: number; contentType: string; text: string }> {
+  const headers: Record<string, string> = {};
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  if (opts.accept) headers.accept = opts.accept;
+  const res = await fetch(`${baseUrl}/metrics`, { headers });
+  return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
+}
+
+/** What Prometheus 2.x sends when it scrapes (scrape_protocols left at their default). */
+export const PROMETHEUS_ACCEPT = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';

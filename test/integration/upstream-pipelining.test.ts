@@ -256,7 +256,7 @@ test('a client that leaves while its request is in a batch costs the others noth
   await first;
   await held('/x');
   // the gateway counts the leaver's request as ended (499, a 4xx) once it has seen the client go
-  const gone = 'nanogate_requests_total{route="ordered",class="4xx",plan=""}';
+  const gone = 'nanogate_requests_total{route="ordered",code="499",class="4xx",plan=""}';
   const goneBefore = await metric(gw.adminUrl, gone);
   leaver.destroy();
   await until('the gateway to see the client leave', async () => (await metric(gw.adminUrl, gone)) === goneBefore + 1);

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { closedPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startCollector, type Collector } from '../helpers/collector.js';
-import { parsePrometheus } from '../helpers/prometheus.js';
+import { PROMETHEUS_ACCEPT, parsePrometheus, scrapeRaw } from '../helpers/prometheus.js';
+import { openMetricsProblems, promtoolParsesOpenMetrics } from '../helpers/openmetrics.js';
 
 /**
  * `promtool check metrics` refused the scrape: the event-loop lag was a gauge with a `quantile` label, which
@@ -110,4 +111,13 @@ test('a scrape of a gateway with every metric family filled passes `promtool che
   const { code, output } = await promtool(text);
   assert.equal(output.trim(), '', 'promtool has no complaint, lint warnings included');
   assert.equal(code, 0);
+});
+
+test('the same gateway scraped as Prometheus does (OpenMetrics first) conforms to OpenMetrics and promtool reads it', async () => {
+  await fetch(`${gw.url}/api/x`, { headers: { 'x-api-key': 'alice-key-0123456789' } }).then((r) => r.arrayBuffer());
+  const om = await scrapeRaw(gw.adminUrl, { accept: PROMETHEUS_ACCEPT });
+  assert.match(om.contentType, /^application\/openmetrics-text; version=1\.0\.0/);
+  assert.ok(parsePrometheus(om.text.replace(/^# TYPE .* (info|unknown)$/gm, '').replace('# EOF\n', '')).sum('nanogate_upstream_duration_seconds_count') > 0);
+  assert.deepEqual(openMetricsProblems(om.text), []);
+  assert.equal(promtoolParsesOpenMetrics(om.text, PROMTOOL), '');
 });

@@ -2,8 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TraceParent, formatTraceparent, parseTraceparent, randomHex, unixNanos } from '../../src/observe/trace-context.js';
 import { Redactor } from '../../src/observe/redact.js';
-import { BOUNDS_MS, BUCKETS, HIST_SUM, bucketOf, observe } from '../../src/observe/metrics-layout.js';
-import { PromWriter } from '../../src/observe/prometheus.js';
+import { BOUNDS_MS, BUCKETS, HIST_SUM, STATUS_CODES, STATUS_OTHER, STATUS_SLOTS, bucketOf, classOfSlot, observe, statusSlot } from '../../src/observe/metrics-layout.js';
+import { PromWriter, negotiateFormat } from '../../src/observe/prometheus.js';
+import { ERRORS } from '../../src/errors/codes.js';
+import { openMetricsProblems } from '../helpers/openmetrics.js';
+import { seededRandom } from '../helpers/random.js';
 import { forEachPhase, ms3, msText, serverTimingValue } from '../../src/observe/phases.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
 import type { RequestTiming } from '../../src/pipeline/policy.js';
@@ -82,6 +85,34 @@ test('histogram buckets: a value goes to the first bound it does not exceed; the
   assert.equal(cells[HIST_SUM], 1500);
 });
 
+test('bucketOf (one table read) puts every value where a scan of the bounds does', () => {
+  const scan = (ms: number) => {
+    let b = 0;
+    while (b < BOUNDS_MS.length && ms > BOUNDS_MS[b]) b++;
+    return b;
+  };
+  const values = [0, 0.0001, 0.001, 0.999e-3, 1e-3, 11, 1e7, 2 ** 31, Infinity];
+  for (const bound of BOUNDS_MS) values.push(bound, bound * 0.999, bound * 1.001, bound / 2, bound * 2);
+  const rnd = seededRandom(7);
+  for (let i = 0; i < 20_000; i++) values.push(Math.exp(rnd.next() * 25 - 12)); // 6e-6 ms .. 1.6e5 ms
+  for (const v of values) assert.equal(bucketOf(v), scan(v), `bucketOf(${v})`);
+});
+
+test('status slots: every status the gateway answers has its own slot, the rest of a class shares one, memory is fixed', () => {
+  for (const { status } of Object.values(ERRORS)) assert.ok(statusSlot(status) < STATUS_OTHER, `gateway status ${status} counted exactly`);
+  for (const code of STATUS_CODES) {
+    assert.equal(STATUS_CODES[statusSlot(code)], code);
+    assert.equal(classOfSlot(statusSlot(code)), ((code / 100) | 0) - 1);
+  }
+  assert.equal(statusSlot(218), STATUS_OTHER + 1);
+  assert.equal(statusSlot(418), STATUS_OTHER + 3);
+  assert.equal(classOfSlot(statusSlot(418)), 3);
+  // out of range statuses count as 5xx, as the class counter did
+  for (const s of [0, 42, 600, 999, -1, 1e9]) assert.equal(statusSlot(s), STATUS_OTHER + 4, `status ${s}`);
+  assert.equal(STATUS_SLOTS, STATUS_OTHER + 5);
+  assert.ok(STATUS_SLOTS <= 64, 'a route row stays small');
+});
+
 test('the Prometheus writer escapes label values and the test parser reads them back', () => {
   const w = new PromWriter();
   w.help('x_total', 'counter', 'a counter');
@@ -91,6 +122,74 @@ test('the Prometheus writer escapes label values and the test parser reads them 
   assert.equal(s.types.get('x_total'), 'counter');
   assert.deepEqual(s.find('x_total')[0].labels, { plan: 'go"ld\\\nx', route: 'r' });
   assert.equal(s.sum('y'), Infinity);
+});
+
+test('the writer speaks OpenMetrics: family names without _total and _info, float bounds, quoted HELP escaped, # EOF', () => {
+  const w = new PromWriter();
+  w.help('x_total', 'counter', 'a "counter"');
+  w.sample('x_total', w.labels('a', 'b'), 3);
+  w.help('b_info', 'info', 'build');
+  w.sample('b_info', w.labels('version', '1'), 1);
+  w.help('h_seconds', 'histogram', 'h');
+  w.bucket('h_seconds_bucket', w.labels('r', 'x'), 0.5, 1);
+  w.bucket('h_seconds_bucket', w.labels('r', 'x'), 1, 2);
+  w.bucket('h_seconds_bucket', w.labels('r', 'x'), Infinity, 2);
+  w.sample('h_seconds_sum', w.labels('r', 'x'), 1.2);
+  w.sample('h_seconds_count', w.labels('r', 'x'), 2);
+  const om = w.text('openmetrics');
+  assert.equal(
+    om,
+    [
+      '# HELP x a \\"counter\\"',
+      '# TYPE x counter',
+      'x_total{a="b"} 3',
+      '# HELP b build',
+      '# TYPE b info',
+      'b_info{version="1"} 1',
+      '# HELP h_seconds h',
+      '# TYPE h_seconds histogram',
+      'h_seconds_bucket{r="x",le="0.5"} 1',
+      'h_seconds_bucket{r="x",le="1.0"} 2',
+      'h_seconds_bucket{r="x",le="+Inf"} 2',
+      'h_seconds_sum{r="x"} 1.2',
+      'h_seconds_count{r="x"} 2',
+      '# EOF',
+      '',
+    ].join('\n'),
+  );
+  assert.deepEqual(openMetricsProblems(om), []);
+  const text = w.text();
+  assert.match(text, /^# TYPE x_total counter$/m);
+  assert.match(text, /^# TYPE b_info gauge$/m);
+  assert.match(text, /^h_seconds_bucket\{r="x",le="1"\} 2$/m);
+  assert.ok(!text.includes('# EOF'));
+  // a counter without _total cannot be written as OpenMetrics: found by any test that renders a scrape
+  const bad = new PromWriter();
+  bad.help('requests', 'counter', 'r');
+  assert.throws(() => bad.text('openmetrics'), /must end in _total/);
+});
+
+test('the strict OpenMetrics check finds what an exposition gets wrong', () => {
+  const problems = openMetricsProblems('# TYPE a_total counter\na_total 1\n# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_count 3\n\n');
+  const joined = problems.join('\n');
+  assert.match(joined, /does not end with "# EOF"/);
+  assert.match(joined, /counter family a_total is named with its _total/);
+  assert.match(joined, /belongs to no declared family/);
+  assert.match(joined, /le="1" is not a canonical float/);
+  assert.match(joined, /not cumulative/);
+  assert.match(joined, /_count 3 is not the \+Inf bucket 1/);
+  assert.match(joined, /empty line/);
+});
+
+test('the format follows the Accept header: OpenMetrics when asked for first or equally, else the 0.0.4 text', () => {
+  assert.equal(negotiateFormat(undefined), 'prometheus');
+  assert.equal(negotiateFormat('*/*'), 'prometheus');
+  assert.equal(negotiateFormat('text/plain;version=0.0.4'), 'prometheus');
+  assert.equal(negotiateFormat('application/openmetrics-text'), 'openmetrics');
+  assert.equal(negotiateFormat('application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'), 'openmetrics');
+  assert.equal(negotiateFormat('text/plain;q=1,application/openmetrics-text;q=0.5'), 'prometheus');
+  assert.equal(negotiateFormat('application/openmetrics-text;q=0'), 'prometheus');
+  assert.equal(negotiateFormat('Application/OpenMetrics-Text; Version=1.0.0'), 'openmetrics');
 });
 
 test('phases and Server-Timing from request timestamps; hooks that did not run are left out', () => {
