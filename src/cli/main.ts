@@ -37,7 +37,8 @@ the upstream and overlap checks, the others are checked). Exits 1 on errors; wit
 ("failed (strict): N warning(s)").`,
   schema: `Usage: nanogate schema
 
-Prints the JSON Schema of the config file to stdout (config/schema.json is this output).`,
+Prints the JSON Schema of the config file to stdout, as editors read it (config/schema.json is this output:
+npm run schema).`,
 };
 
 /** package.json's version. */
@@ -67,8 +68,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'validate':
       return validate(rest);
     case 'schema':
-      console.log(JSON.stringify((await import('../config/schema.js')).jsonSchema(), null, 2));
-      return 0;
+      return schema(rest);
     case 'bench': {
       const problem = checkRuntime(currentRuntime());
       if (problem !== null) {
@@ -81,6 +81,17 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`nanogate: unknown command "${command}"\n\n${HELP.main}`);
       return 1;
   }
+}
+
+async function schema(args: string[]): Promise<number> {
+  try {
+    parseArgs({ args, options: {} });
+  } catch (err) {
+    console.error(`nanogate schema: ${(err as Error).message}\n\n${HELP.schema}`);
+    return 2;
+  }
+  process.stdout.write((await import('../config/editor-schema.js')).editorSchemaText());
+  return 0;
 }
 
 async function validate(args: string[]): Promise<number> {

@@ -10,7 +10,7 @@ import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema,
 /**
  * The one schema of a nanogate config file. It is the source of the TypeScript types (Static<>), of validation
  * (Ajv, with defaults filled in and unknown keys refused) and of config/schema.json for editor completion
- * (`nanogate schema`). Defaults live here and nowhere else. Every property has a description (what it does, its
+ * (`nanogate schema`, src/config/editor-schema.ts). Defaults live here and nowhere else. Every property has a description (what it does, its
  * unit, what happens when it is left out): editors show it on hover.
  */
 
@@ -258,8 +258,3 @@ export type Config = Static<typeof ConfigSchema>;
 export type RouteConfig = Static<typeof Route>;
 export type UpstreamConfig = Static<typeof Upstream>;
 export type PredicateConfig = Static<typeof Predicate>;
-
-/** The JSON Schema users get for editors (config/schema.json). */
-export function jsonSchema(): TSchema {
-  return JSON.parse(JSON.stringify(ConfigSchema));
-}
