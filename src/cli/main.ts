@@ -18,7 +18,7 @@ Usage: nanogate <command> [options]
 Commands:
   start      run a gateway node
   validate   check a config file the way start would, and report every problem
-  schema     print the config JSON Schema (for editors)
+  schema     print the config JSON Schema (for editors), or the config reference
   bench      measure the gateway against a direct upstream (see nanogate bench --help)
 
 Run nanogate <command> --help for the options of a command.`,
@@ -35,10 +35,10 @@ Loads and compiles FILE with the same code as start. Prints every error (file: p
 can never match: each stage checks what the one before let through (routes that fail the schema are left out of
 the upstream and overlap checks, the others are checked). Exits 1 on errors; with --strict, also on warnings
 ("failed (strict): N warning(s)").`,
-  schema: `Usage: nanogate schema
+  schema: `Usage: nanogate schema [--markdown]
 
 Prints the JSON Schema of the config file to stdout, as editors read it (config/schema.json is this output:
-npm run schema).`,
+npm run schema). With --markdown, prints the config reference instead (docs/config-reference.md: npm run docs:config).`,
 };
 
 /** package.json's version. */
@@ -84,13 +84,15 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function schema(args: string[]): Promise<number> {
+  let markdown: boolean | undefined;
   try {
-    parseArgs({ args, options: {} });
+    markdown = parseArgs({ args, options: { markdown: { type: 'boolean' } } }).values.markdown;
   } catch (err) {
     console.error(`nanogate schema: ${(err as Error).message}\n\n${HELP.schema}`);
     return 2;
   }
-  process.stdout.write((await import('../config/editor-schema.js')).editorSchemaText());
+  if (markdown) process.stdout.write((await import('../config/reference.js')).configReference());
+  else process.stdout.write((await import('../config/editor-schema.js')).editorSchemaText());
   return 0;
 }
 

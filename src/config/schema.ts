@@ -9,9 +9,10 @@ import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema,
 
 /**
  * The one schema of a nanogate config file. It is the source of the TypeScript types (Static<>), of validation
- * (Ajv, with defaults filled in and unknown keys refused) and of config/schema.json for editor completion
- * (`nanogate schema`, src/config/editor-schema.ts). Defaults live here and nowhere else. Every property has a description (what it does, its
- * unit, what happens when it is left out): editors show it on hover.
+ * (Ajv, with defaults filled in and unknown keys refused), of config/schema.json for editor completion
+ * (`nanogate schema`, src/config/editor-schema.ts) and of docs/config-reference.md (`nanogate schema --markdown`).
+ * Defaults live here and nowhere else. Every property has a description (what it does, its unit, what happens
+ * when it is left out): editors show it on hover and the reference prints it; a unit test refuses one without.
  */
 
 const Millis = (def: number, description: string) => Type.Integer({ minimum: 1, maximum: 3_600_000, default: def, description });

@@ -7,13 +7,14 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ConfigSchema } from '../../src/config/schema.js';
 import { editorSchema, editorSchemaText, JSON_SCHEMA_DIALECT } from '../../src/config/editor-schema.js';
+import { configReference } from '../../src/config/reference.js';
 import { interpolateEnv, parseText, validateConfig } from '../../src/config/load.js';
 import { AJV_OPTIONS, createAjv } from '../../src/config/validator.js';
 import { runCli } from '../helpers/cli.js';
 
 /**
- * config/schema.json is what editors validate a config with. It is generated from the TypeBox schema, and these
- * tests keep it in step with it and true to what the gateway accepts.
+ * config/schema.json is what editors validate a config with; docs/config-reference.md is what people read. Both are
+ * generated from the TypeBox schema, and these tests keep them in step with it and true to what the gateway accepts.
  */
 
 const require = createRequire(import.meta.url);
@@ -40,14 +41,21 @@ test('config/schema.json is what nanogate schema prints (run npm run schema afte
   assert.equal(readFileSync(join(root, 'config/schema.json'), 'utf8'), editorSchemaText());
 });
 
-test('nanogate schema prints config/schema.json whole through a pipe; an unknown option is a usage error', async () => {
+test('docs/config-reference.md is what nanogate schema --markdown prints (run npm run docs:config after a schema change)', () => {
+  assert.equal(readFileSync(join(root, 'docs/config-reference.md'), 'utf8'), configReference());
+});
+
+test('nanogate schema prints config/schema.json whole through a pipe, --markdown the reference; an unknown option is a usage error', async () => {
   const json = await runCli(['schema']);
   assert.equal(json.code, 0, json.stderr);
   assert.equal(json.stdout, readFileSync(join(root, 'config/schema.json'), 'utf8'));
+  const md = await runCli(['schema', '--markdown']);
+  assert.equal(md.code, 0, md.stderr);
+  assert.equal(md.stdout, readFileSync(join(root, 'docs/config-reference.md'), 'utf8'));
   const bad = await runCli(['schema', '--markdwon']);
   assert.equal(bad.code, 2);
   assert.equal(bad.stdout, '');
-  assert.match(bad.stderr, /nanogate schema: Unknown option '--markdwon'[\s\S]*Usage: nanogate schema/);
+  assert.match(bad.stderr, /nanogate schema: Unknown option '--markdwon'[\s\S]*Usage: nanogate schema \[--markdown\]/);
 });
 
 test('config/schema.json declares draft-07, its $id and a title, and is a valid draft-07 schema', () => {
