@@ -37,7 +37,8 @@ How to read it:
 - \`\${VAR}\` and \`\${VAR:-default}\` may stand for any value: they are replaced in the text before it is parsed, so
   \`port: \${PORT:-8080}\` is a number. config/schema.json accepts a whole-value placeholder in number, boolean and
   patterned string fields, so an editor does not flag it; the gateway checks the value it stands for when the config
-  loads.
+  loads. Write such a value in block style (\`port: \${PORT:-8080}\` on its own line), not inside \`{ }\`: there an
+  editor reads the placeholder's braces as YAML syntax.
 `;
 
 /** The whole page, trailing newline included. */

@@ -31,17 +31,17 @@ const StringOrList = (description: string) =>
  * refused config must not quote them either.
  */
 const JwkSecret = (description: string) => Type.Optional(Type.String({ secret: true, description }));
-const PRIVATE = 'private RSA/EC key material: refused (a verification key is public), and never quoted';
+const PRIVATE = 'private key material, refused (a verification key is public) and never quoted';
 const Jwk = Type.Object(
   {
-    k: JwkSecret('oct key: the shared secret, base64url (for HS256/384/512)'),
-    d: JwkSecret(`private exponent or EC private key: ${PRIVATE}`),
-    p: JwkSecret(`first prime factor: ${PRIVATE}`),
-    q: JwkSecret(`second prime factor: ${PRIVATE}`),
-    dp: JwkSecret(`first factor CRT exponent: ${PRIVATE}`),
-    dq: JwkSecret(`second factor CRT exponent: ${PRIVATE}`),
-    qi: JwkSecret(`first CRT coefficient: ${PRIVATE}`),
-    oth: Type.Optional(Type.Unknown({ secret: true, description: `other primes info: ${PRIVATE}` })),
+    k: JwkSecret('oct key: the shared secret, base64url (HS256/384/512)'),
+    d: JwkSecret(`RSA private exponent or EC private key; ${PRIVATE}`),
+    p: JwkSecret(`RSA first prime factor; ${PRIVATE}`),
+    q: JwkSecret(`RSA second prime factor; ${PRIVATE}`),
+    dp: JwkSecret(`RSA first factor CRT exponent; ${PRIVATE}`),
+    dq: JwkSecret(`RSA second factor CRT exponent; ${PRIVATE}`),
+    qi: JwkSecret(`RSA first CRT coefficient; ${PRIVATE}`),
+    oth: Type.Optional(Type.Unknown({ secret: true, description: `RSA other primes info; ${PRIVATE}` })),
   },
   { additionalProperties: true, secret: false, description: 'a public JWK, or an oct JWK for HS*' },
 );
