@@ -9,7 +9,7 @@ import { ConfigSchema } from './schema.js';
  *   a plain oneOf, not, if, contains and propertyNames Ajv fills no defaults (a key there with a default really is
  *   required), so those keep their `required` as it is.
  * - With `placeholders`, a value that is one whole `${VAR}` or `${VAR:-default}` is accepted where the value must be
- *   a number, a boolean or a string of a given pattern. The gateway replaces placeholders in the text before
+ *   a number, a boolean, or a string of a given pattern or minimum length. The gateway replaces placeholders in the text before
  *   parsing (src/config/load.ts), so `port: ${PORT:-8080}` is a number by then; an editor sees the text and would
  *   flag it. A number or boolean placeholder's default must look like one. Fields with a fixed set of values
  *   (`mode: standalone`) take placeholders too, but the editor flags those.
@@ -90,6 +90,15 @@ function acceptPlaceholder(node: Node): Node {
       pattern: placeholder(PLACEHOLDER_DEFAULT[t]),
       patternErrorMessage: `must be ${what}, or one whole \${VAR} or \${VAR:-default} placeholder with such a default`,
     };
+  }
+  // A minimum length a short placeholder would not reach (admin.token: 16, and ${ADMIN_TOKEN} is 14): the value
+  // or a placeholder, as two forms; the annotations stay on the outer node, where editors read them.
+  if (t === 'string' && typeof node.minLength === 'number' && node.minLength > 4) {
+    const { description, default: def, secret, ...value } = node;
+    const outer: Node = { description };
+    if (def !== undefined) outer.default = def;
+    if (secret !== undefined) outer.secret = secret;
+    return { ...outer, anyOf: [value, { type: 'string', pattern: placeholder(PLACEHOLDER_DEFAULT.string) }] };
   }
   if (t === 'string' && typeof node.pattern === 'string') {
     return { ...node, pattern: `(?:${node.pattern})|(?:${placeholder(PLACEHOLDER_DEFAULT.string)})` };

@@ -35,10 +35,10 @@ How to read it:
 - Values marked *secret* are credentials: the admin API, the audit log and the gateway's own log lines show them
   redacted.
 - \`\${VAR}\` and \`\${VAR:-default}\` may stand for any value: they are replaced in the text before it is parsed, so
-  \`port: \${PORT:-8080}\` is a number. config/schema.json accepts a whole-value placeholder in number, boolean and
-  patterned string fields, so an editor does not flag it; the gateway checks the value it stands for when the config
-  loads. Write such a value in block style (\`port: \${PORT:-8080}\` on its own line), not inside \`{ }\`: there an
-  editor reads the placeholder's braces as YAML syntax.
+  \`port: \${PORT:-8080}\` is a number. config/schema.json accepts a whole-value placeholder in number, boolean,
+  patterned and minimum-length string fields, so an editor does not flag it; the gateway checks the value it stands
+  for when the config loads. Write such a value in block style (\`port: \${PORT:-8080}\` on its own line), not
+  inside \`{ }\`: there an editor reads the placeholder's braces as YAML syntax.
 `;
 
 /** The whole page, trailing newline included. */

@@ -116,7 +116,10 @@ test('config/schema.json still refuses what the gateway refuses', () => {
   const ok = base();
   ok.listen = { port: '${PORT}', reusePort: '${REUSE:-false}' };
   ok.redis = { url: '${REDIS_URL:-redis://127.0.0.1:6379}' };
-  assert.deepEqual(errorsOf(validate, ok), [], 'whole-value placeholders in number, boolean and patterned string fields');
+  ok.admin = { token: '${ADMIN_TOKEN}' };
+  assert.deepEqual(errorsOf(validate, ok), [], 'whole-value placeholders in number, boolean, patterned and minimum-length string fields');
+  ok.admin = { token: 'too-short' };
+  assert.match(errorsOf(validate, ok).join('\n'), /\/admin\/token must NOT have fewer than 16 characters/);
 });
 
 /**
