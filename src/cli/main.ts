@@ -26,7 +26,7 @@ Commands:
   diff       show what a config would change in a running gateway (nothing is applied)
   apply      apply a config to a running gateway through its admin API
   dump       print a running gateway's config (credentials redacted)
-  schema     print the config JSON Schema (for editors)
+  schema     print the config JSON Schema (for editors), or the config reference
   bench      measure the gateway against a direct upstream (see nanogate bench --help)
   import     convert a Kong or APISIX declarative config (see nanogate import --help)
 
@@ -74,9 +74,10 @@ every credential "[redacted]" (so a dump is for reading and diffing, not for app
   --format F         yaml (default) or json
 ${ADMIN_OPTIONS}
 Exit codes: 0 printed, 2 usage error, 4 the admin API cannot be reached, refused the request or does not keep N.`,
-  schema: `Usage: nanogate schema
+  schema: `Usage: nanogate schema [--markdown]
 
-Prints the JSON Schema of the config file to stdout (config/schema.json is this output).`,
+Prints the JSON Schema of the config file to stdout, as editors read it (config/schema.json is this output:
+npm run schema). With --markdown, prints the config reference instead (docs/config-reference.md: npm run docs:config).`,
   help: `Usage: nanogate help [COMMAND]
 
 Prints the help of COMMAND, or the list of commands.`,
@@ -90,7 +91,7 @@ const COMMANDS: Record<string, { options: Options; positionals: 'none' | 'some' 
   diff: { options: { config: { type: 'string', short: 'c', multiple: true }, ...ADMIN_FLAGS }, positionals: 'some' },
   apply: { options: { config: { type: 'string', short: 'c', multiple: true }, ...ADMIN_FLAGS }, positionals: 'some' },
   dump: { options: { version: { type: 'string' }, format: { type: 'string' }, ...ADMIN_FLAGS }, positionals: 'none' },
-  schema: { options: {}, positionals: 'none' },
+  schema: { options: { markdown: { type: 'boolean' } }, positionals: 'none' },
 };
 const ALL_COMMANDS = [...Object.keys(COMMANDS), 'bench', 'help', 'version'];
 
@@ -173,7 +174,8 @@ async function run(argv: string[]): Promise<number> {
     case 'dump':
       return (await import('./config-commands.js')).dump(values);
     default:
-      console.log(JSON.stringify((await import('../config/schema.js')).jsonSchema(), null, 2));
+      if (values.markdown) process.stdout.write((await import('../config/reference.js')).configReference());
+      else process.stdout.write((await import('../config/editor-schema.js')).editorSchemaText());
       return EXIT.ok;
   }
 }

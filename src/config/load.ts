@@ -14,6 +14,15 @@ export function parseText(text: string, issues: ConfigIssue[]): unknown {
   return parseWithDocument(text, issues).value;
 }
 
+/**
+ * One config text parsed with its environment references resolved (src/config/env.ts), not yet validated: what
+ * the schema sees. Syntax errors and unreadable `${file:}` references land in `issues`.
+ */
+export function parseConfigText(text: string, env: NodeJS.ProcessEnv, file: string, issues: ConfigIssue[]): unknown {
+  const substitution = prepareSubstitution(text, env, dirname(file), issues);
+  return parseWithDocument(substitution.text, issues, (doc) => void substitution.apply(doc)).value;
+}
+
 /** parseText; `edit` may change the parsed document before it becomes a plain value (environment references). */
 function parseWithDocument(text: string, issues: ConfigIssue[], edit?: (doc: Document, lines: LineCounter) => void): { value: unknown } {
   const lines = new LineCounter();

@@ -9,13 +9,15 @@ import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema,
 
 /**
  * The one schema of a nanogate config file. It is the source of the TypeScript types (Static<>), of validation
- * (Ajv, with defaults filled in and unknown keys refused) and of config/schema.json for editor completion
- * (`nanogate schema`). Defaults live here and nowhere else.
+ * (Ajv, with defaults filled in and unknown keys refused), of config/schema.json for editor completion
+ * (`nanogate schema`, src/config/editor-schema.ts) and of docs/config-reference.md (`nanogate schema --markdown`).
+ * Defaults live here and nowhere else. Every property has a description (what it does, its unit, what happens
+ * when it is left out): editors show it on hover and the reference prints it; a unit test refuses one without.
  */
 
 const Millis = (def: number, description: string) => Type.Integer({ minimum: 1, maximum: 3_600_000, default: def, description });
 const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'letters, digits, dot, dash, underscore' });
-const HeaderName = Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", maxLength: 256 });
+const HeaderName = (description: string) => Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", maxLength: 256, description });
 const Cidr = Type.String({ minLength: 2, maxLength: 64, description: 'an IPv4 or IPv6 address or CIDR block' });
 
 const Tls = Type.Object(
@@ -24,13 +26,13 @@ const Tls = Type.Object(
     key: Type.String({ minLength: 1, secret: false, description: 'path to the PEM private key (the path is not secret; the file is)' }),
     passphrase: Type.Optional(Type.String({ secret: true, description: 'passphrase of the private key' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'serve HTTPS with this certificate and key; omitted: plain HTTP' },
 );
 
 const Listen = Type.Object(
   {
-    host: Type.String({ default: '0.0.0.0', minLength: 1 }),
-    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    host: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address the workers listen on: 0.0.0.0 for every IPv4 interface, 127.0.0.1 for this machine only' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'TCP port of the gateway; 0 picks a free one' }),
     tls: Type.Optional(Tls),
     reusePort: Type.Boolean({
       default: false,
@@ -38,13 +40,13 @@ const Listen = Type.Object(
         'share host:port with another process that already listens there with SO_REUSEPORT (another nanogate): the kernel then splits new connections between them. Off: start refuses a port that is already in use. The workers of one gateway always share its port.',
     }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'where the gateway takes client traffic' },
 );
 
 const Admin = Type.Object(
   {
-    host: Type.String({ default: '127.0.0.1', minLength: 1 }),
-    port: Type.Integer({ minimum: 0, maximum: 65535, default: 9901 }),
+    host: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address of the admin API; any address but loopback requires a token' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 9901, description: 'TCP port of the admin API (status, /metrics, config, drain)' }),
     token: Type.Optional(Type.String({ minLength: 16, secret: true, description: 'bearer token; required when host is not loopback' })),
     auditLog: Type.String({
       default: 'stderr',
@@ -53,12 +55,12 @@ const Admin = Type.Object(
     }),
     history: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'applied configs kept for rollback' }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'the admin API on its own port: status, metrics, config apply and rollback, route and node switches (docs/admin-api.md)' },
 );
 
 const Status = Type.Object(
   {
-    host: Type.String({ default: '127.0.0.1', minLength: 1 }),
+    host: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address the status listener binds (0.0.0.0 or a pod IP to reach it from outside the host)' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, description: 'a port of its own (not admin.port or listen.port); 0: any free port' }),
   },
   {
@@ -78,22 +80,22 @@ const Reload = Type.Object(
 
 const Limits = Type.Object(
   {
-    maxUrlLength: Type.Integer({ secret: false, minimum: 64, maximum: 65536, default: 8192, description: 'longer request targets get 414' }),
-    maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 32768, description: 'larger header sections get 431' }),
+    maxUrlLength: Type.Integer({ secret: false, minimum: 64, maximum: 65536, default: 8192, description: 'longest request target (path and query) in bytes; longer ones get 414' }),
+    maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 32768, description: 'largest request header section in bytes; larger ones get 431' }),
     maxHeaderCount: Type.Integer({ minimum: 8, maximum: 48, default: 48, description: 'more header fields (Host included) get 431; the front end cannot take more than 48: such a request gets no answer and its connection is closed by the idle timeout (~10 s)' }),
-    maxBodyBytes: Type.Integer({ minimum: 0, default: 10485760, description: 'default request body limit (413); a route may override' }),
+    maxBodyBytes: Type.Integer({ minimum: 0, default: 10485760, description: 'default request body limit in bytes (larger bodies get 413); a route may override' }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'size limits on client requests, checked before routing' },
 );
 
 const Proxy = Type.Object(
   {
     trustedProxies: Type.Array(Cidr, { default: [], description: 'peers whose X-Forwarded-* headers are trusted and extended' }),
-    via: Type.String({ default: 'nanogate', pattern: '^[!-~]+$', description: 'pseudonym in the Via header' }),
-    drainTimeoutMs: Millis(10000, 'how long in-flight requests may take to finish on shutdown'),
-    requestIdHeader: Type.Optional(HeaderName),
+    via: Type.String({ default: 'nanogate', pattern: '^[!-~]+$', description: 'pseudonym this gateway adds to the Via header, both ways' }),
+    drainTimeoutMs: Millis(10000, 'ms in-flight requests may take to finish on shutdown before their connections are closed'),
+    requestIdHeader: Type.Optional(HeaderName('header that carries the request id: passed through when the client sent one, generated otherwise, and returned in the response (default: x-request-id)')),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'how requests are forwarded: trusted proxies, Via, request ids, shutdown drain' },
 );
 
 const UpstreamNode = Type.Object(
@@ -110,7 +112,7 @@ const Upstream = Type.Object(
     discovery: Type.Optional(DiscoveryConfigSchema),
     balancer: BalancerSchema,
     balancing: BalancingSchema,
-    connections: Type.Integer({ minimum: 1, maximum: 4096, default: 128, description: 'per node, per worker' }),
+    connections: Type.Integer({ minimum: 1, maximum: 4096, default: 128, description: 'keep-alive connections at most per node and per worker; a request finding none free waits for one, up to the connect timeout' }),
     pipelining: Type.Integer({
       minimum: 1,
       maximum: 64,
@@ -118,9 +120,9 @@ const Upstream = Type.Object(
       description:
         'how many GET/HEAD/OPTIONS requests without a body that arrive together may share one connection and one write (1: off; plain-HTTP nodes; see docs/performance.md)',
     }),
-    keepAliveMs: Millis(4000, 'idle upstream connections are closed after this'),
-    connectTimeoutMs: Millis(2000, 'connect timeout (then 502, or the next node)'),
-    readTimeoutMs: Millis(30000, 'time allowed for the response head, and between body reads (then 504)'),
+    keepAliveMs: Millis(4000, 'idle upstream connections are closed after this many ms'),
+    connectTimeoutMs: Millis(2000, 'connect timeout in ms (then 502, or the next node)'),
+    readTimeoutMs: Millis(30000, 'ms allowed for the response head, and between body reads (then 504)'),
     healthCheck: Type.Optional(HealthCheckSchema),
     outlierDetection: OutlierSchema,
     circuitBreaker: Type.Optional(CircuitBreakerSchema),
@@ -135,16 +137,16 @@ const Predicate = Type.Union([
   Type.String({ description: 'exact value' }),
   Type.Object(
     {
-      exact: Type.Optional(Type.String()),
-      prefix: Type.Optional(Type.String()),
-      regex: Type.Optional(Type.String()),
-      present: Type.Optional(Type.Boolean()),
+      exact: Type.Optional(Type.String({ description: 'the value must be exactly this' })),
+      prefix: Type.Optional(Type.String({ description: 'the value must start with this' })),
+      regex: Type.Optional(Type.String({ description: 'a JavaScript regular expression found anywhere in the value (anchor it with ^ and $ for the whole value)' })),
+      present: Type.Optional(Type.Boolean({ description: 'true: present with any value; false: must be absent' })),
     },
-    { additionalProperties: false, minProperties: 1, maxProperties: 1 },
+    { additionalProperties: false, minProperties: 1, maxProperties: 1, description: 'exactly one test of the value' },
   ),
 ]);
 
-const Method = Type.String({ pattern: '^[A-Z]{1,16}$' });
+const Method = Type.String({ pattern: '^[A-Z]{1,16}$', description: 'an HTTP method in capitals, e.g. GET' });
 
 /** `policies:` on a route or at the top level: one optional key per policy module, with that module's schema. */
 const Policies = Type.Object(Object.fromEntries(POLICIES.map((p) => [p.name, Type.Optional(p.schema)])), {
@@ -161,19 +163,30 @@ const Match = Type.Object(
       }),
     ),
     prefix: Type.Optional(Type.String({ pattern: '^/', description: 'matches this path and everything below it' })),
-    hosts: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'exact or *.example.com' })),
-    methods: Type.Optional(Type.Array(Method, { minItems: 1 })),
-    headers: Type.Optional(Type.Record(HeaderName, Predicate, { secret: false })),
-    query: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Predicate)),
+    hosts: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Host header values the route takes: exact (api.example.com) or a wildcard (*.example.com); omitted: any host' })),
+    methods: Type.Optional(
+      Type.Array(Method, { minItems: 1, description: 'only these methods; omitted: every method. Another method on a matching path gets 405 with Allow' }),
+    ),
+    headers: Type.Optional(
+      Type.Record(HeaderName('a request header name (case does not matter)'), Predicate, {
+        secret: false,
+        description: 'request headers that must match, by name (all of them): a string for an exact value, or one test',
+      }),
+    ),
+    query: Type.Optional(
+      Type.Record(Type.String({ minLength: 1 }), Predicate, {
+        description: 'query parameters that must match, by name (all of them): a string for an exact value, or one test',
+      }),
+    ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'which requests the route takes: a path or a prefix, and optionally hosts, methods, headers and query' },
 );
 
 const Route = Type.Object(
   {
-    name: Name,
+    name: Type.String({ ...Name, description: 'the route name, in logs, metrics and the admin API (disable a route by it): letters, digits, dot, dash, underscore' }),
     match: Match,
-    upstream: Type.String({ minLength: 1 }),
+    upstream: Type.String({ minLength: 1, description: 'name of the upstream (a key of upstreams) the route forwards to' }),
     priority: Type.Integer({ default: 0, description: 'breaks ties between otherwise equal routes (higher wins)' }),
     stripPrefix: Type.Boolean({ default: false, description: 'remove the matched prefix (or wildcard base) before forwarding' }),
     rewrite: Type.Optional(Type.String({ pattern: '^/', description: 'new upstream path; :params of the match are substituted' })),
@@ -185,19 +198,28 @@ const Route = Type.Object(
     timeouts: Type.Optional(
       Type.Object(
         {
-          connectMs: Type.Optional(Millis(2000, 'connect timeout')),
-          readMs: Type.Optional(Millis(30000, 'read timeout')),
-          requestMs: Type.Optional(Millis(60000, 'deadline of the whole request: queueing, every try and backoff (then 504, or the fallback)')),
+          connectMs: Type.Optional(
+            Millis(2000, "connect timeout in ms on this route. Without a timeouts section the upstream's connectTimeoutMs applies; in one, leaving this key out gives 2000"),
+          ),
+          readMs: Type.Optional(
+            Millis(30000, "read timeout in ms on this route. Without a timeouts section the upstream's readTimeoutMs applies; in one, leaving this key out gives 30000"),
+          ),
+          requestMs: Type.Optional(
+            Millis(60000, 'deadline in ms of the whole request: queueing, every try and backoff (then 504, or the fallback). Without a timeouts section there is none; in one, leaving this key out gives 60000'),
+          ),
         },
-        { additionalProperties: false },
+        { additionalProperties: false, description: "this route's timeouts, in place of the upstream's" },
       ),
     ),
-    maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'request body limit in bytes on this route (larger bodies get 413); default: limits.maxBodyBytes' })),
     retries: RetrySchema,
     requestBody: RequestBodySchema,
     maxConcurrent: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0, description: 'requests in flight on this route across all workers (0: no limit); beyond it 503 at once' }),
     fallback: Type.Optional(FallbackSchema),
-    circuitBreaker: Type.Optional(CircuitBreakerSchema),
+    circuitBreaker: Type.Optional({
+      ...CircuitBreakerSchema,
+      description: "a circuit breaker of this route alone, besides its upstream's: it opens for this route while other routes to the upstream keep being served",
+    }),
     policies: Type.Optional(Policies),
   },
   { additionalProperties: false },
@@ -205,16 +227,22 @@ const Route = Type.Object(
 
 export const ConfigSchema = Type.Object(
   {
-    $schema: Type.Optional(Type.String()),
+    $schema: Type.Optional(Type.String({ description: 'path or URL of config/schema.json, for editors; the gateway ignores it' })),
     listen: Listen,
-    workers: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], { default: 'auto' }),
+    workers: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], {
+      default: 'auto',
+      description: 'worker threads serving traffic, all on the listen port: "auto" is one per available core; nanogate start --workers overrides it',
+    }),
     admin: Admin,
     status: Type.Optional(Status),
     reload: Reload,
     limits: Limits,
     proxy: Proxy,
-    upstreams: Type.Record(Name, Upstream, { default: {} }),
-    routes: Type.Array(Route, { default: [] }),
+    upstreams: Type.Record(Name, Upstream, { default: {}, description: 'the upstream clusters routes forward to, by name' }),
+    routes: Type.Array(Route, {
+      default: [],
+      description: 'the routes; the most specific match wins (host, then path, then priority and conditions), not the order of the list',
+    }),
     policies: Type.Optional(Policies),
     consumers: ConsumersSchema,
     consumerRegistry: Type.Optional(ConsumerRegistrySchema),
@@ -223,23 +251,24 @@ export const ConfigSchema = Type.Object(
     demo: Type.Optional(
       Type.Object(
         {
-          enabled: Type.Boolean({ default: true }),
-          host: Type.String({ default: '127.0.0.1' }),
-          port: Type.Integer({ minimum: 0, maximum: 65535, default: 9000 }),
+          enabled: Type.Boolean({ default: true, description: 'false: the section is kept but the demo upstream is not started' }),
+          host: Type.String({ default: '127.0.0.1', description: 'address the demo upstream listens on' }),
+          port: Type.Integer({ minimum: 0, maximum: 65535, default: 9000, description: 'port of the demo upstream (point an upstream node at it); 0 picks a free port' }),
         },
-        { additionalProperties: false, description: 'built-in demo upstream, started by the control plane' },
+        { additionalProperties: false, description: 'built-in demo upstream that echoes what it received, started by the control plane; for trying configs out' },
       ),
     ),
   },
-  { additionalProperties: false, $id: 'https://nanogate.dev/schema/config.json', title: 'nanogate config' },
+  {
+    additionalProperties: false,
+    $id: 'https://nanogate.dev/schema/config.json',
+    title: 'nanogate config',
+    description:
+      'A nanogate gateway config (YAML or JSON): where it listens, the upstreams and routes, the policies, consumers and observability. Every key is described in docs/config-reference.md.',
+  },
 );
 
 export type Config = Static<typeof ConfigSchema>;
 export type RouteConfig = Static<typeof Route>;
 export type UpstreamConfig = Static<typeof Upstream>;
 export type PredicateConfig = Static<typeof Predicate>;
-
-/** The JSON Schema users get for editors (config/schema.json). */
-export function jsonSchema(): TSchema {
-  return JSON.parse(JSON.stringify(ConfigSchema));
-}

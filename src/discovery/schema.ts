@@ -21,7 +21,7 @@ const HttpUrl = (def: string | undefined, description: string) =>
 
 export const DnsDiscoverySchema = Type.Object(
   {
-    type: Type.Literal('dns'),
+    type: Type.Literal('dns', { description: 'dns: nodes from DNS records' }),
     name: Type.String({
       minLength: 1,
       maxLength: 253,
@@ -41,7 +41,7 @@ export const DnsDiscoverySchema = Type.Object(
     servers: Type.Optional(
       Type.Array(DnsServer, { minItems: 1, maxItems: 8, description: 'resolvers tried in order; default: the system resolvers (/etc/resolv.conf)' }),
     ),
-    timeoutMs: Millis(2000, 'time allowed for one query to one server'),
+    timeoutMs: Millis(2000, 'ms allowed for one query to one server'),
     attempts: Type.Integer({ minimum: 1, maximum: 10, default: 2, description: 'tries per query, cycling through the servers' }),
     minTtlSeconds: Seconds(5, 0.05, 86400, 'floor on the TTL: a record is re-resolved no sooner than this'),
     maxTtlSeconds: Seconds(300, 0.05, 86400, 'ceiling on the TTL: a record is re-resolved at least this often'),
@@ -53,7 +53,7 @@ export type DnsDiscoveryConfig = Static<typeof DnsDiscoverySchema>;
 
 export const FileDiscoverySchema = Type.Object(
   {
-    type: Type.Literal('file'),
+    type: Type.Literal('file', { description: 'file: nodes from a watched file' }),
     path: Type.String({ minLength: 1, description: 'a JSON or YAML file: {"nodes": [{"host", "port", "weight"?, "zone"?}]} or the bare list' }),
     debounceMs: Millis(100, 'quiet time after a change event before the file is read'),
     pollSeconds: Seconds(5, 0.05, 3600, 're-check period, for file systems where change events are lost'),
@@ -64,9 +64,9 @@ export type FileDiscoveryConfig = Static<typeof FileDiscoverySchema>;
 
 export const ConsulDiscoverySchema = Type.Object(
   {
-    type: Type.Literal('consul'),
-    address: HttpUrl('http://127.0.0.1:8500', 'the Consul agent'),
-    service: Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_.:-]+$', description: 'the service name' }),
+    type: Type.Literal('consul', { description: "consul: nodes from Consul's health API" }),
+    address: HttpUrl('http://127.0.0.1:8500', 'URL of the Consul agent (scheme, host and port)'),
+    service: Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_.:-]+$', description: 'the Consul service whose instances become nodes' }),
     datacenter: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.-]+$', description: 'default: the agent\'s own' })),
     tags: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { default: [], maxItems: 16, description: 'only instances carrying every one of these tags' }),
     passingOnly: Type.Boolean({ default: true, description: 'only instances whose health checks all pass' }),
@@ -84,9 +84,9 @@ export type ConsulDiscoveryConfig = Static<typeof ConsulDiscoverySchema>;
 
 export const KubernetesDiscoverySchema = Type.Object(
   {
-    type: Type.Literal('kubernetes'),
-    apiServer: HttpUrl('https://kubernetes.default.svc', 'the API server'),
-    namespace: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }),
+    type: Type.Literal('kubernetes', { description: "kubernetes: nodes from a Service's EndpointSlices" }),
+    apiServer: HttpUrl('https://kubernetes.default.svc', 'URL of the Kubernetes API server (the default works inside a pod)'),
+    namespace: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', description: 'the namespace of the Service' }),
     service: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', description: 'the Service whose EndpointSlices are followed' }),
     portName: Type.Optional(
       Type.String({ maxLength: 63, description: 'the EndpointSlice port to use, by name; omitted: the slices must carry exactly one port' }),

@@ -44,11 +44,11 @@ export const ConsumerSchema = Type.Object(
   {
     id: Token(256, 'unique consumer id (sent to upstreams as configured by identityHeaders)'),
     plan: Type.Optional(Token(64, 'plan or tier, e.g. gold')),
-    keys: Type.Array(ApiKey, { default: [], secret: false, description: 'API keys' }),
+    keys: Type.Array(ApiKey, { default: [], secret: false, description: "the consumer's API keys (apiKey authentication), each as the key or its SHA-256 digest" }),
     jwt: Type.Array(JwtMapping, { default: [], description: 'JWT issuer + subject pairs that identify this consumer' }),
     subscriptions: Type.Array(Subscription, { default: [], description: 'APIs (and environments) the consumer may call' }),
-    scopes: Type.Array(ScopeToken, { default: [] }),
-    roles: Type.Array(Role, { default: [] }),
+    scopes: Type.Array(ScopeToken, { default: [], description: 'OAuth-style scopes the consumer holds (checked by authorize, sent in identityHeaders.scopes)' }),
+    roles: Type.Array(Role, { default: [], description: 'roles the consumer holds (checked by authorize, sent in identityHeaders.roles)' }),
     allowIps: Type.Array(Type.String({ minLength: 2, maxLength: 64 }), {
       default: [],
       description: 'when not empty, the consumer may only call from these addresses or CIDR blocks',
@@ -64,8 +64,8 @@ export const ConsumerRegistrySchema = Type.Object(
   {
     file: Type.Optional(Type.String({ minLength: 1, description: 'a JSON or YAML file {consumers: [...]}, watched for changes (relative to the config file)' })),
     url: Type.Optional(Type.String({ pattern: '^https?://', secret: 'url', description: 'polled with If-None-Match; 304 keeps the current table' })),
-    intervalSeconds: Type.Number({ minimum: 0.05, maximum: 86400, default: 30, description: 'poll period (url); re-check period (file)' }),
-    timeoutMs: Type.Integer({ minimum: 1, maximum: 600000, default: 5000, description: 'time allowed for one fetch' }),
+    intervalSeconds: Type.Number({ minimum: 0.05, maximum: 86400, default: 30, description: 'seconds between polls of url, or between re-checks of file (besides change events)' }),
+    timeoutMs: Type.Integer({ minimum: 1, maximum: 600000, default: 5000, description: 'ms allowed for one fetch of url; a failed fetch keeps the current table' }),
     headers: Type.Optional(Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String(), { secret: true, description: 'sent with every fetch (e.g. authorization)' })),
   },
   { additionalProperties: false, description: 'a source of consumers besides the config; the last good copy keeps serving when it fails' },

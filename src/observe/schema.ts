@@ -4,22 +4,25 @@ import { Type, type Static } from '@sinclair/typebox';
  * The top-level `observability:` section: where access logs and spans go. What is logged or traced, and on which
  * routes, is said by the `accessLog`, `serverTiming` and `tracing` policies (global or per route).
  */
-const Url = Type.String({ pattern: '^https?://[^/?#]+(/[^?#]*)?$', secret: 'url', description: 'http(s)://host:port/path' });
+const Url = Type.String({ pattern: '^https?://[^/?#]+(/[^?#]*)?$', secret: 'url', description: 'http: the endpoint lines are POSTed to, http(s)://host:port/path' });
 const Headers = Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String({ pattern: '^[^\\r\\n\\x00]*$' }), {
   secret: true,
   description: 'extra request headers (e.g. authorization for a hosted collector)',
 });
 
 const Delivery = {
-  batchSize: Type.Integer({ minimum: 1, maximum: 10000, default: 512, description: 'items per request (sent sooner when full)' }),
-  flushMs: Type.Integer({ minimum: 10, maximum: 60000, default: 1000, description: 'send at least this often' }),
+  batchSize: Type.Integer({ minimum: 1, maximum: 10000, default: 512, description: 'items per request; a full batch is sent at once' }),
+  flushMs: Type.Integer({ minimum: 10, maximum: 60000, default: 1000, description: 'ms after which a partly filled batch is sent' }),
   queueLimit: Type.Integer({ minimum: 1, maximum: 1000000, default: 8192, description: 'items held per worker; beyond it new ones are dropped and counted' }),
-  timeoutMs: Type.Integer({ minimum: 100, maximum: 60000, default: 5000, description: 'connect and response timeout of one request' }),
+  timeoutMs: Type.Integer({ minimum: 100, maximum: 60000, default: 5000, description: 'ms allowed to connect and answer per request; after a failure the next try waits (flushMs, doubling up to 30 s)' }),
 };
 
 const AccessLogDestination = Type.Object(
   {
-    type: Type.Union([Type.Literal('stdout'), Type.Literal('file'), Type.Literal('http')], { default: 'stdout' }),
+    type: Type.Union([Type.Literal('stdout'), Type.Literal('file'), Type.Literal('http')], {
+      default: 'stdout',
+      description: 'stdout: the process output; file: appended to `path`; http: POSTed to `url`',
+    }),
     path: Type.Optional(Type.String({ minLength: 1, description: 'file: the log file (appended; reopened on SIGUSR2 for rotation)' })),
     url: Type.Optional(Url),
     headers: Type.Optional(Headers),
@@ -56,7 +59,10 @@ const Tracing = Type.Object(
 
 export const ObservabilitySchema = Type.Object(
   {
-    accessLog: Type.Object({ destination: AccessLogDestination }, { additionalProperties: false, default: {} }),
+    accessLog: Type.Object(
+      { destination: AccessLogDestination },
+      { additionalProperties: false, default: {}, description: 'where the lines of the accessLog policy go (which requests are logged is set by the policy)' },
+    ),
     tracing: Type.Optional(Tracing),
   },
   { additionalProperties: false, default: {}, description: 'destinations of access logs and traces' },

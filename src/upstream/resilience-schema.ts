@@ -14,16 +14,16 @@ const Status = Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.St
 export const HealthCheckSchema = Type.Object(
   {
     type: Type.Union([Type.Literal('http'), Type.Literal('tcp')], { default: 'http', description: 'http: a request that must answer an expected status; tcp: a connect' }),
-    method: Type.Union([Type.Literal('GET'), Type.Literal('HEAD'), Type.Literal('OPTIONS')], { default: 'GET' }),
+    method: Type.Union([Type.Literal('GET'), Type.Literal('HEAD'), Type.Literal('OPTIONS')], { default: 'GET', description: 'request method of an http check' }),
     path: Type.String({ pattern: '^/', default: '/', description: 'request target of an http check' }),
     host: Type.Optional(Type.String({ minLength: 1, description: 'Host header of an http check (default: the node host:port)' })),
     expectedStatuses: Type.Array(Status, { minItems: 1, default: ['200-399'], description: 'answers that count as healthy' }),
     bodyContains: Type.Optional(Type.String({ minLength: 1, description: 'an http check passes only when the body (first 64 KiB) contains this' })),
-    intervalMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 5000, description: 'time between checks of one node' }),
-    timeoutMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000, description: 'a check not answered in this time fails' }),
+    intervalMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 5000, description: 'ms between checks of one node' }),
+    timeoutMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000, description: 'a check not answered in this many ms fails' }),
     healthyThreshold: Type.Integer({ minimum: 1, maximum: 100, default: 2, description: 'passes in a row that make a down node healthy' }),
     unhealthyThreshold: Type.Integer({ minimum: 1, maximum: 100, default: 2, description: 'failures in a row that make a node down' }),
-    jitterMs: Type.Integer({ minimum: 0, maximum: 60_000, default: 250, description: 'random extra delay per check, so nodes are not all probed at once' }),
+    jitterMs: Type.Integer({ minimum: 0, maximum: 60_000, default: 250, description: 'random extra delay per check, up to this many ms, so nodes are not all probed at once' }),
     concurrency: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'checks of this upstream in flight at once' }),
   },
   { additionalProperties: false, description: 'active health checks, run by the control plane; a node is never probed twice at once' },
@@ -147,22 +147,29 @@ export const CircuitBreakerSchema = Type.Object(
 export const QueueSchema = Type.Object(
   {
     size: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'requests that may wait for a free slot (per worker); beyond it 503 at once' }),
-    maxWaitMs: Type.Integer({ minimum: 1, maximum: 3_600_000, default: 1000, description: 'longest wait in the queue (never past the route deadline), then 503' }),
+    maxWaitMs: Type.Integer({ minimum: 1, maximum: 3_600_000, default: 1000, description: 'longest wait in the queue in ms (never past the route deadline), then 503' }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'where requests wait when maxConcurrent is reached (size 0, the default: no queue, 503 at once)' },
 );
 
 export const FallbackSchema = Type.Union(
   [
     Type.Object(
       {
-        status: Type.Integer({ minimum: 200, maximum: 599 }),
-        headers: Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String(), { default: {}, secret: false }),
-        body: Type.String({ default: '' }),
+        status: Type.Integer({ minimum: 200, maximum: 599, description: 'status of the fallback answer' }),
+        headers: Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String(), {
+          default: {},
+          secret: false,
+          description: 'headers of the fallback answer, by name (write {} for none)',
+        }),
+        body: Type.String({ default: '', description: "body of the fallback answer, sent as written (write '' for none)" }),
       },
-      { additionalProperties: false },
+      { additionalProperties: false, description: 'a fixed answer' },
     ),
-    Type.Object({ upstream: Type.String({ minLength: 1, description: 'another upstream that takes the request instead' }) }, { additionalProperties: false }),
+    Type.Object(
+      { upstream: Type.String({ minLength: 1, description: 'another upstream that takes the request instead' }) },
+      { additionalProperties: false, description: 'another upstream' },
+    ),
   ],
   { description: 'answer used when the circuit is open, no node could take the request, or the deadline passed before a response started' },
 );

@@ -20,8 +20,8 @@ const Methods = Type.Object(Object.fromEntries(AUTHENTICATORS.map((a) => [a.kind
 const HeaderName = Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", maxLength: 256 });
 const IdentityHeaders = Type.Object(
   {
-    consumerId: Type.Optional(HeaderName),
-    plan: Type.Optional(HeaderName),
+    consumerId: Type.Optional({ ...HeaderName, description: "header that carries the consumer's id, e.g. X-Consumer-Id; omitted: not sent" }),
+    plan: Type.Optional({ ...HeaderName, description: "header that carries the consumer's plan, e.g. X-Consumer-Plan; omitted: not sent" }),
     scopes: Type.Optional(Type.String({ pattern: HeaderName.pattern, maxLength: 256, description: 'scopes joined by spaces' })),
     roles: Type.Optional(Type.String({ pattern: HeaderName.pattern, maxLength: 256, description: 'roles joined by commas' })),
   },
@@ -37,7 +37,7 @@ const Schema = Type.Object(
     methods: Methods,
     anonymous: Type.Boolean({ default: false, description: 'let requests without credentials through (consumer stays unset)' }),
     hideCredentials: Type.Boolean({ default: false, secret: false, description: 'remove the credential headers/query parameters before forwarding' }),
-    realm: Type.String({ default: 'nanogate', pattern: '^[^"\\\\\\r\\n]*$' }),
+    realm: Type.String({ default: 'nanogate', pattern: '^[^"\\\\\\r\\n]*$', description: 'realm named in the WWW-Authenticate header of 401 answers' }),
     identityHeaders: Type.Optional(IdentityHeaders),
   },
   // secret: false: the policy's settings; its credentials are marked in the method schemas

@@ -25,7 +25,7 @@ export const IntrospectionSchema = Type.Object(
     clientSecret: Type.String({ minLength: 1, secret: true, description: 'its client secret (use ${ENV} interpolation)' }),
     cacheSeconds: Type.Integer({ minimum: 0, maximum: 86400, default: 60, description: 'longest an answer is cached (an active token: never beyond its exp); 0: no cache' }),
     tokenTypeHint: Type.Optional(Type.String({ secret: false, minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$', description: 'token_type_hint sent along, e.g. access_token' })),
-    timeoutMs: Type.Integer({ minimum: 1, maximum: 60000, default: 3000 }),
+    timeoutMs: Type.Integer({ minimum: 1, maximum: 60000, default: 3000, description: 'ms allowed for one introspection call (then the request is refused with 503)' }),
     cacheSize: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 10000, description: 'answers kept per worker' }),
     maxTokenBytes: Type.Integer({ secret: false, minimum: 16, maximum: 65536, default: 8192, description: 'longer tokens are refused without a call' }),
     issuer: Type.Optional(Type.String({ description: 'issuer used to map the subject to a consumer when the answer has no "iss"' })),

@@ -22,16 +22,27 @@ import { MapConsumerSchema, Rejection, resolveMapConsumer, applyIdentity, bearer
  *   5. keys declared for that alg (and kid), then jose's jwtVerify: signature, exp/nbf with clock skew, iss, aud,
  *      required claims; the result is cached until the token's exp (never longer), at most cacheMaxSeconds
  */
-const StringOrList = Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })]);
+const StringOrList = (description: string) =>
+  Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], { description });
 
 /**
  * An inline JWK: its public members stay visible in the admin API; the members that hold secret or private key
  * material (RFC 7518 sections 6.3.2 and 6.4.1) are marked secret. Private members are refused by compileKey, but a
  * refused config must not quote them either.
  */
-const JwkSecret = Type.Optional(Type.String({ secret: true }));
+const JwkSecret = (description: string) => Type.Optional(Type.String({ secret: true, description }));
+const PRIVATE = 'private key material, refused (a verification key is public) and never quoted';
 const Jwk = Type.Object(
-  { k: JwkSecret, d: JwkSecret, p: JwkSecret, q: JwkSecret, dp: JwkSecret, dq: JwkSecret, qi: JwkSecret, oth: Type.Optional(Type.Unknown({ secret: true })) },
+  {
+    k: JwkSecret('oct key: the shared secret, base64url (HS256/384/512)'),
+    d: JwkSecret(`RSA private exponent or EC private key; ${PRIVATE}`),
+    p: JwkSecret(`RSA first prime factor; ${PRIVATE}`),
+    q: JwkSecret(`RSA second prime factor; ${PRIVATE}`),
+    dp: JwkSecret(`RSA first factor CRT exponent; ${PRIVATE}`),
+    dq: JwkSecret(`RSA second factor CRT exponent; ${PRIVATE}`),
+    qi: JwkSecret(`RSA first CRT coefficient; ${PRIVATE}`),
+    oth: Type.Optional(Type.Unknown({ secret: true, description: `RSA other primes info; ${PRIVATE}` })),
+  },
   { additionalProperties: true, secret: false, description: 'a public JWK, or an oct JWK for HS*' },
 );
 
@@ -52,10 +63,10 @@ export const JwtSchema = Type.Object(
     jwksUrl: Type.Optional(Type.String({ minLength: 1, secret: 'url', description: 'JWKS endpoint (http or https) serving the public keys' })),
     jwksRefreshSeconds: Type.Integer({ minimum: 0, maximum: 86400, default: 60, description: 'least time between two JWKS fetches triggered by unknown kids' }),
     jwksMaxAgeSeconds: Type.Integer({ minimum: 1, maximum: 604800, default: 600, description: 'a JWKS older than this is refreshed in the background' }),
-    jwksTimeoutMs: Type.Integer({ minimum: 1, maximum: 60000, default: 3000 }),
+    jwksTimeoutMs: Type.Integer({ minimum: 1, maximum: 60000, default: 3000, description: 'ms allowed for one JWKS fetch; a failed fetch keeps the last good key set' }),
     algorithms: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'accepted algorithms (default: those of the inline keys, or every public-key algorithm for a JWKS)' })),
-    issuer: Type.Optional(StringOrList),
-    audience: Type.Optional(StringOrList),
+    issuer: Type.Optional(StringOrList('accepted "iss": one value or a list; omitted: any issuer')),
+    audience: Type.Optional(StringOrList('accepted "aud": the token must name one of these; omitted: not checked')),
     clockSkewSeconds: Type.Integer({ minimum: 0, maximum: 3600, default: 30, description: 'tolerance for exp and nbf' }),
     requiredClaims: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'claims that must be present, e.g. [exp, sub]' }),
     maxTokenBytes: Type.Integer({ secret: false, minimum: 256, maximum: 65536, default: 8192, description: 'longer tokens are refused before parsing' }),

@@ -17,7 +17,7 @@ const Requirement = Type.Object(
     allOf: Type.Optional(Type.Array(Name, { minItems: 1, description: 'every one of these is required' })),
     anyOf: Type.Optional(Type.Array(Name, { minItems: 1, description: 'at least one of these is required' })),
   },
-  { additionalProperties: false, minProperties: 1 },
+  { additionalProperties: false, minProperties: 1, description: 'allOf, anyOf or both' },
 );
 
 const Schema = Type.Object(
@@ -25,8 +25,8 @@ const Schema = Type.Object(
     api: Type.Optional(Type.String({ ...NameOpts, description: 'the API this route belongs to, as named in consumer subscriptions (default: the route name)' })),
     environment: Type.Optional(Type.String({ ...NameOpts, description: 'the environment of this gateway, when subscriptions are per environment (e.g. prod)' })),
     subscription: Type.Boolean({ default: true, description: 'require a subscription to the API (false: scopes and roles only)' }),
-    scopes: Type.Optional(Requirement),
-    roles: Type.Optional(Requirement),
+    scopes: Type.Optional({ ...Requirement, description: "scopes the caller must hold (a token's own when it carries them, else the consumer's): allOf, anyOf or both" }),
+    roles: Type.Optional({ ...Requirement, description: "roles the caller must hold (a token's own when it carries them, else the consumer's): allOf, anyOf or both" }),
     hide: Type.Boolean({ default: false, description: 'answer 404 NG_ERR_ROUTE_NOT_FOUND instead of 403, hiding that the route exists' }),
   },
   { additionalProperties: false, description: 'allow a route only to consumers with a subscription, scopes or roles' },

@@ -14,7 +14,7 @@ const Side = (secretValues: boolean) =>
       set: Type.Optional(Type.Record(HeaderName, HeaderValue, { secret: secretValues, description: 'replace (or add) these headers' })),
       remove: Type.Optional(Type.Array(HeaderName, { description: 'drop these headers' })),
     },
-    { additionalProperties: false },
+    { additionalProperties: false, description: secretValues ? 'changes to the request sent upstream' : 'changes to the response sent to the client' },
   );
 const Schema = Type.Object(
   { request: Type.Optional(Side(true)), response: Type.Optional(Side(false)) },

@@ -26,31 +26,34 @@ const Scope = Type.Union([Type.Literal('local'), Type.Literal('cluster')], {
   description: 'local: this node (shared memory); cluster: every node sharing the top-level redis',
 });
 const Lease = Type.Integer({ minimum: 1, maximum: 100000, description: 'cluster: tokens a node takes from Redis at a time (default: automatic)' });
-const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' });
+const Name = (description: string) => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description });
 
 const Limit = Type.Object(
   {
     key: Key,
-    algorithm: Type.Union([Type.Literal('tokenBucket'), Type.Literal('slidingWindow')], { default: 'tokenBucket' }),
+    algorithm: Type.Union([Type.Literal('tokenBucket'), Type.Literal('slidingWindow')], {
+      default: 'tokenBucket',
+      description: 'tokenBucket: `rate` tokens per `per`, bursts up to `burst`; slidingWindow: at most `rate` requests in any window of length `per`',
+    }),
     rate: Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'requests per `per` (tokens added, or the window limit)' }),
-    per: Type.Union([Type.Literal('second'), Type.Literal('minute'), Type.Literal('hour'), Type.Literal('day')], { default: 'second' }),
+    per: Type.Union([Type.Literal('second'), Type.Literal('minute'), Type.Literal('hour'), Type.Literal('day')], { default: 'second', description: 'the time unit of `rate`' }),
     burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'tokenBucket: bucket size (default: rate)' })),
     scope: Scope,
     lease: Type.Optional(Lease),
-    name: Type.Optional(Name),
+    name: Type.Optional(Name('limits with the same name are one bucket wherever they appear; also names the limit in 429 answers (default: its place, e.g. limits[1])')),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'one limit; a request must be admitted by every limit of the list' },
 );
 
 const Quota = Type.Object(
   {
     per: Type.Union([Type.Literal('day'), Type.Literal('month')], { description: 'UTC calendar day or month' }),
-    limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
-    key: Type.String({ pattern: KEY_PATTERN, default: 'consumer', secret: false }),
+    limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'requests allowed per key in each day or month' }),
+    key: Type.String({ pattern: KEY_PATTERN, default: 'consumer', secret: false, description: 'what is counted separately: consumer, plan, ip, route, global, or header:<name>' }),
     scope: Scope,
     lease: Type.Optional(Lease),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'a request quota per calendar period (UTC), counted per key; refusals are 429 until the period ends' },
 );
 
 const Schema = Type.Object(
@@ -59,8 +62,14 @@ const Schema = Type.Object(
     quota: Type.Optional(Quota),
     plans: Type.Optional(
       Type.Record(
-        Name,
-        Type.Object({ limits: Type.Array(Limit, { default: [], maxItems: 16 }), quota: Type.Optional(Quota) }, { additionalProperties: false }),
+        Name('a plan name, as in consumers[].plan'),
+        Type.Object(
+          {
+            limits: Type.Array(Limit, { default: [], maxItems: 16, description: "this plan's limits, in place of the policy's top-level limits" }),
+            quota: Type.Optional({ ...Quota, description: "this plan's quota, in place of the policy's top-level quota" }),
+          },
+          { additionalProperties: false },
+        ),
         { description: "consumers on a plan named here get that plan's limits and quota instead of the ones above" },
       ),
     ),
@@ -69,7 +78,7 @@ const Schema = Type.Object(
         draft: Type.Boolean({ default: true, description: 'RateLimit-Limit / -Remaining / -Reset (IETF draft)' }),
         legacy: Type.Boolean({ default: true, description: 'X-RateLimit-Limit / -Remaining / -Reset' }),
       },
-      { additionalProperties: false, default: {}, secret: false },
+      { additionalProperties: false, default: {}, secret: false, description: 'which rate-limit headers responses carry' },
     ),
     warnAt: Type.Array(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }), {
       default: [0.8, 0.9],

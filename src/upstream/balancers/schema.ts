@@ -28,7 +28,7 @@ const LeastRequest = Type.Object(
       description: 'with unequal weights a node is chosen in proportion to weight / (inFlight + 1)^bias (Envoy active_request_bias); 0 ignores load',
     }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'balancer: least-request: the node with fewer requests in flight (across all workers) of a few picked at random' },
 );
 
 const HashSource = Type.String({
@@ -58,14 +58,14 @@ const ConsistentHash = Type.Object(
       description: 'bounded load c: no node above ceil(c × its weighted share of in-flight requests) (Envoy hash_balance_factor / 100)',
     }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'balancer: consistent-hash: the same key goes to the same node (Maglev), and few keys move when nodes change' },
 );
 
 const PeakEwma = Type.Object(
   {
-    decayMs: Type.Integer({ minimum: 100, maximum: 600_000, default: DEFAULT_DECAY_MS, description: 'time constant τ of the latency average (Finagle decayTime)' }),
+    decayMs: Type.Integer({ minimum: 100, maximum: 600_000, default: DEFAULT_DECAY_MS, description: 'time constant τ of the latency average in ms (Finagle decayTime)' }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'balancer: peak-ewma: picks the lower of two nodes by latency average × (in flight + 1)' },
 );
 
 const SlowStart = Type.Object(
