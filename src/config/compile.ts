@@ -297,8 +297,8 @@ function compileFallback(f: FallbackConfig | undefined, where: string, upstreams
     return { kind: 'upstream', upstream: i };
   }
   const headers: string[] = [];
-  for (const [k, v] of Object.entries(f.headers)) headers.push(k.toLowerCase(), v);
-  return { kind: 'static', status: f.status, headers, body: f.body };
+  for (const [k, v] of Object.entries(f.headers ?? {})) headers.push(k.toLowerCase(), v);
+  return { kind: 'static', status: f.status, headers, body: f.body ?? '' };
 }
 
 function compileRetry(r: RetryConfig, where: string, issues: ConfigIssue[]): PlanRetry {

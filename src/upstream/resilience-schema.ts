@@ -157,12 +157,14 @@ export const FallbackSchema = Type.Union(
     Type.Object(
       {
         status: Type.Integer({ minimum: 200, maximum: 599, description: 'status of the fallback answer' }),
-        headers: Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String(), {
-          default: {},
-          secret: false,
-          description: 'headers of the fallback answer, by name (write {} for none)',
-        }),
-        body: Type.String({ default: '', description: "body of the fallback answer, sent as written (write '' for none)" }),
+        // optional without a schema default: defaults are not filled inside a union, compile fills these in
+        headers: Type.Optional(
+          Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String(), {
+            secret: false,
+            description: 'headers of the fallback answer, by name (none when left out)',
+          }),
+        ),
+        body: Type.Optional(Type.String({ description: 'body of the fallback answer, sent as written (empty when left out)' })),
       },
       { additionalProperties: false, description: 'a fixed answer' },
     ),

@@ -310,3 +310,17 @@ test('${VAR} in a YAML comment does not have to be set', () => {
 test('a value outside a union names every allowed form', () => {
   assert.throws(() => loadConfigText('workers: many\n', 'gw.yaml', {}), /^ConfigError: gw\.yaml: workers: must be one of "auto", an integer$|gw\.yaml: workers: must be one of "auto", an integer/);
 });
+
+test('a fixed fallback may leave out headers and body: no headers, an empty body', () => {
+  const config = loadConfigText(
+    `
+upstreams:
+  app: { nodes: [{ url: http://127.0.0.1:9 }] }
+routes:
+  - { name: r, match: { prefix: / }, upstream: app, fallback: { status: 503 } }
+`,
+    'fallback.yaml',
+  );
+  const { plan } = compileConfig(config, 'fallback.yaml');
+  assert.deepEqual(plan.routes[0].fallback, { kind: 'static', status: 503, headers: [], body: '' });
+});
