@@ -5,6 +5,7 @@ import { Redactor } from '../../src/observe/redact.js';
 import { BOUNDS_MS, BUCKETS, HIST_SUM, STATUS_CODES, STATUS_OTHER, STATUS_SLOTS, bucketOf, classOfSlot, observe, statusSlot } from '../../src/observe/metrics-layout.js';
 import { PromWriter, negotiateFormat } from '../../src/observe/prometheus.js';
 import { ERRORS } from '../../src/errors/codes.js';
+import { jsonString } from '../../src/policies/access-log/line.js';
 import { openMetricsProblems } from '../helpers/openmetrics.js';
 import { seededRandom } from '../helpers/random.js';
 import { forEachPhase, ms3, msText, serverTimingValue } from '../../src/observe/phases.js';
@@ -221,4 +222,9 @@ test('msText writes a duration exactly as the number ms3 gives would print', () 
   const samples = [0, -1, NaN, 0.0004, 0.0005, 0.001, 0.01, 0.1, 0.963, 1, 1.5, 2.0004, 12.3456, 999.9995, 1000, 123456.789, 86400000.001];
   for (let i = 0; i < 2000; i++) samples.push(Math.random() * 10 ** Math.floor(Math.random() * 7));
   for (const ms of samples) assert.equal(msText(ms), String(ms3(ms)), String(ms));
+});
+
+test('jsonString quotes like JSON.stringify, escapes included', () => {
+  const samples = ['', 'plain', '/a/b?c=d', 'quote"d', 'back\\slash', 'tab\there', 'nl\n', '\u0000', 'caf\u00e9', '\u2028', '\ud83d\ude00', '\ud800', '~\u007f'];
+  for (const s of samples) assert.equal(jsonString(s), JSON.stringify(s), JSON.stringify(s));
 });
