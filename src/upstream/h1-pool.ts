@@ -518,6 +518,8 @@ export class H1Pool {
   #probe: PipeliningProbe | null = null;
   /** clock.now before which no probe starts */
   #probeNotBefore = 0;
+  /** the sweep is closing idle connections itself: losing them all says nothing new about the node */
+  #expiring = false;
   #pausedUntil = 0;
   #pauseMs = 0;
   #lastPauseAt = 0;
@@ -710,8 +712,9 @@ export class H1Pool {
     }
     this.inFlight -= conn.assigned;
     conn.assigned = 0;
-    // Every connection is gone (the node may have restarted as something else): what the probe said is stale.
-    if (this.all.size === 0 && this.probing && clock.now >= this.#probeNotBefore && this.pipeState !== PIPE_PROBING) this.#setPipe(PIPE_PROBING, PIPE_WHY_RECONNECT);
+    // Every connection is gone, and not because the sweep closed idle ones: the node may have restarted as something
+    // else, so what the probe said is stale.
+    if (this.all.size === 0 && this.probing && !this.#expiring && clock.now >= this.#probeNotBefore && this.pipeState !== PIPE_PROBING) this.#setPipe(PIPE_PROBING, PIPE_WHY_RECONNECT);
     // A slot opened: a waiting request gets a new connection.
     const next = this.#nextWaiter();
     if (next !== null) this.#open(next.ex);
@@ -737,7 +740,11 @@ export class H1Pool {
     for (const conn of this.all) {
       if (conn.busy) {
         if (conn.exchange !== null && now > conn.deadline) conn.timeout();
-      } else if (now - conn.idleSince > this.keepAliveMs) conn.abort();
+      } else if (now - conn.idleSince > this.keepAliveMs) {
+        this.#expiring = true;
+        conn.abort();
+        this.#expiring = false;
+      }
     }
     while (this.#waitHead < this.waiting.length && now > this.waiting[this.#waitHead].deadline) {
       const w = this.#nextWaiter()!;
