@@ -106,8 +106,8 @@ const Upstream = Type.Object(
     }),
     pipeliningBounds: Type.Object(
       {
-        maxWaitMs: Type.Integer({ minimum: 0, maximum: 60000, default: 2, description: 'a request pipelined behind others waits at most this long for their answers, then it is sent again on a connection of its own (0: no bound)' }),
-        slowNodeMs: Type.Integer({ minimum: 0, maximum: 60000, default: 20, description: 'no batches to a node whose latency average (time to the response head) is above this (0: no limit)' }),
+        maxWaitMs: Type.Integer({ minimum: 0, maximum: 60000, default: 20, description: 'a request pipelined behind others waits at most this long for their answers, then it is sent again on a connection of its own (0: no bound)' }),
+        slowNodeMs: Type.Integer({ minimum: 0, maximum: 60000, default: 5, description: 'no batches to a node whose latency average (time to the response head) is above this (0: no limit); keep it well below maxWaitMs, or most batches to such a node are sent twice' }),
       },
       { additionalProperties: false, default: {}, description: 'head-of-line limits of pipelining (auto or N)' },
     ),

@@ -93,8 +93,8 @@ export class UpstreamCluster implements NodeView {
   /**
    * Per node, this worker's plain moving average of the time to the response head (µs, weight 1/16 per answer):
    * pipelining sends no batches to a node above pipeliningBounds.slowNodeMs (h1-pool.ts). Not the peak EWMA: one
-   * cold-start answer of 65 ms (measured on the first requests of a fresh worker) keeps that above 20 ms for tens of
-   * seconds with its 10 s decay, while this one forgets it after about twenty answers. null: not needed.
+   * cold-start answer of 65 ms (measured on the first requests of a fresh worker) keeps that far above the limit for
+   * seconds with its 10 s decay (still 47 ms 3 s later), while this one forgets it after about twenty answers. null: not needed.
    */
   readonly latencyAvgUs: Float64Array | null;
   /** the view in panic mode: every node that is not drained */

@@ -313,7 +313,7 @@ test('a value outside a union names every allowed form', () => {
 
 test('pipelining: auto by default (probe, then batches of 32), 1 is off, N is trusted without a probe, anything else is refused', () => {
   const auto = compile(`${UPSTREAMS}routes: [{ name: r, match: { prefix: / }, upstream: users }]\n`).plan.upstreams[0];
-  assert.deepEqual([auto.pipelining, auto.pipeliningProbe, auto.pipeliningMaxWaitMs, auto.pipeliningSlowNodeMs, auto.probePath], [32, true, 2, 20, '/']);
+  assert.deepEqual([auto.pipelining, auto.pipeliningProbe, auto.pipeliningMaxWaitMs, auto.pipeliningSlowNodeMs, auto.probePath], [32, true, 20, 5, '/']);
   const up = (extra: string) => compile(`upstreams:\n  users: { nodes: [{ url: "http://127.0.0.1:9001" }]${extra} }\nroutes: [{ name: r, match: { prefix: / }, upstream: users }]\n`).plan.upstreams[0];
   assert.deepEqual([up(', pipelining: 1').pipelining, up(', pipelining: 1').pipeliningProbe], [1, false]);
   assert.deepEqual([up(', pipelining: 8').pipelining, up(', pipelining: 8').pipeliningProbe], [8, false]);
