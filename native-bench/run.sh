@@ -7,7 +7,8 @@
 # Pinned rows: wrk on CPU 0; the origin (nginx, 1 worker) and the proxy under test (1 worker / 1 thread) share CPU 1,
 # so every proxy gets the same CPU budget. nanogate runs pinned with --workers 1, and once more with its default
 # worker count and nothing pinned (a separate, clearly labelled row: not comparable with the pinned ones), and pinned
-# once more with batched upstream pipelining on (conf/nanogate-pipelined.yaml).
+# once more with an explicit `pipelining: 64` (conf/nanogate-pipelined.yaml: no probe, larger batches; the other
+# rows keep the default `pipelining: auto`).
 # Each config is started fresh per round, probed (200 + 100-byte body), warmed up, then measured saturated
 # (wrk -c$CONNS) and paced (each connection waits PACE_MS after a response: ~2,000 req/s with the defaults).
 # Rounds interleave the configs (round 1: all, round 2: all, ...); the table shows medians.

@@ -19,8 +19,8 @@ const DESC = {
   direct: 'wrk → origin nginx (no proxy)',
   nginx: 'nginx proxy_pass, 1 worker, upstream keepalive 128',
   haproxy: 'haproxy, 1 thread, http-reuse always',
-  'nanogate-1w': 'nanogate --workers 1',
-  'nanogate-1w-pipelined': 'nanogate --workers 1, upstream pipelining: 64',
+  'nanogate-1w': 'nanogate --workers 1 (defaults: pipelining auto)',
+  'nanogate-1w-pipelined': 'nanogate --workers 1, upstream pipelining: 64 (no probe)',
   'nanogate-1w-standard': 'nanogate --workers 1, standard policy set: JWT (cached) → consumer, authorize, rate limit, access log to a file, metrics',
   'nginx-2w': 'nginx proxy_pass, 2 workers (one per core), upstream keepalive 128',
   'nanogate-default': 'nanogate, default workers (one per core)',
@@ -92,7 +92,7 @@ p('## Method');
 p(`- Pinned rows: \`taskset -c 0 wrk -t1 -c${conns}\`; the origin (nginx, 1 worker) and the proxy under test (1 worker or thread, helper threads included) are both started under \`taskset -c 1\`. In "direct" the origin has CPU 1 alone; in proxy rows origin and proxy share it, so throughput ≈ 1 / (origin CPU + proxy CPU per request) and every proxy gets the same budget. nanogate: \`node bin/nanogate.js start --config native-bench/conf/nanogate.yaml --workers 1\` (control-plane thread and one worker thread, both on CPU 1).`);
 p('- The unpinned rows run nanogate with its default worker count (one per core, 2 here) and nginx with 2 workers, nothing pinned: wrk, origin and proxy compete for both cores. nanogate-default\'s × nginx is against nginx-2w (same conditions); ratios in parentheses are against the pinned rows, not like for like.');
 p('- The standard-policy row (nanogate-1w-standard) runs native-bench/conf/policies/standard.yaml with a cached HS256 JWT on every request; its × nginx is against nginx pass-through (no policies), the target being ≥ 1.0×. Per-policy costs: `nanogate bench policies`.');
-p('- Origin: nginx `return 200 "<100 bytes>"`, `access_log off`, `keepalive_requests` raised (the default 1000 would recycle connections mid-run); nginx as proxy has upstream `keepalive 128`; haproxy `http-reuse always`, `nbthread 1`; nanogate keeps its default upstream pool (128 connections per node per worker); the pipelined row sets `pipelining: 64` on the upstream (conf/nanogate-pipelined.yaml): GET requests that arrive in the same event-loop turn share one upstream connection and one write (docs/performance.md).');
+p('- Origin: nginx `return 200 "<100 bytes>"`, `access_log off`, `keepalive_requests` raised (the default 1000 would recycle connections mid-run); nginx as proxy has upstream `keepalive 128`; haproxy `http-reuse always`, `nbthread 1`; nanogate keeps its default upstream pool (128 connections per node per worker); the default rows keep `pipelining: auto` (the origin is probed with two pipelined HEADs, then GET requests that arrive in the same event-loop turn share one upstream connection and one write, up to 32), the pipelined row sets `pipelining: 64` (conf/nanogate-pipelined.yaml: no probe, batches of up to 64; docs/performance.md).');
 p(`- Every round starts each config fresh, checks 200 + 100-byte body, warms up at full load, runs the saturated test then the paced test, and stops everything by PID. Configs are interleaved across rounds. Latency percentiles are wrk's (µs resolution, via report.lua's done() hook). At saturation latency ≈ connections / throughput (Little's law).`);
 p('- Paced load is wrk with a per-connection think time (delay()), a closed loop: wrk2 (open loop) is not packaged in Debian 12. At ≈2k req/s everything here runs far below capacity, so no queue builds. For open-loop numbers use `nanogate bench` (its fixed-rate mode timestamps each request by its scheduled send time).');
 p('- Proxy CPU: utime+stime from /proc/<pid>/stat of the proxy process (all threads) and its direct children (nginx workers), over the saturated run, per response.');

@@ -131,6 +131,13 @@ export function compileConfig(
 const UNROUTED = ['accessLog'];
 
 /**
+ * Batch size of `pipelining: auto` once a node passed its probe: about what arrives in one event-loop turn at 50
+ * busy client connections, while a slow answer at the head of a batch holds back at most 31 others (for at most
+ * pipeliningBounds.maxWaitMs).
+ */
+export const AUTO_PIPELINING_DEPTH = 32;
+
+/**
  * The global access log compiled for requests without a route (route "-"). A problem in it is reported once under
  * policies.<name>, whether or not a route merged it in too.
  */
@@ -218,7 +225,11 @@ function compileUpstreams(config: Config, file: string, shared: SharedRegistry, 
       balancing: { ...u.balancing, algorithm: u.balancer === 'least-connections' ? 'least-request' : u.balancer },
       maglev: u.balancer === 'consistent-hash' && isPrime(u.balancing.consistentHash.tableSize) ? maglevTable(nodes, u.balancing.consistentHash.tableSize) : null,
       connections: u.connections,
-      pipelining: u.pipelining,
+      pipelining: u.pipelining === 'auto' ? AUTO_PIPELINING_DEPTH : u.pipelining,
+      pipeliningProbe: u.pipelining === 'auto',
+      pipeliningMaxWaitMs: u.pipeliningBounds.maxWaitMs,
+      pipeliningSlowNodeMs: u.pipeliningBounds.slowNodeMs,
+      probePath: u.healthCheck?.type !== 'tcp' && u.healthCheck?.path ? u.healthCheck.path : '/',
       keepAliveMs: u.keepAliveMs,
       connectTimeoutMs: u.connectTimeoutMs,
       readTimeoutMs: u.readTimeoutMs,

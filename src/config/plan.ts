@@ -40,7 +40,15 @@ export interface PlanUpstream {
   /** the Maglev lookup table of the node set (consistent-hash only), shared by the workers */
   readonly maglev: SharedArrayBuffer | null;
   readonly connections: number;
+  /** most requests one connection takes in one batch (1: no pipelining); `pipelining: auto` compiles to AUTO_PIPELINING_DEPTH */
   readonly pipelining: number;
+  /** `pipelining: auto`: a node gets batches only after it passed the probe (src/upstream/h1-probe.ts) */
+  readonly pipeliningProbe: boolean;
+  /** head-of-line limits (ms, 0: none): wait behind others before being sent again; node latency above which no batches */
+  readonly pipeliningMaxWaitMs: number;
+  readonly pipeliningSlowNodeMs: number;
+  /** path of the pipelining probe's HEAD requests: the health check's path, else / */
+  readonly probePath: string;
   readonly keepAliveMs: number;
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;

@@ -113,13 +113,18 @@ const Upstream = Type.Object(
     balancer: BalancerSchema,
     balancing: BalancingSchema,
     connections: Type.Integer({ minimum: 1, maximum: 4096, default: 128, description: 'keep-alive connections at most per node and per worker; a request finding none free waits for one, up to the connect timeout' }),
-    pipelining: Type.Integer({
-      minimum: 1,
-      maximum: 64,
-      default: 1,
+    pipelining: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 64 })], {
+      default: 'auto',
       description:
-        'how many GET/HEAD/OPTIONS requests without a body that arrive together may share one connection and one write (1: off; plain-HTTP nodes; see docs/performance.md)',
+        'GET/HEAD requests without a body that arrive together may share one connection and one write: auto (each node is probed first and gets batches of up to 32 only if it answers two pipelined requests correctly), 1 (off), or N (up to N, no probe: you vouch for the nodes); plain-HTTP nodes only; see docs/performance.md',
     }),
+    pipeliningBounds: Type.Object(
+      {
+        maxWaitMs: Type.Integer({ minimum: 0, maximum: 60000, default: 20, description: 'a request pipelined behind others waits at most this long for their answers, then it is sent again on a connection of its own (0: no bound)' }),
+        slowNodeMs: Type.Integer({ minimum: 0, maximum: 60000, default: 5, description: 'no batches to a node whose latency average (time to the response head) is above this (0: no limit); keep it well below maxWaitMs, or most batches to such a node are sent twice' }),
+      },
+      { additionalProperties: false, default: {}, description: 'head-of-line limits of pipelining (auto or N)' },
+    ),
     keepAliveMs: Millis(4000, 'idle upstream connections are closed after this many ms'),
     connectTimeoutMs: Millis(2000, 'connect timeout in ms (then 502, or the next node)'),
     readTimeoutMs: Millis(30000, 'ms allowed for the response head, and between body reads (then 504)'),

@@ -14,6 +14,9 @@ import {
   IN_FLIGHT,
   LAST_FAILURE,
   LAST_FAILURE_NAMES,
+  PIPELINING,
+  PIPE_STATE_NAMES,
+  PIPE_WHY_NAMES,
   LATENCY_US,
   NONE,
   PANIC,
@@ -324,7 +327,7 @@ export class AdminServer {
   async #upstreams() {
     const g = this.#gateway;
     const plan = g.plan;
-    const { load, errors, missing } = await g.upstreamLoad();
+    const { load, resent, errors, missing } = await g.upstreamLoad();
     return {
       version: plan.version,
       workersMissing: missing,
@@ -345,6 +348,7 @@ export class AdminServer {
             drained: g.nodeDrained(u.name, n.url),
             inFlight: load.get(u.name)?.[i] ?? 0,
             ...health.nodes[i],
+            pipelining: { ...health.nodes[i].pipelining, resent: resent.get(u.name)?.[i] ?? 0 },
             lastCheck: checks ? checks[i] : null,
             lastError: nodeError(errors.get(u.name)?.[i]),
           })),
@@ -452,7 +456,7 @@ function clusterView(u: Plan['upstreams'][number]) {
     circuit: u.circuit
       ? { state: CIRCUIT_NAMES[Atomics.load(s.cells, CIRCUIT)], openings: Atomics.load(s.cells, CIRCUIT_OPENINGS), retries: Atomics.load(s.cells, RETRIES_TOTAL), retriesRefused: Atomics.load(s.cells, RETRIES_REFUSED) }
       : null,
-    nodes: u.nodes.map((_, i) => {
+    nodes: u.nodes.map((n, i) => {
       const until = s.get(i, EJECTED_UNTIL);
       const health = s.get(i, HEALTH);
       return {
@@ -464,9 +468,18 @@ function clusterView(u: Plan['upstreams'][number]) {
         activeRequests: s.get(i, IN_FLIGHT),
         latencyEwmaMs: u.balancing.algorithm === 'peak-ewma' ? s.get(i, LATENCY_US) / 1000 : null,
         lastFailure: LAST_FAILURE_NAMES[s.get(i, LAST_FAILURE)],
+        pipelining: pipeliningView(u, n.tls, s.get(i, PIPELINING)),
       };
     }),
   };
+}
+
+/** Per node: on, off or probing, and why (the workers' pools write the cell of `pipelining: auto` nodes). */
+function pipeliningView(u: Plan['upstreams'][number], tls: boolean, cell: number): { state: string; reason: string } {
+  if (tls) return { state: 'off', reason: 'https node: pipelining is for plain-HTTP nodes' };
+  if (u.pipelining === 1) return { state: 'off', reason: 'pipelining: 1 in the config' };
+  if (!u.pipeliningProbe) return { state: 'on', reason: `pipelining: ${u.pipelining} in the config (no probe)` };
+  return { state: PIPE_STATE_NAMES[cell & 15] ?? 'probing', reason: PIPE_WHY_NAMES[cell >> 4] ?? 'unknown' };
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

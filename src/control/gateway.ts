@@ -755,17 +755,18 @@ export class Gateway {
    * Requests in flight per node, summed over the workers (each answers from its own pools; a worker that does not
    * answer within `timeoutMs` is left out and counted in `missing`), and each node's newest failure seen by any.
    */
-  upstreamLoad(timeoutMs = 2000): Promise<{ load: Map<string, number[]>; errors: Map<string, (NodeError | null)[]>; missing: number }> {
+  upstreamLoad(timeoutMs = 2000): Promise<{ load: Map<string, number[]>; resent: Map<string, number[]>; errors: Map<string, (NodeError | null)[]>; missing: number }> {
     const id = ++this.#loadRequests;
     const targets = this.slots.map((s) => s.worker).filter((w): w is Worker => w !== null);
     return new Promise((resolve) => {
       const load = new Map<string, number[]>();
+      const resent = new Map<string, number[]>();
       const errors = new Map<string, (NodeError | null)[]>();
       const waiting = new Set(targets);
       const done = () => {
         clearTimeout(timer);
         this.#planListeners.delete(listener);
-        resolve({ load, errors, missing: waiting.size });
+        resolve({ load, resent, errors, missing: waiting.size });
       };
       const listener = (worker: Worker, m: FromWorker) => {
         if (!waiting.has(worker)) return;
@@ -774,6 +775,9 @@ export class Gateway {
             const sum = load.get(u.name) ?? [];
             u.inFlight.forEach((n, i) => (sum[i] = (sum[i] ?? 0) + n));
             load.set(u.name, sum);
+            const again = resent.get(u.name) ?? [];
+            u.resent.forEach((n, i) => (again[i] = (again[i] ?? 0) + n));
+            resent.set(u.name, again);
             const newest = errors.get(u.name) ?? [];
             u.lastErrors.forEach((e, i) => {
               if (e !== null && (newest[i] == null || e.at > newest[i]!.at)) newest[i] = e;

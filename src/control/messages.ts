@@ -19,7 +19,7 @@ export type FromWorker =
   | { type: 'plan-prepared'; index: number; version: number }
   | { type: 'plan-failed'; index: number; version: number; message: string }
   | { type: 'plan-applied'; index: number; version: number }
-  | { type: 'upstream-load'; index: number; id: number; version: number; upstreams: { name: string; inFlight: number[]; lastErrors: (NodeError | null)[] }[] }
+  | { type: 'upstream-load'; index: number; id: number; version: number; upstreams: { name: string; inFlight: number[]; resent: number[]; lastErrors: (NodeError | null)[] }[] }
   | { type: 'consumers-applied'; index: number; generation: number }
   | { type: 'exited'; index: number; inFlight: number }
   /** the worker gave a consumer plan a slot in its metrics block (src/observe/metrics-layout.ts) */

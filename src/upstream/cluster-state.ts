@@ -85,6 +85,8 @@ export const LAST_FAILURE_AT = 12;
 export const EJECTIONS_TOTAL = 13;
 /** clock32() of the last LATENCY_US update (the average decays from there: balancers/peak-ewma.ts) */
 export const LATENCY_STAMP = 14;
+/** what this node's pipelining is (PIPE_* | reason << 4), written by the workers' pools (h1-pool.ts); NONE: not probed yet */
+export const PIPELINING = 15;
 export const NODE_STRIDE = 16;
 
 export const NONE = 0;
@@ -102,6 +104,40 @@ export const LAST_BAD_RESPONSE = 5;
 export const LAST_ACTIVE_CHECK = 6;
 export const LAST_SUCCESS_RATE = 7;
 export const LAST_FAILURE_NAMES = ['none', 'connect', 'reset', 'timeout', '5xx', 'bad-response', 'active-check', 'success-rate'] as const;
+
+/** PIPELINING cell: state in the low 4 bits, reason (PIPE_WHY_*) above */
+export const PIPE_PROBING = 0;
+export const PIPE_ON = 1;
+export const PIPE_OFF = 2;
+export const PIPE_STATE_NAMES = ['probing', 'on', 'off'] as const;
+export const PIPE_WHY_NOT_YET = 0;
+export const PIPE_WHY_PASSED = 1;
+export const PIPE_WHY_HTTP10 = 2;
+export const PIPE_WHY_CLOSE = 3;
+export const PIPE_WHY_CLOSED_AFTER_FIRST = 4;
+export const PIPE_WHY_CLOSED_BEFORE_FIRST = 5;
+export const PIPE_WHY_SECOND_MISSING = 6;
+export const PIPE_WHY_FRAMING = 7;
+export const PIPE_WHY_MID_BATCH = 8;
+export const PIPE_WHY_RECONNECT = 9;
+export const PIPE_WHY_UNREACHABLE = 10;
+export const PIPE_WHY_NAMES = [
+  'not probed yet',
+  'probe passed: two pipelined HEAD requests answered in order',
+  'probe: the node answered with HTTP/1.0',
+  'probe: the node answered with Connection: close',
+  'probe: the connection closed after the first answer',
+  'probe: the connection closed before any answer',
+  'probe: the second answer did not come',
+  'probe: the answers were not framed correctly',
+  'the node closed a connection in the middle of a batch',
+  'every connection was lost: probing again',
+  'probe: the node could not be reached; probing again',
+] as const;
+
+export function pipeCell(state: number, why: number): number {
+  return state | (why << 4);
+}
 
 /** The low 32 bits of Date.now(), never NONE. */
 export function clock32(now = Date.now()): number {

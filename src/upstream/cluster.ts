@@ -90,6 +90,13 @@ export class UpstreamCluster implements NodeView {
   readonly #rated: boolean;
   /** the balancer reads latencies (peak-ewma): the EWMA is kept per node */
   readonly #timed: boolean;
+  /**
+   * Per node, this worker's plain moving average of the time to the response head (µs, weight 1/16 per answer):
+   * pipelining sends no batches to a node above pipeliningBounds.slowNodeMs (h1-pool.ts). Not the peak EWMA: one
+   * cold-start answer of 65 ms (measured on the first requests of a fresh worker) keeps that far above the limit for
+   * seconds with its 10 s decay (still 47 ms 3 s later), while this one forgets it after about twenty answers. null: not needed.
+   */
+  readonly latencyAvgUs: Float64Array | null;
   /** the view in panic mode: every node that is not drained */
   readonly #panicView: NodeView;
   readonly #outlier: PlanOutlier;
@@ -120,6 +127,7 @@ export class UpstreamCluster implements NodeView {
     this.#decayMs = upstream.balancing.peakEwma.decayMs;
     this.#rated = upstream.outlier.successRate !== undefined;
     this.#timed = upstream.balancing.algorithm === 'peak-ewma';
+    this.latencyAvgUs = upstream.pipelining > 1 && upstream.pipeliningSlowNodeMs > 0 ? new Float64Array(this.nodeCount) : null;
     this.#panicView = new PanicView(this, flags, firstCell);
     this.#outlier = upstream.outlier;
     this.#activeChecks = upstream.healthCheck !== null;
@@ -331,6 +339,8 @@ export class UpstreamCluster implements NodeView {
     const s = this.state;
     // Shared cells written per request cost cache-line traffic between workers: only what a configured feature reads.
     if (this.#rated) s.add(i, WINDOW_TOTAL, 1);
+    const avg = this.latencyAvgUs;
+    if (avg !== null && latencyUs > 0) avg[i] += (latencyUs - avg[i]) * 0.0625;
     if (this.#timed && latencyUs > 0) ewmaUpdate(s.cells, s.cell(i, LATENCY_US), s.cell(i, LATENCY_STAMP), latencyUs, clock32(), this.#decayMs);
     const o = this.#outlier;
     if (outcome === OUTCOME_OK) {

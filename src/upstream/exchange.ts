@@ -13,7 +13,7 @@ export interface UpstreamExchange {
   readonly requestBodyKind: number;
   /** a request that may be sent again on a fresh connection when a reused one turns out to be dead */
   readonly replayable: boolean;
-  /** GET, HEAD or OPTIONS without a body: may share a connection in a pipelined batch (h1-pool.ts) */
+  /** GET or HEAD without a body: may share a connection in a pipelined batch (h1-pool.ts) */
   readonly pipelinable: boolean;
   /** absolute deadline (ms, coarse clock) for the response head; refreshed by body reads */
   readonly readTimeoutMs: number;

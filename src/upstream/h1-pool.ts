@@ -1,9 +1,22 @@
 import { connect, type Socket } from 'node:net';
-import type { PlanNode } from '../config/plan.js';
+import type { PlanNode, PlanUpstream } from '../config/plan.js';
 import type { UpstreamConnection, UpstreamExchange } from './exchange.js';
-import { BODY_CHUNKED, BODY_NONE } from './h1-parse.js';
+import { BODY_CHUNKED, BODY_NONE, BODY_UNTIL_CLOSE } from './h1-parse.js';
 import { H1Decoder, H1_BODY, H1_END, H1_HEAD, H1_NEED_MORE } from './h1-decoder.js';
 import { clock } from '../shared/clock.js';
+import { PipeliningProbe } from './h1-probe.js';
+import {
+  PIPELINING,
+  PIPE_OFF,
+  PIPE_ON,
+  PIPE_PROBING,
+  PIPE_WHY_MID_BATCH,
+  PIPE_WHY_NOT_YET,
+  PIPE_WHY_RECONNECT,
+  PIPE_WHY_UNREACHABLE,
+  pipeCell,
+  type ClusterState,
+} from './cluster-state.js';
 
 /**
  * A lean HTTP/1.1 client for plain-HTTP upstream nodes: one pool per node per worker, keep-alive connections.
@@ -12,12 +25,15 @@ import { clock } from '../shared/clock.js';
  * the pure response decoder (h1-decoder.ts: a handful of string scans per head) and hands body slices of the read
  * buffer straight to the response writer.
  *
- * Batched pipelining (upstream `pipelining: N`, off at 1): safe requests without a body that arrive in the same
- * event-loop turn share one idle connection, up to N of them, and leave in one write at the end of the turn; their
- * responses come back in one or a few reads. A connection that is already waiting for responses from an earlier
- * turn never gets more, so a slow response can only delay requests that arrived together with it. When a
- * connection fails or closes with requests still unanswered behind the current one, those are sent again on a
- * fresh connection (they are GET, HEAD or OPTIONS: safe to repeat).
+ * Batched pipelining (upstream `pipelining: auto` or N, off at 1): GET and HEAD requests without a body that arrive
+ * in the same event-loop turn share one idle connection, up to N of them, and leave in one write at the end of the
+ * turn; their responses come back in one or a few reads. A connection that is already waiting for responses from an
+ * earlier turn never gets more, so a slow response can only delay requests that arrived together with it, and those
+ * for at most `pipeliningBounds.maxWaitMs`: then they are sent again on connections of their own (holCheck), as they
+ * are at once when the answer ahead of them turns out to be a large or close-delimited body. When a connection fails
+ * or closes with requests still unanswered behind the current one, those are sent again on a fresh connection (GET
+ * and HEAD are safe to repeat). With `auto`, a node gets batches only once it passed the probe (h1-probe.ts), not
+ * while its latency average is above `pipeliningBounds.slowNodeMs`, and no longer after it broke a batch.
  *
  * Timeouts are not timers: a per-worker sweep (clock.ts) compares deadlines, so a request costs no timer objects.
  */
@@ -52,6 +68,11 @@ export class H1Connection implements UpstreamConnection {
   assigned = 0;
   /** request heads of this turn's batch, written by flushBatches() */
   pendingOut = '';
+  /** a response of the current batch was answered and more are due: a close now breaks the batch */
+  midBatch = false;
+  /** performance.now() when the current batch was written, and whether holCheck watches it */
+  batchSentAt = 0;
+  watched = false;
   #nread = 0;
   #pos = 0;
   readonly #parseCorked = () => this.#parse(this.#nread);
@@ -79,6 +100,7 @@ export class H1Connection implements UpstreamConnection {
     this.state = State.Active;
     this.responseBytes = 0;
     this.requestDone = false;
+    this.midBatch = false;
     this.decoder.begin(ex.isHeadRequest);
     this.deadline = clock.now + ex.readTimeoutMs;
     if (batch) {
@@ -100,7 +122,26 @@ export class H1Connection implements UpstreamConnection {
     const out = this.pendingOut;
     this.pendingOut = '';
     if (this.pool.batching === this) this.pool.batching = null;
-    if (out.length > 0 && this.state !== State.Closed) this.socket.write(out, 'utf8');
+    if (out.length > 0 && this.state !== State.Closed) {
+      this.socket.write(out, 'utf8');
+      if (this.behind.length > 0 && this.pool.maxWaitMs > 0) watchBatch(this);
+    }
+  }
+
+  /**
+   * The requests behind the current one are sent again on connections of their own (non-pipelined); their answers
+   * here are read and dropped. `slow`: they waited too long, so the node gets no batches for a while.
+   */
+  hedge(slow: boolean): void {
+    const behind = this.behind;
+    for (let i = 0; i < behind.length; i++) {
+      const ex = behind[i];
+      if (ex instanceof Discard) continue;
+      behind[i] = new Discard(ex);
+      this.pool.resent++;
+      this.pool.dispatch(ex, false, true);
+    }
+    if (slow) this.pool.pauseBatches();
   }
 
   writeBody(chunk: Buffer): boolean {
@@ -163,6 +204,8 @@ export class H1Connection implements UpstreamConnection {
     // One cork per response: pipelined responses in one read go to different clients.
     do this.exchange.batch(this.#parseCorked);
     while (this.#pos < n && this.exchange !== null);
+    // A response held back by its client's backpressure must not hold back the requests pipelined behind it.
+    if (this.#paused && this.behind.length > 0) this.hedge(false);
     // Bytes after the last response (nobody asked for them) never get here: #complete destroys the connection.
     return !this.#paused;
   }
@@ -189,6 +232,7 @@ export class H1Connection implements UpstreamConnection {
       } else if (ev === H1_HEAD) {
         const head = dec.head;
         ex.onHead(head.status, head, head.bodyKind, head.contentLength);
+        if (this.behind.length > 0 && (head.contentLength > LARGE_BODY_BYTES || head.bodyKind === BODY_UNTIL_CLOSE)) this.hedge(false);
       } else if (ev === H1_END) {
         this.responseBytes += pos - from;
         this.#pos = pos;
@@ -208,6 +252,10 @@ export class H1Connection implements UpstreamConnection {
   }
 
   #protocolError(why: string): void {
+    if (this.midBatch) {
+      this.midBatch = false;
+      this.pool.batchBroken();
+    }
     const ex = this.exchange;
     this.exchange = null;
     this.#destroy();
@@ -241,6 +289,7 @@ export class H1Connection implements UpstreamConnection {
       // The next pipelined response is the current one now.
       const next = this.behind.shift()!;
       this.exchange = next;
+      this.midBatch = true;
       this.responseBytes = 0;
       this.decoder.begin(next.isHeadRequest);
       this.deadline = clock.now + next.readTimeoutMs;
@@ -248,6 +297,7 @@ export class H1Connection implements UpstreamConnection {
       this.reused = true;
       return;
     }
+    this.midBatch = false;
     ex.onEnd();
     this.reused = true;
     if (reusable) {
@@ -271,6 +321,10 @@ export class H1Connection implements UpstreamConnection {
   }
 
   #fail(code: string): void {
+    if (this.midBatch) {
+      this.midBatch = false;
+      this.pool.batchBroken();
+    }
     const wasConnecting = this.state === State.Connecting;
     const ex = this.exchange;
     this.exchange = null;
@@ -313,6 +367,59 @@ export class H1Connection implements UpstreamConnection {
   get connecting(): boolean {
     return this.state === State.Connecting;
   }
+}
+
+/** A response body above this many bytes is streaming for a while: nothing should wait behind it. */
+const LARGE_BODY_BYTES = 64 * 1024;
+
+/**
+ * Batches with requests still unanswered behind the head, checked `maxWaitMs` after they were written by one timer
+ * per worker (armed only while there are such batches: a pool without pipelining never arms it). The check runs in
+ * setImmediate, after the poll phase of that turn, so answers that were already there have been read first: an event
+ * loop that was merely busy does not count as a slow node.
+ */
+const watchedBatches: H1Connection[] = [];
+let holTimer: NodeJS.Timeout | null = null;
+
+function watchBatch(conn: H1Connection): void {
+  conn.batchSentAt = performance.now();
+  if (conn.watched) return;
+  conn.watched = true;
+  watchedBatches.push(conn);
+  if (holTimer === null) armHol(conn.pool.maxWaitMs);
+}
+
+function armHol(ms: number): void {
+  holTimer = setTimeout(holTick, ms);
+  holTimer.unref();
+}
+
+function holTick(): void {
+  setImmediate(holCheck);
+}
+
+function holCheck(): void {
+  holTimer = null;
+  const now = performance.now();
+  let next = Infinity;
+  let keep = 0;
+  for (let i = 0; i < watchedBatches.length; i++) {
+    const conn = watchedBatches[i];
+    if (conn.behind.length === 0 || !conn.busy) {
+      conn.watched = false;
+      continue;
+    }
+    const due = conn.batchSentAt + conn.pool.maxWaitMs;
+    if (now >= due) {
+      conn.watched = false;
+      conn.hedge(true);
+      continue;
+    }
+    watchedBatches[keep++] = conn;
+    if (due < next) next = due;
+  }
+  watchedBatches.length = keep;
+  if (keep > 0 && holTimer === null) armHol(Math.max(1, Math.ceil(next - now)));
 }
 
 /** Connections with a batch to write at the end of this event-loop turn (after every ready socket was read). */
@@ -360,12 +467,33 @@ class Discard implements UpstreamExchange {
   }
 }
 
+/** What a pool takes from its upstream's plan. */
+export type PoolSettings = Pick<
+  PlanUpstream,
+  'connections' | 'keepAliveMs' | 'pipelining' | 'pipeliningProbe' | 'pipeliningMaxWaitMs' | 'pipeliningSlowNodeMs' | 'probePath' | 'connectTimeoutMs' | 'readTimeoutMs'
+>;
+
 /** Waiting requests form a FIFO; a cancelled one is skipped when it reaches the front. */
 interface Waiter {
   ex: UpstreamExchange;
   deadline: number;
+  /** sent alone when its turn comes (a retry after a failed connection, or a request moved out of a batch) */
   fresh: boolean;
 }
+
+/** an off node is probed again when all its connections were lost, but not sooner than this after its last probe */
+const REPROBE_OFF_MS = 30_000;
+/** a node that could not be reached for the probe: the next probe waits this long */
+const PROBE_RETRY_MS = 1_000;
+/**
+ * After requests had to be sent again because they waited too long behind others: no batches for this long, so a
+ * slow spell sends few requests twice before the latency average (slowNodeMs) catches up with it. Short, and not
+ * growing: measured with origin and gateway sharing one core, a 1 s pause doubling up to 30 s turned pipelining off
+ * for most of a 5 s run after a handful of answers that waited for the CPU (16-33k req/s against 43-50k).
+ */
+const HOL_PAUSE_MS = 250;
+/** the probe's answers must come within this (or the upstream's readTimeoutMs when shorter) */
+const PROBE_TIMEOUT_MS = 5_000;
 
 export class H1Pool {
   readonly node: PlanNode;
@@ -373,6 +501,31 @@ export class H1Pool {
   readonly keepAliveMs: number;
   /** most requests one connection takes in one batch (1: no pipelining) */
   readonly pipelining: number;
+  /** `pipelining: auto`: batches only after the node passed the probe */
+  readonly probing: boolean;
+  readonly probePath: string;
+  readonly probeTimeoutMs: number;
+  /** head-of-line bounds (pipeliningBounds): ms behind others before a request is sent again; node latency limit, µs */
+  readonly maxWaitMs: number;
+  readonly slowNodeUs: number;
+  /** PIPE_ON, PIPE_OFF or PIPE_PROBING, and why (PIPE_WHY_*): shown per node by GET /upstreams */
+  pipeState = PIPE_PROBING;
+  pipeWhy = PIPE_WHY_NOT_YET;
+  /** requests sent again on a connection of their own because of the head-of-line bounds */
+  resent = 0;
+  /** this pool may form batches now: pipelining > 1 and the node is on (not the slow-node check, see #fastNode) */
+  #batchOk: boolean;
+  #probe: PipeliningProbe | null = null;
+  /** clock.now before which no probe starts */
+  #probeNotBefore = 0;
+  /** the sweep is closing idle connections itself: losing them all says nothing new about the node */
+  #expiring = false;
+  #pausedUntil = 0;
+  #judgedAt = -1;
+  #fast = true;
+  #state: ClusterState | null = null;
+  #index = 0;
+  #latencyAvgUs: Float64Array | null = null;
   readonly idle: H1Connection[] = [];
   readonly all = new Set<H1Connection>();
   readonly waiting: Waiter[] = [];
@@ -384,16 +537,88 @@ export class H1Pool {
   /** the connection taking this turn's batch of pipelined requests, until flushBatches() writes it */
   batching: H1Connection | null = null;
 
-  constructor(node: PlanNode, max: number, keepAliveMs: number, pipelining = 1) {
+  constructor(node: PlanNode, u: PoolSettings) {
     this.node = node;
-    this.max = max;
-    this.keepAliveMs = keepAliveMs;
-    this.pipelining = pipelining;
+    this.max = u.connections;
+    this.keepAliveMs = u.keepAliveMs;
+    this.pipelining = u.pipelining;
+    this.probing = u.pipelining > 1 && u.pipeliningProbe;
+    this.probePath = u.probePath;
+    this.probeTimeoutMs = Math.min(PROBE_TIMEOUT_MS, u.readTimeoutMs) + u.connectTimeoutMs;
+    this.maxWaitMs = u.pipelining > 1 ? u.pipeliningMaxWaitMs : 0;
+    this.slowNodeUs = u.pipeliningSlowNodeMs * 1000;
+    // An explicit N is trusted without a probe; 1 is off.
+    if (!this.probing) this.pipeState = u.pipelining > 1 ? PIPE_ON : PIPE_OFF;
+    this.#batchOk = this.pipelining > 1 && this.pipeState === PIPE_ON;
   }
 
-  dispatch(ex: UpstreamExchange, fresh = false): void {
+  /** The pool serves with these settings as they are (a reload that changed none of them keeps the pool). */
+  sameSettings(u: PoolSettings): boolean {
+    return (
+      this.max === u.connections &&
+      this.keepAliveMs === u.keepAliveMs &&
+      this.pipelining === u.pipelining &&
+      this.probing === (u.pipelining > 1 && u.pipeliningProbe) &&
+      this.probePath === u.probePath &&
+      this.maxWaitMs === (u.pipelining > 1 ? u.pipeliningMaxWaitMs : 0) &&
+      this.slowNodeUs === u.pipeliningSlowNodeMs * 1000
+    );
+  }
+
+  /** Where the node's state is: its shared cells (pipelining state, for the admin API) and its latency average. */
+  bind(state: ClusterState, index: number, latencyAvgUs: Float64Array | null): void {
+    this.#state = state;
+    this.#index = index;
+    this.#latencyAvgUs = latencyAvgUs;
+    if (this.probing) state.set(index, PIPELINING, pipeCell(this.pipeState, this.pipeWhy));
+  }
+
+  #setPipe(state: number, why: number): void {
+    this.pipeState = state;
+    this.pipeWhy = why;
+    this.#batchOk = this.pipelining > 1 && state === PIPE_ON;
+    this.#state?.set(this.#index, PIPELINING, pipeCell(state, why));
+  }
+
+  #maybeProbe(): void {
+    if (this.#probe !== null || clock.now < this.#probeNotBefore || this.retired) return;
+    this.#probe = new PipeliningProbe(this.node, this.probePath, this.probeTimeoutMs, (state, why) => {
+      this.#probe = null;
+      if (this.retired) return;
+      if (state === PIPE_OFF) this.#probeNotBefore = clock.now + REPROBE_OFF_MS;
+      else if (why === PIPE_WHY_UNREACHABLE) this.#probeNotBefore = clock.now + PROBE_RETRY_MS;
+      this.#setPipe(state, why);
+    });
+  }
+
+  /** A connection closed in the middle of a batch, after answering part of it: no more batches until a new probe. */
+  batchBroken(): void {
+    if (!this.probing || this.pipeState !== PIPE_ON) return;
+    this.#probeNotBefore = clock.now + REPROBE_OFF_MS;
+    this.#setPipe(PIPE_OFF, PIPE_WHY_MID_BATCH);
+  }
+
+  pauseBatches(): void {
+    this.#pausedUntil = clock.now + HOL_PAUSE_MS;
+    this.#judgedAt = -1;
+  }
+
+  /**
+   * Not paused and not slow: the node's latency average (UpstreamCluster.latencyAvgUs) is within slowNodeMs.
+   * Judged at most once per clock tick (25 ms).
+   */
+  #fastNode(): boolean {
+    const now = clock.now;
+    if (now === this.#judgedAt) return this.#fast;
+    this.#judgedAt = now;
+    const avg = this.#latencyAvgUs;
+    return (this.#fast = now >= this.#pausedUntil && (avg === null || avg[this.#index] <= this.slowNodeUs));
+  }
+
+  /** `fresh`: on a new connection (a reused one just failed it); `alone`: not in a batch. */
+  dispatch(ex: UpstreamExchange, fresh = false, alone = false): void {
     this.inFlight++;
-    if (!fresh && this.pipelining > 1 && ex.pipelinable) {
+    if (!fresh && !alone && this.#batchOk && ex.pipelinable && this.#fastNode()) {
       const b = this.batching;
       if (b !== null && b.assigned < this.pipelining) return b.follow(ex); // forget() clears a closed one
       if (this.idle.length > 0) {
@@ -409,10 +634,11 @@ export class H1Pool {
       this.#open(ex);
       return;
     }
-    this.waiting.push({ ex, deadline: clock.now + ex.connectTimeoutMs, fresh });
+    this.waiting.push({ ex, deadline: clock.now + ex.connectTimeoutMs, fresh: fresh || alone });
   }
 
   #open(ex: UpstreamExchange): void {
+    if (this.pipeState === PIPE_PROBING && this.probing) this.#maybeProbe();
     const conn = new H1Connection(this);
     conn.exchange = ex;
     conn.assigned = 1;
@@ -440,6 +666,7 @@ export class H1Pool {
   }
 
   onConnected(conn: H1Connection): void {
+    if (this.pipeState === PIPE_PROBING && this.probing) this.#maybeProbe();
     const ex = conn.exchange!;
     conn.assigned = 0;
     conn.assign(ex, false);
@@ -454,7 +681,7 @@ export class H1Pool {
   release(conn: H1Connection): void {
     const next = this.#nextWaiter();
     if (next !== null) {
-      if (this.pipelining === 1 || next.fresh || !next.ex.pipelinable) return conn.assign(next.ex, false);
+      if (!this.#batchOk || next.fresh || !next.ex.pipelinable || !this.#fastNode()) return conn.assign(next.ex, false);
       // Waiting requests that may share a connection leave together, in one write at the end of this turn.
       this.batching = conn;
       conn.assign(next.ex, true);
@@ -479,6 +706,9 @@ export class H1Pool {
     }
     this.inFlight -= conn.assigned;
     conn.assigned = 0;
+    // Every connection is gone, and not because the sweep closed idle ones: the node may have restarted as something
+    // else, so what the probe said is stale.
+    if (this.all.size === 0 && this.probing && !this.#expiring && clock.now >= this.#probeNotBefore && this.pipeState !== PIPE_PROBING) this.#setPipe(PIPE_PROBING, PIPE_WHY_RECONNECT);
     // A slot opened: a waiting request gets a new connection.
     const next = this.#nextWaiter();
     if (next !== null) this.#open(next.ex);
@@ -504,7 +734,11 @@ export class H1Pool {
     for (const conn of this.all) {
       if (conn.busy) {
         if (conn.exchange !== null && now > conn.deadline) conn.timeout();
-      } else if (now - conn.idleSince > this.keepAliveMs) conn.abort();
+      } else if (now - conn.idleSince > this.keepAliveMs) {
+        this.#expiring = true;
+        conn.abort();
+        this.#expiring = false;
+      }
     }
     while (this.#waitHead < this.waiting.length && now > this.waiting[this.#waitHead].deadline) {
       const w = this.#nextWaiter()!;
@@ -514,12 +748,16 @@ export class H1Pool {
   }
 
   close(): void {
+    this.#probe?.cancel();
+    this.#probe = null;
     for (const conn of [...this.all]) conn.abort();
   }
 
   /** Graceful close after a reload: idle connections go now, busy ones when their request ends (release). */
   retire(): void {
     this.retired = true;
+    this.#probe?.cancel();
+    this.#probe = null;
     for (const conn of [...this.idle]) conn.abort();
   }
 }

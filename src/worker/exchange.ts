@@ -242,7 +242,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     const safe = method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
     this.idempotent = safe || method === 'PUT' || method === 'DELETE' || method === 'TRACE';
     this.replayable = requestBodyKind === BODY_NONE && this.idempotent;
-    this.pipelinable = requestBodyKind === BODY_NONE && safe;
+    // Only GET and HEAD share a pipelined batch: the two methods whose repetition after a broken batch is harmless.
+    this.pipelinable = requestBodyKind === BODY_NONE && (method === 'GET' || method === 'HEAD');
     this.upstream = route.upstream;
     this.deadline = route.plan.requestTimeoutMs > 0 ? clock.now + route.plan.requestTimeoutMs : 0;
     if (requestBodyKind !== BODY_NONE && rb.minBytesPerSecond > 0) {

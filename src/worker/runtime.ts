@@ -17,6 +17,8 @@ import { NO_ROUTE } from './refusal.js';
 /** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
 export interface NodePool {
   readonly inFlight: number;
+  /** requests moved out of a pipelined batch by its head-of-line bounds and sent again (H1Pool only) */
+  readonly resent?: number;
   dispatch(ex: import('../upstream/exchange.js').UpstreamExchange): void;
   cancel(ex: import('../upstream/exchange.js').UpstreamExchange): boolean;
   sweep(now: number): void;
@@ -54,10 +56,13 @@ export class UpstreamRuntime {
     });
     this.urls = u.nodes.map((n) => n.url);
     this.pools = u.nodes.map((n, i) => {
-      // Keep warm connections across a reload when the node and pool settings did not change.
+      if (n.tls) return new UndiciNodePool(n, u);
+      // Keep warm connections (and what the pipelining probe learnt) across a reload when the node and pool
+      // settings did not change.
       const old = previous?.pools[i];
-      if (old instanceof H1Pool && !n.tls && old.node.url === n.url && old.max === u.connections && old.keepAliveMs === u.keepAliveMs && old.pipelining === u.pipelining) return old;
-      return n.tls ? new UndiciNodePool(n, u) : new H1Pool(n, u.connections, u.keepAliveMs, u.pipelining);
+      const pool = old instanceof H1Pool && old.node.url === n.url && old.sameSettings(u) ? old : new H1Pool(n, u);
+      pool.bind(this.cluster.state, i, this.cluster.latencyAvgUs);
+      return pool;
     });
   }
 

@@ -185,7 +185,7 @@ port.on('message', (msg: ToWorker) => {
         index: init.index,
         id: msg.id,
         version: rt.plan.version,
-        upstreams: rt.upstreams.map((u) => ({ name: u.name, inFlight: u.pools.map((p) => p.inFlight), lastErrors: u.lastErrors })),
+        upstreams: rt.upstreams.map((u) => ({ name: u.name, inFlight: u.pools.map((p) => p.inFlight), resent: u.pools.map((p) => p.resent ?? 0), lastErrors: u.lastErrors })),
       });
       break;
     }

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 /**
  * A real upstream process for chaos tests (started by fault-upstream.ts with fork): answers every request with its
  * own name, and takes a fault over IPC: "ok", "hang" (accepts, never answers), "500", "flaky:P" (P % 500s) or "slow:MS".
- * Requests it received are counted and reported on request.
+ * Requests it received are counted (the gateway's pipelining probe aside) and reported on request.
  */
 // Only ever started by fault-upstream.ts, with an IPC channel; the test runner also loads every file under test/.
 if (!process.send) process.exit(0);
@@ -14,7 +14,8 @@ const name = process.env.FAULT_NAME ?? 'node';
 const held: ServerResponse[] = [];
 
 const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-  received++;
+  // The gateway's pipelining probe (two HEADs when it first connects) is not a client's request.
+  if (req.headers['user-agent'] !== 'nanogate-pipelining-probe') received++;
   req.resume();
   if (req.url === '/health' && mode !== 'hang') {
     res.writeHead(mode === '500' ? 500 : 200, { 'content-type': 'text/plain' }).end(mode === '500' ? 'failing' : 'ok');

@@ -20,9 +20,14 @@ export interface TestUpstream {
   close(): Promise<void>;
 }
 
+/** The gateway's pipelining probe (two HEADs on a connection of its own, src/upstream/h1-probe.ts). */
+export const PROBE_AGENT = 'nanogate-pipelining-probe';
+
 /**
  * A real node:http upstream on a free loopback port. The default handler echoes the request as JSON; pass a handler
- * to answer otherwise (the body has been read into `body` before it is called unless `stream` is set).
+ * to answer otherwise (the body has been read into `body` before it is called unless `stream` is set). The gateway's
+ * pipelining probe is answered here (as any HTTP/1.1 server would) and not recorded: `received` holds what clients
+ * caused.
  */
 export async function startUpstream(
   handler?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void,
@@ -31,6 +36,7 @@ export async function startUpstream(
   const received: Received[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
+    if (req.headers['user-agent'] === PROBE_AGENT) return void res.writeHead(204).end();
     if (opts.stream && handler) return handler(req, res, Buffer.alloc(0));
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -65,7 +71,8 @@ export async function startUpstream(
 
 /**
  * A raw TCP upstream: `onRequest` gets the socket and the bytes of each request head and writes whatever bytes it
- * likes (hostile framing, partial responses, silence).
+ * likes (hostile framing, partial responses, silence). The gateway's pipelining probe never reaches `onRequest`: it
+ * gets a plain 204 (so the scripts see only client requests, and the node counts as pipelining correctly).
  */
 export async function startRawUpstream(onRequest: (socket: Socket, head: string) => void): Promise<{ port: number; url: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
@@ -80,7 +87,8 @@ export async function startRawUpstream(onRequest: (socket: Socket, head: string)
       while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
         const head = buf.slice(0, end);
         buf = buf.slice(end + 4);
-        onRequest(socket, head);
+        if (/\r\nuser-agent: nanogate-pipelining-probe\r?$/im.test(head)) socket.write('HTTP/1.1 204 No Content\r\n\r\n');
+        else onRequest(socket, head);
       }
     });
   });

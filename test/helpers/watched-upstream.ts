@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { PROBE_AGENT } from './upstream.js';
 
 export interface Arrival {
   method: string;
@@ -28,12 +29,22 @@ export interface WatchedUpstream {
  * A node:http upstream that records each request when its head arrives, so a test can prove that a request never
  * reached it at all (not merely that it never completed), and that notices when a request is abandoned mid-way.
  * `handler` streams: it gets the live request; the default echoes method, url, headers and body length as JSON.
+ * The gateway's pipelining probe is answered and left out of arrivals and of both connection counts.
  */
 export async function startWatchedUpstream(handler?: (req: IncomingMessage, res: ServerResponse, arrival: Arrival) => void): Promise<WatchedUpstream> {
   const arrivals: Arrival[] = [];
   const sockets = new Set<Socket>();
   let connections = 0;
+  const probes = new WeakSet<Socket>();
   const server: Server = createServer((req, res) => {
+    if (req.headers['user-agent'] === PROBE_AGENT) {
+      if (!probes.has(req.socket)) {
+        probes.add(req.socket);
+        sockets.delete(req.socket);
+        connections--;
+      }
+      return void res.writeHead(204).end();
+    }
     const arrival: Arrival = { method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body: null, abandoned: false };
     arrivals.push(arrival);
     res.on('close', () => {
@@ -54,6 +65,7 @@ export async function startWatchedUpstream(handler?: (req: IncomingMessage, res:
     connections++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;

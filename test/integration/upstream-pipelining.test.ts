@@ -126,7 +126,8 @@ before(async () => {
   echo = await startUpstream();
   gw = await startGateway(`
 upstreams:
-  ordered: { nodes: [{ url: http://127.0.0.1:${upstream.port} }], connections: 1, pipelining: 4, readTimeoutMs: 5000 }
+  # Answers here are held back on purpose, so the head-of-line bounds (tested in upstream-pipelining-auto) are off.
+  ordered: { nodes: [{ url: http://127.0.0.1:${upstream.port} }], connections: 1, pipelining: 4, pipeliningBounds: { maxWaitMs: 0, slowNodeMs: 0 }, readTimeoutMs: 5000 }
   echo: { nodes: [{ url: ${echo.url} }], connections: 4, pipelining: 8 }
 routes:
   - { name: echo, match: { prefix: /echo }, upstream: echo }

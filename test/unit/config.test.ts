@@ -324,3 +324,16 @@ routes:
   const { plan } = compileConfig(config, 'fallback.yaml');
   assert.deepEqual(plan.routes[0].fallback, { kind: 'static', status: 503, headers: [], body: '' });
 });
+
+test('pipelining: auto by default (probe, then batches of 32), 1 is off, N is trusted without a probe, anything else is refused', () => {
+  const auto = compile(`${UPSTREAMS}routes: [{ name: r, match: { prefix: / }, upstream: users }]\n`).plan.upstreams[0];
+  assert.deepEqual([auto.pipelining, auto.pipeliningProbe, auto.pipeliningMaxWaitMs, auto.pipeliningSlowNodeMs, auto.probePath], [32, true, 20, 5, '/']);
+  const up = (extra: string) => compile(`upstreams:\n  users: { nodes: [{ url: "http://127.0.0.1:9001" }]${extra} }\nroutes: [{ name: r, match: { prefix: / }, upstream: users }]\n`).plan.upstreams[0];
+  assert.deepEqual([up(', pipelining: 1').pipelining, up(', pipelining: 1').pipeliningProbe], [1, false]);
+  assert.deepEqual([up(', pipelining: 8').pipelining, up(', pipelining: 8').pipeliningProbe], [8, false]);
+  assert.equal(up(', healthCheck: { path: /healthz }').probePath, '/healthz', 'the probe asks the health check path');
+  const err = configError(() => load('upstreams:\n  users: { nodes: [{ url: "http://127.0.0.1:9001" }], pipelining: sometimes }\n'));
+  assert.ok(lines(err).includes('gw.yaml: upstreams.users.pipelining: must be one of "auto", an integer'), err.message);
+  const bounds = configError(() => load('upstreams:\n  users: { nodes: [{ url: "http://127.0.0.1:9001" }], pipeliningBounds: { maxWait: 5 } }\n'));
+  assert.match(bounds.message, /upstreams\.users\.pipeliningBounds/);
+});
