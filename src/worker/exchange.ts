@@ -201,7 +201,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   /** uWS calls this when the client socket drains; the writes in it are corked like every other write. */
   #onWritable(offset: number): boolean {
     let result = true;
-    this.res.cork(() => {
+    corked(this.res, () => {
       result = this.#writable(offset);
     });
     return result;
@@ -365,10 +365,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     const p = this.prepared;
     if (p === null || this.aborted || this.done) return;
     if (p.code !== null) {
-      this.res.cork(() => this.#fail(p.code!, p.detail, false, p.headers, p.members));
+      corked(this.res, () => this.#fail(p.code!, p.detail, false, p.headers, p.members));
       return;
     }
-    this.res.cork(() => {
+    corked(this.res, () => {
       this.status = p.status;
       this.#runResponseHooks();
       const res = this.res;
@@ -468,7 +468,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   }
 
   #failCorked(code: ErrorCode, detail: string, headers: readonly string[] = []): void {
-    this.res.cork(() => this.#fail(code, detail, false, headers));
+    corked(this.res, () => this.#fail(code, detail, false, headers));
   }
 
   // ---------------------------------------------------------------------------- queue (QueuedRequest)
@@ -543,7 +543,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
 
   batch(fn: () => void): void {
     if (this.aborted) fn();
-    else this.res.cork(fn);
+    else corked(this.res, fn);
   }
 
   // ---------------------------------------------------------------------------- request body
@@ -572,7 +572,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.bodyBytes += size;
     if (this.bodyBytes > this.maxBodyBytes) {
       this.#abandonUpstream();
-      this.res.cork(() => this.#fail('NG_ERR_REQUEST_BODY_TOO_LARGE', `the body exceeds ${this.maxBodyBytes} bytes`, true));
+      corked(this.res, () => this.#fail('NG_ERR_REQUEST_BODY_TOO_LARGE', `the body exceeds ${this.maxBodyBytes} bytes`, true));
       return;
     }
     if (size > 0) {
@@ -819,7 +819,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       this.#end();
       return;
     }
-    this.res.cork(() => this.#fail(code, upstreamDetail(code)));
+    corked(this.res, () => this.#fail(code, upstreamDetail(code)));
   }
 
   // ---------------------------------------------------------------------------- ends
@@ -893,6 +893,13 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     }
     if (this.bodyStartedAt > 0) receiving.delete(this);
     if (this.timing.start > 0) this.timing.end = performance.now();
+    // Log hooks and metrics wait until the cork that writes this response has flushed it to the client.
+    if (corkDepth > 0 || loggingEnded) ended.push(this);
+    else this.logAndCount();
+  }
+
+  /** The log phase and the worker's bookkeeping of an ended exchange. */
+  logAndCount(): void {
     const log = this.route.log;
     if (log !== null) for (let i = 0; i < log.length; i++) log[i].log!(this);
     this.host.finished(this);
@@ -914,6 +921,31 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.status = 499; // client closed the request (nginx's convention), for logs and counters
     this.#abandonUpstream();
     this.#end();
+  }
+}
+
+// Exchanges that ended inside a cork, logged and counted once the outermost cork has returned (the response bytes
+// have then left for the client): the access-log line and the metrics no longer delay the response.
+let corkDepth = 0;
+let loggingEnded = false;
+const ended: Exchange[] = [];
+
+/** res.cork, then the log phase of every exchange that ended inside it. */
+function corked(res: HttpResponse, fn: () => void): void {
+  corkDepth++;
+  try {
+    res.cork(fn);
+  } finally {
+    if (--corkDepth === 0 && ended.length > 0 && !loggingEnded) {
+      // exchanges ending while these are logged (a hook's cork) join the list and are logged in this loop
+      loggingEnded = true;
+      try {
+        for (let i = 0; i < ended.length; i++) ended[i].logAndCount();
+      } finally {
+        ended.length = 0;
+        loggingEnded = false;
+      }
+    }
   }
 }
 
