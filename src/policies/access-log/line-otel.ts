@@ -1,5 +1,5 @@
 import type { PolicyContext } from '../../pipeline/policy.js';
-import { forEachPhase, ms3 } from '../../observe/phases.js';
+import { forEachPhase, msText } from '../../observe/phases.js';
 import { isoTime } from '../../observe/log-format.js';
 import { hostOnly } from '../../observe/semconv.js';
 import type { LineOptions } from './line.js';
@@ -65,9 +65,9 @@ export function buildOtelLine(ctx: PolicyContext, status: number, route: string,
     ',"nanogate.consumer":' + (consumer === null ? 'null' : q(consumer)) +
     ',"http.request.body.size":' + ctx.bytesIn +
     ',"http.response.body.size":' + ctx.bytesOut +
-    ',"duration_ms":' + ms3(total) +
-    ',"nanogate.gateway_duration_ms":' + ms3(total - upstream) +
-    ',"nanogate.upstream_duration_ms":' + ms3(upstream) +
+    ',"duration_ms":' + msText(total) +
+    ',"nanogate.gateway_duration_ms":' + msText(total - upstream) +
+    ',"nanogate.upstream_duration_ms":' + msText(upstream) +
     ',"nanogate.upstream.node":' + (node === null ? 'null' : q(node));
   const query = redact.query(ctx.query);
   if (query !== '') s += ',"url.query":' + q(query);
@@ -79,7 +79,7 @@ export function buildOtelLine(ctx: PolicyContext, status: number, route: string,
     phaseCount = 0;
     forEachPhase(t, end, addPhase);
     s += ',"nanogate.phases_ms":{';
-    for (let i = 0; i < phaseCount; i++) s += (i > 0 ? ',' : '') + q(phaseNames[i]) + ':' + ms3(phaseMs[i]);
+    for (let i = 0; i < phaseCount; i++) s += (i > 0 ? ',' : '') + q(phaseNames[i]) + ':' + msText(phaseMs[i]);
     s += '}';
   }
   // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
