@@ -55,12 +55,12 @@ test('every manifest the kustomization lists is valid against its Kubernetes API
   const DeploymentModel = await modelFor('apps/v1', 'Deployment');
   assert.throws(() => new DeploymentModel(broken).validate(), /containerPort must be integer/);
   const sm = structuredClone(byKind('ServiceMonitor'));
-  sm.spec.endpoints[0].authorization.credentials = 'nanogate-admin';
+  sm.spec.endpoints[0].authorization = { type: 'Bearer', credentials: 'nanogate-admin' };
   const ServiceMonitorModel = await modelFor('monitoring.coreos.com/v1', 'ServiceMonitor');
   assert.throws(() => new ServiceMonitorModel(sm).validate(), /credentials must be object/);
 });
 
-test('the manifests agree with each other: selectors, ports, the HPA target, the secret, the ServiceMonitor', () => {
+test('the manifests agree with each other: selectors, ports, the HPA target, the ServiceMonitor on the status port', () => {
   const deployment = byKind('Deployment');
   const podLabels = deployment.spec.template.metadata.labels;
   const selects = (selector: Record<string, string>) => Object.entries(selector).every(([k, v]) => podLabels[k] === v);
@@ -80,9 +80,8 @@ test('the manifests agree with each other: selectors, ports, the HPA target, the
   assert.ok(servicePorts.has(sm.spec.endpoints[0].port));
   assert.ok(Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => byKind('Service').metadata.labels[k] === v), 'ServiceMonitor selects the Service');
   assert.equal(sm.spec.endpoints[0].path, '/metrics');
-  // the scrape and the pods use the same token
-  const tokenRef = container().env.find((e: Obj) => e.name === 'NANOGATE_ADMIN_TOKEN').valueFrom.secretKeyRef;
-  assert.deepEqual(sm.spec.endpoints[0].authorization.credentials, tokenRef);
+  assert.equal(sm.spec.endpoints[0].port, 'status', 'scraped on the status listener, which needs no token');
+  assert.ok(!servicePorts.has('admin'), 'the admin API is not published by the Service');
   assert.equal(byKind('ConfigMap').metadata.name, deployment.spec.template.spec.volumes.find((v: Obj) => v.name === 'config').configMap.name);
 });
 
@@ -90,12 +89,13 @@ test('probes, ports and the shutdown budget match the gateway config in the Conf
   const cfg = gatewayConfig();
   const ports = Object.fromEntries(container().ports.map((p: Obj) => [p.name, p.containerPort]));
   assert.equal(ports.http, cfg.listen.port);
-  assert.equal(ports.admin, cfg.admin.port);
+  assert.equal(ports.status, cfg.status.port);
   assert.equal(cfg.listen.host, '0.0.0.0');
-  assert.equal(cfg.admin.host, '0.0.0.0', 'the kubelet probes the pod IP');
-  // /ready and /health answer without the admin token; the status listener will take them over
-  assert.deepEqual([container().readinessProbe.httpGet.path, container().readinessProbe.httpGet.port], ['/ready', 'admin']);
-  assert.deepEqual([container().livenessProbe.httpGet.path, container().livenessProbe.httpGet.port], ['/health', 'admin']);
+  assert.equal(cfg.status.host, '0.0.0.0', 'the kubelet probes the pod IP');
+  assert.equal(cfg.admin.host, '127.0.0.1', 'the admin API stays on the pod loopback');
+  // the status listener answers /ready and /health without the admin token
+  for (const probe of ['startupProbe', 'readinessProbe']) assert.deepEqual([container()[probe].httpGet.path, container()[probe].httpGet.port], ['/ready', 'status'], probe);
+  assert.deepEqual([container().livenessProbe.httpGet.path, container().livenessProbe.httpGet.port], ['/health', 'status']);
   // SIGTERM comes after preStop; the drain must end before the kubelet's SIGKILL
   const preStop = container().lifecycle.preStop.exec.command;
   assert.equal(preStop[0], 'sleep');
@@ -205,8 +205,11 @@ test("the runtime stage's layout (dist, bin, config, package.json; no src) start
     symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'), 'dir');
     const port = await closedPort();
     const adminPort = await closedPort();
-    writeFileSync(join(app, 'gateway.yaml'), `listen: { host: 127.0.0.1, port: ${port} }\nworkers: 1\nadmin: { host: 127.0.0.1, port: ${adminPort} }\nupstreams:\n  app: { nodes: [{ url: "http://127.0.0.1:${await closedPort()}" }] }\nroutes:\n  - { name: r, match: { prefix: / }, upstream: app }\n`);
-    const env = { ...process.env, NANOGATE_ADMIN_PORT: String(adminPort) };
+    const statusPort = await closedPort();
+    writeFileSync(join(app, 'gateway.yaml'), `listen: { host: 127.0.0.1, port: ${port} }\nworkers: 1\nadmin: { host: 127.0.0.1, port: ${adminPort} }\nstatus: { host: 127.0.0.1, port: ${statusPort} }\nupstreams:\n  app: { nodes: [{ url: "http://127.0.0.1:${await closedPort()}" }] }\nroutes:\n  - { name: r, match: { prefix: / }, upstream: app }\n`);
+    // NANOGATE_STATUS_PORT only: the check must reach the status listener, not the admin port
+    const env: NodeJS.ProcessEnv = { ...process.env, NANOGATE_STATUS_PORT: String(statusPort) };
+    delete env.NANOGATE_ADMIN_PORT;
     assert.notEqual(healthcheck(env), 0, 'nothing listens yet: unhealthy');
 
     const child = spawn(process.execPath, [join(app, 'bin', 'nanogate.js'), 'start', '--config', join(app, 'gateway.yaml')], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
