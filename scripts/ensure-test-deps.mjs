@@ -12,6 +12,7 @@ const NEEDED = [
   ['openssl', 'openssl'], // certificates and keys made by tests
   ['promtool', 'prometheus'], // checks the /metrics exposition
   ['dnsmasq', 'dnsmasq-base'], // a real DNS server for discovery tests (-base: the binary without the system service)
+  ['systemd-analyze', 'systemd'], // verifies deploy/systemd/nanogate.service (the unit is not started)
 ];
 
 // sbin is searched too: dnsmasq lives in /usr/sbin, which a non-root PATH often lacks

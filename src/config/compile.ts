@@ -20,6 +20,7 @@ import { PolicyConfigError, type CompileContext } from '../pipeline/policy.js';
 import type { PlanPolicy } from './plan.js';
 import { compileConsumers } from '../identity/compile.js';
 import { CONSUMERS_SERVICE } from '../identity/consumers.js';
+import { routeTemplate } from '../observe/semconv.js';
 
 export interface CompileResult {
   plan: Plan;
@@ -490,7 +491,7 @@ function compilePolicies(config: Config, rc: RouteConfig, where: string, shared:
     const cfg = fromRoute ? own[mod.name] : global[mod.name];
     if (cfg === undefined) continue;
     const base = fromRoute ? `${where}.policies.${mod.name}` : `policies.${mod.name}`;
-    const cc: CompileContext = { routeName: rc.name, routeMethods: rc.match.methods ?? null, where: base, config, shared: (key, bytes) => shared.get(`${mod.name}:${key}`, bytes) };
+    const cc: CompileContext = { routeName: rc.name, routeMethods: rc.match.methods ?? null, routeTemplate: routeTemplate(rc.match), where: base, config, shared: (key, bytes) => shared.get(`${mod.name}:${key}`, bytes) };
     try {
       out.push({ name: mod.name, data: mod.compile ? mod.compile(cfg, cc) : cfg });
     } catch (err) {

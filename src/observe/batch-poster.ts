@@ -1,4 +1,8 @@
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import { Pool } from 'undici';
+
+const gzipAsync = promisify(gzip);
 
 export interface DeliveryOptions {
   readonly url: string;
@@ -7,6 +11,8 @@ export interface DeliveryOptions {
   readonly queueLimit: number;
   readonly timeoutMs: number;
   readonly headers?: Record<string, string>;
+  /** gzip each request body (content-encoding: gzip); the compression runs on libuv's thread pool */
+  readonly gzip?: boolean;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -20,7 +26,7 @@ const MAX_BACKOFF_MS = 30_000;
  */
 export class BatchPoster<T> {
   readonly #opts: DeliveryOptions;
-  readonly #encode: (items: T[]) => string;
+  readonly #encode: (items: T[]) => string | Uint8Array;
   readonly #contentType: string;
   readonly #onSent: (n: number) => void;
   readonly #onDropped: (n: number) => void;
@@ -34,7 +40,7 @@ export class BatchPoster<T> {
   #timer: NodeJS.Timeout;
   #closed = false;
 
-  constructor(opts: DeliveryOptions, contentType: string, encode: (items: T[]) => string, onSent: (n: number) => void, onDropped: (n: number) => void) {
+  constructor(opts: DeliveryOptions, contentType: string, encode: (items: T[]) => string | Uint8Array, onSent: (n: number) => void, onDropped: (n: number) => void) {
     this.#opts = opts;
     this.#encode = encode;
     this.#contentType = contentType;
@@ -83,11 +89,14 @@ export class BatchPoster<T> {
     this.#queue = batch === this.#queue ? [] : this.#queue.slice(batch.length);
     let ok = false;
     try {
+      const encoded = this.#encode(batch);
       const res = await this.#pool.request({
         path: this.#path,
         method: 'POST',
-        headers: { ...this.#opts.headers, 'content-type': this.#contentType },
-        body: this.#encode(batch),
+        headers: this.#opts.gzip
+          ? { ...this.#opts.headers, 'content-type': this.#contentType, 'content-encoding': 'gzip' }
+          : { ...this.#opts.headers, 'content-type': this.#contentType },
+        body: this.#opts.gzip ? await gzipAsync(encoded) : encoded,
       });
       await res.body.dump();
       ok = res.statusCode >= 200 && res.statusCode < 300;

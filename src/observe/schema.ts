@@ -48,13 +48,26 @@ const AccessLogDestination = Type.Object(
 
 const Tracing = Type.Object(
   {
-    endpoint: Type.String({ pattern: '^https?://[^/?#]+(/[^?#]*)?$', secret: 'url', description: 'OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces' }),
+    endpoint: Type.Optional(
+      Type.String({
+        pattern: '^https?://[^/?#]+(/[^?#]*)?$',
+        secret: 'url',
+        description: 'OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, http://localhost:4318/v1/traces)',
+      }),
+    ),
+    protocol: Type.Optional(
+      Type.Union([Type.Literal('http/protobuf'), Type.Literal('http/json')], { description: 'OTLP encoding (default: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL, http/protobuf)' }),
+    ),
+    compression: Type.Optional(Type.Union([Type.Literal('gzip'), Type.Literal('none')], { description: 'request body compression (default: OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, OTEL_EXPORTER_OTLP_COMPRESSION, gzip)' })),
     sampleRate: Type.Number({ minimum: 0, maximum: 1, default: 1, description: 'share of new traces recorded (incoming traceparent decides for continued ones)' }),
-    serviceName: Type.String({ minLength: 1, default: 'nanogate', description: 'resource attribute service.name' }),
+    serviceName: Type.Optional(Type.String({ minLength: 1, description: 'resource attribute service.name (default: OTEL_SERVICE_NAME, then nanogate)' })),
     headers: Type.Optional(Headers),
     ...Delivery,
   },
-  { additionalProperties: false, description: 'span export over OTLP/HTTP (JSON); enable per route with the tracing policy' },
+  {
+    additionalProperties: false,
+    description: 'span export over OTLP/HTTP (protobuf or JSON); the OTEL_EXPORTER_OTLP_* variables fill in what is left out; enable per route with the tracing policy',
+  },
 );
 
 export const ObservabilitySchema = Type.Object(

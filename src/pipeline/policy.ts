@@ -153,6 +153,8 @@ export interface CompileContext {
   readonly routeName: string | null;
   /** the route's `match.methods` as written (null or absent: the route serves every method) */
   readonly routeMethods?: readonly string[] | null;
+  /** the route's `http.route` (path template, a prefix as `<prefix>/*`); null or absent without a route or a path */
+  readonly routeTemplate?: string | null;
   /** dotted path of this policy's config in the file, for error messages */
   readonly where: string;
   /** a SharedArrayBuffer of `bytes`, the same one across reloads for the same key and size */

@@ -22,9 +22,12 @@ function lines(path = file): Line[] {
     .map((l) => JSON.parse(l));
 }
 
+const ID = 'nanogate.request_id';
+const idOf = (l: Line): string => l[ID] ?? l.reqId;
+
 async function lineFor(reqId: string, path = file): Promise<Line> {
-  await eventually(() => lines(path).some((l) => l.reqId === reqId));
-  return lines(path).find((l) => l.reqId === reqId)!;
+  await eventually(() => lines(path).some((l) => idOf(l) === reqId));
+  return lines(path).find((l) => idOf(l) === reqId)!;
 }
 
 async function get(path: string, headers: Record<string, string> = {}): Promise<Response> {
@@ -65,6 +68,12 @@ routes:
     match: { prefix: /d }
     upstream: dead
     policies: { accessLog: { sampleRate: 0 } }
+  - name: legacy
+    match: { path: /old/:id }
+    upstream: app
+    policies:
+      tracing: {}
+      accessLog: { format: legacy, headers: [user-agent, authorization] }
 `,
     { workers: 2 },
   );
@@ -74,7 +83,7 @@ after(async () => {
   await up?.close();
 });
 
-test('one JSON line per request with the documented fields; credentials and PII are redacted', async () => {
+test('one JSON line per request, named after the OpenTelemetry semantic conventions; credentials and PII are redacted', async () => {
   const res = await get('/l/cards/4111111111111111?token=s3cr3t&page=2&email=joe@example.com', {
     authorization: 'Bearer eyJhbGciOi.secret',
     cookie: 'session=abc',
@@ -85,26 +94,55 @@ test('one JSON line per request with the documented fields; credentials and PII 
   const line = await lineFor(res.headers.get('x-request-id')!);
   assert.equal(line.level, 'info');
   assert.match(line.time, /^\d{4}-\d\d-\d\dT/);
-  assert.equal(line.route, 'logged');
-  assert.equal(line.method, 'GET');
-  assert.equal(line.path, '/l/cards/[redacted]');
-  assert.equal(line.query, 'token=[redacted]&page=2&email=[redacted]');
-  assert.equal(line.status, 200);
-  assert.equal(line.bytesIn, 0);
-  assert.equal(line.bytesOut, 5);
-  assert.equal(line.consumer, null);
-  assert.equal(line.upstream, `127.0.0.1:${up.port}`);
-  assert.equal(line.client, '127.0.0.1');
-  assert.ok(line.latency.total > 0);
-  assert.ok(line.latency.upstream > 0);
-  assert.ok(Math.abs(line.latency.gateway + line.latency.upstream - line.latency.total) < 0.01);
-  for (const phase of ['route', 'tracing', 'connect', 'upstream', 'transfer']) assert.equal(typeof line.phases[phase], 'number', phase);
-  assert.match(line.traceId, /^[0-9a-f]{32}$/);
-  assert.deepEqual(line.headers, { 'user-agent': 'tests/1.0', authorization: '[redacted]', cookie: '[redacted]', 'x-api-key': '[redacted]' });
+  assert.equal(line['nanogate.route'], 'logged');
+  assert.equal(line['http.route'], '/l/*');
+  assert.equal(line['http.request.method'], 'GET');
+  assert.equal(line['url.path'], '/l/cards/[redacted]');
+  assert.equal(line['url.query'], 'token=[redacted]&page=2&email=[redacted]');
+  assert.equal(line['http.response.status_code'], 200);
+  assert.equal(line['server.address'], '127.0.0.1');
+  assert.equal(line['client.address'], '127.0.0.1');
+  assert.equal(line['user_agent.original'], 'tests/1.0');
+  assert.equal(line['http.request.body.size'], 0);
+  assert.equal(line['http.response.body.size'], 5);
+  assert.equal(line['nanogate.consumer'], null);
+  assert.equal(line['nanogate.upstream.node'], `127.0.0.1:${up.port}`);
+  assert.ok(line.duration_ms > 0);
+  assert.ok(line['nanogate.upstream_duration_ms'] > 0);
+  assert.ok(Math.abs(line['nanogate.gateway_duration_ms'] + line['nanogate.upstream_duration_ms'] - line.duration_ms) < 0.01);
+  for (const phase of ['route', 'tracing', 'connect', 'upstream', 'transfer']) assert.equal(typeof line['nanogate.phases_ms'][phase], 'number', phase);
+  assert.match(line.trace_id, /^[0-9a-f]{32}$/);
+  assert.match(line.span_id, /^[0-9a-f]{16}$/);
+  // the upstream saw a traceparent in the same trace (its parent is the gateway's CLIENT span, a child of span_id)
+  assert.equal(String(up.received.at(-1)!.headers.traceparent).split('-')[1], line.trace_id);
+  assert.equal(line['http.request.header.user-agent'], 'tests/1.0');
+  assert.equal(line['http.request.header.authorization'], '[redacted]');
+  assert.equal(line['http.request.header.cookie'], '[redacted]');
+  assert.equal(line['http.request.header.x-api-key'], '[redacted]');
+  for (const legacy of ['reqId', 'method', 'path', 'status', 'latency', 'client', 'headers', 'traceId']) assert.equal(line[legacy], undefined, legacy);
   const raw = readFileSync(file, 'utf8');
   for (const secret of ['s3cr3t', 'eyJhbGciOi', 'session=abc', 'k-0123456789abcdef', '4111111111111111', 'joe@example.com']) {
     assert.ok(!raw.includes(secret), `${secret} leaked into the log`);
   }
+});
+
+test('format: legacy keeps the names of earlier releases', async () => {
+  const res = await get('/old/7?token=s3cr3t', { authorization: 'Bearer x', 'user-agent': 'tests/1.0' });
+  const line = await lineFor(res.headers.get('x-request-id')!);
+  assert.equal(line.route, 'legacy');
+  assert.equal(line.reqId, res.headers.get('x-request-id'));
+  assert.equal(line.method, 'GET');
+  assert.equal(line.path, '/old/7');
+  assert.equal(line.query, 'token=[redacted]');
+  assert.equal(line.status, 200);
+  assert.equal(line.bytesOut, 5);
+  assert.equal(line.upstream, `127.0.0.1:${up.port}`);
+  assert.equal(line.client, '127.0.0.1');
+  assert.ok(line.latency.total > 0);
+  assert.equal(typeof line.phases.upstream, 'number');
+  assert.match(line.traceId, /^[0-9a-f]{32}$/);
+  assert.deepEqual(line.headers, { 'user-agent': 'tests/1.0', authorization: '[redacted]' });
+  for (const otel of ['http.request.method', 'url.path', 'nanogate.request_id', 'trace_id', 'span_id', 'duration_ms']) assert.equal(line[otel], undefined, otel);
 });
 
 test('sampling drops successes but keeps errors (upstream 4xx and gateway errors, at error level for 5xx)', async () => {
@@ -115,14 +153,14 @@ test('sampling drops successes but keeps errors (upstream 4xx and gateway errors
   const down = await get('/d/x');
   assert.equal(down.status, 502);
   const l404 = await lineFor(missing.headers.get('x-request-id')!);
-  assert.equal(l404.status, 404);
+  assert.equal(l404['http.response.status_code'], 404);
   assert.equal(l404.level, 'info');
-  assert.equal(l404.query, undefined, 'query: drop');
+  assert.equal(l404['url.query'], undefined, 'query: drop');
   const l502 = await lineFor(down.headers.get('x-request-id')!);
   assert.equal(l502.level, 'error');
-  assert.equal(l502.error, 'NG_ERR_UPSTREAM_CONNECT');
-  assert.equal(l502.route, 'down');
-  const ids = new Set(lines().map((l) => l.reqId));
+  assert.equal(l502['error.type'], 'NG_ERR_UPSTREAM_CONNECT');
+  assert.equal(l502['nanogate.route'], 'down');
+  const ids = new Set(lines().map(idOf));
   for (const id of ok) assert.ok(!ids.has(id), 'a sampled-out success was logged');
   const s = await scrape(gw.adminUrl);
   assert.ok(s.sum('nanogate_access_log_sampled_out_total') >= 5);
@@ -141,14 +179,14 @@ test('log rotation: after the file is renamed and the gateway told to reopen, ne
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push((await get('/l/after')).headers.get('x-request-id')!);
     await eventually(() => {
-      const written = new Set([...lines(file), ...lines(rotated)].map((l) => l.reqId));
+      const written = new Set([...lines(file), ...lines(rotated)].map(idOf));
       return ids.every((id) => written.has(id));
     }, 2000);
-    const fresh = new Set(lines(file).map((l) => l.reqId));
+    const fresh = new Set(lines(file).map(idOf));
     return ids.every((id) => fresh.has(id));
   }, 8000);
-  assert.ok(lines(rotated).some((l) => l.reqId === first.headers.get('x-request-id')));
-  assert.ok(!lines(file).some((l) => l.reqId === first.headers.get('x-request-id')));
+  assert.ok(lines(rotated).some((l) => idOf(l) === first.headers.get('x-request-id')));
+  assert.ok(!lines(file).some((l) => idOf(l) === first.headers.get('x-request-id')));
 });
 
 test('an HTTP destination receives NDJSON batches; when it is away lines are dropped and counted', async () => {
@@ -177,7 +215,7 @@ routes:
     for (let i = 0; i < 7; i++) await (await fetch(`${gw2.url}/h${i}`)).arrayBuffer();
     await collector.waitFor(() => collector.lines().length >= 7);
     assert.ok(collector.posts.every((p) => p.contentType === 'application/x-ndjson'));
-    assert.deepEqual(collector.lines().map((l) => l.path).sort(), ['/h0', '/h1', '/h2', '/h3', '/h4', '/h5', '/h6']);
+    assert.deepEqual(collector.lines().map((l) => l['url.path']).sort(), ['/h0', '/h1', '/h2', '/h3', '/h4', '/h5', '/h6']);
     const statuses: number[] = [];
     for (let i = 0; i < 20; i++) {
       const res = await fetch(`${gw3.url}/x`);
@@ -226,7 +264,7 @@ routes:
     await lineFor(res.headers.get('x-request-id')!, quick);
     assert.deepEqual(lines(held), [], 'a line left before its batch was due');
     await slow.stop();
-    assert.deepEqual(lines(held).map((l) => l.reqId), ids, 'stopping lost or reordered held lines');
+    assert.deepEqual(lines(held).map(idOf), ids, 'stopping lost or reordered held lines');
   } finally {
     await slow.stop().catch(() => {});
     await fast.stop();

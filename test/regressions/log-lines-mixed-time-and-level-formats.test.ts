@@ -48,7 +48,7 @@ test('start, request, reload and stop write every line with an ISO 8601 UTC time
   await res.arrayBuffer();
   const missing = await fetch(`${gw.url}/a/../b`);
   await missing.arrayBuffer();
-  await until(() => gw.logs.some((l) => l.includes('"reqId"') && l.includes('/hello')), 'the access-log line');
+  await until(() => gw.logs.some((l) => l.includes('"nanogate.request_id"') && l.includes('/hello')), 'the access-log line');
   gw.child.kill('SIGHUP');
   await until(() => gw.logs.some((l) => l.includes('reloaded on SIGHUP')), 'the reload line');
   await gw.stop();
@@ -66,7 +66,7 @@ test('start, request, reload and stop write every line with an ISO 8601 UTC time
     assert.equal(typeof entry.time, 'string', `time as text: ${line}`);
     assert.match(entry.time as string, ISO_UTC, line);
     assert.ok(LEVELS.has(entry.level as string), `level as a label: ${line}`);
-    kinds.add('reqId' in entry ? 'access' : entry.audit === true ? 'audit' : 'control');
+    kinds.add('nanogate.request_id' in entry ? 'access' : entry.audit === true ? 'audit' : 'control');
   }
   assert.deepEqual([...kinds].sort(), ['access', 'audit', 'control'], 'all three writers were checked');
 });

@@ -66,20 +66,22 @@ test('refused requests are access-logged (route "-" before routing) and counted 
     const res = await rawRequest(gw.port, c.request);
     assert.equal(res.status, c.status, c.name);
   }
-  await eventually(() => CASES.every((c) => lines().some((l) => l.reqId === c.id)));
+  await eventually(() => CASES.every((c) => lines().some((l) => l['nanogate.request_id'] === c.id)));
   for (const c of CASES) {
-    const line = lines().find((l) => l.reqId === c.id)!;
-    assert.equal(line.route, c.route, c.name);
-    assert.equal(line.status, c.status, c.name);
-    assert.equal(line.error, c.code, c.name);
+    const line = lines().find((l) => l['nanogate.request_id'] === c.id)!;
+    assert.equal(line['nanogate.route'], c.route, c.name);
+    assert.equal(line['http.response.status_code'], c.status, c.name);
+    assert.equal(line['error.type'], c.code, c.name);
     assert.equal(line.level, 'info', c.name);
-    assert.equal(line.client, '127.0.0.1', c.name);
+    assert.equal(line['client.address'], '127.0.0.1', c.name);
   }
-  const dot = lines().find((l) => l.reqId === 'rq-dot')!;
-  assert.equal(dot.path, '/api/%2e%2e/secret');
-  assert.equal(dot.headers['user-agent'], 'probe');
-  assert.equal(lines().find((l) => l.reqId === 'rq-404')!.headers.authorization, '[redacted]', 'redaction applies');
-  assert.ok(lines().find((l) => l.reqId === 'rq-long')!.path.length < 1100, 'a 414 does not copy its whole target into the log');
+  const byId = (id: string) => lines().find((l) => l['nanogate.request_id'] === id)!;
+  const dot = byId('rq-dot');
+  assert.equal(dot['url.path'], '/api/%2e%2e/secret');
+  assert.equal(dot['http.request.header.user-agent'], 'probe');
+  assert.equal(dot['user_agent.original'], 'probe');
+  assert.equal(byId('rq-404')['http.request.header.authorization'], '[redacted]', 'redaction applies');
+  assert.ok(byId('rq-long')['url.path'].length < 1100, 'a 414 does not copy its whole target into the log');
 
   const s = await scrape(gw.adminUrl);
   assert.equal(s.sum('nanogate_requests_total', { route: '-', class: '4xx' }), 5);

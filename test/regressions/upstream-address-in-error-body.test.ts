@@ -55,7 +55,7 @@ async function logLine(reqId: string): Promise<Record<string, any>> {
     } catch {
       return false;
     }
-    line = text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.reqId === reqId);
+    line = text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l['nanogate.request_id'] === reqId);
     return line !== undefined;
   }, 5000);
   assert.ok(found, `no access log line for ${reqId}`);
@@ -74,8 +74,8 @@ test('a dead node: 502 without address or errno for the client; both in the acce
   assertNoAddress(res.text, deadPort);
   assert.equal(body.detail, 'the upstream service could not be reached');
   const line = await logLine(body.requestId as string);
-  assert.equal(line.upstream, `127.0.0.1:${deadPort}`);
-  assert.equal(line.upstreamError, `connect to 127.0.0.1:${deadPort} failed (ECONNREFUSED)`);
+  assert.equal(line['nanogate.upstream.node'], `127.0.0.1:${deadPort}`);
+  assert.equal(line['nanogate.upstream.error'], `connect to 127.0.0.1:${deadPort} failed (ECONNREFUSED)`);
 
   const ups = await admin(gw.adminUrl, 'GET', '/upstreams/dead');
   assert.equal(ups.status, 200);
@@ -91,7 +91,7 @@ test('a hung node: 504 without address for the client; the access log names the 
   assertNoAddress(res.text, hung.port);
   assert.equal(body.detail, 'the upstream service did not respond in time');
   const line = await logLine(body.requestId as string);
-  assert.equal(line.upstreamError, `127.0.0.1:${hung.port} did not answer within 300 ms`);
+  assert.equal(line['nanogate.upstream.error'], `127.0.0.1:${hung.port} did not answer within 300 ms`);
 });
 
 test('a node that never frees its connection: 504 without address for the client; the cause in the access log', T, async () => {
@@ -103,7 +103,7 @@ test('a node that never frees its connection: 504 without address for the client
   const body = assertProblem(res, 504, 'NG_ERR_UPSTREAM_TIMEOUT');
   assertNoAddress(res.text, hung.port);
   const line = await logLine(body.requestId as string);
-  assert.equal(line.upstreamError, `no connection to 127.0.0.1:${hung.port} became free in 200 ms`);
+  assert.equal(line['nanogate.upstream.error'], `no connection to 127.0.0.1:${hung.port} became free in 200 ms`);
   await hung.close(); // ends the held request
   await holder;
 });

@@ -4,6 +4,7 @@ import type { ObservabilityConfig, AccessLogDestinationConfig } from '../../obse
 import { accessLogSink, type AccessLogSink } from '../../observe/access-log-sink.js';
 import { Redactor, type QueryMode } from '../../observe/redact.js';
 import { buildLine, routePart, type LineOptions } from './line.js';
+import { buildOtelLine, otelHeaderKeys, otelRoutePart, type OtelLineOptions } from './line-otel.js';
 import { countStat } from '../../observe/thread-stats.js';
 import { W_LOGS_SAMPLED_OUT } from '../../observe/metrics-layout.js';
 
@@ -12,6 +13,9 @@ import { W_LOGS_SAMPLED_OUT } from '../../observe/metrics-layout.js';
  * `observability.accessLog`. Successful requests may be sampled; errors (status >= 400 or a gateway error code) are
  * always logged. Credentials never reach the log: the query is redacted by parameter name, only the request headers
  * listed are logged and those holding credentials are replaced, and PII patterns are masked everywhere.
+ *
+ * Field names follow the OpenTelemetry HTTP semantic conventions (`http.request.method`, `url.path`…,
+ * line-otel.ts); `format: legacy` keeps the names of earlier releases (line.ts).
  */
 const HeaderName = Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", maxLength: 256 });
 const Schema = Type.Object(
@@ -33,6 +37,10 @@ const Schema = Type.Object(
     }),
     pii: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'regular expressions masked in path, query and header values' }),
     phases: Type.Boolean({ default: true, description: 'add the time per phase (route, each policy, connect, upstream, transfer)' }),
+    format: Type.Union([Type.Literal('otel'), Type.Literal('legacy')], {
+      default: 'otel',
+      description: 'otel: OpenTelemetry semantic-convention field names (http.request.method, url.path…); legacy: the names before (method, path…)',
+    }),
   },
   { additionalProperties: false, description: 'JSON access log line per request, with sampling and redaction' },
 );
@@ -47,6 +55,9 @@ interface Data {
   redactHeaders: string[];
   pii: string[];
   phases: boolean;
+  format: 'otel' | 'legacy';
+  /** the route's http.route (otel format), null when it has none */
+  route: string | null;
 }
 
 const DEFAULT_DESTINATION = { type: 'stdout', batchSize: 512, queueLimit: 8192, timeoutMs: 5000 } as AccessLogDestinationConfig;
@@ -55,19 +66,24 @@ class AccessLogHook {
   readonly #sink: AccessLogSink;
   readonly #data: Data;
   readonly #route: string;
-  readonly #line: LineOptions;
+  readonly #line: OtelLineOptions;
+  readonly #build: (ctx: PolicyContext, status: number, route: string, o: OtelLineOptions) => string;
   readonly timesHooks: boolean;
   readonly readsTiming = true;
 
   constructor(data: Data, routeName: string) {
     this.#data = data;
     this.#sink = accessLogSink(data.destination);
-    this.#route = routePart(routeName);
+    const otel = data.format === 'otel';
+    this.#route = otel ? otelRoutePart(routeName, data.route) : routePart(routeName);
+    const headers = data.headers.map((h) => h.toLowerCase());
     this.#line = {
       redact: new Redactor(data.query, data.redactQuery, data.redactHeaders, data.pii),
-      headers: data.headers.map((h) => h.toLowerCase()),
+      headers,
       phases: data.phases,
+      headerKeys: otel ? otelHeaderKeys(headers) : [],
     };
+    this.#build = otel ? buildOtelLine : (buildLine as (ctx: PolicyContext, status: number, route: string, o: LineOptions) => string);
     this.timesHooks = data.phases;
   }
 
@@ -80,7 +96,7 @@ class AccessLogHook {
       return;
     }
     // 4xx at info (the client's doing), 5xx at error
-    this.#sink.write(buildLine(ctx, status, this.#route, this.#line));
+    this.#sink.write(this.#build(ctx, status, this.#route, this.#line));
   };
 }
 
@@ -107,6 +123,8 @@ export const accessLogPolicy: PolicyModule<Config, Data> = {
       redactHeaders: config.redactHeaders,
       pii: config.pii,
       phases: config.phases,
+      format: config.format,
+      route: cc.routeTemplate ?? null,
     };
   },
   create(data, env) {

@@ -1,15 +1,19 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { CONTINUE, type PolicyContext, type PolicyEnv, type PolicyModule } from '../../pipeline/policy.js';
-import type { ObservabilityConfig, TracingConfig } from '../../observe/schema.js';
-import { TraceParent, formatTraceparent, parseTraceparent, randomHex, unixNanos } from '../../observe/trace-context.js';
-import { spanExporter, type SpanExporter, type SpanRecord } from '../../observe/span-exporter.js';
+import { CONTINUE, PolicyConfigError, type PolicyContext, type PolicyEnv, type PolicyModule } from '../../pipeline/policy.js';
+import type { ObservabilityConfig } from '../../observe/schema.js';
+import { TraceParent, formatTraceparent, parseTraceparent, randomHex } from '../../observe/trace-context.js';
+import { SPAN_KIND_CLIENT, SPAN_KIND_SERVER, SpanRecord, spanExporter, type SpanAttributes, type SpanExporter } from '../../observe/span-exporter.js';
+import { OtlpEnvError, resolveTracing, type ResolvedTracing } from '../../observe/otlp-env.js';
+import { hostOnly, hostPort } from '../../observe/semconv.js';
 
 /**
  * W3C trace context for a route: an incoming `traceparent` is continued (same trace id, its span as our parent, its
  * sampled flag obeyed), otherwise a trace starts here (sampled at `sampleRate`). The upstream gets a rewritten
- * `traceparent` naming the gateway's span as parent; `tracestate` passes through untouched (dropped with an invalid
- * traceparent, as the spec asks). A sampled request's server span goes to the OTLP exporter of
- * `observability.tracing` after the response; without one, the policy only propagates.
+ * `traceparent` naming the gateway's CLIENT span as parent; `tracestate` passes through untouched (dropped with an
+ * invalid traceparent, as the spec asks). A sampled request gives a SERVER span (`GET /users/:id`) and, when it was
+ * sent upstream, a CLIENT span for the upstream hop as its child, both with the OpenTelemetry HTTP semantic-convention
+ * attributes; they go to the OTLP exporter of `observability.tracing` after the response; without one, the policy
+ * only propagates.
  *
  * It runs first in the access phase (priority above every other policy), so a request refused by authentication
  * still gets its span.
@@ -23,14 +27,19 @@ const Schema = Type.Object(
 type Config = Static<typeof Schema>;
 
 interface Data {
-  exporter: TracingConfig | null;
+  exporter: ResolvedTracing | null;
   sampleRate: number;
+  /** the route's http.route, null when it has none */
+  route: string | null;
 }
 
-/** Per-request trace state, in the policy's slot (the access log reads traceId from it). */
+/** Per-request trace state, in the policy's slot (the access log reads traceId and spanId from it). */
 class TraceRun {
   traceId = '';
+  /** the SERVER span */
   spanId = '';
+  /** the CLIENT span of the upstream hop: the upstream's traceparent names it as parent */
+  clientSpanId = '';
   parentSpanId = '';
   sampled = false;
 }
@@ -43,12 +52,14 @@ class TracingHook {
   readonly #exporter: SpanExporter | null;
   /** span start and end come from the request's timestamps (nothing to time without an exporter) */
   readonly readsTiming: boolean;
+  readonly #route: string | null;
 
   constructor(data: Data, env: PolicyEnv) {
     this.#slot = env.slot;
     this.#rate = data.sampleRate;
     this.#exporter = data.exporter === null ? null : spanExporter(data.exporter);
     this.readsTiming = this.#exporter !== null;
+    this.#route = data.route;
   }
 
   readonly access = (ctx: PolicyContext): typeof CONTINUE => {
@@ -64,8 +75,9 @@ class TracingHook {
       if (incoming !== undefined) ctx.removeUpstreamHeader('tracestate');
     }
     run.spanId = randomHex(8);
+    run.clientSpanId = randomHex(8);
     if (incoming !== undefined) ctx.removeUpstreamHeader('traceparent');
-    ctx.setUpstreamHeader('traceparent', formatTraceparent(run.traceId, run.spanId, run.sampled));
+    ctx.setUpstreamHeader('traceparent', formatTraceparent(run.traceId, run.clientSpanId, run.sampled));
     ctx.slots[this.#slot] = run;
     return CONTINUE;
   };
@@ -75,29 +87,75 @@ class TracingHook {
     const exporter = this.#exporter;
     if (run === undefined || !run.sampled || exporter === null) return;
     const t = ctx.timing;
+    const end = t.end > 0 ? t.end : performance.now();
     const status = ctx.status || 499;
-    const attributes: SpanRecord['attributes'] = [
-      { key: 'http.request.method', value: { stringValue: ctx.method } },
-      { key: 'url.path', value: { stringValue: ctx.path } },
-      { key: 'http.response.status_code', value: { intValue: status } },
-      { key: 'nanogate.route', value: { stringValue: ctx.routeName } },
-      { key: 'nanogate.request_id', value: { stringValue: ctx.requestId } },
-    ];
+    const method = ctx.method;
+    const route = this.#route;
+    // https://opentelemetry.io/docs/specs/semconv/http/http-spans/#http-server
+    const attributes: SpanAttributes = {
+      'http.request.method': method,
+      'url.path': ctx.path,
+      'url.scheme': 'http',
+      'http.response.status_code': status,
+      'network.protocol.version': '1.1',
+      'client.address': ctx.clientIp,
+      'nanogate.route': ctx.routeName,
+      'nanogate.request_id': ctx.requestId,
+    };
+    if (route !== null) attributes['http.route'] = route;
+    const host = ctx.hostHeader;
+    if (host !== '') {
+      attributes['server.address'] = hostOnly(host);
+      const port = hostPort(host);
+      if (port !== 0) attributes['server.port'] = port;
+    }
+    const ua = ctx.header('user-agent');
+    if (ua !== undefined) attributes['user_agent.original'] = ua;
+    if (ctx.consumerId !== null) attributes['nanogate.consumer'] = ctx.consumerId;
+    if (ctx.errorCode !== null) attributes['error.type'] = ctx.errorCode;
+    else if (status >= 500) attributes['error.type'] = String(status);
+    const source = exporter.source;
+    exporter.push(
+      new SpanRecord(
+        source,
+        run.traceId,
+        run.spanId,
+        run.parentSpanId,
+        true,
+        route === null ? method : `${method} ${route}`,
+        SPAN_KIND_SERVER,
+        t.start,
+        end,
+        attributes,
+        // a server span is an error for 5xx only (semantic conventions: 4xx is the client's doing)
+        status >= 500 ? (ctx.errorCode ?? `HTTP ${status}`) : null,
+      ),
+    );
+
     const node = ctx.upstreamNode;
-    if (node !== null) attributes.push({ key: 'nanogate.upstream.node', value: { stringValue: node } });
-    if (ctx.consumerId !== null) attributes.push({ key: 'nanogate.consumer', value: { stringValue: ctx.consumerId } });
-    if (ctx.errorCode !== null) attributes.push({ key: 'error.type', value: { stringValue: ctx.errorCode } });
-    exporter.push({
-      traceId: run.traceId,
-      spanId: run.spanId,
-      parentSpanId: run.parentSpanId,
-      name: `${ctx.method} ${ctx.routeName}`,
-      startNanos: unixNanos(t.start),
-      endNanos: unixNanos(t.end > 0 ? t.end : performance.now()),
-      attributes,
-      // a server span is an error for 5xx only (OpenTelemetry HTTP semantic conventions)
-      error: status >= 500 ? (ctx.errorCode ?? `HTTP ${status}`) : null,
-    });
+    if (t.upstreamStart <= 0 || node === null) return;
+    // https://opentelemetry.io/docs/specs/semconv/http/http-spans/#http-client: the hop to the node that answered
+    // (or failed last); retries on other nodes are inside it
+    const answered = t.upstreamHeaders > 0;
+    const client: SpanAttributes = {
+      'http.request.method': method,
+      'server.address': hostOnly(node),
+      'network.protocol.version': '1.1',
+      'nanogate.upstream.node': node,
+    };
+    const nodePort = hostPort(node);
+    if (nodePort !== 0) client['server.port'] = nodePort;
+    if (answered) client['http.response.status_code'] = status;
+    let error: string | null = null;
+    if (!answered) {
+      error = ctx.errorCode ?? 'upstream failed';
+      client['error.type'] = ctx.errorCode ?? '_OTHER';
+    } else if (status >= 400) {
+      // a client span is an error for 4xx too
+      error = `HTTP ${status}`;
+      client['error.type'] = String(status);
+    }
+    exporter.push(new SpanRecord(source, run.traceId, run.clientSpanId, run.spanId, false, method, SPAN_KIND_CLIENT, t.upstreamStart, end, client, error));
   };
 }
 
@@ -109,7 +167,16 @@ export const tracingPolicy: PolicyModule<Config, Data> = {
   description: 'W3C traceparent propagation and a span per request (OTLP export)',
   compile(config, cc) {
     const tracing = (cc.config as { observability?: ObservabilityConfig }).observability?.tracing ?? null;
-    return { exporter: tracing, sampleRate: config.sampleRate ?? tracing?.sampleRate ?? 1 };
+    let exporter: ResolvedTracing | null = null;
+    if (tracing !== null) {
+      try {
+        exporter = resolveTracing(tracing);
+      } catch (err) {
+        if (err instanceof OtlpEnvError) throw new PolicyConfigError('', `observability.tracing: environment variable ${err.path} ${err.message}`);
+        throw err;
+      }
+    }
+    return { exporter, sampleRate: config.sampleRate ?? tracing?.sampleRate ?? 1, route: cc.routeTemplate ?? null };
   },
   create(data, env) {
     return new TracingHook(data, env);

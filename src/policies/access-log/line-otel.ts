@@ -1,0 +1,102 @@
+import type { PolicyContext } from '../../pipeline/policy.js';
+import { forEachPhase, msText } from '../../observe/phases.js';
+import { isoTime } from '../../observe/log-format.js';
+import { hostOnly } from '../../observe/semconv.js';
+import type { LineOptions } from './line.js';
+
+/**
+ * The access-log line of `format: otel` (the default), built like line.ts builds the legacy one: JSON text written
+ * straight into a string. Field names follow the OpenTelemetry HTTP semantic conventions where they name the fact
+ * (https://opentelemetry.io/docs/specs/semconv/http/http-spans/), `nanogate.` where they do not, so a key means the
+ * same in a log line and in a span attribute; `trace_id`/`span_id` are the OpenTelemetry log data model's.
+ */
+export interface OtelLineOptions extends LineOptions {
+  /** `"http.request.header.<name>"` (quoted, with its colon) per entry of `headers`, built once */
+  readonly headerKeys: readonly string[];
+}
+
+const q = JSON.stringify;
+
+/** `,"nanogate.route":"<name>"` and, when the route has a path template, `,"http.route":"<template>"` */
+export function otelRoutePart(routeName: string, template: string | null): string {
+  return ',"nanogate.route":' + q(routeName) + (template === null ? '' : ',"http.route":' + q(template));
+}
+
+export function otelHeaderKeys(headers: readonly string[]): string[] {
+  return headers.map((h) => ',' + q(`http.request.header.${h}`) + ':');
+}
+
+// phase names and times of one line: module scratch (one thread, no re-entry), as in line.ts
+const phaseNames: string[] = [];
+const phaseMs: number[] = [];
+let phaseCount = 0;
+function addPhase(name: string, ms: number): void {
+  for (let i = 0; i < phaseCount; i++) {
+    if (phaseNames[i] === name) {
+      phaseMs[i] += ms;
+      return;
+    }
+  }
+  phaseNames[phaseCount] = name;
+  phaseMs[phaseCount++] = ms;
+}
+
+export function buildOtelLine(ctx: PolicyContext, status: number, route: string, o: OtelLineOptions): string {
+  const t = ctx.timing;
+  const end = t.end > 0 ? t.end : performance.now();
+  const total = end - t.start;
+  const upstream = t.upstreamStart > 0 ? end - t.upstreamStart : 0;
+  const consumer = ctx.consumerId;
+  const node = ctx.upstreamNode;
+  const redact = o.redact;
+  const host = ctx.hostHeader;
+  const ua = ctx.header('user-agent');
+  let s =
+    (status >= 500 ? '{"level":"error"' : '{"level":"info"') +
+    isoTime() +
+    route +
+    ',"nanogate.request_id":' + q(ctx.requestId) +
+    ',"http.request.method":' + q(ctx.method) +
+    ',"url.path":' + q(redact.pii(ctx.path)) +
+    ',"http.response.status_code":' + status +
+    (host === '' ? '' : ',"server.address":' + q(hostOnly(host))) +
+    ',"client.address":' + q(ctx.clientIp) +
+    (ua === undefined ? '' : ',"user_agent.original":' + q(redact.header('user-agent', ua))) +
+    ',"nanogate.consumer":' + (consumer === null ? 'null' : q(consumer)) +
+    ',"http.request.body.size":' + ctx.bytesIn +
+    ',"http.response.body.size":' + ctx.bytesOut +
+    ',"duration_ms":' + msText(total) +
+    ',"nanogate.gateway_duration_ms":' + msText(total - upstream) +
+    ',"nanogate.upstream_duration_ms":' + msText(upstream) +
+    ',"nanogate.upstream.node":' + (node === null ? 'null' : q(node));
+  const query = redact.query(ctx.query);
+  if (query !== '') s += ',"url.query":' + q(query);
+  if (ctx.consumerPlan !== null) s += ',"nanogate.plan":' + q(ctx.consumerPlan);
+  if (ctx.errorCode !== null) s += ',"error.type":' + q(ctx.errorCode);
+  // The cause the client's problem body leaves out (src/errors/problem.ts), beside the node it concerns.
+  if (ctx.upstreamError !== null) s += ',"nanogate.upstream.error":' + q(ctx.upstreamError);
+  if (o.phases) {
+    phaseCount = 0;
+    forEachPhase(t, end, addPhase);
+    s += ',"nanogate.phases_ms":{';
+    for (let i = 0; i < phaseCount; i++) s += (i > 0 ? ',' : '') + q(phaseNames[i]) + ':' + msText(phaseMs[i]);
+    s += '}';
+  }
+  // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
+  // cache {cacheStatus}, trace {traceId, spanId}.
+  const slots = ctx.slots;
+  for (let i = 0; i < slots.length; i++) {
+    const v = slots[i] as Record<string, unknown> | undefined;
+    if (v === undefined || v === null || typeof v !== 'object') continue;
+    if ('limited' in v && 'remaining' in v) s += ',"nanogate.rate_limit":{"limited":' + q(v.limited) + ',"limit":' + q(v.limit) + ',"remaining":' + q(v.remaining) + '}';
+    else if (typeof v.cacheStatus === 'string') s += ',"nanogate.cache.status":' + q(v.cacheStatus);
+    else if (typeof v.traceId === 'string') s += ',"trace_id":' + q(v.traceId) + ',"span_id":' + q(v.spanId);
+  }
+  // semantic conventions: one field per header, http.request.header.<name>
+  const names = o.headers;
+  for (let i = 0; i < names.length; i++) {
+    const v = ctx.header(names[i]);
+    if (v !== undefined) s += o.headerKeys[i] + q(redact.header(names[i], v));
+  }
+  return s + '}\n';
+}
