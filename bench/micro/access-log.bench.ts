@@ -6,6 +6,7 @@
  */
 import { defineSuite, consume, type MicroCase } from '../../src/bench/micro-api.js';
 import { buildLine, routePart, type LineOptions } from '../../src/policies/access-log/line.js';
+import { buildOtelLine, otelHeaderKeys, otelRoutePart } from '../../src/policies/access-log/line-otel.js';
 import { accessLogSink } from '../../src/observe/access-log-sink.js';
 import { Redactor } from '../../src/observe/redact.js';
 import type { PolicyContext } from '../../src/pipeline/policy.js';
@@ -40,16 +41,27 @@ function context(): PolicyContext {
 
 export default defineSuite({
   name: 'access-log',
-  description: 'one access-log line: built as JSON text, and built + batched for a file destination',
+  description: 'one access-log line: built as JSON text (otel and legacy format), and built + batched for a file destination',
   cases(): MicroCase[] {
     const ctx = context();
     const opts: LineOptions = { redact: new Redactor('redact', ['token'], ['authorization'], []), headers: [], phases: true };
     const route = routePart('orders');
     const sink = accessLogSink({ type: 'file', path: '/dev/null', flushMs: 60000 } as never);
     const reps = 32;
+    const otel = { ...opts, headerKeys: otelHeaderKeys([]) };
+    const otelRoute = otelRoutePart('orders', '/orders/:id');
     return [
       {
-        name: 'build line (phases, consumer, rate limit)',
+        name: 'build otel line (the default format)',
+        ops: reps,
+        fn: () => {
+          let n = 0;
+          for (let i = 0; i < reps; i++) n += buildOtelLine(ctx, 200, otelRoute, otel).length;
+          consume(n);
+        },
+      },
+      {
+        name: 'build legacy line (phases, consumer, rate limit)',
         ops: reps,
         fn: () => {
           let n = 0;

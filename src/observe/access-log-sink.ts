@@ -60,10 +60,9 @@ class BatchedFile implements AccessLogSink {
   readonly #boom: ReturnType<typeof pino.destination>;
   readonly #file: boolean;
   readonly #flushMs: number;
-  // Lines are encoded into the batch as they come (one UTF-8 write each), so the batch leaves as the bytes it is:
-  // no long string to flatten and encode again when it is written.
-  #batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
-  #bytes = 0;
+  // Lines are joined as a string (a concatenation is a pointer, no copy) and the batch is encoded once when it
+  // leaves, into one buffer that sonic-boom writes as it is (buffer mode: no second conversion on completion).
+  #batch = '';
   #timer: NodeJS.Timeout | null = null;
   readonly #onTimer = (): void => {
     this.#timer = null;
@@ -73,23 +72,17 @@ class BatchedFile implements AccessLogSink {
   constructor(dest: AccessLogDestinationConfig) {
     this.#file = dest.type === 'file';
     this.#flushMs = dest.flushMs ?? FILE_FLUSH_MS;
-    this.#boom = pino.destination({ dest: this.#file ? dest.path! : 1, sync: false, mkdir: this.#file, minLength: 0, maxWrite: BATCH_BYTES, contentMode: 'buffer' });
+    // maxWrite above a batch: a batch of non-ASCII text may encode to more than BATCH_BYTES and still leaves whole
+    this.#boom = pino.destination({ dest: this.#file ? dest.path! : 1, sync: false, mkdir: this.#file, minLength: 0, maxWrite: BATCH_BYTES * 4, contentMode: 'buffer' });
     // a full disk or a closed pipe must not take the worker down: the batch is lost, the next one tries again
     this.#boom.on('error', () => countStat(W_LOGS_DROPPED, 1));
   }
 
   write(line: string): void {
     countStat(W_LOGS_WRITTEN, 1);
-    const most = line.length * 3; // UTF-8 bytes at most
-    if (this.#bytes + most > BATCH_BYTES) {
-      this.#send();
-      if (most > BATCH_BYTES) {
-        this.#out(Buffer.from(line));
-        return;
-      }
-    }
-    this.#bytes += this.#batch.write(line, this.#bytes, 'utf8');
-    if (this.#timer === null) {
+    this.#batch += line;
+    if (this.#batch.length >= BATCH_BYTES) this.#send();
+    else if (this.#timer === null) {
       this.#timer = setTimeout(this.#onTimer, this.#flushMs);
       this.#timer.unref();
     }
@@ -100,12 +93,10 @@ class BatchedFile implements AccessLogSink {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    if (this.#bytes === 0) return;
-    const out = this.#batch.subarray(0, this.#bytes);
-    // sonic-boom may still be writing the previous batch: this one gets a new buffer
-    this.#batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
-    this.#bytes = 0;
-    this.#out(out);
+    if (this.#batch.length === 0) return;
+    const text = this.#batch;
+    this.#batch = '';
+    this.#out(Buffer.from(text, 'utf8'));
   }
 
   #out(bytes: Buffer): void {

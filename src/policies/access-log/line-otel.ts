@@ -2,7 +2,7 @@ import type { PolicyContext } from '../../pipeline/policy.js';
 import { forEachPhase, msText } from '../../observe/phases.js';
 import { isoTime } from '../../observe/log-format.js';
 import { hostOnly } from '../../observe/semconv.js';
-import type { LineOptions } from './line.js';
+import { jsonString, type LineOptions } from './line.js';
 
 /**
  * The access-log line of `format: otel` (the default), built like line.ts builds the legacy one: JSON text written
@@ -15,7 +15,9 @@ export interface OtelLineOptions extends LineOptions {
   readonly headerKeys: readonly string[];
 }
 
-const q = JSON.stringify;
+const q = jsonString;
+/** booleans and numbers of the rate-limit slot, as JSON */
+const json = JSON.stringify;
 
 /** `,"nanogate.route":"<name>"` and, when the route has a path template, `,"http.route":"<template>"` */
 export function otelRoutePart(routeName: string, template: string | null): string {
@@ -88,9 +90,9 @@ export function buildOtelLine(ctx: PolicyContext, status: number, route: string,
   for (let i = 0; i < slots.length; i++) {
     const v = slots[i] as Record<string, unknown> | undefined;
     if (v === undefined || v === null || typeof v !== 'object') continue;
-    if ('limited' in v && 'remaining' in v) s += ',"nanogate.rate_limit":{"limited":' + q(v.limited) + ',"limit":' + q(v.limit) + ',"remaining":' + q(v.remaining) + '}';
+    if ('limited' in v && 'remaining' in v) s += ',"nanogate.rate_limit":{"limited":' + json(v.limited) + ',"limit":' + json(v.limit) + ',"remaining":' + json(v.remaining) + '}';
     else if (typeof v.cacheStatus === 'string') s += ',"nanogate.cache.status":' + q(v.cacheStatus);
-    else if (typeof v.traceId === 'string') s += ',"trace_id":' + q(v.traceId) + ',"span_id":' + q(v.spanId);
+    else if (typeof v.traceId === 'string') s += ',"trace_id":' + q(v.traceId) + ',"span_id":' + q(v.spanId as string);
   }
   // semantic conventions: one field per header, http.request.header.<name>
   const names = o.headers;
