@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './paths.js';
 
+export const ROWS_FILE = join(ROOT, 'native-bench', 'conf', 'policies', 'rows.json');
+
 /**
  * `nanogate bench policies`: the policy-cost bench. A thin front for `native-bench/run.sh` with MODE=policies, which
  * does the pinning (wrk on CPU 0, origin + one nanogate worker on CPU 1), runs pass-through, each policy alone and
@@ -34,8 +36,6 @@ export interface PolicyRow {
   microText?: string;
   note?: string;
 }
-
-export const ROWS_FILE = join(ROOT, 'native-bench', 'conf', 'policies', 'rows.json');
 
 export function policyRows(file = ROWS_FILE): PolicyRow[] {
   return (JSON.parse(readFileSync(file, 'utf8')) as { rows: PolicyRow[] }).rows;
