@@ -105,9 +105,9 @@ test('introspection answers map to consumers the same way (configured issuer whe
 });
 
 test('a cached token follows the consumer table: after a reload changes its consumer, the next request carries the change', async () => {
-  const own = await startGateway(`
+  const config = (consumers: string) => `
 consumers:
-  - { id: acme, plan: gold, jwt: [{ issuer: "${ISS}", subject: svc-acme }] }
+${consumers}
 upstreams:
   app: { nodes: [{ url: ${up.url} }] }
 routes:
@@ -116,38 +116,18 @@ routes:
     upstream: app
     policies:
       auth: { identityHeaders: { consumerId: X-Consumer-Id, plan: X-Consumer-Plan }, methods: { jwt: { keys: [{ alg: HS256, secret: "${SECRET}" }] } } }
-`);
+`;
+  const acme = (plan: string) => `  - { id: acme, plan: ${plan}, jwt: [{ issuer: "${ISS}", subject: svc-acme }] }`;
+  const other = `  - { id: other, jwt: [{ issuer: "${ISS}", subject: svc-other }] }`;
+  const own = await startGateway(config(acme('gold')));
   try {
     const token = await signToken({ iss: ISS, sub: 'svc-acme', exp: Math.floor(Date.now() / 1000) + 600 }, hs);
     const get = () => fetch(`${own.url}/m/x`, { headers: { authorization: `Bearer ${token}` } });
     for (let i = 0; i < 2; i++) assert.equal((await seen(await get()))['x-consumer-plan'], 'gold');
-    own.rewrite(`
-consumers:
-  - { id: acme, plan: silver, jwt: [{ issuer: "${ISS}", subject: svc-acme }] }
-  - { id: other, jwt: [{ issuer: "${ISS}", subject: svc-other }] }
-upstreams:
-  app: { nodes: [{ url: ${up.url} }] }
-routes:
-  - name: mapped
-    match: { prefix: /m }
-    upstream: app
-    policies:
-      auth: { identityHeaders: { consumerId: X-Consumer-Id, plan: X-Consumer-Plan }, methods: { jwt: { keys: [{ alg: HS256, secret: "${SECRET}" }] } } }
-`);
+    own.rewrite(config(`${acme('silver')}\n${other}`));
     await own.gateway.reload();
     assert.equal((await seen(await get()))['x-consumer-plan'], 'silver');
-    own.rewrite(`
-consumers:
-  - { id: other, jwt: [{ issuer: "${ISS}", subject: svc-other }] }
-upstreams:
-  app: { nodes: [{ url: ${up.url} }] }
-routes:
-  - name: mapped
-    match: { prefix: /m }
-    upstream: app
-    policies:
-      auth: { identityHeaders: { consumerId: X-Consumer-Id, plan: X-Consumer-Plan }, methods: { jwt: { keys: [{ alg: HS256, secret: "${SECRET}" }] } } }
-`);
+    own.rewrite(config(other));
     await own.gateway.reload();
     const gone = await get();
     assert.equal(gone.status, 401);

@@ -1,8 +1,8 @@
 import type { PolicyContext } from '../../pipeline/policy.js';
-import { forEachPhase, msText } from '../../observe/phases.js';
+import { msText } from '../../observe/phases.js';
 import { isoTime } from '../../observe/log-format.js';
 import { hostOnly } from '../../observe/semconv.js';
-import { jsonString, type LineOptions } from './line.js';
+import { jsonString, phasesJson, type LineOptions } from './line.js';
 
 /**
  * The access-log line of `format: otel` (the default), built like line.ts builds the legacy one: JSON text written
@@ -26,21 +26,6 @@ export function otelRoutePart(routeName: string, template: string | null): strin
 
 export function otelHeaderKeys(headers: readonly string[]): string[] {
   return headers.map((h) => ',' + q(`http.request.header.${h}`) + ':');
-}
-
-// phase names and times of one line: module scratch (one thread, no re-entry), as in line.ts
-const phaseNames: string[] = [];
-const phaseMs: number[] = [];
-let phaseCount = 0;
-function addPhase(name: string, ms: number): void {
-  for (let i = 0; i < phaseCount; i++) {
-    if (phaseNames[i] === name) {
-      phaseMs[i] += ms;
-      return;
-    }
-  }
-  phaseNames[phaseCount] = name;
-  phaseMs[phaseCount++] = ms;
 }
 
 export function buildOtelLine(ctx: PolicyContext, status: number, route: string, o: OtelLineOptions): string {
@@ -77,13 +62,7 @@ export function buildOtelLine(ctx: PolicyContext, status: number, route: string,
   if (ctx.errorCode !== null) s += ',"error.type":' + q(ctx.errorCode);
   // The cause the client's problem body leaves out (src/errors/problem.ts), beside the node it concerns.
   if (ctx.upstreamError !== null) s += ',"nanogate.upstream.error":' + q(ctx.upstreamError);
-  if (o.phases) {
-    phaseCount = 0;
-    forEachPhase(t, end, addPhase);
-    s += ',"nanogate.phases_ms":{';
-    for (let i = 0; i < phaseCount; i++) s += (i > 0 ? ',' : '') + q(phaseNames[i]) + ':' + msText(phaseMs[i]);
-    s += '}';
-  }
+  if (o.phases) s += ',"nanogate.phases_ms":' + phasesJson(t, end);
   // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
   // cache {cacheStatus}, trace {traceId, spanId}.
   const slots = ctx.slots;

@@ -1,4 +1,4 @@
-import type { PolicyContext } from '../../pipeline/policy.js';
+import type { PolicyContext, RequestTiming } from '../../pipeline/policy.js';
 import { forEachPhase, msText } from '../../observe/phases.js';
 import { isoTime } from '../../observe/log-format.js';
 import type { Redactor } from '../../observe/redact.js';
@@ -52,6 +52,15 @@ function addPhase(name: string, ms: number): void {
   phaseMs[phaseCount++] = ms;
 }
 
+/** The request's phases as a JSON object's text, `{"route":0.003,…}` (a policy timed twice is summed). */
+export function phasesJson(t: RequestTiming, end: number): string {
+  phaseCount = 0;
+  forEachPhase(t, end, addPhase);
+  let s = '{';
+  for (let i = 0; i < phaseCount; i++) s += (i > 0 ? ',' : '') + q(phaseNames[i]) + ':' + msText(phaseMs[i]);
+  return s + '}';
+}
+
 export function buildLine(ctx: PolicyContext, status: number, route: string, o: LineOptions): string {
   const t = ctx.timing;
   const end = t.end > 0 ? t.end : performance.now();
@@ -80,13 +89,7 @@ export function buildLine(ctx: PolicyContext, status: number, route: string, o: 
   if (ctx.errorCode !== null) s += ',"error":' + q(ctx.errorCode);
   // The cause the client's problem body leaves out (src/errors/problem.ts), beside the node it concerns.
   if (ctx.upstreamError !== null) s += ',"upstreamError":' + q(ctx.upstreamError);
-  if (o.phases) {
-    phaseCount = 0;
-    forEachPhase(t, end, addPhase);
-    s += ',"phases":{';
-    for (let i = 0; i < phaseCount; i++) s += (i > 0 ? ',' : '') + q(phaseNames[i]) + ':' + msText(phaseMs[i]);
-    s += '}';
-  }
+  if (o.phases) s += ',"phases":' + phasesJson(t, end);
   // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
   // cache {cacheStatus}, trace {traceId}.
   const slots = ctx.slots;
