@@ -2,7 +2,7 @@ import type { PolicyContext } from '../../pipeline/policy.js';
 import { msText } from '../../observe/phases.js';
 import { isoTime } from '../../observe/log-format.js';
 import { hostOnly } from '../../observe/semconv.js';
-import { jsonString, phasesJson, type LineOptions } from './line.js';
+import { jsonString, tail, type LineOptions, type TailKeys } from './line.js';
 
 /**
  * The access-log line of `format: otel` (the default), built like line.ts builds the legacy one: JSON text written
@@ -16,8 +16,6 @@ export interface OtelLineOptions extends LineOptions {
 }
 
 const q = jsonString;
-/** booleans and numbers of the rate-limit slot, as JSON */
-const json = JSON.stringify;
 
 /** `,"nanogate.route":"<name>"` and, when the route has a path template, `,"http.route":"<template>"` */
 export function otelRoutePart(routeName: string, template: string | null): string {
@@ -27,6 +25,18 @@ export function otelRoutePart(routeName: string, template: string | null): strin
 export function otelHeaderKeys(headers: readonly string[]): string[] {
   return headers.map((h) => ',' + q(`http.request.header.${h}`) + ':');
 }
+
+const OTEL_KEYS: TailKeys = {
+  query: ',"url.query":',
+  plan: ',"nanogate.plan":',
+  error: ',"error.type":',
+  upstreamError: ',"nanogate.upstream.error":',
+  phases: ',"nanogate.phases_ms":',
+  rateLimit: ',"nanogate.rate_limit":',
+  cache: ',"nanogate.cache.status":',
+  traceId: ',"trace_id":',
+  spanId: ',"span_id":',
+};
 
 export function buildOtelLine(ctx: PolicyContext, status: number, route: string, o: OtelLineOptions): string {
   const t = ctx.timing;
@@ -56,23 +66,7 @@ export function buildOtelLine(ctx: PolicyContext, status: number, route: string,
     ',"nanogate.gateway_duration_ms":' + msText(total - upstream) +
     ',"nanogate.upstream_duration_ms":' + msText(upstream) +
     ',"nanogate.upstream.node":' + (node === null ? 'null' : q(node));
-  const query = redact.query(ctx.query);
-  if (query !== '') s += ',"url.query":' + q(query);
-  if (ctx.consumerPlan !== null) s += ',"nanogate.plan":' + q(ctx.consumerPlan);
-  if (ctx.errorCode !== null) s += ',"error.type":' + q(ctx.errorCode);
-  // The cause the client's problem body leaves out (src/errors/problem.ts), beside the node it concerns.
-  if (ctx.upstreamError !== null) s += ',"nanogate.upstream.error":' + q(ctx.upstreamError);
-  if (o.phases) s += ',"nanogate.phases_ms":' + phasesJson(t, end);
-  // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
-  // cache {cacheStatus}, trace {traceId, spanId}.
-  const slots = ctx.slots;
-  for (let i = 0; i < slots.length; i++) {
-    const v = slots[i] as Record<string, unknown> | undefined;
-    if (v === undefined || v === null || typeof v !== 'object') continue;
-    if ('limited' in v && 'remaining' in v) s += ',"nanogate.rate_limit":{"limited":' + json(v.limited) + ',"limit":' + json(v.limit) + ',"remaining":' + json(v.remaining) + '}';
-    else if (typeof v.cacheStatus === 'string') s += ',"nanogate.cache.status":' + q(v.cacheStatus);
-    else if (typeof v.traceId === 'string') s += ',"trace_id":' + q(v.traceId) + ',"span_id":' + q(v.spanId as string);
-  }
+  s += tail(ctx, end, o, OTEL_KEYS);
   // semantic conventions: one field per header, http.request.header.<name>
   const names = o.headers;
   for (let i = 0; i < names.length; i++) {

@@ -61,6 +61,55 @@ export function phasesJson(t: RequestTiming, end: number): string {
   return s + '}';
 }
 
+/** Key prefixes of the fields both formats write after their fixed part (see tail). */
+export interface TailKeys {
+  readonly query: string;
+  readonly plan: string;
+  readonly error: string;
+  readonly upstreamError: string;
+  readonly phases: string;
+  readonly rateLimit: string;
+  readonly cache: string;
+  readonly traceId: string;
+  /** '' when the format has no span id */
+  readonly spanId: string;
+}
+
+const LEGACY_KEYS: TailKeys = {
+  query: ',"query":',
+  plan: ',"plan":',
+  error: ',"error":',
+  upstreamError: ',"upstreamError":',
+  phases: ',"phases":',
+  rateLimit: ',"rateLimit":',
+  cache: ',"cache":',
+  traceId: ',"traceId":',
+  spanId: '',
+};
+
+/** Query, plan, error, the upstream's cause, phases and what other policies left in their slots, in either format. */
+export function tail(ctx: PolicyContext, end: number, o: LineOptions, k: TailKeys): string {
+  let s = '';
+  const query = o.redact.query(ctx.query);
+  if (query !== '') s += k.query + q(query);
+  if (ctx.consumerPlan !== null) s += k.plan + q(ctx.consumerPlan);
+  if (ctx.errorCode !== null) s += k.error + q(ctx.errorCode);
+  // The cause the client's problem body leaves out (src/errors/problem.ts), beside the node it concerns.
+  if (ctx.upstreamError !== null) s += k.upstreamError + q(ctx.upstreamError);
+  if (o.phases) s += k.phases + phasesJson(ctx.timing, end);
+  // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
+  // cache {cacheStatus}, trace {traceId, spanId}.
+  const slots = ctx.slots;
+  for (let i = 0; i < slots.length; i++) {
+    const v = slots[i] as Record<string, unknown> | undefined;
+    if (v === undefined || v === null || typeof v !== 'object') continue;
+    if ('limited' in v && 'remaining' in v) s += k.rateLimit + '{"limited":' + json(v.limited) + ',"limit":' + json(v.limit) + ',"remaining":' + json(v.remaining) + '}';
+    else if (typeof v.cacheStatus === 'string') s += k.cache + q(v.cacheStatus);
+    else if (typeof v.traceId === 'string') s += k.traceId + q(v.traceId) + (k.spanId !== '' && typeof v.spanId === 'string' ? k.spanId + q(v.spanId) : '');
+  }
+  return s;
+}
+
 export function buildLine(ctx: PolicyContext, status: number, route: string, o: LineOptions): string {
   const t = ctx.timing;
   const end = t.end > 0 ? t.end : performance.now();
@@ -83,23 +132,7 @@ export function buildLine(ctx: PolicyContext, status: number, route: string, o: 
     ',"latency":{"total":' + msText(total) + ',"gateway":' + msText(total - upstream) + ',"upstream":' + msText(upstream) +
     '},"upstream":' + (node === null ? 'null' : q(node)) +
     ',"client":' + q(ctx.clientIp);
-  const query = redact.query(ctx.query);
-  if (query !== '') s += ',"query":' + q(query);
-  if (ctx.consumerPlan !== null) s += ',"plan":' + q(ctx.consumerPlan);
-  if (ctx.errorCode !== null) s += ',"error":' + q(ctx.errorCode);
-  // The cause the client's problem body leaves out (src/errors/problem.ts), beside the node it concerns.
-  if (ctx.upstreamError !== null) s += ',"upstreamError":' + q(ctx.upstreamError);
-  if (o.phases) s += ',"phases":' + phasesJson(t, end);
-  // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
-  // cache {cacheStatus}, trace {traceId}.
-  const slots = ctx.slots;
-  for (let i = 0; i < slots.length; i++) {
-    const v = slots[i] as Record<string, unknown> | undefined;
-    if (v === undefined || v === null || typeof v !== 'object') continue;
-    if ('limited' in v && 'remaining' in v) s += ',"rateLimit":{"limited":' + json(v.limited) + ',"limit":' + json(v.limit) + ',"remaining":' + json(v.remaining) + '}';
-    else if (typeof v.cacheStatus === 'string') s += ',"cache":' + q(v.cacheStatus);
-    else if (typeof v.traceId === 'string') s += ',"traceId":' + q(v.traceId);
-  }
+  s += tail(ctx, end, o, LEGACY_KEYS);
   const names = o.headers;
   if (names.length > 0) {
     s += ',"headers":{';
