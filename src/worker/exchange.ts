@@ -893,16 +893,18 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     }
     if (this.bodyStartedAt > 0) receiving.delete(this);
     if (this.timing.start > 0) this.timing.end = performance.now();
-    // Log hooks and metrics wait until the cork that writes this response has flushed it to the client.
+    // Counted at once (a scrape right after the response sees it); the log hooks wait until the cork that writes
+    // this response has flushed it to the client.
+    this.host.finished(this);
+    if (this.route.log === null) return;
     if (corkDepth > 0 || loggingEnded) ended.push(this);
-    else this.logAndCount();
+    else this.runLogHooks();
   }
 
-  /** The log phase and the worker's bookkeeping of an ended exchange. */
-  logAndCount(): void {
-    const log = this.route.log;
-    if (log !== null) for (let i = 0; i < log.length; i++) log[i].log!(this);
-    this.host.finished(this);
+  /** The log phase of an ended exchange. */
+  runLogHooks(): void {
+    const log = this.route.log!;
+    for (let i = 0; i < log.length; i++) log[i].log!(this);
   }
 
   #abandonUpstream(): void {
@@ -924,8 +926,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   }
 }
 
-// Exchanges that ended inside a cork, logged and counted once the outermost cork has returned (the response bytes
-// have then left for the client): the access-log line and the metrics no longer delay the response.
+// Exchanges that ended inside a cork, logged once the outermost cork has returned (the response bytes have then
+// left for the client): building the access-log line no longer delays the response.
 let corkDepth = 0;
 let loggingEnded = false;
 const ended: Exchange[] = [];
@@ -940,7 +942,7 @@ function corked(res: HttpResponse, fn: () => void): void {
       // exchanges ending while these are logged (a hook's cork) join the list and are logged in this loop
       loggingEnded = true;
       try {
-        for (let i = 0; i < ended.length; i++) ended[i].logAndCount();
+        for (let i = 0; i < ended.length; i++) ended[i].runLogHooks();
       } finally {
         ended.length = 0;
         loggingEnded = false;

@@ -82,7 +82,7 @@ test('each node has a latency histogram; its count is the responses counter, and
     assert.equal(await get('/fast/x'), 200);
     assert.equal(await get('/slow/x'), 200);
   }
-  // a request is counted just after its response has left (docs/observability.md), so the last one may lag a scrape
+  // the slow node's last response may still be finishing on the worker when the client has its bytes
   let m = await scrape(gw.adminUrl);
   await eventually(async () => (m = await scrape(gw.adminUrl)).sum('nanogate_upstream_duration_seconds_count', { upstream: 'slow' }) >= 5);
   assert.equal(m.types.get('nanogate_upstream_duration_seconds'), 'histogram');
@@ -159,7 +159,7 @@ test('process_* and nodejs_* families under their standard names, and no nanogat
 
 test('Accept: application/openmetrics-text gets OpenMetrics: # EOF, counters named without _total, promtool parses it', T, async () => {
   await get('/fast/s200');
-  // the request is counted just after its response left: let it land before the two scrapes are compared
+  // let the request land in the counters before the two scrapes are compared
   await eventually(async () => (await scrape(gw.adminUrl)).sum('nanogate_requests_total', { route: 'fast', code: '200' }) >= 1);
   const om = await scrapeRaw(gw.adminUrl, { accept: PROMETHEUS_ACCEPT });
   assert.equal(om.status, 200);
