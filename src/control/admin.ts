@@ -26,7 +26,6 @@ import {
 } from '../upstream/cluster-state.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { ApplyFailedError, UnknownTargetError, type Actor, type ApplyOptions, type ApplyResult, type DryRunResult, type Gateway } from './gateway.js';
 import type { ConfigSource } from '../config/sources.js';
 import { ConfigError } from '../config/errors.js';
@@ -35,6 +34,7 @@ import { redactConfig } from '../config/secrets.js';
 import { tokenFingerprint } from './audit.js';
 import * as probes from './probes.js';
 import type { NodeError } from './messages.js';
+import { closeServer, listenOn } from '../shared/http-server.js';
 
 /**
  * The admin API, on its own port and served by the control plane (never by a worker), so operations traffic cannot
@@ -116,21 +116,12 @@ export class AdminServer {
     this.#tokenDigest = token ? createHash('sha256').update(token).digest() : null;
   }
 
-  listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.port = (this.#server.address() as AddressInfo).port;
-        resolve();
-      });
-    });
+  async listen(host: string, port: number): Promise<void> {
+    this.port = await listenOn(this.#server, host, port);
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
+    return closeServer(this.#server);
   }
 
   /** The caller, or null when the token is missing or wrong. */

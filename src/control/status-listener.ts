@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { problem } from './admin.js';
 import * as probes from './probes.js';
 import type { Gateway } from './gateway.js';
+import { closeServer, listenOn } from '../shared/http-server.js';
 
 const PATHS: Readonly<Record<string, (g: Gateway, req: IncomingMessage, res: ServerResponse) => void>> = {
   '/health': (_g, _req, res) => probes.health(res),
@@ -38,20 +38,11 @@ export class StatusListener {
     });
   }
 
-  listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.port = (this.#server.address() as AddressInfo).port;
-        resolve();
-      });
-    });
+  async listen(host: string, port: number): Promise<void> {
+    this.port = await listenOn(this.#server, host, port);
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
+    return closeServer(this.#server);
   }
 }

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOn } from '../shared/http-server.js';
 
 /**
  * The built-in demo upstream, so that `npm start` answers at once with no other service. It echoes what it received
@@ -51,20 +51,11 @@ export class DemoUpstream {
     this.#server.keepAliveTimeout = 60_000;
   }
 
-  listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.port = (this.#server.address() as AddressInfo).port;
-        resolve();
-      });
-    });
+  async listen(host: string, port: number): Promise<void> {
+    this.port = await listenOn(this.#server, host, port);
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
+    return closeServer(this.#server);
   }
 }
