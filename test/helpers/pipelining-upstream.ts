@@ -1,4 +1,5 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { RequestHeads } from './request-heads.js';
 
 /**
  * How a PipeliningUpstream answers:
@@ -94,25 +95,12 @@ export class PipeliningUpstream {
       this.#queues.delete(socket);
     });
     socket.on('error', () => {});
-    let buf = '';
-    let bodyLeft = 0;
+    const split = new RequestHeads();
     socket.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      const heads: Pending[] = [];
-      let end: number;
-      for (;;) {
-        const skip = Math.min(bodyLeft, buf.length);
-        buf = buf.slice(skip);
-        bodyLeft -= skip;
-        if (bodyLeft > 0 || (end = buf.indexOf('\r\n\r\n')) < 0) break;
-        const head = buf.slice(0, end);
-        buf = buf.slice(end + 4);
-        const [method, path] = head.split(' ');
-        const length = /\r\ncontent-length: (\d+)/i.exec(head);
-        if (length) bodyLeft = Number(length[1]);
+      const heads: Pending[] = split.push(d).map(({ method, path, head }) => {
         const probe = /\r\nuser-agent: nanogate-pipelining-probe/i.test(head);
-        heads.push({ method, path: probe ? `${path} probe` : path, held: path.includes('/hold/') });
-      }
+        return { method, path: probe ? `${path} probe` : path, held: path.includes('/hold/') };
+      });
       if (heads.length === 0) return;
       this.reads.push({ conn, heads: heads.map((h) => `${h.method} ${h.path}`) });
       const q = this.#queues.get(socket)!;

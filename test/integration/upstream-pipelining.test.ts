@@ -6,6 +6,7 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { send } from '../helpers/http.js';
 import { metric, until, untilInFlight, upstreamInFlight } from '../helpers/gateway-state.js';
+import { RequestHeads } from '../helpers/request-heads.js';
 
 /**
  * Batched pipelining to upstreams (`pipelining: N`): safe requests without a body that arrive together share one
@@ -64,22 +65,10 @@ class OrderedUpstream {
       this.#queues.delete(socket);
     });
     socket.on('error', () => {});
-    let buf = '';
-    let bodyLeft = 0; // bytes of a request body still to come (a body may arrive in a later read than its head)
+    const split = new RequestHeads(); // a body may arrive in a later read than its head
     socket.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
       const heads: string[] = [];
-      let end: number;
-      for (;;) {
-        const skip = Math.min(bodyLeft, buf.length); // bodies are not looked at
-        buf = buf.slice(skip);
-        bodyLeft -= skip;
-        if (bodyLeft > 0 || (end = buf.indexOf('\r\n\r\n')) < 0) break;
-        const head = buf.slice(0, end);
-        buf = buf.slice(end + 4);
-        const [method, path] = head.split(' ');
-        const length = /\r\ncontent-length: (\d+)/i.exec(head);
-        if (length) bodyLeft = Number(length[1]);
+      for (const { method, path } of split.push(d)) {
         heads.push(`${method} ${path}`);
         this.#queues.get(socket)!.push({ method, path, ready: !path.startsWith('/hold/') });
       }
