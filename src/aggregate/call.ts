@@ -171,7 +171,8 @@ export class AggregateCall implements AttemptOwner {
 
   onError(code: ErrorCode, detail: string): void {
     this.#attempt = null;
-    this.#done(code, detail);
+    // the pool's read deadline is the call's own (readTimeoutMs is what is left of it)
+    this.#done(code === 'NG_ERR_UPSTREAM_TIMEOUT' ? 'NG_ERR_AGGREGATE_PART_TIMEOUT' : code, detail);
   }
 
   batch(fn: () => void): void {

@@ -20,9 +20,12 @@ const Call = Type.Object(
     path: Type.String({ pattern: '^/', maxLength: 2048, description: 'the path of the call, a template (values are percent-encoded), optionally with ?query' }),
     query: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Template, { description: 'query parameters added to the call, templates (values are percent-encoded; an empty value leaves the parameter out)' })),
     headers: Type.Optional(
-      Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", maxLength: 256 }), Template, { description: 'request headers of the call, templates (an empty value leaves the header out)' }),
+      Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", maxLength: 256 }), Template, {
+        secret: true,
+        description: "request headers of the call, templates (an empty value leaves the header out); secret, as they often carry the upstream's credential",
+      }),
     ),
-    forwardHeaders: Type.Array(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), { default: [], description: "client request headers passed to the call as they are (e.g. authorization, accept-language); none by default" }),
+    forwardHeaders: Type.Array(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), { default: [], secret: false, description: "client request headers passed to the call as they are (e.g. authorization, accept-language); none by default" }),
     timeoutMs: Type.Integer({ minimum: 1, maximum: 600000, default: 2000, description: 'the whole call (connect, head and body) must be done in this many ms, or it is a failed part' }),
     maxBodyBytes: Type.Integer({ minimum: 1, maximum: 67108864, default: 1048576, description: 'larger answers are a failed part' }),
     pick: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_$-]+(\\.[A-Za-z0-9_$-]+)*$', description: 'take this dot path of the answer instead of all of it (a missing path gives null)' })),
@@ -41,7 +44,7 @@ export const AggregateSchema = Type.Object(
       description: '"partial": answer with what succeeded plus an error entry per failed part; "fail": any failed part fails the whole answer (502)',
     }),
     partialStatus: Type.Integer({ minimum: 200, maximum: 299, default: 207, description: 'status of an answer in which some parts failed (x-nanogate-completed: false says so too)' }),
-    errorsKey: Type.String({ pattern: '^[A-Za-z0-9_$-]+$', default: 'errors', description: 'member of the merged answer that lists the failed parts' }),
+    errorsKey: Type.String({ pattern: '^[A-Za-z0-9_$-]+$', default: 'errors', secret: false, description: 'member of the merged answer that lists the failed parts' }),
   },
   { additionalProperties: false, description: 'answer by calling several upstreams in parallel and merging their JSON (docs/aggregate.md); the route then needs no upstream' },
 );

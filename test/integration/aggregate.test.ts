@@ -57,7 +57,22 @@ upstreams:
   big: { nodes: [{ url: ${big.url} }] }
   hangs: { nodes: [{ url: ${hangs.url} }] }
   dead: { nodes: [{ url: http://127.0.0.1:${dead} }] }
+  pair: { nodes: [{ url: http://127.0.0.1:${dead} }, { url: ${users.url} }] }
+consumers:
+  - { id: alice, plan: gold, keys: [{ key: aggregate-key-alice-0123456789 }] }
 routes:
+  - name: balanced
+    match: { path: /balanced }
+    aggregate:
+      calls:
+        - { name: profile, upstream: pair, path: /users/5 }
+  - name: mine
+    match: { path: /mine }
+    policies:
+      auth: { methods: { apiKey: { header: X-Api-Key } } }
+    aggregate:
+      calls:
+        - { name: profile, upstream: users, path: "/users/\${consumer.id}", headers: { x-consumer: "\${consumer.plan}" } }
   - name: dashboard
     match: { path: /dashboard/:user }
     aggregate:
@@ -124,6 +139,21 @@ test('the calls go out in parallel, templated from params, query and headers, an
   const u = spans.find((s) => s.name === 'users')!;
   const o = spans.find((s) => s.name === 'orders')!;
   assert.ok(Math.max(u.start, o.start) < Math.min(u.end, o.end), `calls did not overlap: ${JSON.stringify(spans)}`);
+});
+
+test('access policies run first, and the calls are templated from the consumer they found', async () => {
+  assertProblem(await send(gw.port, { path: '/mine' }), 401, 'NG_ERR_AUTH_MISSING');
+  const res = await send(gw.port, { path: '/mine', headers: { 'x-api-key': 'aggregate-key-alice-0123456789' } });
+  assert.equal(res.status, 200, res.text);
+  assert.deepEqual(JSON.parse(res.text).profile, { id: 'alice', name: 'Ada', consumer: 'gold', lang: null });
+});
+
+test('calls go through the upstream cluster: a refused connect is tried on another node', async () => {
+  for (let i = 0; i < 6; i++) {
+    const res = await send(gw.port, { path: '/balanced' });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(JSON.parse(res.text).profile.id, '5');
+  }
 });
 
 test('an empty template value leaves the query parameter out', async () => {
