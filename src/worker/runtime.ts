@@ -13,6 +13,7 @@ import { flagCells, nodeBases, nodeCellBase, routeCell } from '../shared/admin-f
 import { routeMetricsSlots } from '../observe/metrics-layout.js';
 import type { NodeError } from '../control/messages.js';
 import { NO_ROUTE } from './refusal.js';
+import { aggregateRuntime, type AggregateRuntime } from '../aggregate/runner.js';
 
 /** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
 export interface NodePool {
@@ -117,6 +118,8 @@ export class RouteRuntime {
   readonly circuit: CircuitBreaker | null;
   /** what answers when the upstream cannot (src/config/plan.ts PlanFallback), with the fallback upstream resolved */
   readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: string } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
+  /** an aggregate route's calls with their upstreams (src/aggregate/), or null: the route proxies */
+  readonly aggregate: AggregateRuntime | null;
 
   constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>, upstreams: readonly UpstreamRuntime[] = []) {
     this.scratch = scratch;
@@ -124,6 +127,7 @@ export class RouteRuntime {
     this.circuit = plan.circuit && plan.circuitState ? new CircuitBreaker(new Int32Array(plan.circuitState), plan.circuit) : null;
     const f = plan.fallback;
     this.fallback = f === null ? null : f.kind === 'static' ? f : { kind: 'upstream', upstream: upstreams[f.upstream] };
+    this.aggregate = plan.aggregate === null ? null : aggregateRuntime(plan.aggregate, upstreams);
     const hooks: PolicyHooks[] = [];
     for (const [slot, p] of (plan.policies ?? []).entries()) {
       const mod = POLICY_BY_NAME.get(p.name)!;
@@ -140,7 +144,7 @@ export class RouteRuntime {
     this.hasRequestPhases = this.access !== null || this.rewrite !== null;
     this.slotCount = hooks.length;
     this.hasPolicies = hooks.length > 0;
-    this.needsFacts = this.hasPolicies || upstream.hashKey !== null || (this.fallback?.kind === 'upstream' && this.fallback.upstream.hashKey !== null);
+    this.needsFacts = this.hasPolicies || this.aggregate !== null || upstream.hashKey !== null || (this.fallback?.kind === 'upstream' && this.fallback.upstream.hashKey !== null);
     this.preflight = (plan.policies ?? []).some((p) => POLICY_BY_NAME.get(p.name)!.answersPreflight?.(p.data) === true);
     this.plan = plan;
     this.upstream = upstream;
