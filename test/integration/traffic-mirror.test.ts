@@ -132,6 +132,7 @@ routes:
   - { name: killed, match: { prefix: /killed }, upstream: primary, mirror: { upstream: killable } }
   - { name: hang, match: { prefix: /hang }, upstream: primary, mirror: { upstream: hanging, timeoutMs: 300, maxInFlight: 3 } }
   - { name: same, match: { prefix: /same }, upstream: both, mirror: { upstream: both } }
+  - { name: plain, match: { prefix: /plain }, upstream: primary }
 `,
     { workers: WORKERS },
   );
@@ -339,6 +340,7 @@ test('GET /routes shows each route\'s mirror and its counts; routes without one 
   assert.ok(sampled.mirror!.outcomes.ok >= 99);
   const dead = body.routes.find((r) => r.name === 'dead')!;
   assert.equal(dead.mirror!.outcomes.error, 30);
+  assert.equal(body.routes.find((r) => r.name === 'plain')!.mirror, null);
 });
 
 test('nanogate validate refuses an unknown shadow upstream, a percent over 100 or with two decimals, with the path', T, async () => {
@@ -368,4 +370,42 @@ routes:
   writeFileSync(file, base('{ upstream: shadow, percent: 12.5 }'));
   r = await runCli(['validate', file]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
+});
+
+test('a reload changes the share and keeps the copies\' warm connection; a reload without mirror sends none and drops its series', T, async () => {
+  const own = await startShadow();
+  const config = (mirror: string) => `
+reload: { watch: false }
+upstreams:
+  primary: { nodes: [{ url: ${primary.url} }] }
+  shadow: { nodes: [{ url: ${own.url} }] }
+routes:
+  - { name: r, match: { prefix: /reload }, upstream: primary${mirror} }
+`;
+  const g = await startGateway(config(', mirror: { upstream: shadow }'));
+  try {
+    const ok = async () => (await scrape(g.adminUrl)).find('nanogate_mirror_requests_total', { route: 'r', outcome: 'ok' })[0]?.value ?? -1;
+    // one request at a time, and its copy answered before the next: one connection can carry every copy
+    let copies = 0;
+    const step = async (path: string, copied: boolean) => {
+      assert.equal((await send(g.port, { path })).status, 200);
+      if (copied) copies++;
+      assert.ok(await eventually(async () => (await ok()) === copies), `${path}: ${copies} copies expected`);
+    };
+    for (let i = 0; i < 4; i++) await step(`/reload/a${i}`, true);
+    g.rewrite(config(', mirror: { upstream: shadow, percent: 50 }'));
+    assert.ok((await g.gateway.reload()).version > 1);
+    // 50 %: every second matching request (the schedule counts from where it stood; 100 % does not advance it)
+    for (let i = 0; i < 8; i++) await step(`/reload/b${i}`, i % 2 === 1);
+    assert.deepEqual(copiesOf(own, '/reload/b').map((c) => c.url), ['/reload/b1', '/reload/b3', '/reload/b5', '/reload/b7']);
+    assert.equal(new Set(copiesOf(own, '/reload').map((c) => c.socket)).size, 1, 'the copies\' connection was kept across the reload');
+    g.rewrite(config(''));
+    assert.ok((await g.gateway.reload()).version > 1);
+    for (let i = 0; i < 5; i++) assert.equal((await send(g.port, { path: `/reload/c${i}` })).status, 200);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(copiesOf(own, '/reload').length, 8);
+    assert.equal((await scrape(g.adminUrl)).find('nanogate_mirror_requests_total', { route: 'r' }).length, 0);
+  } finally {
+    await closeAll(() => g.stop(), () => own.close());
+  }
 });
