@@ -144,12 +144,8 @@ export class MirrorRoute {
   offer(src: MirrorSource, body: Buffer[] | null): void {
     const p = this.plan;
     const cells = this.cells;
-    if (p.perMille < 1000) {
-      if (p.perMille === 0) return;
-      // unsigned, so the schedule runs on past 2^31 (it slips once, at 2^32, which is not a multiple of 1000)
-      const r = (Atomics.add(cells, M_SAMPLER, 1) >>> 0) % 1000;
-      if ((((r + 1) * p.perMille) / 1000 | 0) === ((r * p.perMille) / 1000 | 0)) return;
-    }
+    // unsigned, so the schedule runs on past 2^31 (it slips once, at 2^32, which is not a multiple of 1000)
+    if (p.perMille < 1000 && !sampled(Atomics.add(cells, M_SAMPLER, 1) >>> 0, p.perMille)) return;
     if (src.requestBodyKind !== BODY_NONE && (!src.clientBodyDone || src.bodyBytes > p.maxBodyBytes)) {
       Atomics.add(cells, M_SKIPPED_BODY, 1);
       return;
@@ -166,6 +162,17 @@ export class MirrorRoute {
       setImmediate(flushCopies);
     }
   }
+}
+
+/**
+ * The schedule: whether matching request number `k` (counted from 0 across workers) is copied at `perMille` tenths of
+ * a percent. Request k is copied when floor((k+1)·p/1000) > floor(k·p/1000): every 1000 consecutive requests hold
+ * exactly p copies, at most ceil(1000/p) apart. Only k mod 1000 matters (k·p/1000 and (k+1)·p/1000 differ from
+ * (k mod 1000)·p/1000 by the same whole number), which keeps the products small integers.
+ */
+export function sampled(k: number, perMille: number): boolean {
+  const r = k % 1000;
+  return (((r + 1) * perMille) / 1000 | 0) !== ((r * perMille) / 1000 | 0);
 }
 
 /** Copies offered in this event-loop turn, sent by one setImmediate after the turn's real requests have left. */
