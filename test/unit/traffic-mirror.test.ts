@@ -71,3 +71,21 @@ test('mirror problems are refused with their paths, all at once', () => {
   assert.deepEqual(issues('{ upstream: shadow, percent: 0.1 }'), []);
   assert.deepEqual(issues('{ upstream: shadow, percent: 99.9 }'), []);
 });
+
+test('an aggregate route refuses a mirror: its calls go to several upstreams, the routes they reach can mirror', () => {
+  const yaml = `
+upstreams:
+  main: { nodes: [{ url: http://127.0.0.1:9 }] }
+  shadow: { nodes: [{ url: http://127.0.0.1:9 }] }
+routes:
+  - name: agg
+    match: { path: /agg, methods: [GET] }
+    aggregate: { calls: [{ name: a, upstream: main, path: /a }] }
+    mirror: { upstream: shadow }
+`;
+  assert.throws(() => compileConfig(loadConfigText(yaml, 't.yaml'), 't.yaml'), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(err.issues.map((i) => `${i.path}: ${i.message}`), ['routes[0].mirror: an aggregate route calls several upstreams: a mirror does not apply']);
+    return true;
+  });
+});
