@@ -22,6 +22,7 @@ import type { PlanPolicy } from './plan.js';
 import { compileConsumers } from '../identity/compile.js';
 import { CONSUMERS_SERVICE } from '../identity/consumers.js';
 import { routeTemplate } from '../observe/semconv.js';
+import { compileMirror, type PlanMirror } from '../traffic/mirror-compile.js';
 
 export interface CompileResult {
   plan: Plan;
@@ -78,6 +79,7 @@ export function compileConfig(
         r.aggregate = compileAggregate(rc.aggregate, `${where}.aggregate`, route.route.paramNames, upstreamIndex, (n) => partial?.upstreamRefused(n) ?? false, (config.proxy.requestIdHeader ?? 'x-request-id').toLowerCase(), issues);
         if (rc.rewrite !== undefined || rc.stripPrefix) issues.push({ path: `${where}.rewrite`, message: 'an aggregate route builds the paths of its calls: rewrite and stripPrefix do not apply' });
         if (rc.fallback !== undefined) issues.push({ path: `${where}.fallback`, message: 'an aggregate route answers with its parts: a fallback does not apply' });
+        if (rc.mirror !== undefined) issues.push({ path: `${where}.mirror`, message: 'an aggregate route calls several upstreams: a mirror does not apply', hint: 'mirror the routes its calls go to' });
       }
       r.policies = compilePolicies(config, rc, where, shared, issues);
       // One shared cell per limited route: its in-flight count across workers, kept across reloads by name.
@@ -87,6 +89,7 @@ export function compileConfig(
       const rcb = r as unknown as { circuit: PlanCircuit | null; circuitState: SharedArrayBuffer | null };
       rcb.circuit = compileCircuit(rc.circuitBreaker);
       rcb.circuitState = rcb.circuit ? shared.get(`route-circuit:${rc.name}`, regionBytes(0)) : null;
+      (r as unknown as { mirror: PlanMirror | null }).mirror = compileMirror(rc.mirror, `${where}.mirror`, rc.name, upstreamIndex, shared, compilePredicates, issues);
     }
     if (route && issues.length === before) {
       routes.push(route.route);
@@ -362,7 +365,7 @@ function compileHealthCheck(h: HealthCheckConfig | undefined, where: string, iss
   };
 }
 
-function compilePredicates(preds: Record<string, PredicateConfig> | undefined, where: string, lowerNames: boolean, issues: ConfigIssue[]): PlanPredicate[] | null {
+export function compilePredicates(preds: Record<string, PredicateConfig> | undefined, where: string, lowerNames: boolean, issues: ConfigIssue[]): PlanPredicate[] | null {
   if (!preds) return null;
   const out: PlanPredicate[] = [];
   for (const [rawName, p] of Object.entries(preds)) {
@@ -488,6 +491,7 @@ function compileRoute(
     circuitState: null,
     priority: rc.priority,
     policies: null,
+    mirror: null,
     where,
   };
   return { route, patterns, hostKeys };

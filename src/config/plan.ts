@@ -177,6 +177,8 @@ export interface PlanRoute {
   readonly priority: number;
   /** policies in execution order (global ones merged in), or null */
   readonly policies: readonly PlanPolicy[] | null;
+  /** copies of a sampled share of the requests to a shadow upstream (src/traffic/mirror.ts), or null */
+  readonly mirror: import('../traffic/mirror-compile.js').PlanMirror | null;
   /** where it was declared, e.g. routes[3] */
   readonly where: string;
 }

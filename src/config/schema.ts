@@ -6,6 +6,7 @@ import { ObservabilitySchema } from '../observe/schema.js';
 import { DiscoveryConfigSchema } from '../discovery/schema.js';
 import { BalancerSchema, BalancingSchema } from '../upstream/balancers/schema.js';
 import { AggregateSchema } from '../aggregate/schema.js';
+import { MirrorSchema } from '../traffic/mirror-schema.js';
 import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema, QueueSchema, RequestBodySchema, RetryBudgetSchema, RetrySchema } from '../upstream/resilience-schema.js';
 
 /**
@@ -228,6 +229,7 @@ const Route = Type.Object(
       description: "a circuit breaker of this route alone, besides its upstream's: it opens for this route while other routes to the upstream keep being served",
     }),
     policies: Type.Optional(Policies),
+    mirror: Type.Optional(MirrorSchema),
   },
   { additionalProperties: false },
 );

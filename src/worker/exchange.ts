@@ -14,6 +14,7 @@ import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
 import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestTiming } from '../pipeline/policy.js';
 import { openBodyChain, type BodyChain, type ChainOwner } from '../pipeline/body-chain.js';
+import type { MirrorRoute } from '../traffic/mirror.js';
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
 const PENDING_BODY_LIMIT = 256 * 1024;
@@ -145,6 +146,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   replayBody: Buffer[] | null = null;
   /** the fallback upstream was tried already */
   fellBack = false;
+  /** the route's mirror, when this request matched it, until the first dispatch offers it a copy (then null) */
+  mirror: MirrorRoute | null = null;
   /** clock.now when the body started to arrive, for the minimum rate */
   bodyStartedAt = 0;
 
@@ -541,7 +544,14 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
       this.sentAt = attempt.sentAt;
       if (this.timing.start > 0) this.timing.upstreamStart = this.sentAt;
     }
+    // the body as held before dispatch: a connection ready at once takes (and clears) pendingBody
+    const body = this.pendingBody;
     upstream.pools[i].dispatch(attempt);
+    if (this.mirror !== null) {
+      const m = this.mirror;
+      this.mirror = null;
+      m.offer(this, body);
+    }
   }
 
   #failCorked(code: ErrorCode, detail: string, headers: readonly string[] = []): void {

@@ -333,6 +333,8 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
     const ex = new Exchange(res, state, route, requestId, line, hostLine, head, method, bodyKind, facts, timing, s.contentLength);
     ex.startedAt = t0;
     if (route.aggregate !== null) ex.params = matchParams(route, path);
+    // the mirror's match reads the headers now, while they are at hand; the copy is offered at the first dispatch
+    if (route.mirror !== null) ex.mirror = route.mirror.admit(s);
     res.onAborted(ex.onAborted);
     if (bodyKind !== BODY_NONE) res.onData((chunk, isLast) => ex.onClientData(chunk, isLast));
     state.started();
