@@ -73,6 +73,22 @@ routes:
         - { name: stable, upstream: v1, weight: 60 }
         - { name: canary, upstream: v2, weight: 40 }
       sticky: { by: consumer }
+  - name: by-cookie
+    match: { prefix: /by-cookie }
+    upstream: v1
+    traffic:
+      versions:
+        - { name: stable, upstream: v1, weight: 70 }
+        - { name: canary, upstream: v2, weight: 30 }
+      sticky: { by: cookie, name: sid }
+  - name: by-ip
+    match: { prefix: /by-ip }
+    upstream: v1
+    traffic:
+      versions:
+        - { name: stable, upstream: v1, weight: 50 }
+        - { name: canary, upstream: v2, weight: 50 }
+      sticky: { by: ip }
   - name: affine
     match: { prefix: /affine }
     upstream: v1
@@ -129,6 +145,18 @@ test('sticky by consumer: each consumer stays on one version; the consumers spre
   for (const [id, versions] of seen) assert.equal(versions.size, 1, `${id} saw ${[...versions]}`);
   const onCanary = [...seen.values()].filter((s) => s.has('canary')).length;
   assert.ok(onCanary >= 6 && onCanary <= 26, `${onCanary} of 40 consumers on canary at 40 %`);
+});
+
+test('sticky by cookie and by client address: the same key, the same version', T, async () => {
+  const first: string[] = [];
+  for (let i = 0; i < 200; i++) first.push(await servedBy('/by-cookie', { cookie: `theme=dark; sid=session-${i}; lang=en` }));
+  for (let i = 0; i < 200; i += 7) assert.equal(await servedBy('/by-cookie', { cookie: `sid=session-${i}` }), first[i], `session-${i} moved`);
+  const onCanary = first.filter((v) => v === 'canary').length;
+  assert.ok(onCanary >= 40 && onCanary <= 80, `${onCanary} of 200 cookies on canary at 30 %`);
+  // every request of this test comes from 127.0.0.1: one key, one version, where the schedule would alternate
+  const byIp = new Set<string>();
+  for (let i = 0; i < 20; i++) byIp.add(await servedBy('/by-ip'));
+  assert.equal(byIp.size, 1, `127.0.0.1 saw ${[...byIp]}`);
 });
 
 function signed(version: string, exp: number, route = 'affine'): string {
