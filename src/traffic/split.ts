@@ -152,9 +152,8 @@ export class TrafficSplit {
     let sum = 0;
     for (let v = 0; v < w.length; v++) sum += w[v];
     if (sum <= 0) {
-      // nothing written yet: everything to the first version
-      w.fill(0);
-      w[0] = SCHEDULE_SLOTS;
+      // a region nothing has written to yet: the configured weights
+      for (let v = 0; v < w.length; v++) w[v] = this.plan.weights[v];
       sum = SCHEDULE_SLOTS;
     }
     buildSchedule(w, sum, this.#schedule);
