@@ -145,7 +145,10 @@ export type RewritePart = string | { readonly param: number } | { readonly rest:
 export interface PlanRoute {
   readonly id: number;
   readonly name: string;
+  /** the upstream it forwards to (an aggregate route: its first call's) */
   readonly upstream: number;
+  /** an aggregate route's calls (src/aggregate/), or null for a proxying route */
+  readonly aggregate: import('../aggregate/compile.js').PlanAggregate | null;
   /** upper-case methods, or null for any */
   readonly methods: readonly string[] | null;
   readonly headers: readonly PlanPredicate[] | null;

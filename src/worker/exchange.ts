@@ -3,6 +3,7 @@ import { ERRORS, type ErrorCode } from '../errors/codes.js';
 import { upstreamDetail, writeProblem, type ProblemMembers } from '../errors/problem.js';
 import type { UpstreamConnection } from '../upstream/exchange.js';
 import { Attempt, type AttemptOwner } from '../upstream/attempt.js';
+import { AggregateRun, type AggregateHost } from '../aggregate/runner.js';
 import { clock } from '../shared/clock.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../upstream/h1-parse.js';
 import type { RouteRuntime, UpstreamRuntime } from './runtime.js';
@@ -66,6 +67,7 @@ export interface RequestFacts {
 }
 
 const NO_SLOTS: unknown[] = [];
+const NO_PARAMS: string[] = [];
 
 /** Where a response head is assembled for uWS (see onHead): the largest upstream head plus what the gateway adds. */
 const HEAD_OUT = Buffer.allocUnsafe(64 * 1024 + 4096);
@@ -94,7 +96,7 @@ function asBytes(value: string): string | Buffer {
  * backpressure both ways, and turns every failure into one problem+json answer (or, once the response has
  * started, a closed connection). Every field is declared here so all exchanges share one hidden class.
  */
-export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
+export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, AggregateHost {
   readonly res: HttpResponse;
   readonly host: ExchangeHost;
   readonly route: RouteRuntime;
@@ -198,6 +200,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   sentAt = 0;
   /** dispatch of the latest attempt: the answering node's latency starts here (a retry's, not the first try's) */
   attemptSentAt = 0;
+
+  /** an aggregate route's request: the values of the match's params, and the calls in flight (src/aggregate/) */
+  params: string[] | null = null;
+  aggregateRun: AggregateRun | null = null;
 
   readonly onAborted = (): void => this.#onAborted();
   /** uWS calls this when the client socket drains; the writes in it are corked like every other write. */
@@ -366,6 +372,32 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.prepared = { status, headers, body, code: null, detail: undefined, members: null };
   }
 
+  // ---------------------------------------------------------------------------- aggregate routes (AggregateHost)
+
+  #aggregate(): void {
+    if (this.aggregateRun !== null) return;
+    this.aggregateRun = new AggregateRun(this.route.aggregate!, this, this.params ?? NO_PARAMS);
+    this.aggregateRun.start();
+  }
+
+  respondNow(status: number, headers: readonly string[], body: string): void {
+    this.respond(status, headers, body);
+    this.#sendPrepared();
+  }
+
+  failNow(code: ErrorCode, detail: string, members: ProblemMembers): void {
+    if (this.aborted || this.done) return;
+    corked(this.res, () => this.#fail(code, detail, false, [], members));
+  }
+
+  noteUpstreamError(detail: string): void {
+    this.upstreamError = detail;
+  }
+
+  hashKeyFor(upstream: UpstreamRuntime): number {
+    return upstream.hashKey === null ? 0 : upstream.hashKey(this);
+  }
+
   #sendPrepared(): void {
     const p = this.prepared;
     if (p === null || this.aborted || this.done) return;
@@ -411,6 +443,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       return;
     }
     if (this.aborted || this.done) return;
+    if (this.route.aggregate !== null) return this.#aggregate();
     // The split is decided once, at the first dispatch: after the access phase, so targeting and stickiness see
     // the consumer; retries, the queue and the fallback keep the version's choice.
     const split = this.route.split;
@@ -943,6 +976,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.done = true;
     this.status = 499; // client closed the request (nginx's convention), for logs and counters
     this.#abandonUpstream();
+    this.aggregateRun?.cancel();
     this.#end();
   }
 }

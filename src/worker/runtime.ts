@@ -15,6 +15,7 @@ import type { NodeError } from '../control/messages.js';
 import { NO_ROUTE } from './refusal.js';
 import { TrafficSplit } from '../traffic/split.js';
 import { consumerLookup } from '../identity/consumers.js';
+import { aggregateRuntime, type AggregateRuntime } from '../aggregate/runner.js';
 
 /** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
 export interface NodePool {
@@ -121,6 +122,8 @@ export class RouteRuntime {
   readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: string } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
   /** the weighted split between versions (src/traffic/split.ts); null: every request goes to `upstream` */
   readonly split: TrafficSplit | null;
+  /** an aggregate route's calls with their upstreams (src/aggregate/), or null: the route proxies */
+  readonly aggregate: AggregateRuntime | null;
 
   constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>, upstreams: readonly UpstreamRuntime[] = [], tls = false) {
     this.scratch = scratch;
@@ -128,6 +131,7 @@ export class RouteRuntime {
     this.circuit = plan.circuit && plan.circuitState ? new CircuitBreaker(new Int32Array(plan.circuitState), plan.circuit) : null;
     const f = plan.fallback;
     this.fallback = f === null ? null : f.kind === 'static' ? f : { kind: 'upstream', upstream: upstreams[f.upstream] };
+    this.aggregate = plan.aggregate === null ? null : aggregateRuntime(plan.aggregate, upstreams);
     const hooks: PolicyHooks[] = [];
     for (const [slot, p] of (plan.policies ?? []).entries()) {
       const mod = POLICY_BY_NAME.get(p.name)!;
@@ -149,6 +153,7 @@ export class RouteRuntime {
     this.split = t === null ? null : new TrafficSplit(t, plan.name, versionUpstreams, consumerLookup(services), tls);
     this.needsFacts =
       this.hasPolicies ||
+      this.aggregate !== null ||
       upstream.hashKey !== null ||
       (this.fallback?.kind === 'upstream' && this.fallback.upstream.hashKey !== null) ||
       (this.split !== null && (this.split.needsFacts || versionUpstreams.some((u) => u.hashKey !== null)));
