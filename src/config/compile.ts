@@ -23,6 +23,7 @@ import { compileConsumers } from '../identity/compile.js';
 import { CONSUMERS_SERVICE } from '../identity/consumers.js';
 import { routeTemplate } from '../observe/semconv.js';
 import { compileMirror, type PlanMirror } from '../traffic/mirror-compile.js';
+import { compileTraffic } from '../traffic/compile.js';
 
 export interface CompileResult {
   plan: Plan;
@@ -90,6 +91,13 @@ export function compileConfig(
       rcb.circuit = compileCircuit(rc.circuitBreaker);
       rcb.circuitState = rcb.circuit ? shared.get(`route-circuit:${rc.name}`, regionBytes(0)) : null;
       (r as unknown as { mirror: PlanMirror | null }).mirror = compileMirror(rc.mirror, `${where}.mirror`, rc.name, upstreamIndex, shared, compilePredicates, issues);
+      if (rc.traffic && rc.aggregate !== undefined) {
+        issues.push({ path: `${where}.traffic`, message: 'an aggregate route calls the upstreams of its parts: a traffic split does not apply', hint: 'split the upstream routes the parts call instead' });
+      } else if (rc.traffic) {
+        const hasAuth = rc.policies?.auth !== undefined || config.policies?.auth !== undefined;
+        const refused = (name: string) => partial?.upstreamRefused(name) ?? false;
+        (r as unknown as { traffic: PlanRoute['traffic'] }).traffic = compileTraffic(rc.traffic, rc.name, `${where}.traffic`, upstreamIndex, refused, hasAuth, shared, issues);
+      }
     }
     if (route && issues.length === before) {
       routes.push(route.route);
@@ -489,6 +497,7 @@ function compileRoute(
     fallback: null,
     circuit: null,
     circuitState: null,
+    traffic: null,
     priority: rc.priority,
     policies: null,
     mirror: null,

@@ -148,6 +148,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   fellBack = false;
   /** the route's mirror, when this request matched it, until the first dispatch offers it a copy (then null) */
   mirror: MirrorRoute | null = null;
+  /** the traffic-split version this request went to (index into route.split.names), or -1 (no split, not started) */
+  version = -1;
   /** clock.now when the body started to arrive, for the minimum rate */
   bodyStartedAt = 0;
 
@@ -333,6 +335,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   get bytesIn(): number {
     return this.bodyBytes;
   }
+  get trafficVersion(): string | null {
+    return this.version >= 0 ? this.route.split!.names[this.version] : null;
+  }
   get upstreamNode(): string | null {
     return this.nodeIndex >= 0 ? this.upstream.authorities[this.nodeIndex] : null;
   }
@@ -486,6 +491,13 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     }
     if (this.aborted || this.done) return;
     if (this.route.aggregate !== null) return this.#aggregate();
+    // The split is decided once, at the first dispatch: after the access phase, so targeting and stickiness see
+    // the consumer; retries, the queue and the fallback keep the version's choice.
+    const split = this.route.split;
+    if (split !== null && this.version < 0) {
+      this.version = split.pick(this);
+      this.upstream = split.upstreams[this.version] as UpstreamRuntime;
+    }
     const upstream = this.upstream;
     const cluster = upstream.cluster;
     if (!this.admitted) {
@@ -1038,12 +1050,21 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     // the filters free what they hold (a zlib stream) however the response ended
     if (this.chain !== null) this.chain.close();
     if (this.timing.start > 0) this.timing.end = performance.now();
+    if (this.version >= 0) this.#recordVersion();
     // Counted at once (a scrape right after the response sees it); the log hooks wait until the cork that writes
     // this response has flushed it to the client.
     this.host.finished(this);
     if (this.route.log === null) return;
     if (corkDepth > 0 || loggingEnded) ended.push(this);
     else this.runLogHooks();
+  }
+
+  /** The split's per-version stats: a 5xx, a gateway failure or a fallback's answer counts as the version's error. */
+  #recordVersion(): void {
+    const code = this.errorCode;
+    const error = this.status >= 500 || (code !== null && ERRORS[code].status >= 500) || this.fellBack;
+    const end = this.timing.end > 0 ? this.timing.end : performance.now();
+    this.route.split!.record(this.version, this.status, error, (end - this.startedAt) * 1000);
   }
 
   /** The log phase of an ended exchange. */

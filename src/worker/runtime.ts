@@ -13,6 +13,8 @@ import { flagCells, nodeBases, nodeCellBase, routeCell } from '../shared/admin-f
 import { routeMetricsSlots } from '../observe/metrics-layout.js';
 import type { NodeError } from '../control/messages.js';
 import { NO_ROUTE } from './refusal.js';
+import { TrafficSplit } from '../traffic/split.js';
+import { consumerLookup } from '../identity/consumers.js';
 import { aggregateRuntime, type AggregateRuntime } from '../aggregate/runner.js';
 import { MirrorRoute, MirrorSet } from '../traffic/mirror.js';
 
@@ -121,12 +123,14 @@ export class RouteRuntime {
   readonly circuit: CircuitBreaker | null;
   /** what answers when the upstream cannot (src/config/plan.ts PlanFallback), with the fallback upstream resolved */
   readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: Buffer } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
+  /** the weighted split between versions (src/traffic/split.ts); null: every request goes to `upstream` */
+  readonly split: TrafficSplit | null;
   /** an aggregate route's calls with their upstreams (src/aggregate/), or null: the route proxies */
   readonly aggregate: AggregateRuntime | null;
   /** copies of a sampled share of the requests to a shadow upstream (src/traffic/mirror.ts); null: no mirror */
   readonly mirror: MirrorRoute | null;
 
-  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>, upstreams: readonly UpstreamRuntime[] = [], mirrors: MirrorSet | null = null) {
+  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>, upstreams: readonly UpstreamRuntime[] = [], mirrors: MirrorSet | null = null, tls = false) {
     this.scratch = scratch;
     this.mirror = plan.mirror && mirrors ? new MirrorRoute(plan.mirror, mirrors.for(plan.mirror.upstream)) : null;
     this.concurrency = plan.routeState ? new Int32Array(plan.routeState) : null;
@@ -152,7 +156,15 @@ export class RouteRuntime {
     this.hasRequestPhases = this.access !== null || this.rewrite !== null;
     this.slotCount = hooks.length;
     this.hasPolicies = hooks.length > 0;
-    this.needsFacts = this.hasPolicies || this.aggregate !== null || upstream.hashKey !== null || (this.fallback?.kind === 'upstream' && this.fallback.upstream.hashKey !== null);
+    const t = plan.traffic;
+    const versionUpstreams = t === null ? [] : t.versions.map((v) => upstreams[v.upstream]);
+    this.split = t === null ? null : new TrafficSplit(t, plan.name, versionUpstreams, consumerLookup(services), tls);
+    this.needsFacts =
+      this.hasPolicies ||
+      this.aggregate !== null ||
+      upstream.hashKey !== null ||
+      (this.fallback?.kind === 'upstream' && this.fallback.upstream.hashKey !== null) ||
+      (this.split !== null && (this.split.needsFacts || versionUpstreams.some((u) => u.hashKey !== null)));
     this.preflight = (plan.policies ?? []).some((p) => POLICY_BY_NAME.get(p.name)!.answersPreflight?.(p.data) === true);
     this.plan = plan;
     this.upstream = upstream;
@@ -216,7 +228,7 @@ export class Runtime {
       return new UpstreamRuntime(plan, i, old, this.flags, nodeCellBase(this.flags, bases[i]), workerIndex);
     });
     this.mirrors = new MirrorSet(plan.upstreams, previous?.mirrors ?? null);
-    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch, workerIndex, plan.services, this.upstreams, this.mirrors));
+    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch, workerIndex, plan.services, this.upstreams, this.mirrors, plan.listen.tls !== null));
     this.trusted = new CidrSet(plan.proxy.trustedProxies);
     this.#hosts = plan.router.hosts;
     this.#wildcardHosts = plan.router.wildcardHosts;
