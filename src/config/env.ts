@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, type Document, type Scalar } from 'yaml';
 import type { ConfigIssue } from './errors.js';
+import { TEMPLATE_VARIABLE } from '../pipeline/template.js';
 
 /**
  * `${VAR}`, `${VAR:-default}` and `${file:PATH}` in a config, substituted into the parsed values, never into the
@@ -16,7 +17,8 @@ import type { ConfigIssue } from './errors.js';
  * Types: a plain (unquoted) scalar that is exactly one reference reads as a number when the value is a decimal
  * number and as a boolean when it is `true` or `false`, so `port: ${PORT:-8080}` is an integer; everything else
  * (a quoted scalar, a reference inside other text, any other value) is a string. Never a mapping or a list.
- * `$${` is a literal `${`.
+ * `$${` is a literal `${`. The request-time variables of header and query templates (`${consumer.id}`, `${request.id}`,
+ * `${client.ip}`, `${route}`, `${header.NAME}`, `${query.NAME}`: src/pipeline/template.ts) are left as they are.
  */
 
 /** First and last character of a placeholder; the reference's index sits between them (PLACE_BASE + index). */
@@ -58,6 +60,8 @@ export function prepareSubstitution(text: string, env: NodeJS.ProcessEnv, baseDi
     const cut = commentStart(line);
     const code = line.slice(0, cut).replace(REFERENCE, (whole: string, body: string) => {
       if (whole.startsWith('$$')) return whole.slice(1); // escaped: a literal ${...}
+      // a request-time template of a header or query value (src/pipeline/template.ts), filled in per request
+      if (TEMPLATE_VARIABLE.test(body)) return whole;
       if (refs.length >= MAX_REFS) {
         issues.push({ path: '', message: `line ${n + 1}: more than ${MAX_REFS} \${...} references in one file` });
         return whole;

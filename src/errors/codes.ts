@@ -45,6 +45,13 @@ export const ERRORS = {
   NG_ERR_AUTH_INVALID: { status: 401, title: 'The credentials were rejected' },
   NG_ERR_AUTH_UNAVAILABLE: { status: 503, title: 'The identity provider could not be reached' },
   NG_ERR_AUTHZ_FORBIDDEN: { status: 403, title: 'The consumer may not call this route' },
+  NG_ERR_TRANSFORM_BODY_TOO_LARGE: { status: 413, title: 'The request body is larger than this route transforms' },
+  NG_ERR_TRANSFORM_BAD_JSON: { status: 400, title: 'The request body is not valid JSON' },
+  NG_ERR_TRANSFORM_BAD_ENCODING: { status: 415, title: 'The request body has a content coding this route cannot decode' },
+  NG_ERR_TRANSFORM_UPSTREAM_TOO_LARGE: { status: 502, title: 'The upstream response body is larger than this route transforms' },
+  NG_ERR_TRANSFORM_UPSTREAM_BAD_JSON: { status: 502, title: 'The upstream response body is not valid JSON' },
+  NG_ERR_TRANSFORM_UPSTREAM_ENCODING: { status: 502, title: 'The upstream response body has a content coding this route cannot transform' },
+  NG_ERR_TRANSFORM_FAILED: { status: 500, title: 'The body could not be transformed' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

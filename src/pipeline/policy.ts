@@ -52,6 +52,8 @@ export interface PolicyContext {
   readonly routeName: string;
   /** the first value of a request header (lower-case name), or undefined */
   header(name: string): string | undefined;
+  /** every value of a request header (lower-case name), one per field line, in order; [] when absent */
+  headerValues(name: string): string[];
   /** the value of a query parameter (decoded), or null */
   queryParam(name: string): string | null;
 
@@ -70,6 +72,8 @@ export interface PolicyContext {
   removeUpstreamHeader(name: string): void;
   /** remove a query parameter (every occurrence, compared decoded) from the upstream request target */
   removeUpstreamQueryParam(name: string): void;
+  /** append a query parameter to the upstream request target (name and value are percent-encoded here) */
+  addUpstreamQueryParam(name: string, value: string): void;
   /** add a header to the response sent to the client (appended after the upstream's) */
   addResponseHeader(name: string, value: string): void;
   /** drop a header of the upstream response (lower-case name) */
@@ -127,6 +131,8 @@ export interface PolicyHooks {
   rewrite?(ctx: PolicyContext): HookResult;
   /** the upstream (or gateway) response head is about to be written; add headers with ctx.addResponseHeader */
   response?(ctx: PolicyContext): void;
+  /** the whole request body, held before it goes upstream (see RequestBodyTransform); null on most routes */
+  readonly requestBody?: RequestBodyTransform;
   /** after the response was sent; must not block (logs, metrics) */
   log?(ctx: PolicyContext): void;
   /** ask for per-hook timestamps on this route (ctx.timing.hooks): Server-Timing, phase logs; off costs nothing */
@@ -136,6 +142,23 @@ export interface PolicyHooks {
    * (they cost a clock read each, and routes without such a hook keep the zeros of an untimed request)
    */
   readonly readsTiming?: boolean;
+}
+
+/**
+ * A transform of the whole request body (JSON operations, masking, gzip decoding). On a route with one, a request
+ * whose head it wants is held whole (never streamed) up to `maxBytes` (beyond: 413 NG_ERR_TRANSFORM_BODY_TOO_LARGE,
+ * nothing sent upstream), then transformed once it has all arrived, after the rewrite phase, and forwarded with a
+ * Content-Length. Routes without one pay one null check per request.
+ */
+export interface RequestBodyTransform {
+  readonly maxBytes: number;
+  /** asked once per request with a body, from its head (Content-Type, Content-Encoding): hold this body for transform? */
+  wants(ctx: PolicyContext): boolean;
+  /**
+   * The body to forward (it may be `body` itself), or null after ctx.respondProblem (a malformed body: the prepared
+   * answer is sent, nothing goes upstream), or a promise of either (work done off the event loop). Never throws.
+   */
+  transform(ctx: PolicyContext, body: Buffer): Buffer | null | PromiseLike<Buffer | null>;
 }
 
 /** What a worker gives a policy when it creates hooks. Extended by the modules that own the resources. */

@@ -8,10 +8,10 @@ import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../
 import type { RouteRuntime, UpstreamRuntime } from './runtime.js';
 import { STATUS_LINES } from './status-lines.js';
 import { ADMIT_CIRCUIT_OPEN, ADMIT_FULL, ADMIT_PROBE, OUTCOME_CONNECT, OUTCOME_OK, OUTCOME_RESET, OUTCOME_TIMEOUT, type QueuedRequest } from '../upstream/cluster.js';
-import { requestLineWithoutQueryParam } from '../shared/query.js';
+import { requestLineWithQueryParam, requestLineWithoutQueryParam } from '../shared/query.js';
 import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
-import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestTiming } from '../pipeline/policy.js';
+import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestBodyTransform, type RequestTiming } from '../pipeline/policy.js';
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
 const PENDING_BODY_LIMIT = 256 * 1024;
@@ -110,6 +110,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   bodyHeld: boolean;
   /** start() was called while the body was held */
   startWanted = false;
+  /** the body is held whole for the route's request-body transform (PolicyHooks.requestBody) */
+  readonly bodyTransform: boolean;
   readonly replayable: boolean;
   readonly pipelinable: boolean;
   /** GET, HEAD, OPTIONS, PUT, DELETE, TRACE: may be retried after it reached a node (RFC 9110 9.2.2) */
@@ -258,6 +260,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.facts = facts;
     this.slots = route.slotCount > 0 ? new Array(route.slotCount).fill(undefined) : NO_SLOTS;
     this.timing = timing;
+    // asked last: the transforms read the request head through this context
+    this.bodyTransform = route.requestBody !== null && requestBodyKind !== BODY_NONE && wantsBody(route.requestBody, this);
+    if (this.bodyTransform) this.bodyHeld = true;
   }
 
   // ---------------------------------------------------------------------------- pipeline (access, rewrite)
@@ -328,6 +333,15 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     return undefined;
   }
 
+  headerValues(name: string): string[] {
+    const f = this.facts;
+    const out: string[] = [];
+    if (f === null || f.headerNames === null) return out;
+    const names = f.headerNames;
+    for (let i = 0; i < names.length; i++) if (names[i] === name) out.push(f.headerValues![i]);
+    return out;
+  }
+
   queryParam(name: string): string | null {
     const q = this.query;
     return q ? new URLSearchParams(q).get(name) : null;
@@ -343,6 +357,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
 
   removeUpstreamQueryParam(name: string): void {
     this.headLine = requestLineWithoutQueryParam(this.headLine, name);
+  }
+
+  addUpstreamQueryParam(name: string, value: string): void {
+    this.headLine = requestLineWithQueryParam(this.headLine, encodeURIComponent(name) + '=' + encodeURIComponent(value));
   }
 
   addResponseHeader(name: string, value: string): void {
@@ -575,6 +593,11 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       corked(this.res, () => this.#fail('NG_ERR_REQUEST_BODY_TOO_LARGE', `the body exceeds ${this.maxBodyBytes} bytes`, true));
       return;
     }
+    if (this.bodyTransform && this.bodyBytes > this.route.requestBodyLimit) {
+      // nothing went upstream yet: the body is held whole until it is transformed
+      corked(this.res, () => this.#fail('NG_ERR_TRANSFORM_BODY_TOO_LARGE', `the body exceeds the ${this.route.requestBodyLimit} bytes this route transforms`, true));
+      return;
+    }
     if (size > 0) {
       // uWS reuses the memory once this callback returns: copy it.
       const copy = Buffer.from(chunk.slice(0));
@@ -592,6 +615,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     if (isLast) {
       this.clientBodyDone = true;
       if (this.bodyStartedAt > 0) receiving.delete(this);
+      if (this.bodyTransform) return this.#transformBody();
       if (this.bodyHeld) {
         // The whole body is here: forward it with a Content-Length instead of re-chunking it.
         this.requestBodyKind = this.bodyBytes > 0 ? BODY_LENGTH : BODY_NONE;
@@ -599,7 +623,34 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
         this.#release();
       }
       this.conn?.endBody();
-    } else if (this.bodyHeld && this.pendingBytes > Math.max(CHUNKED_HOLD_LIMIT, this.route.plan.requestBody.bufferBytes)) this.#release();
+    } else if (this.bodyHeld && !this.bodyTransform && this.pendingBytes > Math.max(CHUNKED_HOLD_LIMIT, this.route.plan.requestBody.bufferBytes)) this.#release();
+  }
+
+  /** The held body through the route's request-body transforms, in order; then it goes upstream with a Content-Length. */
+  #transformBody(index = 0, input: Buffer | null = null): void {
+    const list = this.route.requestBody!;
+    let body = input ?? (this.pendingBody === null ? Buffer.alloc(0) : this.pendingBody.length === 1 ? this.pendingBody[0] : Buffer.concat(this.pendingBody));
+    for (let i = index; i < list.length; i++) {
+      const out = list[i].transform(this, body);
+      if (out === null) return this.#sendPrepared();
+      if (!(out instanceof Uint8Array)) {
+        out.then(
+          (next) => {
+            if (this.aborted || this.done) return;
+            if (next === null) this.#sendPrepared();
+            else this.#transformBody(i + 1, next);
+          },
+          () => this.#failCorked('NG_ERR_TRANSFORM_FAILED', 'the request body could not be transformed'),
+        );
+        return;
+      }
+      body = out;
+    }
+    this.pendingBody = body.length > 0 ? [body] : null;
+    this.pendingBytes = body.length;
+    this.requestBodyKind = body.length > 0 ? BODY_LENGTH : BODY_NONE;
+    this.headRest = withBodyLength(this.headRest, body.length);
+    this.#release();
   }
 
   /** The clock's check of a body still arriving: slower than the route's minimum rate gets 408 and a close. */
@@ -975,6 +1026,21 @@ function dropHeaderLines(block: string, names: readonly string[]): string {
     pos = end + 2;
   }
   return out;
+}
+
+function wantsBody(list: readonly RequestBodyTransform[], ctx: PolicyContext): boolean {
+  for (let i = 0; i < list.length; i++) if (list[i].wants(ctx)) return true;
+  return false;
+}
+
+/** The forwarded header block with its framing line (always the last: see handler.ts) saying `length` bytes. */
+function withBodyLength(block: string, length: number): string {
+  // block ends with "<framing line>\r\n\r\n"
+  const end = block.length - 4;
+  const start = block.lastIndexOf('\r\n', end - 1) + 2;
+  const line = block.slice(start, end);
+  const framing = line.startsWith('content-length:') || line.startsWith('transfer-encoding:');
+  return (framing ? block.slice(0, start) : block.slice(0, end + 2)) + 'content-length: ' + length + '\r\n\r\n';
 }
 
 /** Takes one slot of a shared concurrency cell (compare-exchange, exact across workers); false when full. */
