@@ -126,7 +126,7 @@ function renameRequest(ctx: PolicyContext, from: string, to: string): void {
 
 /** Every line of an upstream (or prepared) response header moves to a new name. */
 function renameResponse(ctx: PolicyContext, from: string, to: string): void {
-  const values = (ctx as unknown as { responseHeaderValues(n: string): string[] }).responseHeaderValues(from);
+  const values = ctx.responseHeaderValues(from);
   if (values.length === 0) return;
   ctx.removeResponseHeader(from);
   ctx.removeResponseHeader(to);

@@ -1,6 +1,7 @@
 import { gunzip } from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { CONTINUE, PRIORITY, PolicyConfigError, type PolicyContext, type PolicyHooks, type PolicyModule, type RequestBodyTransform } from '../../pipeline/policy.js';
+import { CONTINUE, PRIORITY, PolicyConfigError, type BodySink, type PolicyContext, type PolicyHooks, type PolicyModule, type RequestBodyTransform, type ResponseBodyFilter } from '../../pipeline/policy.js';
+import type { ErrorCode } from '../../errors/codes.js';
 import { compileTemplate, render, TemplateError, type Template } from '../../pipeline/template.js';
 import { compilePattern, type MaskKind, type MaskStyle } from '../../shared/pii.js';
 import { BodyProgram, ProgramError, type MaskConfig, type ProgramConfig } from './program.js';
@@ -153,6 +154,7 @@ export const transformPolicy: PolicyModule<TransformConfig, Data> = {
     return {
       rewrite,
       requestBody: data.request === null ? undefined : requestBody(data.request, data.poolBytes, versionOf),
+      responseBody: data.response === null ? undefined : responseBody(data.response, data.poolBytes, versionOf),
     };
   },
 };
@@ -209,4 +211,108 @@ function requestBody(d: NonNullable<Data['request']>, poolBytes: number, version
 function fail(ctx: PolicyContext): null {
   ctx.respondProblem('NG_ERR_TRANSFORM_FAILED', 'the body could not be transformed');
   return null;
+}
+
+/**
+ * The response side: a filter per response with a JSON (or, when masking, text) body. It holds the head and the
+ * whole body up to maxBytes, then writes the transformed body at once (with its Content-Length); a body over the
+ * limit, one that does not parse, or one with a Content-Encoding is refused with a 502 before anything is sent.
+ */
+function responseBody(d: SideData, poolBytes: number, versionOf: (ctx: PolicyContext) => string | null): (ctx: PolicyContext) => ResponseBodyFilter | null {
+  const program = new BodyProgram(d.program, 'response');
+  const masks = program.masks;
+  return (ctx) => {
+    const kind = bodyKind(ctx.responseHeader('content-type'), masks);
+    if (kind === null) return null;
+    const coding = ctx.responseHeader('content-encoding');
+    const encoded = coding !== undefined && coding.trim().toLowerCase() !== 'identity';
+    const refusal: ErrorCode | null = encoded ? 'NG_ERR_TRANSFORM_UPSTREAM_ENCODING' : ctx.responseLength > d.maxBytes ? 'NG_ERR_TRANSFORM_UPSTREAM_TOO_LARGE' : null;
+    return new ResponseTransform(program, d, kind, ctx, poolBytes, program.versioned ? versionOf(ctx) : null, refusal);
+  };
+}
+
+const UPSTREAM_DETAIL: Partial<Record<ErrorCode, string>> = {
+  NG_ERR_TRANSFORM_UPSTREAM_ENCODING: 'the upstream service sent an encoded body this route cannot transform',
+  NG_ERR_TRANSFORM_UPSTREAM_TOO_LARGE: 'the upstream service sent a body larger than this route transforms',
+  NG_ERR_TRANSFORM_UPSTREAM_BAD_JSON: 'the upstream service sent a body that is not valid JSON',
+};
+
+class ResponseTransform implements ResponseBodyFilter {
+  readonly changesLength = true;
+  readonly holdsHead = true;
+  readonly #program: BodyProgram;
+  readonly #side: SideData;
+  readonly #kind: BodyKind;
+  readonly #ctx: PolicyContext;
+  readonly #poolBytes: number;
+  readonly #version: string | null;
+  #refusal: ErrorCode | null;
+  #parts: Buffer[] = [];
+  #bytes = 0;
+  #closed = false;
+
+  constructor(program: BodyProgram, side: SideData, kind: BodyKind, ctx: PolicyContext, poolBytes: number, version: string | null, refusal: ErrorCode | null) {
+    this.#program = program;
+    this.#side = side;
+    this.#kind = kind;
+    this.#ctx = ctx;
+    this.#poolBytes = poolBytes;
+    this.#version = version;
+    this.#refusal = refusal;
+  }
+
+  onChunk(chunk: Buffer, sink: BodySink): boolean {
+    if (this.#refusal !== null) return this.#refuse(sink);
+    this.#bytes += chunk.length;
+    if (this.#bytes > this.#side.maxBytes) {
+      this.#refusal = 'NG_ERR_TRANSFORM_UPSTREAM_TOO_LARGE';
+      return this.#refuse(sink);
+    }
+    // the chunk is the read buffer's memory, valid during this call only
+    this.#parts.push(Buffer.from(chunk));
+    return true;
+  }
+
+  onEnd(sink: BodySink): void {
+    if (this.#refusal !== null) {
+      this.#refuse(sink);
+      return;
+    }
+    const parts = this.#parts;
+    const body = parts.length === 1 ? parts[0] : Buffer.concat(parts, this.#bytes);
+    this.#parts = [];
+    const ctx = this.#ctx;
+    if (this.#poolBytes > 0 && body.length >= this.#poolBytes) {
+      const d = this.#side;
+      runInPool({ key: d.key, program: d.program, side: 'response', kind: this.#kind, body, scopes: ctx.scopes, version: this.#version }).then(
+        (out) => this.#done(out, sink),
+        (err: Error) => {
+          if (!this.#closed) sink.refuse('NG_ERR_TRANSFORM_FAILED', `the response body could not be transformed (${err.message})`);
+        },
+      );
+      return;
+    }
+    this.#done(transformBody(this.#program, this.#kind, body, ctx.scopes, this.#version), sink);
+  }
+
+  onClose(): void {
+    this.#closed = true;
+    this.#parts = [];
+  }
+
+  #done(out: PoolResult, sink: BodySink): void {
+    if (this.#closed) return;
+    if (out === BAD_JSON) {
+      this.#refusal = 'NG_ERR_TRANSFORM_UPSTREAM_BAD_JSON';
+      this.#refuse(sink);
+      return;
+    }
+    sink.last(Buffer.isBuffer(out) ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+  }
+
+  #refuse(sink: BodySink): boolean {
+    const code = this.#refusal!;
+    sink.refuse(code, UPSTREAM_DETAIL[code] ?? 'the response body could not be transformed');
+    return true;
+  }
 }

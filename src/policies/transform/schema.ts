@@ -63,7 +63,7 @@ const Mask = Type.Object(
       Type.Union([Type.String({ minLength: 1, maxLength: 256, description: 'a key name' }), Type.Object({ name: Type.String({ minLength: 1, maxLength: 256, description: 'a key name' }), style: Type.Optional(Style) }, { additionalProperties: false })], {
         description: 'a key name, or { name, style }',
       }),
-      { default: [], description: 'whole values masked wherever their key has this name, at any depth (password, ssn…)' },
+      { default: [], secret: false, description: 'whole values masked wherever their key has this name, at any depth (password, ssn…)' },
     ),
     style: Type.Union(MASK_STYLES.map((s) => Type.Literal(s)), { default: 'full', description: 'the style of entries that name none: full, last4 or hash' }),
     hashKey: Type.Optional(Type.String({ minLength: 16, secret: true, description: 'key of the hash style (HMAC-SHA256); without one hashes are plain SHA-256, which a short value (a card number) can be found from by trying them all' })),
