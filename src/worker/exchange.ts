@@ -999,7 +999,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     const chain = this.chain;
     this.chain = null;
     chain?.close();
-    this.#abandonUpstream();
+    this.#abandonLater();
     // the response phase runs again for the error answer, from scratch
     this.responseExtra = null;
     this.responseRemove = null;
@@ -1015,7 +1015,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     if (this.aborted || this.done) return;
     this.errorCode = 'NG_ERR_GATEWAY_BODY_FILTER';
     this.host.counters.add(GATEWAY_ERRORS);
-    this.#abandonUpstream();
+    this.#abandonLater();
     this.done = true;
     this.res.close();
     this.#end();
@@ -1126,6 +1126,19 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   runLogHooks(): void {
     const log = this.route.log!;
     for (let i = 0; i < log.length; i++) log[i].log!(this);
+  }
+
+  /**
+   * Gives up the upstream response from inside one of its own callbacks (a body filter refusing in onBody): the pool
+   * is mid-parse then and must not lose its exchange under it, so the connection is cut on the next turn (a
+   * response that completes before then is over already, and its connection kept).
+   */
+  #abandonLater(): void {
+    const a = this.attempt;
+    if (a === null) return;
+    this.attempt = null;
+    this.conn = null;
+    setImmediate(() => a.end());
   }
 
   #abandonUpstream(): void {
