@@ -51,11 +51,14 @@ function maskConfig(m: MaskInput | undefined, where: string): MaskConfig | null 
   };
 }
 
+/** A side that has version mappings but no body section of its own gets one with the schema's defaults. */
+const DEFAULT_BODY = { maxBytes: 1048576, gzip: false, maxDecompressedBytes: 4194304, operations: [], scopes: [], mask: undefined };
+
 function side(config: TransformConfig, which: 'request' | 'response', where: string): SideData | null {
-  const body = which === 'request' ? config.request?.body : config.response?.body;
-  if (body === undefined) return null;
   const versions: Record<string, ProgramConfig['operations']> = {};
   for (const [v, m] of Object.entries(config.versions?.mappings ?? {})) if (m[which].length > 0) versions[v] = m[which];
+  const body = (which === 'request' ? config.request?.body : config.response?.body) ?? (Object.keys(versions).length > 0 ? DEFAULT_BODY : undefined);
+  if (body === undefined) return null;
   const program: ProgramConfig = {
     operations: body.operations as ProgramConfig['operations'],
     scopes: 'scopes' in body ? body.scopes : [],
@@ -112,7 +115,7 @@ export const transformPolicy: PolicyModule<TransformConfig, Data> = {
         q === undefined
           ? null
           : { remove: q.remove ?? [], rename: Object.entries(q.rename ?? {}), add: templates(q.add, 'request.query.add') },
-      request: request === null ? null : { ...request, gzip: config.request!.body!.gzip, maxDecompressedBytes: config.request!.body!.maxDecompressedBytes },
+      request: request === null ? null : { ...request, gzip: config.request?.body?.gzip ?? false, maxDecompressedBytes: config.request?.body?.maxDecompressedBytes ?? DEFAULT_BODY.maxDecompressedBytes },
       response: side(config, 'response', 'response.body'),
       versionHeader: v?.header?.toLowerCase() ?? null,
       versionQuery: v?.query ?? null,
