@@ -1027,6 +1027,18 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     this.attempt = null;
     if (this.aborted || this.done) return;
     this.host.counters.add(UPSTREAM_ERRORS);
+    if (this.heldHead !== null) {
+      // A body filter still holds the head (a transform reading the whole body): nothing has gone out, so the
+      // client gets the upstream error as a problem+json rather than a cut, and none of the partial body.
+      this.heldHead = null;
+      const chain = this.chain;
+      this.chain = null;
+      chain?.close();
+      this.responseExtra = null;
+      this.responseRemove = null;
+      corked(this.res, () => this.#fail(code, upstreamDetail(code)));
+      return;
+    }
     if (this.headSent) {
       // Too late for an error response: cut the client connection so it sees an incomplete message.
       this.errorCode = code;

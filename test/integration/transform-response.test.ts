@@ -54,6 +54,12 @@ let chunked = false;
 before(async () => {
   up = await startUpstream((req, res) => {
     const path = req.url!.split('?')[0];
+    if (path === '/cut') {
+      // dies mid-body: a head announcing 1000 bytes, 60 of them (with a card number), then a reset
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"card":"4111111111111111","pad":"' + 'x'.repeat(20));
+      return void setTimeout(() => res.socket!.destroy(), 20);
+    }
     const found = BODIES[path];
     if (!found) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"none"}');
     const [type, body, extra] = found;
@@ -269,4 +275,12 @@ test('the upstream error JSON is masked as well; HEAD has no body to transform',
   const h = await send(gw.port, { method: 'HEAD', path: '/masked/pii' });
   assert.equal(h.status, 200);
   assert.equal(h.body.length, 0);
+});
+
+test('an upstream that dies mid-body gets the client a 502 problem, not a cut response, and none of the partial body', async () => {
+  const r = await send(gw.port, { path: '/masked/cut' });
+  assert.equal(r.status, 502);
+  assert.match(JSON.parse(r.text).code, /^NG_ERR_UPSTREAM_/);
+  assert.ok(!r.text.includes('4111'));
+  assert.equal((await send(gw.port, { path: '/masked/text' })).status, 200);
 });
