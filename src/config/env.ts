@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, type Document, type Scalar } from 'yaml';
 import type { ConfigIssue } from './errors.js';
-import { TEMPLATE_VARIABLE } from '../pipeline/template.js';
 
 /**
  * `${VAR}`, `${VAR:-default}` and `${file:PATH}` in a config, substituted into the parsed values, never into the
@@ -17,8 +16,11 @@ import { TEMPLATE_VARIABLE } from '../pipeline/template.js';
  * Types: a plain (unquoted) scalar that is exactly one reference reads as a number when the value is a decimal
  * number and as a boolean when it is `true` or `false`, so `port: ${PORT:-8080}` is an integer; everything else
  * (a quoted scalar, a reference inside other text, any other value) is a string. Never a mapping or a list.
- * `$${` is a literal `${`. The request-time variables of header and query templates (`${consumer.id}`, `${request.id}`,
- * `${client.ip}`, `${route}`, `${header.NAME}`, `${query.NAME}`: src/pipeline/template.ts) are left as they are.
+ * `$${` is a literal `${`.
+ *
+ * References to the request (`${params.id}`, `${query.q}`, `${header.x-user}`, `${consumer.id}`, `${request.id}`,
+ * `${client.ip}`, `${route}` …) are not the config's: they stay as written, for the fields that template them per
+ * request (aggregate calls, transforms). Environment variable names have no dots, so the two never meet.
  */
 
 /** First and last character of a placeholder; the reference's index sits between them (PLACE_BASE + index). */
@@ -31,6 +33,7 @@ const PLACEHOLDER = /\uE000([\uE100-\uF8FF])\uE002*\uE001/g;
 const REFERENCE = /\$?\$\{([^}\n]*)\}/g;
 const ENV_REF = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s;
 const FILE_REF = /^file:(.+)$/s;
+const REQUEST_REF = /^(?:(?:params|query|header|cookie|consumer|request|client|route)\.[^\s{}$]+|route)$/;
 const NUMBER = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
 
 interface Reference {
@@ -60,8 +63,6 @@ export function prepareSubstitution(text: string, env: NodeJS.ProcessEnv, baseDi
     const cut = commentStart(line);
     const code = line.slice(0, cut).replace(REFERENCE, (whole: string, body: string) => {
       if (whole.startsWith('$$')) return whole.slice(1); // escaped: a literal ${...}
-      // a request-time template of a header or query value (src/pipeline/template.ts), filled in per request
-      if (TEMPLATE_VARIABLE.test(body)) return whole;
       if (refs.length >= MAX_REFS) {
         issues.push({ path: '', message: `line ${n + 1}: more than ${MAX_REFS} \${...} references in one file` });
         return whole;
@@ -90,6 +91,7 @@ function substitute(doc: Document, refs: readonly Reference[], env: NodeJS.Proce
     const file = FILE_REF.exec(ref.body);
     const variable = file ? null : ENV_REF.exec(ref.body);
     if (file) value = readSecretFile(file[1].trim(), baseDir, path, issues);
+    else if (REQUEST_REF.test(ref.body)) value = '${' + ref.body + '}';
     else if (variable) {
       const [, name, fallback] = variable;
       const set = env[name];

@@ -35,6 +35,7 @@ import { tokenFingerprint } from './audit.js';
 import * as probes from './probes.js';
 import type { NodeError } from './messages.js';
 import { closeServer, listenOn } from '../shared/http-server.js';
+import { mirrorView } from '../traffic/mirror-metrics.js';
 
 /**
  * The admin API, on its own port and served by the control plane (never by a worker), so operations traffic cannot
@@ -300,7 +301,7 @@ export class AdminServer {
   #routes() {
     const g = this.#gateway;
     const byName = new Map(g.config.routes.map((r) => [r.name, r]));
-    return g.plan.routes.map((r) => {
+    return g.plan.routes.map((r, i) => {
       const rc = byName.get(r.name);
       return {
         name: r.name,
@@ -311,6 +312,7 @@ export class AdminServer {
         priority: r.priority,
         policies: (r.policies ?? []).map((p) => p.name),
         disabled: g.routeDisabled(r.name),
+        mirror: mirrorView(g.plan, i),
       };
     });
   }

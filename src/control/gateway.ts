@@ -12,6 +12,7 @@ import { HealthChecker } from './health-checker.js';
 import { DiscoveryManager } from './discovery-manager.js';
 import { ClusterWatch } from './cluster-watch.js';
 import { renderClusterMetrics } from '../observe/cluster-metrics.js';
+import { renderMirrorMetrics } from '../traffic/mirror-metrics.js';
 import { AdminFlags, nodeBases, type AdminSwitches } from '../shared/admin-flags.js';
 import { AuditLog, type AuditEntry } from './audit.js';
 import { ConfigWatcher } from './config-watch.js';
@@ -815,6 +816,7 @@ export class Gateway {
       checksTotal: this.health.checksTotal,
       checkFailuresTotal: this.health.failuresTotal,
     }, out);
+    renderMirrorMetrics(this.plan, out);
     this.#processMetrics?.render(out);
     return out.text(format);
   }

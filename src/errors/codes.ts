@@ -53,6 +53,11 @@ export const ERRORS = {
   NG_ERR_TRANSFORM_UPSTREAM_BAD_JSON: { status: 502, title: 'The upstream response body is not valid JSON' },
   NG_ERR_TRANSFORM_UPSTREAM_ENCODING: { status: 502, title: 'The upstream response body has a content coding this route cannot transform' },
   NG_ERR_TRANSFORM_FAILED: { status: 500, title: 'The body could not be transformed' },
+  NG_ERR_AGGREGATE_FAILED: { status: 502, title: 'The parts of an aggregate answer could not be fetched' },
+  NG_ERR_AGGREGATE_PART_STATUS: { status: 502, title: 'A part of an aggregate answered with an error status' },
+  NG_ERR_AGGREGATE_PART_TIMEOUT: { status: 504, title: 'A part of an aggregate did not answer in time' },
+  NG_ERR_AGGREGATE_PART_INVALID_JSON: { status: 502, title: 'A part of an aggregate did not answer with JSON' },
+  NG_ERR_AGGREGATE_PART_TOO_LARGE: { status: 502, title: 'A part of an aggregate answered with a body over its limit' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

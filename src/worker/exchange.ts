@@ -3,6 +3,7 @@ import { ERRORS, type ErrorCode } from '../errors/codes.js';
 import { upstreamDetail, writeProblem, type ProblemMembers } from '../errors/problem.js';
 import type { UpstreamConnection } from '../upstream/exchange.js';
 import { Attempt, type AttemptOwner } from '../upstream/attempt.js';
+import { AggregateRun, type AggregateHost } from '../aggregate/runner.js';
 import { clock } from '../shared/clock.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../upstream/h1-parse.js';
 import type { RouteRuntime, UpstreamRuntime } from './runtime.js';
@@ -13,6 +14,7 @@ import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
 import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestBodyTransform, type RequestTiming } from '../pipeline/policy.js';
 import { openBodyChain, type BodyChain, type ChainOwner } from '../pipeline/body-chain.js';
+import type { MirrorRoute } from '../traffic/mirror.js';
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
 const PENDING_BODY_LIMIT = 256 * 1024;
@@ -67,6 +69,7 @@ export interface RequestFacts {
 }
 
 const NO_SLOTS: unknown[] = [];
+const NO_PARAMS: string[] = [];
 
 /** Where a response head is assembled for uWS (see onHead): the largest upstream head plus what the gateway adds. */
 const HEAD_OUT = Buffer.allocUnsafe(64 * 1024 + 4096);
@@ -95,7 +98,7 @@ function asBytes(value: string): string | Buffer {
  * backpressure both ways, and turns every failure into one problem+json answer (or, once the response has
  * started, a closed connection). Every field is declared here so all exchanges share one hidden class.
  */
-export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, ChainOwner {
+export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, ChainOwner, AggregateHost {
   readonly res: HttpResponse;
   readonly host: ExchangeHost;
   readonly route: RouteRuntime;
@@ -145,6 +148,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   replayBody: Buffer[] | null = null;
   /** the fallback upstream was tried already */
   fellBack = false;
+  /** the route's mirror, when this request matched it, until the first dispatch offers it a copy (then null) */
+  mirror: MirrorRoute | null = null;
   /** clock.now when the body started to arrive, for the minimum rate */
   bodyStartedAt = 0;
 
@@ -213,6 +218,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   sentAt = 0;
   /** dispatch of the latest attempt: the answering node's latency starts here (a retry's, not the first try's) */
   attemptSentAt = 0;
+
+  /** an aggregate route's request: the values of the match's params, and the calls in flight (src/aggregate/) */
+  params: string[] | null = null;
+  aggregateRun: AggregateRun | null = null;
 
   readonly onAborted = (): void => this.#onAborted();
   /** uWS calls this when the client socket drains; the writes in it are corked like every other write. */
@@ -394,6 +403,32 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     this.prepared = { status, headers, body, code: null, detail: undefined, members: null };
   }
 
+  // ---------------------------------------------------------------------------- aggregate routes (AggregateHost)
+
+  #aggregate(): void {
+    if (this.aggregateRun !== null) return;
+    this.aggregateRun = new AggregateRun(this.route.aggregate!, this, this.params ?? NO_PARAMS);
+    this.aggregateRun.start();
+  }
+
+  respondNow(status: number, headers: readonly string[], body: string): void {
+    this.respond(status, headers, body);
+    this.#sendPrepared();
+  }
+
+  failNow(code: ErrorCode, detail: string, members: ProblemMembers): void {
+    if (this.aborted || this.done) return;
+    corked(this.res, () => this.#fail(code, detail, false, [], members));
+  }
+
+  noteUpstreamError(detail: string): void {
+    this.upstreamError = detail;
+  }
+
+  hashKeyFor(upstream: UpstreamRuntime): number {
+    return upstream.hashKey === null ? 0 : upstream.hashKey(this);
+  }
+
   responseHeader(name: string): string | undefined {
     const list = this.headView !== null ? this.headView.list() : this.preparedView;
     if (list === null) return undefined;
@@ -484,6 +519,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
       return;
     }
     if (this.aborted || this.done) return;
+    if (this.route.aggregate !== null) return this.#aggregate();
     const upstream = this.upstream;
     const cluster = upstream.cluster;
     if (!this.admitted) {
@@ -542,7 +578,14 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
       this.sentAt = attempt.sentAt;
       if (this.timing.start > 0) this.timing.upstreamStart = this.sentAt;
     }
+    // the body as held before dispatch: a connection ready at once takes (and clears) pendingBody
+    const body = this.pendingBody;
     upstream.pools[i].dispatch(attempt);
+    if (this.mirror !== null) {
+      const m = this.mirror;
+      this.mirror = null;
+      m.offer(this, body);
+    }
   }
 
   #failCorked(code: ErrorCode, detail: string, headers: readonly string[] = []): void {
@@ -1168,6 +1211,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     this.done = true;
     this.status = 499; // client closed the request (nginx's convention), for logs and counters
     this.#abandonUpstream();
+    this.aggregateRun?.cancel();
     this.#end();
   }
 }

@@ -4,6 +4,7 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { assertNothingInternal, assertProblem, send } from '../helpers/http.js';
 import { signToken } from '../helpers/idp.js';
+import { gunzipSync } from 'node:zlib';
 
 /**
  * Response bodies through a real gateway from a real upstream: each JSON operation, scope filtering with JWT
@@ -138,6 +139,14 @@ routes:
           mappings:
             "1": { response: [{ rename: { from: fullName, to: name } }, { rename: { from: contact.email, to: email } }, { remove: [contact] }] }
         response: { body: { mask: { detect: [email], style: last4 } } }
+  - name: compressed
+    match: { prefix: /compressed }
+    upstream: app
+    stripPrefix: true
+    policies:
+      compression: { encodings: [gzip], minBytes: 16 }
+      transform:
+        response: { body: { mask: { detect: [card, email] } } }
   - name: pooled
     match: { prefix: /pooled }
     upstream: app
@@ -283,4 +292,14 @@ test('an upstream that dies mid-body gets the client a 502 problem, not a cut re
   assert.match(JSON.parse(r.text).code, /^NG_ERR_UPSTREAM_/);
   assert.ok(!r.text.includes('4111'));
   assert.equal((await send(gw.port, { path: '/masked/text' })).status, 200);
+});
+
+test('with compression on the same route, the transformed body is what gets compressed', async () => {
+  const r = await send(gw.port, { path: '/compressed/large', headers: { 'accept-encoding': 'gzip' } });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers['content-encoding'], 'gzip');
+  const b = JSON.parse(gunzipSync(r.body).toString());
+  assert.deepEqual(b.rows[0], { i: 0, email: '[redacted]', card: '[redacted]' });
+  // the upstream was asked for an identity body all the same
+  assert.equal(up.received.at(-1)!.headers['accept-encoding'], undefined);
 });

@@ -77,6 +77,8 @@ function config(refusedByCompile = false, globalJwt: 'keys' | 'jwksUrl' = 'keys'
     routes: [
       { name: 'with-keys', match: { prefix: '/a' }, upstream: 'app', policies: policies('keys', refusedByCompile) },
       { name: 'with-jwks', match: { prefix: '/b' }, upstream: 'app', policies: policies('jwksUrl') },
+      // an aggregate call's headers often carry the upstream's credential
+      { name: 'composed', match: { prefix: '/c' }, aggregate: { calls: [{ name: 'part', upstream: 'app', path: '/x', headers: { 'x-api-key': mark() } }] } },
     ],
     policies: policies(globalJwt, refusedByCompile),
     consumers: [{ id: 'c1', keys: [{ key: mark() }] }],
