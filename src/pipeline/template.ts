@@ -6,8 +6,8 @@ import type { PolicyContext } from './policy.js';
  * variables; a value without variables stays a plain string (no per-request work at all). An unset variable (no
  * consumer, an absent header) renders as ''.
  *
- * The config loader leaves these six forms alone (src/config/env.ts): `${NAME}` is an environment variable only
- * when it is not one of them.
+ * The config loader leaves request references like these alone (src/config/env.ts, REQUEST_REF): `${NAME}` without
+ * a dot is an environment variable.
  */
 const V_CONSUMER = 0, V_REQUEST = 1, V_CLIENT = 2, V_ROUTE = 3, V_HEADER = 4, V_QUERY = 5;
 
@@ -15,7 +15,7 @@ type Part = string | { v: number; name: string };
 
 export type Template = string | Part[];
 
-/** The variable forms a template knows; also read by the config loader to leave them alone. */
+/** The variable forms a header or query template knows. */
 export const TEMPLATE_VARIABLE = /^(?:consumer\.id|request\.id|client\.ip|route|header\.[!#$%&'*+.^_`|~0-9A-Za-z-]+|query\.[^}\s]+)$/;
 
 export class TemplateError extends Error {}
