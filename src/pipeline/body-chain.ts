@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../errors/codes.js';
 import type { BodySink, PolicyContext, PolicyHooks, ResponseBodyFilter } from './policy.js';
 
 /**
@@ -15,12 +16,17 @@ import type { BodySink, PolicyContext, PolicyHooks, ResponseBodyFilter } from '.
  * at once, in a cork of its own (owner.batch).
  */
 export interface ChainOwner {
-  /** the next bytes of the filtered body for the client; runs corked; false: they wait for the client to drain */
-  filteredChunk(chunk: Buffer): boolean;
+  /**
+   * the next bytes of the filtered body for the client; runs corked; false: they wait for the client to drain.
+   * `last`: they are all of it (the end follows at once)
+   */
+  filteredChunk(chunk: Buffer, last?: boolean): boolean;
   /** the filtered body is complete; runs corked */
   filteredEnd(): void;
   /** a filter gave up: the response is cut */
   filterFailed(reason: string): void;
+  /** a holdsHead filter refused the body: a problem+json in place of the response while its head is held */
+  filterRefused(code: ErrorCode, detail: string): void;
   /** every filter that held its input takes more again: the upstream may go on (once the client drains too) */
   filterReady(): void;
   /** runs fn corked (uWS cork), for output that arrives outside any call */
@@ -47,11 +53,20 @@ class Link implements BodySink {
   fail(reason: string): void {
     this.#chain.fail(reason);
   }
+  last(chunk: Buffer): void {
+    this.#chain.feed(this.#index, chunk);
+    this.#chain.endAt(this.#index);
+  }
+  refuse(code: ErrorCode, detail: string): void {
+    this.#chain.refuse(code, detail);
+  }
 }
 
 export class BodyChain implements BodySink {
   /** some filter changes the bytes: the response goes out chunked, without Content-Length */
   readonly changesLength: boolean;
+  /** some filter reads the whole body first (ResponseBodyFilter.holdsHead): the head waits for the first output */
+  readonly holdsHead: boolean;
   readonly #owner: ChainOwner;
   readonly #filters: readonly ResponseBodyFilter[];
   /** sinks[i]: where filter i pushes to (a Link, or this chain for the last one) */
@@ -75,6 +90,12 @@ export class BodyChain implements BodySink {
     this.#pendingOk = this.#owner.filteredChunk(chunk);
   };
   readonly #endNow = (): void => this.#owner.filteredEnd();
+  readonly #lastNow = (): void => {
+    const chunk = this.#pending!;
+    this.#pending = null;
+    this.#owner.filteredChunk(chunk, true);
+    this.#owner.filteredEnd();
+  };
 
   constructor(owner: ChainOwner, filters: readonly ResponseBodyFilter[]) {
     this.#owner = owner;
@@ -84,8 +105,13 @@ export class BodyChain implements BodySink {
     sinks.push(this);
     this.#sinks = sinks;
     let changes = false;
-    for (const f of filters) if (f.changesLength) changes = true;
+    let holds = false;
+    for (const f of filters) {
+      if (f.changesLength) changes = true;
+      if (f.holdsHead === true) holds = true;
+    }
     this.changesLength = changes;
+    this.holdsHead = holds;
   }
 
   /** true when no filter holds its input */
@@ -180,12 +206,28 @@ export class BodyChain implements BodySink {
     this.#owner.filterFailed(reason);
   }
 
+  last(chunk: Buffer): void {
+    if (this.#closed) return;
+    if (this.#depth > 0) {
+      (this.#held ??= []).push(chunk);
+      this.#endHeld = true;
+      return;
+    }
+    this.#pending = chunk;
+    this.#owner.batch(this.#lastNow);
+  }
+
+  refuse(code: ErrorCode, detail: string): void {
+    if (this.#closed) return;
+    this.#owner.filterRefused(code, detail);
+  }
+
   #flush(): void {
     const held = this.#held;
     if (held !== null && held.length > 0 && !this.#closed) {
       const all = held.length === 1 ? held[0] : Buffer.concat(held);
       held.length = 0;
-      this.#owner.filteredChunk(all);
+      this.#owner.filteredChunk(all, this.#endHeld);
     }
     if (this.#endHeld && !this.#closed) {
       this.#endHeld = false;

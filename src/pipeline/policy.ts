@@ -56,6 +56,8 @@ export interface PolicyContext {
   readonly routeName: string;
   /** the first value of a request header (lower-case name), or undefined */
   header(name: string): string | undefined;
+  /** every value of a request header (lower-case name), one per field line, in order; [] when absent */
+  headerValues(name: string): string[];
   /** the value of a query parameter (decoded), or null */
   queryParam(name: string): string | null;
 
@@ -74,6 +76,8 @@ export interface PolicyContext {
   removeUpstreamHeader(name: string): void;
   /** remove a query parameter (every occurrence, compared decoded) from the upstream request target */
   removeUpstreamQueryParam(name: string): void;
+  /** append a query parameter to the upstream request target (name and value are percent-encoded here) */
+  addUpstreamQueryParam(name: string, value: string): void;
   /** add a header to the response sent to the client (appended after the upstream's) */
   addResponseHeader(name: string, value: string): void;
   /** drop a header of the upstream response (lower-case name) */
@@ -152,6 +156,8 @@ export interface PolicyHooks {
   rewrite?(ctx: PolicyContext): HookResult;
   /** the upstream (or gateway) response head is about to be written; add headers with ctx.addResponseHeader */
   response?(ctx: PolicyContext): void;
+  /** the whole request body, held before it goes upstream (see RequestBodyTransform); null on most routes */
+  readonly requestBody?: RequestBodyTransform;
   /**
    * Opens a response body filter for one response (see ResponseBodyFilter): called after the response hooks, for
    * every response with a body (not HEAD, 204, 304, nor the gateway's own problem+json answers), the head still
@@ -172,6 +178,23 @@ export interface PolicyHooks {
    * (they cost a clock read each, and routes without such a hook keep the zeros of an untimed request)
    */
   readonly readsTiming?: boolean;
+}
+
+/**
+ * A transform of the whole request body (JSON operations, masking, gzip decoding). On a route with one, a request
+ * whose head it wants is held whole (never streamed) up to `maxBytes` (beyond: 413 NG_ERR_TRANSFORM_BODY_TOO_LARGE,
+ * nothing sent upstream), then transformed once it has all arrived, after the rewrite phase, and forwarded with a
+ * Content-Length. Routes without one pay one null check per request.
+ */
+export interface RequestBodyTransform {
+  readonly maxBytes: number;
+  /** asked once per request with a body, from its head (Content-Type, Content-Encoding): hold this body for transform? */
+  wants(ctx: PolicyContext): boolean;
+  /**
+   * The body to forward (it may be `body` itself), or null after ctx.respondProblem (a malformed body: the prepared
+   * answer is sent, nothing goes upstream), or a promise of either (work done off the event loop). Never throws.
+   */
+  transform(ctx: PolicyContext, body: Buffer): Buffer | null | PromiseLike<Buffer | null>;
 }
 
 /**
@@ -207,6 +230,12 @@ export interface ResponseBodyFilter {
    */
   readonly changesLength: boolean;
   /**
+   * The filter reads the whole body before it writes anything, and may refuse it (a JSON transform): the head is
+   * then written with the chain's first output, not before, so that sink.refuse() can still answer a problem+json
+   * in its place; and when that output comes with its end (sink.last), the response gets a Content-Length for it.
+   */
+  readonly holdsHead?: boolean;
+  /**
    * A piece of the body, valid only during the call (copy what must live longer). Returns true to take more now,
    * false to hold the upstream until sink.resume().
    */
@@ -233,6 +262,14 @@ export interface BodySink {
   push(chunk: Buffer): boolean;
   /** the filter's output is complete (after onEnd) */
   end(): void;
+  /** push(chunk), then end(), in one: the whole output at once (a response with a held head keeps a Content-Length) */
+  last(chunk: Buffer): void;
+  /**
+   * A holdsHead filter refuses the body (too large, not parseable): while the head is still held, the client gets
+   * the problem+json of `code` instead of the upstream's response, and the upstream's connection is given up; once
+   * the head went out, the response is cut as with fail().
+   */
+  refuse(code: ErrorCode, detail: string): void;
   /** the filter takes input again after onChunk returned false */
   resume(): void;
   /**

@@ -9,10 +9,10 @@ import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../
 import type { RouteRuntime, UpstreamRuntime } from './runtime.js';
 import { STATUS_LINES } from './status-lines.js';
 import { ADMIT_CIRCUIT_OPEN, ADMIT_FULL, ADMIT_PROBE, OUTCOME_CONNECT, OUTCOME_OK, OUTCOME_RESET, OUTCOME_TIMEOUT, type QueuedRequest } from '../upstream/cluster.js';
-import { requestLineWithoutQueryParam } from '../shared/query.js';
+import { requestLineWithQueryParam, requestLineWithoutQueryParam } from '../shared/query.js';
 import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
-import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestTiming } from '../pipeline/policy.js';
+import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestBodyTransform, type RequestTiming } from '../pipeline/policy.js';
 import { openBodyChain, type BodyChain, type ChainOwner } from '../pipeline/body-chain.js';
 import type { MirrorRoute } from '../traffic/mirror.js';
 
@@ -114,6 +114,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   bodyHeld: boolean;
   /** start() was called while the body was held */
   startWanted = false;
+  /** the body is held whole for the route's request-body transform (PolicyHooks.requestBody) */
+  readonly bodyTransform: boolean;
   readonly replayable: boolean;
   readonly pipelinable: boolean;
   /** GET, HEAD, OPTIONS, PUT, DELETE, TRACE: may be retried after it reached a node (RFC 9110 9.2.2) */
@@ -188,6 +190,13 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   /** …or a prepared response's flat header list */
   preparedView: readonly string[] | null = null;
   responseLength = -1;
+  /**
+   * the response's head while a holdsHead filter reads the body (flat name/value list, the route's removals done):
+   * written with the chain's first output, or replaced by a problem+json when the filter refuses; null otherwise
+   */
+  heldHead: string[] | null = null;
+  /** the held head is an upstream's (it gets Via) */
+  heldVia = false;
 
   // policy context (see PolicyContext); plain defaults on routes without policies
   readonly facts: RequestFacts | null;
@@ -277,6 +286,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     this.facts = facts;
     this.slots = route.slotCount > 0 ? new Array(route.slotCount).fill(undefined) : NO_SLOTS;
     this.timing = timing;
+    // asked last: the transforms read the request head through this context
+    this.bodyTransform = route.requestBody !== null && requestBodyKind !== BODY_NONE && wantsBody(route.requestBody, this);
+    if (this.bodyTransform) this.bodyHeld = true;
   }
 
   // ---------------------------------------------------------------------------- pipeline (access, rewrite)
@@ -350,6 +362,15 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     return undefined;
   }
 
+  headerValues(name: string): string[] {
+    const f = this.facts;
+    const out: string[] = [];
+    if (f === null || f.headerNames === null) return out;
+    const names = f.headerNames;
+    for (let i = 0; i < names.length; i++) if (names[i] === name) out.push(f.headerValues![i]);
+    return out;
+  }
+
   queryParam(name: string): string | null {
     const q = this.query;
     return q ? new URLSearchParams(q).get(name) : null;
@@ -365,6 +386,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
 
   removeUpstreamQueryParam(name: string): void {
     this.headLine = requestLineWithoutQueryParam(this.headLine, name);
+  }
+
+  addUpstreamQueryParam(name: string, value: string): void {
+    this.headLine = requestLineWithQueryParam(this.headLine, encodeURIComponent(name) + '=' + encodeURIComponent(value));
   }
 
   addResponseHeader(name: string, value: string): void {
@@ -444,8 +469,17 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
         this.preparedView = null;
       }
       const res = this.res;
-      res.writeStatus(STATUS_LINES[p.status] ?? `${p.status} Unknown`);
       const remove = this.responseRemove;
+      if (this.chain !== null && this.chain.holdsHead) {
+        this.heldHead = keptHeaders(p.headers, remove);
+        this.heldVia = false;
+        this.headSent = true;
+        const bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body!.buffer, body!.byteOffset, body!.byteLength);
+        this.chain.write(bytes);
+        this.chain?.complete();
+        return;
+      }
+      res.writeStatus(STATUS_LINES[p.status] ?? `${p.status} Unknown`);
       for (let i = 0; i < p.headers.length; i += 2) if (remove === null || !remove.includes(p.headers[i].toLowerCase())) res.writeHeader(p.headers[i], p.headers[i + 1]);
       this.#writeExtraHeaders();
       res.writeHeader('x-request-id', this.requestId);
@@ -674,6 +708,11 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
       corked(this.res, () => this.#fail('NG_ERR_REQUEST_BODY_TOO_LARGE', `the body exceeds ${this.maxBodyBytes} bytes`, true));
       return;
     }
+    if (this.bodyTransform && this.bodyBytes > this.route.requestBodyLimit) {
+      // nothing went upstream yet: the body is held whole until it is transformed
+      corked(this.res, () => this.#fail('NG_ERR_TRANSFORM_BODY_TOO_LARGE', `the body exceeds the ${this.route.requestBodyLimit} bytes this route transforms`, true));
+      return;
+    }
     if (size > 0) {
       // uWS reuses the memory once this callback returns: copy it.
       const copy = Buffer.from(chunk.slice(0));
@@ -691,6 +730,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     if (isLast) {
       this.clientBodyDone = true;
       if (this.bodyStartedAt > 0) receiving.delete(this);
+      if (this.bodyTransform) return this.#transformBody();
       if (this.bodyHeld) {
         // The whole body is here: forward it with a Content-Length instead of re-chunking it.
         this.requestBodyKind = this.bodyBytes > 0 ? BODY_LENGTH : BODY_NONE;
@@ -698,7 +738,34 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
         this.#release();
       }
       this.conn?.endBody();
-    } else if (this.bodyHeld && this.pendingBytes > Math.max(CHUNKED_HOLD_LIMIT, this.route.plan.requestBody.bufferBytes)) this.#release();
+    } else if (this.bodyHeld && !this.bodyTransform && this.pendingBytes > Math.max(CHUNKED_HOLD_LIMIT, this.route.plan.requestBody.bufferBytes)) this.#release();
+  }
+
+  /** The held body through the route's request-body transforms, in order; then it goes upstream with a Content-Length. */
+  #transformBody(index = 0, input: Buffer | null = null): void {
+    const list = this.route.requestBody!;
+    let body = input ?? (this.pendingBody === null ? Buffer.alloc(0) : this.pendingBody.length === 1 ? this.pendingBody[0] : Buffer.concat(this.pendingBody));
+    for (let i = index; i < list.length; i++) {
+      const out = list[i].transform(this, body);
+      if (out === null) return this.#sendPrepared();
+      if (!(out instanceof Uint8Array)) {
+        out.then(
+          (next) => {
+            if (this.aborted || this.done) return;
+            if (next === null) this.#sendPrepared();
+            else this.#transformBody(i + 1, next);
+          },
+          () => this.#failCorked('NG_ERR_TRANSFORM_FAILED', 'the request body could not be transformed'),
+        );
+        return;
+      }
+      body = out;
+    }
+    this.pendingBody = body.length > 0 ? [body] : null;
+    this.pendingBytes = body.length;
+    this.requestBodyKind = body.length > 0 ? BODY_LENGTH : BODY_NONE;
+    this.headRest = withBodyLength(this.headRest, body.length);
+    this.#release();
   }
 
   /** The clock's check of a body still arriving: slower than the route's minimum rate gets 408 and a close. */
@@ -759,6 +826,15 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
         const chain = (this.chain = openBodyChain(route.responseBody, this, this));
         // uWS frames a body it is given with write() (no total) as chunked: no Content-Length for changed bytes
         if (chain !== null && chain.changesLength) bodyKind = BODY_CHUNKED;
+        if (chain !== null && chain.holdsHead) {
+          // a filter reads the whole body first: the head waits for its output (see #writeHeldHead), copied out
+          // of the read buffer it lives in
+          this.heldHead = keptHeaders(headers.list(), this.responseRemove);
+          this.heldVia = true;
+          this.responseKind = bodyKind;
+          this.headView = null;
+          return;
+        }
       }
       this.headView = null;
     }
@@ -932,14 +1008,57 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
 
   // ---------------------------------------------------------------------------- body filters (ChainOwner)
 
-  filteredChunk(chunk: Buffer): boolean {
+  filteredChunk(chunk: Buffer, last?: boolean): boolean {
     if (this.aborted || this.done) return true;
+    // the whole filtered body at once gets a Content-Length; a first piece of more starts a chunked body
+    if (this.heldHead !== null) this.#writeHeldHead(last === true ? chunk.length : -1);
     return this.#send(chunk);
   }
 
   filteredEnd(): void {
     if (this.aborted || this.done) return;
+    if (this.heldHead !== null) {
+      // the filters made an empty body of it
+      this.#writeHeldHead(0);
+      this.res.end(undefined, this.host.closing);
+      this.#finish();
+      return;
+    }
     this.#endOut();
+  }
+
+  /** Writes the head a holdsHead filter held, framed for `length` bytes (-1: chunked). Runs corked. */
+  #writeHeldHead(length: number): void {
+    const list = this.heldHead!;
+    this.heldHead = null;
+    const res = this.res;
+    res.writeStatus(STATUS_LINES[this.status] ?? `${this.status} Unknown`);
+    for (let i = 0; i < list.length; i += 2) res.writeHeader(list[i], asBytes(list[i + 1]));
+    if (this.heldVia) res.writeHeader('via', this.host.viaValue);
+    res.writeHeader('x-request-id', this.requestId);
+    this.#writeExtraHeaders();
+    if (length >= 0) {
+      this.responseKind = BODY_LENGTH;
+      this.responseTotal = length;
+    } else this.responseKind = BODY_CHUNKED;
+  }
+
+  /**
+   * A holdsHead filter refused the body (too large, not JSON): nothing of the response has gone out, so the client
+   * gets the problem+json instead, and the upstream connection (maybe mid-body) is given up. After the head: a cut.
+   */
+  filterRefused(code: ErrorCode, detail: string): void {
+    if (this.aborted || this.done) return;
+    if (this.heldHead === null) return this.filterFailed(detail);
+    this.heldHead = null;
+    const chain = this.chain;
+    this.chain = null;
+    chain?.close();
+    this.#abandonLater();
+    // the response phase runs again for the error answer, from scratch
+    this.responseExtra = null;
+    this.responseRemove = null;
+    corked(this.res, () => this.#fail(code, detail));
   }
 
   filterReady(): void {
@@ -951,7 +1070,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     if (this.aborted || this.done) return;
     this.errorCode = 'NG_ERR_GATEWAY_BODY_FILTER';
     this.host.counters.add(GATEWAY_ERRORS);
-    this.#abandonUpstream();
+    this.#abandonLater();
     this.done = true;
     this.res.close();
     this.#end();
@@ -963,6 +1082,18 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     this.attempt = null;
     if (this.aborted || this.done) return;
     this.host.counters.add(UPSTREAM_ERRORS);
+    if (this.heldHead !== null) {
+      // A body filter still holds the head (a transform reading the whole body): nothing has gone out, so the
+      // client gets the upstream error as a problem+json rather than a cut, and none of the partial body.
+      this.heldHead = null;
+      const chain = this.chain;
+      this.chain = null;
+      chain?.close();
+      this.responseExtra = null;
+      this.responseRemove = null;
+      corked(this.res, () => this.#fail(code, upstreamDetail(code)));
+      return;
+    }
     if (this.headSent) {
       // Too late for an error response: cut the client connection so it sees an incomplete message.
       this.errorCode = code;
@@ -1073,6 +1204,19 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     for (let i = 0; i < log.length; i++) log[i].log!(this);
   }
 
+  /**
+   * Gives up the upstream response from inside one of its own callbacks (a body filter refusing in onBody): the pool
+   * is mid-parse then and must not lose its exchange under it, so the connection is cut on the next turn (a
+   * response that completes before then is over already, and its connection kept).
+   */
+  #abandonLater(): void {
+    const a = this.attempt;
+    if (a === null) return;
+    this.attempt = null;
+    this.conn = null;
+    setImmediate(() => a.end());
+  }
+
   #abandonUpstream(): void {
     const a = this.attempt;
     this.conn = null;
@@ -1147,6 +1291,28 @@ function dropHeaderLines(block: string, names: readonly string[]): string {
     pos = end + 2;
   }
   return out;
+}
+
+/** A response's header list without the fields the route removes (a copy: the source may be a reused buffer's view). */
+function keptHeaders(list: readonly string[], remove: readonly string[] | null): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) if (remove === null || !remove.includes(list[i].toLowerCase())) out.push(list[i], list[i + 1]);
+  return out;
+}
+
+function wantsBody(list: readonly RequestBodyTransform[], ctx: PolicyContext): boolean {
+  for (let i = 0; i < list.length; i++) if (list[i].wants(ctx)) return true;
+  return false;
+}
+
+/** The forwarded header block with its framing line (always the last: see handler.ts) saying `length` bytes. */
+function withBodyLength(block: string, length: number): string {
+  // block ends with "<framing line>\r\n\r\n"
+  const end = block.length - 4;
+  const start = block.lastIndexOf('\r\n', end - 1) + 2;
+  const line = block.slice(start, end);
+  const framing = line.startsWith('content-length:') || line.startsWith('transfer-encoding:');
+  return (framing ? block.slice(0, start) : block.slice(0, end + 2)) + 'content-length: ' + length + '\r\n\r\n';
 }
 
 /** Takes one slot of a shared concurrency cell (compare-exchange, exact across workers); false when full. */

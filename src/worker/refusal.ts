@@ -68,6 +68,12 @@ export class Refusal implements PolicyContext {
     return undefined;
   }
 
+  headerValues(name: string): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.#names.length; i++) if (this.#names[i] === name) out.push(this.#values[i]);
+    return out;
+  }
+
   queryParam(name: string): string | null {
     for (const [k, v] of new URLSearchParams(this.query)) if (k === name) return v;
     return null;
@@ -82,6 +88,7 @@ export class Refusal implements PolicyContext {
   setUpstreamHeader(): void {}
   removeUpstreamHeader(): void {}
   removeUpstreamQueryParam(): void {}
+  addUpstreamQueryParam(): void {}
   addResponseHeader(): void {}
   removeResponseHeader(): void {}
   respondProblem(): void {}

@@ -8,7 +8,7 @@ import { ClusterState } from '../upstream/cluster-state.js';
 import { MatchScratch, walk, type RadixNode } from '../router/radix.js';
 import { CidrSet } from '../shared/cidr.js';
 import { POLICY_BY_NAME } from '../policies/index.js';
-import type { PolicyHooks } from '../pipeline/policy.js';
+import type { PolicyHooks, RequestBodyTransform } from '../pipeline/policy.js';
 import { flagCells, nodeBases, nodeCellBase, routeCell } from '../shared/admin-flags.js';
 import { routeMetricsSlots } from '../observe/metrics-layout.js';
 import type { NodeError } from '../control/messages.js';
@@ -97,6 +97,10 @@ export class RouteRuntime {
   /** hooks that open response body filters (src/pipeline/body-chain.ts), in policy order; null: none, no chain */
   readonly responseBody: PolicyHooks[] | null;
   readonly log: PolicyHooks[] | null;
+  /** request-body transforms in policy order (PolicyHooks.requestBody); null on routes without */
+  readonly requestBody: RequestBodyTransform[] | null;
+  /** the smallest maxBytes of those transforms: a held body beyond it gets 413 */
+  readonly requestBodyLimit: number;
   /** the request goes through Exchange.runPipeline (access or rewrite hooks present) */
   readonly hasRequestPhases: boolean;
   /** any policy at all: the handler copies request facts and takes timestamps */
@@ -153,6 +157,9 @@ export class RouteRuntime {
     this.response = pick('response');
     this.responseBody = pick('responseBody');
     this.log = pick('log');
+    const bodies = hooks.flatMap((h) => (h.requestBody === undefined ? [] : [h.requestBody]));
+    this.requestBody = bodies.length ? bodies : null;
+    this.requestBodyLimit = bodies.length ? Math.min(...bodies.map((b) => b.maxBytes)) : 0;
     this.hasRequestPhases = this.access !== null || this.rewrite !== null;
     this.slotCount = hooks.length;
     this.hasPolicies = hooks.length > 0;

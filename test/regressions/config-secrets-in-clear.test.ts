@@ -35,7 +35,7 @@ const logs: string[] = [];
 const answers: { what: string; text: string }[] = [];
 const fixtures: unknown[] = [];
 
-/** Policies with every secret the auth and headers policies have; `keys` or `jwksUrl` (the two exclude each other). */
+/** Policies with every secret the auth, headers and transform policies have; `keys` or `jwksUrl` (the two exclude each other). */
 function policies(jwt: 'keys' | 'jwksUrl', privateJwk = false) {
   const jwtMethod =
     jwt === 'keys'
@@ -55,7 +55,8 @@ function policies(jwt: 'keys' | 'jwksUrl', privateJwk = false) {
         introspection: { url: `http://idp:${mark()}@127.0.0.1:${deadPort}/introspect`, clientId: 'gateway', clientSecret: mark() },
       },
     },
-    headers: { request: { set: { authorization: `Bearer ${mark()}` } } },
+    headers: { request: { set: { authorization: `Bearer ${mark()}` }, add: { 'x-api-key': mark() } } },
+    transform: { request: { body: { mask: { style: 'hash', hashKey: mark() } } }, response: { body: { mask: { style: 'hash', hashKey: mark() } } } },
   };
 }
 

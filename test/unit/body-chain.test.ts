@@ -17,8 +17,9 @@ class Owner implements ChainOwner {
   inCork = false;
   /** writes that arrived outside a cork (the Exchange must never write so) */
   uncorked = 0;
-  filteredChunk(chunk: Buffer): boolean {
+  filteredChunk(chunk: Buffer, last?: boolean): boolean {
     if (!this.inCork) this.uncorked++;
+    this.lastFlags.push(last === true);
     this.writes.push(chunk.toString());
     return true;
   }
@@ -28,6 +29,11 @@ class Owner implements ChainOwner {
   }
   filterFailed(reason: string): void {
     this.failed.push(reason);
+  }
+  refused: string[] = [];
+  lastFlags: boolean[] = [];
+  filterRefused(code: string): void {
+    this.refused.push(code);
   }
   filterReady(): void {
     this.ready++;
@@ -171,4 +177,52 @@ test('openBodyChain: null when every hook declines, and an observer-only chain k
   assert.equal(chain.changesLength, false);
   chain.write(Buffer.from('same'));
   assert.deepEqual(owner.writes, ['same']);
+});
+
+test('a filter holding the whole body: its one output says it is all (a Content-Length), and a refusal reaches the owner', async () => {
+  const whole = (refuseOn: string | null): ResponseBodyFilter => {
+    const parts: Buffer[] = [];
+    return {
+      changesLength: true,
+      holdsHead: true,
+      onChunk(chunk) {
+        parts.push(Buffer.from(chunk));
+        return true;
+      },
+      onEnd(sink) {
+        const all = Buffer.concat(parts).toString();
+        if (all === refuseOn) sink.refuse('NG_ERR_TRANSFORM_UPSTREAM_BAD_JSON', 'no');
+        else sink.last(Buffer.from(all.toUpperCase()));
+      },
+      onClose() {},
+    };
+  };
+  const owner = new Owner();
+  const chain = new BodyChain(owner, [whole(null), tee([])]);
+  assert.equal(chain.holdsHead, true);
+  chain.write(Buffer.from('ab'));
+  chain.write(Buffer.from('cd'));
+  assert.deepEqual(owner.writes, []);
+  chain.complete();
+  assert.deepEqual(owner.writes, ['ABCD']);
+  assert.deepEqual(owner.lastFlags, [true]);
+  assert.equal(owner.ended, 1);
+  const refusing = new Owner();
+  const c2 = new BodyChain(refusing, [whole('bad')]);
+  c2.write(Buffer.from('bad'));
+  c2.complete();
+  assert.deepEqual(refusing.refused, ['NG_ERR_TRANSFORM_UPSTREAM_BAD_JSON']);
+  assert.deepEqual(refusing.writes, []);
+  // from an asynchronous callback, last() writes and ends in one cork
+  const later = new Owner();
+  let sinkOf: BodySink | null = null;
+  const c3 = new BodyChain(later, [{ changesLength: true, holdsHead: true, onChunk: () => true, onEnd: (sink) => void (sinkOf = sink), onClose() {} }]);
+  c3.write(Buffer.from('x'));
+  c3.complete();
+  await nextTurn();
+  sinkOf!.last(Buffer.from('done'));
+  assert.deepEqual(later.writes, ['done']);
+  assert.deepEqual(later.lastFlags, [true]);
+  assert.equal(later.ended, 1);
+  assert.equal(later.corks, 1);
 });

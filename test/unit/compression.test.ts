@@ -72,6 +72,14 @@ function collector(): BodySink & { out: Buffer[]; ended: Promise<unknown>; faile
       s.failed.push(reason);
       end();
     },
+    last(c: Buffer) {
+      s.out.push(c);
+      end();
+    },
+    refuse(code: string) {
+      s.failed.push(code);
+      end();
+    },
   };
   return s;
 }
