@@ -77,6 +77,8 @@ export interface Criteria {
   readonly maxErrorRateIncrease: number | null;
   /** percent, or null */
   readonly maxP95Increase: number | null;
+  /** ms: a P95 below it is compared as it */
+  readonly p95FloorMs: number;
 }
 
 export interface Measured {
@@ -94,7 +96,7 @@ export function measure(w: Window): Measured {
 
 /**
  * Judges a canary window against the stable versions' window of the same time: the reasons it fails, none when it
- * passes. An empty stable window counts as error rate 0 and leaves P95 unjudged (nothing to compare with).
+ * passes. Latency: canary P95 <= max(stable P95, p95FloorMs) × (1 + maxP95Increase / 100). An empty stable window counts as error rate 0 and leaves P95 unjudged (nothing to compare with).
  */
 export function failures(c: Criteria, canary: Window, stable: Window): string[] {
   const out: string[] = [];
@@ -107,8 +109,8 @@ export function failures(c: Criteria, canary: Window, stable: Window): string[] 
   if (c.maxP95Increase !== null && stable.requests > 0) {
     const cp = quantileMs(canary.buckets, 0.95)!;
     const sp = quantileMs(stable.buckets, 0.95)!;
-    const limit = sp * (1 + c.maxP95Increase / 100);
-    if (cp > limit) out.push(`P95 ${fmt(cp)} ms > stable ${fmt(sp)} ms + ${c.maxP95Increase} %`);
+    const limit = Math.max(sp, c.p95FloorMs) * (1 + c.maxP95Increase / 100);
+    if (cp > limit) out.push(`P95 ${fmt(cp)} ms > stable ${fmt(sp)} ms + ${c.maxP95Increase} %${sp < c.p95FloorMs ? ` of the ${c.p95FloorMs} ms floor` : ''}`);
   }
   return out;
 }

@@ -22,6 +22,12 @@ export const RolloutCriteriaSchema = Type.Object(
         description: "percent the canary's P95 latency may exceed the stable versions' over the same window: 20 lets 100 ms go to 120 ms; left out: latency is not judged",
       }),
     ),
+    p95FloorMs: Type.Number({
+      minimum: 0,
+      maximum: 60000,
+      default: 5,
+      description: 'P95s below this many ms count as this much in the comparison, so that jitter in sub-millisecond latencies (0.4 ms against 0.6 ms is +50 %) does not fail a canary; 0: compare as measured',
+    }),
     noOpenCircuit: Type.Boolean({
       default: true,
       description: "an open circuit breaker on the canary's upstream fails the evaluation at once (only for an upstream with circuitBreaker)",
@@ -70,6 +76,8 @@ export interface PlanRollout {
   readonly maxErrorRateIncrease: number | null;
   /** percent, or null: not judged */
   readonly maxP95Increase: number | null;
+  /** ms: P95s below it are compared as it */
+  readonly p95FloorMs: number;
   readonly noOpenCircuit: boolean;
   readonly rollback: boolean;
   /** the configured weights of the versions, per mille (the other versions share the rest in these proportions) */
@@ -118,6 +126,7 @@ export function compileRollout(
     minRequests: r.minRequests,
     maxErrorRateIncrease: c.maxErrorRateIncrease ?? null,
     maxP95Increase: c.maxP95Increase ?? null,
+    p95FloorMs: c.p95FloorMs,
     noOpenCircuit: c.noOpenCircuit,
     rollback: r.rollback,
     baseWeights: versions.map((v) => Math.round(v.weight * 10)),

@@ -41,6 +41,7 @@ function spec(over: Partial<PlanRollout> = {}): PlanRollout {
     minRequests: 20,
     maxErrorRateIncrease: 1,
     maxP95Increase: 20,
+    p95FloorMs: 0,
     noOpenCircuit: true,
     rollback: true,
     baseWeights: [950, 50],
@@ -95,12 +96,12 @@ test('criteria: error-rate points over stable, P95 percent over stable, an empty
   c.record(1, 100, { errors: 2, ms: 4 }); // canary 2 %: +1 point, allowed
   const z = new Counters(2).sample(0);
   const s = c.sample(1);
-  const crit = { maxErrorRateIncrease: 1, maxP95Increase: 20 };
+  const crit = { maxErrorRateIncrease: 1, maxP95Increase: 20, p95FloorMs: 0 };
   assert.deepEqual(failures(crit, windowOf(z, s, [1]), windowOf(z, s, [0])), []);
   c.record(1, 100, { errors: 4, ms: 4 }); // canary 6/200 = 3 %
   const s2 = c.sample(2);
   assert.match(failures(crit, windowOf(z, s2, [1]), windowOf(z, s2, [0]))[0], /^error rate 3 % > stable 1 % \+ 1 points$/);
-  assert.deepEqual(failures({ maxErrorRateIncrease: null, maxP95Increase: 20 }, windowOf(z, s2, [1]), windowOf(z, s2, [0])), []);
+  assert.deepEqual(failures({ maxErrorRateIncrease: null, maxP95Increase: 20, p95FloorMs: 0 }, windowOf(z, s2, [1]), windowOf(z, s2, [0])), []);
   // slow canary: P95 in (50, 100] against stable's (2.5, 5]
   const p = new Counters(2);
   p.record(0, 500, { ms: 4 });
@@ -109,6 +110,14 @@ test('criteria: error-rate points over stable, P95 percent over stable, an empty
   const f = failures(crit, windowOf(z, sp, [1]), windowOf(z, sp, [0]));
   assert.equal(f.length, 1);
   assert.match(f[0], /^P95 97\.5 ms > stable 4\.875 ms \+ 20 %$/);
+  // the floor: 0.4 ms against 0.3 ms is +33 %, but both are under 5 ms
+  const q = new Counters(2);
+  q.record(0, 500, { ms: 0.3 });
+  q.record(1, 100, { ms: 0.45 });
+  const sq = q.sample(1);
+  assert.equal(failures(crit, windowOf(z, sq, [1]), windowOf(z, sq, [0])).length, 1);
+  assert.deepEqual(failures({ ...crit, p95FloorMs: 5 }, windowOf(z, sq, [1]), windowOf(z, sq, [0])), []);
+  assert.match(failures({ ...crit, p95FloorMs: 5 }, windowOf(z, sp, [1]), windowOf(z, sp, [0]))[0], /\+ 20 % of the 5 ms floor$/);
   // nothing to compare with: error rate against 0, P95 not judged
   const e = new Counters(2);
   e.record(1, 100, { ms: 80 });
@@ -266,7 +275,7 @@ test('pause, resume, promote, abort and the states they refuse', () => {
 
 test('compileRollout refuses what the schema cannot see, with the path', () => {
   const versions = [{ name: 'stable', upstream: 'a', weight: 95 }, { name: 'canary', upstream: 'b', weight: 5 }];
-  const base: RolloutConfig = { version: 'canary', steps: [5, 25, 50, 100], soakSeconds: 2, intervalSeconds: 0.5, minRequests: 10, criteria: { maxErrorRateIncrease: 1, noOpenCircuit: true }, rollback: true };
+  const base: RolloutConfig = { version: 'canary', steps: [5, 25, 50, 100], soakSeconds: 2, intervalSeconds: 0.5, minRequests: 10, criteria: { maxErrorRateIncrease: 1, p95FloorMs: 5, noOpenCircuit: true }, rollback: true };
   const issues = (r: Partial<RolloutConfig>) => {
     const out: ConfigIssue[] = [];
     compileRollout({ ...base, ...r }, versions, 'routes[0].traffic.rollout', out);
@@ -278,7 +287,7 @@ test('compileRollout refuses what the schema cannot see, with the path', () => {
   assert.deepEqual(issues({ steps: [2.55] }), ['routes[0].traffic.rollout.steps[0]: 2.55: a step has one decimal at most']);
   assert.match(issues({ version: 'canry' })[0], /^routes\[0\]\.traffic\.rollout\.version: "canry" is not one of the route's versions$/);
   assert.match(issues({ soakSeconds: 0.2 })[0], /^routes\[0\]\.traffic\.rollout\.soakSeconds: 0\.2 s is shorter than intervalSeconds/);
-  assert.match(issues({ criteria: { noOpenCircuit: true } })[0], /^routes\[0\]\.traffic\.rollout\.criteria: has neither maxErrorRateIncrease nor maxP95Increase/);
+  assert.match(issues({ criteria: { p95FloorMs: 5, noOpenCircuit: true } })[0], /^routes\[0\]\.traffic\.rollout\.criteria: has neither maxErrorRateIncrease nor maxP95Increase/);
   const out: ConfigIssue[] = [];
   const plan = compileRollout(base, versions, 'r', out)!;
   assert.deepEqual(plan.steps, [50, 250, 500, 1000]);
