@@ -21,6 +21,7 @@ import type { PlanPolicy } from './plan.js';
 import { compileConsumers } from '../identity/compile.js';
 import { CONSUMERS_SERVICE } from '../identity/consumers.js';
 import { routeTemplate } from '../observe/semconv.js';
+import { compileTraffic } from '../traffic/compile.js';
 
 export interface CompileResult {
   plan: Plan;
@@ -76,6 +77,11 @@ export function compileConfig(
       const rcb = r as unknown as { circuit: PlanCircuit | null; circuitState: SharedArrayBuffer | null };
       rcb.circuit = compileCircuit(rc.circuitBreaker);
       rcb.circuitState = rcb.circuit ? shared.get(`route-circuit:${rc.name}`, regionBytes(0)) : null;
+      if (rc.traffic) {
+        const hasAuth = rc.policies?.auth !== undefined || config.policies?.auth !== undefined;
+        const refused = (name: string) => partial?.upstreamRefused(name) ?? false;
+        (r as unknown as { traffic: PlanRoute['traffic'] }).traffic = compileTraffic(rc.traffic, rc.name, `${where}.traffic`, upstreamIndex, refused, hasAuth, shared, issues);
+      }
     }
     if (route && issues.length === before) {
       routes.push(route.route);
@@ -474,6 +480,7 @@ function compileRoute(
     fallback: null,
     circuit: null,
     circuitState: null,
+    traffic: null,
     priority: rc.priority,
     policies: null,
     where,

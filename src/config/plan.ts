@@ -172,6 +172,8 @@ export interface PlanRoute {
   readonly circuit: PlanCircuit | null;
   readonly circuitState: SharedArrayBuffer | null;
   readonly priority: number;
+  /** the weighted split between versions (src/traffic/compile.ts), or null: every request goes to `upstream` */
+  readonly traffic: import('../traffic/compile.js').PlanTraffic | null;
   /** policies in execution order (global ones merged in), or null */
   readonly policies: readonly PlanPolicy[] | null;
   /** where it was declared, e.g. routes[3] */

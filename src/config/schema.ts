@@ -5,6 +5,7 @@ import { ConsumerRegistrySchema, ConsumersSchema } from '../identity/schema.js';
 import { ObservabilitySchema } from '../observe/schema.js';
 import { DiscoveryConfigSchema } from '../discovery/schema.js';
 import { BalancerSchema, BalancingSchema } from '../upstream/balancers/schema.js';
+import { TrafficSchema } from '../traffic/schema.js';
 import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema, QueueSchema, RequestBodySchema, RetryBudgetSchema, RetrySchema } from '../upstream/resilience-schema.js';
 
 /**
@@ -225,6 +226,7 @@ const Route = Type.Object(
       ...CircuitBreakerSchema,
       description: "a circuit breaker of this route alone, besides its upstream's: it opens for this route while other routes to the upstream keep being served",
     }),
+    traffic: Type.Optional(TrafficSchema),
     policies: Type.Optional(Policies),
   },
   { additionalProperties: false },

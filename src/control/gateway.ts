@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { loadSources, locateIssues, type LoadedConfig } from '../config/load.js';
 import { baseDirOf, readConfigSources, sourcesLabel, type ConfigSource } from '../config/sources.js';
 import { compileConfig } from '../config/compile.js';
+import { applyConfiguredWeights } from '../traffic/compile.js';
 import { ConfigError, type ConfigIssue } from '../config/errors.js';
 import { HealthChecker } from './health-checker.js';
 import { DiscoveryManager } from './discovery-manager.js';
@@ -603,6 +604,8 @@ export class Gateway {
       this.config = config;
       this.plan = plan;
       this.#switches = switches;
+      // Configured split weights that changed are written now, when the plan serves (not when it compiled).
+      for (const r of plan.routes) if (r.traffic !== null) applyConfiguredWeights(r.traffic);
       this.health.update(plan);
       this.clusterWatch.update(plan);
       this.discovery.update(plan);

@@ -142,6 +142,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   replayBody: Buffer[] | null = null;
   /** the fallback upstream was tried already */
   fellBack = false;
+  /** the traffic-split version this request went to (index into route.split.names), or -1 (no split, not started) */
+  version = -1;
   /** clock.now when the body started to arrive, for the minimum rate */
   bodyStartedAt = 0;
 
@@ -316,6 +318,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   get bytesIn(): number {
     return this.bodyBytes;
   }
+  get trafficVersion(): string | null {
+    return this.version >= 0 ? this.route.split!.names[this.version] : null;
+  }
   get upstreamNode(): string | null {
     return this.nodeIndex >= 0 ? this.upstream.authorities[this.nodeIndex] : null;
   }
@@ -406,6 +411,13 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       return;
     }
     if (this.aborted || this.done) return;
+    // The split is decided once, at the first dispatch: after the access phase, so targeting and stickiness see
+    // the consumer; retries, the queue and the fallback keep the version's choice.
+    const split = this.route.split;
+    if (split !== null && this.version < 0) {
+      this.version = split.pick(this);
+      this.upstream = split.upstreams[this.version] as UpstreamRuntime;
+    }
     const upstream = this.upstream;
     const cluster = upstream.cluster;
     if (!this.admitted) {
@@ -893,12 +905,21 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     }
     if (this.bodyStartedAt > 0) receiving.delete(this);
     if (this.timing.start > 0) this.timing.end = performance.now();
+    if (this.version >= 0) this.#recordVersion();
     // Counted at once (a scrape right after the response sees it); the log hooks wait until the cork that writes
     // this response has flushed it to the client.
     this.host.finished(this);
     if (this.route.log === null) return;
     if (corkDepth > 0 || loggingEnded) ended.push(this);
     else this.runLogHooks();
+  }
+
+  /** The split's per-version stats: a 5xx, a gateway failure or a fallback's answer counts as the version's error. */
+  #recordVersion(): void {
+    const code = this.errorCode;
+    const error = this.status >= 500 || (code !== null && ERRORS[code].status >= 500) || this.fellBack;
+    const end = this.timing.end > 0 ? this.timing.end : performance.now();
+    this.route.split!.record(this.version, this.status, error, (end - this.startedAt) * 1000);
   }
 
   /** The log phase of an ended exchange. */

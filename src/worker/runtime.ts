@@ -13,6 +13,8 @@ import { flagCells, nodeBases, nodeCellBase, routeCell } from '../shared/admin-f
 import { routeMetricsSlots } from '../observe/metrics-layout.js';
 import type { NodeError } from '../control/messages.js';
 import { NO_ROUTE } from './refusal.js';
+import { TrafficSplit } from '../traffic/split.js';
+import { consumerLookup } from '../identity/consumers.js';
 
 /** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
 export interface NodePool {
@@ -117,8 +119,10 @@ export class RouteRuntime {
   readonly circuit: CircuitBreaker | null;
   /** what answers when the upstream cannot (src/config/plan.ts PlanFallback), with the fallback upstream resolved */
   readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: string } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
+  /** the weighted split between versions (src/traffic/split.ts); null: every request goes to `upstream` */
+  readonly split: TrafficSplit | null;
 
-  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>, upstreams: readonly UpstreamRuntime[] = []) {
+  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>, upstreams: readonly UpstreamRuntime[] = [], tls = false) {
     this.scratch = scratch;
     this.concurrency = plan.routeState ? new Int32Array(plan.routeState) : null;
     this.circuit = plan.circuit && plan.circuitState ? new CircuitBreaker(new Int32Array(plan.circuitState), plan.circuit) : null;
@@ -140,7 +144,14 @@ export class RouteRuntime {
     this.hasRequestPhases = this.access !== null || this.rewrite !== null;
     this.slotCount = hooks.length;
     this.hasPolicies = hooks.length > 0;
-    this.needsFacts = this.hasPolicies || upstream.hashKey !== null || (this.fallback?.kind === 'upstream' && this.fallback.upstream.hashKey !== null);
+    const t = plan.traffic;
+    const versionUpstreams = t === null ? [] : t.versions.map((v) => upstreams[v.upstream]);
+    this.split = t === null ? null : new TrafficSplit(t, plan.name, versionUpstreams, consumerLookup(services), tls);
+    this.needsFacts =
+      this.hasPolicies ||
+      upstream.hashKey !== null ||
+      (this.fallback?.kind === 'upstream' && this.fallback.upstream.hashKey !== null) ||
+      (this.split !== null && (this.split.needsFacts || versionUpstreams.some((u) => u.hashKey !== null)));
     this.preflight = (plan.policies ?? []).some((p) => POLICY_BY_NAME.get(p.name)!.answersPreflight?.(p.data) === true);
     this.plan = plan;
     this.upstream = upstream;
@@ -201,7 +212,7 @@ export class Runtime {
       const old = previous?.upstreams.find((u) => u.name === plan.upstreams[i].name);
       return new UpstreamRuntime(plan, i, old, this.flags, nodeCellBase(this.flags, bases[i]), workerIndex);
     });
-    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch, workerIndex, plan.services, this.upstreams));
+    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch, workerIndex, plan.services, this.upstreams, plan.listen.tls !== null));
     this.trusted = new CidrSet(plan.proxy.trustedProxies);
     this.#hosts = plan.router.hosts;
     this.#wildcardHosts = plan.router.wildcardHosts;
