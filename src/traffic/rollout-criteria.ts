@@ -1,4 +1,5 @@
-import { BOUNDS_MS, BUCKETS } from '../observe/metrics-layout.js';
+import { BUCKETS } from '../observe/metrics-layout.js';
+import { quantileMs as splitQuantile } from './split-state.js';
 
 /**
  * The numbers a rollout is judged on, from the per-version counters and latency buckets of a route's split region
@@ -48,27 +49,14 @@ export function errorRatePct(w: Window): number | null {
 }
 
 /**
- * The q-quantile (0..1) of bucket counts, in ms, or null when there are none: linear interpolation inside the
- * bucket that holds the rank, as Prometheus's histogram_quantile() does on the same buckets (so the number in the
- * admin API is the one a dashboard shows). The first bucket starts at 0; a rank in the +Inf bucket gives the
- * highest finite bound.
+ * The q-quantile (0..1) of bucket counts in ms, or null when there are none (an empty window is not a 0 ms one):
+ * interpolated as histogram_quantile() does, by the split region's own function, so the number in the admin API
+ * is the one a dashboard shows.
  */
 export function quantileMs(buckets: ArrayLike<number>, q: number): number | null {
   let total = 0;
   for (let i = 0; i < BUCKETS; i++) total += buckets[i];
-  if (total === 0) return null;
-  const rank = q * total;
-  let seen = 0;
-  for (let i = 0; i < BUCKETS; i++) {
-    const n = buckets[i];
-    if (n > 0 && seen + n >= rank) {
-      if (i >= BOUNDS_MS.length) return BOUNDS_MS[BOUNDS_MS.length - 1];
-      const lower = i === 0 ? 0 : BOUNDS_MS[i - 1];
-      return lower + (BOUNDS_MS[i] - lower) * ((rank - seen) / n);
-    }
-    seen += n;
-  }
-  return BOUNDS_MS[BOUNDS_MS.length - 1];
+  return total === 0 ? null : splitQuantile(buckets, q);
 }
 
 /** The criteria of a rollout, in the units of PlanRollout. */

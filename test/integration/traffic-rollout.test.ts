@@ -36,13 +36,13 @@ class Load {
   readonly #agent: Agent;
 
   constructor(port: number, concurrency = 4, pauseMs = 3) {
-    this.#agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+    const agent = (this.#agent = new Agent({ keepAlive: true, maxSockets: concurrency }));
     for (let i = 0; i < concurrency; i++) {
       this.#loops.push(
         (async () => {
           while (this.#running) {
             const start = Date.now();
-            const { status, node } = await get(port, this.#agent);
+            const { status, node } = await get(port, agent);
             this.answers.push({ start, end: Date.now(), status, node });
             await sleep(pauseMs);
           }
