@@ -19,7 +19,7 @@ export const RolloutCriteriaSchema = Type.Object(
       Type.Number({
         minimum: 0,
         maximum: 10000,
-        description: "percent the canary's P95 latency may exceed the stable versions' over the same window: 20 lets 100 ms go to 120 ms; left out: latency is not judged",
+        description: "percent the canary's P95 latency may exceed the stable versions' over the same window: 20 lets 100 ms go to 120 ms. Judged on windows of at least 100 canary requests (or minRequests if more), so with it a step waits for 100; left out: latency is not judged",
       }),
     ),
     p95FloorMs: Type.Number({
@@ -49,7 +49,7 @@ export const RolloutSchema = Type.Object(
     minRequests: Type.Integer({
       minimum: 1,
       maximum: 100_000_000,
-      description: 'canary requests a step needs before it may pass, and before its error rate and P95 are judged at all (required: without a minimum a step could pass on no traffic). A step that never gets them keeps waiting (GET /routes/:name/rollout says so)',
+      description: 'canary requests a step needs before it may pass, and a window before its error rate is judged (required: without a minimum a step could pass on no traffic); P95 needs at least 100. A step that never gets them keeps waiting (GET /routes/:name/rollout says so)',
     }),
     criteria: RolloutCriteriaSchema,
     rollback: Type.Boolean({

@@ -35,7 +35,7 @@ class Load {
   readonly #loops: Promise<void>[] = [];
   readonly #agent: Agent;
 
-  constructor(port: number, concurrency = 4, pauseMs = 3) {
+  constructor(port: number, concurrency = 6, pauseMs = 2) {
     const agent = (this.#agent = new Agent({ keepAlive: true, maxSockets: concurrency }));
     for (let i = 0; i < concurrency; i++) {
       this.#loops.push(
@@ -100,7 +100,7 @@ steps: ${over.steps ?? '[5, 25, 50, 100]'}
 soakSeconds: ${over.soak ?? 1}
 intervalSeconds: ${over.interval ?? 0.25}
 minRequests: ${over.min ?? 10}
-criteria: ${over.criteria ?? '{ maxErrorRateIncrease: 1, maxP95Increase: 100 }'}
+criteria: ${over.criteria ?? '{ maxErrorRateIncrease: 1 }'}
 `;
 
 interface Setup {
@@ -213,7 +213,7 @@ test('a canary that starts answering 5 % errors half way is rolled back; afterwa
     assert.match(rollback.reason, /error rate [\d.]+ % > stable 0 % \+ 1 points/);
     const logged = logLines(s.gw, 'rollout rolled back');
     assert.equal(logged.length, 1);
-    assert.equal(logged[0].level, 40);
+    assert.equal(logged[0].level, 'warn');
     assert.ok(logged[0].recent.canary.errors >= 1);
 
     await sleep(200); // requests already on their way to the canary finish
@@ -258,7 +258,8 @@ test('a canary whose upstream is killed is rolled back within an interval or so;
 });
 
 test('a canary whose P95 regresses (slow answers) is rolled back', async () => {
-  const s = await setup(ROLLOUT({ criteria: '{ maxP95Increase: 20 }', soak: 2 }));
+  // P95 is judged on 100 canary requests at least: a first step of 25 % gets them in a few hundred requests
+  const s = await setup(ROLLOUT({ criteria: '{ maxErrorRateIncrease: 1, maxP95Increase: 20 }', soak: 2, steps: '[25, 50, 100]' }));
   const load = new Load(s.gw.port);
   try {
     await s.canary.setMode('slow:60');
@@ -266,7 +267,9 @@ test('a canary whose P95 regresses (slow answers) is rolled back', async () => {
     const rollback = done.history.find((d: any) => d.action === 'rollback');
     assert.equal(rollback.step, 0);
     assert.match(rollback.reason, /P95 [\d.]+ ms > stable [\d.]+ ms \+ 20 %/);
-    assert.ok(rollback.evaluation.recent.canary.p95Ms >= 50);
+    assert.ok(rollback.evaluation.recentP95.canary.requests >= 100);
+    assert.ok(rollback.evaluation.recentP95.canary.p95Ms >= 50);
+    assert.equal(rollback.evaluation.recentP95.canary.errors, 0);
     assert.deepEqual(done.weights, { stable: 100, canary: 0 });
   } finally {
     await load.stop();

@@ -150,10 +150,10 @@ test('a healthy canary steps through every step after its soak and is promoted',
   assert.equal(m.state, 'running');
   assert.deepEqual(m.weights, [950, 50]);
   const healthy = (share: number) => {
-    c.record(1, Math.round(200 * share) || 0, { ms: 2 });
-    c.record(0, Math.round(200 * (1 - share)), { ms: 2 });
+    c.record(1, Math.round(2000 * share) || 0, { ms: 2 });
+    c.record(0, Math.round(2000 * (1 - share)), { ms: 2 });
   };
-  // 10 canary requests per interval at 5 %: minRequests (20) after 2 intervals, soak (1 s) after 4
+  // 100 canary requests per interval at 5 %: enough for P95 at once, soak (1 s) after 4 intervals
   const first = drive(m, c, t, 3, healthy);
   assert.deepEqual(first, []);
   assert.equal(m.lastEvaluation?.verdict, 'soaking');
@@ -165,7 +165,7 @@ test('a healthy canary steps through every step after its soak and is promoted',
   // every decision carries its numbers
   const ev = rest[0].evaluation!;
   assert.equal(ev.verdict, 'pass');
-  assert.ok(ev.step_window.canary.requests >= 20);
+  assert.ok(ev.step_window.canary.requests >= 100);
   assert.equal(ev.step_window.canary.errorRatePct, 0);
   assert.ok(ev.elapsedMs >= 1000);
   assert.deepEqual(m.history.map((d) => d.action), ['start', 'step', 'step', 'promote']);
@@ -209,6 +209,35 @@ test('an interval in which every canary request failed rolls back before minRequ
   c2.record(1, 2, { errors: 2 });
   assert.equal(m2.evaluate(c2.sample(250), false), null);
   assert.equal(m2.lastEvaluation?.verdict, 'waiting');
+});
+
+test('P95 is judged only on windows of P95_MIN_REQUESTS canary requests; the step waits for them', () => {
+  const c = new Counters(2);
+  const m = new RolloutMachine(spec({ minRequests: 10, soakMs: 250 }), c.sample(0));
+  // 60 canary answers, one of them slow: the P95 of 60 would be that one's bucket, but it is not judged yet
+  c.record(0, 1000, { ms: 2 });
+  c.record(1, 59, { ms: 2 });
+  c.record(1, 1, { ms: 900 });
+  assert.equal(m.evaluate(c.sample(250), false), null);
+  assert.equal(m.lastEvaluation?.verdict, 'waiting');
+  assert.equal(m.lastEvaluation?.recentP95, null);
+  assert.equal(m.lastEvaluation?.recent?.canary.requests, 60); // the shortest run of samples with minRequests
+  // 100 of them, 20 % slow: judged, and failed
+  c.record(0, 1000, { ms: 2 });
+  c.record(1, 20, { ms: 2 });
+  c.record(1, 20, { ms: 900 });
+  const d = m.evaluate(c.sample(500), false);
+  assert.equal(d?.action, 'rollback');
+  assert.match(d!.reason, /^last 100 requests: P95/);
+  const judged = m.lastEvaluation as { recentP95: { canary: { requests: number } } | null };
+  assert.equal(judged.recentP95?.canary.requests, 100);
+  // a healthy 100 pass
+  const h = new Counters(2);
+  const m2 = new RolloutMachine(spec({ minRequests: 10, soakMs: 250 }), h.sample(0));
+  h.record(0, 1000, { ms: 2 });
+  h.record(1, 99, { ms: 2 });
+  h.record(1, 1, { ms: 900 });
+  assert.equal(m2.evaluate(h.sample(250), false)?.action, 'step');
 });
 
 test('an open circuit on the canary upstream fails at once; noOpenCircuit: false ignores it', () => {
