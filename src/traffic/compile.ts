@@ -56,6 +56,7 @@ export function compileTraffic(
   const names = new Map<string, number>();
   const versions: { name: string; upstream: number }[] = [];
   const weights: number[] = [];
+  let decimalsOk = true;
   t.versions.forEach((v, i) => {
     const at = `${where}.versions[${i}]`;
     if (names.has(v.name)) issues.push({ path: `${at}.name`, message: `duplicate version name "${v.name}" (also ${where}.versions[${names.get(v.name)}])` });
@@ -65,13 +66,14 @@ export function compileTraffic(
       issues.push({ path: `${at}.upstream`, message: `unknown upstream "${v.upstream}"`, hint: didYouMean(v.upstream, upstreams.keys()) ?? `declared: ${[...upstreams.keys()].join(', ') || 'none'}` });
     }
     const tenths = Math.round(v.weight * 10);
+    if (Math.abs(v.weight * 10 - tenths) > 1e-6) decimalsOk = false;
     if (Math.abs(v.weight * 10 - tenths) > 1e-6) issues.push({ path: `${at}.weight`, message: `${v.weight} has more than one decimal`, hint: `use e.g. ${tenths / 10}` });
     versions.push({ name: v.name, upstream: u ?? -1 });
     weights.push(tenths);
   });
   const sum = weights.reduce((a, b) => a + b, 0);
   // One decimal each, so 100 ± 0.05 means exactly 1000 tenths.
-  if (sum !== SCHEDULE_SLOTS && issues.length === before) {
+  if (sum !== SCHEDULE_SLOTS && decimalsOk) {
     issues.push({ path: `${where}.versions`, message: `the weights add to ${sum / 10}, not 100`, hint: t.versions.map((v) => `${v.name}: ${v.weight}`).join(', ') });
   }
 
