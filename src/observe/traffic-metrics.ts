@@ -92,7 +92,7 @@ export class TrafficMetrics {
     for (const s of rollouts.states()) {
       for (const name of ROLLOUT_STATES) out.sample('nanogate_rollout_state', out.labels('route', s.route, 'state', name), s.state === name ? 1 : 0);
       out.sample('nanogate_rollout_step', out.labels('route', s.route), s.step);
-      const w = s.last?.step_window;
+      const w = s.last?.stepWindow;
       if (!w) continue;
       for (const [side, m] of [['canary', w.canary], ['stable', w.stable]] as const) {
         const l = out.labels('route', s.route, 'side', side);

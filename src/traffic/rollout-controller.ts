@@ -90,7 +90,8 @@ export class RolloutController {
         region.setWeights(r.traffic.weights);
         region.setConfigHash(r.traffic.configHash);
       }
-      this.#log.info({ route: name, state: run.machine.state, step: run.machine.step, weights: r?.traffic ? percentages(run.spec, r.traffic.weights) : null }, 'rollout removed from the config; the configured weights serve');
+      const weights = r?.traffic ? Object.fromEntries(r.traffic.versions.map((v, i) => [v.name, r.traffic!.weights[i] / 10])) : null;
+      this.#log.info({ route: name, state: run.machine.state, step: run.machine.step, weights }, 'rollout removed from the config; the configured weights serve');
     }
   }
 
@@ -176,7 +177,7 @@ export class RolloutController {
       if (!m.active) this.#halt(run);
     } else if (m.lastEvaluation) {
       const e = m.lastEvaluation;
-      this.#log.debug({ route: run.route, step: m.step, state: m.state, weights: m.percentages(), verdict: e.verdict, canary: e.step_window.canary, stable: e.step_window.stable, recent: e.recent, reasons: e.reasons }, 'rollout evaluated');
+      this.#log.debug({ route: run.route, step: m.step, state: m.state, weights: m.percentages(), verdict: e.verdict, canary: e.stepWindow.canary, stable: e.stepWindow.stable, recent: e.recent, reasons: e.reasons }, 'rollout evaluated');
     }
     return d;
   }
@@ -205,7 +206,7 @@ export class RolloutController {
       step: d.step,
       weights: d.weights,
       reason: d.reason,
-      ...(e ? { verdict: e.verdict, canary: e.step_window.canary, stable: e.step_window.stable, recent: e.recent, lastInterval: e.lastInterval, circuitOpen: e.circuitOpen } : {}),
+      ...(e ? { verdict: e.verdict, canary: e.stepWindow.canary, stable: e.stepWindow.stable, recent: e.recent, lastInterval: e.lastInterval, circuitOpen: e.circuitOpen } : {}),
     };
     if (d.action === 'rollback' || d.action === 'hold') this.#log.warn(fields, MESSAGES[d.action]);
     else this.#log.info(fields, MESSAGES[d.action]);
@@ -255,10 +256,4 @@ export function sample(region: SplitState, at: number): Sample {
 function circuitOf(plan: Plan, r: PlanRoute, spec: PlanRollout): Int32Array | null {
   const u = plan.upstreams[r.traffic!.versions[spec.version].upstream];
   return u && u.circuit !== null ? new Int32Array(u.clusterState) : null;
-}
-
-function percentages(spec: PlanRollout, perMille: readonly number[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  spec.versionNames.forEach((n, i) => (out[n] = perMille[i] / 10));
-  return out;
 }

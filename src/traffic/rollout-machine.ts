@@ -51,7 +51,7 @@ export interface Evaluation {
   /** ms since the step started */
   elapsedMs: number;
   /** since the step started */
-  step_window: Judged;
+  stepWindow: Judged;
   /** the newest minRequests canary requests, where the error rate was judged (null: the step has fewer) */
   recent: (Judged & { sinceMs: number }) | null;
   /** the newest max(minRequests, P95_MIN_REQUESTS) canary requests, where P95 was judged (null: not judged) */
@@ -163,7 +163,7 @@ export class RolloutMachine {
       verdict,
       reasons,
       elapsedMs,
-      step_window: { canary: measure(stepCanary), stable: measure(stepStable) },
+      stepWindow: { canary: measure(stepCanary), stable: measure(stepStable) },
       recent,
       recentP95,
       lastInterval: { requests: interval.requests, errors: interval.errors },

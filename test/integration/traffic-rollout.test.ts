@@ -156,8 +156,8 @@ test('a healthy canary goes through every step to 100 % under steady load; each 
     assert.deepEqual(done.history.map((d: any) => `${d.action}:${d.weights.canary}`), ['start:5', 'step:25', 'step:50', 'promote:100']);
     for (const d of done.history.slice(1)) {
       assert.equal(d.evaluation.verdict, 'pass');
-      assert.ok(d.evaluation.step_window.canary.requests >= 10, 'a step passed with fewer than minRequests');
-      assert.equal(d.evaluation.step_window.canary.errorRatePct, 0);
+      assert.ok(d.evaluation.stepWindow.canary.requests >= 10, 'a step passed with fewer than minRequests');
+      assert.equal(d.evaluation.stepWindow.canary.errorRatePct, 0);
       assert.ok(d.evaluation.elapsedMs >= 1000, 'a step passed before its soak');
     }
     await sleep(500);

@@ -165,8 +165,8 @@ test('a healthy canary steps through every step after its soak and is promoted',
   // every decision carries its numbers
   const ev = rest[0].evaluation!;
   assert.equal(ev.verdict, 'pass');
-  assert.ok(ev.step_window.canary.requests >= 100);
-  assert.equal(ev.step_window.canary.errorRatePct, 0);
+  assert.ok(ev.stepWindow.canary.requests >= 100);
+  assert.equal(ev.stepWindow.canary.errorRatePct, 0);
   assert.ok(ev.elapsedMs >= 1000);
   assert.deepEqual(m.history.map((d) => d.action), ['start', 'step', 'step', 'promote']);
   // promoted: nothing more happens
@@ -256,7 +256,7 @@ test('a step without minRequests keeps waiting, whatever its soak', () => {
   assert.equal(m.state, 'running');
   assert.equal(m.step, 0);
   assert.equal(m.lastEvaluation?.verdict, 'waiting');
-  assert.equal(m.lastEvaluation?.step_window.canary.requests, 50);
+  assert.equal(m.lastEvaluation?.stepWindow.canary.requests, 50);
 });
 
 test('rollback: false holds the weights and pauses once', () => {
