@@ -152,9 +152,8 @@ export class TrafficSplit {
     let sum = 0;
     for (let v = 0; v < w.length; v++) sum += w[v];
     if (sum <= 0) {
-      // nothing written yet: everything to the first version
-      w.fill(0);
-      w[0] = SCHEDULE_SLOTS;
+      // a region nothing has written to yet: the configured weights
+      for (let v = 0; v < w.length; v++) w[v] = this.plan.weights[v];
       sum = SCHEDULE_SLOTS;
     }
     buildSchedule(w, sum, this.#schedule);
@@ -224,9 +223,10 @@ export class TrafficSplit {
       v = known % 16;
       exp = (known - v) / 16;
     } else {
-      const d1 = value.indexOf('.');
-      const d2 = d1 < 0 ? -1 : value.indexOf('.', d1 + 1);
-      if (d2 < 0) return -1;
+      // version names may hold dots (v2.1.0): the expiry and the signature are the last two fields
+      const d2 = value.lastIndexOf('.');
+      const d1 = d2 <= 0 ? -1 : value.lastIndexOf('.', d2 - 1);
+      if (d1 < 0) return -1;
       v = this.names.indexOf(value.slice(0, d1));
       exp = Number(value.slice(d1 + 1, d2));
       if (v < 0 || !Number.isInteger(exp)) return -1;

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SCHEDULE_SLOTS, SplitState, p95Ms, quantileMs, weightsHash } from '../../src/traffic/split-state.js';
-import { bucketOf, buildRanges, buildSchedule, cookieEnd, cookieStart } from '../../src/traffic/split.js';
+import { BY_AFFINITY, BY_STICKY, BY_TARGETING, BY_WEIGHT, TrafficSplit, bucketOf, buildRanges, buildSchedule, cookieEnd, cookieStart, type SplitRequest } from '../../src/traffic/split.js';
+import { applyConfiguredWeights, type PlanTraffic } from '../../src/traffic/compile.js';
 import { BUCKETS } from '../../src/observe/metrics-layout.js';
 
 function region(versions: number): SplitState {
@@ -119,4 +120,71 @@ test('cookieStart and cookieEnd find a cookie by its exact name', () => {
   assert.equal(cookieStart('a=1;sid=z', 'sid'), 8);
   assert.equal(cookieStart('sidx=1', 'sid'), -1);
   assert.equal(cookieStart('', 'sid'), -1);
+});
+
+class Req implements SplitRequest {
+  clientIp = '192.0.2.1';
+  consumerId: string | null = null;
+  consumerIndex = -1;
+  consumerPlan: string | null = null;
+  roles: readonly string[] | null = null;
+  headers: Record<string, string> = {};
+  set: string[] = [];
+  header(name: string): string | undefined {
+    return this.headers[name];
+  }
+  addResponseHeader(name: string, value: string): void {
+    this.set.push(`${name}: ${value}`);
+  }
+}
+
+function split(extra: Partial<PlanTraffic>, weights = [500, 500]): TrafficSplit {
+  const versions = [{ name: 'v1.0', upstream: 0 }, { name: 'v2.1.0', upstream: 1 }];
+  const t: PlanTraffic = {
+    regionKey: 'k', region: new SharedArrayBuffer(SplitState.bytes(2)), versions, weights, configHash: weightsHash(weights),
+    sticky: null, targeting: null, affinity: null, ...extra,
+  };
+  applyConfiguredWeights(t);
+  return new TrafficSplit(t, 'r', [0, 1], null, false);
+}
+
+test('pick: targeting, then a valid affinity cookie, then the sticky key, then the schedule', () => {
+  const s = split({
+    sticky: { by: 'header', name: 'x-user' },
+    targeting: [{ version: 1, kind: 'header', name: 'x-canary', value: 'yes' }],
+    affinity: { cookie: 'ngv', ttlSeconds: 60, secret: 'sixteen-bytes-secret!' },
+  });
+  const r = new Req();
+  const first = s.pick(r);
+  assert.equal(s.lastBy, BY_WEIGHT);
+  assert.equal(r.set.length, 1);
+  const cookie = r.set[0].slice('set-cookie: '.length).split(';')[0];
+  assert.match(cookie, new RegExp(`^ngv=${s.names[first].replaceAll('.', '\\.')}\\.\\d+\\.`));
+  // the cookie holds whatever the schedule says next (version names with dots parse)
+  const again = new Req();
+  again.headers.cookie = cookie;
+  for (let i = 0; i < 10; i++) {
+    assert.equal(s.pick(again), first);
+    assert.equal(s.lastBy, BY_AFFINITY);
+  }
+  assert.deepEqual(again.set, []);
+  // targeting beats the cookie
+  again.headers['x-canary'] = 'yes';
+  assert.equal(s.pick(again), 1);
+  assert.equal(s.lastBy, BY_TARGETING);
+  // no cookie, a sticky key: its range decides
+  const keyed = new Req();
+  keyed.headers['x-user'] = 'user-1';
+  const v = s.pick(keyed);
+  assert.equal(s.lastBy, BY_STICKY);
+  assert.equal(v, bucketOf('user-1', 0, 6) < 500 ? 0 : 1);
+});
+
+test('pick follows weights written into the region after the split was built (a new generation)', () => {
+  const s = split({});
+  const state = new SplitState(s.plan.region, 2);
+  state.setWeights([0, 1000]);
+  for (let i = 0; i < 20; i++) assert.equal(s.pick(new Req()), 1);
+  state.setWeights([1000, 0]);
+  for (let i = 0; i < 20; i++) assert.equal(s.pick(new Req()), 0);
 });
