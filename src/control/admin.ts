@@ -38,6 +38,7 @@ import * as probes from './probes.js';
 import type { NodeError } from './messages.js';
 import { closeServer, listenOn } from '../shared/http-server.js';
 import { NoRolloutError, RolloutStateError } from '../traffic/rollout-controller.js';
+import { mirrorView } from '../traffic/mirror-metrics.js';
 
 /**
  * The admin API, on its own port and served by the control plane (never by a worker), so operations traffic cannot
@@ -350,7 +351,7 @@ export class AdminServer {
   #routes() {
     const g = this.#gateway;
     const byName = new Map(g.config.routes.map((r) => [r.name, r]));
-    return g.plan.routes.map((r) => {
+    return g.plan.routes.map((r, i) => {
       const rc = byName.get(r.name);
       return {
         name: r.name,
@@ -361,6 +362,7 @@ export class AdminServer {
         priority: r.priority,
         policies: (r.policies ?? []).map((p) => p.name),
         disabled: g.routeDisabled(r.name),
+        mirror: mirrorView(g.plan, i),
         // the split's versions and the weights the workers use now (details: GET /routes/:name/traffic)
         traffic: r.traffic === null ? null : r.traffic.versions.map((v, i) => ({ name: v.name, weight: new SplitState(r.traffic!.region, r.traffic!.versions.length).weight(i) / 10 })),
       };

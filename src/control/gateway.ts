@@ -14,6 +14,7 @@ import { HealthChecker } from './health-checker.js';
 import { DiscoveryManager } from './discovery-manager.js';
 import { ClusterWatch } from './cluster-watch.js';
 import { renderClusterMetrics } from '../observe/cluster-metrics.js';
+import { renderMirrorMetrics } from '../traffic/mirror-metrics.js';
 import { AdminFlags, nodeBases, type AdminSwitches } from '../shared/admin-flags.js';
 import { AuditLog, type AuditEntry } from './audit.js';
 import { ConfigWatcher } from './config-watch.js';
@@ -869,6 +870,7 @@ export class Gateway {
       checkFailuresTotal: this.health.failuresTotal,
     }, out);
     this.#trafficMetrics.render(out, this.rollouts);
+    renderMirrorMetrics(this.plan, out);
     this.#processMetrics?.render(out);
     return out.text(format);
   }

@@ -28,6 +28,7 @@ export class Refusal implements PolicyContext {
   readonly trafficVersion = null;
   readonly upstreamError = null;
   readonly aborted = false;
+  readonly responseLength = -1;
   consumerId = null;
   consumerIndex = -1;
   consumerPlan = null;
@@ -72,6 +73,12 @@ export class Refusal implements PolicyContext {
     return null;
   }
 
+  responseHeader(): string | undefined {
+    return undefined;
+  }
+  responseHeaderValues(): string[] {
+    return [];
+  }
   setUpstreamHeader(): void {}
   removeUpstreamHeader(): void {}
   removeUpstreamQueryParam(): void {}

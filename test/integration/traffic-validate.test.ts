@@ -35,7 +35,7 @@ async function validate(yaml: string): Promise<string[]> {
   return (r.stdout + r.stderr).split('\n').filter((l) => l.includes('routes['));
 }
 
-test('compile problems: sum, unknown upstream, duplicate names, decimals, unknown version, sticky name, secret, auth', T, async () => {
+test('compile problems: sum, unknown upstream, duplicate names, decimals, unknown version, sticky name, secret, auth, aggregate', T, async () => {
   const yaml = `${UPSTREAMS}
 routes:
 ${route('sum', `
@@ -66,6 +66,10 @@ ${route('sticky-consumer', `
 versions: [{ name: only, upstream: v1, weight: 100 }]
 sticky: { by: consumer }
 `)}
+  - name: composed
+    match: { path: /composed }
+    aggregate: { calls: [{ name: part, upstream: v1, path: /x }] }
+    traffic: { versions: [{ name: only, upstream: v1, weight: 100 }] }
 `;
   const lines = await validate(yaml);
   const expect: [string, RegExp][] = [
@@ -79,6 +83,7 @@ sticky: { by: consumer }
     ['routes[2].traffic.affinity.secret:', /shorter than 16 bytes/],
     ['routes[3].traffic.sticky.name:', /sticky by cookie needs the cookie name/],
     ['routes[4].traffic.sticky.by:', /sticky by consumer needs an auth policy/],
+    ['routes[5].traffic:', /an aggregate route .* a traffic split does not apply/],
   ];
   for (const [path, reason] of expect) {
     const line = lines.find((l) => l.includes(`: ${path} `));

@@ -76,6 +76,8 @@ function config(refusedByCompile = false, globalJwt: 'keys' | 'jwksUrl' = 'keys'
     routes: [
       { name: 'with-keys', match: { prefix: '/a' }, upstream: 'app', policies: policies('keys', refusedByCompile) },
       { name: 'with-jwks', match: { prefix: '/b' }, upstream: 'app', policies: policies('jwksUrl') },
+      // an aggregate call's headers (often the upstream's credential)
+      { name: 'composed', match: { path: '/d' }, aggregate: { calls: [{ name: 'part', upstream: 'app', path: '/x', headers: { authorization: `Bearer ${mark()}` } }] } },
       // the affinity cookie's HMAC key
       { name: 'split', match: { prefix: '/c' }, upstream: 'app', traffic: { versions: [{ name: 'only', upstream: 'app', weight: 100 }], affinity: { cookie: 'ng-version', secret: mark() } } },
     ],
