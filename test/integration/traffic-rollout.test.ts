@@ -135,8 +135,11 @@ async function waitRollout(gw: GatewayProcess, check: (r: any) => boolean, ms: n
   return last;
 }
 
-function logLines(gw: GatewayProcess, msg: string): any[] {
-  return gw.logs.filter((l) => l.includes(msg)).map((l) => JSON.parse(l));
+/** The gateway's log lines with this message, once at least `n` of them came through its (asynchronous) stdout. */
+async function logLines(gw: GatewayProcess, msg: string, n = 1): Promise<any[]> {
+  const lines = () => gw.logs.filter((l) => l.includes(msg)).map((l) => JSON.parse(l));
+  await eventually(() => lines().length >= n, 5000);
+  return lines();
 }
 
 async function scrape(gw: GatewayProcess): Promise<string> {
@@ -170,14 +173,14 @@ test('a healthy canary goes through every step to 100 % under steady load; each 
     assert.ok(after.length > 20);
     assert.deepEqual([...new Set(after.map((a) => a.node))], ['canary']);
 
-    const steps = logLines(s.gw, 'rollout stepped forward');
+    const steps = await logLines(s.gw, 'rollout stepped forward', 2);
     assert.equal(steps.length, 2);
     assert.equal(steps[0].route, 'orders');
     assert.deepEqual(steps[0].weights, { stable: 75, canary: 25 });
     assert.equal(steps[0].verdict, 'pass');
     assert.equal(typeof steps[0].canary.p95Ms, 'number');
     assert.equal(typeof steps[0].stable.errorRatePct, 'number');
-    assert.equal(logLines(s.gw, 'rollout promoted').length, 1);
+    assert.equal((await logLines(s.gw, 'rollout promoted')).length, 1);
 
     const text = await scrape(s.gw);
     assert.match(text, /^nanogate_rollout_state\{route="orders",state="promoted"\} 1$/m);
@@ -214,7 +217,7 @@ test('a canary that starts answering 5 % errors half way is rolled back; afterwa
     assert.ok(ms <= 3 * interval * 1000, `rolled back ${ms} ms after the first bad answer, more than 3 intervals`);
     assert.deepEqual(done.weights, { stable: 100, canary: 0 });
     assert.match(rollback.reason, /error rate [\d.]+ % > stable 0 % \+ 1 points/);
-    const logged = logLines(s.gw, 'rollout rolled back');
+    const logged = await logLines(s.gw, 'rollout rolled back');
     assert.equal(logged.length, 1);
     assert.equal(logged[0].level, 'warn');
     assert.ok(logged[0].recent.canary.errors >= 1);
@@ -364,7 +367,7 @@ test('a reload with the same rollout keeps its step; a changed one restarts at s
     assert.equal(restarted.step, 0);
     assert.deepEqual(restarted.weights, { stable: 95, canary: 5 });
     assert.deepEqual(restarted.history.map((d: any) => d.action), ['restart']);
-    const logged = logLines(s.gw, 'rollout restarted: its config changed');
+    const logged = await logLines(s.gw, 'rollout restarted: its config changed');
     assert.equal(logged.length, 1);
     assert.equal(logged[0].route, 'orders');
     assert.equal(logged[0].step, 0);
@@ -373,7 +376,7 @@ test('a reload with the same rollout keeps its step; a changed one restarts at s
     await reload(gatewayYaml(s.stable, s.canary, '').replace('weight: 100 }', 'weight: 80 }').replace('weight: 0 }', 'weight: 20 }'));
     assert.equal((await admin(s.gw.adminUrl, 'GET', '/routes/orders/rollout', { token: TOKEN })).body.code, 'NG_ERR_ADMIN_NO_ROLLOUT');
     assert.match(await scrape(s.gw), /^nanogate_traffic_weight_ratio\{route="orders",version="canary"\} 0\.2$/m);
-    assert.equal(logLines(s.gw, 'rollout removed from the config').length, 1);
+    assert.equal((await logLines(s.gw, 'rollout removed from the config')).length, 1);
     await load.stop();
     assert.deepEqual(load.answers.filter((a) => a.status !== 200), []);
   } finally {
