@@ -37,7 +37,7 @@ function traffic(extra: Partial<PlanTraffic>): PlanTraffic {
   const versions = [{ name: 'stable', upstream: 0 }, { name: 'canary', upstream: 1 }];
   const weights = [950, 50];
   const region = new SharedArrayBuffer(SplitState.bytes(2));
-  const t: PlanTraffic = { regionKey: 'bench', region, versions, weights, configHash: weightsHash(weights), sticky: null, targeting: null, affinity: null, ...extra };
+  const t: PlanTraffic = { regionKey: 'bench', region, versions, weights, configHash: weightsHash(weights), sticky: null, targeting: null, affinity: null, rollout: null, ...extra };
   applyConfiguredWeights(t);
   return t;
 }

@@ -37,6 +37,7 @@ import { SplitState } from '../traffic/split-state.js';
 import * as probes from './probes.js';
 import type { NodeError } from './messages.js';
 import { closeServer, listenOn } from '../shared/http-server.js';
+import { NoRolloutError, RolloutStateError } from '../traffic/rollout-controller.js';
 import { mirrorView } from '../traffic/mirror-metrics.js';
 
 /**
@@ -60,6 +61,8 @@ export const ADMIN_ERRORS = {
   NG_ERR_ADMIN_UNKNOWN_UPSTREAM: { status: 404, title: 'No upstream has this name' },
   NG_ERR_ADMIN_UNKNOWN_NODE: { status: 404, title: 'The upstream has no node with this index' },
   NG_ERR_ADMIN_UNKNOWN_VERSION: { status: 404, title: 'This config version is not kept' },
+  NG_ERR_ADMIN_NO_ROLLOUT: { status: 404, title: 'The route has no rollout' },
+  NG_ERR_ADMIN_ROLLOUT_STATE: { status: 409, title: 'The rollout is not in a state that allows this' },
   NG_ERR_ADMIN_APPLY_FAILED: { status: 500, title: 'A worker could not take the config; nothing was applied' },
   NG_ERR_ADMIN_INTERNAL: { status: 500, title: 'The admin request failed' },
 } as const;
@@ -209,6 +212,26 @@ export class AdminServer {
       on('POST', `/routes/:name/${verb}`, (req, res, [name]) => {
         g.setRouteDisabled(name, disabled, this.#actorOf(req));
         json(res, 200, { route: name, disabled, version: g.plan.version });
+      });
+    }
+
+    // canary rollouts (src/traffic/rollout-controller.ts): state, last evaluation, history; and the four commands
+    on('GET', '/routes/:name/rollout', (_q, res, [name]) => {
+      if (!g.plan.routes.some((r) => r.name === name)) return problem(res, 'NG_ERR_ADMIN_UNKNOWN_ROUTE', `no route named "${name}"`);
+      const view = g.rollouts.view(name);
+      if (!view) return problem(res, 'NG_ERR_ADMIN_NO_ROLLOUT', `route "${name}" has no traffic.rollout`);
+      json(res, 200, view);
+    });
+    for (const cmd of ['pause', 'resume', 'promote', 'abort'] as const) {
+      on('POST', `/routes/:name/rollout/${cmd}`, (req, res, [name]) => {
+        try {
+          const decision = g.rolloutCommand(name, cmd, this.#actorOf(req));
+          json(res, 200, { decision, rollout: g.rollouts.view(name) });
+        } catch (err) {
+          if (err instanceof NoRolloutError) return problem(res, 'NG_ERR_ADMIN_NO_ROLLOUT', err.message);
+          if (err instanceof RolloutStateError) return problem(res, 'NG_ERR_ADMIN_ROLLOUT_STATE', err.message);
+          throw err;
+        }
       });
     }
 

@@ -5,7 +5,7 @@ import { LOG_FORMAT } from '../observe/log-format.js';
 
 /**
  * The admin audit log: one JSON line per change made to a running gateway (config apply, rollback, reload, drain,
- * undrain, disable, enable), whoever made it: the admin API, a config file change or SIGHUP.
+ * undrain, disable, enable, rollout pause/resume/promote/abort), whoever made it: the admin API, a config file change or SIGHUP.
  *
  *   {"level":30,"time":"2025-01-01T12:00:00.000Z","audit":true,"who":"token:3f9a1c2b4d5e6f70","from":"127.0.0.1",
  *    "action":"route.disable","target":"checkout","result":"ok","version":7,"msg":"admin change"}

@@ -35,6 +35,8 @@ import { StatusListener } from './status-listener.js';
 import { ConsumerService } from '../identity/service.js';
 import { SharedRegistry } from '../shared/registry.js';
 import { RateLimitService } from '../policies/rate-limit/service.js';
+import { NoRolloutError, RolloutController, RolloutStateError, type RolloutCommand } from '../traffic/rollout-controller.js';
+import { TrafficMetrics } from '../observe/traffic-metrics.js';
 
 const WORKER_FILE = fileURLToPath(new URL('../worker/worker.js', import.meta.url));
 
@@ -178,6 +180,10 @@ export class Gateway {
   readonly clusterWatch: ClusterWatch;
   /** discovery sources of upstreams that have one; a new node set is applied like a reload */
   readonly discovery: DiscoveryManager;
+  /** canary rollouts of routes with traffic.rollout: evaluated here, weights written into the split regions */
+  readonly rollouts: RolloutController;
+  /** per-version traffic and rollout state for the scrape */
+  readonly #trafficMetrics = new TrafficMetrics();
 
   constructor(options: GatewayOptions) {
     this.options = options;
@@ -186,6 +192,7 @@ export class Gateway {
     this.health = new HealthChecker(this.log);
     this.clusterWatch = new ClusterWatch(this.log);
     this.discovery = new DiscoveryManager(this.log, () => this.#applyDiscovered());
+    this.rollouts = new RolloutController(this.log);
     this.consumers = new ConsumerService(this.log, baseDirOf(options.configFile), (table, generation) => this.#publishConsumers(table, generation));
   }
 
@@ -267,6 +274,8 @@ export class Gateway {
     this.plan = plan;
     this.health.update(plan);
     this.clusterWatch.update(plan);
+    this.rollouts.update(plan);
+    this.#trafficMetrics.attach(plan);
     this.history.push({ version: 1, at: plan.createdAt, source: plan.source, action: 'start', who: 'control-plane', routes: plan.routes.length });
     this.#kept.set(1, this.config);
     this.admin = new AdminServer(this);
@@ -602,6 +611,9 @@ export class Gateway {
       this.health.update(plan);
       this.clusterWatch.update(plan);
       this.discovery.update(plan);
+      // after the configured split weights were written: a kept rollout writes its own again
+      this.rollouts.update(plan);
+      this.#trafficMetrics.attach(plan);
       const committed = this.#round(targets, { type: 'plan-commit', version }, version, 'plan-applied', PREPARE_TIMEOUT_MS);
       // A worker that was restarted during the prepare round started with the old plan: bring it up to date.
       for (const s of this.slots) {
@@ -766,6 +778,25 @@ export class Gateway {
     this.log.info({ upstream, node: node.url, drained, who: actor.who }, drained ? 'node drained' : 'node undrained');
   }
 
+  /**
+   * A rollout command from the admin API (pause, resume, promote, abort), audited. Throws UnknownTargetError for an
+   * unknown route, NoRolloutError for a route without a rollout, RolloutStateError when the state does not allow it.
+   */
+  rolloutCommand(name: string, cmd: RolloutCommand, actor: Actor) {
+    const action = `rollout.${cmd}`;
+    try {
+      if (!this.plan.routes.some((r) => r.name === name)) throw new UnknownTargetError('route', `no route named "${name}"`);
+      const d = this.rollouts.command(name, cmd, actor.who);
+      this.#record({ ...actor, action, target: name, result: 'ok', version: this.plan.version });
+      return d;
+    } catch (err) {
+      if (err instanceof UnknownTargetError || err instanceof NoRolloutError || err instanceof RolloutStateError) {
+        this.#record({ ...actor, action, target: name, result: 'refused', error: err.message });
+      }
+      throw err;
+    }
+  }
+
   routeDisabled(name: string): boolean {
     return this.#switches.disabledRoutes.has(name);
   }
@@ -838,6 +869,7 @@ export class Gateway {
       checksTotal: this.health.checksTotal,
       checkFailuresTotal: this.health.failuresTotal,
     }, out);
+    this.#trafficMetrics.render(out, this.rollouts);
     renderMirrorMetrics(this.plan, out);
     this.#processMetrics?.render(out);
     return out.text(format);
@@ -856,6 +888,8 @@ export class Gateway {
     // During start-up: let start() reach its next step and give up, so no worker is spawned after this point.
     await this.#starting?.catch(() => {});
     this.consumers.stop();
+    this.rollouts.stop();
+    this.#trafficMetrics.close();
     this.health.stop();
     this.clusterWatch.stop();
     void this.discovery.stop();

@@ -3,6 +3,7 @@ import { didYouMean } from '../config/errors.js';
 import type { SharedRegistry } from '../shared/registry.js';
 import type { TrafficConfig } from './schema.js';
 import { SCHEDULE_SLOTS, SplitState, weightsHash } from './split-state.js';
+import { compileRollout, type PlanRollout } from './rollout-schema.js';
 
 /** A targeting rule as the worker tests it: lower-case header name, or the consumer's id/plan/roles/subscription. */
 export type PlanTargetRule =
@@ -29,6 +30,8 @@ export interface PlanTraffic {
   readonly sticky: { readonly by: 'consumer' | 'header' | 'cookie' | 'ip'; readonly name: string | null } | null;
   readonly targeting: readonly PlanTargetRule[] | null;
   readonly affinity: { readonly cookie: string; readonly ttlSeconds: number; readonly secret: string } | null;
+  /** the rollout that steers the weights (src/traffic/rollout-controller.ts, main thread only), or null */
+  readonly rollout: PlanRollout | null;
 }
 
 /** Shortest affinity secret: an HMAC-SHA256 key under 16 bytes is guessable (RFC 2104 section 3 asks for >= L/2). */
@@ -125,11 +128,13 @@ export function compileTraffic(
     affinity = { cookie: a.cookie, ttlSeconds: a.ttlSeconds, secret: a.secret };
   }
 
+  const rollout = t.rollout ? compileRollout(t.rollout, t.versions, `${where}.rollout`, issues) : null;
+
   if (issues.length > before) return null;
   const regionKey = SplitState.key(routeName, versions.map((v) => v.name));
   const fresh = !shared.has(regionKey);
   const region = shared.get(regionKey, SplitState.bytes(versions.length));
-  const traffic: PlanTraffic = { regionKey, region, versions, weights, configHash: weightsHash(weights), sticky, targeting, affinity };
+  const traffic: PlanTraffic = { regionKey, region, versions, weights, configHash: weightsHash(weights), sticky, targeting, affinity, rollout };
   // A new region starts with the configured weights at once (nothing reads it yet). A kept one is written only when
   // the plan is applied (applyConfiguredWeights), so a config refused later cannot change what is serving.
   if (fresh) applyConfiguredWeights(traffic);

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { RolloutSchema } from './rollout-schema.js';
 
 /**
  * `traffic:` on a route: a weighted split between versions (each an upstream), with stickiness, targeting rules
@@ -90,10 +91,7 @@ export const AffinitySchema = Type.Object(
   },
 );
 
-/**
- * The `traffic` object. Its properties are exported so the rollout engineer's module can add `rollout` beside them
- * without a second schema.
- */
+/** The `traffic` object: the split, and the rollout that steers its weights (src/traffic/rollout-schema.ts). */
 export const TRAFFIC_PROPERTIES = {
   versions: Type.Array(Version, { minItems: 1, maxItems: 16, description: 'the versions and their weights; the weights add to 100' }),
   sticky: Type.Optional(StickySchema),
@@ -101,6 +99,7 @@ export const TRAFFIC_PROPERTIES = {
     Type.Array(TargetRule, { minItems: 1, maxItems: 64, description: 'rules that send matching requests to a version whatever the weights; the first that matches wins' }),
   ),
   affinity: Type.Optional(AffinitySchema),
+  rollout: Type.Optional(RolloutSchema),
 };
 
 export const TrafficSchema = Type.Object(TRAFFIC_PROPERTIES, {

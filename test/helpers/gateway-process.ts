@@ -8,6 +8,9 @@ export interface GatewayProcess {
   port: number;
   adminPort: number;
   url: string;
+  adminUrl: string;
+  /** the config file it was started with (rewrite it and send SIGHUP to reload) */
+  configFile: string;
   /** every log line so far (pino JSON) */
   logs: string[];
   /** admin GET /status as JSON */
@@ -22,12 +25,12 @@ export interface GatewayProcess {
  */
 export async function startGatewayProcess(
   yaml: string,
-  opts: { workers?: number; timeoutMs?: number; port?: number; reusePort?: boolean } = {},
+  opts: { workers?: number; timeoutMs?: number; port?: number; reusePort?: boolean; admin?: string } = {},
 ): Promise<GatewayProcess> {
   const port = opts.port ?? (await closedPort());
   const adminPort = await closedPort();
   const reuse = opts.reusePort !== undefined ? `, reusePort: ${opts.reusePort}` : '';
-  const file = writeConfig(`listen: { host: 127.0.0.1, port: ${port}${reuse} }\nadmin: { host: 127.0.0.1, port: ${adminPort} }\n${yaml}`);
+  const file = writeConfig(`listen: { host: 127.0.0.1, port: ${port}${reuse} }\nadmin: { host: 127.0.0.1, port: ${adminPort}${opts.admin ? `, ${opts.admin}` : ''} }\n${yaml}`);
   const child = spawn(process.execPath, [BIN, 'start', '--config', file, '--workers', String(opts.workers ?? 1)], {
     cwd: ROOT,
     env: { ...process.env, NANOGATE_LOG_LEVEL: 'info' },
@@ -62,6 +65,8 @@ export async function startGatewayProcess(
     port,
     adminPort,
     url: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    configFile: file,
     logs,
     status: async () => (await (await fetch(`http://127.0.0.1:${adminPort}/status`)).json()) as Record<string, unknown>,
     stop: () =>

@@ -142,7 +142,7 @@ function split(extra: Partial<PlanTraffic>, weights = [500, 500]): TrafficSplit 
   const versions = [{ name: 'v1.0', upstream: 0 }, { name: 'v2.1.0', upstream: 1 }];
   const t: PlanTraffic = {
     regionKey: 'k', region: new SharedArrayBuffer(SplitState.bytes(2)), versions, weights, configHash: weightsHash(weights),
-    sticky: null, targeting: null, affinity: null, ...extra,
+    sticky: null, targeting: null, affinity: null, rollout: null, ...extra,
   };
   applyConfiguredWeights(t);
   return new TrafficSplit(t, 'r', [0, 1], null, false);
