@@ -1,0 +1,288 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Cluster, Redis } from 'ioredis';
+import type { RedisConfig } from '../../shared/redis-config.js';
+import { connectL2Redis, l2KeyBase, redisWhere, type CacheL2, type L2Logger } from './l2-redis.js';
+
+/**
+ * Purges across the nodes that share a cache L2 (runs on the control plane only; workers never subscribe).
+ *
+ * A purge on one node (admin API) goes: this node's workers (the caller's fan-out) -> Redis L2 (CacheL2.purge) ->
+ * this bus, which publishes it on `ng:cache:<namespace>:purge`. Every other node's bus hands it to `deliver` (the
+ * control plane's fan-out to its workers, as for an admin purge) and answers on the sender's own ack channel
+ * (`...:purge-ack:<node id>`) once its workers have dropped the entries. The sender waits for as many acks as
+ * PUBLISH reported receivers (itself included: it acks its own message without delivering it), up to
+ * ackTimeoutMs, and reports how many confirmed. So when a purge call returns with confirmed = nodes, no L1 of any
+ * subscribed node and no L2 entry serves the purged keys any more; a node that did not confirm in time is named by
+ * the count, and serves them at most until its bus hears the purge (milliseconds) or, cut off from Redis, until it
+ * is back (below).
+ *
+ * Redis pub/sub delivers only to those connected at the time, so two gaps are closed explicitly:
+ * - a node cut off from Redis misses purges meanwhile. Every purge takes a number from the counter
+ *   `ng:cache:<namespace>:purge-seq` (INCR) and carries it; a node remembers the highest it has seen and, when its
+ *   subscription comes back, reads the counter: if it moved, purges were missed and the node drops its whole L1
+ *   (deliver('prefix', '')). Its L1 may have served purged entries during the outage, never after it is back.
+ * - a purge made on a node while Redis is away cannot reach the L2 or the bus: it is kept (up to MAX_QUEUED,
+ *   deduplicated) and replayed on the L2 and the bus as soon as Redis answers again.
+ */
+
+export type PurgeKind = 'key' | 'prefix' | 'tag';
+
+export interface PurgeBusConfig {
+  readonly redis: RedisConfig;
+  readonly namespace: string;
+  /** how long a purge waits for the other nodes to confirm (ms) */
+  readonly ackTimeoutMs: number;
+  /** the bound of Redis commands (ms) */
+  readonly commandTimeoutMs: number;
+}
+
+/** What a purge did beyond this node's workers. */
+export interface ClusterPurgeResult {
+  /** entries removed from the L2; null when the L2 could not be reached (the purge is queued for replay) */
+  l2Removed: number | null;
+  /** gateway nodes subscribed when the purge was published (this one included); 0 when not published */
+  nodes: number;
+  /** of them, how many confirmed that their workers dropped the entries within ackTimeoutMs */
+  confirmed: number;
+  /** the purge waits for Redis (queued: replayed on the L2 and to the other nodes when Redis is back) */
+  queued: boolean;
+}
+
+/** Called with a purge from another node; resolves when this node's workers have applied it. */
+export type DeliverPurge = (kind: PurgeKind, value: string) => Promise<void>;
+
+/** the longest a purge key, prefix or tag may be on the bus (the admin API refuses longer ones first) */
+export const MAX_PURGE_VALUE = 4096;
+/** purges kept while Redis is away; older ones beyond this are dropped (logged) */
+export const MAX_QUEUED = 10_000;
+const RETRY_MS = 1000;
+
+interface PurgeMessage {
+  /** sender's node id */
+  n: string;
+  /** its number from purge-seq */
+  s: number;
+  k: PurgeKind;
+  v: string;
+}
+
+const KINDS: ReadonlySet<string> = new Set(['key', 'prefix', 'tag']);
+
+function parsePurge(text: string): PurgeMessage | null {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (m === null || typeof m !== 'object') return null;
+  const { n, s, k, v } = m as Record<string, unknown>;
+  if (typeof n !== 'string' || !Number.isSafeInteger(s) || typeof k !== 'string' || !KINDS.has(k) || typeof v !== 'string' || v.length > MAX_PURGE_VALUE) return null;
+  return { n, s: s as number, k: k as PurgeKind, v };
+}
+
+export class PurgeBus {
+  /** this node on the bus: host, pid and a random part (two gateways in one process differ) */
+  readonly nodeId = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  readonly #cfg: PurgeBusConfig;
+  readonly #log: L2Logger;
+  readonly #deliver: DeliverPurge;
+  readonly #l2: CacheL2 | null;
+  readonly #pub: Redis | Cluster;
+  readonly #sub: Redis | Cluster;
+  readonly #channel: string;
+  readonly #ackChannel: string;
+  readonly #seqKey: string;
+  readonly #where: string;
+  /** the highest purge number seen (published or received); -1 until the first sync */
+  #seenSeq = -1;
+  #subscribed = false;
+  /** the subscription was lost since it was last made: on its return, check for missed purges */
+  #lost = false;
+  /** acks awaited by purge number */
+  readonly #waiting = new Map<number, { want: number; got: number; done: () => void }>();
+  /** purges that could not reach Redis, by kind + value, in arrival order */
+  readonly #queue = new Map<string, { kind: PurgeKind; value: string }>();
+  #replaying = false;
+  /** retries the queue every RETRY_MS while it is not empty (the L2's connection may come back after the bus's) */
+  #retry: NodeJS.Timeout | null = null;
+  #closed = false;
+  readonly #counts = { published: 0, received: 0, missedResyncs: 0, queuedTotal: 0, dropped: 0, replayed: 0 };
+
+  constructor(cfg: PurgeBusConfig, log: L2Logger, deliver: DeliverPurge, l2: CacheL2 | null) {
+    this.#cfg = cfg;
+    this.#log = log;
+    this.#deliver = deliver;
+    this.#l2 = l2;
+    const base = l2KeyBase(cfg.namespace);
+    this.#channel = base + 'purge';
+    this.#ackChannel = `${base}purge-ack:${this.nodeId}`;
+    this.#seqKey = base + 'purge-seq';
+    this.#where = redisWhere(cfg.redis);
+    this.#pub = connectL2Redis(cfg.redis, cfg.commandTimeoutMs);
+    this.#sub = connectL2Redis(cfg.redis, cfg.commandTimeoutMs);
+    this.#pub.on('error', () => {});
+    this.#pub.on('ready', () => this.#replay());
+    this.#sub.on('error', () => {});
+    this.#sub.on('ready', () => void this.#subscribe());
+    this.#sub.on('close', () => this.#unsubscribed());
+    this.#sub.on('message', (channel: string, text: string) => this.#onMessage(channel, text));
+  }
+
+  /** true while this node hears purges from the others */
+  get subscribed(): boolean {
+    return this.#subscribed;
+  }
+
+  status(): Record<string, unknown> {
+    return { node: this.nodeId, subscribed: this.#subscribed, lastSeq: this.#seenSeq, queued: this.#queue.size, ...this.#counts };
+  }
+
+  async #subscribe(): Promise<void> {
+    try {
+      await this.#sub.subscribe(this.#channel, this.#ackChannel);
+    } catch (err) {
+      this.#log.warn({ redis: this.#where, reason: (err as Error).message }, 'cache purge bus: subscribe failed; retrying when the connection is ready again');
+      return;
+    }
+    this.#subscribed = true;
+    const wasLost = this.#lost;
+    this.#lost = false;
+    // Subscribed first, then the counter: a purge between the two is both heard and counted, never missed.
+    let seq: number | null;
+    try {
+      seq = Number((await this.#pub.get(this.#seqKey)) ?? 0);
+    } catch {
+      seq = null; // the command connection is not back yet: unknown
+    }
+    if (this.#seenSeq < 0) {
+      if (seq !== null) this.#seenSeq = seq;
+      this.#log.info({ redis: this.#where, node: this.nodeId }, 'cache purge bus: subscribed');
+    } else if (seq === null || seq !== this.#seenSeq) {
+      // Moved on: purges were made meanwhile. Went back (or unknown): Redis lost its data, and with it the count.
+      this.#counts.missedResyncs++;
+      this.#log.warn({ redis: this.#where, missed: seq !== null && seq > this.#seenSeq ? seq - this.#seenSeq : 'unknown' }, 'cache purge bus: purges may have been made while this node could not hear them; its L1 is dropped');
+      if (seq !== null) this.#seenSeq = seq;
+      await this.#deliver('prefix', '').catch(() => {});
+    } else if (wasLost) this.#log.warn({ redis: this.#where }, 'cache purge bus: subscribed again; no purge was missed');
+    this.#replay();
+  }
+
+  #unsubscribed(): void {
+    if (!this.#subscribed || this.#closed) return;
+    this.#subscribed = false;
+    this.#lost = true;
+    this.#log.error({ redis: this.#where }, 'cache purge bus: lost its subscription; purges from other nodes cannot reach this node until Redis is back');
+  }
+
+  #onMessage(channel: string, text: string): void {
+    if (channel === this.#ackChannel) {
+      const s = Number(text);
+      const w = this.#waiting.get(s);
+      if (w !== undefined && ++w.got >= w.want) w.done();
+      return;
+    }
+    if (channel !== this.#channel) return;
+    const m = parsePurge(text);
+    if (m === null) return;
+    if (m.s > this.#seenSeq) this.#seenSeq = m.s;
+    const ack = () => this.#pub.publish(`${l2KeyBase(this.#cfg.namespace)}purge-ack:${m.n}`, String(m.s)).catch(() => {});
+    if (m.n === this.nodeId) return void ack(); // our own: the caller already purged this node's workers
+    this.#counts.received++;
+    this.#deliver(m.k, m.v).then(ack, (err: Error) => this.#log.error({ kind: m.k, reason: err.message }, 'cache purge bus: a purge from another node failed on this node'));
+  }
+
+  /**
+   * The part of a purge beyond this node's workers: the L2 and every other node. Never throws: what Redis could
+   * not take is queued and replayed (see the module comment).
+   */
+  async purge(kind: PurgeKind, value: string): Promise<ClusterPurgeResult> {
+    const result: ClusterPurgeResult = { l2Removed: null, nodes: 0, confirmed: 0, queued: false };
+    try {
+      if (this.#l2 !== null) result.l2Removed = await this.#l2.purge(kind, value);
+      const { nodes, confirmed } = await this.#publish(kind, value);
+      result.nodes = nodes;
+      result.confirmed = confirmed;
+    } catch (err) {
+      result.queued = true;
+      this.#enqueue(kind, value, (err as Error).message);
+    }
+    return result;
+  }
+
+  async #publish(kind: PurgeKind, value: string): Promise<{ nodes: number; confirmed: number }> {
+    const seq = await this.#pub.incr(this.#seqKey);
+    if (seq > this.#seenSeq) this.#seenSeq = seq;
+    const message: PurgeMessage = { n: this.nodeId, s: seq, k: kind, v: value };
+    // Register before publishing: acks can come back before PUBLISH's own reply.
+    let done!: () => void;
+    const settled = new Promise<void>((resolve) => (done = resolve));
+    const w = { want: Number.MAX_SAFE_INTEGER, got: 0, done };
+    this.#waiting.set(seq, w);
+    const timer = setTimeout(done, this.#cfg.ackTimeoutMs);
+    try {
+      const nodes = await this.#pub.publish(this.#channel, JSON.stringify(message));
+      w.want = nodes;
+      if (w.got >= nodes) done();
+      await settled;
+      this.#counts.published++;
+      return { nodes, confirmed: Math.min(w.got, nodes) };
+    } finally {
+      clearTimeout(timer);
+      this.#waiting.delete(seq);
+    }
+  }
+
+  #enqueue(kind: PurgeKind, value: string, reason: string): void {
+    const id = `${kind}\u0000${value}`;
+    this.#queue.delete(id);
+    this.#queue.set(id, { kind, value });
+    this.#counts.queuedTotal++;
+    if (this.#queue.size > MAX_QUEUED) {
+      this.#queue.delete(this.#queue.keys().next().value!);
+      this.#counts.dropped++;
+      this.#log.error({ max: MAX_QUEUED }, 'cache purge bus: too many purges waiting for Redis; the oldest was dropped and will not reach the L2 or the other nodes');
+    }
+    if (this.#retry === null) {
+      this.#retry = setInterval(() => this.#replay(), RETRY_MS);
+      this.#retry.unref();
+    }
+    if (this.#queue.size === 1) this.#log.warn({ redis: this.#where, kind, reason }, 'cache purge bus: redis unreachable; purges are kept and replayed on the L2 and the other nodes when it is back');
+  }
+
+  /** Sends the purges queued during an outage, oldest first; stops at the first failure (the next 'ready' resumes). */
+  #replay(): void {
+    if (this.#replaying || this.#queue.size === 0 || this.#closed) return;
+    this.#replaying = true;
+    void (async () => {
+      let sent = 0;
+      try {
+        for (const [id, { kind, value }] of this.#queue) {
+          if (this.#l2 !== null) await this.#l2.purge(kind, value);
+          await this.#publish(kind, value);
+          this.#queue.delete(id);
+          sent++;
+        }
+      } catch {
+        // Redis went away again: what is left stays queued
+      } finally {
+        this.#replaying = false;
+        this.#counts.replayed += sent;
+        if (this.#queue.size === 0 && this.#retry !== null) {
+          clearInterval(this.#retry);
+          this.#retry = null;
+        }
+        if (sent > 0) this.#log.warn({ replayed: sent, left: this.#queue.size }, 'cache purge bus: purges made during the outage were replayed');
+      }
+    })();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#subscribed = false;
+    if (this.#retry !== null) clearInterval(this.#retry);
+    for (const w of this.#waiting.values()) w.done();
+    await Promise.all([this.#pub.quit().catch(() => this.#pub.disconnect()), this.#sub.quit().catch(() => this.#sub.disconnect())]);
+  }
+}
