@@ -180,7 +180,7 @@ test('purge by tag removes exactly the tagged entries; a tag index keeps only li
     await sleep(200);
     l2.set('live', entry('l'), 60_000, ['hot']);
     await stored(l2, 'live');
-    assert.deepEqual(await raw.zrange('ng:cache:tags:t:hot', 0, -1), ['live']);
+    assert.deepEqual(await raw.zrange('ng:cache:tags:t:hot', '0', '-1'), ['live']);
   } finally {
     await l2.close();
   }
