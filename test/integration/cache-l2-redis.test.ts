@@ -267,3 +267,23 @@ test('a hung Redis: gets give up after timeoutMs, three in a row mark it down, a
     await l2.close();
   }
 });
+
+test('variants (Vary): the primary key holds the newest, each variant its own, a purge by key removes them all', async () => {
+  const { l2 } = await open({ namespace: 'vary' });
+  try {
+    l2.set('GET a/x\0en', entry('english'), 60_000, ['t']);
+    await stored(l2, 'GET a/x\0en');
+    l2.set('GET a/x\0de', entry('deutsch'), 60_000, ['t']);
+    await stored(l2, 'GET a/x\0de');
+    l2.set('GET a/xy', entry('neighbour'), 60_000, []);
+    await stored(l2, 'GET a/xy');
+    assert.equal(Buffer.from((await stored(l2, 'GET a/x')).body).toString(), 'deutsch', 'the newest variant at the primary key');
+    assert.equal(Buffer.from((await stored(l2, 'GET a/x\0en')).body).toString(), 'english');
+    assert.equal(await l2.purge('key', 'GET a/x'), 2, 'two variants');
+    for (const k of ['GET a/x', 'GET a/x\0en', 'GET a/x\0de']) assert.equal(await l2.get(k), null, JSON.stringify(k));
+    assert.ok(await l2.get('GET a/xy'), 'a key that only starts like it stays');
+    assert.equal(await raw.exists('ng:cache:vary:v:GET a/x'), 0);
+  } finally {
+    await l2.close();
+  }
+});

@@ -15,13 +15,18 @@ import { createRedisClient } from '../rate-limit/store-redis.js';
  *
  *   e:<cache key>   the packed entry (below), PX = freshness + stale windows, so Redis drops it when the cache could
  *                   no longer use it
+ *   v:<primary>     sorted set of the variants of a primary key, kept like a tag index. A key with a NUL is a
+ *                   variant (key.ts: primary + "\0" + the request's values of the Vary fields); storing one also
+ *                   writes it at e:<primary>, so that a node whose L1 is cold finds the newest variant (and with it
+ *                   the Vary field names) at the primary key in one round trip, and the one it needs in a second
+ *                   only when the request differs; a purge by key removes every variant, as the L1 does
  *   t:<tag>         sorted set: member = cache key, score = when that entry expires (Redis time, ms). A store adds
  *                   with ZADD, drops members whose entry has expired (ZREMRANGEBYSCORE -inf now) and extends the
  *                   set's TTL to the longest member's: the index of a tag holds live entries only, however long the
  *                   tag is used (a plain SADD set would keep every key ever tagged while the tag stays hot)
  *   purge-seq       a counter the purge bus bumps per purge (purge-bus.ts)
  *
- * Purges never use KEYS: by key one UNLINK; by tag ZPOPMIN of 1000 members at a time, one UNLINK per member; by
+ * Purges never use KEYS: by key one UNLINK, plus its variants (as by tag); by tag ZPOPMIN of 1000 members at a time, one UNLINK per member; by
  * prefix SCAN MATCH `e:<prefix>*` COUNT 1000 per call on every master (SCAN walks the whole database, so a prefix
  * purge costs O(keys in the db) / 1000 round trips but adds nothing to a store). Every command touches one key,
  * so the same code runs on standalone, Sentinel and Cluster.
@@ -51,7 +56,10 @@ export interface StoredEntry {
 }
 
 export interface CacheL2 {
-  /** the stored entry for a key, or null (miss, expired, or Redis unavailable: never throws, never waits longer than timeoutMs) */
+  /**
+   * the stored entry for a key, or null (miss, expired, or Redis unavailable: never throws, never waits longer than
+   * timeoutMs). For a primary key whose responses vary, the newest variant stored (see v:<primary> below).
+   */
   get(key: string): Promise<StoredEntry | null>;
   /** store (fire and forget): TTL in Redis = ttlMs (freshness + stale windows); tags index the key for purge */
   set(key: string, entry: StoredEntry, ttlMs: number, tags: readonly string[]): void;
@@ -233,6 +241,7 @@ class RedisCacheL2 implements CacheL2 {
   readonly #client: L2Redis;
   readonly #entryBase: string;
   readonly #tagBase: string;
+  readonly #variantBase: string;
   readonly #where: string;
   #available = false;
   /** Redis was found unreachable (an outage was counted and logged) and has not been back since */
@@ -251,6 +260,7 @@ class RedisCacheL2 implements CacheL2 {
     const base = l2KeyBase(cfg.namespace);
     this.#entryBase = base + 'e:';
     this.#tagBase = base + 't:';
+    this.#variantBase = base + 'v:';
     this.#where = redisWhere(cfg.redis);
     this.#client = connectL2Redis(cfg.redis, cfg.timeoutMs);
     this.#client.on('ready', () => this.#up());
@@ -350,6 +360,12 @@ class RedisCacheL2 implements CacheL2 {
       // The entry first, then its tag indexes: a failure in between leaves an entry that a tag purge misses, never
       // an index pointing nowhere useful. Auto-pipelining sends them in one write.
       const writes: Promise<unknown>[] = [this.#client.set(this.#entryBase + key, value, 'PX', ttl)];
+      const nul = key.indexOf('\0');
+      if (nul > 0) {
+        const primary = key.slice(0, nul);
+        writes.push(this.#client.set(this.#entryBase + primary, value, 'PX', ttl));
+        writes.push(this.#client.ngCacheTagAdd(this.#variantBase + primary, key, ttl));
+      }
       for (const tag of tags) writes.push(this.#client.ngCacheTagAdd(this.#tagBase + tag, key, ttl));
       await Promise.all(writes);
       this.#failures = 0;
@@ -363,18 +379,23 @@ class RedisCacheL2 implements CacheL2 {
   /** Throws when Redis fails (the control plane reports it); see the module comment for what each kind costs. */
   async purge(kind: 'key' | 'prefix' | 'tag', value: string): Promise<number> {
     let removed = 0;
-    if (kind === 'key') removed = await this.#client.unlink(this.#entryBase + value);
-    else if (kind === 'tag') removed = await this.#purgeTag(this.#tagBase + value);
+    if (kind === 'key') {
+      removed = await this.#client.unlink(this.#entryBase + value);
+      // with variants, the entry at the primary key was a copy of one of them: count the variants
+      const variants = value.indexOf('\0') < 0 ? await this.#purgeIndex(this.#variantBase + value) : 0;
+      if (variants > 0) removed = variants;
+    } else if (kind === 'tag') removed = await this.#purgeIndex(this.#tagBase + value);
     else removed = await this.#purgePrefix(globLiteral(this.#entryBase + value) + '*');
     Atomics.add(this.#cells, L2_PURGED, removed);
     return removed;
   }
 
-  async #purgeTag(tagKey: string): Promise<number> {
+  /** Removes the entries a tag or variant index names, and the index. */
+  async #purgeIndex(indexKey: string): Promise<number> {
     let removed = 0;
     for (;;) {
       // ZPOPMIN takes members out as it returns them: two purges of one tag at once never both miss a member
-      const popped = await this.#client.zpopmin(tagKey, PURGE_BATCH);
+      const popped = await this.#client.zpopmin(indexKey, PURGE_BATCH);
       if (popped.length === 0) return removed;
       const unlinks: Promise<number>[] = [];
       for (let i = 0; i < popped.length; i += 2) unlinks.push(this.#client.unlink(this.#entryBase + popped[i]));

@@ -18,10 +18,12 @@ import { connectL2Redis, l2KeyBase, redisWhere, type CacheL2, type L2Logger } fr
  * is back (below).
  *
  * Redis pub/sub delivers only to those connected at the time, so two gaps are closed explicitly:
- * - a node cut off from Redis misses purges meanwhile. Every purge takes a number from the counter
- *   `ng:cache:<namespace>:purge-seq` (INCR) and carries it; a node remembers the highest it has seen and, when its
- *   subscription comes back, reads the counter: if it moved, purges were missed and the node drops its whole L1
- *   (deliver('prefix', '')). Its L1 may have served purged entries during the outage, never after it is back.
+ * - a node cut off from Redis misses purges meanwhile. Every purge takes a number from the hash
+ *   `ng:cache:<namespace>:purge-seq` (fields n: HINCRBY, epoch: a random value set when the hash is created, so a
+ *   Redis that lost its data cannot count from 0 to the same number unnoticed) and carries both; a node remembers
+ *   the newest it has seen and, when its subscription comes back, reads the hash: if it moved, purges were missed
+ *   and the node drops its whole L1 (deliver('prefix', '')). Its L1 may have served purged entries during the
+ *   outage, never after it is back.
  * - a purge made on a node while Redis is away cannot reach the L2 or the bus: it is kept (up to MAX_QUEUED,
  *   deduplicated) and replayed on the L2 and the bus as soon as Redis answers again.
  */
@@ -61,13 +63,23 @@ const RETRY_MS = 1000;
 interface PurgeMessage {
   /** sender's node id */
   n: string;
-  /** its number from purge-seq */
+  /** its number and epoch from purge-seq */
   s: number;
+  e: string;
   k: PurgeKind;
   v: string;
 }
 
 const KINDS: ReadonlySet<string> = new Set(['key', 'prefix', 'tag']);
+
+/** Takes the next purge number: [epoch, n] (the epoch is made when the hash is, see the module comment). */
+const NEXT_SEQ = `
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+return { redis.call('HGET', KEYS[1], 'epoch'), n }
+`;
+
+type BusRedis = (Redis | Cluster) & { ngCachePurgeSeq(key: string, epoch: string): Promise<[string, number]> };
 
 function parsePurge(text: string): PurgeMessage | null {
   let m: unknown;
@@ -77,9 +89,9 @@ function parsePurge(text: string): PurgeMessage | null {
     return null;
   }
   if (m === null || typeof m !== 'object') return null;
-  const { n, s, k, v } = m as Record<string, unknown>;
-  if (typeof n !== 'string' || !Number.isSafeInteger(s) || typeof k !== 'string' || !KINDS.has(k) || typeof v !== 'string' || v.length > MAX_PURGE_VALUE) return null;
-  return { n, s: s as number, k: k as PurgeKind, v };
+  const { n, s, e, k, v } = m as Record<string, unknown>;
+  if (typeof n !== 'string' || !Number.isSafeInteger(s) || typeof e !== 'string' || typeof k !== 'string' || !KINDS.has(k) || typeof v !== 'string' || v.length > MAX_PURGE_VALUE) return null;
+  return { n, s: s as number, e, k: k as PurgeKind, v };
 }
 
 export class PurgeBus {
@@ -89,26 +101,26 @@ export class PurgeBus {
   readonly #log: L2Logger;
   readonly #deliver: DeliverPurge;
   readonly #l2: CacheL2 | null;
-  readonly #pub: Redis | Cluster;
+  readonly #pub: BusRedis;
   readonly #sub: Redis | Cluster;
   readonly #channel: string;
   readonly #ackChannel: string;
   readonly #seqKey: string;
   readonly #where: string;
-  /** the highest purge number seen (published or received); -1 until the first sync */
-  #seenSeq = -1;
+  /** the newest purge number seen (published or received) and its epoch; null until the first sync */
+  #seen: { epoch: string | null; n: number } | null = null;
   #subscribed = false;
   /** the subscription was lost since it was last made: on its return, check for missed purges */
   #lost = false;
   /** acks awaited by purge number */
-  readonly #waiting = new Map<number, { want: number; got: number; done: () => void }>();
+  readonly #waiting = new Map<string, { want: number; got: number; done: () => void }>();
   /** purges that could not reach Redis, by kind + value, in arrival order */
   readonly #queue = new Map<string, { kind: PurgeKind; value: string }>();
   #replaying = false;
   /** retries the queue every RETRY_MS while it is not empty (the L2's connection may come back after the bus's) */
   #retry: NodeJS.Timeout | null = null;
   #closed = false;
-  readonly #counts = { published: 0, received: 0, missedResyncs: 0, queuedTotal: 0, dropped: 0, replayed: 0 };
+  readonly #counts = { subscriptions: 0, published: 0, received: 0, missedResyncs: 0, queuedTotal: 0, dropped: 0, replayed: 0 };
 
   constructor(cfg: PurgeBusConfig, log: L2Logger, deliver: DeliverPurge, l2: CacheL2 | null) {
     this.#cfg = cfg;
@@ -120,7 +132,8 @@ export class PurgeBus {
     this.#ackChannel = `${base}purge-ack:${this.nodeId}`;
     this.#seqKey = base + 'purge-seq';
     this.#where = redisWhere(cfg.redis);
-    this.#pub = connectL2Redis(cfg.redis, cfg.commandTimeoutMs);
+    this.#pub = connectL2Redis(cfg.redis, cfg.commandTimeoutMs) as unknown as BusRedis;
+    this.#pub.defineCommand('ngCachePurgeSeq', { numberOfKeys: 1, lua: NEXT_SEQ });
     this.#sub = connectL2Redis(cfg.redis, cfg.commandTimeoutMs);
     this.#pub.on('error', () => {});
     this.#pub.on('ready', () => this.#replay());
@@ -136,7 +149,7 @@ export class PurgeBus {
   }
 
   status(): Record<string, unknown> {
-    return { node: this.nodeId, subscribed: this.#subscribed, lastSeq: this.#seenSeq, queued: this.#queue.size, ...this.#counts };
+    return { node: this.nodeId, subscribed: this.#subscribed, seen: this.#seen, queued: this.#queue.size, ...this.#counts };
   }
 
   async #subscribe(): Promise<void> {
@@ -147,26 +160,36 @@ export class PurgeBus {
       return;
     }
     this.#subscribed = true;
+    this.#counts.subscriptions++;
     const wasLost = this.#lost;
     this.#lost = false;
     // Subscribed first, then the counter: a purge between the two is both heard and counted, never missed.
-    let seq: number | null;
+    let now: { epoch: string | null; n: number } | null;
     try {
-      seq = Number((await this.#pub.get(this.#seqKey)) ?? 0);
+      const [epoch, n] = await this.#pub.hmget(this.#seqKey, 'epoch', 'n');
+      now = { epoch, n: Number(n ?? 0) };
     } catch {
-      seq = null; // the command connection is not back yet: unknown
+      now = null; // the command connection is not back yet: unknown
     }
-    if (this.#seenSeq < 0) {
-      if (seq !== null) this.#seenSeq = seq;
+    const seen = this.#seen;
+    if (seen === null) {
+      this.#seen = now ?? { epoch: null, n: 0 };
       this.#log.info({ redis: this.#where, node: this.nodeId }, 'cache purge bus: subscribed');
-    } else if (seq === null || seq !== this.#seenSeq) {
-      // Moved on: purges were made meanwhile. Went back (or unknown): Redis lost its data, and with it the count.
+    } else if (now === null || now.epoch !== seen.epoch || now.n !== seen.n) {
       this.#counts.missedResyncs++;
-      this.#log.warn({ redis: this.#where, missed: seq !== null && seq > this.#seenSeq ? seq - this.#seenSeq : 'unknown' }, 'cache purge bus: purges may have been made while this node could not hear them; its L1 is dropped');
-      if (seq !== null) this.#seenSeq = seq;
+      const missed = now !== null && now.epoch === seen.epoch ? now.n - seen.n : 'unknown';
+      this.#log.warn({ redis: this.#where, missed }, 'cache purge bus: purges may have been made while this node could not hear them; its L1 is dropped');
+      if (now !== null) this.#seen = now;
       await this.#deliver('prefix', '').catch(() => {});
     } else if (wasLost) this.#log.warn({ redis: this.#where }, 'cache purge bus: subscribed again; no purge was missed');
     this.#replay();
+  }
+
+  /** a purge number seen: the newest of its epoch, or the first of a new one */
+  #saw(epoch: string, n: number): void {
+    const seen = this.#seen;
+    if (seen === null || seen.epoch !== epoch) this.#seen = { epoch, n };
+    else if (n > seen.n) seen.n = n;
   }
 
   #unsubscribed(): void {
@@ -178,16 +201,15 @@ export class PurgeBus {
 
   #onMessage(channel: string, text: string): void {
     if (channel === this.#ackChannel) {
-      const s = Number(text);
-      const w = this.#waiting.get(s);
+      const w = this.#waiting.get(text);
       if (w !== undefined && ++w.got >= w.want) w.done();
       return;
     }
     if (channel !== this.#channel) return;
     const m = parsePurge(text);
     if (m === null) return;
-    if (m.s > this.#seenSeq) this.#seenSeq = m.s;
-    const ack = () => this.#pub.publish(`${l2KeyBase(this.#cfg.namespace)}purge-ack:${m.n}`, String(m.s)).catch(() => {});
+    this.#saw(m.e, m.s);
+    const ack = () => this.#pub.publish(`${l2KeyBase(this.#cfg.namespace)}purge-ack:${m.n}`, `${m.e}:${m.s}`).catch(() => {});
     if (m.n === this.nodeId) return void ack(); // our own: the caller already purged this node's workers
     this.#counts.received++;
     this.#deliver(m.k, m.v).then(ack, (err: Error) => this.#log.error({ kind: m.k, reason: err.message }, 'cache purge bus: a purge from another node failed on this node'));
@@ -212,14 +234,15 @@ export class PurgeBus {
   }
 
   async #publish(kind: PurgeKind, value: string): Promise<{ nodes: number; confirmed: number }> {
-    const seq = await this.#pub.incr(this.#seqKey);
-    if (seq > this.#seenSeq) this.#seenSeq = seq;
-    const message: PurgeMessage = { n: this.nodeId, s: seq, k: kind, v: value };
+    const [epoch, seq] = await this.#pub.ngCachePurgeSeq(this.#seqKey, randomBytes(8).toString('hex'));
+    this.#saw(epoch, seq);
+    const id = `${epoch}:${seq}`;
+    const message: PurgeMessage = { n: this.nodeId, s: seq, e: epoch, k: kind, v: value };
     // Register before publishing: acks can come back before PUBLISH's own reply.
     let done!: () => void;
     const settled = new Promise<void>((resolve) => (done = resolve));
     const w = { want: Number.MAX_SAFE_INTEGER, got: 0, done };
-    this.#waiting.set(seq, w);
+    this.#waiting.set(id, w);
     const timer = setTimeout(done, this.#cfg.ackTimeoutMs);
     try {
       const nodes = await this.#pub.publish(this.#channel, JSON.stringify(message));
@@ -230,7 +253,7 @@ export class PurgeBus {
       return { nodes, confirmed: Math.min(w.got, nodes) };
     } finally {
       clearTimeout(timer);
-      this.#waiting.delete(seq);
+      this.#waiting.delete(id);
     }
   }
 
