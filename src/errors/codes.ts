@@ -45,6 +45,7 @@ export const ERRORS = {
   NG_ERR_AUTH_INVALID: { status: 401, title: 'The credentials were rejected' },
   NG_ERR_AUTH_UNAVAILABLE: { status: 503, title: 'The identity provider could not be reached' },
   NG_ERR_AUTHZ_FORBIDDEN: { status: 403, title: 'The consumer may not call this route' },
+  NG_ERR_CACHE_NOT_CACHED: { status: 504, title: 'The request allows only a stored response (only-if-cached) and none is usable' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

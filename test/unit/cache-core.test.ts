@@ -203,6 +203,8 @@ test('coalescing: one leader; waiters wake together; an uncacheable answer turns
   const woken: boolean[] = [];
   for (let i = 0; i < 3; i++) f.join('k', { wake: (s) => woken.push(s) });
   f.land('k', false, 0);
+  assert.deepEqual(woken, [], 'waiters wake on the next turn, outside the leader\'s response');
+  await new Promise((r) => setImmediate(r));
   assert.deepEqual(woken, [false, false, false]);
   assert.equal(f.lead('k', 100), null);
   assert.equal(f.lead('k', 6000), true);

@@ -72,7 +72,8 @@ export class Flights {
       if (this.#pass.size >= MAX_PASS_KEYS) this.#pass.clear();
       this.#pass.set(key, now + this.#passMs);
     }
-    for (const w of f.waiters) w.wake(stored);
+    // Woken on the next turn, not inside the leader's response (its uWS cork): each waiter writes its own response.
+    if (f.waiters.length > 0) setImmediate(wakeAll, f.waiters, stored);
   }
 
   /** A purge makes a remembered "pass" stale too. */
@@ -83,7 +84,10 @@ export class Flights {
   #expire(f: Flight): void {
     f.timer = null;
     // The leader still runs: the waiters that joined so far go upstream on their own; later ones wait again.
-    const waiters = f.waiters.splice(0);
-    for (const w of waiters) w.wake(false);
+    wakeAll(f.waiters.splice(0), false);
   }
+}
+
+function wakeAll(waiters: readonly Waiter[], stored: boolean): void {
+  for (const w of waiters) w.wake(stored);
 }

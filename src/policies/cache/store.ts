@@ -7,7 +7,8 @@ import { entrySize, freshUntil, type CacheMeta, type StoredEntry } from './entry
  * entry enters and when it leaves (lru-cache's dispose, for evictions too):
  *
  *   vary:     primary key -> the request fields its responses vary on (so a lookup knows which variant to read)
- *   variants: primary key -> the full keys stored under it (purge by key removes every variant)
+ *   uris:     URI part of the key ("GET host/path?query", without the configured parts) -> the full keys stored
+ *             under it: purge by key and invalidation remove every variant and every consumer's copy at once
  *   tags:     tag -> full keys (purge by tag)
  *
  *   full key = primary key                                  (no Vary)
@@ -31,9 +32,12 @@ export class Slot {
 
 export class L1Store {
   readonly maxBytes: number;
+  /** where this worker publishes the zone's size (metrics.ts BYTES_KIB, ENTRIES), once the policy has bound it */
+  gauges: Int32Array | null = null;
+  gaugeBase = 0;
   readonly #lru: LRUCache<string, Slot>;
   readonly #vary = new Map<string, readonly string[]>();
-  readonly #variants = new Map<string, Set<string>>();
+  readonly #uris = new Map<string, Set<string>>();
   readonly #tags = new Map<string, Set<string>>();
 
   constructor(maxBytes: number) {
@@ -74,15 +78,16 @@ export class L1Store {
     // A response with another Vary than the ones stored before replaces the primary's variant list: the old
     // variants can no longer be selected (RFC 9111 4.1: the newest response's Vary applies).
     const before = this.#vary.get(primary);
+    const uri = uriOf(primary);
     if (meta.vary.length > 0 || before !== undefined) {
       if (before !== undefined && !sameList(before, meta.vary)) {
-        for (const k of [...(this.#variants.get(primary) ?? [])]) if (k !== full) this.#lru.delete(k);
+        for (const k of [...(this.#uris.get(uri) ?? [])]) if (k !== full && underPrimary(k, primary)) this.#lru.delete(k);
       }
       if (meta.vary.length > 0) this.#vary.set(primary, meta.vary);
       else this.#vary.delete(primary);
     }
-    let set = this.#variants.get(primary);
-    if (set === undefined) this.#variants.set(primary, (set = new Set()));
+    let set = this.#uris.get(uri);
+    if (set === undefined) this.#uris.set(uri, (set = new Set()));
     set.add(full);
     for (const t of meta.tags) {
       let keys = this.#tags.get(t);
@@ -96,12 +101,23 @@ export class L1Store {
     return this.#lru.delete(fullKey);
   }
 
-  /** Removes a primary key and all its variants; returns how many entries left. */
-  purgeKey(primary: string): number {
-    const set = this.#variants.get(primary);
+  /** Writes the zone's bytes and entries into the metrics region (after a store or a purge). */
+  publish(): void {
+    const g = this.gauges;
+    if (g === null) return;
+    Atomics.store(g, this.gaugeBase, Math.floor(this.#lru.calculatedSize / 1024));
+    Atomics.store(g, this.gaugeBase + 1, this.#lru.size);
+  }
+
+  /**
+   * Removes what is stored under a key: given a URI key ("GET host/path?q"), every variant and every copy with
+   * configured parts (consumers, plans, headers); given a key with parts, the variants of that one. Returns the count.
+   */
+  purgeKey(key: string): number {
+    const set = this.#uris.get(uriOf(key));
     if (set === undefined) return 0;
     let n = 0;
-    for (const k of [...set]) if (this.#lru.delete(k)) n++;
+    for (const k of [...set]) if (underPrimary(k, key) || (key === uriOf(key) && k.startsWith(key + ' |'))) if (this.#lru.delete(k)) n++;
     return n;
   }
 
@@ -128,13 +144,14 @@ export class L1Store {
   }
 
   #unindex(slot: Slot, key: string): void {
-    const set = this.#variants.get(slot.primary);
+    const uri = uriOf(slot.primary);
+    const set = this.#uris.get(uri);
     if (set !== undefined) {
       set.delete(key);
-      if (set.size === 0) {
-        this.#variants.delete(slot.primary);
-        this.#vary.delete(slot.primary);
-      }
+      if (set.size === 0) this.#uris.delete(uri);
+      let left = false;
+      if (set.size > 0) for (const k of set) if (underPrimary(k, slot.primary)) left = true;
+      if (!left) this.#vary.delete(slot.primary);
     }
     for (const t of slot.meta.tags) {
       const keys = this.#tags.get(t);
@@ -144,6 +161,17 @@ export class L1Store {
       }
     }
   }
+}
+
+/** The URI part of a primary key: up to the configured parts (" |consumer=..."), which follow a space. */
+export function uriOf(primary: string): string {
+  const i = primary.indexOf(' |');
+  return i < 0 ? primary : primary.slice(0, i);
+}
+
+/** `full` is `primary` itself or one of its Vary variants. */
+function underPrimary(full: string, primary: string): boolean {
+  return full === primary || (full.length > primary.length && full.charCodeAt(primary.length) === 0 && full.startsWith(primary));
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
