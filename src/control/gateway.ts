@@ -12,6 +12,7 @@ import { HealthChecker } from './health-checker.js';
 import { DiscoveryManager } from './discovery-manager.js';
 import { ClusterWatch } from './cluster-watch.js';
 import { renderClusterMetrics } from '../observe/cluster-metrics.js';
+import { renderCacheMetrics, type ZoneRegion } from '../policies/cache/metrics.js';
 import { AdminFlags, nodeBases, type AdminSwitches } from '../shared/admin-flags.js';
 import { AuditLog, type AuditEntry } from './audit.js';
 import { ConfigWatcher } from './config-watch.js';
@@ -154,6 +155,12 @@ export class Gateway {
   #applyChain: Promise<unknown> = Promise.resolve();
   #planListeners = new Set<(worker: Worker, msg: FromWorker) => void>();
   #loadRequests = 0;
+  #purgeRequests = 0;
+  /**
+   * Called for every purge this node carries out (admin API, invalidations), with its origin: a cross-node purge
+   * bus (src/policies/cache/purge-bus.ts) publishes the ones that did not come from it.
+   */
+  readonly cachePurgeListeners = new Set<(kind: 'key' | 'prefix' | 'tag', value: string, origin: string) => void>();
   #watcher: ConfigWatcher | null = null;
   /** digest of the config files' text last read, so a watch event without a content change does nothing */
   #fileDigest = '';
@@ -311,6 +318,9 @@ export class Gateway {
           if (!settled) { settled = true; resolve(); }
         } else if (msg.type === 'metrics-plan') {
           this.metrics?.onPlanLabel(msg.index, msg.slot, msg.name);
+        } else if (msg.type === 'cache-invalidate') {
+          // an invalidation in one worker reaches the others (and, through cachePurgeListeners, other nodes)
+          void this.purgeCache(msg.kind, msg.value, 'invalidation');
         } else if (msg.type === 'internal-error') {
           this.log.error({ worker: index, err: { message: msg.message, stack: msg.stack } }, 'request failed with an internal error');
         } else if (msg.type === 'listen-failed') {
@@ -795,6 +805,51 @@ export class Gateway {
     });
   }
 
+  /**
+   * Purges the response cache in every worker of this node (each applies it to every zone it holds) and sums what
+   * they removed; a worker that does not answer within `timeoutMs` is counted in `missing`. `origin` says who asked
+   * ("admin", "invalidation", "bus"), for the listeners.
+   */
+  purgeCache(kind: 'key' | 'prefix' | 'tag', value: string, origin = 'admin', timeoutMs = 2000, actor?: Actor): Promise<{ removed: number; workers: number; missing: number }> {
+    for (const l of this.cachePurgeListeners) l(kind, value, origin);
+    if (actor !== undefined) this.#record({ ...actor, action: 'cache.purge', target: `${kind}:${value}`, result: 'ok', version: this.plan.version });
+    const id = ++this.#purgeRequests;
+    const targets = this.slots.map((s) => s.worker).filter((w): w is Worker => w !== null);
+    return new Promise((resolve) => {
+      let removed = 0;
+      const waiting = new Set(targets);
+      const done = () => {
+        clearTimeout(timer);
+        this.#planListeners.delete(listener);
+        resolve({ removed, workers: targets.length - waiting.size, missing: waiting.size });
+      };
+      const listener = (worker: Worker, m: FromWorker) => {
+        if (!waiting.has(worker)) return;
+        if (m.type === 'cache-purged' && m.id === id) removed += m.removed;
+        else if (m.type !== 'exited') return;
+        waiting.delete(worker);
+        if (waiting.size === 0) done();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#planListeners.add(listener);
+      for (const w of targets) w.postMessage({ type: 'cache-purge', id, kind, value } satisfies ToWorker);
+      if (waiting.size === 0) done();
+    });
+  }
+
+  /** The cache zones of the current plan with their metrics regions (one per zone name). */
+  #cacheZones(): ZoneRegion[] {
+    const seen = new Map<string, ZoneRegion>();
+    for (const r of this.plan.routes) {
+      for (const p of r.policies ?? []) {
+        if (p.name !== 'cache') continue;
+        const d = p.data as { zone: string; region: SharedArrayBuffer };
+        if (!seen.has(d.zone)) seen.set(d.zone, { zone: d.zone, region: d.region });
+      }
+    }
+    return [...seen.values()];
+  }
+
   /** Log rotation (SIGUSR2): every worker reopens its file access-log destinations. */
   reopenLogs(): void {
     for (const s of this.slots) this.post(s.index, { type: 'reopen-logs' });
@@ -815,6 +870,7 @@ export class Gateway {
       checksTotal: this.health.checksTotal,
       checkFailuresTotal: this.health.failuresTotal,
     }, out);
+    renderCacheMetrics(this.#cacheZones(), out);
     this.#processMetrics?.render(out);
     return out.text(format);
   }

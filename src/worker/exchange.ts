@@ -12,6 +12,7 @@ import { requestLineWithoutQueryParam } from '../shared/query.js';
 import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
 import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestTiming } from '../pipeline/policy.js';
+import { openBodyChain, type BodyChain, type ChainOwner } from '../pipeline/body-chain.js';
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
 const PENDING_BODY_LIMIT = 256 * 1024;
@@ -94,7 +95,7 @@ function asBytes(value: string): string | Buffer {
  * backpressure both ways, and turns every failure into one problem+json answer (or, once the response has
  * started, a closed connection). Every field is declared here so all exchanges share one hidden class.
  */
-export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
+export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, ChainOwner {
   readonly res: HttpResponse;
   readonly host: ExchangeHost;
   readonly route: RouteRuntime;
@@ -173,6 +174,13 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   queued: Buffer[] | null = null;
   /** the upstream response ended while chunks were queued */
   endQueued = false;
+  /** this response's body filters (src/pipeline/body-chain.ts); null: none, the common case */
+  chain: BodyChain | null = null;
+  /** the head the response phase reads (PolicyContext.responseHeader): the upstream's, valid during onHead only… */
+  headView: ForwardedHeaders | null = null;
+  /** …or a prepared response's flat header list */
+  preparedView: readonly string[] | null = null;
+  responseLength = -1;
 
   // policy context (see PolicyContext); plain defaults on routes without policies
   readonly facts: RequestFacts | null;
@@ -189,7 +197,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   /** the next access/rewrite hook to run (for resume after PENDING) */
   phaseIndex = 0;
   /** a response prepared by a hook (RESPOND) */
-  prepared: { status: number; headers: readonly string[]; body: string | undefined; code: ErrorCode | null; detail: string | undefined; members: ProblemMembers | null } | null = null;
+  prepared: { status: number; headers: readonly string[]; body: string | Uint8Array | undefined; code: ErrorCode | null; detail: string | undefined; members: ProblemMembers | null } | null = null;
   readonly timing: RequestTiming;
   // observability, always on (metrics): handler entry and dispatch to the upstream pool (performance.now())
   startedAt = 0;
@@ -357,8 +365,22 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.prepared = { status: ERRORS[code].status, headers, body: undefined, code, detail, members: members ?? null };
   }
 
-  respond(status: number, headers: readonly string[], body?: string): void {
+  respond(status: number, headers: readonly string[], body?: string | Uint8Array): void {
     this.prepared = { status, headers, body, code: null, detail: undefined, members: null };
+  }
+
+  responseHeader(name: string): string | undefined {
+    const list = this.headView !== null ? this.headView.list() : this.preparedView;
+    if (list === null) return undefined;
+    for (let i = 0; i < list.length; i += 2) if (sameName(list[i], name)) return list[i + 1];
+    return undefined;
+  }
+
+  responseHeaderValues(name: string): string[] {
+    const list = this.headView !== null ? this.headView.list() : this.preparedView;
+    const out: string[] = [];
+    if (list !== null) for (let i = 0; i < list.length; i += 2) if (sameName(list[i], name)) out.push(list[i + 1]);
+    return out;
   }
 
   #sendPrepared(): void {
@@ -370,15 +392,37 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     }
     corked(this.res, () => {
       this.status = p.status;
-      this.#runResponseHooks();
+      const body = p.body;
+      const route = this.route;
+      if (route.response !== null || route.responseBody !== null) {
+        // the response phase reads the prepared head as it would read an upstream's
+        this.preparedView = p.headers;
+        this.responseLength = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+        this.#runResponseHooks();
+        // body filters for a body the client can take whole (a client still sending is answered with a close)
+        if (route.responseBody !== null && this.responseLength > 0 && !this.isHeadRequest && this.clientBodyDone) this.chain = openBodyChain(route.responseBody, this, this);
+        this.preparedView = null;
+      }
       const res = this.res;
       res.writeStatus(STATUS_LINES[p.status] ?? `${p.status} Unknown`);
-      for (let i = 0; i < p.headers.length; i += 2) res.writeHeader(p.headers[i], p.headers[i + 1]);
+      const remove = this.responseRemove;
+      for (let i = 0; i < p.headers.length; i += 2) if (remove === null || !remove.includes(p.headers[i].toLowerCase())) res.writeHeader(p.headers[i], p.headers[i + 1]);
       this.#writeExtraHeaders();
       res.writeHeader('x-request-id', this.requestId);
-      if (p.body === undefined) endWithoutLength(res, this.host.closing || !this.clientBodyDone);
-      else res.end(p.body, this.host.closing || !this.clientBodyDone);
-      this.bytesOut = p.body === undefined ? 0 : Buffer.byteLength(p.body);
+      const chain = this.chain;
+      if (chain !== null) {
+        // through the filters like an upstream body that came in one piece
+        this.headSent = true;
+        this.responseKind = chain.changesLength ? BODY_CHUNKED : BODY_LENGTH;
+        this.responseTotal = this.responseLength;
+        const bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body!.buffer, body!.byteOffset, body!.byteLength);
+        chain.write(bytes);
+        chain.complete();
+        return;
+      }
+      if (body === undefined) endWithoutLength(res, this.host.closing || !this.clientBodyDone);
+      else res.end(body, this.host.closing || !this.clientBodyDone);
+      this.bytesOut = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
       this.#finish();
     });
   }
@@ -651,7 +695,18 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.headSent = true;
     this.status = status;
     if (this.timing.start > 0) this.timing.upstreamHeaders = performance.now();
-    if (this.route.response !== null) this.#runResponseHooks();
+    const route = this.route;
+    if (route.response !== null || route.responseBody !== null) {
+      this.headView = headers;
+      this.responseLength = bodyKind === BODY_LENGTH ? contentLength : bodyKind === BODY_NONE ? 0 : -1;
+      this.#runResponseHooks();
+      if (route.responseBody !== null && bodyKind !== BODY_NONE) {
+        const chain = (this.chain = openBodyChain(route.responseBody, this, this));
+        // uWS frames a body it is given with write() (no total) as chunked: no Content-Length for changed bytes
+        if (chain !== null && chain.changesLength) bodyKind = BODY_CHUNKED;
+      }
+      this.headView = null;
+    }
     const remove = this.responseRemove;
     let written = false;
     if (remove === null) {
@@ -706,6 +761,15 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
 
   onBody(chunk: Buffer): boolean {
     if (this.aborted || this.done) return true;
+    const chain = this.chain;
+    // through the route's body filters, whose output comes back to #send (filteredChunk); the upstream waits while a
+    // filter holds its input or the client has not drained
+    if (chain !== null) return chain.write(chunk) && this.queued === null;
+    return this.#send(chunk);
+  }
+
+  /** Writes body bytes to the client (corked), with backpressure; false: the upstream should wait. */
+  #send(chunk: Buffer): boolean {
     this.bytesOut += chunk.length;
     if (this.queued !== null) {
       // Waiting for the client to drain: later chunks of the same read queue up behind, in order (the chunk's
@@ -782,16 +846,22 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.queued = null;
     if (this.endQueued) {
       this.endQueued = false;
-      this.onEnd();
+      this.#endOut();
       return true;
     }
-    this.conn?.resume();
+    if (this.chain === null || this.chain.ready) this.conn?.resume();
     return true;
   }
 
   onEnd(): void {
     if (this.aborted || this.done) return;
     if (!this.headSent) return this.#fail('NG_ERR_UPSTREAM_BAD_RESPONSE', 'the upstream ended without a response');
+    if (this.chain !== null) return this.chain.complete();
+    this.#endOut();
+  }
+
+  /** The body's last bytes were handed to #send: end the response once they are out. */
+  #endOut(): void {
     if (this.queued !== null) {
       // The upstream finished while chunks still wait for the client: end after them (#writable).
       this.endQueued = true;
@@ -803,6 +873,33 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       this.#finish();
     }
     // BODY_LENGTH finishes in onBody/#writable when tryEnd reports done.
+  }
+
+  // ---------------------------------------------------------------------------- body filters (ChainOwner)
+
+  filteredChunk(chunk: Buffer): boolean {
+    if (this.aborted || this.done) return true;
+    return this.#send(chunk);
+  }
+
+  filteredEnd(): void {
+    if (this.aborted || this.done) return;
+    this.#endOut();
+  }
+
+  filterReady(): void {
+    if (this.queued === null && !this.aborted && !this.done) this.conn?.resume();
+  }
+
+  /** A filter gave up mid-body: like an upstream reset after the head, the client connection is cut. */
+  filterFailed(_reason: string): void {
+    if (this.aborted || this.done) return;
+    this.errorCode = 'NG_ERR_GATEWAY_BODY_FILTER';
+    this.host.counters.add(GATEWAY_ERRORS);
+    this.#abandonUpstream();
+    this.done = true;
+    this.res.close();
+    this.#end();
   }
 
   /** The final failure of the request's upstream side (its attempt decided against a retry). */
@@ -870,6 +967,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   #finish(): void {
     if (this.done) return;
     this.done = true;
+    // a body framed by Content-Length is over at its last byte, maybe before the upstream's end: an observing
+    // filter still gets its onEnd (its output is ignored from here on)
+    if (this.chain !== null) this.chain.complete();
     this.#end();
   }
 
@@ -892,6 +992,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       Atomics.sub(this.route.concurrency!, 0, 1);
     }
     if (this.bodyStartedAt > 0) receiving.delete(this);
+    // the filters free what they hold (a zlib stream) however the response ended
+    if (this.chain !== null) this.chain.close();
     if (this.timing.start > 0) this.timing.end = performance.now();
     // Counted at once (a scrape right after the response sees it); the log hooks wait until the cork that writes
     // this response has flushed it to the client.
@@ -960,6 +1062,11 @@ function corked(res: HttpResponse, fn: () => void): void {
 function endWithoutLength(res: HttpResponse, close: boolean): void {
   if (close) res.writeHeader('connection', 'close');
   res.endWithoutBody();
+}
+
+/** `name` (as sent, any case) equals `lower` (lower case); toLowerCase only for a candidate of the same length. */
+function sameName(name: string, lower: string): boolean {
+  return name.length === lower.length && (name === lower || name.toLowerCase() === lower);
 }
 
 /** Removes header lines by lower-case name from a forwarded header block (only for routes that strip headers). */

@@ -27,6 +27,7 @@ export class Refusal implements PolicyContext {
   readonly upstreamNode = null;
   readonly upstreamError = null;
   readonly aborted = false;
+  readonly responseLength = -1;
   consumerId = null;
   consumerIndex = -1;
   consumerPlan = null;
@@ -71,6 +72,12 @@ export class Refusal implements PolicyContext {
     return null;
   }
 
+  responseHeader(): string | undefined {
+    return undefined;
+  }
+  responseHeaderValues(): string[] {
+    return [];
+  }
   setUpstreamHeader(): void {}
   removeUpstreamHeader(): void {}
   removeUpstreamQueryParam(): void {}

@@ -90,6 +90,8 @@ export class RouteRuntime {
   readonly access: PolicyHooks[] | null;
   readonly rewrite: PolicyHooks[] | null;
   readonly response: PolicyHooks[] | null;
+  /** hooks that open response body filters (src/pipeline/body-chain.ts), in policy order; null: none, no chain */
+  readonly responseBody: PolicyHooks[] | null;
   readonly log: PolicyHooks[] | null;
   /** the request goes through Exchange.runPipeline (access or rewrite hooks present) */
   readonly hasRequestPhases: boolean;
@@ -116,14 +118,15 @@ export class RouteRuntime {
   /** the route's own circuit breaker, when it has one (its upstream's is in the cluster) */
   readonly circuit: CircuitBreaker | null;
   /** what answers when the upstream cannot (src/config/plan.ts PlanFallback), with the fallback upstream resolved */
-  readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: string } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
+  readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: Buffer } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
 
   constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>, upstreams: readonly UpstreamRuntime[] = []) {
     this.scratch = scratch;
     this.concurrency = plan.routeState ? new Int32Array(plan.routeState) : null;
     this.circuit = plan.circuit && plan.circuitState ? new CircuitBreaker(new Int32Array(plan.circuitState), plan.circuit) : null;
     const f = plan.fallback;
-    this.fallback = f === null ? null : f.kind === 'static' ? f : { kind: 'upstream', upstream: upstreams[f.upstream] };
+    // a static body is encoded once per plan, not per answer; it goes out as bytes through the response phase
+    this.fallback = f === null ? null : f.kind === 'static' ? { kind: 'static', status: f.status, headers: f.headers, body: Buffer.from(f.body) } : { kind: 'upstream', upstream: upstreams[f.upstream] };
     const hooks: PolicyHooks[] = [];
     for (const [slot, p] of (plan.policies ?? []).entries()) {
       const mod = POLICY_BY_NAME.get(p.name)!;
@@ -136,6 +139,7 @@ export class RouteRuntime {
     this.access = pick('access');
     this.rewrite = pick('rewrite');
     this.response = pick('response');
+    this.responseBody = pick('responseBody');
     this.log = pick('log');
     this.hasRequestPhases = this.access !== null || this.rewrite !== null;
     this.slotCount = hooks.length;

@@ -1,0 +1,31 @@
+import { allZones } from './store.js';
+
+/**
+ * Purges inside one worker, and the way a worker asks for a purge everywhere on its node. The worker thread
+ * (src/worker/worker.ts) registers how to reach the control plane; the control plane fans a purge out to every
+ * worker (Gateway.purgeCache), which applies it here to each of its zones.
+ */
+export type PurgeKind = 'key' | 'prefix' | 'tag';
+
+let broadcaster: ((kind: PurgeKind, value: string) => void) | null = null;
+
+/** Set once by the worker thread. */
+export function setPurgeBroadcaster(fn: (kind: PurgeKind, value: string) => void): void {
+  broadcaster = fn;
+}
+
+/** Asks the control plane to purge in every worker of the node (this one included: purges are idempotent). */
+export function broadcastPurge(kind: PurgeKind, value: string): void {
+  broadcaster?.(kind, value);
+}
+
+/** Applies a purge to every zone of this worker; returns the number of entries removed. */
+export function purgeHere(kind: PurgeKind, value: string, zone?: string): number {
+  let n = 0;
+  for (const [name, store] of allZones()) {
+    if (zone !== undefined && zone !== name) continue;
+    n += kind === 'key' ? store.purgeKey(value) : kind === 'prefix' ? store.purgePrefix(value) : store.purgeTag(value);
+    store.publish();
+  }
+  return n;
+}
