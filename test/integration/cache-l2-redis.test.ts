@@ -268,21 +268,29 @@ test('a hung Redis: gets give up after timeoutMs, three in a row mark it down, a
   }
 });
 
-test('variants (Vary): the primary key holds the newest, each variant its own, a purge by key removes them all', async () => {
+test('variants (Vary) and copies with key parts: the primary key holds the newest variant, a purge by URI key removes them all', async () => {
   const { l2 } = await open({ namespace: 'vary' });
   try {
     l2.set('GET a/x\0en', entry('english'), 60_000, ['t']);
     await stored(l2, 'GET a/x\0en');
     l2.set('GET a/x\0de', entry('deutsch'), 60_000, ['t']);
     await stored(l2, 'GET a/x\0de');
+    l2.set('GET a/x |consumer=alice', entry('alice'), 60_000, []);
+    l2.set('GET a/x |consumer=bob\0en', entry('bob'), 60_000, []);
     l2.set('GET a/xy', entry('neighbour'), 60_000, []);
-    await stored(l2, 'GET a/xy');
+    for (const k of ['GET a/x |consumer=alice', 'GET a/x |consumer=bob', 'GET a/xy']) await stored(l2, k);
     assert.equal(Buffer.from((await stored(l2, 'GET a/x')).body).toString(), 'deutsch', 'the newest variant at the primary key');
     assert.equal(Buffer.from((await stored(l2, 'GET a/x\0en')).body).toString(), 'english');
-    assert.equal(await l2.purge('key', 'GET a/x'), 2, 'two variants');
-    for (const k of ['GET a/x', 'GET a/x\0en', 'GET a/x\0de']) assert.equal(await l2.get(k), null, JSON.stringify(k));
+
+    // a key with parts: itself and its variants only
+    assert.equal(await l2.purge('key', 'GET a/x |consumer=bob'), 1);
+    assert.equal(await l2.get('GET a/x |consumer=bob'), null);
+    assert.ok(await l2.get('GET a/x |consumer=alice'));
+    // the URI: every variant and every copy
+    assert.equal(await l2.purge('key', 'GET a/x'), 3, 'two variants and one consumer copy');
+    for (const k of ['GET a/x', 'GET a/x\0en', 'GET a/x\0de', 'GET a/x |consumer=alice']) assert.equal(await l2.get(k), null, JSON.stringify(k));
     assert.ok(await l2.get('GET a/xy'), 'a key that only starts like it stays');
-    assert.equal(await raw.exists('ng:cache:vary:v:GET a/x'), 0);
+    assert.equal(await raw.exists('ng:cache:vary:u:GET a/x'), 0);
   } finally {
     await l2.close();
   }

@@ -1,7 +1,9 @@
 import { CONTINUE, PENDING, RESPOND, PolicyConfigError, type BodySink, type CompileContext, type HookResult, type PolicyContext, type PolicyHooks, type PolicyModule, type ResponseBodyFilter } from '../../pipeline/policy.js';
 import { CacheSchema, type CacheConfig } from './schema.js';
 import { CacheControl, parseCacheControl } from './directives.js';
-import { META_VERSION, type CacheMeta, type StoredEntry } from './entry.js';
+import { freshUntil, metaOf, META_VERSION, type CacheMeta, type StoredEntry } from './entry.js';
+import { L2_REGION_BYTES, workerL2, type CacheL2, type L2Data } from './l2-redis.js';
+import type { RedisConfig } from '../../shared/redis-config.js';
 import { currentAgeMs, notModified, reuse, storable, updatedHeaders, usableOnError, USE_FRESH, USE_STALE_REVALIDATE, VALIDATE, type FreshnessSettings, type NotStored } from './rfc9111.js';
 import { primaryKey, unkeyedParams, varyValue, normalizeHost, normalizeEscapes, type KeySpec } from './key.js';
 import { l1Zone, type L1Store, type Slot } from './store.js';
@@ -14,6 +16,8 @@ import { broadcastPurge } from './purge-local.js';
  *
  *   access (lowest priority, after authentication and limits): key -> L1 lookup -> fresh: RESPOND with the stored
  *          response (it then passes the response phase like an upstream one: headers, CORS, compression);
+ *          not in L1 and an L2 configured and reachable: PENDING for one Redis lookup (l2-redis.ts), whose entry
+ *          goes into L1 and is then used as if it had been there (Cache-Status says detail=l2);
  *          stale with validators: the request goes upstream conditional (If-None-Match / If-Modified-Since);
  *          miss: one request per key goes upstream (coalescing), the others wait (PENDING) for its answer
  *   answer (the upstream's head, or its failure): a 304 to a revalidation refreshes the stored headers and answers
@@ -50,6 +54,8 @@ export interface CacheData {
   readonly name: string;
   /** this zone's metrics region (metrics.ts) */
   readonly region: SharedArrayBuffer;
+  /** the shared L2 in Redis (cache.l2), or null */
+  readonly l2: L2Data | null;
 }
 
 /** Roles of a request in its key's flight */
@@ -77,6 +83,10 @@ class CacheRequest implements Waiter {
   collapsed = false;
   /** answered from the store (hit, 304, stale) */
   hit = false;
+  /** the L2 was asked (once per request) */
+  l2Tried = false;
+  /** what L1 holds for this request came from the L2 just now */
+  fromL2 = false;
   /** a stored response seen at lookup (for revalidation and stale-if-error) */
   slot: Slot | null = null;
   revalidating = false;
@@ -154,9 +164,12 @@ class CacheHooks implements PolicyHooks {
   readonly #flights: Flights;
   readonly #cells: Int32Array;
   readonly #row: number;
+  /** this worker's client of the zone's L2, or null without one */
+  readonly #l2: CacheL2 | null;
 
   constructor(d: CacheData, slot: number, workerIndex: number) {
     this.#d = d;
+    this.#l2 = d.l2 === null ? null : workerL2(d.l2, workerIndex);
     this.#slot = slot;
     this.#store = l1Zone(d.zone, d.maxBytes);
     this.#flights = new Flights(d.coalesceTimeoutMs, d.passMs);
@@ -218,6 +231,11 @@ class CacheHooks implements PolicyHooks {
     const ctx = r.ctx;
     r.full = this.#fullKey(r);
     const slot = this.#store.get(r.full);
+    if (slot === undefined && this.#l2 !== null && !r.l2Tried && this.#l2.available) {
+      r.l2Tried = true;
+      this.#fromL2(r, this.#l2, mayWait);
+      return PENDING;
+    }
     const now = Date.now();
     if (slot !== undefined) {
       const use = reuse(slot.entry, slot.meta, slot.freshUntil, now, r.reqCC);
@@ -274,6 +292,46 @@ class CacheHooks implements PolicyHooks {
     return CONTINUE;
   }
 
+  /**
+   * L1 missed: the L2's entry at the primary key (for a Vary'd URI the newest variant, which names the fields), and
+   * when this request needs another variant, that one too; whatever came back goes into L1, then the lookup runs
+   * again and finds it there (or misses, and goes on as before: coalescing, upstream).
+   */
+  #fromL2(r: CacheRequest, l2: CacheL2, mayWait: boolean): void {
+    const land = (e: StoredEntry | null, meta: CacheMeta | null) => {
+      if (e === null || meta === null) return false;
+      return this.#store.set(r.primary, e, meta) !== null;
+    };
+    l2.get(r.primary)
+      .then((e) => {
+        const meta = e === null ? null : metaOf(e);
+        if (meta === null || meta.vary.length === 0) return land(e, meta);
+        let want = r.primary;
+        for (let i = 0; i < meta.vary.length; i++) want += '\0' + varyValue(r.ctx, meta.vary[i]);
+        const have = land(e, meta);
+        if (want === r.primary + '\0' + meta.varyValues.join('\0')) return have;
+        return l2.get(want).then((v) => land(v, v === null ? null : metaOf(v)));
+      })
+      .then((landed) => {
+        const ctx = r.ctx;
+        if (ctx.aborted) return;
+        if (landed) {
+          r.fromL2 = true;
+          this.#store.publish();
+        }
+        const res = this.#lookup(r, mayWait);
+        if (res !== PENDING) ctx.resume(res);
+      });
+  }
+
+  /** Writes an entry to the L2 (fire and forget) for as long as the cache could use it: freshness + stale windows. */
+  #toL2(key: string, entry: StoredEntry, meta: CacheMeta): void {
+    const l2 = this.#l2;
+    if (l2 === null) return;
+    const ttl = freshUntil(entry, meta) - Date.now() + Math.max(meta.swrMs, meta.sieMs);
+    if (ttl >= 1) l2.set(key, entry, ttl, meta.tags);
+  }
+
   /** A waiter's leader is done (or its wait timed out): look again, or go upstream; never wait a second time. */
   woken(r: CacheRequest, stored: boolean): void {
     const ctx = r.ctx;
@@ -294,7 +352,7 @@ class CacheHooks implements PolicyHooks {
     r.hit = true;
     const age = Math.floor(currentAgeMs(e, m, now) / 1000);
     const ttl = Math.floor((slot.freshUntil - now) / 1000);
-    const status = fwd === '' ? `${this.#d.name}; hit; ttl=${ttl}${r.collapsed ? '; collapsed' : ''}` : `${this.#d.name}; ${fwd}; ttl=${ttl}`;
+    const status = fwd === '' ? `${this.#d.name}; hit; ttl=${ttl}${r.collapsed ? '; collapsed' : ''}${r.fromL2 ? '; detail=l2' : ''}` : `${this.#d.name}; ${fwd}; ttl=${ttl}`;
     const inm = ctx.header('if-none-match');
     const ims = ctx.header('if-modified-since');
     if ((inm !== undefined || ims !== undefined) && e.status === 200 && notModified(m, inm, ims, e)) {
@@ -336,6 +394,7 @@ class CacheHooks implements PolicyHooks {
       const entry: StoredEntry = { status: old.entry.status, headers, body: old.entry.body, storedAt: now, meta: meta as unknown as Record<string, unknown> };
       const slot = this.#store.set(r.primary, entry, meta);
       this.#store.publish();
+      this.#toL2(old.key, entry, meta);
       this.#land(r, slot !== null);
       this.#answer(r, slot ?? old, now, 'fwd=stale; fwd-status=304');
       return true;
@@ -409,6 +468,7 @@ class CacheHooks implements PolicyHooks {
     const slot = this.#store.set(r.primary, entry, meta);
     if (slot !== null) this.#count(STORES);
     this.#store.publish();
+    this.#toL2(meta.vary.length === 0 ? r.primary : r.primary + '\0' + meta.varyValues.join('\0'), entry, meta);
     this.#flights.forget(r.full);
     this.#land(r, slot !== null);
   }
@@ -484,6 +544,46 @@ function cachePolicies(config: unknown): { where: string; cfg: CacheConfig }[] {
   return out;
 }
 
+/** The L2 namespace a cache policy's config uses, or null without an L2. */
+function namespaceOf(cfg: CacheConfig): string | null {
+  return cfg.l2 === undefined ? null : cfg.l2.namespace ?? cfg.zone ?? 'default';
+}
+
+/**
+ * cache.l2 resolved with the top-level redis: section. A zone is one store in each worker, so it has one L2 (or
+ * none) wherever it is used; a namespace belongs to one zone (two zones in one namespace would read each other's
+ * entries under the same keys).
+ */
+function compileL2(config: CacheConfig, cc: CompileContext): L2Data | null {
+  const ns = namespaceOf(config);
+  for (const other of cachePolicies(cc.config)) {
+    const zone = other.cfg.zone ?? 'default';
+    const theirs = namespaceOf(other.cfg);
+    if (zone === config.zone && theirs !== ns) {
+      throw new PolicyConfigError('l2', `zone "${config.zone}" has ${ns === null ? 'no L2' : `L2 namespace "${ns}"`} here and ${theirs === null ? 'no L2' : `namespace "${theirs}"`} at ${other.where}`, 'a zone is one store: give it the same l2 block wherever it is used, or use another zone name');
+    }
+    if (ns !== null && theirs === ns && zone !== config.zone) {
+      throw new PolicyConfigError('l2.namespace', `L2 namespace "${ns}" is used by zone "${config.zone}" here and by zone "${zone}" at ${other.where}`, 'give each zone its own namespace (the default is the zone name)');
+    }
+  }
+  if (config.l2 === undefined || ns === null) return null;
+  const redis = (cc.config as { redis?: RedisConfig } | null)?.redis;
+  if (redis === undefined) {
+    throw new PolicyConfigError('l2', 'the L2 lives in Redis, but the config has no top-level redis: section', 'add redis: { url: redis://127.0.0.1:6379 } or remove l2');
+  }
+  const l2 = config.l2;
+  return {
+    redis,
+    namespace: ns,
+    timeoutMs: l2.timeoutMs,
+    compression: l2.compression,
+    compressAboveBytes: l2.compressAboveBytes,
+    maxBodyBytes: l2.maxBodyBytes,
+    purgeAckTimeoutMs: l2.purgeAckTimeoutMs,
+    region: cc.shared(`cache-l2:${ns}`, L2_REGION_BYTES),
+  };
+}
+
 export const cachePolicy: PolicyModule<CacheConfig, CacheData> = {
   name: 'cache',
   // after authentication, authorization and rate limits (a hit is still counted and checked); as a body filter
@@ -502,6 +602,7 @@ export const cachePolicy: PolicyModule<CacheConfig, CacheData> = {
         throw new PolicyConfigError('maxBytes', `zone "${config.zone}" has maxBytes ${config.maxBytes} here and ${bytes} at ${other.where}`, 'a zone is one store: give it one size, or use another zone name');
       }
     }
+    const l2 = compileL2(config, cc);
     const lowerHeaders = config.key.headers.map((h) => h.toLowerCase());
     if ((config.key.query === 'include' || config.key.query === 'exclude') && config.key.params.length === 0) {
       throw new PolicyConfigError('key.params', `key.query is "${config.key.query}" but no params are named`, 'list the parameter names, or use query: all / none');
@@ -528,6 +629,7 @@ export const cachePolicy: PolicyModule<CacheConfig, CacheData> = {
       bypass: config.bypassHeaders.map((h) => h.toLowerCase()).filter((h) => !lowerHeaders.includes(h)),
       name: config.name,
       region: cc.shared(`zone:${config.zone}`, REGION_BYTES),
+      l2,
     };
   },
   create(data, env) {

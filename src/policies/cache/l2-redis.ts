@@ -15,18 +15,20 @@ import { createRedisClient } from '../rate-limit/store-redis.js';
  *
  *   e:<cache key>   the packed entry (below), PX = freshness + stale windows, so Redis drops it when the cache could
  *                   no longer use it
- *   v:<primary>     sorted set of the variants of a primary key, kept like a tag index. A key with a NUL is a
- *                   variant (key.ts: primary + "\0" + the request's values of the Vary fields); storing one also
- *                   writes it at e:<primary>, so that a node whose L1 is cold finds the newest variant (and with it
- *                   the Vary field names) at the primary key in one round trip, and the one it needs in a second
- *                   only when the request differs; a purge by key removes every variant, as the L1 does
+ *   u:<uri>         sorted set of the keys stored under one URI ("GET host/path?q", key.ts) other than the URI
+ *                   itself, kept like a tag index: its variants (a key with a NUL: primary + "\0" + the request's
+ *                   values of the Vary fields) and its copies with configured parts (" |consumer=..."), so that a
+ *                   purge by key removes what the L1's does (store.ts purgeKey). Storing a variant also writes it at
+ *                   e:<primary>, so that a node whose L1 is cold finds the newest variant (and with it the Vary field
+ *                   names) at the primary key in one round trip, and the one it needs in a second only when the
+ *                   request differs
  *   t:<tag>         sorted set: member = cache key, score = when that entry expires (Redis time, ms). A store adds
  *                   with ZADD, drops members whose entry has expired (ZREMRANGEBYSCORE -inf now) and extends the
  *                   set's TTL to the longest member's: the index of a tag holds live entries only, however long the
  *                   tag is used (a plain SADD set would keep every key ever tagged while the tag stays hot)
  *   purge-seq       a counter the purge bus bumps per purge (purge-bus.ts)
  *
- * Purges never use KEYS: by key one UNLINK, plus its variants (as by tag); by tag ZPOPMIN of 1000 members at a time, one UNLINK per member; by
+ * Purges never use KEYS: by key one UNLINK, plus what u:<uri> names under it; by tag ZPOPMIN of 1000 members at a time, one UNLINK per member; by
  * prefix SCAN MATCH `e:<prefix>*` COUNT 1000 per call on every master (SCAN walks the whole database, so a prefix
  * purge costs O(keys in the db) / 1000 round trips but adds nothing to a store). Every command touches one key,
  * so the same code runs on standalone, Sentinel and Cluster.
@@ -58,7 +60,7 @@ export interface StoredEntry {
 export interface CacheL2 {
   /**
    * the stored entry for a key, or null (miss, expired, or Redis unavailable: never throws, never waits longer than
-   * timeoutMs). For a primary key whose responses vary, the newest variant stored (see v:<primary> below).
+   * timeoutMs). For a primary key whose responses vary, the newest variant stored (see u:<uri> below).
    */
   get(key: string): Promise<StoredEntry | null>;
   /** store (fire and forget): TTL in Redis = ttlMs (freshness + stale windows); tags index the key for purge */
@@ -165,6 +167,21 @@ export function l2KeyBase(namespace: string): string {
   return `ng:cache:${namespace}:`;
 }
 
+/** The URI part of a key (key.ts): up to its configured parts (" |...") or its Vary values ("\0..."). */
+export function uriOf(key: string): string {
+  let end = key.length;
+  const nul = key.indexOf('\0');
+  if (nul >= 0) end = nul;
+  const parts = key.indexOf(' |');
+  if (parts >= 0 && parts < end) end = parts;
+  return end === key.length ? key : key.slice(0, end);
+}
+
+/** `k` is `key` itself or one of its Vary variants */
+function underKey(k: string, key: string): boolean {
+  return k === key || (k.length > key.length && k.charCodeAt(key.length) === 0 && k.startsWith(key));
+}
+
 /** a literal for SCAN MATCH: glob metacharacters escaped */
 export function globLiteral(s: string): string {
   return s.replace(/[*?[\]\\]/g, '\\$&');
@@ -181,6 +198,8 @@ export function connectL2Redis(cfg: RedisConfig, commandTimeoutMs: number): L2Re
   client.defineCommand('ngCacheTagAdd', { numberOfKeys: 1, lua: TAG_ADD });
   return client;
 }
+
+const NULL_ENTRY: Promise<StoredEntry | null> = Promise.resolve(null);
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
@@ -241,7 +260,7 @@ class RedisCacheL2 implements CacheL2 {
   readonly #client: L2Redis;
   readonly #entryBase: string;
   readonly #tagBase: string;
-  readonly #variantBase: string;
+  readonly #uriBase: string;
   readonly #where: string;
   #available = false;
   /** Redis was found unreachable (an outage was counted and logged) and has not been back since */
@@ -252,6 +271,8 @@ class RedisCacheL2 implements CacheL2 {
   /** a ping every PROBE_MS while Redis is down on an open socket */
   #probe: NodeJS.Timeout | null = null;
   #closed = false;
+  /** lookups on their way to Redis, by key */
+  readonly #inflight = new Map<string, Promise<StoredEntry | null>>();
 
   constructor(cfg: L2Config, log: L2Logger, cells: Int32Array) {
     this.#cfg = cfg;
@@ -260,7 +281,7 @@ class RedisCacheL2 implements CacheL2 {
     const base = l2KeyBase(cfg.namespace);
     this.#entryBase = base + 'e:';
     this.#tagBase = base + 't:';
-    this.#variantBase = base + 'v:';
+    this.#uriBase = base + 'u:';
     this.#where = redisWhere(cfg.redis);
     this.#client = connectL2Redis(cfg.redis, cfg.timeoutMs);
     this.#client.on('ready', () => this.#up());
@@ -311,11 +332,29 @@ class RedisCacheL2 implements CacheL2 {
     }
   }
 
-  async get(key: string): Promise<StoredEntry | null> {
+  get(key: string): Promise<StoredEntry | null> {
     if (!this.#available) {
       Atomics.add(this.#cells, L2_SKIPPED, 1);
-      return null;
+      return NULL_ENTRY;
     }
+    // Concurrent lookups of one key (a cold L1 under load) share one round trip and one decode.
+    let p = this.#inflight.get(key);
+    if (p === undefined) {
+      p = this.#fetch(key);
+      this.#inflight.set(key, p);
+    }
+    return p;
+  }
+
+  async #fetch(key: string): Promise<StoredEntry | null> {
+    try {
+      return await this.#read(key);
+    } finally {
+      this.#inflight.delete(key);
+    }
+  }
+
+  async #read(key: string): Promise<StoredEntry | null> {
     let value: Buffer | null;
     try {
       value = await this.#client.getBuffer(this.#entryBase + key);
@@ -360,12 +399,10 @@ class RedisCacheL2 implements CacheL2 {
       // The entry first, then its tag indexes: a failure in between leaves an entry that a tag purge misses, never
       // an index pointing nowhere useful. Auto-pipelining sends them in one write.
       const writes: Promise<unknown>[] = [this.#client.set(this.#entryBase + key, value, 'PX', ttl)];
+      const uri = uriOf(key);
+      if (uri !== key) writes.push(this.#client.ngCacheTagAdd(this.#uriBase + uri, key, ttl));
       const nul = key.indexOf('\0');
-      if (nul > 0) {
-        const primary = key.slice(0, nul);
-        writes.push(this.#client.set(this.#entryBase + primary, value, 'PX', ttl));
-        writes.push(this.#client.ngCacheTagAdd(this.#variantBase + primary, key, ttl));
-      }
+      if (nul > 0) writes.push(this.#client.set(this.#entryBase + key.slice(0, nul), value, 'PX', ttl));
       for (const tag of tags) writes.push(this.#client.ngCacheTagAdd(this.#tagBase + tag, key, ttl));
       await Promise.all(writes);
       this.#failures = 0;
@@ -379,18 +416,41 @@ class RedisCacheL2 implements CacheL2 {
   /** Throws when Redis fails (the control plane reports it); see the module comment for what each kind costs. */
   async purge(kind: 'key' | 'prefix' | 'tag', value: string): Promise<number> {
     let removed = 0;
-    if (kind === 'key') {
-      removed = await this.#client.unlink(this.#entryBase + value);
-      // with variants, the entry at the primary key was a copy of one of them: count the variants
-      const variants = value.indexOf('\0') < 0 ? await this.#purgeIndex(this.#variantBase + value) : 0;
-      if (variants > 0) removed = variants;
-    } else if (kind === 'tag') removed = await this.#purgeIndex(this.#tagBase + value);
+    if (kind === 'key') removed = await this.#purgeKey(value);
+    else if (kind === 'tag') removed = await this.#purgeIndex(this.#tagBase + value);
     else removed = await this.#purgePrefix(globLiteral(this.#entryBase + value) + '*');
     Atomics.add(this.#cells, L2_PURGED, removed);
     return removed;
   }
 
-  /** Removes the entries a tag or variant index names, and the index. */
+  /**
+   * A URI key: itself, its variants and its copies with configured parts; a key with parts: itself and its
+   * variants (as store.ts purgeKey). The copies of variants at their primary keys go too, uncounted.
+   */
+  async #purgeKey(key: string): Promise<number> {
+    const uri = uriOf(key);
+    const index = this.#uriBase + uri;
+    const doomed = (await this.#client.zrange(index, '0', '-1')).filter((k) => underKey(k, key) || (key === uri && k.startsWith(key + ' |')));
+    let removed = 0;
+    let variants = false;
+    const copies = new Set<string>();
+    const unlinks: Promise<number>[] = [];
+    for (const k of doomed) {
+      unlinks.push(this.#client.unlink(this.#entryBase + k));
+      const nul = k.indexOf('\0');
+      if (nul > 0) copies.add(k.slice(0, nul));
+      if (nul === key.length) variants = true;
+    }
+    for (const n of await Promise.all(unlinks)) removed += n;
+    if (doomed.length > 0) await this.#client.zrem(index, ...doomed);
+    const own = await this.#client.unlink(this.#entryBase + key);
+    if (!variants) removed += own;
+    copies.delete(key);
+    for (const c of copies) await this.#client.unlink(this.#entryBase + c);
+    return removed;
+  }
+
+  /** Removes the entries a tag index names, and the index. */
   async #purgeIndex(indexKey: string): Promise<number> {
     let removed = 0;
     for (;;) {
@@ -437,4 +497,54 @@ class RedisCacheL2 implements CacheL2 {
  */
 export function createCacheL2(config: L2Config, logger: L2Logger, metrics?: Int32Array): CacheL2 {
   return new RedisCacheL2(config, logger, metrics ?? privateL2Cells());
+}
+
+// ------------------------------------------------------------------------------------ the L2 of a worker thread
+
+/** What a cache policy's compile step resolves for its L2 (part of CacheData: structured-clone safe). */
+export interface L2Data extends L2Config {
+  /** how long a purge waits for the other nodes' confirmations (the control plane's purge bus) */
+  readonly purgeAckTimeoutMs: number;
+  /** counters of every worker's client for this namespace: L2_REGION_WORKERS rows of L2_CELLS */
+  readonly region: SharedArrayBuffer;
+}
+
+/** rows of an L2 metrics region (one per worker index, as the cache's own region) */
+export const L2_REGION_WORKERS = 256;
+export const L2_REGION_BYTES = L2_REGION_WORKERS * L2_CELLS * 4;
+
+/**
+ * Where a worker's L2 clients log: set once by the worker thread (its lines go to the control plane's logger);
+ * silent until then.
+ */
+let workerLog: L2Logger = { info() {}, warn() {}, error() {} };
+
+export function setL2Logger(log: L2Logger): void {
+  workerLog = log;
+}
+
+/** This worker's L2 clients by namespace (module state of the worker thread, like the L1 zones: they outlive a plan). */
+const workerClients = new Map<string, { settings: string; l2: CacheL2 }>();
+
+/**
+ * The L2 client of this worker for a policy's settings: one Redis connection per worker and namespace, made when
+ * a plan first names it and kept across reloads while its settings stay the same (a change closes the old one).
+ * Why in the worker and not behind the control plane: a lookup is then one round trip from the thread that needs
+ * it; through the main thread it adds two message hops and queues every worker's lookups on one loop (measured in
+ * bench/cache-l2-placement.ts: docs/caching.md#redis-l2).
+ */
+export function workerL2(d: L2Data, workerIndex: number): CacheL2 {
+  const settings = JSON.stringify([d.redis, d.timeoutMs, d.compression, d.compressAboveBytes, d.maxBodyBytes]);
+  const have = workerClients.get(d.namespace);
+  if (have !== undefined && have.settings === settings) return have.l2;
+  if (have !== undefined) void have.l2.close();
+  const row = new Int32Array(d.region, (workerIndex % L2_REGION_WORKERS) * L2_CELLS * 4, L2_CELLS);
+  const tagged: L2Logger = {
+    info: (o, m) => workerLog.info({ worker: workerIndex, namespace: d.namespace, ...o }, m),
+    warn: (o, m) => workerLog.warn({ worker: workerIndex, namespace: d.namespace, ...o }, m),
+    error: (o, m) => workerLog.error({ worker: workerIndex, namespace: d.namespace, ...o }, m),
+  };
+  const l2 = createCacheL2(d, tagged, row);
+  workerClients.set(d.namespace, { settings, l2 });
+  return l2;
 }

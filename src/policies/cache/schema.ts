@@ -101,6 +101,35 @@ export const CacheSchema = Type.Object(
       description: 'a request with one of these headers bypasses the cache (they could change the answer without being in the key); a header in key.headers is exempt',
     }),
     name: Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$", default: 'nanogate', description: 'the cache name in Cache-Status' }),
+    l2: Type.Optional(
+      Type.Object(
+        {
+          namespace: Type.Optional(
+            Type.String({
+              pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
+              description: 'keys live under ng:cache:<namespace>: in Redis, and purges travel on its channel; default: the zone name. Nodes that share entries use the same one',
+            }),
+          ),
+          timeoutMs: Type.Integer({ minimum: 1, maximum: 10_000, default: 50, description: 'the longest a lookup waits for Redis; slower counts as a miss (three in a row: Redis is treated as down, the cache serves from L1 and upstream)' }),
+          compression: Type.Union([Type.Literal('deflate'), Type.Literal('brotli'), Type.Literal('off')], {
+            default: 'deflate',
+            description: 'how values at least compressAboveBytes long are compressed in Redis (a response that already has a Content-Encoding is not)',
+          }),
+          compressAboveBytes: Type.Integer({ minimum: 0, maximum: 1_073_741_824, default: 1024, description: 'packed size from which values are compressed' }),
+          maxBodyBytes: Type.Integer({ minimum: 0, maximum: 1_073_741_824, default: 1_048_576, description: 'larger bodies stay in L1 only' }),
+          purgeAckTimeoutMs: Type.Integer({
+            minimum: 1,
+            maximum: 60_000,
+            default: 1000,
+            description: 'how long a purge waits for the other nodes to confirm that they applied it (the admin API says how many did)',
+          }),
+        },
+        {
+          additionalProperties: false,
+          description: 'shared second level in the top-level redis: section (docs/caching.md#redis-l2): L1 -> L2 -> upstream; an outage of Redis leaves L1 only',
+        },
+      ),
+    ),
   },
   { additionalProperties: false, description: 'RFC 9111 shared response cache (see docs/caching.md)' },
 );
