@@ -122,6 +122,8 @@ export interface PolicyContext {
   responseHeader(name: string): string | undefined;
   /** every value of a response header (lower-case name), one per field line, in order; [] when absent */
   responseHeaderValues(name: string): string[];
+  /** the whole head: name, value, name, value… (names as received); [] when there is none */
+  responseHeaders(): readonly string[];
   /** the body's length from the head (the upstream's Content-Length, a prepared body's size); -1 when not known (chunked, until close) */
   readonly responseLength: number;
 }
@@ -161,6 +163,15 @@ export interface PolicyHooks {
    * is null) and pays one null check per body chunk.
    */
   responseBody?(ctx: PolicyContext): ResponseBodyFilter | null;
+  /**
+   * The upstream's final answer is known, before anything of it is written: its head (ctx.status, ctx.responseHeader),
+   * or its failure (ctx.status 0 and ctx.errorCode: connect, reset, timeout, no node, circuit open…). The hook may
+   * answer in its place: it prepares a response with ctx.respond and returns true; the upstream's response is then
+   * read to its end and dropped, and the prepared one passes the response phase as usual. A cache answers a 304 to
+   * its revalidation from the store this way, and serves a stale response in place of an error (stale-if-error).
+   * Returns false to let the upstream's answer through. Runs before the route's fallback.
+   */
+  answer?(ctx: PolicyContext): boolean;
   /** after the response was sent; must not block (logs, metrics) */
   log?(ctx: PolicyContext): void;
   /** ask for per-hook timestamps on this route (ctx.timing.hooks): Server-Timing, phase logs; off costs nothing */

@@ -67,6 +67,7 @@ export interface RequestFacts {
 }
 
 const NO_SLOTS: unknown[] = [];
+const NO_HEADERS: readonly string[] = Object.freeze([]) as readonly string[];
 
 /** Where a response head is assembled for uWS (see onHead): the largest upstream head plus what the gateway adds. */
 const HEAD_OUT = Buffer.allocUnsafe(64 * 1024 + 4096);
@@ -376,6 +377,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     return undefined;
   }
 
+  responseHeaders(): readonly string[] {
+    return this.headView !== null ? this.headView.list() : (this.preparedView ?? NO_HEADERS);
+  }
+
   responseHeaderValues(name: string): string[] {
     const list = this.headView !== null ? this.headView.list() : this.preparedView;
     const out: string[] = [];
@@ -425,6 +430,21 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
       this.bytesOut = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
       this.#finish();
     });
+  }
+
+  /** PolicyHooks.answer: the first hook that prepares a response replaces the upstream's answer. */
+  #askAnswer(): boolean {
+    const hooks = this.route.answer!;
+    for (let i = 0; i < hooks.length; i++) {
+      if (hooks[i].answer!(this)) {
+        this.headSent = false;
+        this.errorCode = null;
+        this.responseLength = -1;
+        this.#sendPrepared();
+        return true;
+      }
+    }
+    return false;
   }
 
   #runResponseHooks(): void {
@@ -696,6 +716,14 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     this.status = status;
     if (this.timing.start > 0) this.timing.upstreamHeaders = performance.now();
     const route = this.route;
+    if (route.answer !== null) {
+      // a policy may answer in place of this response (PolicyHooks.answer): it is then read to its end and dropped
+      this.headView = headers;
+      this.responseLength = bodyKind === BODY_LENGTH ? contentLength : bodyKind === BODY_NONE ? 0 : -1;
+      const replaced = this.#askAnswer();
+      this.headView = null;
+      if (replaced) return;
+    }
     if (route.response !== null || route.responseBody !== null) {
       this.headView = headers;
       this.responseLength = bodyKind === BODY_LENGTH ? contentLength : bodyKind === BODY_NONE ? 0 : -1;
@@ -924,6 +952,14 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   /** Writes a gateway error. Must run corked (inside res.cork or the synchronous part of the handler). */
   #fail(code: ErrorCode, detail: string | undefined, close = false, headers: readonly string[] = [], members: ProblemMembers | null = null): void {
     if (this.aborted || this.done) return;
+    if (!this.headSent && this.route.answer !== null && FALLBACK_CODES.has(code)) {
+      // the upstream failed: a policy may answer instead (a stale stored response), before the route's fallback
+      this.status = 0;
+      this.errorCode = code;
+      const replaced = this.#askAnswer();
+      if (replaced) return;
+      this.errorCode = null;
+    }
     if (!this.headSent && this.route.fallback !== null && FALLBACK_CODES.has(code) && this.#fallBack()) return;
     this.host.counters.add(GATEWAY_ERRORS);
     this.status = ERRORS[code].status;

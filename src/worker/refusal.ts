@@ -75,6 +75,9 @@ export class Refusal implements PolicyContext {
   responseHeader(): string | undefined {
     return undefined;
   }
+  responseHeaders(): readonly string[] {
+    return [];
+  }
   responseHeaderValues(): string[] {
     return [];
   }

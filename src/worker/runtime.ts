@@ -92,6 +92,8 @@ export class RouteRuntime {
   readonly response: PolicyHooks[] | null;
   /** hooks that open response body filters (src/pipeline/body-chain.ts), in policy order; null: none, no chain */
   readonly responseBody: PolicyHooks[] | null;
+  /** hooks that may answer in place of the upstream's answer or failure (PolicyHooks.answer); null: none */
+  readonly answer: PolicyHooks[] | null;
   readonly log: PolicyHooks[] | null;
   /** the request goes through Exchange.runPipeline (access or rewrite hooks present) */
   readonly hasRequestPhases: boolean;
@@ -140,6 +142,7 @@ export class RouteRuntime {
     this.rewrite = pick('rewrite');
     this.response = pick('response');
     this.responseBody = pick('responseBody');
+    this.answer = pick('answer');
     this.log = pick('log');
     this.hasRequestPhases = this.access !== null || this.rewrite !== null;
     this.slotCount = hooks.length;

@@ -381,8 +381,11 @@ class CacheHooks implements PolicyHooks {
     const now = Date.now();
     if (st === 304 && r.revalidating) {
       const old = r.slot;
-      const headers = updatedHeaders(old.entry.headers, storedFields(ctx.responseHeaders()));
-      const meta = storable(this.#d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, old.entry.status, headers, r.requestTime, now, NaN, (n) => varyValue(ctx, n));
+      const from304 = ctx.responseHeaders();
+      const headers = updatedHeaders(old.entry.headers, storedFields(from304));
+      // the stored Age is not kept: the 304's own Age (if any) is the new initial age
+      const age = field304(from304, 'age');
+      const meta = storable(this.#d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, old.entry.status, age === undefined ? headers : [...headers, 'age', age], r.requestTime, now, NaN, (n) => varyValue(ctx, n));
       this.#count(REVALIDATED);
       if (typeof meta === 'string') {
         // the 304 made the response unstorable (no-store now): answer from what we have, and forget it
@@ -422,8 +425,9 @@ class CacheHooks implements PolicyHooks {
     let stored = false;
     if (r.candidate && ctx.errorCode === null && status > 0) {
       const now = Date.now();
-      const fields = storedFields(ctx.responseHeaders());
-      const meta = storable(d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, status, fields, r.requestTime, now, NaN, (n) => varyValue(ctx, n));
+      const all = ctx.responseHeaders();
+      const meta = storable(d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, status, all, r.requestTime, now, NaN, (n) => varyValue(ctx, n));
+      const fields = typeof meta === 'string' ? null : storedFields(all);
       if (typeof meta === 'string') {
         r.detail = meta;
         this.#land(r, false);
@@ -432,7 +436,7 @@ class CacheHooks implements PolicyHooks {
         this.#land(r, false);
       } else {
         r.meta = meta;
-        r.headers = fields;
+        r.headers = fields!;
         r.status = status;
         r.responseTime = now;
         stored = true;
@@ -506,6 +510,11 @@ class CacheHooks implements PolicyHooks {
 }
 
 const NO_CC = parseCacheControl('');
+
+function field304(list: readonly string[], lower: string): string | undefined {
+  for (let i = 0; i < list.length; i += 2) if (list[i].toLowerCase() === lower) return list[i + 1];
+  return undefined;
+}
 
 function keyView(ctx: PolicyContext) {
   return { method: ctx.method, path: ctx.path, query: ctx.query, hostHeader: ctx.hostHeader, consumerId: null, consumerPlan: null, header: () => undefined };
