@@ -217,8 +217,8 @@ export class AdminServer {
       const value = body![kind];
       if (typeof value !== 'string' || value.length === 0 || value.length > 8192) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', `"${kind}" must be a non-empty string of at most 8192 characters`);
       if (kind === 'prefix' && !/^[A-Z]+ \S/.test(value)) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', 'a prefix starts like a key: "GET host/path", e.g. "GET api.example.com/products/"');
-      const r = await g.purgeCache(kind, value, 'admin', 2000, this.#actorOf(req));
-      json(res, 200, { kind, value, removed: r.removed, workers: r.workers, workersMissing: r.missing });
+      const r = await g.purgeCacheEverywhere(kind, value, 'admin', 2000, this.#actorOf(req));
+      json(res, 200, { kind, value, removed: r.removed, workers: r.workers, workersMissing: r.missing, ...(r.cluster !== null ? { l2: r.cluster } : {}) });
     });
 
     on('POST', '/_fault/crash-worker', (_q, res, _p, url) => {

@@ -29,6 +29,8 @@ export type FromWorker =
   | { type: 'internal-error'; index: number; message: string; stack: string }
   /** the worker's entries removed by a cache-purge */
   | { type: 'cache-purged'; index: number; id: number; removed: number }
+  /** a log line of a worker's component (the cache L2's Redis state): the control plane writes it with its logger */
+  | { type: 'log'; index: number; level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
   /** a worker asks for a purge in every worker of the node (an unsafe request invalidated a URI) */
   | { type: 'cache-invalidate'; index: number; kind: 'key' | 'prefix' | 'tag'; value: string };
 

@@ -9,7 +9,7 @@ import { primaryKey, unkeyedParams, varyValue, normalizeHost, normalizeEscapes, 
 import { l1Zone, type L1Store, type Slot } from './store.js';
 import { Flights, type Waiter } from './coalesce.js';
 import { BYPASS, BYTES_KIB, COALESCED, HITS, MAX_WORKERS, MISSES, REGION_BYTES, REVALIDATED, ROW_CELLS, STALE, STALE_ERROR, STORES } from './metrics.js';
-import { broadcastPurge } from './purge-local.js';
+import { broadcastPurge, purgeGeneration } from './purge-local.js';
 
 /**
  * The response cache: an RFC 9111 shared cache in front of a route's upstream (docs/caching.md).
@@ -87,6 +87,8 @@ class CacheRequest implements Waiter {
   l2Tried = false;
   /** what L1 holds for this request came from the L2 just now */
   fromL2 = false;
+  /** purgeGeneration() when the request started: what it fetches is not stored after a purge came meanwhile */
+  gen = 0;
   /** a stored response seen at lookup (for revalidation and stale-if-error) */
   slot: Slot | null = null;
   revalidating = false;
@@ -187,6 +189,7 @@ class CacheHooks implements PolicyHooks {
 
   readonly access = (ctx: PolicyContext): HookResult => {
     const r = new CacheRequest(ctx, this);
+    r.gen = purgeGeneration();
     ctx.slots[this.#slot] = r;
     const d = this.#d;
     const method = ctx.method;
@@ -299,7 +302,7 @@ class CacheHooks implements PolicyHooks {
    */
   #fromL2(r: CacheRequest, l2: CacheL2, mayWait: boolean): void {
     const land = (e: StoredEntry | null, meta: CacheMeta | null) => {
-      if (e === null || meta === null) return false;
+      if (e === null || meta === null || purgeGeneration() !== r.gen) return false;
       return this.#store.set(r.primary, e, meta) !== null;
     };
     l2.get(r.primary)
@@ -325,9 +328,9 @@ class CacheHooks implements PolicyHooks {
   }
 
   /** Writes an entry to the L2 (fire and forget) for as long as the cache could use it: freshness + stale windows. */
-  #toL2(key: string, entry: StoredEntry, meta: CacheMeta): void {
+  #toL2(r: CacheRequest, key: string, entry: StoredEntry, meta: CacheMeta): void {
     const l2 = this.#l2;
-    if (l2 === null) return;
+    if (l2 === null || purgeGeneration() !== r.gen) return;
     const ttl = freshUntil(entry, meta) - Date.now() + Math.max(meta.swrMs, meta.sieMs);
     if (ttl >= 1) l2.set(key, entry, ttl, meta.tags);
   }
@@ -395,9 +398,9 @@ class CacheHooks implements PolicyHooks {
         return true;
       }
       const entry: StoredEntry = { status: old.entry.status, headers, body: old.entry.body, storedAt: now, meta: meta as unknown as Record<string, unknown> };
-      const slot = this.#store.set(r.primary, entry, meta);
+      const slot = purgeGeneration() !== r.gen ? null : this.#store.set(r.primary, entry, meta);
       this.#store.publish();
-      this.#toL2(old.key, entry, meta);
+      this.#toL2(r, old.key, entry, meta);
       this.#land(r, slot !== null);
       this.#answer(r, slot ?? old, now, 'fwd=stale; fwd-status=304');
       return true;
@@ -469,10 +472,11 @@ class CacheHooks implements PolicyHooks {
     if (meta === null) return;
     r.meta = null;
     const entry: StoredEntry = { status: r.status, headers: r.headers!, body, storedAt: r.responseTime, meta: meta as unknown as Record<string, unknown> };
-    const slot = this.#store.set(r.primary, entry, meta);
+    // a purge came while this response was on its way: it may be what the purge removed, so it is not stored
+    const slot = purgeGeneration() !== r.gen ? null : this.#store.set(r.primary, entry, meta);
     if (slot !== null) this.#count(STORES);
     this.#store.publish();
-    this.#toL2(meta.vary.length === 0 ? r.primary : r.primary + '\0' + meta.varyValues.join('\0'), entry, meta);
+    this.#toL2(r, meta.vary.length === 0 ? r.primary : r.primary + '\0' + meta.varyValues.join('\0'), entry, meta);
     this.#flights.forget(r.full);
     this.#land(r, slot !== null);
   }

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../../shared/redis-config.js';
-import { connectL2Redis, l2KeyBase, redisWhere, type CacheL2, type L2Logger } from './l2-redis.js';
+import type { PromWriter } from '../../observe/prometheus.js';
+import { connectL2Redis, createCacheL2, l2KeyBase, L2_CELLS, L2_COUNTER_NAMES, L2_REGION_WORKERS, L2_UP, redisWhere, type CacheL2, type L2Data, type L2Logger } from './l2-redis.js';
 
 /**
  * Purges across the nodes that share a cache L2 (runs on the control plane only; workers never subscribe).
@@ -52,10 +53,10 @@ export interface ClusterPurgeResult {
 }
 
 /** Called with a purge from another node; resolves when this node's workers have applied it. */
-export type DeliverPurge = (kind: PurgeKind, value: string) => Promise<void>;
+export type DeliverPurge = (kind: PurgeKind, value: string) => Promise<unknown>;
 
 /** the longest a purge key, prefix or tag may be on the bus (the admin API refuses longer ones first) */
-export const MAX_PURGE_VALUE = 4096;
+export const MAX_PURGE_VALUE = 8192;
 /** purges kept while Redis is away; older ones beyond this are dropped (logged) */
 export const MAX_QUEUED = 10_000;
 const RETRY_MS = 1000;
@@ -216,19 +217,27 @@ export class PurgeBus {
   }
 
   /**
-   * The part of a purge beyond this node's workers: the L2 and every other node. Never throws: what Redis could
-   * not take is queued and replayed (see the module comment).
+   * A purge beyond this node's workers, in three steps: the L2 first (so that no worker refills its L1 from it),
+   * then `local` (this node's workers, the caller's fan-out) while the other nodes are told and confirm, then the
+   * L2 once more, for what a worker wrote there from a response fetched before the purge (a worker that has applied
+   * a purge stores nothing fetched before it: purge-local.ts purgeGeneration). Never throws: what Redis could not
+   * take is queued and replayed (see the module comment); `local` runs whatever Redis does.
    */
-  async purge(kind: PurgeKind, value: string): Promise<ClusterPurgeResult> {
+  async purge(kind: PurgeKind, value: string, local?: () => Promise<unknown>): Promise<ClusterPurgeResult> {
     const result: ClusterPurgeResult = { l2Removed: null, nodes: 0, confirmed: 0, queued: false };
+    let localRun: Promise<unknown> | null = null;
+    const runLocal = () => (localRun ??= local === undefined ? Promise.resolve() : local());
     try {
-      if (this.#l2 !== null) result.l2Removed = await this.#l2.purge(kind, value);
-      const { nodes, confirmed } = await this.#publish(kind, value);
+      let removed = this.#l2 === null ? 0 : await this.#l2.purge(kind, value);
+      const [, { nodes, confirmed }] = await Promise.all([runLocal(), this.#publish(kind, value)]);
       result.nodes = nodes;
       result.confirmed = confirmed;
+      if (this.#l2 !== null) removed += await this.#l2.purge(kind, value);
+      result.l2Removed = this.#l2 === null ? null : removed;
     } catch (err) {
       result.queued = true;
       this.#enqueue(kind, value, (err as Error).message);
+      await runLocal();
     }
     return result;
   }
@@ -308,4 +317,143 @@ export class PurgeBus {
     for (const w of this.#waiting.values()) w.done();
     await Promise.all([this.#pub.quit().catch(() => this.#pub.disconnect()), this.#sub.quit().catch(() => this.#sub.disconnect())]);
   }
+}
+
+// ------------------------------------------------------------------------------------------ the control plane
+
+/** What the control plane needs of a compiled cache policy: its L2 settings (CacheData.l2). */
+interface PlanL2 {
+  readonly l2: L2Data | null;
+}
+
+/** One namespace's purge side on the control plane: its bus and the L2 client that purges in Redis. */
+interface Namespace {
+  readonly settings: string;
+  readonly bus: PurgeBus;
+  readonly l2: CacheL2;
+}
+
+/** A purge's outcome in one L2 namespace. */
+export interface NamespacePurge extends ClusterPurgeResult {
+  namespace: string;
+}
+
+/**
+ * The cache's side of many nodes on the control plane: per L2 namespace of the current plan, a PurgeBus with its own
+ * L2 client (for purges in Redis). Made from each plan that is applied (prepare), like the rate-limit service:
+ * namespaces that appear get their bus, those whose settings change get a new one, those no longer used close.
+ * Purges from other nodes are handed to `deliver` (the node's fan-out to its workers).
+ */
+export class CacheCluster {
+  readonly #log: L2Logger;
+  readonly #deliver: DeliverPurge;
+  readonly #namespaces = new Map<string, Namespace>();
+  /** the workers' L2 counters per namespace (L2Data.region) */
+  readonly #regions = new Map<string, SharedArrayBuffer>();
+
+  constructor(log: L2Logger, deliver: DeliverPurge) {
+    this.#log = log;
+    this.#deliver = deliver;
+  }
+
+  /** true when some cache zone of the current plan has an L2 */
+  get active(): boolean {
+    return this.#namespaces.size > 0;
+  }
+
+  prepare(routes: readonly { readonly policies: readonly { readonly name: string; readonly data: unknown }[] | null }[]): void {
+    const want = new Map<string, L2Data>();
+    for (const r of routes) {
+      for (const p of r.policies ?? []) {
+        if (p.name !== 'cache') continue;
+        const d = (p.data as PlanL2).l2;
+        if (d !== null && !want.has(d.namespace)) want.set(d.namespace, d);
+      }
+    }
+    this.#regions.clear();
+    for (const [ns, d] of want) this.#regions.set(ns, d.region);
+    for (const [ns, have] of this.#namespaces) {
+      const d = want.get(ns);
+      if (d === undefined || settingsOf(d) !== have.settings) {
+        this.#namespaces.delete(ns);
+        void have.bus.close().then(() => have.l2.close());
+      }
+    }
+    for (const [ns, d] of want) {
+      if (this.#namespaces.has(ns)) continue;
+      const log = tagged(this.#log, ns);
+      // purges run SCAN loops: they get the redis: section's command bound, not the lookups' short one
+      const l2 = createCacheL2({ ...d, timeoutMs: Math.max(d.timeoutMs, d.redis.commandTimeoutMs) }, log);
+      const bus = new PurgeBus({ redis: d.redis, namespace: ns, ackTimeoutMs: d.purgeAckTimeoutMs, commandTimeoutMs: d.redis.commandTimeoutMs }, log, this.#deliver, l2);
+      this.#namespaces.set(ns, { settings: settingsOf(d), bus, l2 });
+    }
+  }
+
+  /**
+   * A purge this node made (admin API, invalidation): `local` is this node's fan-out to its workers, run once,
+   * after each namespace's L2 purge (PurgeBus.purge); resolves with its result and each namespace's outcome.
+   */
+  async purge<T>(kind: PurgeKind, value: string, local: () => Promise<T>): Promise<{ local: T; namespaces: NamespacePurge[] }> {
+    let run: Promise<T> | null = null;
+    const once = () => (run ??= local());
+    const namespaces = await Promise.all([...this.#namespaces].map(async ([namespace, n]) => ({ namespace, ...(await n.bus.purge(kind, value, once)) })));
+    return { local: await once(), namespaces };
+  }
+
+  status(): Record<string, unknown>[] {
+    return [...this.#namespaces].map(([namespace, n]) => ({ namespace, l2: n.l2.available ? 'up' : 'down', ...n.bus.status() }));
+  }
+
+  /** The scrape's L2 and purge-bus families, per namespace: read from the workers' cells and the buses. */
+  render(out: PromWriter): void {
+    if (this.#regions.size === 0) return;
+    for (const [, name, help] of L2_COUNTER_NAMES) out.help(`nanogate_cache_l2_${name}_total`, 'counter', help);
+    out.help('nanogate_cache_l2_connected_workers', 'gauge', 'workers whose L2 client reaches Redis (0 during an outage: the cache serves from L1 and upstream)');
+    out.help('nanogate_cache_purge_bus_subscribed', 'gauge', '1 while this node hears purges from the other nodes');
+    out.help('nanogate_cache_purge_bus_messages_total', 'counter', 'purges published to the other nodes (sent) and heard from them (received)');
+    out.help('nanogate_cache_purge_bus_l1_drops_total', 'counter', 'times this node dropped its L1 because it may have missed purges while cut off from Redis');
+    out.help('nanogate_cache_purge_bus_queued', 'gauge', 'purges waiting for Redis to come back, to be replayed on the L2 and the other nodes');
+    out.help('nanogate_cache_purge_bus_dropped_total', 'counter', 'queued purges dropped because too many waited (they did not reach the L2 or the other nodes)');
+    for (const [namespace, region] of this.#regions) {
+      const cells = new Int32Array(region);
+      const sum = (cell: number) => {
+        let n = 0;
+        for (let w = 0; w < L2_REGION_WORKERS; w++) n += Atomics.load(cells, w * L2_CELLS + cell) >>> 0;
+        return n;
+      };
+      const l = out.labels('namespace', namespace);
+      for (const [cell, name] of L2_COUNTER_NAMES) out.sample(`nanogate_cache_l2_${name}_total`, l, sum(cell));
+      out.sample('nanogate_cache_l2_connected_workers', l, sum(L2_UP));
+      const bus = this.#namespaces.get(namespace);
+      if (bus === undefined) continue;
+      const st = bus.bus.status() as { subscribed: boolean; published: number; received: number; missedResyncs: number; queued: number; dropped: number };
+      out.sample('nanogate_cache_purge_bus_subscribed', l, st.subscribed ? 1 : 0);
+      out.sample('nanogate_cache_purge_bus_messages_total', out.labels('namespace', namespace, 'direction', 'sent'), st.published);
+      out.sample('nanogate_cache_purge_bus_messages_total', out.labels('namespace', namespace, 'direction', 'received'), st.received);
+      out.sample('nanogate_cache_purge_bus_l1_drops_total', l, st.missedResyncs);
+      out.sample('nanogate_cache_purge_bus_queued', l, st.queued);
+      out.sample('nanogate_cache_purge_bus_dropped_total', l, st.dropped);
+    }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#namespaces.values()];
+    this.#namespaces.clear();
+    await Promise.all(all.map(async (n) => {
+      await n.bus.close();
+      await n.l2.close();
+    }));
+  }
+}
+
+function settingsOf(d: L2Data): string {
+  return JSON.stringify([d.redis, d.purgeAckTimeoutMs, d.timeoutMs]);
+}
+
+function tagged(log: L2Logger, namespace: string): L2Logger {
+  return {
+    info: (o, m) => log.info({ namespace, ...o }, m),
+    warn: (o, m) => log.warn({ namespace, ...o }, m),
+    error: (o, m) => log.error({ namespace, ...o }, m),
+  };
 }

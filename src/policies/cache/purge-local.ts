@@ -19,8 +19,20 @@ export function broadcastPurge(kind: PurgeKind, value: string): void {
   broadcaster?.(kind, value);
 }
 
+/**
+ * Purges applied in this worker so far. A request notes it when it starts; an entry it fetched (from the L2 or
+ * upstream) is not stored if a purge came meanwhile: it may be the old content, read before the purge removed it
+ * everywhere and landing after (docs/caching.md#purges-across-nodes).
+ */
+let generation = 0;
+
+export function purgeGeneration(): number {
+  return generation;
+}
+
 /** Applies a purge to every zone of this worker; returns the number of entries removed. */
 export function purgeHere(kind: PurgeKind, value: string, zone?: string): number {
+  generation++;
   let n = 0;
   for (const [name, store] of allZones()) {
     if (zone !== undefined && zone !== name) continue;
