@@ -113,6 +113,8 @@ export class PurgeBus {
   #subscribed = false;
   /** the subscription was lost since it was last made: on its return, check for missed purges */
   #lost = false;
+  /** #seen when the subscription was lost: what the counter must still say on return if nothing was missed */
+  #seenAtLoss: { epoch: string | null; n: number } | null = null;
   /** acks awaited by purge number */
   readonly #waiting = new Map<string, { want: number; got: number; done: () => void }>();
   /** purges that could not reach Redis, by kind + value, in arrival order */
@@ -172,7 +174,9 @@ export class PurgeBus {
     } catch {
       now = null; // the command connection is not back yet: unknown
     }
-    const seen = this.#seen;
+    // Compared with what was known when the subscription went: a purge heard between subscribing and reading the
+    // counter would otherwise hide one missed before (it may count as missed itself: a drop too many, never too few).
+    const seen = wasLost ? this.#seenAtLoss : this.#seen;
     if (seen === null) {
       this.#seen = now ?? { epoch: null, n: 0 };
       this.#log.info({ redis: this.#where, node: this.nodeId }, 'cache purge bus: subscribed');
@@ -197,6 +201,7 @@ export class PurgeBus {
     if (!this.#subscribed || this.#closed) return;
     this.#subscribed = false;
     this.#lost = true;
+    this.#seenAtLoss = this.#seen === null ? null : { ...this.#seen };
     this.#log.error({ redis: this.#where }, 'cache purge bus: lost its subscription; purges from other nodes cannot reach this node until Redis is back');
   }
 
