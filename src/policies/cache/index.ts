@@ -6,7 +6,7 @@ import { currentAgeMs, notModified, reuse, storable, updatedHeaders, usableOnErr
 import { primaryKey, unkeyedParams, varyValue, normalizeHost, normalizeEscapes, type KeySpec } from './key.js';
 import { l1Zone, type L1Store, type Slot } from './store.js';
 import { Flights, type Waiter } from './coalesce.js';
-import { BYPASS, BYTES_KIB, COALESCED, HITS, MAX_WORKERS, MISSES, REGION_BYTES, REVALIDATED, ROW_CELLS, STALE, STALE_ERROR, STORES } from './metrics.js';
+import { BYPASS, BYTES, COALESCED, HITS, MAX_WORKERS, MISSES, REGION_BYTES, REVALIDATED, ROW_CELLS, STALE, STALE_ERROR, STORES } from './metrics.js';
 import { broadcastPurge } from './purge-local.js';
 
 /**
@@ -163,7 +163,7 @@ class CacheHooks implements PolicyHooks {
     this.#cells = new Int32Array(d.region);
     this.#row = (workerIndex % MAX_WORKERS) * ROW_CELLS;
     this.#store.gauges = this.#cells;
-    this.#store.gaugeBase = this.#row + BYTES_KIB;
+    this.#store.gaugeBase = this.#row + BYTES;
   }
 
   #count(cell: number): void {

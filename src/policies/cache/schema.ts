@@ -32,7 +32,7 @@ export const CacheSchema = Type.Object(
     }),
     maxBytes: Type.Integer({
       minimum: 65536,
-      maximum: 68_719_476_736,
+      maximum: 4_294_967_295,
       default: 67_108_864,
       description: 'memory of the zone in each worker (the L1), in bytes: the least recently used entries leave beyond it',
     }),
