@@ -1,6 +1,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import type { ProblemMembers } from '../errors/problem.js';
 import type { ErrorCode } from '../errors/codes.js';
+import type { BackgroundSink } from '../upstream/background.js';
 
 /**
  * The shape every policy module has (src/policies/<name>/index.ts):
@@ -23,6 +24,7 @@ import type { ErrorCode } from '../errors/codes.js';
  *   PENDING   the hook went asynchronous; it calls ctx.resume(CONTINUE | RESPOND) exactly once later
  * Response and log hooks always run for a request that reached them.
  */
+export type { BackgroundSink };
 export const CONTINUE = 0;
 export const RESPOND = 1;
 export const PENDING = 2;
@@ -92,6 +94,13 @@ export interface PolicyContext {
    * response hooks (headers, CORS) and response body filters (compression) see it through the same calls.
    */
   respond(status: number, headers: readonly string[], body?: string | Uint8Array): void;
+  /**
+   * Sends this request (as a GET, with the rewrite phase's changes and the upstream headers set so far) to the
+   * route's upstream in the background, for a request about to be answered otherwise (a cache's
+   * stale-while-revalidate refresh): one attempt through the cluster, never retried, never queued; the answer goes to
+   * `sink`. Call it before preparing the response. False when it could not be sent (a rewrite hook answered).
+   */
+  refresh(sink: BackgroundSink): boolean;
   /** continues the pipeline after a hook returned PENDING */
   resume(result: typeof CONTINUE | typeof RESPOND): void;
   /** true once the client went away: an asynchronous hook should stop and not resume */

@@ -13,6 +13,7 @@ import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
 import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestTiming } from '../pipeline/policy.js';
 import { openBodyChain, type BodyChain, type ChainOwner } from '../pipeline/body-chain.js';
+import { BackgroundRequest, type BackgroundSink } from '../upstream/background.js';
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
 const PENDING_BODY_LIMIT = 256 * 1024;
@@ -375,6 +376,15 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     if (list === null) return undefined;
     for (let i = 0; i < list.length; i += 2) if (sameName(list[i], name)) return list[i + 1];
     return undefined;
+  }
+
+  refresh(sink: BackgroundSink): boolean {
+    const rewrite = this.route.rewrite;
+    if (rewrite !== null) for (let i = 0; i < rewrite.length; i++) if (rewrite[i].rewrite!(this) === RESPOND) return false;
+    const rest = this.upstreamRemove === null ? this.headRest : dropHeaderLines(this.headRest, this.upstreamRemove);
+    const line = this.headLine.startsWith('GET ') ? this.headLine : 'GET' + this.headLine.slice(this.headLine.indexOf(' '));
+    new BackgroundRequest(this.route.upstream, line, this.hostLine, this.upstreamExtra + rest, this.readTimeoutMs, this.connectTimeoutMs, sink).start();
+    return true;
   }
 
   responseHeaders(): readonly string[] {

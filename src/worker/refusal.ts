@@ -75,6 +75,9 @@ export class Refusal implements PolicyContext {
   responseHeader(): string | undefined {
     return undefined;
   }
+  refresh(): boolean {
+    return false;
+  }
   responseHeaders(): readonly string[] {
     return [];
   }

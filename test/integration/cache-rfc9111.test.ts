@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { answer, startCacheOrigin, type CacheOrigin } from '../helpers/cache-origin.js';
 import { send } from '../helpers/http.js';
+import { eventually } from '../helpers/admin.js';
 
 let origin: CacheOrigin;
 let gw: TestGateway;
@@ -211,12 +212,36 @@ test('only-if-cached with nothing stored: 504 problem+json, the origin is not as
   assert.equal(hit.status, 200);
 });
 
-test('stale-while-revalidate: a stale response answers inside the window (RFC 5861 3)', async () => {
-  origin.on('/c/swr', answer({ 'cache-control': 'max-age=0, stale-while-revalidate=60', etag: '"s"' }));
+test('stale-while-revalidate: a stale response answers at once and is refreshed in the background (RFC 5861 3)', async () => {
+  origin.on('/c/swr', (req, res, n) => {
+    if (n === 1) return void res.writeHead(200, { 'cache-control': 'max-age=0, stale-while-revalidate=60', etag: '"s1"', 'content-type': 'text/plain' }).end('v1');
+    assert.equal(req.headers['if-none-match'], '"s1"', 'the refresh is conditional on the stored ETag');
+    res.writeHead(200, { 'cache-control': 'max-age=60', etag: '"s2"', 'content-type': 'text/plain' }).end('v2');
+  });
   await get('/c/swr');
-  const b = await get('/c/swr');
-  assert.equal(b.text, 'ok 1');
-  assert.equal(origin.count('/c/swr'), 1);
+  const stale = await get('/c/swr');
+  assert.equal(stale.text, 'v1');
+  assert.match(String(stale.headers['cache-status']), /hit; ttl=-?\d+/);
+  assert.ok(await eventually(() => origin.count('/c/swr') === 2), 'one background refresh');
+  let fresh = await get('/c/swr');
+  for (let i = 0; i < 50 && fresh.text !== 'v2'; i++) fresh = await get('/c/swr');
+  assert.equal(fresh.text, 'v2');
+  assert.equal(origin.count('/c/swr'), 2, 'the refreshed entry is fresh: no more requests');
+});
+
+test('stale-while-revalidate: a 304 to the background refresh makes the stored response fresh again', async () => {
+  origin.on('/c/swr304', (req, res, n) => {
+    if (req.headers['if-none-match'] === '"k"') return void res.writeHead(304, { 'cache-control': 'max-age=60', etag: '"k"' }).end();
+    res.writeHead(200, { 'cache-control': 'max-age=0, stale-while-revalidate=60', etag: '"k"', 'content-type': 'text/plain' }).end(`body ${n}`);
+  });
+  await get('/c/swr304');
+  await get('/c/swr304');
+  assert.ok(await eventually(() => origin.count('/c/swr304') === 2));
+  let r = await get('/c/swr304');
+  for (let i = 0; i < 50 && !/; hit; ttl=[1-9]/.test(String(r.headers['cache-status'])); i++) r = await get('/c/swr304');
+  assert.match(String(r.headers['cache-status']), /; hit; ttl=[1-9]/);
+  assert.equal(r.text, 'body 1');
+  assert.equal(origin.count('/c/swr304'), 2);
 });
 
 test('Vary: each variant is stored apart and selected by the request fields it names (RFC 9111 4.1)', async () => {

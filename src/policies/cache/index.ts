@@ -1,4 +1,4 @@
-import { CONTINUE, PENDING, RESPOND, PolicyConfigError, type BodySink, type CompileContext, type HookResult, type PolicyContext, type PolicyHooks, type PolicyModule, type ResponseBodyFilter } from '../../pipeline/policy.js';
+import { CONTINUE, PENDING, RESPOND, PolicyConfigError, type BackgroundSink, type BodySink, type CompileContext, type HookResult, type PolicyContext, type PolicyHooks, type PolicyModule, type ResponseBodyFilter } from '../../pipeline/policy.js';
 import { CacheSchema, type CacheConfig } from './schema.js';
 import { CacheControl, parseCacheControl } from './directives.js';
 import { freshUntil, metaOf, META_VERSION, type CacheMeta, type StoredEntry } from './entry.js';
@@ -8,7 +8,7 @@ import { currentAgeMs, notModified, reuse, storable, updatedHeaders, usableOnErr
 import { primaryKey, unkeyedParams, varyValue, normalizeHost, normalizeEscapes, type KeySpec } from './key.js';
 import { l1Zone, type L1Store, type Slot } from './store.js';
 import { Flights, type Waiter } from './coalesce.js';
-import { BYPASS, BYTES_KIB, COALESCED, HITS, MAX_WORKERS, MISSES, REGION_BYTES, REVALIDATED, ROW_CELLS, STALE, STALE_ERROR, STORES } from './metrics.js';
+import { BYPASS, BYTES, COALESCED, HITS, MAX_WORKERS, MISSES, REGION_BYTES, REVALIDATED, ROW_CELLS, STALE, STALE_ERROR, STORES } from './metrics.js';
 import { broadcastPurge, purgeGeneration } from './purge-local.js';
 
 /**
@@ -158,6 +158,65 @@ class StoreFilter implements ResponseBodyFilter {
   }
 }
 
+/**
+ * The answer of a background refresh (stale-while-revalidate): a 304 updates the stored headers, a storable
+ * response replaces the entry once its body is complete; anything else leaves the stale entry as it is.
+ */
+class RefreshSink implements BackgroundSink {
+  readonly #hooks: CacheHooks;
+  readonly #req: CacheRequest;
+  readonly #old: Slot;
+  #decided: { meta: CacheMeta; fields: string[] } | null = null;
+  #status = 0;
+  #at = 0;
+  #parts: Buffer[] | null = null;
+  #bytes = 0;
+
+  constructor(hooks: CacheHooks, req: CacheRequest, old: Slot) {
+    this.#hooks = hooks;
+    this.#req = req;
+    this.#old = old;
+  }
+
+  head(status: number, headers: readonly string[], length: number): boolean {
+    const now = Date.now();
+    if (status === 304) {
+      this.#hooks.landRefresh(this.#req.full, this.#hooks.revalidated(this.#req, this.#old, headers, now) !== null);
+      return false;
+    }
+    const d = this.#hooks.decide(this.#req, status, headers, length, now);
+    if (typeof d === 'string') {
+      this.#hooks.landRefresh(this.#req.full, false);
+      return false;
+    }
+    this.#decided = d;
+    this.#status = status;
+    this.#at = now;
+    this.#parts = [];
+    return true;
+  }
+
+  chunk(chunk: Buffer): void {
+    if (this.#parts === null) return;
+    this.#bytes += chunk.length;
+    if (this.#bytes > this.#hooks.maxObjectBytes) this.#parts = null;
+    else this.#parts.push(Buffer.from(chunk));
+  }
+
+  end(): void {
+    const parts = this.#parts;
+    const d = this.#decided;
+    if (parts === null || d === null) return this.#hooks.landRefresh(this.#req.full, false);
+    const body = Buffer.concat(parts, this.#bytes);
+    const ok = this.#hooks.put(this.#req, this.#status, d.fields, new Uint8Array(body.buffer, body.byteOffset, body.byteLength), this.#at, d.meta);
+    this.#hooks.landRefresh(this.#req.full, ok);
+  }
+
+  failed(): void {
+    this.#hooks.landRefresh(this.#req.full, false);
+  }
+}
+
 /** A route's cache hooks: one object per route and worker, holding the compiled settings and the zone's store. */
 class CacheHooks implements PolicyHooks {
   readonly #d: CacheData;
@@ -178,7 +237,7 @@ class CacheHooks implements PolicyHooks {
     this.#cells = new Int32Array(d.region);
     this.#row = (workerIndex % MAX_WORKERS) * ROW_CELLS;
     this.#store.gauges = this.#cells;
-    this.#store.gaugeBase = this.#row + BYTES_KIB;
+    this.#store.gaugeBase = this.#row + BYTES;
   }
 
   #count(cell: number): void {
@@ -244,23 +303,16 @@ class CacheHooks implements PolicyHooks {
       const use = reuse(slot.entry, slot.meta, slot.freshUntil, now, r.reqCC);
       if (use !== VALIDATE) {
         this.#count(use === USE_FRESH ? HITS : STALE);
-        // stale-while-revalidate: this answer is stale; the next request past the window refreshes it
+        if (use === USE_STALE_REVALIDATE) this.#refresh(r, slot, now);
         this.#answer(r, slot, now, '');
         return RESPOND;
       }
       r.slot = slot;
       r.fwd = r.reqCC !== null && (r.reqCC.noCache || r.reqCC.maxAge >= 0) ? 'request' : 'stale';
       if (slot.meta.etag !== null || slot.meta.lastModified !== null) {
-        // validate the stored response with its own validators (the client's conditionals are answered by us)
+        // validate the stored response with its own validators
         r.revalidating = true;
-        ctx.removeUpstreamHeader('if-none-match');
-        ctx.removeUpstreamHeader('if-modified-since');
-        ctx.removeUpstreamHeader('if-match');
-        ctx.removeUpstreamHeader('if-unmodified-since');
-        ctx.removeUpstreamHeader('if-range');
-        ctx.removeUpstreamHeader('range');
-        if (slot.meta.etag !== null) ctx.setUpstreamHeader('if-none-match', slot.meta.etag);
-        if (slot.meta.lastModified !== null) ctx.setUpstreamHeader('if-modified-since', slot.meta.lastModified);
+        this.#conditional(ctx, slot);
       }
     } else {
       r.fwd = this.#store.varyOf(r.primary) !== undefined ? 'vary-miss' : 'uri-miss';
@@ -384,23 +436,7 @@ class CacheHooks implements PolicyHooks {
     const now = Date.now();
     if (st === 304 && r.revalidating) {
       const old = r.slot;
-      const from304 = ctx.responseHeaders();
-      const headers = updatedHeaders(old.entry.headers, storedFields(from304));
-      // the stored Age is not kept: the 304's own Age (if any) is the new initial age
-      const age = field304(from304, 'age');
-      const meta = storable(this.#d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, old.entry.status, age === undefined ? headers : [...headers, 'age', age], r.requestTime, now, NaN, (n) => varyValue(ctx, n));
-      this.#count(REVALIDATED);
-      if (typeof meta === 'string') {
-        // the 304 made the response unstorable (no-store now): answer from what we have, and forget it
-        this.#store.delete(old.key);
-        this.#land(r, false);
-        this.#answer(r, old, now, 'fwd=stale; fwd-status=304');
-        return true;
-      }
-      const entry: StoredEntry = { status: old.entry.status, headers, body: old.entry.body, storedAt: now, meta: meta as unknown as Record<string, unknown> };
-      const slot = purgeGeneration() !== r.gen ? null : this.#store.set(r.primary, entry, meta);
-      this.#store.publish();
-      this.#toL2(r, old.key, entry, meta);
+      const slot = this.revalidated(r, old, ctx.responseHeaders(), now);
       this.#land(r, slot !== null);
       this.#answer(r, slot ?? old, now, 'fwd=stale; fwd-status=304');
       return true;
@@ -413,6 +449,80 @@ class CacheHooks implements PolicyHooks {
     }
     return false;
   };
+
+  /**
+   * A 304 to a revalidation: the stored headers are updated with the 304's (RFC 9111 4.3.4) and the freshness is
+   * decided again. Returns the new slot, or null when the response is no longer storable (it is then removed).
+   */
+  revalidated(r: CacheRequest, old: Slot, from304: readonly string[], now: number): Slot | null {
+    const headers = updatedHeaders(old.entry.headers, storedFields(from304));
+    // the stored Age is not kept: the 304's own Age (if any) is the new initial age
+    const age = field304(from304, 'age');
+    const meta = storable(this.#d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, old.entry.status, age === undefined ? headers : [...headers, 'age', age], r.requestTime, now, NaN, (n) => varyValue(r.ctx, n));
+    this.#count(REVALIDATED);
+    if (typeof meta === 'string') {
+      this.#store.delete(old.key);
+      this.#store.publish();
+      return null;
+    }
+    const entry: StoredEntry = { status: old.entry.status, headers, body: old.entry.body, storedAt: now, meta: meta as unknown as Record<string, unknown> };
+    // a purge came while the validation was on its way: the entry it refreshes is gone, and stays gone
+    if (purgeGeneration() !== r.gen) return null;
+    const slot = this.#store.set(r.primary, entry, meta);
+    this.#store.publish();
+    this.#toL2(r, old.key, entry, meta);
+    return slot;
+  }
+
+  /** The freshness and the fields to store of a response head, or why it is not stored. */
+  decide(r: CacheRequest, status: number, all: readonly string[], length: number, now: number): { meta: CacheMeta; fields: string[] } | string {
+    const meta = storable(this.#d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, status, all, r.requestTime, now, NaN, (n) => varyValue(r.ctx, n));
+    if (typeof meta === 'string') return meta;
+    if (length > this.#d.maxObjectBytes) return 'too-large';
+    return { meta, fields: storedFields(all) };
+  }
+
+  /** Puts a complete response into the store; true when it is there. */
+  put(r: CacheRequest, status: number, headers: string[], body: Uint8Array, storedAt: number, meta: CacheMeta): boolean {
+    // a purge came while this response was on its way: it may be what the purge removed, so it is not stored
+    if (purgeGeneration() !== r.gen) return false;
+    const entry: StoredEntry = { status, headers, body, storedAt, meta: meta as unknown as Record<string, unknown> };
+    const slot = this.#store.set(r.primary, entry, meta);
+    if (slot !== null) this.#count(STORES);
+    this.#store.publish();
+    this.#toL2(r, meta.vary.length === 0 ? r.primary : r.primary + '\0' + meta.varyValues.join('\0'), entry, meta);
+    return slot !== null;
+  }
+
+  get maxObjectBytes(): number {
+    return this.#d.maxObjectBytes;
+  }
+
+  /** Ends a background refresh's flight. */
+  landRefresh(key: string, stored: boolean): void {
+    if (stored) this.#flights.forget(key);
+    this.#flights.land(key, stored, Date.now());
+  }
+
+  /**
+   * stale-while-revalidate: the stale answer goes out now, and one request per key refreshes the entry in the
+   * background (conditional when the entry has validators). A second stale hit while it runs does not send another.
+   */
+  #refresh(r: CacheRequest, slot: Slot, now: number): void {
+    if (this.#flights.lead(r.full, now) !== true) return;
+    const ctx = r.ctx;
+    r.slot = slot;
+    r.requestTime = now;
+    this.#conditional(ctx, slot);
+    if (!ctx.refresh(new RefreshSink(this, r, slot))) this.#flights.land(r.full, false, now);
+  }
+
+  /** The request goes upstream conditional on the stored validators (the client's own conditionals are ours to answer). */
+  #conditional(ctx: PolicyContext, slot: Slot): void {
+    for (const h of ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'range']) ctx.removeUpstreamHeader(h);
+    if (slot.meta.etag !== null) ctx.setUpstreamHeader('if-none-match', slot.meta.etag);
+    if (slot.meta.lastModified !== null) ctx.setUpstreamHeader('if-modified-since', slot.meta.lastModified);
+  }
 
   readonly response = (ctx: PolicyContext): void => {
     const r = ctx.slots[this.#slot] as CacheRequest | undefined;
@@ -428,18 +538,13 @@ class CacheHooks implements PolicyHooks {
     let stored = false;
     if (r.candidate && ctx.errorCode === null && status > 0) {
       const now = Date.now();
-      const all = ctx.responseHeaders();
-      const meta = storable(d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, status, all, r.requestTime, now, NaN, (n) => varyValue(ctx, n));
-      const fields = typeof meta === 'string' ? null : storedFields(all);
-      if (typeof meta === 'string') {
-        r.detail = meta;
-        this.#land(r, false);
-      } else if (ctx.responseLength > d.maxObjectBytes) {
-        r.detail = 'too-large';
+      const decided = this.decide(r, status, ctx.responseHeaders(), ctx.responseLength, now);
+      if (typeof decided === 'string') {
+        r.detail = decided;
         this.#land(r, false);
       } else {
-        r.meta = meta;
-        r.headers = fields!;
+        r.meta = decided.meta;
+        r.headers = decided.fields;
         r.status = status;
         r.responseTime = now;
         stored = true;
@@ -471,14 +576,9 @@ class CacheHooks implements PolicyHooks {
     const meta = r.meta;
     if (meta === null) return;
     r.meta = null;
-    const entry: StoredEntry = { status: r.status, headers: r.headers!, body, storedAt: r.responseTime, meta: meta as unknown as Record<string, unknown> };
-    // a purge came while this response was on its way: it may be what the purge removed, so it is not stored
-    const slot = purgeGeneration() !== r.gen ? null : this.#store.set(r.primary, entry, meta);
-    if (slot !== null) this.#count(STORES);
-    this.#store.publish();
-    this.#toL2(r, meta.vary.length === 0 ? r.primary : r.primary + '\0' + meta.varyValues.join('\0'), entry, meta);
+    const stored = this.put(r, r.status, r.headers!, body, r.responseTime, meta);
     this.#flights.forget(r.full);
-    this.#land(r, slot !== null);
+    this.#land(r, stored);
   }
 
   dropped(r: CacheRequest, _why: string): void {

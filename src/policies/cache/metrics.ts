@@ -7,7 +7,7 @@
  *   | HITS | MISSES | STALE | BYPASS | STORES | REVALIDATED | STALE_ERROR | COALESCED | BYTES | ENTRIES |
  *   +------+--------+-------+--------+--------+-------------+-------------+-----------+-------+---------+
  *   HITS..COALESCED are counters (32-bit, read as unsigned; a wrap reads as a counter reset), BYTES and ENTRIES
- *   gauges of the worker's L1 (BYTES in KiB, so that a 64 GiB zone fits a cell).
+ *   gauges of the worker's L1 (BYTES read as unsigned: a zone is at most 4 GiB per worker).
  */
 import type { PromWriter } from '../../observe/prometheus.js';
 
@@ -23,7 +23,7 @@ export const REVALIDATED = 5;
 export const STALE_ERROR = 6;
 /** misses that waited for another request's answer */
 export const COALESCED = 7;
-export const BYTES_KIB = 8;
+export const BYTES = 8;
 export const ENTRIES = 9;
 export const ROW_CELLS = 10;
 export const MAX_WORKERS = 256;
@@ -63,7 +63,7 @@ export function renderCacheMetrics(zones: readonly ZoneRegion[], out: PromWriter
     out.sample('nanogate_cache_revalidations_total', out.labels('zone', z.zone), sum(REVALIDATED));
     out.sample('nanogate_cache_stale_if_error_total', out.labels('zone', z.zone), sum(STALE_ERROR));
     out.sample('nanogate_cache_coalesced_total', out.labels('zone', z.zone), sum(COALESCED));
-    out.sample('nanogate_cache_stored_bytes', out.labels('zone', z.zone), sum(BYTES_KIB) * 1024);
+    out.sample('nanogate_cache_stored_bytes', out.labels('zone', z.zone), sum(BYTES));
     out.sample('nanogate_cache_entries', out.labels('zone', z.zone), sum(ENTRIES));
   }
 }

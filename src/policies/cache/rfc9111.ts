@@ -137,7 +137,12 @@ export function storable(
     lifetimeMs = 0;
   } else return 'no-freshness';
   if (cc.noCache) lifetimeMs = 0;
-  if (lifetimeMs === 0 && etag === null && lastModifiedField === undefined) return 'no-freshness';
+  // s-maxage implies proxy-revalidate for a shared cache (RFC 9111 5.2.2.10)
+  const mustRevalidate = cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge >= 0;
+  const swrMs = mustRevalidate || cc.noCache ? 0 : cc.staleWhileRevalidate >= 0 ? cc.staleWhileRevalidate * 1000 : s.staleWhileRevalidateMs;
+  const sieMs = mustRevalidate || cc.noCache ? 0 : cc.staleIfError >= 0 ? cc.staleIfError * 1000 : s.staleIfErrorMs;
+  // stale at once, nothing to validate it with, no stale window: storing it would serve nothing
+  if (lifetimeMs === 0 && etag === null && lastModifiedField === undefined && swrMs === 0 && sieMs === 0) return 'no-freshness';
 
   // RFC 9111 4.2.3: corrected initial age
   const ageField = field(headers, 'age');
@@ -146,10 +151,6 @@ export function storable(
   const correctedAgeValue = ageValue + Math.max(0, responseTime - requestTime);
   const initialAgeMs = Math.max(apparentAge, correctedAgeValue);
 
-  // s-maxage implies proxy-revalidate for a shared cache (RFC 9111 5.2.2.10)
-  const mustRevalidate = cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge >= 0;
-  const swrMs = cc.staleWhileRevalidate >= 0 ? cc.staleWhileRevalidate * 1000 : s.staleWhileRevalidateMs;
-  const sieMs = cc.staleIfError >= 0 ? cc.staleIfError * 1000 : s.staleIfErrorMs;
   let tags: string[] = [];
   if (s.tagHeader !== null) {
     const t = field(headers, s.tagHeader);
@@ -159,8 +160,8 @@ export function storable(
     v: META_VERSION,
     initialAgeMs,
     lifetimeMs,
-    swrMs: mustRevalidate ? 0 : swrMs,
-    sieMs: mustRevalidate ? 0 : sieMs,
+    swrMs,
+    sieMs,
     mustRevalidate,
     noCache: cc.noCache,
     immutable: cc.immutable,

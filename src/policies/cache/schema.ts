@@ -32,7 +32,7 @@ export const CacheSchema = Type.Object(
     }),
     maxBytes: Type.Integer({
       minimum: 65536,
-      maximum: 68_719_476_736,
+      maximum: 4_294_967_295,
       default: 67_108_864,
       description: 'memory of the zone in each worker (the L1), in bytes: the least recently used entries leave beyond it',
     }),
@@ -80,7 +80,7 @@ export const CacheSchema = Type.Object(
         params: Type.Array(ParamName, { default: [], maxItems: 64, description: 'the parameter names for query: include / exclude' }),
         sortQuery: Type.Boolean({ default: false, description: 'the key sorts query parameters (a=1&b=2 and b=2&a=1 share an entry)' }),
       },
-      { additionalProperties: false, default: {}, description: 'what the cache key contains besides method, host and target' },
+      { additionalProperties: false, default: {}, secret: false, description: 'what the cache key contains besides method, host and target' },
     ),
     tagHeader: Type.Union([HeaderName, Type.Null()], {
       default: 'surrogate-key',
@@ -90,7 +90,7 @@ export const CacheSchema = Type.Object(
       {
         enabled: Type.Boolean({ default: true, description: 'concurrent misses for one key send one request upstream' }),
         timeoutMs: Type.Integer({ minimum: 1, maximum: 600_000, default: 5000, description: 'longest wait for the first request; then a waiter goes upstream itself' }),
-        passSeconds: Type.Integer({ minimum: 0, maximum: 3600, default: 10, description: 'a key whose response was uncacheable does not coalesce for this long (hit-for-pass)' }),
+        passSeconds: Type.Integer({ minimum: 0, maximum: 3600, default: 10, secret: false, description: 'a key whose response was uncacheable does not coalesce for this long (hit-for-pass)' }),
       },
       { additionalProperties: false, default: {}, description: 'request coalescing' },
     ),

@@ -32,7 +32,7 @@ export class Slot {
 
 export class L1Store {
   readonly maxBytes: number;
-  /** where this worker publishes the zone's size (metrics.ts BYTES_KIB, ENTRIES), once the policy has bound it */
+  /** where this worker publishes the zone's size (metrics.ts BYTES, ENTRIES), once the policy has bound it */
   gauges: Int32Array | null = null;
   gaugeBase = 0;
   readonly #lru: LRUCache<string, Slot>;
@@ -105,7 +105,7 @@ export class L1Store {
   publish(): void {
     const g = this.gauges;
     if (g === null) return;
-    Atomics.store(g, this.gaugeBase, Math.floor(this.#lru.calculatedSize / 1024));
+    Atomics.store(g, this.gaugeBase, this.#lru.calculatedSize | 0);
     Atomics.store(g, this.gaugeBase + 1, this.#lru.size);
   }
 
