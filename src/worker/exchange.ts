@@ -176,6 +176,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   queued: Buffer[] | null = null;
   /** the upstream response ended while chunks were queued */
   endQueued = false;
+  /** a policy answered in place of the upstream's response (PolicyHooks.answer): its body is read and dropped */
+  upstreamDropped = false;
   /** this response's body filters (src/pipeline/body-chain.ts); null: none, the common case */
   chain: BodyChain | null = null;
   /** the head the response phase reads (PolicyContext.responseHeader): the upstream's, valid during onHead only… */
@@ -447,6 +449,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     const hooks = this.route.answer!;
     for (let i = 0; i < hooks.length; i++) {
       if (hooks[i].answer!(this)) {
+        this.upstreamDropped = true;
         this.headSent = false;
         this.errorCode = null;
         this.responseLength = -1;
@@ -798,7 +801,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   }
 
   onBody(chunk: Buffer): boolean {
-    if (this.aborted || this.done) return true;
+    if (this.aborted || this.done || this.upstreamDropped) return true;
     const chain = this.chain;
     // through the route's body filters, whose output comes back to #send (filteredChunk); the upstream waits while a
     // filter holds its input or the client has not drained
@@ -892,7 +895,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   }
 
   onEnd(): void {
-    if (this.aborted || this.done) return;
+    if (this.aborted || this.done || this.upstreamDropped) return;
     if (!this.headSent) return this.#fail('NG_ERR_UPSTREAM_BAD_RESPONSE', 'the upstream ended without a response');
     if (this.chain !== null) return this.chain.complete();
     this.#endOut();
@@ -944,7 +947,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   onError(code: ErrorCode, detail: string): void {
     this.conn = null;
     this.attempt = null;
-    if (this.aborted || this.done) return;
+    if (this.aborted || this.done || this.upstreamDropped) return;
     this.host.counters.add(UPSTREAM_ERRORS);
     if (this.headSent) {
       // Too late for an error response: cut the client connection so it sees an incomplete message.
