@@ -367,6 +367,8 @@ class CacheHooks implements PolicyHooks {
         if (want === r.primary + '\0' + meta.varyValues.join('\0')) return have;
         return l2.get(want).then((v) => land(v, v === null ? null : metaOf(v)));
       })
+      // l2.get never rejects; anything else that fails here makes it a miss, never a request left waiting
+      .catch(() => false)
       .then((landed) => {
         const ctx = r.ctx;
         if (ctx.aborted) return;
