@@ -401,6 +401,20 @@ test('Range: a request for a part is passed through on a miss and never stored; 
   else assert.equal(again.text, '0123');
 });
 
+test('an interim 1xx (103 Early Hints) is never stored: the final response is, and a hit carries no 1xx (RFC 9111 3)', async () => {
+  origin.on('/c/early', (_req, res, n) => {
+    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' }).end(`final ${n}`);
+  });
+  const a = await get('/c/early');
+  assert.equal(a.status, 200);
+  const b = await get('/c/early');
+  assert.equal(b.status, 200);
+  assert.equal(b.text, 'final 1');
+  assert.match(String(b.headers['cache-status']), /; hit/);
+  assert.equal(origin.count('/c/early'), 1);
+});
+
 test('keys: the host is part of the key; ignored query parameters share an entry and are not sent upstream', async () => {
   origin.on('/k/q', answer({ 'cache-control': 'max-age=60' }));
   await get('/k/q?id=1&utm_source=a');
