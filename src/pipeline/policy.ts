@@ -135,6 +135,8 @@ export interface PolicyContext {
   responseHeaders(): readonly string[];
   /** the body's length from the head (the upstream's Content-Length, a prepared body's size); -1 when not known (chunked, until close) */
   readonly responseLength: number;
+  /** the upstream's Date header (not among the fields above: the gateway writes its own Date); undefined when none */
+  readonly responseDate: string | undefined;
 }
 
 export interface RequestTiming {

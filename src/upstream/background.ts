@@ -9,7 +9,7 @@ import type { UpstreamRuntime } from '../worker/runtime.js';
 /** Where a background request's answer goes (PolicyContext.refresh). */
 export interface BackgroundSink {
   /** the final head; return false to drop the body (it is still read, and the connection kept) */
-  head(status: number, headers: readonly string[], length: number): boolean;
+  head(status: number, headers: readonly string[], length: number, date?: string): boolean;
   chunk(chunk: Buffer): void;
   end(): void;
   /** no answer: refused by the cluster (circuit open, full), no node, or the attempt failed */
@@ -67,7 +67,7 @@ export class BackgroundRequest implements AttemptOwner {
 
   onHead(status: number, headers: ForwardedHeaders, bodyKind: number, contentLength: number): void {
     if (this.#over) return;
-    this.#want = this.#sink.head(status, headers.list(), bodyKind === BODY_NONE ? 0 : contentLength);
+    this.#want = this.#sink.head(status, headers.list(), bodyKind === BODY_NONE ? 0 : contentLength, headers.date);
     if (bodyKind === BODY_NONE) this.onEnd();
   }
 

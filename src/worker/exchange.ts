@@ -328,6 +328,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   get bytesIn(): number {
     return this.bodyBytes;
   }
+  get responseDate(): string | undefined {
+    return this.headView?.date;
+  }
   get upstreamNode(): string | null {
     return this.nodeIndex >= 0 ? this.upstream.authorities[this.nodeIndex] : null;
   }

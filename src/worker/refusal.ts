@@ -28,6 +28,7 @@ export class Refusal implements PolicyContext {
   readonly upstreamError = null;
   readonly aborted = false;
   readonly responseLength = -1;
+  readonly responseDate = undefined;
   consumerId = null;
   consumerIndex = -1;
   consumerPlan = null;

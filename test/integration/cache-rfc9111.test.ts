@@ -6,7 +6,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { answer, startCacheOrigin, type CacheOrigin } from '../helpers/cache-origin.js';
-import { send } from '../helpers/http.js';
+import { send, fieldValues } from '../helpers/http.js';
+
+const fieldCount = (raw: string[], name: string) => fieldValues(raw, name).length;
 import { eventually } from '../helpers/admin.js';
 
 let origin: CacheOrigin;
@@ -64,6 +66,23 @@ test('Age is generated on a hit and includes the Age the origin sent (RFC 9111 4
   await get('/c/age');
   const b = await get('/c/age');
   assert.ok(Number(b.headers.age) >= 100 && Number(b.headers.age) < 110, `age ${b.headers.age}`);
+});
+
+test('Date: the apparent age counts; a response older than its max-age by its Date is stale (RFC 9111 4.2.3)', async () => {
+  origin.on('/c/olddate', answer({ 'cache-control': 'max-age=60', date: new Date(Date.now() - 120_000).toUTCString() }));
+  await get('/c/olddate');
+  await get('/c/olddate');
+  assert.equal(origin.count('/c/olddate'), 2);
+});
+
+test('Date: Expires is measured from the Date, and the Age of a hit includes the apparent age (RFC 9111 4.2.1, 4.2.3)', async () => {
+  const date = Date.now() - 3_600_000;
+  origin.on('/c/expdate', answer({ date: new Date(date).toUTCString(), expires: new Date(date + 3_660_000).toUTCString() }));
+  await get('/c/expdate');
+  const b = await get('/c/expdate');
+  assert.equal(origin.count('/c/expdate'), 1);
+  assert.ok(Number(b.headers.age) >= 3600 && Number(b.headers.age) < 3610, `age ${b.headers.age}`);
+  assert.equal(fieldCount(b.rawHeaders, 'date'), 1, 'one Date: the gateway\'s');
 });
 
 test('an expired response is not served without validation (RFC 9111 4.2)', async () => {
@@ -399,6 +418,20 @@ test('Range: a request for a part is passed through on a miss and never stored; 
   assert.ok(again.status === 200 || again.status === 206);
   if (again.status === 200) assert.equal(again.text, '0123456789');
   else assert.equal(again.text, '0123');
+});
+
+test('an interim 1xx (103 Early Hints) is never stored: the final response is, and a hit carries no 1xx (RFC 9111 3)', async () => {
+  origin.on('/c/early', (_req, res, n) => {
+    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' }).end(`final ${n}`);
+  });
+  const a = await get('/c/early');
+  assert.equal(a.status, 200);
+  const b = await get('/c/early');
+  assert.equal(b.status, 200);
+  assert.equal(b.text, 'final 1');
+  assert.match(String(b.headers['cache-status']), /; hit/);
+  assert.equal(origin.count('/c/early'), 1);
 });
 
 test('keys: the host is part of the key; ignored query parameters share an entry and are not sent upstream', async () => {

@@ -87,6 +87,11 @@ test('storable: a route TTL applies only to responses with no Cache-Control and 
   assert.equal(storable(s, GET, 200, ['cache-control', 'no-store'], NOW, NOW, NaN, noVary), 'no-store');
 });
 
+test('Age: a malformed or repeated Age makes the response stale (RFC 9111 5.1)', () => {
+  for (const age of ['-1', '1.5', 'abc', '0, 0', '3600;a=1']) assert.equal(meta(['cache-control', 'max-age=3600', 'etag', '"a"', 'age', age]).lifetimeMs, 0, age);
+  assert.equal(meta(['cache-control', 'max-age=3600', 'age', ' 10 ']).lifetimeMs, 3_600_000);
+});
+
 test('Age: the initial age is the larger of the Age header plus the response delay and the apparent age', () => {
   const m = storable(S, GET, 200, ['cache-control', 'max-age=60', 'age', '10'], NOW - 2000, NOW, NaN, noVary) as CacheMeta;
   assert.equal(m.initialAgeMs, 12_000);
@@ -130,9 +135,9 @@ test('conditional requests: If-None-Match (weak comparison) takes precedence ove
   assert.equal(notModified(m, undefined, new Date(NOW - 120_000).toUTCString(), e), false);
 });
 
-test('a 304 replaces the stored fields it carries, never the ones that describe the stored body', () => {
-  const out = updatedHeaders(['content-type', 'text/plain', 'etag', '"1"', 'x-a', 'old'], ['ETag', '"2"', 'X-A', 'new', 'Content-Type', 'text/html']);
-  assert.deepEqual(out, ['content-type', 'text/plain', 'etag', '"2"', 'x-a', 'new']);
+test('a 304 replaces the stored fields it carries (Content-Type too), never the ones bound to the stored bytes nor the ETag', () => {
+  const out = updatedHeaders(['content-type', 'text/plain', 'etag', '"1"', 'content-md5', 'abc', 'x-a', 'old'], ['ETag', '"2"', 'X-A', 'new', 'Content-Type', 'text/html', 'Content-MD5', 'xyz']);
+  assert.deepEqual(out, ['etag', '"1"', 'content-md5', 'abc', 'x-a', 'new', 'content-type', 'text/html']);
 });
 
 const SPEC: KeySpec = { consumer: false, plan: false, headers: [], queryMode: 'all', params: [], sortQuery: false };

@@ -4,7 +4,7 @@ import { CacheControl, parseCacheControl } from './directives.js';
 import { freshUntil, metaOf, META_VERSION, type CacheMeta, type StoredEntry } from './entry.js';
 import { L2_REGION_BYTES, workerL2, type CacheL2, type L2Data } from './l2-redis.js';
 import type { RedisConfig } from '../../shared/redis-config.js';
-import { currentAgeMs, notModified, reuse, storable, updatedHeaders, usableOnError, USE_FRESH, USE_STALE_REVALIDATE, VALIDATE, type FreshnessSettings, type NotStored } from './rfc9111.js';
+import { currentAgeMs, httpDate, notModified, reuse, storable, updatedHeaders, usableOnError, USE_FRESH, USE_STALE_REVALIDATE, VALIDATE, type FreshnessSettings, type NotStored } from './rfc9111.js';
 import { primaryKey, unkeyedParams, varyValue, normalizeHost, normalizeEscapes, type KeySpec } from './key.js';
 import { l1Zone, type L1Store, type Slot } from './store.js';
 import { Flights, type Waiter } from './coalesce.js';
@@ -178,13 +178,13 @@ class RefreshSink implements BackgroundSink {
     this.#old = old;
   }
 
-  head(status: number, headers: readonly string[], length: number): boolean {
+  head(status: number, headers: readonly string[], length: number, date?: string): boolean {
     const now = Date.now();
     if (status === 304) {
-      this.#hooks.landRefresh(this.#req.full, this.#hooks.revalidated(this.#req, this.#old, headers, now) !== null);
+      this.#hooks.landRefresh(this.#req.full, this.#hooks.revalidated(this.#req, this.#old, headers, now, httpDate(date)) !== null);
       return false;
     }
-    const d = this.#hooks.decide(this.#req, status, headers, length, now);
+    const d = this.#hooks.decide(this.#req, status, headers, length, now, httpDate(date));
     if (typeof d === 'string') {
       this.#hooks.landRefresh(this.#req.full, false);
       return false;
@@ -438,7 +438,7 @@ class CacheHooks implements PolicyHooks {
     const now = Date.now();
     if (st === 304 && r.revalidating) {
       const old = r.slot;
-      const slot = this.revalidated(r, old, ctx.responseHeaders(), now);
+      const slot = this.revalidated(r, old, ctx.responseHeaders(), now, httpDate(ctx.responseDate));
       this.#land(r, slot !== null);
       this.#answer(r, slot ?? old, now, 'fwd=stale; fwd-status=304');
       return true;
@@ -456,11 +456,11 @@ class CacheHooks implements PolicyHooks {
    * A 304 to a revalidation: the stored headers are updated with the 304's (RFC 9111 4.3.4) and the freshness is
    * decided again. Returns the new slot, or null when the response is no longer storable (it is then removed).
    */
-  revalidated(r: CacheRequest, old: Slot, from304: readonly string[], now: number): Slot | null {
+  revalidated(r: CacheRequest, old: Slot, from304: readonly string[], now: number, date = NaN): Slot | null {
     const headers = updatedHeaders(old.entry.headers, storedFields(from304));
     // the stored Age is not kept: the 304's own Age (if any) is the new initial age
     const age = field304(from304, 'age');
-    const meta = storable(this.#d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, old.entry.status, age === undefined ? headers : [...headers, 'age', age], r.requestTime, now, NaN, (n) => varyValue(r.ctx, n));
+    const meta = storable(this.#d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, old.entry.status, age === undefined ? headers : [...headers, 'age', age], r.requestTime, now, date, (n) => varyValue(r.ctx, n));
     this.#count(REVALIDATED);
     if (typeof meta === 'string') {
       this.#store.delete(old.key);
@@ -477,8 +477,8 @@ class CacheHooks implements PolicyHooks {
   }
 
   /** The freshness and the fields to store of a response head, or why it is not stored. */
-  decide(r: CacheRequest, status: number, all: readonly string[], length: number, now: number): { meta: CacheMeta; fields: string[] } | string {
-    const meta = storable(this.#d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, status, all, r.requestTime, now, NaN, (n) => varyValue(r.ctx, n));
+  decide(r: CacheRequest, status: number, all: readonly string[], length: number, now: number, date = NaN): { meta: CacheMeta; fields: string[] } | string {
+    const meta = storable(this.#d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, status, all, r.requestTime, now, date, (n) => varyValue(r.ctx, n));
     if (typeof meta === 'string') return meta;
     if (length > this.#d.maxObjectBytes) return 'too-large';
     return { meta, fields: storedFields(all) };
@@ -540,7 +540,7 @@ class CacheHooks implements PolicyHooks {
     let stored = false;
     if (r.candidate && ctx.errorCode === null && status > 0) {
       const now = Date.now();
-      const decided = this.decide(r, status, ctx.responseHeaders(), ctx.responseLength, now);
+      const decided = this.decide(r, status, ctx.responseHeaders(), ctx.responseLength, now, httpDate(ctx.responseDate));
       if (typeof decided === 'string') {
         r.detail = decided;
         this.#land(r, false);

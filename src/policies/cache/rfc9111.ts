@@ -117,7 +117,11 @@ export function storable(
   let lifetimeMs: number;
   let heuristic = false;
   const expiresField = field(headers, 'expires');
-  if (cc.invalid) lifetimeMs = 0; // RFC 9111 4.2.1: conflicting or malformed freshness: stale
+  // RFC 9111 5.1: Age is one non-negative integer; a malformed or repeated one ("0, 0", "-1", "1.5", "3600;a")
+  // makes the age unknown, and the response is taken as stale
+  const ageField = field(headers, 'age');
+  const ageValid = ageField === undefined || /^[0-9]+$/.test(ageField.trim());
+  if (cc.invalid || !ageValid) lifetimeMs = 0; // RFC 9111 4.2.1: conflicting or malformed freshness: stale
   else if (cc.sMaxAge >= 0) lifetimeMs = cc.sMaxAge * 1000;
   else if (cc.maxAge >= 0) lifetimeMs = cc.maxAge * 1000;
   else if (expiresField !== undefined) {
@@ -145,8 +149,7 @@ export function storable(
   if (lifetimeMs === 0 && etag === null && lastModifiedField === undefined && swrMs === 0 && sieMs === 0) return 'no-freshness';
 
   // RFC 9111 4.2.3: corrected initial age
-  const ageField = field(headers, 'age');
-  const ageValue = ageField !== undefined && /^[0-9]+$/.test(ageField.trim()) ? Number(ageField.trim()) * 1000 : 0;
+  const ageValue = ageField !== undefined && ageValid ? Number(ageField.trim()) * 1000 : 0;
   const apparentAge = Math.max(0, responseTime - date);
   const correctedAgeValue = ageValue + Math.max(0, responseTime - requestTime);
   const initialAgeMs = Math.max(apparentAge, correctedAgeValue);
@@ -245,9 +248,11 @@ export function notModified(meta: CacheMeta, ifNoneMatch: string | undefined, if
 
 /**
  * The stored headers updated by a 304 from the origin (RFC 9111 3.2, 4.3.4): each field of the 304 replaces the
- * stored field of that name, except the ones that describe the stored body (Content-Length, Content-Encoding...).
+ * stored field of that name, except the ones bound to the stored bytes (Content-Length, Content-Encoding,
+ * Content-Range, Content-MD5) and the validator that selected the stored response (ETag). Content-Type is updated:
+ * the cache keeps the bytes, not a parse of them.
  */
-const KEEP_ON_304 = new Set(['content-length', 'content-encoding', 'content-type', 'content-range', 'transfer-encoding']);
+const KEEP_ON_304 = new Set(['content-length', 'content-encoding', 'content-range', 'content-md5', 'transfer-encoding', 'etag']);
 export function updatedHeaders(stored: readonly string[], from304: readonly string[]): string[] {
   const replaced = new Set<string>();
   for (let i = 0; i < from304.length; i += 2) {
