@@ -46,6 +46,11 @@ export const ERRORS = {
   NG_ERR_AUTH_INVALID: { status: 401, title: 'The credentials were rejected' },
   NG_ERR_AUTH_UNAVAILABLE: { status: 503, title: 'The identity provider could not be reached' },
   NG_ERR_AUTHZ_FORBIDDEN: { status: 403, title: 'The consumer may not call this route' },
+  NG_ERR_AGGREGATE_FAILED: { status: 502, title: 'The parts of an aggregate answer could not be fetched' },
+  NG_ERR_AGGREGATE_PART_STATUS: { status: 502, title: 'A part of an aggregate answered with an error status' },
+  NG_ERR_AGGREGATE_PART_TIMEOUT: { status: 504, title: 'A part of an aggregate did not answer in time' },
+  NG_ERR_AGGREGATE_PART_INVALID_JSON: { status: 502, title: 'A part of an aggregate did not answer with JSON' },
+  NG_ERR_AGGREGATE_PART_TOO_LARGE: { status: 502, title: 'A part of an aggregate answered with a body over its limit' },
   NG_ERR_CACHE_NOT_CACHED: { status: 504, title: 'The request allows only a stored response (only-if-cached) and none is usable' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -118,6 +118,8 @@ export interface PolicyContext {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly upstreamNode: string | null;
+  /** the traffic-split version the request went to (route `traffic`), or null */
+  readonly trafficVersion: string | null;
   /** node and cause of the last failed upstream attempt ("connect to 10.0.0.5:8080 failed (ECONNREFUSED)"); never sent to the client */
   readonly upstreamError: string | null;
 

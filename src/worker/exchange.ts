@@ -3,6 +3,7 @@ import { ERRORS, type ErrorCode } from '../errors/codes.js';
 import { upstreamDetail, writeProblem, type ProblemMembers } from '../errors/problem.js';
 import type { UpstreamConnection } from '../upstream/exchange.js';
 import { Attempt, type AttemptOwner } from '../upstream/attempt.js';
+import { AggregateRun, type AggregateHost } from '../aggregate/runner.js';
 import { clock } from '../shared/clock.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../upstream/h1-parse.js';
 import type { RouteRuntime, UpstreamRuntime } from './runtime.js';
@@ -14,6 +15,7 @@ import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
 import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestTiming } from '../pipeline/policy.js';
 import { openBodyChain, type BodyChain, type ChainOwner } from '../pipeline/body-chain.js';
 import { BackgroundRequest, type BackgroundSink } from '../upstream/background.js';
+import type { MirrorRoute } from '../traffic/mirror.js';
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
 const PENDING_BODY_LIMIT = 256 * 1024;
@@ -69,6 +71,7 @@ export interface RequestFacts {
 
 const NO_SLOTS: unknown[] = [];
 const NO_HEADERS: readonly string[] = Object.freeze([]) as readonly string[];
+const NO_PARAMS: string[] = [];
 
 /** Where a response head is assembled for uWS (see onHead): the largest upstream head plus what the gateway adds. */
 const HEAD_OUT = Buffer.allocUnsafe(64 * 1024 + 4096);
@@ -97,7 +100,7 @@ function asBytes(value: string): string | Buffer {
  * backpressure both ways, and turns every failure into one problem+json answer (or, once the response has
  * started, a closed connection). Every field is declared here so all exchanges share one hidden class.
  */
-export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, ChainOwner {
+export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, ChainOwner, AggregateHost {
   readonly res: HttpResponse;
   readonly host: ExchangeHost;
   readonly route: RouteRuntime;
@@ -145,6 +148,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   replayBody: Buffer[] | null = null;
   /** the fallback upstream was tried already */
   fellBack = false;
+  /** the route's mirror, when this request matched it, until the first dispatch offers it a copy (then null) */
+  mirror: MirrorRoute | null = null;
+  /** the traffic-split version this request went to (index into route.split.names), or -1 (no split, not started) */
+  version = -1;
   /** clock.now when the body started to arrive, for the minimum rate */
   bodyStartedAt = 0;
 
@@ -208,6 +215,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   sentAt = 0;
   /** dispatch of the latest attempt: the answering node's latency starts here (a retry's, not the first try's) */
   attemptSentAt = 0;
+
+  /** an aggregate route's request: the values of the match's params, and the calls in flight (src/aggregate/) */
+  params: string[] | null = null;
+  aggregateRun: AggregateRun | null = null;
 
   readonly onAborted = (): void => this.#onAborted();
   /** uWS calls this when the client socket drains; the writes in it are corked like every other write. */
@@ -331,6 +342,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   get responseDate(): string | undefined {
     return this.headView?.date;
   }
+  get trafficVersion(): string | null {
+    return this.version >= 0 ? this.route.split!.names[this.version] : null;
+  }
   get upstreamNode(): string | null {
     return this.nodeIndex >= 0 ? this.upstream.authorities[this.nodeIndex] : null;
   }
@@ -374,6 +388,32 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
 
   respond(status: number, headers: readonly string[], body?: string | Uint8Array): void {
     this.prepared = { status, headers, body, code: null, detail: undefined, members: null };
+  }
+
+  // ---------------------------------------------------------------------------- aggregate routes (AggregateHost)
+
+  #aggregate(): void {
+    if (this.aggregateRun !== null) return;
+    this.aggregateRun = new AggregateRun(this.route.aggregate!, this, this.params ?? NO_PARAMS);
+    this.aggregateRun.start();
+  }
+
+  respondNow(status: number, headers: readonly string[], body: string): void {
+    this.respond(status, headers, body);
+    this.#sendPrepared();
+  }
+
+  failNow(code: ErrorCode, detail: string, members: ProblemMembers): void {
+    if (this.aborted || this.done) return;
+    corked(this.res, () => this.#fail(code, detail, false, [], members));
+  }
+
+  noteUpstreamError(detail: string): void {
+    this.upstreamError = detail;
+  }
+
+  hashKeyFor(upstream: UpstreamRuntime): number {
+    return upstream.hashKey === null ? 0 : upstream.hashKey(this);
   }
 
   responseHeader(name: string): string | undefined {
@@ -486,6 +526,14 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
       return;
     }
     if (this.aborted || this.done) return;
+    if (this.route.aggregate !== null) return this.#aggregate();
+    // The split is decided once, at the first dispatch: after the access phase, so targeting and stickiness see
+    // the consumer; retries, the queue and the fallback keep the version's choice.
+    const split = this.route.split;
+    if (split !== null && this.version < 0) {
+      this.version = split.pick(this);
+      this.upstream = split.upstreams[this.version] as UpstreamRuntime;
+    }
     const upstream = this.upstream;
     const cluster = upstream.cluster;
     if (!this.admitted) {
@@ -544,7 +592,14 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
       this.sentAt = attempt.sentAt;
       if (this.timing.start > 0) this.timing.upstreamStart = this.sentAt;
     }
+    // the body as held before dispatch: a connection ready at once takes (and clears) pendingBody
+    const body = this.pendingBody;
     upstream.pools[i].dispatch(attempt);
+    if (this.mirror !== null) {
+      const m = this.mirror;
+      this.mirror = null;
+      m.offer(this, body);
+    }
   }
 
   #failCorked(code: ErrorCode, detail: string, headers: readonly string[] = []): void {
@@ -1047,12 +1102,21 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     // the filters free what they hold (a zlib stream) however the response ended
     if (this.chain !== null) this.chain.close();
     if (this.timing.start > 0) this.timing.end = performance.now();
+    if (this.version >= 0) this.#recordVersion();
     // Counted at once (a scrape right after the response sees it); the log hooks wait until the cork that writes
     // this response has flushed it to the client.
     this.host.finished(this);
     if (this.route.log === null) return;
     if (corkDepth > 0 || loggingEnded) ended.push(this);
     else this.runLogHooks();
+  }
+
+  /** The split's per-version stats: a 5xx, a gateway failure or a fallback's answer counts as the version's error. */
+  #recordVersion(): void {
+    const code = this.errorCode;
+    const error = this.status >= 500 || (code !== null && ERRORS[code].status >= 500) || this.fellBack;
+    const end = this.timing.end > 0 ? this.timing.end : performance.now();
+    this.route.split!.record(this.version, this.status, error, (end - this.startedAt) * 1000);
   }
 
   /** The log phase of an ended exchange. */
@@ -1076,6 +1140,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     this.done = true;
     this.status = 499; // client closed the request (nginx's convention), for logs and counters
     this.#abandonUpstream();
+    this.aggregateRun?.cancel();
     this.#end();
   }
 }

@@ -25,6 +25,7 @@ export class Refusal implements PolicyContext {
   readonly bytesIn = 0;
   readonly bytesOut = 0;
   readonly upstreamNode = null;
+  readonly trafficVersion = null;
   readonly upstreamError = null;
   readonly aborted = false;
   readonly responseLength = -1;

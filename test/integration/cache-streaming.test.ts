@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startCacheOrigin, type CacheOrigin } from '../helpers/cache-origin.js';
 import { send } from '../helpers/http.js';
@@ -20,6 +21,12 @@ before(async () => {
 upstreams:
   origin: { nodes: [{ url: ${origin.url} }] }
 routes:
+  - name: zipped
+    match: { prefix: /zip }
+    upstream: origin
+    policies:
+      cache: {}
+      compression: { encodings: [gzip], minBytes: 16 }
   - name: stream
     match: { prefix: /st }
     upstream: origin
@@ -111,4 +118,20 @@ test('a cached response passes the response phase: the headers policy and CORS a
   const other = await send(gw.port, { path: '/st/phase', headers: { origin: 'https://evil.example' } });
   assert.equal(other.headers['access-control-allow-origin'], undefined);
   assert.equal(other.text, 'shared');
+});
+
+test('with compression on the route the identity body is stored; a hit is compressed for a client that asks, identity for one that does not', async () => {
+  const text = 'compressible '.repeat(200);
+  origin.on('/zip/doc', (_req, res) => void res.writeHead(200, { 'cache-control': 'max-age=600', 'content-type': 'text/plain' }).end(text));
+  const first = await send(gw.port, { path: '/zip/doc', headers: { 'accept-encoding': 'gzip' } });
+  assert.equal(first.headers['content-encoding'], 'gzip');
+  const plain = await send(gw.port, { path: '/zip/doc' });
+  assert.match(String(plain.headers['cache-status']), /; hit/);
+  assert.equal(plain.headers['content-encoding'], undefined);
+  assert.equal(plain.text, text);
+  const zipped = await send(gw.port, { path: '/zip/doc', headers: { 'accept-encoding': 'gzip' } });
+  assert.match(String(zipped.headers['cache-status']), /; hit/);
+  assert.equal(zipped.headers['content-encoding'], 'gzip');
+  assert.equal(gunzipSync(zipped.body).toString(), text);
+  assert.equal(origin.count('/zip/doc'), 1);
 });
