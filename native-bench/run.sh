@@ -13,6 +13,9 @@
 # (wrk -c$CONNS) and paced (each connection waits PACE_MS after a response: ~2,000 req/s with the defaults).
 # Rounds interleave the configs (round 1: all, round 2: all, ...); the table shows medians.
 #
+# Cache-hit rows (in ONLY, not in the default set): nginx-cache-hit (proxy_cache, conf/proxy-nginx-cache.conf) and
+# nanogate-1w-cache-hit (the cache policy's L1, conf/nanogate-cache.yaml); the origin sends no caching headers and
+# both give its answer a 10-minute TTL, so after the probe every request is a hit.
 # Knobs (env): ROUNDS=3 DUR=10 PACE_DUR=5 WARM=2 CONNS=50 PACE_MS=24 ONLY="direct nginx haproxy nanogate-1w nanogate-1w-pipelined nanogate-1w-standard nginx-2w nanogate-default"
 #              NO_INSTALL=1 (do not apt-get)  NO_BUILD=1 (do not npm run build when dist/ is missing)
 #              OUT_MD=native-bench/RESULTS.md  BASE_PORT=19000, 19200 with MODE=policies (origin; proxies use BASE_PORT+81.., admin +91)
@@ -114,9 +117,10 @@ tmpl() {
 }
 ORIGIN_CONF=$(tmpl conf/origin-nginx.conf)
 NGINX_CONF=$(tmpl conf/proxy-nginx.conf)
+NGINX_CACHE_CONF=$(tmpl conf/proxy-nginx-cache.conf)
 HAPROXY_CONF=$( [ "$MODE" = policies ] || tmpl conf/haproxy.cfg)
 
-port_of() { case $1 in direct) echo "$ORIGIN_PORT";; nginx|nginx-2w) echo "$NGINX_PORT";; haproxy) echo "$HAPROXY_PORT";; nanogate-*|pol-*) echo "$NANOGATE_PORT";; esac; }
+port_of() { case $1 in direct) echo "$ORIGIN_PORT";; nginx|nginx-2w|nginx-cache-hit) echo "$NGINX_PORT";; haproxy) echo "$HAPROXY_PORT";; nanogate-*|pol-*) echo "$NANOGATE_PORT";; esac; }
 pinned_of() { case $1 in nanogate-default|nginx-2w) echo 0;; *) echo 1;; esac; }
 
 start_proxy() { # cfg cpu -> LASTPID (empty for direct)
@@ -126,6 +130,10 @@ start_proxy() { # cfg cpu -> LASTPID (empty for direct)
     direct) ;;
     nginx)   start_bg "$cfg" "$cpu" nginx -c "$NGINX_CONF" -p "$RUN" -g "daemon off; worker_processes 1;" ;;
     nginx-2w) start_bg "$cfg" "$cpu" nginx -c "$NGINX_CONF" -p "$RUN" -g "daemon off; worker_processes 2;" ;;
+    nginx-cache-hit) start_bg "$cfg" "$cpu" nginx -c "$NGINX_CACHE_CONF" -p "$RUN" -g "daemon off; worker_processes 1;" ;;
+    nanogate-1w-cache-hit)
+      NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
+        start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate-cache.yaml" --workers 1 ;;
     haproxy) start_bg "$cfg" "$cpu" haproxy -db -f "$HAPROXY_CONF" ;;
     nanogate-1w)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \

@@ -251,6 +251,19 @@ export class AdminServer {
       });
     }
 
+    // Response cache purge in every worker of this node (docs/caching.md#purge): one of key, prefix or tag.
+    on('POST', '/cache/purge', async (req, res) => {
+      const body = parseJson(await readBody(req)) as Record<string, unknown> | null;
+      const kinds = body !== null && typeof body === 'object' ? (['key', 'prefix', 'tag'] as const).filter((k) => body[k] !== undefined) : [];
+      if (kinds.length !== 1) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', 'the body must name exactly one of "key", "prefix" or "tag", e.g. {"tag":"product-42"}');
+      const kind = kinds[0];
+      const value = body![kind];
+      if (typeof value !== 'string' || value.length === 0 || value.length > 8192) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', `"${kind}" must be a non-empty string of at most 8192 characters`);
+      if (kind === 'prefix' && !/^[A-Z]+ \S/.test(value)) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', 'a prefix starts like a key: "GET host/path", e.g. "GET api.example.com/products/"');
+      const r = await g.purgeCacheEverywhere(kind, value, 'admin', 2000, this.#actorOf(req));
+      json(res, 200, { kind, value, removed: r.removed, workers: r.workers, workersMissing: r.missing, ...(r.cluster !== null ? { l2: r.cluster } : {}) });
+    });
+
     on('POST', '/_fault/crash-worker', (_q, res, _p, url) => {
       const ok = g.crashWorker(Number(url.searchParams.get('index') ?? 0));
       json(res, ok ? 202 : 404, { crashed: ok });

@@ -14,6 +14,7 @@ import { HealthChecker } from './health-checker.js';
 import { DiscoveryManager } from './discovery-manager.js';
 import { ClusterWatch } from './cluster-watch.js';
 import { renderClusterMetrics } from '../observe/cluster-metrics.js';
+import { renderCacheMetrics, type ZoneRegion } from '../policies/cache/metrics.js';
 import { renderMirrorMetrics } from '../traffic/mirror-metrics.js';
 import { AdminFlags, nodeBases, type AdminSwitches } from '../shared/admin-flags.js';
 import { AuditLog, type AuditEntry } from './audit.js';
@@ -37,6 +38,7 @@ import { SharedRegistry } from '../shared/registry.js';
 import { RateLimitService } from '../policies/rate-limit/service.js';
 import { NoRolloutError, RolloutController, RolloutStateError, type RolloutCommand } from '../traffic/rollout-controller.js';
 import { TrafficMetrics } from '../observe/traffic-metrics.js';
+import { CacheCluster, type NamespacePurge } from '../policies/cache/purge-bus.js';
 
 const WORKER_FILE = fileURLToPath(new URL('../worker/worker.js', import.meta.url));
 
@@ -159,6 +161,7 @@ export class Gateway {
   #applyChain: Promise<unknown> = Promise.resolve();
   #planListeners = new Set<(worker: Worker, msg: FromWorker) => void>();
   #loadRequests = 0;
+  #purgeRequests = 0;
   #watcher: ConfigWatcher | null = null;
   /** digest of the config files' text last read, so a watch event without a content change does nothing */
   #fileDigest = '';
@@ -174,6 +177,8 @@ export class Gateway {
   readonly shared = new SharedRegistry();
   /** cluster-scope rate limits: the node's Redis connection and lease refills */
   readonly rateLimits: RateLimitService;
+  /** the response cache across nodes: per L2 namespace, purges in Redis and the purge bus to the other nodes */
+  readonly cacheCluster: CacheCluster;
   /** active health checks of upstream nodes, written into each upstream's shared region */
   readonly health: HealthChecker;
   /** logs passive ejections and panic mode once per change, decays ejection multipliers */
@@ -189,6 +194,8 @@ export class Gateway {
     this.options = options;
     this.log = options.logger;
     this.rateLimits = new RateLimitService(this.log);
+    // a purge from another node is applied like an admin purge, in this node's workers only
+    this.cacheCluster = new CacheCluster(this.log, (kind, value) => this.purgeCache(kind, value, 'bus'));
     this.health = new HealthChecker(this.log);
     this.clusterWatch = new ClusterWatch(this.log);
     this.discovery = new DiscoveryManager(this.log, () => this.#applyDiscovered());
@@ -269,6 +276,7 @@ export class Gateway {
     }
     this.consumers.prepare(this.config, plan);
     this.rateLimits.prepare(this.config, plan);
+    this.cacheCluster.prepare(plan.routes);
     await this.consumers.settle(true); // a registry's first fetch, so its consumers are served from the start
     this.#stillStarting();
     this.plan = plan;
@@ -323,6 +331,11 @@ export class Gateway {
           if (!settled) { settled = true; resolve(); }
         } else if (msg.type === 'metrics-plan') {
           this.metrics?.onPlanLabel(msg.index, msg.slot, msg.name);
+        } else if (msg.type === 'cache-invalidate') {
+          // an invalidation in one worker reaches the others, the L2 and the other nodes
+          void this.purgeCacheEverywhere(msg.kind, msg.value, 'invalidation');
+        } else if (msg.type === 'log') {
+          this.log[msg.level]({ worker: index, ...msg.fields }, msg.msg);
         } else if (msg.type === 'internal-error') {
           this.log.error({ worker: index, err: { message: msg.message, stack: msg.stack } }, 'request failed with an internal error');
         } else if (msg.type === 'listen-failed') {
@@ -614,6 +627,7 @@ export class Gateway {
       // after the configured split weights were written: a kept rollout writes its own again
       this.rollouts.update(plan);
       this.#trafficMetrics.attach(plan);
+      this.cacheCluster.prepare(plan.routes);
       const committed = this.#round(targets, { type: 'plan-commit', version }, version, 'plan-applied', PREPARE_TIMEOUT_MS);
       // A worker that was restarted during the prepare round started with the old plan: bring it up to date.
       for (const s of this.slots) {
@@ -849,6 +863,62 @@ export class Gateway {
     });
   }
 
+  /**
+   * Purges the response cache in every worker of this node (each applies it to every zone it holds) and sums what
+   * they removed; a worker that does not answer within `timeoutMs` is counted in `missing`. `origin` says who asked
+   * ("admin", "invalidation", "bus").
+   */
+  purgeCache(kind: 'key' | 'prefix' | 'tag', value: string, origin = 'admin', timeoutMs = 2000, actor?: Actor): Promise<{ removed: number; workers: number; missing: number }> {
+    if (actor !== undefined) this.#record({ ...actor, action: 'cache.purge', target: `${kind}:${value}`, result: 'ok', version: this.plan.version });
+    const id = ++this.#purgeRequests;
+    const targets = this.slots.map((s) => s.worker).filter((w): w is Worker => w !== null);
+    return new Promise((resolve) => {
+      let removed = 0;
+      const waiting = new Set(targets);
+      const done = () => {
+        clearTimeout(timer);
+        this.#planListeners.delete(listener);
+        resolve({ removed, workers: targets.length - waiting.size, missing: waiting.size });
+      };
+      const listener = (worker: Worker, m: FromWorker) => {
+        if (!waiting.has(worker)) return;
+        if (m.type === 'cache-purged' && m.id === id) removed += m.removed;
+        else if (m.type !== 'exited') return;
+        waiting.delete(worker);
+        if (waiting.size === 0) done();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#planListeners.add(listener);
+      for (const w of targets) w.postMessage({ type: 'cache-purge', id, kind, value } satisfies ToWorker);
+      if (waiting.size === 0) done();
+    });
+  }
+
+  /**
+   * A purge made on this node (admin API, invalidation): with an L2, first in Redis, then in this node's workers
+   * while the other nodes apply it, then in Redis again (PurgeBus.purge says why); without one, the workers only.
+   * `cluster` is null without an L2, else each namespace's outcome (how many nodes confirmed).
+   */
+  async purgeCacheEverywhere(kind: 'key' | 'prefix' | 'tag', value: string, origin: string, timeoutMs = 2000, actor?: Actor): Promise<{ removed: number; workers: number; missing: number; cluster: NamespacePurge[] | null }> {
+    const local = () => this.purgeCache(kind, value, origin, timeoutMs, actor);
+    if (!this.cacheCluster.active) return { ...(await local()), cluster: null };
+    const r = await this.cacheCluster.purge(kind, value, local);
+    return { ...r.local, cluster: r.namespaces };
+  }
+
+  /** The cache zones of the current plan with their metrics regions (one per zone name). */
+  #cacheZones(): ZoneRegion[] {
+    const seen = new Map<string, ZoneRegion>();
+    for (const r of this.plan.routes) {
+      for (const p of r.policies ?? []) {
+        if (p.name !== 'cache') continue;
+        const d = p.data as { zone: string; region: SharedArrayBuffer };
+        if (!seen.has(d.zone)) seen.set(d.zone, { zone: d.zone, region: d.region });
+      }
+    }
+    return [...seen.values()];
+  }
+
   /** Log rotation (SIGUSR2): every worker reopens its file access-log destinations. */
   reopenLogs(): void {
     for (const s of this.slots) this.post(s.index, { type: 'reopen-logs' });
@@ -870,6 +940,8 @@ export class Gateway {
       checkFailuresTotal: this.health.failuresTotal,
     }, out);
     this.#trafficMetrics.render(out, this.rollouts);
+    renderCacheMetrics(this.#cacheZones(), out);
+    this.cacheCluster.render(out);
     renderMirrorMetrics(this.plan, out);
     this.#processMetrics?.render(out);
     return out.text(format);
@@ -894,6 +966,7 @@ export class Gateway {
     this.clusterWatch.stop();
     void this.discovery.stop();
     void this.rateLimits.close();
+    void this.cacheCluster.close();
     const timeoutMs = this.plan?.proxy.drainTimeoutMs ?? 10000;
     const exits = this.slots.map(
       (s) =>
@@ -935,6 +1008,7 @@ export class Gateway {
         upstreamErrors: this.reader.total(s.index, 8),
       })),
       rateLimit: this.rateLimits.status(),
+      cacheL2: this.cacheCluster.active ? this.cacheCluster.status() : null,
     };
   }
 }

@@ -11,6 +11,8 @@ export type ToWorker =
   | { type: 'drain'; timeoutMs: number }
   /** log rotation (SIGUSR2): file access-log destinations reopen their path */
   | { type: 'reopen-logs' }
+  /** cache purge in every zone of the worker (src/policies/cache/purge-local.ts); answered with cache-purged */
+  | { type: 'cache-purge'; id: number; kind: 'key' | 'prefix' | 'tag'; value: string }
   | { type: 'crash' };
 
 export type FromWorker =
@@ -24,7 +26,13 @@ export type FromWorker =
   | { type: 'exited'; index: number; inFlight: number }
   /** the worker gave a consumer plan a slot in its metrics block (src/observe/metrics-layout.ts) */
   | { type: 'metrics-plan'; index: number; slot: number; name: string }
-  | { type: 'internal-error'; index: number; message: string; stack: string };
+  | { type: 'internal-error'; index: number; message: string; stack: string }
+  /** the worker's entries removed by a cache-purge */
+  | { type: 'cache-purged'; index: number; id: number; removed: number }
+  /** a log line of a worker's component (the cache L2's Redis state): the control plane writes it with its logger */
+  | { type: 'log'; index: number; level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
+  /** a worker asks for a purge in every worker of the node (an unsafe request invalidated a URI) */
+  | { type: 'cache-invalidate'; index: number; kind: 'key' | 'prefix' | 'tag'; value: string };
 
 /** The last failure of a request on one upstream node, as a worker saw it (GET /upstreams shows the newest). */
 export interface NodeError {

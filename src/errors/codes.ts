@@ -58,6 +58,7 @@ export const ERRORS = {
   NG_ERR_AGGREGATE_PART_TIMEOUT: { status: 504, title: 'A part of an aggregate did not answer in time' },
   NG_ERR_AGGREGATE_PART_INVALID_JSON: { status: 502, title: 'A part of an aggregate did not answer with JSON' },
   NG_ERR_AGGREGATE_PART_TOO_LARGE: { status: 502, title: 'A part of an aggregate answered with a body over its limit' },
+  NG_ERR_CACHE_NOT_CACHED: { status: 504, title: 'The request allows only a stored response (only-if-cached) and none is usable' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

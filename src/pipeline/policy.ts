@@ -1,6 +1,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import type { ProblemMembers } from '../errors/problem.js';
 import type { ErrorCode } from '../errors/codes.js';
+import type { BackgroundSink } from '../upstream/background.js';
 
 /**
  * The shape every policy module has (src/policies/<name>/index.ts):
@@ -23,6 +24,7 @@ import type { ErrorCode } from '../errors/codes.js';
  *   PENDING   the hook went asynchronous; it calls ctx.resume(CONTINUE | RESPOND) exactly once later
  * Response and log hooks always run for a request that reached them.
  */
+export type { BackgroundSink };
 export const CONTINUE = 0;
 export const RESPOND = 1;
 export const PENDING = 2;
@@ -96,6 +98,13 @@ export interface PolicyContext {
    * response hooks (headers, CORS) and response body filters (compression) see it through the same calls.
    */
   respond(status: number, headers: readonly string[], body?: string | Uint8Array): void;
+  /**
+   * Sends this request (as a GET, with the rewrite phase's changes and the upstream headers set so far) to the
+   * route's upstream in the background, for a request about to be answered otherwise (a cache's
+   * stale-while-revalidate refresh): one attempt through the cluster, never retried, never queued; the answer goes to
+   * `sink`. Call it before preparing the response. False when it could not be sent (a rewrite hook answered).
+   */
+  refresh(sink: BackgroundSink): boolean;
   /** continues the pipeline after a hook returned PENDING */
   resume(result: typeof CONTINUE | typeof RESPOND): void;
   /** true once the client went away: an asynchronous hook should stop and not resume */
@@ -128,8 +137,12 @@ export interface PolicyContext {
   responseHeader(name: string): string | undefined;
   /** every value of a response header (lower-case name), one per field line, in order; [] when absent */
   responseHeaderValues(name: string): string[];
+  /** the whole head: name, value, name, value… (names as received); [] when there is none */
+  responseHeaders(): readonly string[];
   /** the body's length from the head (the upstream's Content-Length, a prepared body's size); -1 when not known (chunked, until close) */
   readonly responseLength: number;
+  /** the upstream's Date header (not among the fields above: the gateway writes its own Date); undefined when none */
+  readonly responseDate: string | undefined;
 }
 
 export interface RequestTiming {
@@ -169,6 +182,15 @@ export interface PolicyHooks {
    * is null) and pays one null check per body chunk.
    */
   responseBody?(ctx: PolicyContext): ResponseBodyFilter | null;
+  /**
+   * The upstream's final answer is known, before anything of it is written: its head (ctx.status, ctx.responseHeader),
+   * or its failure (ctx.status 0 and ctx.errorCode: connect, reset, timeout, no node, circuit open…). The hook may
+   * answer in its place: it prepares a response with ctx.respond and returns true; the upstream's response is then
+   * read to its end and dropped, and the prepared one passes the response phase as usual. A cache answers a 304 to
+   * its revalidation from the store this way, and serves a stale response in place of an error (stale-if-error).
+   * Returns false to let the upstream's answer through. Runs before the route's fallback.
+   */
+  answer?(ctx: PolicyContext): boolean;
   /** after the response was sent; must not block (logs, metrics) */
   log?(ctx: PolicyContext): void;
   /** ask for per-hook timestamps on this route (ctx.timing.hooks): Server-Timing, phase logs; off costs nothing */

@@ -38,6 +38,8 @@ export interface ForwardedHeaders {
    * or -1 when they do not fit.
    */
   copyLines(out: Buffer, offset: number): number;
+  /** the upstream's Date header, which is not among the forwarded fields; undefined when absent or not kept */
+  readonly date?: string;
 }
 
 export class ResponseHead implements ForwardedHeaders {
@@ -47,6 +49,8 @@ export class ResponseHead implements ForwardedHeaders {
   /** the upstream asked to close the connection, or spoke HTTP/1.0 */
   close = false;
   error: string | null = null;
+  /** the upstream's Date (dropped from the forwarded fields: uWS writes its own), for a cache's age arithmetic */
+  date: string | undefined = undefined;
   /** the head as latin1 text, and where its bytes are (valid only while the response head is handled) */
   text = '';
   source: Buffer | null = null;
@@ -62,6 +66,7 @@ export class ResponseHead implements ForwardedHeaders {
     this.contentLength = -1;
     this.close = false;
     this.error = null;
+    this.date = undefined;
     this.keep.length = 0;
     this.#listed = false;
   }
@@ -199,6 +204,8 @@ export function parseResponseHead(text: string, head: ResponseHead, requestMetho
       if (n < 0) return fail(head, 'invalid Content-Length');
       if (head.contentLength >= 0 && head.contentLength !== n) return fail(head, 'conflicting Content-Length headers');
       head.contentLength = n;
+    } else if (lower === 'date') {
+      head.date = value;
     } else if (lower === 'transfer-encoding') {
       transferEncoding = true;
       if (value.toLowerCase() !== 'chunked' || chunked) return fail(head, 'unsupported Transfer-Encoding');

@@ -14,6 +14,7 @@ import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
 import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestBodyTransform, type RequestTiming } from '../pipeline/policy.js';
 import { openBodyChain, type BodyChain, type ChainOwner } from '../pipeline/body-chain.js';
+import { BackgroundRequest, type BackgroundSink } from '../upstream/background.js';
 import type { MirrorRoute } from '../traffic/mirror.js';
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
@@ -69,6 +70,7 @@ export interface RequestFacts {
 }
 
 const NO_SLOTS: unknown[] = [];
+const NO_HEADERS: readonly string[] = Object.freeze([]) as readonly string[];
 const NO_PARAMS: string[] = [];
 
 /** Where a response head is assembled for uWS (see onHead): the largest upstream head plus what the gateway adds. */
@@ -183,6 +185,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   queued: Buffer[] | null = null;
   /** the upstream response ended while chunks were queued */
   endQueued = false;
+  /** a policy answered in place of the upstream's response (PolicyHooks.answer): its body is read and dropped */
+  upstreamDropped = false;
   /** this response's body filters (src/pipeline/body-chain.ts); null: none, the common case */
   chain: BodyChain | null = null;
   /** the head the response phase reads (PolicyContext.responseHeader): the upstream's, valid during onHead only… */
@@ -347,6 +351,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   get bytesIn(): number {
     return this.bodyBytes;
   }
+  get responseDate(): string | undefined {
+    return this.headView?.date;
+  }
   get trafficVersion(): string | null {
     return this.version >= 0 ? this.route.split!.names[this.version] : null;
   }
@@ -441,6 +448,19 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     return undefined;
   }
 
+  refresh(sink: BackgroundSink): boolean {
+    const rewrite = this.route.rewrite;
+    if (rewrite !== null) for (let i = 0; i < rewrite.length; i++) if (rewrite[i].rewrite!(this) === RESPOND) return false;
+    const rest = this.upstreamRemove === null ? this.headRest : dropHeaderLines(this.headRest, this.upstreamRemove);
+    const line = this.headLine.startsWith('GET ') ? this.headLine : 'GET' + this.headLine.slice(this.headLine.indexOf(' '));
+    new BackgroundRequest(this.route.upstream, line, this.hostLine, this.upstreamExtra + rest, this.readTimeoutMs, this.connectTimeoutMs, sink).start();
+    return true;
+  }
+
+  responseHeaders(): readonly string[] {
+    return this.headView !== null ? this.headView.list() : (this.preparedView ?? NO_HEADERS);
+  }
+
   responseHeaderValues(name: string): string[] {
     const list = this.headView !== null ? this.headView.list() : this.preparedView;
     const out: string[] = [];
@@ -499,6 +519,22 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
       this.bytesOut = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
       this.#finish();
     });
+  }
+
+  /** PolicyHooks.answer: the first hook that prepares a response replaces the upstream's answer. */
+  #askAnswer(): boolean {
+    const hooks = this.route.answer!;
+    for (let i = 0; i < hooks.length; i++) {
+      if (hooks[i].answer!(this)) {
+        this.upstreamDropped = true;
+        this.headSent = false;
+        this.errorCode = null;
+        this.responseLength = -1;
+        this.#sendPrepared();
+        return true;
+      }
+    }
+    return false;
   }
 
   #runResponseHooks(): void {
@@ -818,6 +854,14 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     this.status = status;
     if (this.timing.start > 0) this.timing.upstreamHeaders = performance.now();
     const route = this.route;
+    if (route.answer !== null) {
+      // a policy may answer in place of this response (PolicyHooks.answer): it is then read to its end and dropped
+      this.headView = headers;
+      this.responseLength = bodyKind === BODY_LENGTH ? contentLength : bodyKind === BODY_NONE ? 0 : -1;
+      const replaced = this.#askAnswer();
+      this.headView = null;
+      if (replaced) return;
+    }
     if (route.response !== null || route.responseBody !== null) {
       this.headView = headers;
       this.responseLength = bodyKind === BODY_LENGTH ? contentLength : bodyKind === BODY_NONE ? 0 : -1;
@@ -891,7 +935,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   }
 
   onBody(chunk: Buffer): boolean {
-    if (this.aborted || this.done) return true;
+    if (this.aborted || this.done || this.upstreamDropped) return true;
     const chain = this.chain;
     // through the route's body filters, whose output comes back to #send (filteredChunk); the upstream waits while a
     // filter holds its input or the client has not drained
@@ -985,7 +1029,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   }
 
   onEnd(): void {
-    if (this.aborted || this.done) return;
+    if (this.aborted || this.done || this.upstreamDropped) return;
     if (!this.headSent) return this.#fail('NG_ERR_UPSTREAM_BAD_RESPONSE', 'the upstream ended without a response');
     if (this.chain !== null) return this.chain.complete();
     this.#endOut();
@@ -1080,7 +1124,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   onError(code: ErrorCode, detail: string): void {
     this.conn = null;
     this.attempt = null;
-    if (this.aborted || this.done) return;
+    if (this.aborted || this.done || this.upstreamDropped) return;
     this.host.counters.add(UPSTREAM_ERRORS);
     if (this.heldHead !== null) {
       // A body filter still holds the head (a transform reading the whole body): nothing has gone out, so the
@@ -1110,6 +1154,14 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   /** Writes a gateway error. Must run corked (inside res.cork or the synchronous part of the handler). */
   #fail(code: ErrorCode, detail: string | undefined, close = false, headers: readonly string[] = [], members: ProblemMembers | null = null): void {
     if (this.aborted || this.done) return;
+    if (!this.headSent && this.route.answer !== null && FALLBACK_CODES.has(code)) {
+      // the upstream failed: a policy may answer instead (a stale stored response), before the route's fallback
+      this.status = 0;
+      this.errorCode = code;
+      const replaced = this.#askAnswer();
+      if (replaced) return;
+      this.errorCode = null;
+    }
     if (!this.headSent && this.route.fallback !== null && FALLBACK_CODES.has(code) && this.#fallBack()) return;
     this.host.counters.add(GATEWAY_ERRORS);
     this.status = ERRORS[code].status;

@@ -29,6 +29,7 @@ export class Refusal implements PolicyContext {
   readonly upstreamError = null;
   readonly aborted = false;
   readonly responseLength = -1;
+  readonly responseDate = undefined;
   consumerId = null;
   consumerIndex = -1;
   consumerPlan = null;
@@ -81,6 +82,12 @@ export class Refusal implements PolicyContext {
 
   responseHeader(): string | undefined {
     return undefined;
+  }
+  refresh(): boolean {
+    return false;
+  }
+  responseHeaders(): readonly string[] {
+    return [];
   }
   responseHeaderValues(): string[] {
     return [];

@@ -96,6 +96,8 @@ export class RouteRuntime {
   readonly response: PolicyHooks[] | null;
   /** hooks that open response body filters (src/pipeline/body-chain.ts), in policy order; null: none, no chain */
   readonly responseBody: PolicyHooks[] | null;
+  /** hooks that may answer in place of the upstream's answer or failure (PolicyHooks.answer); null: none */
+  readonly answer: PolicyHooks[] | null;
   readonly log: PolicyHooks[] | null;
   /** request-body transforms in policy order (PolicyHooks.requestBody); null on routes without */
   readonly requestBody: RequestBodyTransform[] | null;
@@ -156,6 +158,7 @@ export class RouteRuntime {
     this.rewrite = pick('rewrite');
     this.response = pick('response');
     this.responseBody = pick('responseBody');
+    this.answer = pick('answer');
     this.log = pick('log');
     const bodies = hooks.flatMap((h) => (h.requestBody === undefined ? [] : [h.requestBody]));
     this.requestBody = bodies.length ? bodies : null;

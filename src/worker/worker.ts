@@ -14,6 +14,8 @@ import { WorkerMetrics } from '../observe/worker-metrics.js';
 import { ROUTE_UNMATCHED, type ObserveService } from '../observe/metrics-layout.js';
 import { flushAccessLogs, reopenAccessLogs } from '../observe/access-log-sink.js';
 import { closeSpanExporters } from '../observe/span-exporter.js';
+import { purgeHere, setPurgeBroadcaster } from '../policies/cache/purge-local.js';
+import { setL2Logger } from '../policies/cache/l2-redis.js';
 
 /**
  * A data-plane thread: its own uWS App on the shared port (SO_REUSEPORT), the current plan's runtime, and nothing
@@ -81,6 +83,15 @@ const state: HandlerState = {
     if (state.draining && state.inFlight === 0) setImmediate(exit, 0);
   },
 };
+
+// an invalidation in this worker's cache reaches the other workers through the control plane
+setPurgeBroadcaster((kind, value) => send({ type: 'cache-invalidate', index: init.index, kind, value }));
+// the cache L2's Redis transitions are logged by the control plane (a worker has no logger of its own)
+setL2Logger({
+  info: (fields, msg) => send({ type: 'log', index: init.index, level: 'info', msg, fields: fields as Record<string, unknown> }),
+  warn: (fields, msg) => send({ type: 'log', index: init.index, level: 'warn', msg, fields: fields as Record<string, unknown> }),
+  error: (fields, msg) => send({ type: 'log', index: init.index, level: 'error', msg, fields: fields as Record<string, unknown> }),
+});
 
 const unregisterSweep = clock.register((now) => {
   state.runtime.sweep(now);
@@ -199,6 +210,9 @@ port.on('message', (msg: ToWorker) => {
     }
     case 'reopen-logs':
       reopenAccessLogs();
+      break;
+    case 'cache-purge':
+      send({ type: 'cache-purged', index: init.index, id: msg.id, removed: purgeHere(msg.kind, msg.value) });
       break;
     case 'drain': {
       // Stop accepting; finish what is in flight (each response closes its connection); then exit.
