@@ -21,6 +21,7 @@ import type { PlanPolicy } from './plan.js';
 import { compileConsumers } from '../identity/compile.js';
 import { CONSUMERS_SERVICE } from '../identity/consumers.js';
 import { routeTemplate } from '../observe/semconv.js';
+import { compileWebSocket } from '../websocket/compile.js';
 
 export interface CompileResult {
   plan: Plan;
@@ -76,6 +77,7 @@ export function compileConfig(
       const rcb = r as unknown as { circuit: PlanCircuit | null; circuitState: SharedArrayBuffer | null };
       rcb.circuit = compileCircuit(rc.circuitBreaker);
       rcb.circuitState = rcb.circuit ? shared.get(`route-circuit:${rc.name}`, regionBytes(0)) : null;
+      (r as unknown as { websocket: PlanRoute['websocket'] }).websocket = compileWebSocket(rc.websocket, rc.name, rc.match.methods, where, config, shared, issues);
     }
     if (route && issues.length === before) {
       routes.push(route.route);
@@ -477,6 +479,7 @@ function compileRoute(
     priority: rc.priority,
     policies: null,
     where,
+    websocket: null,
   };
   return { route, patterns, hostKeys };
 }

@@ -5,6 +5,7 @@ import { ConsumerRegistrySchema, ConsumersSchema } from '../identity/schema.js';
 import { ObservabilitySchema } from '../observe/schema.js';
 import { DiscoveryConfigSchema } from '../discovery/schema.js';
 import { BalancerSchema, BalancingSchema } from '../upstream/balancers/schema.js';
+import { WebSocketRouteSchema } from '../websocket/schema.js';
 import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema, QueueSchema, RequestBodySchema, RetryBudgetSchema, RetrySchema } from '../upstream/resilience-schema.js';
 
 /**
@@ -226,6 +227,7 @@ const Route = Type.Object(
       description: "a circuit breaker of this route alone, besides its upstream's: it opens for this route while other routes to the upstream keep being served",
     }),
     policies: Type.Optional(Policies),
+    websocket: Type.Optional(WebSocketRouteSchema),
   },
   { additionalProperties: false },
 );

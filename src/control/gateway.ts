@@ -25,6 +25,7 @@ import type { FromWorker, NodeError, ToWorker } from './messages.js';
 import { AdminServer } from './admin.js';
 import { DemoUpstream } from '../demo/upstream.js';
 import { MetricsHub } from '../observe/metrics-hub.js';
+import { renderWebSocketMetrics } from '../websocket/metrics.js';
 import { ProcessMetrics } from '../observe/process-metrics.js';
 import { ReloadStats, renderBuildInfo, type ReloadAction } from '../observe/control-metrics.js';
 import { PromWriter, type ExpositionFormat } from '../observe/prometheus.js';
@@ -815,6 +816,7 @@ export class Gateway {
       checksTotal: this.health.checksTotal,
       checkFailuresTotal: this.health.failuresTotal,
     }, out);
+    renderWebSocketMetrics(this.plan, out);
     this.#processMetrics?.render(out);
     return out.text(format);
   }

@@ -45,6 +45,9 @@ export const ERRORS = {
   NG_ERR_AUTH_INVALID: { status: 401, title: 'The credentials were rejected' },
   NG_ERR_AUTH_UNAVAILABLE: { status: 503, title: 'The identity provider could not be reached' },
   NG_ERR_AUTHZ_FORBIDDEN: { status: 403, title: 'The consumer may not call this route' },
+  NG_ERR_WS_VERSION: { status: 426, title: 'Unsupported WebSocket version; this gateway speaks version 13' },
+  NG_ERR_WS_TOO_MANY_CONNECTIONS: { status: 429, title: 'The consumer holds as many WebSocket connections as the route allows' },
+  NG_ERR_WS_UPSTREAM_REFUSED: { status: 502, title: 'The upstream refused the WebSocket upgrade' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
