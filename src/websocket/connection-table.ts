@@ -4,7 +4,7 @@
  *
  *   slot i (BigInt64, Atomics only):
  *   +---------------------------+---------------------------+
- *   | key hash (32 bits, != 0)  | open connections (32 bits)|
+ *   | key hash (31 bits, != 0)  | open connections (32 bits)|
  *   +---------------------------+---------------------------+
  *   EMPTY = 0n: never used. A slot keeps its hash when its count falls to 0, and may then be taken over by another
  *   key once the table has no empty slot left on the probe path.
@@ -12,18 +12,18 @@
  * One compare-and-swap updates hash and count together, so a slot is never seen half-written. Two workers that see
  * a consumer's first connection at the same moment may each claim a slot for it; its limit is then counted in two
  * halves until those connections close (at worst twice the limit, for a consumer that opens connections at once on
- * several workers). Two keys with the same 32-bit hash share a count. Both are stated in docs/websocket.md.
+ * several workers). Two keys with the same 31-bit hash share a count. Both are stated in docs/websocket.md.
  */
 export const TABLE_SLOTS = 4096;
 export const TABLE_BYTES = TABLE_SLOTS * BigInt64Array.BYTES_PER_ELEMENT;
 const EMPTY = 0n;
 const COUNT_MASK = 0xffffffffn;
 
-/** FNV-1a, never 0 (0 marks an empty slot). */
-function hash32(key: string): number {
+/** FNV-1a in 31 bits (so that hash << 32 stays a positive int64), never 0 (0 marks an empty slot). */
+function hash31(key: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  return h >>> 0 || 1;
+  return h & 0x7fffffff || 1;
 }
 
 export class ConnectionTable {
@@ -36,7 +36,7 @@ export class ConnectionTable {
   /** Counts one more connection for `key` if it has fewer than `max`; returns its slot, or -1 when refused. */
   acquire(key: string, max: number): number {
     const cells = this.#cells;
-    const h = BigInt(hash32(key));
+    const h = BigInt(hash31(key));
     const start = Number(h) & (TABLE_SLOTS - 1);
     // Find the key's slot on its probe path (up to the first empty one), noting the first reusable slot.
     let reusable = -1;
@@ -75,7 +75,7 @@ export class ConnectionTable {
 
   /** open connections counted for `key` (tests and the admin view) */
   count(key: string): number {
-    const h = BigInt(hash32(key));
+    const h = BigInt(hash31(key));
     const start = Number(h) & (TABLE_SLOTS - 1);
     for (let n = 0; n < TABLE_SLOTS; n++) {
       const v = Atomics.load(this.#cells, (start + n) & (TABLE_SLOTS - 1));
