@@ -47,6 +47,8 @@ export const WebSocketRouteSchema = Type.Object(
       Type.String({
         pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$',
         maxLength: 64,
+        // a prefix, not a credential: the tokens come from clients
+        secret: false,
         description:
           'prefix of a Sec-WebSocket-Protocol entry that carries a bearer token (browsers cannot set Authorization on a WebSocket), e.g. "bearer." for "bearer.<token>": the access phase sees it as Authorization: Bearer <token>, and the entry is not sent to the upstream',
       }),

@@ -167,3 +167,27 @@ test('a route without a websocket section still forwards an upgrade request as a
   assert.equal(res.status, 200);
   assert.equal(await res.text(), 'not a websocket request');
 });
+
+test('the demo upstream echoes WebSocket messages at /ws/echo (config/examples/websocket.yaml)', async () => {
+  const { DemoUpstream } = await import('../../src/demo/upstream.js');
+  const demo = new DemoUpstream();
+  await demo.listen('127.0.0.1', 0);
+  const g = await startGateway(`
+upstreams:
+  demo: { nodes: [{ url: http://127.0.0.1:${demo.port} }] }
+routes:
+  - { name: chat, match: { prefix: /chat }, upstream: demo, stripPrefix: true, websocket: {} }
+`);
+  try {
+    const c = await open(`${g.url.replace('http:', 'ws:')}/chat/ws/echo`, ['chat']);
+    c.send('ping from the example');
+    assert.equal((await nextMessage(c)).data.toString(), 'ping from the example');
+    assert.equal(c.protocol, 'chat');
+    c.close();
+    const r = await refused(`${g.url.replace('http:', 'ws:')}/chat/elsewhere`);
+    assert.equal(r.status, 502, 'no WebSocket endpoint there: the demo answers 404, the client gets 502');
+  } finally {
+    await g.stop();
+    await demo.close();
+  }
+});
