@@ -108,8 +108,8 @@ export function tail(ctx: PolicyContext, end: number, o: LineOptions, k: TailKey
     if (v === undefined || v === null || typeof v !== 'object') continue;
     if ('limited' in v && 'remaining' in v) s += k.rateLimit + '{"limited":' + json(v.limited) + ',"limit":' + json(v.limit) + ',"remaining":' + json(v.remaining) + '}';
     else if (typeof v.cacheStatus === 'string') s += k.cache + q(v.cacheStatus);
-    else if (typeof v.closedBy === 'string' && 'messagesIn' in v) s += k.websocket + '{"messagesIn":' + json(v.messagesIn) + ',"messagesOut":' + json(v.messagesOut) + ',"closeCode":' + json(v.closeCode) + ',"closedBy":' + q(v.closedBy as string) + '}';
     else if (typeof v.traceId === 'string') s += k.traceId + q(v.traceId) + (k.spanId !== '' && typeof v.spanId === 'string' ? k.spanId + q(v.spanId) : '');
+    else if (typeof v.closedBy === 'string' && 'messagesIn' in v) s += k.websocket + '{"messagesIn":' + json(v.messagesIn) + ',"messagesOut":' + json(v.messagesOut) + ',"closeCode":' + json(v.closeCode) + ',"closedBy":' + q(v.closedBy as string) + '}';
   }
   return s;
 }
