@@ -135,6 +135,13 @@ export class WsConnection implements PolicyContext {
   #flushedBytesIn = 0;
   #flushedBytesOut = 0;
   readonly #metrics: BigInt64Array;
+  // the message being sent to the client inside uWS's cork: fields and one bound function, not a closure per message
+  #outData: Buffer | null = null;
+  #outBinary = false;
+  #sendResult = 0;
+  readonly #sendOut = (): void => {
+    this.#sendResult = this.client!.send(this.#outData!, this.#outBinary);
+  };
 
   readonly onAborted = (): void => {
     this.aborted = true;
@@ -476,11 +483,11 @@ export class WsConnection implements PolicyContext {
       (this.#early ??= []).push({ data, binary: isBinary });
       return;
     }
-    let result = 0;
-    client.cork(() => {
-      result = client.send(data, isBinary);
-    });
-    if (result === SEND_DROPPED) return this.close(TRY_AGAIN_LATER, 'the client is not keeping up');
+    this.#outData = data;
+    this.#outBinary = isBinary;
+    client.cork(this.#sendOut);
+    this.#outData = null;
+    if (this.#sendResult === SEND_DROPPED) return this.close(TRY_AGAIN_LATER, 'the client is not keeping up');
     this.summary.messagesOut++;
     this.bytesOut += data.length;
     this.lastActivity = clock.now;
@@ -511,7 +518,8 @@ export class WsConnection implements PolicyContext {
     this.state = CLOSING;
     this.upstream?.close(code, this.#closeReason);
     // uWS calls the close handler from inside end(): clientClosed below
-    this.client?.end(code, this.#closeReason);
+    const client = this.client;
+    if (client !== null) client.cork(() => client.end(code, this.#closeReason));
   }
 
   #decide(code: number, reason: Buffer): void {
@@ -554,15 +562,15 @@ export class WsConnection implements PolicyContext {
       } else if (this.#closeCode !== 0) {
         // decided already (a protocol error ws saw on the upstream leg)
         this.state = CLOSING;
-        client.end(this.#closeCode, this.#closeReason);
+        client.cork(() => client.end(this.#closeCode, this.#closeReason));
         return;
       } else {
         // 1006 from the upstream (no close frame) becomes 1014 Bad Gateway for the client, which can tell the two apart
         const out = sendable(code) ? code : code === NO_STATUS ? NO_STATUS : BAD_GATEWAY;
         this.#decide(out, out === BAD_GATEWAY ? Buffer.from('upstream connection lost') : reason);
         this.state = CLOSING;
-        if (out === NO_STATUS) client.end();
-        else client.end(out, this.#closeReason);
+        if (out === NO_STATUS) client.cork(() => client.end());
+        else client.cork(() => client.end(out, this.#closeReason));
         return; // clientClosed (called from end) finishes
       }
     }
@@ -583,7 +591,8 @@ export class WsConnection implements PolicyContext {
         this.#decide(INTERNAL_ERROR, Buffer.from('upstream heartbeat timeout'));
         this.state = CLOSING;
         this.upstream!.terminate();
-        this.client!.end(INTERNAL_ERROR, this.#closeReason);
+        const client = this.client!;
+        client.cork(() => client.end(INTERNAL_ERROR, this.#closeReason));
         return;
       }
       if (this.#clientPongDue) {
