@@ -1,11 +1,11 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { POLICIES } from '../policies/index.js';
+import { WebSocketRouteSchema } from '../websocket/schema.js';
 import { RedisSchema } from '../shared/redis-config.js';
 import { ConsumerRegistrySchema, ConsumersSchema } from '../identity/schema.js';
 import { ObservabilitySchema } from '../observe/schema.js';
 import { DiscoveryConfigSchema } from '../discovery/schema.js';
 import { BalancerSchema, BalancingSchema } from '../upstream/balancers/schema.js';
-import { WebSocketRouteSchema } from '../websocket/schema.js';
 import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema, QueueSchema, RequestBodySchema, RetryBudgetSchema, RetrySchema } from '../upstream/resilience-schema.js';
 
 /**

@@ -28,6 +28,9 @@ export const ERRORS = {
   NG_ERR_UPSTREAM_QUEUE_TIMEOUT: { status: 503, title: 'The request waited too long for a free upstream slot' },
   NG_ERR_ROUTE_OVERLOADED: { status: 503, title: 'The route is at its concurrency limit' },
   NG_ERR_REQUEST_DEADLINE: { status: 504, title: 'The request deadline passed before an upstream answered' },
+  NG_ERR_WS_VERSION: { status: 426, title: 'Unsupported WebSocket version; this gateway speaks version 13' },
+  NG_ERR_WS_TOO_MANY_CONNECTIONS: { status: 429, title: 'The consumer holds as many WebSocket connections as the route allows' },
+  NG_ERR_WS_UPSTREAM_REFUSED: { status: 502, title: 'The upstream refused the WebSocket upgrade' },
   NG_ERR_REQUEST_BODY_TIMEOUT: { status: 408, title: 'The request body arrived too slowly' },
   NG_ERR_GATEWAY_DRAINING: { status: 503, title: 'The gateway is shutting down' },
   NG_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal gateway error' },
@@ -45,9 +48,6 @@ export const ERRORS = {
   NG_ERR_AUTH_INVALID: { status: 401, title: 'The credentials were rejected' },
   NG_ERR_AUTH_UNAVAILABLE: { status: 503, title: 'The identity provider could not be reached' },
   NG_ERR_AUTHZ_FORBIDDEN: { status: 403, title: 'The consumer may not call this route' },
-  NG_ERR_WS_VERSION: { status: 426, title: 'Unsupported WebSocket version; this gateway speaks version 13' },
-  NG_ERR_WS_TOO_MANY_CONNECTIONS: { status: 429, title: 'The consumer holds as many WebSocket connections as the route allows' },
-  NG_ERR_WS_UPSTREAM_REFUSED: { status: 502, title: 'The upstream refused the WebSocket upgrade' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
