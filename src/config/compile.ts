@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isIP } from 'node:net';
 import type { Config, PredicateConfig, RouteConfig } from './schema.js';
 import { CIRCUIT_BUCKETS, ClusterState, regionBytes } from '../upstream/cluster-state.js';
+import { compileAggregate, type PlanAggregate } from '../aggregate/compile.js';
 import { balancingIssues } from '../upstream/balancers/schema.js';
 import { discoveryIssues } from '../discovery/index.js';
 import type { DiscoveryConfig } from '../discovery/schema.js';
@@ -22,6 +23,8 @@ import { compileConsumers } from '../identity/compile.js';
 import { CONSUMERS_SERVICE } from '../identity/consumers.js';
 import { routeTemplate } from '../observe/semconv.js';
 import { compileWebSocket } from '../websocket/compile.js';
+import { compileMirror, type PlanMirror } from '../traffic/mirror-compile.js';
+import { compileTraffic } from '../traffic/compile.js';
 
 export interface CompileResult {
   plan: Plan;
@@ -61,14 +64,25 @@ export function compileConfig(
     const before = issues.length;
     if (names.has(rc.name)) issues.push({ path: `${where}.name`, message: `duplicate route name "${rc.name}" (also routes[${names.get(rc.name)}])` });
     names.set(rc.name, at);
-    const upstream = upstreamIndex.get(rc.upstream);
-    if (upstream === undefined && !partial?.upstreamRefused(rc.upstream)) {
+    // An aggregate route calls its parts' upstreams; its own (for timeouts and per-route upstream metrics) is the
+    // first part's unless it names one.
+    const upstreamName = rc.upstream ?? rc.aggregate?.calls[0].upstream;
+    if (upstreamName === undefined) issues.push({ path: `${where}.upstream`, message: 'a route needs an upstream (or aggregate calls)' });
+    else if (rc.aggregate !== undefined && rc.upstream !== undefined) issues.push({ path: `${where}.upstream`, message: 'an aggregate route calls the upstreams of its calls: leave upstream out' });
+    const upstream = upstreamName === undefined ? undefined : upstreamIndex.get(upstreamName);
+    if (upstreamName !== undefined && rc.aggregate === undefined && upstream === undefined && !partial?.upstreamRefused(upstreamName)) {
       const declared = [...upstreamIndex.keys(), ...(partial?.refusedUpstreams ?? [])];
-      issues.push({ path: `${where}.upstream`, message: `unknown upstream "${rc.upstream}"`, hint: didYouMean(rc.upstream, declared) ?? `declared: ${declared.join(', ') || 'none'}` });
+      issues.push({ path: `${where}.upstream`, message: `unknown upstream "${upstreamName}"`, hint: didYouMean(upstreamName, declared) ?? `declared: ${declared.join(', ') || 'none'}` });
     }
-    const route = compileRoute(rc, i, where, upstream ?? -1, config.limits.maxBodyBytes, config.upstreams[rc.upstream], issues);
+    const route = compileRoute(rc, i, where, upstream ?? -1, config.limits.maxBodyBytes, upstreamName === undefined ? undefined : config.upstreams[upstreamName], issues);
     if (route) {
-      const r = route.route as { policies: PlanPolicy[] | null; routeState: SharedArrayBuffer | null; fallback: PlanFallback | null };
+      const r = route.route as { policies: PlanPolicy[] | null; routeState: SharedArrayBuffer | null; fallback: PlanFallback | null; aggregate: PlanAggregate | null };
+      if (rc.aggregate !== undefined) {
+        r.aggregate = compileAggregate(rc.aggregate, `${where}.aggregate`, route.route.paramNames, upstreamIndex, (n) => partial?.upstreamRefused(n) ?? false, (config.proxy.requestIdHeader ?? 'x-request-id').toLowerCase(), issues);
+        if (rc.rewrite !== undefined || rc.stripPrefix) issues.push({ path: `${where}.rewrite`, message: 'an aggregate route builds the paths of its calls: rewrite and stripPrefix do not apply' });
+        if (rc.fallback !== undefined) issues.push({ path: `${where}.fallback`, message: 'an aggregate route answers with its parts: a fallback does not apply' });
+        if (rc.mirror !== undefined) issues.push({ path: `${where}.mirror`, message: 'an aggregate route calls several upstreams: a mirror does not apply', hint: 'mirror the routes its calls go to' });
+      }
       r.policies = compilePolicies(config, rc, where, shared, issues);
       // One shared cell per limited route: its in-flight count across workers, kept across reloads by name.
       if (rc.maxConcurrent > 0) r.routeState = shared.get(`route-inflight:${rc.name}`, Int32Array.BYTES_PER_ELEMENT);
@@ -78,6 +92,20 @@ export function compileConfig(
       rcb.circuit = compileCircuit(rc.circuitBreaker);
       rcb.circuitState = rcb.circuit ? shared.get(`route-circuit:${rc.name}`, regionBytes(0)) : null;
       (r as unknown as { websocket: PlanRoute['websocket'] }).websocket = compileWebSocket(rc.websocket, rc.name, rc.match.methods, where, config, shared, issues);
+      if (rc.websocket !== undefined) {
+        // A WebSocket connection goes to the route's upstream as one long exchange: no parts, splits or shadow copies.
+        for (const k of ['aggregate', 'traffic', 'mirror'] as const) {
+          if (rc[k] !== undefined) issues.push({ path: `${where}.websocket`, message: `a WebSocket route cannot also have ${k}`, hint: `move ${k} to a route of its own` });
+        }
+      }
+      (r as unknown as { mirror: PlanMirror | null }).mirror = compileMirror(rc.mirror, `${where}.mirror`, rc.name, upstreamIndex, shared, compilePredicates, issues);
+      if (rc.traffic && rc.aggregate !== undefined) {
+        issues.push({ path: `${where}.traffic`, message: 'an aggregate route calls the upstreams of its parts: a traffic split does not apply', hint: 'split the upstream routes the parts call instead' });
+      } else if (rc.traffic) {
+        const hasAuth = rc.policies?.auth !== undefined || config.policies?.auth !== undefined;
+        const refused = (name: string) => partial?.upstreamRefused(name) ?? false;
+        (r as unknown as { traffic: PlanRoute['traffic'] }).traffic = compileTraffic(rc.traffic, rc.name, `${where}.traffic`, upstreamIndex, refused, hasAuth, shared, issues);
+      }
     }
     if (route && issues.length === before) {
       routes.push(route.route);
@@ -353,7 +381,7 @@ function compileHealthCheck(h: HealthCheckConfig | undefined, where: string, iss
   };
 }
 
-function compilePredicates(preds: Record<string, PredicateConfig> | undefined, where: string, lowerNames: boolean, issues: ConfigIssue[]): PlanPredicate[] | null {
+export function compilePredicates(preds: Record<string, PredicateConfig> | undefined, where: string, lowerNames: boolean, issues: ConfigIssue[]): PlanPredicate[] | null {
   if (!preds) return null;
   const out: PlanPredicate[] = [];
   for (const [rawName, p] of Object.entries(preds)) {
@@ -457,6 +485,7 @@ function compileRoute(
     id,
     name: rc.name,
     upstream,
+    aggregate: null,
     methods: m.methods ? [...new Set(m.methods)] : null,
     headers,
     query,
@@ -476,8 +505,10 @@ function compileRoute(
     fallback: null,
     circuit: null,
     circuitState: null,
+    traffic: null,
     priority: rc.priority,
     policies: null,
+    mirror: null,
     where,
     websocket: null,
   };

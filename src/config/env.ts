@@ -17,6 +17,10 @@ import type { ConfigIssue } from './errors.js';
  * number and as a boolean when it is `true` or `false`, so `port: ${PORT:-8080}` is an integer; everything else
  * (a quoted scalar, a reference inside other text, any other value) is a string. Never a mapping or a list.
  * `$${` is a literal `${`.
+ *
+ * References to the request (`${params.id}`, `${query.q}`, `${header.x-user}`, `${consumer.id}`, `${request.id}`,
+ * `${client.ip}`, `${route}` …) are not the config's: they stay as written, for the fields that template them per
+ * request (aggregate calls, transforms). Environment variable names have no dots, so the two never meet.
  */
 
 /** First and last character of a placeholder; the reference's index sits between them (PLACE_BASE + index). */
@@ -29,6 +33,7 @@ const PLACEHOLDER = /\uE000([\uE100-\uF8FF])\uE002*\uE001/g;
 const REFERENCE = /\$?\$\{([^}\n]*)\}/g;
 const ENV_REF = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s;
 const FILE_REF = /^file:(.+)$/s;
+const REQUEST_REF = /^(?:(?:params|query|header|cookie|consumer|request|client|route)\.[^\s{}$]+|route)$/;
 const NUMBER = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
 
 interface Reference {
@@ -86,6 +91,7 @@ function substitute(doc: Document, refs: readonly Reference[], env: NodeJS.Proce
     const file = FILE_REF.exec(ref.body);
     const variable = file ? null : ENV_REF.exec(ref.body);
     if (file) value = readSecretFile(file[1].trim(), baseDir, path, issues);
+    else if (REQUEST_REF.test(ref.body)) value = '${' + ref.body + '}';
     else if (variable) {
       const [, name, fallback] = variable;
       const set = env[name];

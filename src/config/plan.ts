@@ -145,7 +145,10 @@ export type RewritePart = string | { readonly param: number } | { readonly rest:
 export interface PlanRoute {
   readonly id: number;
   readonly name: string;
+  /** the upstream it forwards to (an aggregate route: its first call's) */
   readonly upstream: number;
+  /** an aggregate route's calls (src/aggregate/), or null for a proxying route */
+  readonly aggregate: import('../aggregate/compile.js').PlanAggregate | null;
   /** upper-case methods, or null for any */
   readonly methods: readonly string[] | null;
   readonly headers: readonly PlanPredicate[] | null;
@@ -172,8 +175,12 @@ export interface PlanRoute {
   readonly circuit: PlanCircuit | null;
   readonly circuitState: SharedArrayBuffer | null;
   readonly priority: number;
+  /** the weighted split between versions (src/traffic/compile.ts), or null: every request goes to `upstream` */
+  readonly traffic: import('../traffic/compile.js').PlanTraffic | null;
   /** policies in execution order (global ones merged in), or null */
   readonly policies: readonly PlanPolicy[] | null;
+  /** copies of a sampled share of the requests to a shadow upstream (src/traffic/mirror.ts), or null */
+  readonly mirror: import('../traffic/mirror-compile.js').PlanMirror | null;
   /** where it was declared, e.g. routes[3] */
   readonly where: string;
   /** WebSocket upgrades and their relay (src/websocket/), or null: an upgrade is forwarded as a plain GET */

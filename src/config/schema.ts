@@ -6,6 +6,9 @@ import { ConsumerRegistrySchema, ConsumersSchema } from '../identity/schema.js';
 import { ObservabilitySchema } from '../observe/schema.js';
 import { DiscoveryConfigSchema } from '../discovery/schema.js';
 import { BalancerSchema, BalancingSchema } from '../upstream/balancers/schema.js';
+import { TrafficSchema } from '../traffic/schema.js';
+import { AggregateSchema } from '../aggregate/schema.js';
+import { MirrorSchema } from '../traffic/mirror-schema.js';
 import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema, QueueSchema, RequestBodySchema, RetryBudgetSchema, RetrySchema } from '../upstream/resilience-schema.js';
 
 /**
@@ -192,7 +195,8 @@ const Route = Type.Object(
   {
     name: Type.String({ ...Name, description: 'the route name, in logs, metrics and the admin API (disable a route by it): letters, digits, dot, dash, underscore' }),
     match: Match,
-    upstream: Type.String({ minLength: 1, description: 'name of the upstream (a key of upstreams) the route forwards to' }),
+    upstream: Type.Optional(Type.String({ minLength: 1, description: 'name of the upstream (a key of upstreams) the route forwards to; required unless the route has aggregate' })),
+    aggregate: Type.Optional(AggregateSchema),
     priority: Type.Integer({ default: 0, description: 'breaks ties between otherwise equal routes (higher wins)' }),
     stripPrefix: Type.Boolean({ default: false, description: 'remove the matched prefix (or wildcard base) before forwarding' }),
     rewrite: Type.Optional(Type.String({ pattern: '^/', description: 'new upstream path; :params of the match are substituted' })),
@@ -226,8 +230,10 @@ const Route = Type.Object(
       ...CircuitBreakerSchema,
       description: "a circuit breaker of this route alone, besides its upstream's: it opens for this route while other routes to the upstream keep being served",
     }),
+    traffic: Type.Optional(TrafficSchema),
     policies: Type.Optional(Policies),
     websocket: Type.Optional(WebSocketRouteSchema),
+    mirror: Type.Optional(MirrorSchema),
   },
   { additionalProperties: false },
 );

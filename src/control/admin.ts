@@ -1,4 +1,5 @@
-import type { Plan } from '../config/plan.js';
+import type { Plan, PlanRoute } from '../config/plan.js';
+import { parseWeights, trafficView } from '../traffic/admin-view.js';
 import {
   CIRCUIT,
   CIRCUIT_NAMES,
@@ -32,9 +33,11 @@ import { ConfigError } from '../config/errors.js';
 import { ConfigSchema } from '../config/schema.js';
 import { redactConfig } from '../config/secrets.js';
 import { tokenFingerprint } from './audit.js';
+import { SplitState } from '../traffic/split-state.js';
 import * as probes from './probes.js';
 import type { NodeError } from './messages.js';
 import { closeServer, listenOn } from '../shared/http-server.js';
+import { mirrorView } from '../traffic/mirror-metrics.js';
 
 /**
  * The admin API, on its own port and served by the control plane (never by a worker), so operations traffic cannot
@@ -53,6 +56,7 @@ export const ADMIN_ERRORS = {
   NG_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'The body must be YAML or JSON' },
   NG_ERR_ADMIN_CONFIG_INVALID: { status: 422, title: 'The config was refused; the previous one keeps serving' },
   NG_ERR_ADMIN_UNKNOWN_ROUTE: { status: 404, title: 'No route has this name' },
+  NG_ERR_ADMIN_NO_TRAFFIC: { status: 404, title: 'The route has no traffic split' },
   NG_ERR_ADMIN_UNKNOWN_UPSTREAM: { status: 404, title: 'No upstream has this name' },
   NG_ERR_ADMIN_UNKNOWN_NODE: { status: 404, title: 'The upstream has no node with this index' },
   NG_ERR_ADMIN_UNKNOWN_VERSION: { status: 404, title: 'This config version is not kept' },
@@ -185,6 +189,22 @@ export class AdminServer {
       if (!route) return problem(res, 'NG_ERR_ADMIN_UNKNOWN_ROUTE', `no route named "${name}"`);
       json(res, 200, route);
     });
+    on('GET', '/routes/:name/traffic', (_q, res, [name]) => {
+      const route = this.#trafficRoute(name);
+      json(res, 200, trafficView(g.plan, route));
+    });
+    on('PUT', '/routes/:name/traffic', async (req, res, [name]) => {
+      const route = this.#trafficRoute(name);
+      let weights: number[];
+      try {
+        weights = parseWeights(parseJson(await readBody(req)), route.traffic!.versions.map((v) => v.name));
+      } catch (err) {
+        if (err instanceof BadRequest) throw err;
+        throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', (err as Error).message);
+      }
+      g.setTrafficWeights(name, weights, this.#actorOf(req));
+      json(res, 200, trafficView(g.plan, route));
+    });
     for (const [verb, disabled] of [['disable', true], ['enable', false]] as const) {
       on('POST', `/routes/:name/${verb}`, (req, res, [name]) => {
         g.setRouteDisabled(name, disabled, this.#actorOf(req));
@@ -212,6 +232,14 @@ export class AdminServer {
       const ok = g.crashWorker(Number(url.searchParams.get('index') ?? 0));
       json(res, ok ? 202 : 404, { crashed: ok });
     });
+  }
+
+  /** The current plan's route of this name, which must have a traffic split. */
+  #trafficRoute(name: string): PlanRoute {
+    const route = this.#gateway.plan.routes.find((r) => r.name === name);
+    if (!route) throw new BadRequest('NG_ERR_ADMIN_UNKNOWN_ROUTE', `no route named "${name}"`);
+    if (route.traffic === null) throw new BadRequest('NG_ERR_ADMIN_NO_TRAFFIC', `route "${name}" has no traffic split (routes[].traffic)`);
+    return route;
   }
 
   /** The actor of a request that passed #route's token check. */
@@ -300,7 +328,7 @@ export class AdminServer {
   #routes() {
     const g = this.#gateway;
     const byName = new Map(g.config.routes.map((r) => [r.name, r]));
-    return g.plan.routes.map((r) => {
+    return g.plan.routes.map((r, i) => {
       const rc = byName.get(r.name);
       return {
         name: r.name,
@@ -311,6 +339,9 @@ export class AdminServer {
         priority: r.priority,
         policies: (r.policies ?? []).map((p) => p.name),
         disabled: g.routeDisabled(r.name),
+        mirror: mirrorView(g.plan, i),
+        // the split's versions and the weights the workers use now (details: GET /routes/:name/traffic)
+        traffic: r.traffic === null ? null : r.traffic.versions.map((v, i) => ({ name: v.name, weight: new SplitState(r.traffic!.region, r.traffic!.versions.length).weight(i) / 10 })),
       };
     });
   }

@@ -29,6 +29,8 @@ export interface AuditEntry {
   version?: number;
   fromVersion?: number;
   error?: string;
+  /** route.traffic: the weights set, in percent by version */
+  weights?: Record<string, number>;
 }
 
 export function tokenFingerprint(token: string): string {

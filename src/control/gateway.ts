@@ -7,11 +7,14 @@ import type { Logger } from 'pino';
 import { loadSources, locateIssues, type LoadedConfig } from '../config/load.js';
 import { baseDirOf, readConfigSources, sourcesLabel, type ConfigSource } from '../config/sources.js';
 import { compileConfig } from '../config/compile.js';
+import { applyConfiguredWeights } from '../traffic/compile.js';
+import { SplitState } from '../traffic/split-state.js';
 import { ConfigError, type ConfigIssue } from '../config/errors.js';
 import { HealthChecker } from './health-checker.js';
 import { DiscoveryManager } from './discovery-manager.js';
 import { ClusterWatch } from './cluster-watch.js';
 import { renderClusterMetrics } from '../observe/cluster-metrics.js';
+import { renderMirrorMetrics } from '../traffic/mirror-metrics.js';
 import { AdminFlags, nodeBases, type AdminSwitches } from '../shared/admin-flags.js';
 import { AuditLog, type AuditEntry } from './audit.js';
 import { ConfigWatcher } from './config-watch.js';
@@ -595,6 +598,8 @@ export class Gateway {
       this.config = config;
       this.plan = plan;
       this.#switches = switches;
+      // Configured split weights that changed are written now, when the plan serves (not when it compiled).
+      for (const r of plan.routes) if (r.traffic !== null) applyConfiguredWeights(r.traffic);
       this.health.update(plan);
       this.clusterWatch.update(plan);
       this.discovery.update(plan);
@@ -712,6 +717,24 @@ export class Gateway {
     this.log.info({ route: name, disabled, who: actor.who }, disabled ? 'route disabled' : 'route enabled');
   }
 
+  /**
+   * Sets the split weights of a route (per-mille, one per version, adding to 1000) in its shared region, at once for
+   * every worker. They hold until a config changes the route's configured weights or a rollout moves them.
+   */
+  setTrafficWeights(name: string, perMille: readonly number[], actor: Actor): void {
+    const action = 'route.traffic';
+    const route = this.plan.routes.find((r) => r.name === name);
+    if (!route) {
+      this.#record({ ...actor, action, target: name, result: 'refused', error: 'unknown route' });
+      throw new UnknownTargetError('route', `no route named "${name}"`);
+    }
+    const t = route.traffic!;
+    new SplitState(t.region, t.versions.length).setWeights(perMille);
+    const weights = Object.fromEntries(t.versions.map((v, i) => [v.name, perMille[i] / 10]));
+    this.#record({ ...actor, action, target: name, result: 'ok', version: this.plan.version, weights });
+    this.log.info({ route: name, weights, who: actor.who }, 'traffic weights set');
+  }
+
   /** Drains (no new requests; in-flight ones finish) or undrains a node of an upstream, by its index in the config. */
   setNodeDrained(upstream: string, index: number, drained: boolean, actor: Actor): void {
     const action = drained ? 'node.drain' : 'node.undrain';
@@ -817,6 +840,7 @@ export class Gateway {
       checkFailuresTotal: this.health.failuresTotal,
     }, out);
     renderWebSocketMetrics(this.plan, out);
+    renderMirrorMetrics(this.plan, out);
     this.#processMetrics?.render(out);
     return out.text(format);
   }

@@ -34,6 +34,7 @@ export const ERRORS = {
   NG_ERR_REQUEST_BODY_TIMEOUT: { status: 408, title: 'The request body arrived too slowly' },
   NG_ERR_GATEWAY_DRAINING: { status: 503, title: 'The gateway is shutting down' },
   NG_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal gateway error' },
+  NG_ERR_GATEWAY_BODY_FILTER: { status: 500, title: 'A response body filter failed mid-response' },
   NG_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests; retry after the time given in Retry-After' },
   NG_ERR_RATE_QUOTA_EXCEEDED: { status: 429, title: 'The quota for this period is used up' },
   NG_ERR_RATE_UNAVAILABLE: { status: 503, title: 'The cluster rate-limit store is unreachable' },
@@ -48,6 +49,11 @@ export const ERRORS = {
   NG_ERR_AUTH_INVALID: { status: 401, title: 'The credentials were rejected' },
   NG_ERR_AUTH_UNAVAILABLE: { status: 503, title: 'The identity provider could not be reached' },
   NG_ERR_AUTHZ_FORBIDDEN: { status: 403, title: 'The consumer may not call this route' },
+  NG_ERR_AGGREGATE_FAILED: { status: 502, title: 'The parts of an aggregate answer could not be fetched' },
+  NG_ERR_AGGREGATE_PART_STATUS: { status: 502, title: 'A part of an aggregate answered with an error status' },
+  NG_ERR_AGGREGATE_PART_TIMEOUT: { status: 504, title: 'A part of an aggregate did not answer in time' },
+  NG_ERR_AGGREGATE_PART_INVALID_JSON: { status: 502, title: 'A part of an aggregate did not answer with JSON' },
+  NG_ERR_AGGREGATE_PART_TOO_LARGE: { status: 502, title: 'A part of an aggregate answered with a body over its limit' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

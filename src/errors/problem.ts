@@ -45,7 +45,7 @@ export function problemStatusLine(code: ErrorCode): string {
 }
 
 /** Extension members of a problem body (RFC 9457 section 3.2), written by gateway code only. */
-export type ProblemMembers = Readonly<Record<string, string | number>>;
+export type ProblemMembers = Readonly<Record<string, string | number | readonly object[]>>;
 
 /** The members every problem body has; an extension member of the same name is dropped, never written twice. */
 const STANDARD_MEMBERS = new Set(['type', 'title', 'status', 'code', 'detail', 'requestId', 'instance']);

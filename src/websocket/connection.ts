@@ -76,6 +76,10 @@ export class WsConnection implements PolicyContext {
   readonly hostHeader: string;
   readonly clientIp: string;
   readonly method = 'GET';
+  /** a WebSocket route takes no traffic split (refused at compile time) */
+  readonly trafficVersion = null;
+  /** the 101 has no upstream head for the response phase to read */
+  readonly responseLength = -1;
   readonly timing: RequestTiming;
   readonly slots: unknown[];
   readonly summary = new WsSummary();
@@ -220,6 +224,12 @@ export class WsConnection implements PolicyContext {
   }
   addResponseHeader(name: string, value: string): void {
     (this.#extraDown ??= []).push(name, value);
+  }
+  responseHeader(_name: string): string | undefined {
+    return undefined;
+  }
+  responseHeaderValues(_name: string): string[] {
+    return [];
   }
   removeResponseHeader(_name: string): void {
     // the 101 carries no upstream headers to remove

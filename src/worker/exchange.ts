@@ -3,6 +3,7 @@ import { ERRORS, type ErrorCode } from '../errors/codes.js';
 import { upstreamDetail, writeProblem, type ProblemMembers } from '../errors/problem.js';
 import type { UpstreamConnection } from '../upstream/exchange.js';
 import { Attempt, type AttemptOwner } from '../upstream/attempt.js';
+import { AggregateRun, type AggregateHost } from '../aggregate/runner.js';
 import { clock } from '../shared/clock.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../upstream/h1-parse.js';
 import type { RouteRuntime, UpstreamRuntime } from './runtime.js';
@@ -12,6 +13,8 @@ import { requestLineWithoutQueryParam } from '../shared/query.js';
 import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
 import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestTiming } from '../pipeline/policy.js';
+import { openBodyChain, type BodyChain, type ChainOwner } from '../pipeline/body-chain.js';
+import type { MirrorRoute } from '../traffic/mirror.js';
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
 const PENDING_BODY_LIMIT = 256 * 1024;
@@ -66,6 +69,7 @@ export interface RequestFacts {
 }
 
 const NO_SLOTS: unknown[] = [];
+const NO_PARAMS: string[] = [];
 
 /** Where a response head is assembled for uWS (see onHead): the largest upstream head plus what the gateway adds. */
 const HEAD_OUT = Buffer.allocUnsafe(64 * 1024 + 4096);
@@ -94,7 +98,7 @@ function asBytes(value: string): string | Buffer {
  * backpressure both ways, and turns every failure into one problem+json answer (or, once the response has
  * started, a closed connection). Every field is declared here so all exchanges share one hidden class.
  */
-export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
+export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, ChainOwner, AggregateHost {
   readonly res: HttpResponse;
   readonly host: ExchangeHost;
   readonly route: RouteRuntime;
@@ -142,6 +146,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   replayBody: Buffer[] | null = null;
   /** the fallback upstream was tried already */
   fellBack = false;
+  /** the route's mirror, when this request matched it, until the first dispatch offers it a copy (then null) */
+  mirror: MirrorRoute | null = null;
+  /** the traffic-split version this request went to (index into route.split.names), or -1 (no split, not started) */
+  version = -1;
   /** clock.now when the body started to arrive, for the minimum rate */
   bodyStartedAt = 0;
 
@@ -173,6 +181,13 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   queued: Buffer[] | null = null;
   /** the upstream response ended while chunks were queued */
   endQueued = false;
+  /** this response's body filters (src/pipeline/body-chain.ts); null: none, the common case */
+  chain: BodyChain | null = null;
+  /** the head the response phase reads (PolicyContext.responseHeader): the upstream's, valid during onHead only… */
+  headView: ForwardedHeaders | null = null;
+  /** …or a prepared response's flat header list */
+  preparedView: readonly string[] | null = null;
+  responseLength = -1;
 
   // policy context (see PolicyContext); plain defaults on routes without policies
   readonly facts: RequestFacts | null;
@@ -189,13 +204,17 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   /** the next access/rewrite hook to run (for resume after PENDING) */
   phaseIndex = 0;
   /** a response prepared by a hook (RESPOND) */
-  prepared: { status: number; headers: readonly string[]; body: string | undefined; code: ErrorCode | null; detail: string | undefined; members: ProblemMembers | null } | null = null;
+  prepared: { status: number; headers: readonly string[]; body: string | Uint8Array | undefined; code: ErrorCode | null; detail: string | undefined; members: ProblemMembers | null } | null = null;
   readonly timing: RequestTiming;
   // observability, always on (metrics): handler entry and dispatch to the upstream pool (performance.now())
   startedAt = 0;
   sentAt = 0;
   /** dispatch of the latest attempt: the answering node's latency starts here (a retry's, not the first try's) */
   attemptSentAt = 0;
+
+  /** an aggregate route's request: the values of the match's params, and the calls in flight (src/aggregate/) */
+  params: string[] | null = null;
+  aggregateRun: AggregateRun | null = null;
 
   readonly onAborted = (): void => this.#onAborted();
   /** uWS calls this when the client socket drains; the writes in it are corked like every other write. */
@@ -316,6 +335,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   get bytesIn(): number {
     return this.bodyBytes;
   }
+  get trafficVersion(): string | null {
+    return this.version >= 0 ? this.route.split!.names[this.version] : null;
+  }
   get upstreamNode(): string | null {
     return this.nodeIndex >= 0 ? this.upstream.authorities[this.nodeIndex] : null;
   }
@@ -357,8 +379,48 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.prepared = { status: ERRORS[code].status, headers, body: undefined, code, detail, members: members ?? null };
   }
 
-  respond(status: number, headers: readonly string[], body?: string): void {
+  respond(status: number, headers: readonly string[], body?: string | Uint8Array): void {
     this.prepared = { status, headers, body, code: null, detail: undefined, members: null };
+  }
+
+  // ---------------------------------------------------------------------------- aggregate routes (AggregateHost)
+
+  #aggregate(): void {
+    if (this.aggregateRun !== null) return;
+    this.aggregateRun = new AggregateRun(this.route.aggregate!, this, this.params ?? NO_PARAMS);
+    this.aggregateRun.start();
+  }
+
+  respondNow(status: number, headers: readonly string[], body: string): void {
+    this.respond(status, headers, body);
+    this.#sendPrepared();
+  }
+
+  failNow(code: ErrorCode, detail: string, members: ProblemMembers): void {
+    if (this.aborted || this.done) return;
+    corked(this.res, () => this.#fail(code, detail, false, [], members));
+  }
+
+  noteUpstreamError(detail: string): void {
+    this.upstreamError = detail;
+  }
+
+  hashKeyFor(upstream: UpstreamRuntime): number {
+    return upstream.hashKey === null ? 0 : upstream.hashKey(this);
+  }
+
+  responseHeader(name: string): string | undefined {
+    const list = this.headView !== null ? this.headView.list() : this.preparedView;
+    if (list === null) return undefined;
+    for (let i = 0; i < list.length; i += 2) if (sameName(list[i], name)) return list[i + 1];
+    return undefined;
+  }
+
+  responseHeaderValues(name: string): string[] {
+    const list = this.headView !== null ? this.headView.list() : this.preparedView;
+    const out: string[] = [];
+    if (list !== null) for (let i = 0; i < list.length; i += 2) if (sameName(list[i], name)) out.push(list[i + 1]);
+    return out;
   }
 
   #sendPrepared(): void {
@@ -370,15 +432,37 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     }
     corked(this.res, () => {
       this.status = p.status;
-      this.#runResponseHooks();
+      const body = p.body;
+      const route = this.route;
+      if (route.response !== null || route.responseBody !== null) {
+        // the response phase reads the prepared head as it would read an upstream's
+        this.preparedView = p.headers;
+        this.responseLength = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+        this.#runResponseHooks();
+        // body filters for a body the client can take whole (a client still sending is answered with a close)
+        if (route.responseBody !== null && this.responseLength > 0 && !this.isHeadRequest && this.clientBodyDone) this.chain = openBodyChain(route.responseBody, this, this);
+        this.preparedView = null;
+      }
       const res = this.res;
       res.writeStatus(STATUS_LINES[p.status] ?? `${p.status} Unknown`);
-      for (let i = 0; i < p.headers.length; i += 2) res.writeHeader(p.headers[i], p.headers[i + 1]);
+      const remove = this.responseRemove;
+      for (let i = 0; i < p.headers.length; i += 2) if (remove === null || !remove.includes(p.headers[i].toLowerCase())) res.writeHeader(p.headers[i], p.headers[i + 1]);
       this.#writeExtraHeaders();
       res.writeHeader('x-request-id', this.requestId);
-      if (p.body === undefined) endWithoutLength(res, this.host.closing || !this.clientBodyDone);
-      else res.end(p.body, this.host.closing || !this.clientBodyDone);
-      this.bytesOut = p.body === undefined ? 0 : Buffer.byteLength(p.body);
+      const chain = this.chain;
+      if (chain !== null) {
+        // through the filters like an upstream body that came in one piece
+        this.headSent = true;
+        this.responseKind = chain.changesLength ? BODY_CHUNKED : BODY_LENGTH;
+        this.responseTotal = this.responseLength;
+        const bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body!.buffer, body!.byteOffset, body!.byteLength);
+        chain.write(bytes);
+        chain.complete();
+        return;
+      }
+      if (body === undefined) endWithoutLength(res, this.host.closing || !this.clientBodyDone);
+      else res.end(body, this.host.closing || !this.clientBodyDone);
+      this.bytesOut = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
       this.#finish();
     });
   }
@@ -406,6 +490,14 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       return;
     }
     if (this.aborted || this.done) return;
+    if (this.route.aggregate !== null) return this.#aggregate();
+    // The split is decided once, at the first dispatch: after the access phase, so targeting and stickiness see
+    // the consumer; retries, the queue and the fallback keep the version's choice.
+    const split = this.route.split;
+    if (split !== null && this.version < 0) {
+      this.version = split.pick(this);
+      this.upstream = split.upstreams[this.version] as UpstreamRuntime;
+    }
     const upstream = this.upstream;
     const cluster = upstream.cluster;
     if (!this.admitted) {
@@ -464,7 +556,14 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       this.sentAt = attempt.sentAt;
       if (this.timing.start > 0) this.timing.upstreamStart = this.sentAt;
     }
+    // the body as held before dispatch: a connection ready at once takes (and clears) pendingBody
+    const body = this.pendingBody;
     upstream.pools[i].dispatch(attempt);
+    if (this.mirror !== null) {
+      const m = this.mirror;
+      this.mirror = null;
+      m.offer(this, body);
+    }
   }
 
   #failCorked(code: ErrorCode, detail: string, headers: readonly string[] = []): void {
@@ -651,7 +750,18 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.headSent = true;
     this.status = status;
     if (this.timing.start > 0) this.timing.upstreamHeaders = performance.now();
-    if (this.route.response !== null) this.#runResponseHooks();
+    const route = this.route;
+    if (route.response !== null || route.responseBody !== null) {
+      this.headView = headers;
+      this.responseLength = bodyKind === BODY_LENGTH ? contentLength : bodyKind === BODY_NONE ? 0 : -1;
+      this.#runResponseHooks();
+      if (route.responseBody !== null && bodyKind !== BODY_NONE) {
+        const chain = (this.chain = openBodyChain(route.responseBody, this, this));
+        // uWS frames a body it is given with write() (no total) as chunked: no Content-Length for changed bytes
+        if (chain !== null && chain.changesLength) bodyKind = BODY_CHUNKED;
+      }
+      this.headView = null;
+    }
     const remove = this.responseRemove;
     let written = false;
     if (remove === null) {
@@ -706,6 +816,15 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
 
   onBody(chunk: Buffer): boolean {
     if (this.aborted || this.done) return true;
+    const chain = this.chain;
+    // through the route's body filters, whose output comes back to #send (filteredChunk); the upstream waits while a
+    // filter holds its input or the client has not drained
+    if (chain !== null) return chain.write(chunk) && this.queued === null;
+    return this.#send(chunk);
+  }
+
+  /** Writes body bytes to the client (corked), with backpressure; false: the upstream should wait. */
+  #send(chunk: Buffer): boolean {
     this.bytesOut += chunk.length;
     if (this.queued !== null) {
       // Waiting for the client to drain: later chunks of the same read queue up behind, in order (the chunk's
@@ -782,16 +901,22 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.queued = null;
     if (this.endQueued) {
       this.endQueued = false;
-      this.onEnd();
+      this.#endOut();
       return true;
     }
-    this.conn?.resume();
+    if (this.chain === null || this.chain.ready) this.conn?.resume();
     return true;
   }
 
   onEnd(): void {
     if (this.aborted || this.done) return;
     if (!this.headSent) return this.#fail('NG_ERR_UPSTREAM_BAD_RESPONSE', 'the upstream ended without a response');
+    if (this.chain !== null) return this.chain.complete();
+    this.#endOut();
+  }
+
+  /** The body's last bytes were handed to #send: end the response once they are out. */
+  #endOut(): void {
     if (this.queued !== null) {
       // The upstream finished while chunks still wait for the client: end after them (#writable).
       this.endQueued = true;
@@ -803,6 +928,33 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       this.#finish();
     }
     // BODY_LENGTH finishes in onBody/#writable when tryEnd reports done.
+  }
+
+  // ---------------------------------------------------------------------------- body filters (ChainOwner)
+
+  filteredChunk(chunk: Buffer): boolean {
+    if (this.aborted || this.done) return true;
+    return this.#send(chunk);
+  }
+
+  filteredEnd(): void {
+    if (this.aborted || this.done) return;
+    this.#endOut();
+  }
+
+  filterReady(): void {
+    if (this.queued === null && !this.aborted && !this.done) this.conn?.resume();
+  }
+
+  /** A filter gave up mid-body: like an upstream reset after the head, the client connection is cut. */
+  filterFailed(_reason: string): void {
+    if (this.aborted || this.done) return;
+    this.errorCode = 'NG_ERR_GATEWAY_BODY_FILTER';
+    this.host.counters.add(GATEWAY_ERRORS);
+    this.#abandonUpstream();
+    this.done = true;
+    this.res.close();
+    this.#end();
   }
 
   /** The final failure of the request's upstream side (its attempt decided against a retry). */
@@ -870,6 +1022,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
   #finish(): void {
     if (this.done) return;
     this.done = true;
+    // a body framed by Content-Length is over at its last byte, maybe before the upstream's end: an observing
+    // filter still gets its onEnd (its output is ignored from here on)
+    if (this.chain !== null) this.chain.complete();
     this.#end();
   }
 
@@ -892,13 +1047,24 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
       Atomics.sub(this.route.concurrency!, 0, 1);
     }
     if (this.bodyStartedAt > 0) receiving.delete(this);
+    // the filters free what they hold (a zlib stream) however the response ended
+    if (this.chain !== null) this.chain.close();
     if (this.timing.start > 0) this.timing.end = performance.now();
+    if (this.version >= 0) this.#recordVersion();
     // Counted at once (a scrape right after the response sees it); the log hooks wait until the cork that writes
     // this response has flushed it to the client.
     this.host.finished(this);
     if (this.route.log === null) return;
     if (corkDepth > 0 || loggingEnded) ended.push(this);
     else this.runLogHooks();
+  }
+
+  /** The split's per-version stats: a 5xx, a gateway failure or a fallback's answer counts as the version's error. */
+  #recordVersion(): void {
+    const code = this.errorCode;
+    const error = this.status >= 500 || (code !== null && ERRORS[code].status >= 500) || this.fellBack;
+    const end = this.timing.end > 0 ? this.timing.end : performance.now();
+    this.route.split!.record(this.version, this.status, error, (end - this.startedAt) * 1000);
   }
 
   /** The log phase of an ended exchange. */
@@ -922,6 +1088,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest {
     this.done = true;
     this.status = 499; // client closed the request (nginx's convention), for logs and counters
     this.#abandonUpstream();
+    this.aggregateRun?.cancel();
     this.#end();
   }
 }
@@ -960,6 +1127,11 @@ function corked(res: HttpResponse, fn: () => void): void {
 function endWithoutLength(res: HttpResponse, close: boolean): void {
   if (close) res.writeHeader('connection', 'close');
   res.endWithoutBody();
+}
+
+/** `name` (as sent, any case) equals `lower` (lower case); toLowerCase only for a candidate of the same length. */
+function sameName(name: string, lower: string): boolean {
+  return name.length === lower.length && (name === lower || name.toLowerCase() === lower);
 }
 
 /** Removes header lines by lower-case name from a forwarded header block (only for routes that strip headers). */

@@ -332,6 +332,9 @@ export function createHandler(state: HandlerState, workerIndex: number): (res: H
     }
     const ex = new Exchange(res, state, route, requestId, line, hostLine, head, method, bodyKind, facts, timing, s.contentLength);
     ex.startedAt = t0;
+    if (route.aggregate !== null) ex.params = matchParams(route, path);
+    // the mirror's match reads the headers now, while they are at hand; the copy is offered at the first dispatch
+    if (route.mirror !== null) ex.mirror = route.mirror.admit(s);
     res.onAborted(ex.onAborted);
     if (bodyKind !== BODY_NONE) res.onData((chunk, isLast) => ex.onClientData(chunk, isLast));
     state.started();
@@ -354,6 +357,23 @@ export function firstUntrusted(xff: string, peer: string, rt: Runtime): string {
     if (!rt.trusted.has(hop)) return hop;
   }
   return hops[0]?.trim() || peer;
+}
+
+/** The decoded values of the match's params (an aggregate route's templates use them; the scratch dies with the handler). */
+function matchParams(route: RouteRuntime, path: string): string[] {
+  const scratch = route.scratch;
+  const out: string[] = [];
+  for (let i = 0; i < route.plan.paramNames.length; i++) {
+    const raw = path.slice(scratch.paramStart[i], scratch.paramEnd[i]);
+    let v = raw;
+    try {
+      v = decodeURIComponent(raw);
+    } catch {
+      // a malformed escape stays as sent; it is encoded again when the call's path is built
+    }
+    out.push(v);
+  }
+  return out;
 }
 
 /** The path sent upstream: rewritten, stripped, or as received (percent-encoding untouched). */

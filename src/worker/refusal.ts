@@ -25,8 +25,10 @@ export class Refusal implements PolicyContext {
   readonly bytesIn = 0;
   readonly bytesOut = 0;
   readonly upstreamNode = null;
+  readonly trafficVersion = null;
   readonly upstreamError = null;
   readonly aborted = false;
+  readonly responseLength = -1;
   consumerId = null;
   consumerIndex = -1;
   consumerPlan = null;
@@ -71,6 +73,12 @@ export class Refusal implements PolicyContext {
     return null;
   }
 
+  responseHeader(): string | undefined {
+    return undefined;
+  }
+  responseHeaderValues(): string[] {
+    return [];
+  }
   setUpstreamHeader(): void {}
   removeUpstreamHeader(): void {}
   removeUpstreamQueryParam(): void {}

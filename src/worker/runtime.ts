@@ -13,6 +13,10 @@ import { flagCells, nodeBases, nodeCellBase, routeCell } from '../shared/admin-f
 import { routeMetricsSlots } from '../observe/metrics-layout.js';
 import type { NodeError } from '../control/messages.js';
 import { NO_ROUTE } from './refusal.js';
+import { TrafficSplit } from '../traffic/split.js';
+import { consumerLookup } from '../identity/consumers.js';
+import { aggregateRuntime, type AggregateRuntime } from '../aggregate/runner.js';
+import { MirrorRoute, MirrorSet } from '../traffic/mirror.js';
 
 /** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
 export interface NodePool {
@@ -90,6 +94,8 @@ export class RouteRuntime {
   readonly access: PolicyHooks[] | null;
   readonly rewrite: PolicyHooks[] | null;
   readonly response: PolicyHooks[] | null;
+  /** hooks that open response body filters (src/pipeline/body-chain.ts), in policy order; null: none, no chain */
+  readonly responseBody: PolicyHooks[] | null;
   readonly log: PolicyHooks[] | null;
   /** the request goes through Exchange.runPipeline (access or rewrite hooks present) */
   readonly hasRequestPhases: boolean;
@@ -116,14 +122,23 @@ export class RouteRuntime {
   /** the route's own circuit breaker, when it has one (its upstream's is in the cluster) */
   readonly circuit: CircuitBreaker | null;
   /** what answers when the upstream cannot (src/config/plan.ts PlanFallback), with the fallback upstream resolved */
-  readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: string } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
+  readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: Buffer } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
+  /** the weighted split between versions (src/traffic/split.ts); null: every request goes to `upstream` */
+  readonly split: TrafficSplit | null;
+  /** an aggregate route's calls with their upstreams (src/aggregate/), or null: the route proxies */
+  readonly aggregate: AggregateRuntime | null;
+  /** copies of a sampled share of the requests to a shadow upstream (src/traffic/mirror.ts); null: no mirror */
+  readonly mirror: MirrorRoute | null;
 
-  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>, upstreams: readonly UpstreamRuntime[] = []) {
+  constructor(plan: PlanRoute, upstream: UpstreamRuntime, scratch: MatchScratch, workerIndex: number, services: Record<string, unknown>, upstreams: readonly UpstreamRuntime[] = [], mirrors: MirrorSet | null = null, tls = false) {
     this.scratch = scratch;
+    this.mirror = plan.mirror && mirrors ? new MirrorRoute(plan.mirror, mirrors.for(plan.mirror.upstream)) : null;
     this.concurrency = plan.routeState ? new Int32Array(plan.routeState) : null;
     this.circuit = plan.circuit && plan.circuitState ? new CircuitBreaker(new Int32Array(plan.circuitState), plan.circuit) : null;
     const f = plan.fallback;
-    this.fallback = f === null ? null : f.kind === 'static' ? f : { kind: 'upstream', upstream: upstreams[f.upstream] };
+    // a static body is encoded once per plan, not per answer; it goes out as bytes through the response phase
+    this.fallback = f === null ? null : f.kind === 'static' ? { kind: 'static', status: f.status, headers: f.headers, body: Buffer.from(f.body) } : { kind: 'upstream', upstream: upstreams[f.upstream] };
+    this.aggregate = plan.aggregate === null ? null : aggregateRuntime(plan.aggregate, upstreams);
     const hooks: PolicyHooks[] = [];
     for (const [slot, p] of (plan.policies ?? []).entries()) {
       const mod = POLICY_BY_NAME.get(p.name)!;
@@ -136,11 +151,20 @@ export class RouteRuntime {
     this.access = pick('access');
     this.rewrite = pick('rewrite');
     this.response = pick('response');
+    this.responseBody = pick('responseBody');
     this.log = pick('log');
     this.hasRequestPhases = this.access !== null || this.rewrite !== null;
     this.slotCount = hooks.length;
     this.hasPolicies = hooks.length > 0;
-    this.needsFacts = this.hasPolicies || upstream.hashKey !== null || (this.fallback?.kind === 'upstream' && this.fallback.upstream.hashKey !== null);
+    const t = plan.traffic;
+    const versionUpstreams = t === null ? [] : t.versions.map((v) => upstreams[v.upstream]);
+    this.split = t === null ? null : new TrafficSplit(t, plan.name, versionUpstreams, consumerLookup(services), tls);
+    this.needsFacts =
+      this.hasPolicies ||
+      this.aggregate !== null ||
+      upstream.hashKey !== null ||
+      (this.fallback?.kind === 'upstream' && this.fallback.upstream.hashKey !== null) ||
+      (this.split !== null && (this.split.needsFacts || versionUpstreams.some((u) => u.hashKey !== null)));
     this.preflight = (plan.policies ?? []).some((p) => POLICY_BY_NAME.get(p.name)!.answersPreflight?.(p.data) === true);
     this.plan = plan;
     this.upstream = upstream;
@@ -180,6 +204,8 @@ export class Runtime {
   readonly flags: Int32Array;
   /** pools of earlier plans that still finish requests; swept until empty */
   readonly retiring: NodePool[];
+  /** the mirrors' own pools, one set per shadow upstream (empty when no route mirrors) */
+  readonly mirrors: MirrorSet;
   readonly scratch = new MatchScratch();
   readonly #hosts: Map<string, RadixNode>;
   readonly #wildcardHosts: ReadonlyArray<readonly [string, RadixNode]>;
@@ -201,7 +227,8 @@ export class Runtime {
       const old = previous?.upstreams.find((u) => u.name === plan.upstreams[i].name);
       return new UpstreamRuntime(plan, i, old, this.flags, nodeCellBase(this.flags, bases[i]), workerIndex);
     });
-    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch, workerIndex, plan.services, this.upstreams));
+    this.mirrors = new MirrorSet(plan.upstreams, previous?.mirrors ?? null);
+    this.routes = plan.routes.map((r) => new RouteRuntime(r, this.upstreams[r.upstream], this.scratch, workerIndex, plan.services, this.upstreams, this.mirrors, plan.listen.tls !== null));
     this.trusted = new CidrSet(plan.proxy.trustedProxies);
     this.#hosts = plan.router.hosts;
     this.#wildcardHosts = plan.router.wildcardHosts;
@@ -219,20 +246,18 @@ export class Runtime {
    * drops nothing), their connections close as they end, and `next` keeps sweeping them for timeouts until empty.
    */
   retire(next: Runtime): void {
-    const kept = new Set(next.upstreams.flatMap((u) => u.pools));
-    for (const u of this.upstreams) {
-      for (const p of u.pools) {
-        if (kept.has(p)) continue;
-        p.retire();
-        if (p.inFlight > 0) next.retiring.push(p);
-      }
+    const kept = new Set([...next.upstreams.flatMap((u) => u.pools), ...next.mirrors.pools()]);
+    for (const p of [...this.upstreams.flatMap((u) => u.pools), ...this.mirrors.pools()]) {
+      if (kept.has(p)) continue;
+      p.retire();
+      if (p.inFlight > 0) next.retiring.push(p);
     }
   }
 
   /** A prepared runtime that never took over: close what it opened that the current one does not share. */
   discard(current: Runtime): void {
-    const kept = new Set(current.upstreams.flatMap((u) => u.pools));
-    for (const u of this.upstreams) for (const p of u.pools) if (!kept.has(p)) p.close();
+    const kept = new Set([...current.upstreams.flatMap((u) => u.pools), ...current.mirrors.pools()]);
+    for (const p of [...this.upstreams.flatMap((u) => u.pools), ...this.mirrors.pools()]) if (!kept.has(p)) p.close();
   }
 
   sweep(now: number): void {
@@ -240,6 +265,7 @@ export class Runtime {
       for (const p of u.pools) p.sweep(now);
       u.cluster.sweep(now);
     }
+    this.mirrors.sweep(now);
     const r = this.retiring;
     if (r.length > 0) {
       for (let i = r.length - 1; i >= 0; i--) {
@@ -338,7 +364,7 @@ function testValue(p: PlanPredicate, value: string | undefined): boolean {
   }
 }
 
-function checkHeaders(preds: readonly PlanPredicate[], input: MatchInput): boolean {
+export function checkHeaders(preds: readonly PlanPredicate[], input: MatchInput): boolean {
   for (let i = 0; i < preds.length; i++) {
     const p = preds[i];
     let value: string | undefined;
@@ -348,7 +374,7 @@ function checkHeaders(preds: readonly PlanPredicate[], input: MatchInput): boole
   return true;
 }
 
-function checkQuery(preds: readonly PlanPredicate[], query: string): boolean {
+export function checkQuery(preds: readonly PlanPredicate[], query: string): boolean {
   const params = new URLSearchParams(query);
   for (let i = 0; i < preds.length; i++) {
     const v = params.get(preds[i].name);

@@ -132,6 +132,7 @@ function exit(code: number): void {
   unregisterSweep();
   websockets.stop();
   for (const u of state.runtime.upstreams) for (const p of u.pools) p.close();
+  for (const p of state.runtime.mirrors.pools()) p.close();
   for (const p of state.runtime.retiring) p.close();
   if (pending !== null) pending.discard(state.runtime);
   if (drainTimer) clearTimeout(drainTimer);

@@ -76,6 +76,10 @@ function config(refusedByCompile = false, globalJwt: 'keys' | 'jwksUrl' = 'keys'
     routes: [
       { name: 'with-keys', match: { prefix: '/a' }, upstream: 'app', policies: policies('keys', refusedByCompile) },
       { name: 'with-jwks', match: { prefix: '/b' }, upstream: 'app', policies: policies('jwksUrl') },
+      // an aggregate call's headers (often the upstream's credential)
+      { name: 'composed', match: { path: '/d' }, aggregate: { calls: [{ name: 'part', upstream: 'app', path: '/x', headers: { authorization: `Bearer ${mark()}` } }] } },
+      // the affinity cookie's HMAC key
+      { name: 'split', match: { prefix: '/c' }, upstream: 'app', traffic: { versions: [{ name: 'only', upstream: 'app', weight: 100 }], affinity: { cookie: 'ng-version', secret: mark() } } },
     ],
     policies: policies(globalJwt, refusedByCompile),
     consumers: [{ id: 'c1', keys: [{ key: mark() }] }],
@@ -173,7 +177,7 @@ test('no secret of any config appears in the admin API, the audit log or the con
   assert.equal((await call('PUT', '/config', invalid)).status, 422);
   assert.equal((await call('POST', '/config/rollback', { version: 1 })).status, 200);
   await gateway.reload({ who: 'SIGHUP' });
-  for (const path of ['/config', '/config?version=1', '/config?version=2', '/config?version=3', '/config/history', '/status', '/upstreams', '/routes']) {
+  for (const path of ['/config', '/config?version=1', '/config?version=2', '/config?version=3', '/config/history', '/status', '/upstreams', '/routes', '/routes/split/traffic']) {
     assert.equal((await call('GET', path)).status, 200, path);
   }
 

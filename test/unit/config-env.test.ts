@@ -83,6 +83,14 @@ test('$${ is a literal ${, and an unknown reference form is an error naming its 
   assert.match(err.message, /gw\.yaml: line 2: "\$\{not a name\}" is not a reference nanogate knows/);
 });
 
+test('references to the request (${params.id}, ${header.x-user}, ${route}) stay as written, for the fields that template them', () => {
+  const config = loadConfigText(`proxy: { via: "\${params.id}/\${header.x-user}/\${consumer.id}/\${route}" }\n${UPSTREAMS}`, 'gw.yaml', { route: 'from-env' });
+  assert.equal(config.proxy.via, '${params.id}/${header.x-user}/${consumer.id}/${route}');
+  // a dotted name outside the request's namespaces is still an error, not a silent literal
+  const err = configError(() => loadConfigText(`proxy: { via: "\${secrets.token}" }\n${UPSTREAMS}`, 'gw.yaml', {}));
+  assert.match(err.message, /"\$\{secrets\.token\}" is not a reference nanogate knows/);
+});
+
 test('${file:PATH} reads the file without its trailing line break; a relative path is read beside the config', () => {
   writeFileSync(join(dir, 'token'), 'token-from-a-file-0123\n');
   writeFileSync(join(dir, 'crlf'), 'windows-line-ending-0123\r\n');

@@ -82,3 +82,9 @@ test('config: a route without websocket compiles to null (no cost on the request
   const { plan } = compileConfig(loadConfigText(base + '  - { name: h, match: { path: /h }, upstream: ws }\n', 'ws.yaml', {}), 'ws.yaml');
   assert.equal(plan.routes[0].websocket, null);
 });
+
+test('config: a websocket route cannot also mirror, split or aggregate', () => {
+  const err = refusal(base + '  - { name: w, match: { path: /w }, upstream: ws, websocket: {}, mirror: { upstream: ws, percent: 10 } }\n');
+  assert.equal(err.issues[0].path, 'routes[0].websocket');
+  assert.match(err.issues[0].message, /cannot also have mirror/);
+});

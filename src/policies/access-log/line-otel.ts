@@ -29,6 +29,7 @@ export function otelHeaderKeys(headers: readonly string[]): string[] {
 const OTEL_KEYS: TailKeys = {
   query: ',"url.query":',
   plan: ',"nanogate.plan":',
+  version: ',"nanogate.traffic.version":',
   error: ',"error.type":',
   upstreamError: ',"nanogate.upstream.error":',
   phases: ',"nanogate.phases_ms":',

@@ -65,6 +65,7 @@ export function phasesJson(t: RequestTiming, end: number): string {
 export interface TailKeys {
   readonly query: string;
   readonly plan: string;
+  readonly version: string;
   readonly error: string;
   readonly upstreamError: string;
   readonly phases: string;
@@ -80,6 +81,7 @@ export interface TailKeys {
 const LEGACY_KEYS: TailKeys = {
   query: ',"query":',
   plan: ',"plan":',
+  version: ',"version":',
   error: ',"error":',
   upstreamError: ',"upstreamError":',
   phases: ',"phases":',
@@ -96,6 +98,7 @@ export function tail(ctx: PolicyContext, end: number, o: LineOptions, k: TailKey
   const query = o.redact.query(ctx.query);
   if (query !== '') s += k.query + q(query);
   if (ctx.consumerPlan !== null) s += k.plan + q(ctx.consumerPlan);
+  if (ctx.trafficVersion !== null) s += k.version + q(ctx.trafficVersion);
   if (ctx.errorCode !== null) s += k.error + q(ctx.errorCode);
   // The cause the client's problem body leaves out (src/errors/problem.ts), beside the node it concerns.
   if (ctx.upstreamError !== null) s += k.upstreamError + q(ctx.upstreamError);
