@@ -22,6 +22,7 @@ import type { PlanPolicy } from './plan.js';
 import { compileConsumers } from '../identity/compile.js';
 import { CONSUMERS_SERVICE } from '../identity/consumers.js';
 import { routeTemplate } from '../observe/semconv.js';
+import { compileWebSocket } from '../websocket/compile.js';
 import { compileMirror, type PlanMirror } from '../traffic/mirror-compile.js';
 import { compileTraffic } from '../traffic/compile.js';
 
@@ -90,6 +91,13 @@ export function compileConfig(
       const rcb = r as unknown as { circuit: PlanCircuit | null; circuitState: SharedArrayBuffer | null };
       rcb.circuit = compileCircuit(rc.circuitBreaker);
       rcb.circuitState = rcb.circuit ? shared.get(`route-circuit:${rc.name}`, regionBytes(0)) : null;
+      (r as unknown as { websocket: PlanRoute['websocket'] }).websocket = compileWebSocket(rc.websocket, rc.name, rc.match.methods, where, config, shared, issues);
+      if (rc.websocket !== undefined) {
+        // A WebSocket connection goes to the route's upstream as one long exchange: no parts, splits or shadow copies.
+        for (const k of ['aggregate', 'traffic', 'mirror'] as const) {
+          if (rc[k] !== undefined) issues.push({ path: `${where}.websocket`, message: `a WebSocket route cannot also have ${k}`, hint: `move ${k} to a route of its own` });
+        }
+      }
       (r as unknown as { mirror: PlanMirror | null }).mirror = compileMirror(rc.mirror, `${where}.mirror`, rc.name, upstreamIndex, shared, compilePredicates, issues);
       if (rc.traffic && rc.aggregate !== undefined) {
         issues.push({ path: `${where}.traffic`, message: 'an aggregate route calls the upstreams of its parts: a traffic split does not apply', hint: 'split the upstream routes the parts call instead' });
@@ -502,6 +510,7 @@ function compileRoute(
     policies: null,
     mirror: null,
     where,
+    websocket: null,
   };
   return { route, patterns, hostKeys };
 }

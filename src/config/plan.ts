@@ -183,6 +183,8 @@ export interface PlanRoute {
   readonly mirror: import('../traffic/mirror-compile.js').PlanMirror | null;
   /** where it was declared, e.g. routes[3] */
   readonly where: string;
+  /** WebSocket upgrades and their relay (src/websocket/), or null: an upgrade is forwarded as a plain GET */
+  readonly websocket: import('../websocket/compile.js').PlanWebSocket | null;
 }
 
 export interface PlanRouter {

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { POLICIES } from '../policies/index.js';
+import { WebSocketRouteSchema } from '../websocket/schema.js';
 import { RedisSchema } from '../shared/redis-config.js';
 import { ConsumerRegistrySchema, ConsumersSchema } from '../identity/schema.js';
 import { ObservabilitySchema } from '../observe/schema.js';
@@ -231,6 +232,7 @@ const Route = Type.Object(
     }),
     traffic: Type.Optional(TrafficSchema),
     policies: Type.Optional(Policies),
+    websocket: Type.Optional(WebSocketRouteSchema),
     mirror: Type.Optional(MirrorSchema),
   },
   { additionalProperties: false },

@@ -29,6 +29,7 @@ import type { FromWorker, NodeError, ToWorker } from './messages.js';
 import { AdminServer } from './admin.js';
 import { DemoUpstream } from '../demo/upstream.js';
 import { MetricsHub } from '../observe/metrics-hub.js';
+import { renderWebSocketMetrics } from '../websocket/metrics.js';
 import { ProcessMetrics } from '../observe/process-metrics.js';
 import { ReloadStats, renderBuildInfo, type ReloadAction } from '../observe/control-metrics.js';
 import { PromWriter, type ExpositionFormat } from '../observe/prometheus.js';
@@ -942,6 +943,7 @@ export class Gateway {
     this.#trafficMetrics.render(out, this.rollouts);
     renderCacheMetrics(this.#cacheZones(), out);
     this.cacheCluster.render(out);
+    renderWebSocketMetrics(this.plan, out);
     renderMirrorMetrics(this.plan, out);
     this.#processMetrics?.render(out);
     return out.text(format);

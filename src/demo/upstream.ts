@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { WebSocketServer } from 'ws';
 import { closeServer, listenOn } from '../shared/http-server.js';
 
 /**
@@ -7,6 +8,7 @@ import { closeServer, listenOn } from '../shared/http-server.js';
  *   /status/:code      answers with that status
  *   /delay/:ms         answers after a pause (try a route timeout)
  *   /bytes/:n          n bytes of body (try large downloads)
+ *   /ws/echo           a WebSocket endpoint that sends every message back (try a route with a websocket section)
  */
 export class DemoUpstream {
   readonly #server: Server;
@@ -49,13 +51,24 @@ export class DemoUpstream {
       });
     });
     this.#server.keepAliveTimeout = 60_000;
+    // WebSocket echo: the first offered subprotocol is chosen, messages come back as they came (text or binary).
+    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, handleProtocols: (set) => set.values().next().value ?? false });
+    this.#wss = wss;
+    this.#server.on('upgrade', (req, socket, head) => {
+      if (!(req.url ?? '').split('?')[0].endsWith('/ws/echo')) return void socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+    });
   }
+
+  readonly #wss: WebSocketServer;
 
   async listen(host: string, port: number): Promise<void> {
     this.port = await listenOn(this.#server, host, port);
   }
 
   close(): Promise<void> {
+    for (const ws of this.#wss.clients) ws.terminate();
+    this.#wss.close();
     return closeServer(this.#server);
   }
 }

@@ -350,7 +350,7 @@ function clip(v: string): string {
 }
 
 /** The client behind trusted proxies: the right-most X-Forwarded-For hop that is not itself a trusted proxy. */
-function firstUntrusted(xff: string, peer: string, rt: Runtime): string {
+export function firstUntrusted(xff: string, peer: string, rt: Runtime): string {
   const hops = xff.split(',');
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = hops[i].trim();
@@ -377,7 +377,7 @@ function matchParams(route: RouteRuntime, path: string): string[] {
 }
 
 /** The path sent upstream: rewritten, stripped, or as received (percent-encoding untouched). */
-function upstreamPath(route: RouteRuntime, path: string): string {
+export function upstreamPath(route: RouteRuntime, path: string): string {
   const p = route.plan;
   if (p.rewrite !== null) {
     const scratch = route.scratch;

@@ -16,6 +16,7 @@ import { flushAccessLogs, reopenAccessLogs } from '../observe/access-log-sink.js
 import { closeSpanExporters } from '../observe/span-exporter.js';
 import { purgeHere, setPurgeBroadcaster } from '../policies/cache/purge-local.js';
 import { setL2Logger } from '../policies/cache/l2-redis.js';
+import { WebSocketFront } from '../websocket/front.js';
 
 /**
  * A data-plane thread: its own uWS App on the shared port (SO_REUSEPORT), the current plan's runtime, and nothing
@@ -80,7 +81,7 @@ const state: HandlerState = {
     counters.status(ex.status || 499);
     metrics?.finished(ex);
     // Not inside the cork that is still writing this response: exit once it has left.
-    if (state.draining && state.inFlight === 0) setImmediate(exit, 0);
+    if (state.draining && state.inFlight === 0 && websockets.active === 0) setImmediate(exit, 0);
   },
 };
 
@@ -111,6 +112,9 @@ const app = plan.listen.tls
   : uWS.App();
 
 app.any('/*', createHandler(state, init.index));
+// WebSocket routes (src/websocket/): registered with the first plan that has one
+const websockets = new WebSocketFront(state, init.index);
+websockets.attach(app, state.runtime.routes);
 
 app.listen(plan.listen.host, plan.listen.port, (token) => {
   if (!token) {
@@ -137,6 +141,7 @@ function exit(code: number): void {
   // Idle keep-alive connections are uWS handles too: a thread that ends with any open aborts the process.
   (app as unknown as { close(): void }).close();
   unregisterSweep();
+  websockets.stop();
   for (const u of state.runtime.upstreams) for (const p of u.pools) p.close();
   for (const p of state.runtime.mirrors.pools()) p.close();
   for (const p of state.runtime.retiring) p.close();
@@ -179,6 +184,7 @@ port.on('message', (msg: ToWorker) => {
       state.runtime = pending;
       pending = null;
       old.retire(state.runtime);
+      websockets.attach(app, state.runtime.routes);
       send({ type: 'plan-applied', index: init.index, version: msg.version });
       break;
     }
@@ -219,8 +225,17 @@ port.on('message', (msg: ToWorker) => {
       state.draining = true;
       draining = true;
       closeListen();
-      if (state.inFlight === 0) return exit(0);
-      drainTimer = setTimeout(() => exit(0), msg.timeoutMs);
+      if (state.inFlight === 0 && websockets.active === 0) return exit(0);
+      // WebSocket connections stay open until the drain timeout, then close with 1001 both ways; the thread exits
+      // once their upstreams have answered the close, or a second later.
+      websockets.onIdle = () => {
+        if (state.inFlight === 0) setImmediate(exit, 0);
+      };
+      drainTimer = setTimeout(() => {
+        if (websockets.active === 0) return exit(0);
+        websockets.closeAll('gateway shutting down');
+        drainTimer = setTimeout(() => exit(0), 1000);
+      }, msg.timeoutMs);
       break;
     }
     case 'crash':

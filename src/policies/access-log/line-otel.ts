@@ -36,6 +36,7 @@ const OTEL_KEYS: TailKeys = {
   rateLimit: ',"nanogate.rate_limit":',
   cache: ',"nanogate.cache.status":',
   traceId: ',"trace_id":',
+  websocket: ',"nanogate.websocket":',
   spanId: ',"span_id":',
 };
 

@@ -72,6 +72,8 @@ export interface TailKeys {
   readonly rateLimit: string;
   readonly cache: string;
   readonly traceId: string;
+  /** a WebSocket connection's summary (src/websocket/): messages each way, close code and who closed */
+  readonly websocket: string;
   /** '' when the format has no span id */
   readonly spanId: string;
 }
@@ -86,6 +88,7 @@ const LEGACY_KEYS: TailKeys = {
   rateLimit: ',"rateLimit":',
   cache: ',"cache":',
   traceId: ',"traceId":',
+  websocket: ',"websocket":',
   spanId: '',
 };
 
@@ -101,7 +104,7 @@ export function tail(ctx: PolicyContext, end: number, o: LineOptions, k: TailKey
   if (ctx.upstreamError !== null) s += k.upstreamError + q(ctx.upstreamError);
   if (o.phases) s += k.phases + phasesJson(ctx.timing, end);
   // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
-  // cache {cacheStatus}, trace {traceId, spanId}.
+  // cache {cacheStatus}, trace {traceId, spanId}, WebSocket {messagesIn, messagesOut, closeCode, closedBy}.
   const slots = ctx.slots;
   for (let i = 0; i < slots.length; i++) {
     const v = slots[i] as Record<string, unknown> | undefined;
@@ -109,6 +112,7 @@ export function tail(ctx: PolicyContext, end: number, o: LineOptions, k: TailKey
     if ('limited' in v && 'remaining' in v) s += k.rateLimit + '{"limited":' + json(v.limited) + ',"limit":' + json(v.limit) + ',"remaining":' + json(v.remaining) + '}';
     else if (typeof v.cacheStatus === 'string') s += k.cache + q(v.cacheStatus);
     else if (typeof v.traceId === 'string') s += k.traceId + q(v.traceId) + (k.spanId !== '' && typeof v.spanId === 'string' ? k.spanId + q(v.spanId) : '');
+    else if (typeof v.closedBy === 'string' && 'messagesIn' in v) s += k.websocket + '{"messagesIn":' + json(v.messagesIn) + ',"messagesOut":' + json(v.messagesOut) + ',"closeCode":' + json(v.closeCode) + ',"closedBy":' + q(v.closedBy as string) + '}';
   }
   return s;
 }
