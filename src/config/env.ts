@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, type Document, type Scalar } from 'yaml';
 import type { ConfigIssue } from './errors.js';
+import { TEMPLATE_VARIABLE } from '../pipeline/template.js';
 
 /**
  * `${VAR}`, `${VAR:-default}` and `${file:PATH}` in a config, substituted into the parsed values, never into the
@@ -63,6 +64,8 @@ export function prepareSubstitution(text: string, env: NodeJS.ProcessEnv, baseDi
     const cut = commentStart(line);
     const code = line.slice(0, cut).replace(REFERENCE, (whole: string, body: string) => {
       if (whole.startsWith('$$')) return whole.slice(1); // escaped: a literal ${...}
+      // a request-time template of a header or query value (src/pipeline/template.ts), filled in per request
+      if (TEMPLATE_VARIABLE.test(body)) return whole;
       if (refs.length >= MAX_REFS) {
         issues.push({ path: '', message: `line ${n + 1}: more than ${MAX_REFS} \${...} references in one file` });
         return whole;

@@ -31,6 +31,7 @@ export const ERRORS = {
   NG_ERR_REQUEST_BODY_TIMEOUT: { status: 408, title: 'The request body arrived too slowly' },
   NG_ERR_GATEWAY_DRAINING: { status: 503, title: 'The gateway is shutting down' },
   NG_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal gateway error' },
+  NG_ERR_GATEWAY_BODY_FILTER: { status: 500, title: 'A response body filter failed mid-response' },
   NG_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests; retry after the time given in Retry-After' },
   NG_ERR_RATE_QUOTA_EXCEEDED: { status: 429, title: 'The quota for this period is used up' },
   NG_ERR_RATE_UNAVAILABLE: { status: 503, title: 'The cluster rate-limit store is unreachable' },
@@ -50,6 +51,13 @@ export const ERRORS = {
   NG_ERR_AGGREGATE_PART_TIMEOUT: { status: 504, title: 'A part of an aggregate did not answer in time' },
   NG_ERR_AGGREGATE_PART_INVALID_JSON: { status: 502, title: 'A part of an aggregate did not answer with JSON' },
   NG_ERR_AGGREGATE_PART_TOO_LARGE: { status: 502, title: 'A part of an aggregate answered with a body over its limit' },
+  NG_ERR_TRANSFORM_BODY_TOO_LARGE: { status: 413, title: 'The request body is larger than this route transforms' },
+  NG_ERR_TRANSFORM_BAD_JSON: { status: 400, title: 'The request body is not valid JSON' },
+  NG_ERR_TRANSFORM_BAD_ENCODING: { status: 415, title: 'The request body has a content coding this route cannot decode' },
+  NG_ERR_TRANSFORM_UPSTREAM_TOO_LARGE: { status: 502, title: 'The upstream response body is larger than this route transforms' },
+  NG_ERR_TRANSFORM_UPSTREAM_BAD_JSON: { status: 502, title: 'The upstream response body is not valid JSON' },
+  NG_ERR_TRANSFORM_UPSTREAM_ENCODING: { status: 502, title: 'The upstream response body has a content coding this route cannot transform' },
+  NG_ERR_TRANSFORM_FAILED: { status: 500, title: 'The body could not be transformed' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,8 +1,11 @@
+import { compilePattern, REDACTED } from '../shared/pii.js';
+
 /**
  * Redaction for access logs: query parameters by name, header values by name, and free-form PII patterns (regular
- * expressions compiled once per route) over path, query and logged header values.
+ * expressions compiled once per route) over path, query and logged header values. The patterns, their checks and
+ * the mask are those of the transform policy's body masking (src/shared/pii.ts).
  */
-export const REDACTED = '[redacted]';
+export { REDACTED };
 
 export type QueryMode = 'keep' | 'redact' | 'drop';
 
@@ -16,7 +19,7 @@ export class Redactor {
     this.#mode = mode;
     this.#params = new Set(params.map((p) => p.toLowerCase()));
     this.#headers = new Set(headers.map((h) => h.toLowerCase()));
-    this.#pii = pii.map((p) => new RegExp(p, 'g'));
+    this.#pii = pii.map(compilePattern);
   }
 
   /** The query string as it may be logged ('' for none). */

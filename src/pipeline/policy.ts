@@ -15,6 +15,8 @@ import type { ErrorCode } from '../errors/codes.js';
  * - `create` runs in each worker once per plan and route, and returns the phase hooks. It reads no global state.
  *
  * Phases run in a fixed order: access (by priority, high first) -> rewrite -> proxy -> response -> log.
+ * The response phase has two parts: response hooks (headers), then response body filters (PolicyHooks.responseBody,
+ * a chain per response, null when the route has none).
  * A hook returns a status instead of throwing (untrusted traffic never throws through the pipeline):
  *   CONTINUE  go on with the next hook
  *   RESPOND   the hook prepared a response (ctx.respondProblem / ctx.respond); skip the remaining request phases
@@ -34,6 +36,8 @@ export const PRIORITY = {
   authorization: 2400,
   rateLimit: 1000,
   transform: 500,
+  /** after every other response body filter (a transform, a cache store see the identity body): nearest the client */
+  compression: 100,
   observe: 0,
 } as const;
 
@@ -52,6 +56,8 @@ export interface PolicyContext {
   readonly routeName: string;
   /** the first value of a request header (lower-case name), or undefined */
   header(name: string): string | undefined;
+  /** every value of a request header (lower-case name), one per field line, in order; [] when absent */
+  headerValues(name: string): string[];
   /** the value of a query parameter (decoded), or null */
   queryParam(name: string): string | null;
 
@@ -70,6 +76,8 @@ export interface PolicyContext {
   removeUpstreamHeader(name: string): void;
   /** remove a query parameter (every occurrence, compared decoded) from the upstream request target */
   removeUpstreamQueryParam(name: string): void;
+  /** append a query parameter to the upstream request target (name and value are percent-encoded here) */
+  addUpstreamQueryParam(name: string, value: string): void;
   /** add a header to the response sent to the client (appended after the upstream's) */
   addResponseHeader(name: string, value: string): void;
   /** drop a header of the upstream response (lower-case name) */
@@ -80,8 +88,14 @@ export interface PolicyContext {
    * the body (RFC 9457 section 3.2), e.g. { limit: "quota" }; they never replace the standard ones.
    */
   respondProblem(code: ErrorCode, detail?: string, headers?: readonly string[], members?: ProblemMembers): void;
-  /** prepares any response (e.g. a CORS preflight); return RESPOND after calling it */
-  respond(status: number, headers: readonly string[], body?: string): void;
+  /**
+   * prepares any response (a CORS preflight, a stored response of a cache…); return RESPOND after calling it.
+   * `headers` is flat (name, value, name, value…); `body` is text (sent as UTF-8) or bytes (sent as they are, not
+   * copied: do not change them afterwards). The gateway writes the framing (Content-Length) itself: leave
+   * Content-Length and Transfer-Encoding out. A prepared response passes the response phase like an upstream one:
+   * response hooks (headers, CORS) and response body filters (compression) see it through the same calls.
+   */
+  respond(status: number, headers: readonly string[], body?: string | Uint8Array): void;
   /** continues the pipeline after a hook returned PENDING */
   resume(result: typeof CONTINUE | typeof RESPOND): void;
   /** true once the client went away: an asynchronous hook should stop and not resume */
@@ -101,6 +115,19 @@ export interface PolicyContext {
   readonly upstreamNode: string | null;
   /** node and cause of the last failed upstream attempt ("connect to 10.0.0.5:8080 failed (ECONNREFUSED)"); never sent to the client */
   readonly upstreamError: string | null;
+
+  // --- the response head, during the response phase only (response hooks, PolicyHooks.responseBody)
+  // What is about to be written: the upstream's head, or the one a hook prepared with respond(). Values are as
+  // received, before this route's changes (addResponseHeader / removeResponseHeader); framing fields (Content-Length,
+  // Transfer-Encoding, Connection) are not among them: see responseLength. Outside the response phase, and for the
+  // gateway's own error responses, there is no head: undefined, [] and -1. Nothing is computed for a request until
+  // a hook calls one of these (the upstream head is decoded into strings on the first call).
+  /** the first value of a response header (lower-case name), or undefined */
+  responseHeader(name: string): string | undefined;
+  /** every value of a response header (lower-case name), one per field line, in order; [] when absent */
+  responseHeaderValues(name: string): string[];
+  /** the body's length from the head (the upstream's Content-Length, a prepared body's size); -1 when not known (chunked, until close) */
+  readonly responseLength: number;
 }
 
 export interface RequestTiming {
@@ -127,6 +154,19 @@ export interface PolicyHooks {
   rewrite?(ctx: PolicyContext): HookResult;
   /** the upstream (or gateway) response head is about to be written; add headers with ctx.addResponseHeader */
   response?(ctx: PolicyContext): void;
+  /** the whole request body, held before it goes upstream (see RequestBodyTransform); null on most routes */
+  readonly requestBody?: RequestBodyTransform;
+  /**
+   * Opens a response body filter for one response (see ResponseBodyFilter): called after the response hooks, for
+   * every response with a body (not HEAD, 204, 304, nor the gateway's own problem+json answers), the head still
+   * unwritten. The hook reads the head (ctx.responseHeader, ctx.status, ctx.responseLength), may change it
+   * (ctx.addResponseHeader / removeResponseHeader: Content-Encoding, Vary, ETag…), and returns this response's filter,
+   * or null to stay out of this response (it then costs nothing more, and no object is made for it). Filters of a
+   * route run in policy order (higher priority first, nearer the upstream); each one's output is the next one's
+   * input, the last one's goes to the client. A route without such a hook has no chain (RouteRuntime.responseBody
+   * is null) and pays one null check per body chunk.
+   */
+  responseBody?(ctx: PolicyContext): ResponseBodyFilter | null;
   /** after the response was sent; must not block (logs, metrics) */
   log?(ctx: PolicyContext): void;
   /** ask for per-hook timestamps on this route (ctx.timing.hooks): Server-Timing, phase logs; off costs nothing */
@@ -136,6 +176,105 @@ export interface PolicyHooks {
    * (they cost a clock read each, and routes without such a hook keep the zeros of an untimed request)
    */
   readonly readsTiming?: boolean;
+}
+
+/**
+ * A transform of the whole request body (JSON operations, masking, gzip decoding). On a route with one, a request
+ * whose head it wants is held whole (never streamed) up to `maxBytes` (beyond: 413 NG_ERR_TRANSFORM_BODY_TOO_LARGE,
+ * nothing sent upstream), then transformed once it has all arrived, after the rewrite phase, and forwarded with a
+ * Content-Length. Routes without one pay one null check per request.
+ */
+export interface RequestBodyTransform {
+  readonly maxBytes: number;
+  /** asked once per request with a body, from its head (Content-Type, Content-Encoding): hold this body for transform? */
+  wants(ctx: PolicyContext): boolean;
+  /**
+   * The body to forward (it may be `body` itself), or null after ctx.respondProblem (a malformed body: the prepared
+   * answer is sent, nothing goes upstream), or a promise of either (work done off the event loop). Never throws.
+   */
+  transform(ctx: PolicyContext, body: Buffer): Buffer | null | PromiseLike<Buffer | null>;
+}
+
+/**
+ * One response's body filter, returned by PolicyHooks.responseBody. It gets the body as it arrives and passes its
+ * output on through `sink`, now (inside the call) or later (from an asynchronous callback, e.g. a zlib stream's
+ * 'data' event: the Exchange corks such a write itself). The sink is the same object in every call to one filter:
+ * keep it for asynchronous output.
+ *
+ *   responseBody(ctx) {                              // a cache store: sees the body, changes nothing
+ *     if (ctx.status !== 200) return null;
+ *     const parts: Buffer[] = [];
+ *     return {
+ *       changesLength: false,                        // the upstream's framing (Content-Length) stays
+ *       onChunk(chunk, sink) { parts.push(Buffer.from(chunk)); sink.push(chunk); return true; },
+ *       onEnd(sink) { sink.end(); store(Buffer.concat(parts)); },
+ *       onClose() { parts.length = 0; },
+ *     };
+ *   }
+ *
+ * Backpressure: the Exchange pauses the upstream while the client does not drain (the filter's output goes through
+ * the same writes as an unfiltered body), so a filter need not watch push()'s result. A filter that cannot take more
+ * input (its own buffer is full) returns false from onChunk and calls sink.resume() once it can: the upstream stays
+ * paused until every filter that said false has resumed and the client has drained.
+ *
+ * Request bodies have no filter chain yet: it would sit in Exchange.onClientData, between the copy of the uWS chunk
+ * and conn.writeBody, opened after the rewrite phase (a length-changing one forwards the body chunked).
+ */
+export interface ResponseBodyFilter {
+  /**
+   * The filter changes the bytes (compression, a transform): the response then goes out chunked, without
+   * Content-Length. False for an observer (a cache store): the response keeps the upstream's framing, and its
+   * output must be exactly its input.
+   */
+  readonly changesLength: boolean;
+  /**
+   * The filter reads the whole body before it writes anything, and may refuse it (a JSON transform): the head is
+   * then written with the chain's first output, not before, so that sink.refuse() can still answer a problem+json
+   * in its place; and when that output comes with its end (sink.last), the response gets a Content-Length for it.
+   */
+  readonly holdsHead?: boolean;
+  /**
+   * A piece of the body, valid only during the call (copy what must live longer). Returns true to take more now,
+   * false to hold the upstream until sink.resume().
+   */
+  onChunk(chunk: Buffer, sink: BodySink): boolean;
+  /**
+   * The body is complete: pass on what is left, then call sink.end() (now or later). For a body framed by
+   * Content-Length an observer may get onEnd once its last byte has gone to the client.
+   */
+  onEnd(sink: BodySink): void;
+  /**
+   * The response is over however it ended (sent, the client went away, the upstream reset, a filter failed): free
+   * what the filter holds (a zlib stream). Called exactly once per opened filter; sink calls after it do nothing.
+   */
+  onClose(): void;
+}
+
+/** Where a ResponseBodyFilter sends its output: the next filter of the route, or the client. */
+export interface BodySink {
+  /**
+   * Passes a chunk on. Its memory must stay unchanged until the filter's current call returns (for a push from an
+   * asynchronous callback: until push returns); what has to wait for the client is copied. Returns false while the
+   * client is not draining (advisory: the Exchange pauses the upstream itself).
+   */
+  push(chunk: Buffer): boolean;
+  /** the filter's output is complete (after onEnd) */
+  end(): void;
+  /** push(chunk), then end(), in one: the whole output at once (a response with a held head keeps a Content-Length) */
+  last(chunk: Buffer): void;
+  /**
+   * A holdsHead filter refuses the body (too large, not parseable): while the head is still held, the client gets
+   * the problem+json of `code` instead of the upstream's response, and the upstream's connection is given up; once
+   * the head went out, the response is cut as with fail().
+   */
+  refuse(code: ErrorCode, detail: string): void;
+  /** the filter takes input again after onChunk returned false */
+  resume(): void;
+  /**
+   * The filter cannot go on (a zlib error): the response is cut, as when an upstream resets mid-body (the client sees
+   * an incomplete message). The access log gets NG_ERR_GATEWAY_BODY_FILTER; `reason` never reaches the client.
+   */
+  fail(reason: string): void;
 }
 
 /** What a worker gives a policy when it creates hooks. Extended by the modules that own the resources. */

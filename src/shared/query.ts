@@ -64,3 +64,12 @@ export function requestLineWithoutQueryParam(line: string, name: string): string
   if (rest.length === query.length) return line;
   return line.slice(0, q) + (rest.length ? '?' + rest : '') + line.slice(sp2);
 }
+
+/** Appends an encoded `name=value` pair to the target of a request line "METHOD target HTTP/1.1\r\n". */
+export function requestLineWithQueryParam(line: string, pair: string): string {
+  const sp1 = line.indexOf(' ');
+  const sp2 = line.lastIndexOf(' ');
+  const q = line.indexOf('?', sp1);
+  const sep = q < 0 || q > sp2 ? '?' : q === sp2 - 1 ? '' : '&';
+  return line.slice(0, sp2) + sep + pair + line.slice(sp2);
+}

@@ -9,10 +9,11 @@ import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type ForwardedHeaders } from '../
 import type { RouteRuntime, UpstreamRuntime } from './runtime.js';
 import { STATUS_LINES } from './status-lines.js';
 import { ADMIT_CIRCUIT_OPEN, ADMIT_FULL, ADMIT_PROBE, OUTCOME_CONNECT, OUTCOME_OK, OUTCOME_RESET, OUTCOME_TIMEOUT, type QueuedRequest } from '../upstream/cluster.js';
-import { requestLineWithoutQueryParam } from '../shared/query.js';
+import { requestLineWithQueryParam, requestLineWithoutQueryParam } from '../shared/query.js';
 import type { WorkerCounters } from '../shared/counters.js';
 import { GATEWAY_ERRORS, UPSTREAM_ERRORS } from '../shared/counters.js';
-import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestTiming } from '../pipeline/policy.js';
+import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestBodyTransform, type RequestTiming } from '../pipeline/policy.js';
+import { openBodyChain, type BodyChain, type ChainOwner } from '../pipeline/body-chain.js';
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
 const PENDING_BODY_LIMIT = 256 * 1024;
@@ -96,7 +97,7 @@ function asBytes(value: string): string | Buffer {
  * backpressure both ways, and turns every failure into one problem+json answer (or, once the response has
  * started, a closed connection). Every field is declared here so all exchanges share one hidden class.
  */
-export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, AggregateHost {
+export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, AggregateHost, ChainOwner {
   readonly res: HttpResponse;
   readonly host: ExchangeHost;
   readonly route: RouteRuntime;
@@ -112,6 +113,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
   bodyHeld: boolean;
   /** start() was called while the body was held */
   startWanted = false;
+  /** the body is held whole for the route's request-body transform (PolicyHooks.requestBody) */
+  readonly bodyTransform: boolean;
   readonly replayable: boolean;
   readonly pipelinable: boolean;
   /** GET, HEAD, OPTIONS, PUT, DELETE, TRACE: may be retried after it reached a node (RFC 9110 9.2.2) */
@@ -175,6 +178,20 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
   queued: Buffer[] | null = null;
   /** the upstream response ended while chunks were queued */
   endQueued = false;
+  /** this response's body filters (src/pipeline/body-chain.ts); null: none, the common case */
+  chain: BodyChain | null = null;
+  /** the head the response phase reads (PolicyContext.responseHeader): the upstream's, valid during onHead only… */
+  headView: ForwardedHeaders | null = null;
+  /** …or a prepared response's flat header list */
+  preparedView: readonly string[] | null = null;
+  responseLength = -1;
+  /**
+   * the response's head while a holdsHead filter reads the body (flat name/value list, the route's removals done):
+   * written with the chain's first output, or replaced by a problem+json when the filter refuses; null otherwise
+   */
+  heldHead: string[] | null = null;
+  /** the held head is an upstream's (it gets Via) */
+  heldVia = false;
 
   // policy context (see PolicyContext); plain defaults on routes without policies
   readonly facts: RequestFacts | null;
@@ -191,7 +208,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
   /** the next access/rewrite hook to run (for resume after PENDING) */
   phaseIndex = 0;
   /** a response prepared by a hook (RESPOND) */
-  prepared: { status: number; headers: readonly string[]; body: string | undefined; code: ErrorCode | null; detail: string | undefined; members: ProblemMembers | null } | null = null;
+  prepared: { status: number; headers: readonly string[]; body: string | Uint8Array | undefined; code: ErrorCode | null; detail: string | undefined; members: ProblemMembers | null } | null = null;
   readonly timing: RequestTiming;
   // observability, always on (metrics): handler entry and dispatch to the upstream pool (performance.now())
   startedAt = 0;
@@ -264,6 +281,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
     this.facts = facts;
     this.slots = route.slotCount > 0 ? new Array(route.slotCount).fill(undefined) : NO_SLOTS;
     this.timing = timing;
+    // asked last: the transforms read the request head through this context
+    this.bodyTransform = route.requestBody !== null && requestBodyKind !== BODY_NONE && wantsBody(route.requestBody, this);
+    if (this.bodyTransform) this.bodyHeld = true;
   }
 
   // ---------------------------------------------------------------------------- pipeline (access, rewrite)
@@ -334,6 +354,15 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
     return undefined;
   }
 
+  headerValues(name: string): string[] {
+    const f = this.facts;
+    const out: string[] = [];
+    if (f === null || f.headerNames === null) return out;
+    const names = f.headerNames;
+    for (let i = 0; i < names.length; i++) if (names[i] === name) out.push(f.headerValues![i]);
+    return out;
+  }
+
   queryParam(name: string): string | null {
     const q = this.query;
     return q ? new URLSearchParams(q).get(name) : null;
@@ -351,6 +380,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
     this.headLine = requestLineWithoutQueryParam(this.headLine, name);
   }
 
+  addUpstreamQueryParam(name: string, value: string): void {
+    this.headLine = requestLineWithQueryParam(this.headLine, encodeURIComponent(name) + '=' + encodeURIComponent(value));
+  }
+
   addResponseHeader(name: string, value: string): void {
     (this.responseExtra ??= []).push(name, value);
   }
@@ -363,7 +396,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
     this.prepared = { status: ERRORS[code].status, headers, body: undefined, code, detail, members: members ?? null };
   }
 
-  respond(status: number, headers: readonly string[], body?: string): void {
+  respond(status: number, headers: readonly string[], body?: string | Uint8Array): void {
     this.prepared = { status, headers, body, code: null, detail: undefined, members: null };
   }
 
@@ -393,6 +426,20 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
     return upstream.hashKey === null ? 0 : upstream.hashKey(this);
   }
 
+  responseHeader(name: string): string | undefined {
+    const list = this.headView !== null ? this.headView.list() : this.preparedView;
+    if (list === null) return undefined;
+    for (let i = 0; i < list.length; i += 2) if (sameName(list[i], name)) return list[i + 1];
+    return undefined;
+  }
+
+  responseHeaderValues(name: string): string[] {
+    const list = this.headView !== null ? this.headView.list() : this.preparedView;
+    const out: string[] = [];
+    if (list !== null) for (let i = 0; i < list.length; i += 2) if (sameName(list[i], name)) out.push(list[i + 1]);
+    return out;
+  }
+
   #sendPrepared(): void {
     const p = this.prepared;
     if (p === null || this.aborted || this.done) return;
@@ -402,15 +449,46 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
     }
     corked(this.res, () => {
       this.status = p.status;
-      this.#runResponseHooks();
+      const body = p.body;
+      const route = this.route;
+      if (route.response !== null || route.responseBody !== null) {
+        // the response phase reads the prepared head as it would read an upstream's
+        this.preparedView = p.headers;
+        this.responseLength = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+        this.#runResponseHooks();
+        // body filters for a body the client can take whole (a client still sending is answered with a close)
+        if (route.responseBody !== null && this.responseLength > 0 && !this.isHeadRequest && this.clientBodyDone) this.chain = openBodyChain(route.responseBody, this, this);
+        this.preparedView = null;
+      }
       const res = this.res;
+      const remove = this.responseRemove;
+      if (this.chain !== null && this.chain.holdsHead) {
+        this.heldHead = keptHeaders(p.headers, remove);
+        this.heldVia = false;
+        this.headSent = true;
+        const bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body!.buffer, body!.byteOffset, body!.byteLength);
+        this.chain.write(bytes);
+        this.chain?.complete();
+        return;
+      }
       res.writeStatus(STATUS_LINES[p.status] ?? `${p.status} Unknown`);
-      for (let i = 0; i < p.headers.length; i += 2) res.writeHeader(p.headers[i], p.headers[i + 1]);
+      for (let i = 0; i < p.headers.length; i += 2) if (remove === null || !remove.includes(p.headers[i].toLowerCase())) res.writeHeader(p.headers[i], p.headers[i + 1]);
       this.#writeExtraHeaders();
       res.writeHeader('x-request-id', this.requestId);
-      if (p.body === undefined) endWithoutLength(res, this.host.closing || !this.clientBodyDone);
-      else res.end(p.body, this.host.closing || !this.clientBodyDone);
-      this.bytesOut = p.body === undefined ? 0 : Buffer.byteLength(p.body);
+      const chain = this.chain;
+      if (chain !== null) {
+        // through the filters like an upstream body that came in one piece
+        this.headSent = true;
+        this.responseKind = chain.changesLength ? BODY_CHUNKED : BODY_LENGTH;
+        this.responseTotal = this.responseLength;
+        const bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body!.buffer, body!.byteOffset, body!.byteLength);
+        chain.write(bytes);
+        chain.complete();
+        return;
+      }
+      if (body === undefined) endWithoutLength(res, this.host.closing || !this.clientBodyDone);
+      else res.end(body, this.host.closing || !this.clientBodyDone);
+      this.bytesOut = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
       this.#finish();
     });
   }
@@ -608,6 +686,11 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
       corked(this.res, () => this.#fail('NG_ERR_REQUEST_BODY_TOO_LARGE', `the body exceeds ${this.maxBodyBytes} bytes`, true));
       return;
     }
+    if (this.bodyTransform && this.bodyBytes > this.route.requestBodyLimit) {
+      // nothing went upstream yet: the body is held whole until it is transformed
+      corked(this.res, () => this.#fail('NG_ERR_TRANSFORM_BODY_TOO_LARGE', `the body exceeds the ${this.route.requestBodyLimit} bytes this route transforms`, true));
+      return;
+    }
     if (size > 0) {
       // uWS reuses the memory once this callback returns: copy it.
       const copy = Buffer.from(chunk.slice(0));
@@ -625,6 +708,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
     if (isLast) {
       this.clientBodyDone = true;
       if (this.bodyStartedAt > 0) receiving.delete(this);
+      if (this.bodyTransform) return this.#transformBody();
       if (this.bodyHeld) {
         // The whole body is here: forward it with a Content-Length instead of re-chunking it.
         this.requestBodyKind = this.bodyBytes > 0 ? BODY_LENGTH : BODY_NONE;
@@ -632,7 +716,34 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
         this.#release();
       }
       this.conn?.endBody();
-    } else if (this.bodyHeld && this.pendingBytes > Math.max(CHUNKED_HOLD_LIMIT, this.route.plan.requestBody.bufferBytes)) this.#release();
+    } else if (this.bodyHeld && !this.bodyTransform && this.pendingBytes > Math.max(CHUNKED_HOLD_LIMIT, this.route.plan.requestBody.bufferBytes)) this.#release();
+  }
+
+  /** The held body through the route's request-body transforms, in order; then it goes upstream with a Content-Length. */
+  #transformBody(index = 0, input: Buffer | null = null): void {
+    const list = this.route.requestBody!;
+    let body = input ?? (this.pendingBody === null ? Buffer.alloc(0) : this.pendingBody.length === 1 ? this.pendingBody[0] : Buffer.concat(this.pendingBody));
+    for (let i = index; i < list.length; i++) {
+      const out = list[i].transform(this, body);
+      if (out === null) return this.#sendPrepared();
+      if (!(out instanceof Uint8Array)) {
+        out.then(
+          (next) => {
+            if (this.aborted || this.done) return;
+            if (next === null) this.#sendPrepared();
+            else this.#transformBody(i + 1, next);
+          },
+          () => this.#failCorked('NG_ERR_TRANSFORM_FAILED', 'the request body could not be transformed'),
+        );
+        return;
+      }
+      body = out;
+    }
+    this.pendingBody = body.length > 0 ? [body] : null;
+    this.pendingBytes = body.length;
+    this.requestBodyKind = body.length > 0 ? BODY_LENGTH : BODY_NONE;
+    this.headRest = withBodyLength(this.headRest, body.length);
+    this.#release();
   }
 
   /** The clock's check of a body still arriving: slower than the route's minimum rate gets 408 and a close. */
@@ -684,7 +795,27 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
     this.headSent = true;
     this.status = status;
     if (this.timing.start > 0) this.timing.upstreamHeaders = performance.now();
-    if (this.route.response !== null) this.#runResponseHooks();
+    const route = this.route;
+    if (route.response !== null || route.responseBody !== null) {
+      this.headView = headers;
+      this.responseLength = bodyKind === BODY_LENGTH ? contentLength : bodyKind === BODY_NONE ? 0 : -1;
+      this.#runResponseHooks();
+      if (route.responseBody !== null && bodyKind !== BODY_NONE) {
+        const chain = (this.chain = openBodyChain(route.responseBody, this, this));
+        // uWS frames a body it is given with write() (no total) as chunked: no Content-Length for changed bytes
+        if (chain !== null && chain.changesLength) bodyKind = BODY_CHUNKED;
+        if (chain !== null && chain.holdsHead) {
+          // a filter reads the whole body first: the head waits for its output (see #writeHeldHead), copied out
+          // of the read buffer it lives in
+          this.heldHead = keptHeaders(headers.list(), this.responseRemove);
+          this.heldVia = true;
+          this.responseKind = bodyKind;
+          this.headView = null;
+          return;
+        }
+      }
+      this.headView = null;
+    }
     const remove = this.responseRemove;
     let written = false;
     if (remove === null) {
@@ -739,6 +870,15 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
 
   onBody(chunk: Buffer): boolean {
     if (this.aborted || this.done) return true;
+    const chain = this.chain;
+    // through the route's body filters, whose output comes back to #send (filteredChunk); the upstream waits while a
+    // filter holds its input or the client has not drained
+    if (chain !== null) return chain.write(chunk) && this.queued === null;
+    return this.#send(chunk);
+  }
+
+  /** Writes body bytes to the client (corked), with backpressure; false: the upstream should wait. */
+  #send(chunk: Buffer): boolean {
     this.bytesOut += chunk.length;
     if (this.queued !== null) {
       // Waiting for the client to drain: later chunks of the same read queue up behind, in order (the chunk's
@@ -815,16 +955,22 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
     this.queued = null;
     if (this.endQueued) {
       this.endQueued = false;
-      this.onEnd();
+      this.#endOut();
       return true;
     }
-    this.conn?.resume();
+    if (this.chain === null || this.chain.ready) this.conn?.resume();
     return true;
   }
 
   onEnd(): void {
     if (this.aborted || this.done) return;
     if (!this.headSent) return this.#fail('NG_ERR_UPSTREAM_BAD_RESPONSE', 'the upstream ended without a response');
+    if (this.chain !== null) return this.chain.complete();
+    this.#endOut();
+  }
+
+  /** The body's last bytes were handed to #send: end the response once they are out. */
+  #endOut(): void {
     if (this.queued !== null) {
       // The upstream finished while chunks still wait for the client: end after them (#writable).
       this.endQueued = true;
@@ -836,6 +982,76 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
       this.#finish();
     }
     // BODY_LENGTH finishes in onBody/#writable when tryEnd reports done.
+  }
+
+  // ---------------------------------------------------------------------------- body filters (ChainOwner)
+
+  filteredChunk(chunk: Buffer, last?: boolean): boolean {
+    if (this.aborted || this.done) return true;
+    // the whole filtered body at once gets a Content-Length; a first piece of more starts a chunked body
+    if (this.heldHead !== null) this.#writeHeldHead(last === true ? chunk.length : -1);
+    return this.#send(chunk);
+  }
+
+  filteredEnd(): void {
+    if (this.aborted || this.done) return;
+    if (this.heldHead !== null) {
+      // the filters made an empty body of it
+      this.#writeHeldHead(0);
+      this.res.end(undefined, this.host.closing);
+      this.#finish();
+      return;
+    }
+    this.#endOut();
+  }
+
+  /** Writes the head a holdsHead filter held, framed for `length` bytes (-1: chunked). Runs corked. */
+  #writeHeldHead(length: number): void {
+    const list = this.heldHead!;
+    this.heldHead = null;
+    const res = this.res;
+    res.writeStatus(STATUS_LINES[this.status] ?? `${this.status} Unknown`);
+    for (let i = 0; i < list.length; i += 2) res.writeHeader(list[i], asBytes(list[i + 1]));
+    if (this.heldVia) res.writeHeader('via', this.host.viaValue);
+    res.writeHeader('x-request-id', this.requestId);
+    this.#writeExtraHeaders();
+    if (length >= 0) {
+      this.responseKind = BODY_LENGTH;
+      this.responseTotal = length;
+    } else this.responseKind = BODY_CHUNKED;
+  }
+
+  /**
+   * A holdsHead filter refused the body (too large, not JSON): nothing of the response has gone out, so the client
+   * gets the problem+json instead, and the upstream connection (maybe mid-body) is given up. After the head: a cut.
+   */
+  filterRefused(code: ErrorCode, detail: string): void {
+    if (this.aborted || this.done) return;
+    if (this.heldHead === null) return this.filterFailed(detail);
+    this.heldHead = null;
+    const chain = this.chain;
+    this.chain = null;
+    chain?.close();
+    this.#abandonLater();
+    // the response phase runs again for the error answer, from scratch
+    this.responseExtra = null;
+    this.responseRemove = null;
+    corked(this.res, () => this.#fail(code, detail));
+  }
+
+  filterReady(): void {
+    if (this.queued === null && !this.aborted && !this.done) this.conn?.resume();
+  }
+
+  /** A filter gave up mid-body: like an upstream reset after the head, the client connection is cut. */
+  filterFailed(_reason: string): void {
+    if (this.aborted || this.done) return;
+    this.errorCode = 'NG_ERR_GATEWAY_BODY_FILTER';
+    this.host.counters.add(GATEWAY_ERRORS);
+    this.#abandonLater();
+    this.done = true;
+    this.res.close();
+    this.#end();
   }
 
   /** The final failure of the request's upstream side (its attempt decided against a retry). */
@@ -903,6 +1119,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
   #finish(): void {
     if (this.done) return;
     this.done = true;
+    // a body framed by Content-Length is over at its last byte, maybe before the upstream's end: an observing
+    // filter still gets its onEnd (its output is ignored from here on)
+    if (this.chain !== null) this.chain.complete();
     this.#end();
   }
 
@@ -925,6 +1144,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
       Atomics.sub(this.route.concurrency!, 0, 1);
     }
     if (this.bodyStartedAt > 0) receiving.delete(this);
+    // the filters free what they hold (a zlib stream) however the response ended
+    if (this.chain !== null) this.chain.close();
     if (this.timing.start > 0) this.timing.end = performance.now();
     // Counted at once (a scrape right after the response sees it); the log hooks wait until the cork that writes
     // this response has flushed it to the client.
@@ -938,6 +1159,19 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Agg
   runLogHooks(): void {
     const log = this.route.log!;
     for (let i = 0; i < log.length; i++) log[i].log!(this);
+  }
+
+  /**
+   * Gives up the upstream response from inside one of its own callbacks (a body filter refusing in onBody): the pool
+   * is mid-parse then and must not lose its exchange under it, so the connection is cut on the next turn (a
+   * response that completes before then is over already, and its connection kept).
+   */
+  #abandonLater(): void {
+    const a = this.attempt;
+    if (a === null) return;
+    this.attempt = null;
+    this.conn = null;
+    setImmediate(() => a.end());
   }
 
   #abandonUpstream(): void {
@@ -996,6 +1230,11 @@ function endWithoutLength(res: HttpResponse, close: boolean): void {
   res.endWithoutBody();
 }
 
+/** `name` (as sent, any case) equals `lower` (lower case); toLowerCase only for a candidate of the same length. */
+function sameName(name: string, lower: string): boolean {
+  return name.length === lower.length && (name === lower || name.toLowerCase() === lower);
+}
+
 /** Removes header lines by lower-case name from a forwarded header block (only for routes that strip headers). */
 function dropHeaderLines(block: string, names: readonly string[]): string {
   let out = '';
@@ -1009,6 +1248,28 @@ function dropHeaderLines(block: string, names: readonly string[]): string {
     pos = end + 2;
   }
   return out;
+}
+
+/** A response's header list without the fields the route removes (a copy: the source may be a reused buffer's view). */
+function keptHeaders(list: readonly string[], remove: readonly string[] | null): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) if (remove === null || !remove.includes(list[i].toLowerCase())) out.push(list[i], list[i + 1]);
+  return out;
+}
+
+function wantsBody(list: readonly RequestBodyTransform[], ctx: PolicyContext): boolean {
+  for (let i = 0; i < list.length; i++) if (list[i].wants(ctx)) return true;
+  return false;
+}
+
+/** The forwarded header block with its framing line (always the last: see handler.ts) saying `length` bytes. */
+function withBodyLength(block: string, length: number): string {
+  // block ends with "<framing line>\r\n\r\n"
+  const end = block.length - 4;
+  const start = block.lastIndexOf('\r\n', end - 1) + 2;
+  const line = block.slice(start, end);
+  const framing = line.startsWith('content-length:') || line.startsWith('transfer-encoding:');
+  return (framing ? block.slice(0, start) : block.slice(0, end + 2)) + 'content-length: ' + length + '\r\n\r\n';
 }
 
 /** Takes one slot of a shared concurrency cell (compare-exchange, exact across workers); false when full. */

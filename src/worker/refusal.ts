@@ -27,6 +27,7 @@ export class Refusal implements PolicyContext {
   readonly upstreamNode = null;
   readonly upstreamError = null;
   readonly aborted = false;
+  readonly responseLength = -1;
   consumerId = null;
   consumerIndex = -1;
   consumerPlan = null;
@@ -66,14 +67,27 @@ export class Refusal implements PolicyContext {
     return undefined;
   }
 
+  headerValues(name: string): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.#names.length; i++) if (this.#names[i] === name) out.push(this.#values[i]);
+    return out;
+  }
+
   queryParam(name: string): string | null {
     for (const [k, v] of new URLSearchParams(this.query)) if (k === name) return v;
     return null;
   }
 
+  responseHeader(): string | undefined {
+    return undefined;
+  }
+  responseHeaderValues(): string[] {
+    return [];
+  }
   setUpstreamHeader(): void {}
   removeUpstreamHeader(): void {}
   removeUpstreamQueryParam(): void {}
+  addUpstreamQueryParam(): void {}
   addResponseHeader(): void {}
   removeResponseHeader(): void {}
   respondProblem(): void {}

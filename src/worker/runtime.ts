@@ -8,7 +8,7 @@ import { ClusterState } from '../upstream/cluster-state.js';
 import { MatchScratch, walk, type RadixNode } from '../router/radix.js';
 import { CidrSet } from '../shared/cidr.js';
 import { POLICY_BY_NAME } from '../policies/index.js';
-import type { PolicyHooks } from '../pipeline/policy.js';
+import type { PolicyHooks, RequestBodyTransform } from '../pipeline/policy.js';
 import { flagCells, nodeBases, nodeCellBase, routeCell } from '../shared/admin-flags.js';
 import { routeMetricsSlots } from '../observe/metrics-layout.js';
 import type { NodeError } from '../control/messages.js';
@@ -91,7 +91,13 @@ export class RouteRuntime {
   readonly access: PolicyHooks[] | null;
   readonly rewrite: PolicyHooks[] | null;
   readonly response: PolicyHooks[] | null;
+  /** hooks that open response body filters (src/pipeline/body-chain.ts), in policy order; null: none, no chain */
+  readonly responseBody: PolicyHooks[] | null;
   readonly log: PolicyHooks[] | null;
+  /** request-body transforms in policy order (PolicyHooks.requestBody); null on routes without */
+  readonly requestBody: RequestBodyTransform[] | null;
+  /** the smallest maxBytes of those transforms: a held body beyond it gets 413 */
+  readonly requestBodyLimit: number;
   /** the request goes through Exchange.runPipeline (access or rewrite hooks present) */
   readonly hasRequestPhases: boolean;
   /** any policy at all: the handler copies request facts and takes timestamps */
@@ -117,7 +123,7 @@ export class RouteRuntime {
   /** the route's own circuit breaker, when it has one (its upstream's is in the cluster) */
   readonly circuit: CircuitBreaker | null;
   /** what answers when the upstream cannot (src/config/plan.ts PlanFallback), with the fallback upstream resolved */
-  readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: string } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
+  readonly fallback: { kind: 'static'; status: number; headers: readonly string[]; body: Buffer } | { kind: 'upstream'; upstream: UpstreamRuntime } | null;
   /** an aggregate route's calls with their upstreams (src/aggregate/), or null: the route proxies */
   readonly aggregate: AggregateRuntime | null;
 
@@ -126,7 +132,8 @@ export class RouteRuntime {
     this.concurrency = plan.routeState ? new Int32Array(plan.routeState) : null;
     this.circuit = plan.circuit && plan.circuitState ? new CircuitBreaker(new Int32Array(plan.circuitState), plan.circuit) : null;
     const f = plan.fallback;
-    this.fallback = f === null ? null : f.kind === 'static' ? f : { kind: 'upstream', upstream: upstreams[f.upstream] };
+    // a static body is encoded once per plan, not per answer; it goes out as bytes through the response phase
+    this.fallback = f === null ? null : f.kind === 'static' ? { kind: 'static', status: f.status, headers: f.headers, body: Buffer.from(f.body) } : { kind: 'upstream', upstream: upstreams[f.upstream] };
     this.aggregate = plan.aggregate === null ? null : aggregateRuntime(plan.aggregate, upstreams);
     const hooks: PolicyHooks[] = [];
     for (const [slot, p] of (plan.policies ?? []).entries()) {
@@ -140,7 +147,11 @@ export class RouteRuntime {
     this.access = pick('access');
     this.rewrite = pick('rewrite');
     this.response = pick('response');
+    this.responseBody = pick('responseBody');
     this.log = pick('log');
+    const bodies = hooks.flatMap((h) => (h.requestBody === undefined ? [] : [h.requestBody]));
+    this.requestBody = bodies.length ? bodies : null;
+    this.requestBodyLimit = bodies.length ? Math.min(...bodies.map((b) => b.maxBytes)) : 0;
     this.hasRequestPhases = this.access !== null || this.rewrite !== null;
     this.slotCount = hooks.length;
     this.hasPolicies = hooks.length > 0;

@@ -1,3 +1,4 @@
+import { compilePattern } from '../../shared/pii.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { PRIORITY, PolicyConfigError, type PolicyContext, type PolicyModule } from '../../pipeline/policy.js';
 import type { ObservabilityConfig, AccessLogDestinationConfig } from '../../observe/schema.js';
@@ -108,7 +109,7 @@ export const accessLogPolicy: PolicyModule<Config, Data> = {
   compile(config, cc) {
     config.pii.forEach((p, i) => {
       try {
-        new RegExp(p, 'g');
+        compilePattern(p);
       } catch (err) {
         throw new PolicyConfigError(`pii[${i}]`, `invalid regular expression: ${(err as Error).message}`);
       }
