@@ -58,6 +58,20 @@ export const ERRORS = {
   NG_ERR_TRANSFORM_UPSTREAM_BAD_JSON: { status: 502, title: 'The upstream response body is not valid JSON' },
   NG_ERR_TRANSFORM_UPSTREAM_ENCODING: { status: 502, title: 'The upstream response body has a content coding this route cannot transform' },
   NG_ERR_TRANSFORM_FAILED: { status: 500, title: 'The body could not be transformed' },
+  NG_ERR_GRAPHQL_BAD_REQUEST: { status: 400, title: 'The request is not a GraphQL request this route can read' },
+  NG_ERR_GRAPHQL_SYNTAX: { status: 400, title: 'The GraphQL document does not parse' },
+  NG_ERR_GRAPHQL_INVALID: { status: 400, title: 'The GraphQL document is not valid' },
+  NG_ERR_GRAPHQL_TOO_MANY_TOKENS: { status: 400, title: 'The GraphQL document has more tokens than this route parses' },
+  NG_ERR_GRAPHQL_DEPTH: { status: 400, title: 'The GraphQL operation is nested deeper than this route allows' },
+  NG_ERR_GRAPHQL_ALIASES: { status: 400, title: 'The GraphQL operation has more aliases than this route allows' },
+  NG_ERR_GRAPHQL_ROOT_FIELDS: { status: 400, title: 'The GraphQL operation has more root fields than this route allows' },
+  NG_ERR_GRAPHQL_COST: { status: 400, title: 'The GraphQL operation costs more than this route allows' },
+  NG_ERR_GRAPHQL_BATCH: { status: 400, title: 'Batched GraphQL requests are not accepted' },
+  NG_ERR_GRAPHQL_MUTATION_GET: { status: 405, title: 'A GraphQL mutation must be sent with POST' },
+  NG_ERR_GRAPHQL_INTROSPECTION: { status: 403, title: 'GraphQL introspection is not allowed for this caller' },
+  NG_ERR_GRAPHQL_FIELD_FORBIDDEN: { status: 403, title: 'The GraphQL operation selects fields the caller may not read' },
+  NG_ERR_GRAPHQL_NOT_ALLOWLISTED: { status: 403, title: 'The GraphQL operation is not on the allowlist' },
+  NG_ERR_GRAPHQL_PERSISTED_HASH: { status: 400, title: 'The persisted query hash does not match the query' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

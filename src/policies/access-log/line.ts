@@ -70,6 +70,7 @@ export interface TailKeys {
   readonly phases: string;
   readonly rateLimit: string;
   readonly cache: string;
+  readonly graphql: string;
   readonly traceId: string;
   /** '' when the format has no span id */
   readonly spanId: string;
@@ -83,6 +84,7 @@ const LEGACY_KEYS: TailKeys = {
   phases: ',"phases":',
   rateLimit: ',"rateLimit":',
   cache: ',"cache":',
+  graphql: ',"graphql":',
   traceId: ',"traceId":',
   spanId: '',
 };
@@ -98,13 +100,15 @@ export function tail(ctx: PolicyContext, end: number, o: LineOptions, k: TailKey
   if (ctx.upstreamError !== null) s += k.upstreamError + q(ctx.upstreamError);
   if (o.phases) s += k.phases + phasesJson(ctx.timing, end);
   // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
-  // cache {cacheStatus}, trace {traceId, spanId}.
+  // cache {cacheStatus}, trace {traceId, spanId}, graphql {graphqlOperation…}.
   const slots = ctx.slots;
   for (let i = 0; i < slots.length; i++) {
     const v = slots[i] as Record<string, unknown> | undefined;
     if (v === undefined || v === null || typeof v !== 'object') continue;
     if ('limited' in v && 'remaining' in v) s += k.rateLimit + '{"limited":' + json(v.limited) + ',"limit":' + json(v.limit) + ',"remaining":' + json(v.remaining) + '}';
     else if (typeof v.cacheStatus === 'string') s += k.cache + q(v.cacheStatus);
+    // the graphql policy's OperationLog: {operation, type, depth, cost, fields}
+    else if (typeof v.graphqlOperation === 'string') s += k.graphql + (v as unknown as { json(): string }).json();
     else if (typeof v.traceId === 'string') s += k.traceId + q(v.traceId) + (k.spanId !== '' && typeof v.spanId === 'string' ? k.spanId + q(v.spanId) : '');
   }
   return s;
