@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { closeServer, listenOn } from '../shared/http-server.js';
+import { answerGraphql } from './graphql.js';
 
 /**
  * The built-in demo upstream, so that `npm start` answers at once with no other service. It echoes what it received
@@ -9,6 +10,7 @@ import { closeServer, listenOn } from '../shared/http-server.js';
  *   /delay/:ms         answers after a pause (try a route timeout)
  *   /bytes/:n          n bytes of body (try large downloads)
  *   /ws/echo           a WebSocket endpoint that sends every message back (try a route with a websocket section)
+ *   …/graphql          a small GraphQL API (src/demo/graphql.ts; try the graphql policy)
  */
 export class DemoUpstream {
   readonly #server: Server;
@@ -20,8 +22,14 @@ export class DemoUpstream {
       const parts = url.pathname.split('/').filter(Boolean);
       const tail = parts.slice(-2);
       let received = 0;
-      req.on('data', (c: Buffer) => (received += c.length));
+      const graphqlPath = url.pathname.endsWith('/graphql');
+      const chunks: Buffer[] | null = graphqlPath ? [] : null;
+      req.on('data', (c: Buffer) => {
+        received += c.length;
+        if (chunks !== null && received <= 1 << 20) chunks.push(c);
+      });
       req.on('end', () => {
+        if (chunks !== null) return answerGraphql(req.method ?? 'GET', url, req.headers['content-type'] ?? '', Buffer.concat(chunks), res);
         if (tail[0] === 'status' && /^\d{3}$/.test(tail[1])) {
           res.writeHead(Number(tail[1]), { 'content-type': 'application/json' });
           return res.end(JSON.stringify({ status: Number(tail[1]) }));

@@ -62,6 +62,20 @@ export const ERRORS = {
   NG_ERR_AGGREGATE_PART_INVALID_JSON: { status: 502, title: 'A part of an aggregate did not answer with JSON' },
   NG_ERR_AGGREGATE_PART_TOO_LARGE: { status: 502, title: 'A part of an aggregate answered with a body over its limit' },
   NG_ERR_CACHE_NOT_CACHED: { status: 504, title: 'The request allows only a stored response (only-if-cached) and none is usable' },
+  NG_ERR_GRAPHQL_BAD_REQUEST: { status: 400, title: 'The request is not a GraphQL request this route can read' },
+  NG_ERR_GRAPHQL_SYNTAX: { status: 400, title: 'The GraphQL document does not parse' },
+  NG_ERR_GRAPHQL_INVALID: { status: 400, title: 'The GraphQL document is not valid' },
+  NG_ERR_GRAPHQL_TOO_MANY_TOKENS: { status: 400, title: 'The GraphQL document has more tokens than this route parses' },
+  NG_ERR_GRAPHQL_DEPTH: { status: 400, title: 'The GraphQL operation is nested deeper than this route allows' },
+  NG_ERR_GRAPHQL_ALIASES: { status: 400, title: 'The GraphQL operation has more aliases than this route allows' },
+  NG_ERR_GRAPHQL_ROOT_FIELDS: { status: 400, title: 'The GraphQL operation has more root fields than this route allows' },
+  NG_ERR_GRAPHQL_COST: { status: 400, title: 'The GraphQL operation costs more than this route allows' },
+  NG_ERR_GRAPHQL_BATCH: { status: 400, title: 'Batched GraphQL requests are not accepted' },
+  NG_ERR_GRAPHQL_MUTATION_GET: { status: 405, title: 'A GraphQL mutation must be sent with POST' },
+  NG_ERR_GRAPHQL_INTROSPECTION: { status: 403, title: 'GraphQL introspection is not allowed for this caller' },
+  NG_ERR_GRAPHQL_FIELD_FORBIDDEN: { status: 403, title: 'The GraphQL operation selects fields the caller may not read' },
+  NG_ERR_GRAPHQL_NOT_ALLOWLISTED: { status: 403, title: 'The GraphQL operation is not on the allowlist' },
+  NG_ERR_GRAPHQL_PERSISTED_HASH: { status: 400, title: 'The persisted query hash does not match the query' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -36,6 +36,8 @@ export const PRIORITY = {
   cors: 2900,
   authentication: 2500,
   authorization: 2400,
+  /** after authentication (scopes, plan), before the rate limit (which may count the operation's cost) */
+  graphql: 1100,
   rateLimit: 1000,
   transform: 500,
   /** after every other response body filter (a transform, a cache store see the identity body): nearest the client */
@@ -69,6 +71,16 @@ export interface PolicyContext {
   consumerPlan: string | null;
   scopes: readonly string[] | null;
   roles: readonly string[] | null;
+  /**
+   * what this request costs the rate limits that count by cost (rateLimit `cost: graphql`); -1 until a policy that
+   * prices requests (graphql) has set it. Such a policy runs before the rate limit (higher priority).
+   */
+  requestCost: number;
+  /**
+   * the body is held whole for the route's request-body transforms (PolicyHooks.requestBody): their transform()
+   * runs after the rewrite phase, with the whole body; decided from the head before the access phase
+   */
+  readonly bodyTransform: boolean;
   /** free per-policy storage, indexed by the policy's slot (see PolicyEnv.slot); never add other properties */
   readonly slots: unknown[];
 

@@ -11,11 +11,12 @@ import { tracingPolicy } from './tracing/index.js';
 import { transformPolicy } from './transform/index.js';
 import { cachePolicy } from './cache/index.js';
 import { compressionPolicy } from './compression/index.js';
+import { graphqlPolicy } from './graphql/index.js';
 
 /**
  * Every policy the gateway knows, in one list. Adding a policy = a folder under src/policies/ and one line here;
  * its schema joins the config schema under `policies.<name>` automatically.
  */
-export const POLICIES: readonly PolicyModule[] = [ipRestrictionPolicy, corsPolicy, authPolicy, authorizePolicy, rateLimitPolicy, headersPolicy, transformPolicy, cachePolicy, compressionPolicy, tracingPolicy, accessLogPolicy, serverTimingPolicy];
+export const POLICIES: readonly PolicyModule[] = [ipRestrictionPolicy, corsPolicy, authPolicy, authorizePolicy, graphqlPolicy, rateLimitPolicy, headersPolicy, transformPolicy, cachePolicy, compressionPolicy, tracingPolicy, accessLogPolicy, serverTimingPolicy];
 
 export const POLICY_BY_NAME: ReadonlyMap<string, PolicyModule> = new Map(POLICIES.map((p) => [p.name, p]));

@@ -53,6 +53,7 @@ export function compileWebSocket(
         warnAt: [],
         onRedisDown: 'failOpen',
         tableSize: 16384,
+        cost: 'request',
       },
       { routeName, where: `${where}.websocket.consumerMessagesPerSecond`, config, shared: (key, bytes) => shared.get(`websocket-messages:${routeName}:${key}`, bytes) },
     ) as RateLimitData;

@@ -239,6 +239,9 @@ export class WsConnection implements PolicyContext {
     return [];
   }
   readonly responseDate = undefined;
+  // a handshake is priced as one request, and has no body to hold
+  requestCost = -1;
+  readonly bodyTransform = false;
   addResponseHeader(name: string, value: string): void {
     (this.#extraDown ??= []).push(name, value);
   }

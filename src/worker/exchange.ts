@@ -209,6 +209,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   consumerPlan: string | null = null;
   scopes: readonly string[] | null = null;
   roles: readonly string[] | null = null;
+  requestCost = -1;
   readonly slots: unknown[];
   upstreamExtra = '';
   upstreamRemove: string[] | null = null;
@@ -556,7 +557,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
    */
   start(skip = -1): void {
     if (this.bodyHeld) {
+      const transformNow = this.bodyTransform && this.clientBodyDone && !this.startWanted;
       this.startWanted = true;
+      if (transformNow) this.#transformBody();
       return;
     }
     if (this.aborted || this.done) return;
@@ -766,7 +769,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     if (isLast) {
       this.clientBodyDone = true;
       if (this.bodyStartedAt > 0) receiving.delete(this);
-      if (this.bodyTransform) return this.#transformBody();
+      // A body transform reads what the request phases set (the consumer, its scopes, a GraphQL cost): it runs once
+      // they are done (start() was asked for), not when the body happens to be complete before a PENDING hook resumed.
+      if (this.bodyTransform) return this.startWanted ? this.#transformBody() : undefined;
       if (this.bodyHeld) {
         // The whole body is here: forward it with a Content-Length instead of re-chunking it.
         this.requestBodyKind = this.bodyBytes > 0 ? BODY_LENGTH : BODY_NONE;

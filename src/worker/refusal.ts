@@ -35,6 +35,8 @@ export class Refusal implements PolicyContext {
   consumerPlan = null;
   scopes = null;
   roles = null;
+  requestCost = -1;
+  readonly bodyTransform = false;
   readonly slots = NO_SLOTS;
   readonly #names: readonly string[];
   readonly #values: readonly string[];

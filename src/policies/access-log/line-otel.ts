@@ -35,6 +35,7 @@ const OTEL_KEYS: TailKeys = {
   phases: ',"nanogate.phases_ms":',
   rateLimit: ',"nanogate.rate_limit":',
   cache: ',"nanogate.cache.status":',
+  graphql: ',"graphql.operation":',
   traceId: ',"trace_id":',
   websocket: ',"nanogate.websocket":',
   spanId: ',"span_id":',

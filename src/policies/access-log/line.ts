@@ -71,6 +71,7 @@ export interface TailKeys {
   readonly phases: string;
   readonly rateLimit: string;
   readonly cache: string;
+  readonly graphql: string;
   readonly traceId: string;
   /** a WebSocket connection's summary (src/websocket/): messages each way, close code and who closed */
   readonly websocket: string;
@@ -87,6 +88,7 @@ const LEGACY_KEYS: TailKeys = {
   phases: ',"phases":',
   rateLimit: ',"rateLimit":',
   cache: ',"cache":',
+  graphql: ',"graphql":',
   traceId: ',"traceId":',
   websocket: ',"websocket":',
   spanId: '',
@@ -104,13 +106,16 @@ export function tail(ctx: PolicyContext, end: number, o: LineOptions, k: TailKey
   if (ctx.upstreamError !== null) s += k.upstreamError + q(ctx.upstreamError);
   if (o.phases) s += k.phases + phasesJson(ctx.timing, end);
   // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
-  // cache {cacheStatus}, trace {traceId, spanId}, WebSocket {messagesIn, messagesOut, closeCode, closedBy}.
+  // cache {cacheStatus}, trace {traceId, spanId}, WebSocket {messagesIn, messagesOut, closeCode, closedBy},
+  // graphql {graphqlOperation…}.
   const slots = ctx.slots;
   for (let i = 0; i < slots.length; i++) {
     const v = slots[i] as Record<string, unknown> | undefined;
     if (v === undefined || v === null || typeof v !== 'object') continue;
     if ('limited' in v && 'remaining' in v) s += k.rateLimit + '{"limited":' + json(v.limited) + ',"limit":' + json(v.limit) + ',"remaining":' + json(v.remaining) + '}';
     else if (typeof v.cacheStatus === 'string') s += k.cache + q(v.cacheStatus);
+    // the graphql policy's OperationLog: {operation, type, depth, cost, fields}
+    else if (typeof v.graphqlOperation === 'string') s += k.graphql + (v as unknown as { json(): string }).json();
     else if (typeof v.traceId === 'string') s += k.traceId + q(v.traceId) + (k.spanId !== '' && typeof v.spanId === 'string' ? k.spanId + q(v.spanId) : '');
     else if (typeof v.closedBy === 'string' && 'messagesIn' in v) s += k.websocket + '{"messagesIn":' + json(v.messagesIn) + ',"messagesOut":' + json(v.messagesOut) + ',"closeCode":' + json(v.closeCode) + ',"closedBy":' + q(v.closedBy as string) + '}';
   }

@@ -90,6 +90,10 @@ const Schema = Type.Object(
       description: 'cluster limits while Redis is unreachable: failOpen = each node enforces the limit locally; failClosed = 503',
     }),
     tableSize: Type.Integer({ minimum: 16, maximum: 4_194_304, default: 16384, description: 'entries per table of run-time keys (ip, header, consumer, plan)' }),
+    cost: Type.Union([Type.Literal('request'), Type.Literal('graphql')], {
+      default: 'request',
+      description: 'request: a request takes one token; graphql: it takes the cost the graphql policy computed for its operation (token buckets, scope local)',
+    }),
   },
   { additionalProperties: false, description: 'rate limits and quotas (local or cluster-wide)' },
 );
@@ -138,7 +142,12 @@ export interface RateLimitData {
   readonly warnAt: readonly number[];
   readonly failOpen: boolean;
   readonly hasCluster: boolean;
+  /** requests take ctx.requestCost tokens (the graphql policy's cost) instead of one */
+  readonly byCost: boolean;
 }
+
+/** ctx.slots value of a request whose cost is known only once its body has been analysed (see RateLimitHook.requestBody). */
+const DEFERRED = 'deferred';
 
 function seedOf(s: string): number {
   let h = 0x811c9dc5;
@@ -305,6 +314,34 @@ class RateLimitHook {
     return this.run(ctx, out, set);
   };
 
+  /**
+   * `cost: graphql`: the cost of a GET query is known in the access phase (the graphql policy ran before); a POST
+   * body is analysed after the rewrite phase, so the check waits for it (costAfterBody) and runs then.
+   */
+  readonly accessByCost = (ctx: PolicyContext): HookResult => {
+    if (ctx.requestCost < 0 && ctx.bodyTransform) {
+      ctx.slots[this.slot] = DEFERRED;
+      return CONTINUE;
+    }
+    this.#weigh(ctx);
+    return this.access(ctx);
+  };
+
+  /** The deferred check of a POST, after the graphql policy's body hook set ctx.requestCost; null when refused. */
+  costAfterBody(ctx: PolicyContext, body: Buffer): Buffer | null {
+    if (ctx.slots[this.slot] !== DEFERRED) return body;
+    this.#weigh(ctx);
+    // local token buckets only (checked at compile), so the checks never wait: no PENDING here
+    return this.access(ctx) === CONTINUE ? body : null;
+  }
+
+  #weigh(ctx: PolicyContext): void {
+    const plan = ctx.consumerPlan;
+    const set = plan !== null && this.plans !== null ? (this.plans.get(plan) ?? this.base) : this.base;
+    const w = ctx.requestCost > 1 ? ctx.requestCost : 1;
+    for (let i = 0; i < set.limiters.length; i++) set.limiters[i].weight = w;
+  }
+
   /** Runs the checks from out.next; returns PENDING when one waits for a lease (and resumes the pipeline later). */
   run(ctx: PolicyContext, out: RateOutcome, set: LimiterSet): HookResult {
     const checks = set.checks;
@@ -405,8 +442,8 @@ class RateLimitHook {
   }
 
   readonly response = (ctx: PolicyContext): void => {
-    const out = ctx.slots[this.slot] as RateOutcome | undefined;
-    if (out === undefined) return;
+    const out = ctx.slots[this.slot] as RateOutcome | typeof DEFERRED | undefined;
+    if (out === undefined || out === DEFERRED) return;
     if (out.limit >= 0) {
       const limit = String(out.limit);
       const remaining = String(out.remaining);
@@ -448,6 +485,16 @@ export const rateLimitPolicy: PolicyModule<Config, RateLimitData> = {
       for (const [name, p] of Object.entries(config.plans)) plans[name] = compileSet(p.limits, p.quota, `plans.${name}.`, `plans.${name}.`, config, cc);
     }
     const all = [base, ...Object.values(plans ?? {})].flatMap((s) => (s.quota ? [...s.limits, s.quota] : s.limits));
+    const byCost = config.cost === 'graphql';
+    if (byCost) {
+      const sets: [string, readonly LimitConfig[]][] = [['', config.limits], ...Object.entries(config.plans ?? {}).map(([n, p]): [string, readonly LimitConfig[]] => [`plans.${n}.`, p.limits])];
+      for (const [prefix, limits] of sets) {
+        limits.forEach((l, i) => {
+          if (l.algorithm !== 'tokenBucket') throw new PolicyConfigError(`${prefix}limits[${i}].algorithm`, 'cost: graphql takes a number of tokens per request: use algorithm: tokenBucket');
+          if (l.scope !== 'local') throw new PolicyConfigError(`${prefix}limits[${i}].scope`, 'cost: graphql counts on this node only: use scope: local');
+        });
+      }
+    }
     return {
       base,
       plans,
@@ -456,11 +503,19 @@ export const rateLimitPolicy: PolicyModule<Config, RateLimitData> = {
       warnAt: config.warnAt,
       failOpen: config.onRedisDown === 'failOpen',
       hasCluster: all.some((c) => c.scope === 'cluster'),
+      byCost,
     };
   },
   create(data, env) {
     const hook = new RateLimitHook(data, env.slot, env.services);
-    return { access: hook.access, response: data.draft || data.legacy || data.warnAt.length > 0 ? hook.response : undefined };
+    const response = data.draft || data.legacy || data.warnAt.length > 0 ? hook.response : undefined;
+    if (!data.byCost) return { access: hook.access, response };
+    // the body hook holds nothing itself: it runs after the graphql policy's (higher priority), on the same body
+    return {
+      access: hook.accessByCost,
+      response,
+      requestBody: { maxBytes: Number.MAX_SAFE_INTEGER, wants: () => false, transform: (ctx, body) => hook.costAfterBody(ctx, body) },
+    };
   },
 };
 

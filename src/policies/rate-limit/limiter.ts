@@ -74,6 +74,11 @@ export abstract class Limiter {
   gen = 0;
   /** the key string of the last check ('' for fixed keys) */
   key = '';
+  /**
+   * tokens the next check takes (a token bucket of a `cost: graphql` policy: the operation's cost); set by the hook
+   * before each check, like `out` it is scratch of one synchronous call
+   */
+  weight = 1;
 
   constructor(data: CheckData, fresh: FreshTest) {
     this.data = data;
@@ -128,10 +133,10 @@ class TokenBucket extends Limiter {
   check(ctx: PolicyContext, now: number): number {
     const e = (this.entry = this.locate(ctx, now));
     const r = this.region;
-    return tatTakeCell(r.i64, r.base64(e) + TB_TAT64, now, this.data.intervalUs, this.data.limit, this.out) ? ADMIT : REFUSE;
+    return tatTakeCell(r.i64, r.base64(e) + TB_TAT64, now, this.data.intervalUs, this.data.limit, this.out, this.weight) ? ADMIT : REFUSE;
   }
   refund(entry: number): void {
-    tbRefund(this.region, entry, this.data.intervalUs);
+    tbRefund(this.region, entry, this.data.intervalUs * this.weight);
   }
 }
 

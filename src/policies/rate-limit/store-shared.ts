@@ -359,13 +359,17 @@ export function clusterFreshAt(fallbackFresh: (i64: BigInt64Array, cell: number,
   };
 }
 
-/** GCRA on one i64 cell (see tbTake); also the fallback state of cluster entries. */
-export function tatTakeCell(i64: BigInt64Array, cell: number, now: number, intervalUs: number, burst: number, out: CheckOut): boolean {
+/**
+ * GCRA on one i64 cell (see tbTake); also the fallback state of cluster entries. `tokens` > 1 takes that many at
+ * once (a request priced by its cost): TAT advances by tokens x interval, admitted while it stays within the burst.
+ */
+export function tatTakeCell(i64: BigInt64Array, cell: number, now: number, intervalUs: number, burst: number, out: CheckOut, tokens = 1): boolean {
   const limitTat = now + burst * intervalUs;
+  const step = tokens === 1 ? intervalUs : tokens * intervalUs;
   for (;;) {
     const old = Atomics.load(i64, cell);
     const tat = Number(old);
-    const next = (tat > now ? tat : now) + intervalUs;
+    const next = (tat > now ? tat : now) + step;
     if (next > limitTat) {
       out.remaining = 0;
       out.retryUs = next - limitTat;

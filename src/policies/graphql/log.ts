@@ -1,0 +1,26 @@
+import type { OperationFacts } from './analyze.js';
+
+/**
+ * What the access log writes of a GraphQL request (ctx.slots of the graphql policy): operation name and type, the
+ * fields it touches (bounded by `logFields`), depth and cost. The access log recognises it by `graphqlOperation`.
+ */
+export class OperationLog {
+  readonly graphqlOperation: string;
+  readonly type: string;
+  readonly depth: number;
+  cost: number;
+  /** the fields as a JSON array, made once per cached operation */
+  readonly fields: string;
+  constructor(f: OperationFacts, fields: string) {
+    this.graphqlOperation = f.name ?? '';
+    this.type = f.type;
+    this.depth = f.depth;
+    this.cost = f.cost;
+    this.fields = fields;
+  }
+
+  /** the JSON of the access log's "graphql" member */
+  json(): string {
+    return '{"operation":' + JSON.stringify(this.graphqlOperation) + ',"type":"' + this.type + '","depth":' + this.depth + ',"cost":' + this.cost + ',"fields":' + this.fields + '}';
+  }
+}
