@@ -35,6 +35,7 @@ import { StatusListener } from './status-listener.js';
 import { ConsumerService } from '../identity/service.js';
 import { SharedRegistry } from '../shared/registry.js';
 import { RateLimitService } from '../policies/rate-limit/service.js';
+import { EtcdConfigSource, type EtcdSourceOptions } from './etcd-source.js';
 
 const WORKER_FILE = fileURLToPath(new URL('../worker/worker.js', import.meta.url));
 
@@ -48,6 +49,8 @@ export interface GatewayOptions {
   logger: Logger;
   /** enables POST /_fault/crash-worker on the admin port (tests of supervision) */
   faultInjection?: boolean;
+  /** shared config from etcd, merged after the config files (src/control/etcd-source.ts) */
+  etcd?: EtcdSourceOptions;
 }
 
 /** Who asked for a change, for the audit log: a token fingerprint, "anonymous", "file-watch", "SIGHUP". */
@@ -178,6 +181,8 @@ export class Gateway {
   readonly clusterWatch: ClusterWatch;
   /** discovery sources of upstreams that have one; a new node set is applied like a reload */
   readonly discovery: DiscoveryManager;
+  /** the etcd config source, when started with one */
+  readonly etcd: EtcdConfigSource | null;
 
   constructor(options: GatewayOptions) {
     this.options = options;
@@ -186,6 +191,7 @@ export class Gateway {
     this.health = new HealthChecker(this.log);
     this.clusterWatch = new ClusterWatch(this.log);
     this.discovery = new DiscoveryManager(this.log, () => this.#applyDiscovered());
+    this.etcd = options.etcd ? new EtcdConfigSource(options.etcd, this.log, () => this.#applyEtcd()) : null;
     this.consumers = new ConsumerService(this.log, baseDirOf(options.configFile), (table, generation) => this.#publishConsumers(table, generation));
   }
 
@@ -236,6 +242,9 @@ export class Gateway {
   }
 
   async #start(): Promise<void> {
+    await this.etcd?.load();
+    this.#stillStarting();
+    const etcdRevision = this.etcd?.configRevision ?? 0;
     const loaded = this.#loadConfigFiles();
     this.config = loaded.config;
     const secrets = secretValues(this.config, ConfigSchema);
@@ -294,6 +303,10 @@ export class Gateway {
     this.#configureWatch();
     // Discovery starts once every worker serves: its first answer is applied like a reload.
     this.discovery.update(plan);
+    if (this.etcd) {
+      this.etcd.applied(etcdRevision, 1);
+      this.etcd.run();
+    }
     this.log.info({ port: this.port, admin: this.admin.port, ...(this.statusListener ? { status: this.statusListener.port } : {}), workers: this.workerCount, routes: plan.routes.length }, 'nanogate is serving');
   }
 
@@ -380,7 +393,25 @@ export class Gateway {
 
   /** Reads and validates the config files; relative paths in them are read from the first one's directory. */
   #loadConfigFiles(): LoadedConfig {
-    return loadSources(this.#readConfigSources(), process.env);
+    const files = this.#readConfigSources();
+    return loadSources(this.etcd ? [...files, ...this.etcd.sources()] : files, process.env, this.etcd ? baseDirOf(this.options.configFile) : undefined);
+  }
+
+  /** Applies the etcd view as it is now, like a reload; the source is told which revision was applied or refused. */
+  #applyEtcd(): Promise<void> {
+    const etcd = this.etcd!;
+    let revision = etcd.configRevision;
+    return this.#audited({ who: 'etcd' }, 'reload', `etcd revision ${revision}`, () => {
+      revision = etcd.configRevision; // the view when this apply runs, after any before it
+      const loaded = this.#loadConfigFiles();
+      return this.#apply(loaded.config, `${loaded.label} @${revision}`, 'etcd', { who: 'etcd' }, undefined, {}, loaded);
+    }).then(
+      (r) => {
+        etcd.applied(revision, r.version);
+        this.log.info({ version: r.version, revision }, 'config from etcd applied');
+      },
+      (err) => etcd.refused(revision, (err as Error).message),
+    );
   }
 
   /** Applies the running config again with the node sets discovery found (DiscoveryManager calls it). */
@@ -839,6 +870,7 @@ export class Gateway {
       checkFailuresTotal: this.health.failuresTotal,
     }, out);
     renderMirrorMetrics(this.plan, out);
+    this.etcd?.render(out);
     this.#processMetrics?.render(out);
     return out.text(format);
   }
@@ -860,6 +892,7 @@ export class Gateway {
     this.clusterWatch.stop();
     void this.discovery.stop();
     void this.rateLimits.close();
+    await this.etcd?.stop();
     const timeoutMs = this.plan?.proxy.drainTimeoutMs ?? 10000;
     const exits = this.slots.map(
       (s) =>
@@ -901,6 +934,7 @@ export class Gateway {
         upstreamErrors: this.reader.total(s.index, 8),
       })),
       rateLimit: this.rateLimits.status(),
+      ...(this.etcd ? { etcd: this.etcd.status() } : {}),
     };
   }
 }
