@@ -102,7 +102,7 @@ export class EtcdConfigSource {
     } catch (err) {
       throw new EtcdError(`cannot read the config from etcd (${this.client.endpoints.map((e) => e.href).join(', ')}): ${(err as Error).message}`);
     }
-    this.up = true;
+    // `up` says the watch is established: it becomes true when etcd confirms it (run())
   }
 
   /** The config files of the current view, in key order (file names are "etcd:<key>" in every message). */
@@ -250,7 +250,7 @@ export class EtcdConfigSource {
           if (m.created) {
             clearTimeout(created);
             backoff = 100;
-            if (!this.up) this.#log.info({ revision: this.revision }, 'etcd watch established');
+            if (!this.up) this.#log.info({ revision: this.revision, restarts: this.watchRestarts }, 'etcd watch established');
             this.up = true;
           }
           this.#onMessage(m, ac);

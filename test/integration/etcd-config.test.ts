@@ -1,6 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -68,7 +70,11 @@ describe('config in etcd shared by three gateway processes', () => {
 
   test('every node starts with the config from etcd and shows its revision', async () => {
     for (const n of nodes) assert.equal(await mark(n), 'v0');
-    const statuses = await Promise.all(nodes.map(etcdStatus));
+    let statuses = await Promise.all(nodes.map(etcdStatus));
+    for (let i = 0; i < 100 && !statuses.every((s) => s.up); i++) {
+      await new Promise((r) => setTimeout(r, 20)); // the watch is confirmed just after the node serves
+      statuses = await Promise.all(nodes.map(etcdStatus));
+    }
     assert.ok(statuses.every((s) => s.up && s.appliedRevision > 0 && s.appliedRevision === statuses[0].appliedRevision));
   });
 
@@ -202,6 +208,67 @@ test('a watch from a compacted revision re-lists the prefix: vanished keys are d
   } finally {
     await source.stop();
     client.close();
+    await etcd.close();
+  }
+});
+
+/** A TCP proxy to etcd whose open connections can be frozen: they stay open and carry nothing (a hung watch). */
+async function freezableProxy(target: number): Promise<{ url: string; freezeOpen(): void; close(): Promise<void> }> {
+  const pairs = new Set<[Socket, Socket]>();
+  const server: Server = createServer((c) => {
+    const u = connect(target, '127.0.0.1');
+    const pair: [Socket, Socket] = [c, u];
+    pairs.add(pair);
+    c.pipe(u);
+    u.pipe(c);
+    const drop = () => {
+      pairs.delete(pair);
+      c.destroy();
+      u.destroy();
+    };
+    c.on('error', drop).on('close', drop);
+    u.on('error', drop).on('close', drop);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    freezeOpen: () => {
+      for (const [c, u] of pairs) {
+        c.unpipe(u);
+        u.unpipe(c);
+        c.pause();
+        u.pause();
+      }
+    },
+    close: async () => {
+      for (const [c, u] of pairs) {
+        c.destroy();
+        u.destroy();
+      }
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+test('a watch that goes silent (its connection hung) is found by the periodic check and restarted', async () => {
+  const etcd = await startEtcd();
+  const proxy = await freezableProxy(etcd.port);
+  const client = new EtcdClient([etcd.url]);
+  const source = new EtcdConfigSource({ endpoints: [proxy.url], prefix: '/s/', node: 'n', checkIntervalMs: 200, requestTimeoutMs: 500 }, pino({ level: 'silent' }), async () => {});
+  try {
+    await client.txn([{ key: '/s/config/a.yaml', value: 'a: 1' }], [], 2000);
+    await source.load();
+    source.run();
+    assert.ok(await waitFor(() => source.up, 3000));
+    proxy.freezeOpen(); // the watch stream (and any kept-alive request socket) now carries nothing
+    const written = await client.txn([{ key: '/s/config/a.yaml', value: 'a: 2' }], [], 2000);
+    assert.ok(await waitFor(() => source.revision >= written, 8000), 'the change arrives through a new watch');
+    assert.deepEqual(source.sources(), [{ file: 'etcd:/s/config/a.yaml', text: 'a: 2' }]);
+    assert.ok(source.watchRestarts >= 1);
+  } finally {
+    await source.stop();
+    client.close();
+    await proxy.close();
     await etcd.close();
   }
 });
