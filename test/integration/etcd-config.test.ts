@@ -5,7 +5,8 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { closedPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { runCli } from '../helpers/cli.js';
 import { closeAll, waitFor } from '../helpers/http.js';
 import { EtcdClient } from '../../src/control/etcd-client.js';
 import { EtcdConfigSource } from '../../src/control/etcd-source.js';
@@ -271,4 +272,18 @@ test('a watch that goes silent (its connection hung) is found by the periodic ch
     await proxy.close();
     await etcd.close();
   }
+});
+
+test('start refuses bad --etcd flags (exit 2) and an etcd it cannot read (exit 1), naming it', async () => {
+  const scheme = await runCli(['start', '--etcd', 'https://127.0.0.1:2379']);
+  assert.equal(scheme.code, 2);
+  assert.match(scheme.stderr, /--etcd takes http:\/\/ URLs/);
+  const lone = await runCli(['start', '--etcd-prefix', '/x/']);
+  assert.equal(lone.code, 2);
+  assert.match(lone.stderr, /--etcd-prefix and --etcd-node need --etcd URL/);
+  const port = await closedPort();
+  await assert.rejects(
+    startGatewayProcess('', { args: ['--etcd', `http://127.0.0.1:${port}`], timeoutMs: 10_000 }),
+    (err: Error) => /cannot start: cannot read the config from etcd \(http:\/\/127\.0\.0\.1:\d+\/\): .*ECONNREFUSED/.test(err.message) && /exited \(1\)/.test(err.message),
+  );
 });
