@@ -110,7 +110,7 @@ describe('config in etcd shared by three gateway processes', () => {
       assert.match(s.lastError ?? '', /nowhere/);
       assert.ok(s.appliedRevision < revision);
       assert.equal(await mark(n), before);
-      assert.ok(n.logs.some((l) => l.includes('config in etcd refused')));
+      assert.ok(await waitFor(() => n.logs.some((l) => l.includes('config in etcd refused')), 3000), 'the refusal is logged'); // the log is written asynchronously
     }
     const metrics = await (await fetch(`http://127.0.0.1:${nodes[1].adminPort}/metrics`)).text();
     assert.match(metrics, /^nanogate_etcd_refused_total [1-9]/m);
