@@ -13,6 +13,7 @@ const NEEDED = [
   ['promtool', 'prometheus'], // checks the /metrics exposition
   ['dnsmasq', 'dnsmasq-base'], // a real DNS server for discovery tests (-base: the binary without the system service)
   ['systemd-analyze', 'systemd'], // verifies deploy/systemd/nanogate.service (the unit is not started)
+  ['etcd', 'etcd-server'], // config shared through a real etcd on loopback (test/helpers/etcd.ts)
 ];
 
 // sbin is searched too: dnsmasq lives in /usr/sbin, which a non-root PATH often lacks

@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { checkRuntime, currentRuntime } from './runtime.js';
 import { EXIT, UsageError, parseCommand, type Options } from './args.js';
@@ -33,13 +34,18 @@ Commands:
 Run nanogate help <command> (or nanogate <command> --help) for the options of a command.
 Exit codes: 0 done, 1 config refused (diff: changes), 2 usage error, 3 diff: config refused,
 4 admin API unreachable or refused the request (docs/config-tooling.md).`,
-  start: `Usage: nanogate start [--config PATH]... [--workers N]
+  start: `Usage: nanogate start [--config PATH]... [--workers N] [--etcd URL[,URL]] [--etcd-prefix P] [--etcd-node NAME]
 
 Runs a gateway node: the control plane on the main thread, N worker threads on the listen port.
   --config PATH   YAML or JSON config, or a directory of them (*.yaml, *.yml, *.json, by name); repeatable:
                   several are merged (docs/config-tooling.md). Default: the embedded config/nanogate.yaml
                   with its demo upstream (ports: NANOGATE_PORT, NANOGATE_ADMIN_PORT, NANOGATE_DEMO_PORT)
   --workers N     worker threads (default: the config's "workers", "auto" = one per core)
+  --etcd URL      etcd v3 client URL(s), comma-separated: the keys under PREFIX/config/ are config files
+                  merged after --config (which holds what is per node: listen, admin); watched and applied
+                  like a reload on every change (docs/etcd.md)
+  --etcd-prefix P key prefix of this cluster (default /nanogate/)
+  --etcd-node N   this node's name under PREFIX/nodes/ (default: host name and process id)
 SIGTERM/SIGINT drain in-flight requests and exit 0 (also during start-up); SIGHUP reads every config file
 again and reloads; SIGUSR2 reopens access-log files. Exit 1: the config was refused; 2: usage error.`,
   validate: `Usage: nanogate validate FILE... [--strict]
@@ -86,7 +92,7 @@ Prints the help of COMMAND, or the list of commands.`,
 /** The options each command takes (strict: anything else is a usage error with a did-you-mean). */
 const ADMIN_FLAGS: Options = { admin: { type: 'string' }, 'token-file': { type: 'string' } };
 const COMMANDS: Record<string, { options: Options; positionals: 'none' | 'some' }> = {
-  start: { options: { config: { type: 'string', short: 'c', multiple: true }, workers: { type: 'string', short: 'w' } }, positionals: 'none' },
+  start: { options: { config: { type: 'string', short: 'c', multiple: true }, workers: { type: 'string', short: 'w' }, etcd: { type: 'string' }, 'etcd-prefix': { type: 'string' }, 'etcd-node': { type: 'string' } }, positionals: 'none' },
   validate: { options: { strict: { type: 'boolean' }, config: { type: 'string', short: 'c', multiple: true } }, positionals: 'some' },
   diff: { options: { config: { type: 'string', short: 'c', multiple: true }, ...ADMIN_FLAGS }, positionals: 'some' },
   apply: { options: { config: { type: 'string', short: 'c', multiple: true }, ...ADMIN_FLAGS }, positionals: 'some' },
@@ -242,10 +248,35 @@ async function validate(values: Values, positionals: string[]): Promise<number> 
   return failed ? EXIT.config : EXIT.ok;
 }
 
+/** --etcd, --etcd-prefix, --etcd-node as the gateway's etcd source options (null without --etcd). */
+function etcdOptions(values: Values): { endpoints: string[]; prefix: string; node: string } | null {
+  const given = values.etcd as string | undefined;
+  if (given === undefined) {
+    if (values['etcd-prefix'] !== undefined || values['etcd-node'] !== undefined) throw new UsageError('nanogate start: --etcd-prefix and --etcd-node need --etcd URL');
+    return null;
+  }
+  const endpoints = given.split(',').map((e) => e.trim()).filter(Boolean);
+  for (const e of endpoints) {
+    let url: URL | null = null;
+    try {
+      url = new URL(e);
+    } catch {
+      // reported below
+    }
+    if (url?.protocol !== 'http:') throw new UsageError(`nanogate start: --etcd takes http:// URLs of etcd's client port, not "${e}"`);
+  }
+  if (endpoints.length === 0) throw new UsageError('nanogate start: --etcd takes one or more URLs, comma-separated');
+  const prefix = (values['etcd-prefix'] as string | undefined) ?? '/nanogate/';
+  const node = (values['etcd-node'] as string | undefined) ?? `${hostname()}-${process.pid}`;
+  if (!/^[A-Za-z0-9._:-]{1,100}$/.test(node)) throw new UsageError(`nanogate start: --etcd-node takes 1 to 100 of A-Z a-z 0-9 . _ : -, not "${node}"`);
+  return { endpoints, prefix, node };
+}
+
 async function start(values: Values): Promise<number> {
   const workers = values.workers !== undefined ? Number(values.workers) : undefined;
   if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1)) throw new UsageError(`nanogate start: --workers takes a whole number of 1 or more, not "${values.workers}"`);
   const configs = (values.config as string[] | undefined) ?? [];
+  const etcd = etcdOptions(values);
   const problem = checkRuntime(currentRuntime());
   if (problem !== null) {
     console.error(problem);
@@ -263,6 +294,7 @@ async function start(values: Values): Promise<number> {
     workers,
     logger,
     faultInjection: process.env.NANOGATE_FAULT_INJECTION === '1',
+    ...(etcd ? { etcd } : {}),
   });
 
   // Signals are taken before start-up begins: a SIGTERM while workers are still being spawned stops what has

@@ -28,7 +28,7 @@ import {
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { ApplyFailedError, UnknownTargetError, type Actor, type ApplyOptions, type ApplyResult, type DryRunResult, type Gateway } from './gateway.js';
-import type { ConfigSource } from '../config/sources.js';
+import { readConfigSources, type ConfigSource } from '../config/sources.js';
 import { ConfigError } from '../config/errors.js';
 import { ConfigSchema } from '../config/schema.js';
 import { redactConfig } from '../config/secrets.js';
@@ -65,9 +65,13 @@ export const ADMIN_ERRORS = {
   NG_ERR_ADMIN_ROLLOUT_STATE: { status: 409, title: 'The rollout is not in a state that allows this' },
   NG_ERR_ADMIN_APPLY_FAILED: { status: 500, title: 'A worker could not take the config; nothing was applied' },
   NG_ERR_ADMIN_INTERNAL: { status: 500, title: 'The admin request failed' },
+  NG_ERR_ADMIN_NO_ETCD: { status: 404, title: 'The gateway was not started with an etcd config source' },
+  NG_ERR_ADMIN_ETCD_UNAVAILABLE: { status: 503, title: 'etcd could not be reached; nothing was written' },
 } as const;
 export type AdminErrorCode = keyof typeof ADMIN_ERRORS;
 
+/** a file name under the etcd config prefix */
+const ETCD_NAME = /^[A-Za-z0-9._-]{1,100}$/;
 /** A config of 10,000 routes is about 2 MB of YAML. */
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 /** A form upload wraps the file in boundaries; anything else is read as YAML (JSON is YAML), whatever its label,
@@ -172,6 +176,55 @@ export class AdminServer {
       const sources = type !== undefined && FILES_TYPE.test(type) ? parseFiles(text) : [{ file: source, text }];
       if (dryRun) return this.#checked(res, g.checkSources(sources, source, this.#actorOf(req), options));
       await this.#applied(res, g.applySources(sources, source, this.#actorOf(req), options));
+    });
+
+    // Shared config in etcd (src/control/etcd-source.ts): validated here against this node's own files, then
+    // written in one transaction; every node (this one too) applies it from its watch.
+    on('PUT', '/etcd/config', async (req, res) => {
+      const etcd = g.etcd;
+      if (!etcd) return problem(res, 'NG_ERR_ADMIN_NO_ETCD', 'start the gateway with --etcd URL to keep its config in etcd');
+      const type = req.headers['content-type'];
+      if (type !== undefined && NOT_A_CONFIG.test(type)) {
+        throw new BadRequest('NG_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', `content-type "${type}": send the file itself (curl --data-binary @FILE), not a form`);
+      }
+      const text = await readBody(req);
+      const sent = type !== undefined && FILES_TYPE.test(type) ? parseFiles(text) : [{ file: 'config.yaml', text }];
+      const files = sent.map((f) => ({ name: f.file.slice(f.file.lastIndexOf('/') + 1), text: f.text }));
+      if (files.some((f) => !ETCD_NAME.test(f.name)) || new Set(files.map((f) => f.name)).size !== files.length) {
+        throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', 'each file name must be distinct, 1 to 100 of A-Z a-z 0-9 . _ -');
+      }
+      const candidate = [...readConfigSources(g.configPaths), ...files.map((f) => ({ file: `etcd:${etcd.configPrefix}${f.name}`, text: f.text }))];
+      let warnings: string[];
+      try {
+        ({ warnings } = await g.checkSources(candidate, 'PUT /etcd/config', this.#actorOf(req)));
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          return problem(res, 'NG_ERR_ADMIN_CONFIG_INVALID', `${err.issues.length} problem(s); nothing was written to etcd`, undefined, { errors: err.message.split('\n') });
+        }
+        throw err;
+      }
+      let revision: number;
+      try {
+        revision = await etcd.write(files);
+      } catch (err) {
+        return problem(res, 'NG_ERR_ADMIN_ETCD_UNAVAILABLE', (err as Error).message);
+      }
+      const applied = await etcd.waitApplied(revision, 10_000);
+      json(res, 200, { revision, applied, version: g.plan.version, warnings });
+    });
+
+    on('GET', '/etcd/nodes', async (_q, res) => {
+      const etcd = g.etcd;
+      if (!etcd) return problem(res, 'NG_ERR_ADMIN_NO_ETCD', 'start the gateway with --etcd URL to keep its config in etcd');
+      let nodes;
+      try {
+        nodes = await etcd.nodes();
+      } catch (err) {
+        return problem(res, 'NG_ERR_ADMIN_ETCD_UNAVAILABLE', (err as Error).message);
+      }
+      // A node behind the newest revision any node applied is lagging (or down: see `at`).
+      const newest = Math.max(0, ...nodes.map((n) => n.revision));
+      json(res, 200, { revision: etcd.revision, nodes: nodes.map((n) => ({ ...n, lagging: n.revision < newest })) });
     });
 
     on('GET', '/config/history', (_q, res) => json(res, 200, { version: g.plan.version, kept: g.keptVersions(), history: g.history }));

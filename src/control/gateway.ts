@@ -40,6 +40,7 @@ import { RateLimitService } from '../policies/rate-limit/service.js';
 import { NoRolloutError, RolloutController, RolloutStateError, type RolloutCommand } from '../traffic/rollout-controller.js';
 import { TrafficMetrics } from '../observe/traffic-metrics.js';
 import { CacheCluster, type NamespacePurge } from '../policies/cache/purge-bus.js';
+import { EtcdConfigSource, type EtcdSourceOptions } from './etcd-source.js';
 
 const WORKER_FILE = fileURLToPath(new URL('../worker/worker.js', import.meta.url));
 
@@ -53,6 +54,8 @@ export interface GatewayOptions {
   logger: Logger;
   /** enables POST /_fault/crash-worker on the admin port (tests of supervision) */
   faultInjection?: boolean;
+  /** shared config from etcd, merged after the config files (src/control/etcd-source.ts) */
+  etcd?: EtcdSourceOptions;
 }
 
 /** Who asked for a change, for the audit log: a token fingerprint, "anonymous", "file-watch", "SIGHUP". */
@@ -190,6 +193,8 @@ export class Gateway {
   readonly rollouts: RolloutController;
   /** per-version traffic and rollout state for the scrape */
   readonly #trafficMetrics = new TrafficMetrics();
+  /** the etcd config source, when started with one */
+  readonly etcd: EtcdConfigSource | null;
 
   constructor(options: GatewayOptions) {
     this.options = options;
@@ -201,6 +206,7 @@ export class Gateway {
     this.clusterWatch = new ClusterWatch(this.log);
     this.discovery = new DiscoveryManager(this.log, () => this.#applyDiscovered());
     this.rollouts = new RolloutController(this.log);
+    this.etcd = options.etcd ? new EtcdConfigSource(options.etcd, this.log, () => this.#applyEtcd()) : null;
     this.consumers = new ConsumerService(this.log, baseDirOf(options.configFile), (table, generation) => this.#publishConsumers(table, generation));
   }
 
@@ -251,6 +257,9 @@ export class Gateway {
   }
 
   async #start(): Promise<void> {
+    await this.etcd?.load();
+    this.#stillStarting();
+    const etcdRevision = this.etcd?.configRevision ?? 0;
     const loaded = this.#loadConfigFiles();
     this.config = loaded.config;
     const secrets = secretValues(this.config, ConfigSchema);
@@ -312,6 +321,10 @@ export class Gateway {
     this.#configureWatch();
     // Discovery starts once every worker serves: its first answer is applied like a reload.
     this.discovery.update(plan);
+    if (this.etcd) {
+      this.etcd.applied(etcdRevision, 1);
+      this.etcd.run();
+    }
     this.log.info({ port: this.port, admin: this.admin.port, ...(this.statusListener ? { status: this.statusListener.port } : {}), workers: this.workerCount, routes: plan.routes.length }, 'nanogate is serving');
   }
 
@@ -403,7 +416,25 @@ export class Gateway {
 
   /** Reads and validates the config files; relative paths in them are read from the first one's directory. */
   #loadConfigFiles(): LoadedConfig {
-    return loadSources(this.#readConfigSources(), process.env);
+    const files = this.#readConfigSources();
+    return loadSources(this.etcd ? [...files, ...this.etcd.sources()] : files, process.env, this.etcd ? baseDirOf(this.options.configFile) : undefined);
+  }
+
+  /** Applies the etcd view as it is now, like a reload; the source is told which revision was applied or refused. */
+  #applyEtcd(): Promise<void> {
+    const etcd = this.etcd!;
+    let revision = etcd.configRevision;
+    return this.#audited({ who: 'etcd' }, 'reload', `etcd revision ${revision}`, () => {
+      revision = etcd.configRevision; // the view when this apply runs, after any before it
+      const loaded = this.#loadConfigFiles();
+      return this.#apply(loaded.config, `${loaded.label} @${revision}`, 'etcd', { who: 'etcd' }, undefined, {}, loaded);
+    }).then(
+      (r) => {
+        etcd.applied(revision, r.version);
+        this.log.info({ version: r.version, revision }, 'config from etcd applied');
+      },
+      (err) => etcd.refused(revision, (err as Error).message),
+    );
   }
 
   /** Applies the running config again with the node sets discovery found (DiscoveryManager calls it). */
@@ -945,6 +976,7 @@ export class Gateway {
     this.cacheCluster.render(out);
     renderWebSocketMetrics(this.plan, out);
     renderMirrorMetrics(this.plan, out);
+    this.etcd?.render(out);
     this.#processMetrics?.render(out);
     return out.text(format);
   }
@@ -969,6 +1001,7 @@ export class Gateway {
     void this.discovery.stop();
     void this.rateLimits.close();
     void this.cacheCluster.close();
+    await this.etcd?.stop();
     const timeoutMs = this.plan?.proxy.drainTimeoutMs ?? 10000;
     const exits = this.slots.map(
       (s) =>
@@ -1011,6 +1044,7 @@ export class Gateway {
       })),
       rateLimit: this.rateLimits.status(),
       cacheL2: this.cacheCluster.active ? this.cacheCluster.status() : null,
+      ...(this.etcd ? { etcd: this.etcd.status() } : {}),
     };
   }
 }

@@ -17,7 +17,7 @@ const which = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin} || ls /
 
 function pathWithout(missing: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'nanogate-deps-'));
-  for (const bin of ['redis-server', 'openssl', 'promtool', 'dnsmasq', 'systemd-analyze']) {
+  for (const bin of ['redis-server', 'openssl', 'promtool', 'dnsmasq', 'systemd-analyze', 'etcd']) {
     if (bin === missing) continue;
     const real = which(bin);
     assert.ok(real, `${bin} is installed on this machine (npm test's pretest checked it)`);
