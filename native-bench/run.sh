@@ -15,7 +15,8 @@
 #
 # Cache-hit rows (in ONLY, not in the default set): nginx-cache-hit (proxy_cache, conf/proxy-nginx-cache.conf) and
 # nanogate-1w-cache-hit (the cache policy's L1, conf/nanogate-cache.yaml); the origin sends no caching headers and
-# both give its answer a 10-minute TTL, so after the probe every request is a hit.
+# both give its answer a 10-minute TTL, so after the probe every request is a hit. nanogate-1w-split (also in ONLY
+# only): the pass-through with a 95/5 traffic split (conf/nanogate-split.yaml), to set beside nanogate-1w.
 # Knobs (env): ROUNDS=3 DUR=10 PACE_DUR=5 WARM=2 CONNS=50 PACE_MS=24 ONLY="direct nginx haproxy nanogate-1w nanogate-1w-pipelined nanogate-1w-standard nginx-2w nanogate-default"
 #              NO_INSTALL=1 (do not apt-get)  NO_BUILD=1 (do not npm run build when dist/ is missing)
 #              OUT_MD=native-bench/RESULTS.md  BASE_PORT=19000, 19200 with MODE=policies (origin; proxies use BASE_PORT+81.., admin +91)
@@ -138,6 +139,9 @@ start_proxy() { # cfg cpu -> LASTPID (empty for direct)
     nanogate-1w)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
         start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate.yaml" --workers 1 ;;
+    nanogate-1w-split)
+      NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
+        start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate-split.yaml" --workers 1 ;;
     nanogate-1w-pipelined)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
         start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate-pipelined.yaml" --workers 1 ;;
