@@ -18,6 +18,7 @@ import { renderMirrorMetrics } from '../traffic/mirror-metrics.js';
 import { AdminFlags, nodeBases, type AdminSwitches } from '../shared/admin-flags.js';
 import { AuditLog, type AuditEntry } from './audit.js';
 import { ConfigWatcher } from './config-watch.js';
+import { TlsWatch } from '../tls/watch.js';
 import { ConfigSchema, type Config } from '../config/schema.js';
 import { scrub, secretValues } from '../config/secrets.js';
 import type { Plan } from '../config/plan.js';
@@ -158,6 +159,8 @@ export class Gateway {
   #planListeners = new Set<(worker: Worker, msg: FromWorker) => void>();
   #loadRequests = 0;
   #watcher: ConfigWatcher | null = null;
+  /** listener certificates: reload on file change, expiry warnings and gauge (src/tls/watch.ts) */
+  readonly #tlsWatch: TlsWatch;
   /** digest of the config files' text last read, so a watch event without a content change does nothing */
   #fileDigest = '';
   #stopping = false;
@@ -182,6 +185,12 @@ export class Gateway {
   constructor(options: GatewayOptions) {
     this.options = options;
     this.log = options.logger;
+    this.#tlsWatch = new TlsWatch(this.log, () =>
+      this.reload({ who: 'certificate-watch' }).then(
+        ({ version }) => this.log.info({ version }, 'reloaded after a certificate file change: new connections get the new certificates'),
+        (err) => this.log.error({ err: (err as Error).message }, 'certificate change refused; the previous certificates keep serving'),
+      ),
+    );
     this.rateLimits = new RateLimitService(this.log);
     this.health = new HealthChecker(this.log);
     this.clusterWatch = new ClusterWatch(this.log);
@@ -667,6 +676,7 @@ export class Gateway {
   }
 
   #configureWatch(): void {
+    this.#tlsWatch.sync(this.#stopping ? null : this.plan.listen.tls);
     const want = this.config.reload.watch && !this.#stopping;
     const w = this.#watcher;
     if (w && (!want || w.debounceMs !== this.config.reload.debounceMs)) {
@@ -839,6 +849,7 @@ export class Gateway {
       checkFailuresTotal: this.health.failuresTotal,
     }, out);
     renderMirrorMetrics(this.plan, out);
+    this.#tlsWatch.render(out);
     this.#processMetrics?.render(out);
     return out.text(format);
   }
@@ -877,6 +888,7 @@ export class Gateway {
     this.#processMetrics?.close();
     this.#watcher?.close();
     this.#watcher = null;
+    this.#tlsWatch.close();
     await this.statusListener?.close();
     await this.admin?.close();
     this.audit?.close();

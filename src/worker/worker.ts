@@ -14,6 +14,7 @@ import { WorkerMetrics } from '../observe/worker-metrics.js';
 import { ROUTE_UNMATCHED, type ObserveService } from '../observe/metrics-layout.js';
 import { flushAccessLogs, reopenAccessLogs } from '../observe/access-log-sink.js';
 import { closeSpanExporters } from '../observe/span-exporter.js';
+import { Listener } from '../tls/uws-listener.js';
 
 /**
  * A data-plane thread: its own uWS App on the shared port (SO_REUSEPORT), the current plan's runtime, and nothing
@@ -38,7 +39,6 @@ let draining = false;
 const observeService = init.plan.services.observe as ObserveService | undefined;
 const metrics = observeService === undefined ? null : new WorkerMetrics(observeService, init.index, (slot, name) => send({ type: 'metrics-plan', index: init.index, slot, name }));
 
-let listenSocket: uWS.us_listen_socket | null = null;
 /** a plan prepared and waiting for its commit (see the 'plan-prepare' message) */
 let pending: Runtime | null = null;
 let drainTimer: NodeJS.Timeout | null = null;
@@ -95,26 +95,19 @@ metrics?.startGauges(() => state.runtime);
 uWS._cfg('silent');
 
 const plan = init.plan;
-const app = plan.listen.tls
-  ? uWS.SSLApp({ cert_file_name: plan.listen.tls.cert, key_file_name: plan.listen.tls.key, passphrase: plan.listen.tls.passphrase })
-  : uWS.App();
+// plain or TLS (SNI certificates, reload without a restart: src/tls/uws-listener.ts)
+const listener = new Listener(plan.listen.tls, plan.listen.host, createHandler(state, init.index));
 
-app.any('/*', createHandler(state, init.index));
-
-app.listen(plan.listen.host, plan.listen.port, (token) => {
-  if (!token) {
+listener.listen(plan.listen.port, (bound) => {
+  if (bound === 0) {
     send({ type: 'listen-failed', index: init.index, reason: `cannot listen on ${plan.listen.host}:${plan.listen.port}` });
     process.exit(3);
   }
-  listenSocket = token;
-  send({ type: 'listening', index: init.index, port: uWS.us_socket_local_port(token) });
+  send({ type: 'listening', index: init.index, port: bound });
 });
 
 function closeListen(): void {
-  if (listenSocket !== null) {
-    uWS.us_listen_socket_close(listenSocket);
-    listenSocket = null;
-  }
+  listener.closeListen();
 }
 
 let exiting = false;
@@ -124,7 +117,7 @@ function exit(code: number): void {
   exiting = true;
   closeListen();
   // Idle keep-alive connections are uWS handles too: a thread that ends with any open aborts the process.
-  (app as unknown as { close(): void }).close();
+  listener.close();
   unregisterSweep();
   for (const u of state.runtime.upstreams) for (const p of u.pools) p.close();
   for (const p of state.runtime.mirrors.pools()) p.close();
@@ -168,6 +161,10 @@ port.on('message', (msg: ToWorker) => {
       state.runtime = pending;
       pending = null;
       old.retire(state.runtime);
+      // changed certificate files (or TLS options): new connections get the new ones
+      if (old.plan.listen.tls?.digest !== state.runtime.plan.listen.tls?.digest && !listener.swap(state.runtime.plan.listen.tls)) {
+        send({ type: 'internal-error', index: init.index, message: 'the listener could not reopen with the new certificates; the previous ones keep serving', stack: '' });
+      }
       send({ type: 'plan-applied', index: init.index, version: msg.version });
       break;
     }
