@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isIP } from 'node:net';
 import type { Config, PredicateConfig, RouteConfig } from './schema.js';
@@ -25,6 +24,7 @@ import { routeTemplate } from '../observe/semconv.js';
 import { compileWebSocket } from '../websocket/compile.js';
 import { compileMirror, type PlanMirror } from '../traffic/mirror-compile.js';
 import { compileTraffic } from '../traffic/compile.js';
+import { compileListenerTls, compileUpstreamTls } from '../tls/compile.js';
 
 export interface CompileResult {
   plan: Plan;
@@ -52,7 +52,7 @@ export function compileConfig(
   const issues: ConfigIssue[] = [];
   const warnings: string[] = [];
 
-  const upstreams = compileUpstreams(config, file, shared, discovered, issues);
+  const upstreams = compileUpstreams(config, file, shared, discovered, issues, warnings);
   const upstreamIndex = new Map(upstreams.map((u, i) => [u.name, i]));
   const routes: PlanRoute[] = [];
   const parsed: { parts: PatternPart[][]; hostKeys: string[] }[] = [];
@@ -113,7 +113,7 @@ export function compileConfig(
     }
   });
 
-  const tls = config.listen.tls ? checkTls(config.listen.tls, issues) : null;
+  const tls = config.listen.tls ? compileListenerTls(config.listen.tls, file, issues, warnings) : null;
   for (const [i, cidr] of config.proxy.trustedProxies.entries()) {
     if (!parseCidr(cidr)) issues.push({ path: `proxy.trustedProxies[${i}]`, message: `"${cidr}" is not an IP address or CIDR block` });
   }
@@ -200,18 +200,7 @@ function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::';
 }
 
-function checkTls(tls: { cert: string; key: string; passphrase?: string }, issues: ConfigIssue[]) {
-  for (const key of ['cert', 'key'] as const) {
-    try {
-      readFileSync(tls[key]);
-    } catch (err) {
-      issues.push({ path: `listen.tls.${key}`, message: `cannot read "${tls[key]}": ${(err as NodeJS.ErrnoException).code ?? err}` });
-    }
-  }
-  return { ...tls };
-}
-
-function compileUpstreams(config: Config, file: string, shared: SharedRegistry, discovered: DiscoveredNodes | null, issues: ConfigIssue[]): PlanUpstream[] {
+function compileUpstreams(config: Config, file: string, shared: SharedRegistry, discovered: DiscoveredNodes | null, issues: ConfigIssue[], warnings: string[]): PlanUpstream[] {
   const out: PlanUpstream[] = [];
   for (const [name, u] of Object.entries(config.upstreams)) {
     const nodes: PlanNode[] = [];
@@ -264,6 +253,7 @@ function compileUpstreams(config: Config, file: string, shared: SharedRegistry, 
       keepAliveMs: u.keepAliveMs,
       connectTimeoutMs: u.connectTimeoutMs,
       readTimeoutMs: u.readTimeoutMs,
+      tls: compileUpstreamTls(u.tls, name, file, issues, warnings),
       nodes,
       discovery,
       outlier: { ...u.outlierDetection },

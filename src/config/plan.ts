@@ -8,7 +8,7 @@ export interface Plan {
   readonly version: number;
   readonly createdAt: string;
   readonly source: string;
-  readonly listen: { host: string; port: number; reusePort: boolean; tls: { cert: string; key: string; passphrase?: string } | null };
+  readonly listen: { host: string; port: number; reusePort: boolean; tls: import('../tls/compile.js').PlanListenerTls | null };
   readonly limits: { maxUrlLength: number; maxHeaderBytes: number; maxHeaderCount: number; maxBodyBytes: number };
   readonly proxy: { trustedProxies: readonly string[]; via: string; drainTimeoutMs: number; requestIdHeader: string };
   readonly upstreams: readonly PlanUpstream[];
@@ -52,6 +52,8 @@ export interface PlanUpstream {
   readonly keepAliveMs: number;
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;
+  /** client TLS to the https:// nodes (src/tls/compile.ts); null: Node's defaults (system CAs, verify on) */
+  readonly tls: import('../tls/compile.js').PlanUpstreamTls | null;
   readonly nodes: readonly PlanNode[];
   /** where the node set comes from besides `nodes` (src/discovery/), validated with its defaults; null: static */
   readonly discovery: import('../discovery/schema.js').DiscoveryConfig | null;

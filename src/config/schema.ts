@@ -9,6 +9,7 @@ import { BalancerSchema, BalancingSchema } from '../upstream/balancers/schema.js
 import { TrafficSchema } from '../traffic/schema.js';
 import { AggregateSchema } from '../aggregate/schema.js';
 import { MirrorSchema } from '../traffic/mirror-schema.js';
+import { ListenerTlsSchema, UpstreamTlsSchema } from '../tls/schema.js';
 import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema, QueueSchema, RequestBodySchema, RetryBudgetSchema, RetrySchema } from '../upstream/resilience-schema.js';
 
 /**
@@ -24,20 +25,11 @@ const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', descrip
 const HeaderName = (description: string) => Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", maxLength: 256, description });
 const Cidr = Type.String({ minLength: 2, maxLength: 64, description: 'an IPv4 or IPv6 address or CIDR block' });
 
-const Tls = Type.Object(
-  {
-    cert: Type.String({ minLength: 1, description: 'path to the PEM certificate chain' }),
-    key: Type.String({ minLength: 1, secret: false, description: 'path to the PEM private key (the path is not secret; the file is)' }),
-    passphrase: Type.Optional(Type.String({ secret: true, description: 'passphrase of the private key' })),
-  },
-  { additionalProperties: false, description: 'serve HTTPS with this certificate and key; omitted: plain HTTP' },
-);
-
 const Listen = Type.Object(
   {
     host: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address the workers listen on: 0.0.0.0 for every IPv4 interface, 127.0.0.1 for this machine only' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'TCP port of the gateway; 0 picks a free one' }),
-    tls: Type.Optional(Tls),
+    tls: Type.Optional(ListenerTlsSchema),
     reusePort: Type.Boolean({
       default: false,
       description:
@@ -132,6 +124,7 @@ const Upstream = Type.Object(
     keepAliveMs: Millis(4000, 'idle upstream connections are closed after this many ms'),
     connectTimeoutMs: Millis(2000, 'connect timeout in ms (then 502, or the next node)'),
     readTimeoutMs: Millis(30000, 'ms allowed for the response head, and between body reads (then 504)'),
+    tls: Type.Optional(UpstreamTlsSchema),
     healthCheck: Type.Optional(HealthCheckSchema),
     outlierDetection: OutlierSchema,
     circuitBreaker: Type.Optional(CircuitBreakerSchema),

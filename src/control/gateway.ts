@@ -19,6 +19,7 @@ import { renderMirrorMetrics } from '../traffic/mirror-metrics.js';
 import { AdminFlags, nodeBases, type AdminSwitches } from '../shared/admin-flags.js';
 import { AuditLog, type AuditEntry } from './audit.js';
 import { ConfigWatcher } from './config-watch.js';
+import { TlsWatch } from '../tls/watch.js';
 import { ConfigSchema, type Config } from '../config/schema.js';
 import { scrub, secretValues } from '../config/secrets.js';
 import type { Plan } from '../config/plan.js';
@@ -167,6 +168,8 @@ export class Gateway {
   #loadRequests = 0;
   #purgeRequests = 0;
   #watcher: ConfigWatcher | null = null;
+  /** listener certificates: reload on file change, expiry warnings and gauge (src/tls/watch.ts) */
+  readonly #tlsWatch: TlsWatch;
   /** digest of the config files' text last read, so a watch event without a content change does nothing */
   #fileDigest = '';
   #stopping = false;
@@ -199,6 +202,12 @@ export class Gateway {
   constructor(options: GatewayOptions) {
     this.options = options;
     this.log = options.logger;
+    this.#tlsWatch = new TlsWatch(this.log, () =>
+      this.reload({ who: 'certificate-watch' }).then(
+        ({ version }) => this.log.info({ version }, 'reloaded after a certificate file change: new connections get the new certificates'),
+        (err) => this.log.error({ err: (err as Error).message }, 'certificate change refused; the previous certificates keep serving'),
+      ),
+    );
     this.rateLimits = new RateLimitService(this.log);
     // a purge from another node is applied like an admin purge, in this node's workers only
     this.cacheCluster = new CacheCluster(this.log, (kind, value) => this.purgeCache(kind, value, 'bus'));
@@ -725,6 +734,7 @@ export class Gateway {
   }
 
   #configureWatch(): void {
+    this.#tlsWatch.sync(this.#stopping ? null : this.plan.listen.tls);
     const want = this.config.reload.watch && !this.#stopping;
     const w = this.#watcher;
     if (w && (!want || w.debounceMs !== this.config.reload.debounceMs)) {
@@ -977,6 +987,7 @@ export class Gateway {
     renderWebSocketMetrics(this.plan, out);
     renderMirrorMetrics(this.plan, out);
     this.etcd?.render(out);
+    this.#tlsWatch.render(out);
     this.#processMetrics?.render(out);
     return out.text(format);
   }
@@ -1019,6 +1030,7 @@ export class Gateway {
     this.#processMetrics?.close();
     this.#watcher?.close();
     this.#watcher = null;
+    this.#tlsWatch.close();
     await this.statusListener?.close();
     await this.admin?.close();
     this.audit?.close();

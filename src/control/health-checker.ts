@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { tlsConnectOptions } from '../upstream/undici-pool.js';
 import { connect, type Socket } from 'node:net';
 import type pino from 'pino';
 import type { Plan, PlanHealthCheck, PlanUpstream } from '../config/plan.js';
@@ -63,7 +64,7 @@ class UpstreamChecks {
   #run(n: NodeCheck): void {
     n.inFlight = true;
     this.running++;
-    probe(this.upstream.nodes[n.index], this.check).then((failure) => {
+    probe(this.upstream.nodes[n.index], this.check, this.upstream.tls).then((failure) => {
       n.inFlight = false;
       this.running--;
       if (!this.stopped) {
@@ -164,8 +165,8 @@ export class HealthChecker {
 }
 
 /** One check of one node: null when it passed, else why it failed (for the log and the admin API). */
-function probe(node: PlanUpstream['nodes'][number], check: PlanHealthCheck): Promise<string | null> {
-  return check.type === 'tcp' ? probeTcp(node.host, node.port, check.timeoutMs) : probeHttp(node, check);
+function probe(node: PlanUpstream['nodes'][number], check: PlanHealthCheck, tls: PlanUpstream['tls']): Promise<string | null> {
+  return check.type === 'tcp' ? probeTcp(node.host, node.port, check.timeoutMs) : probeHttp(node, check, tls);
 }
 
 function probeTcp(host: string, port: number, timeoutMs: number): Promise<string | null> {
@@ -184,7 +185,7 @@ function probeTcp(host: string, port: number, timeoutMs: number): Promise<string
   });
 }
 
-function probeHttp(node: PlanUpstream['nodes'][number], check: PlanHealthCheck): Promise<string | null> {
+function probeHttp(node: PlanUpstream['nodes'][number], check: PlanHealthCheck, tls: PlanUpstream['tls']): Promise<string | null> {
   return new Promise((resolve) => {
     let settled = false;
     const done = (why: string | null) => {
@@ -202,7 +203,7 @@ function probeHttp(node: PlanUpstream['nodes'][number], check: PlanHealthCheck):
       path: check.path,
       headers: { host: check.host ?? node.authority, 'user-agent': 'nanogate-health-check', connection: 'close' },
       agent: false as const,
-      ...(node.tls ? { servername: check.host ?? node.host } : {}),
+      ...(node.tls ? { servername: check.host ?? node.host, ...tlsConnectOptions(tls) } : {}),
     };
     const req = (node.tls ? httpsRequest : httpRequest)(options, (res) => {
       const status = res.statusCode ?? 0;

@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
+import type { ConnectionOptions } from 'node:tls';
 import type { PlanNode, PlanUpstream } from '../config/plan.js';
+import type { PlanUpstreamTls } from '../tls/compile.js';
 import type { ErrorCode } from '../errors/codes.js';
 import type { UpstreamConnection, UpstreamExchange } from './exchange.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, HeaderList, parseContentLength } from './h1-parse.js';
@@ -27,8 +29,16 @@ function errorCode(err: Error & { code?: string }): ErrorCode {
     case 'ECONNRESET':
       return 'NG_ERR_UPSTREAM_RESET';
     default:
-      return err.code?.startsWith('ERR_TLS') || err.code?.includes('CERT') ? 'NG_ERR_UPSTREAM_CONNECT' : 'NG_ERR_UPSTREAM_BAD_RESPONSE';
+      return isTlsFailure(err.code) ? 'NG_ERR_UPSTREAM_CONNECT' : 'NG_ERR_UPSTREAM_BAD_RESPONSE';
   }
+}
+
+/**
+ * A handshake that failed: Node's own TLS errors (ERR_TLS_*), OpenSSL alerts (ERR_SSL_*, e.g. a client certificate
+ * the upstream required) and the certificate verification results (X509_V_ERR_* names without the prefix).
+ */
+function isTlsFailure(code: string | undefined): boolean {
+  return code !== undefined && (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.includes('CERT') || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'HOSTNAME_MISMATCH');
 }
 
 class UndiciConnection implements UpstreamConnection, Dispatcher.DispatchHandler {
@@ -111,6 +121,23 @@ class UndiciConnection implements UpstreamConnection, Dispatcher.DispatchHandler
   }
 }
 
+/**
+ * The upstream's TLS as tls.connect options (undici's `connect`, and node:https for the health checks), so both
+ * see the same CA, SNI name, client certificate and version floor. The environment switch
+ * NANOGATE_UPSTREAM_TLS_INSECURE=1 (for tests against self-signed nodes) only applies to an upstream without `tls`.
+ */
+export function tlsConnectOptions(tls: PlanUpstreamTls | null): ConnectionOptions {
+  if (tls === null) return { rejectUnauthorized: process.env.NANOGATE_UPSTREAM_TLS_INSECURE !== '1' };
+  return {
+    rejectUnauthorized: tls.rejectUnauthorized,
+    minVersion: tls.minVersion,
+    ...(tls.ca !== null ? { ca: tls.ca } : {}),
+    ...(tls.servername !== null ? { servername: tls.servername } : {}),
+    ...(tls.cert !== null && tls.key !== null ? { cert: tls.cert, key: tls.key } : {}),
+    ...(tls.passphrase !== null ? { passphrase: tls.passphrase } : {}),
+  };
+}
+
 export class UndiciNodePool {
   readonly node: PlanNode;
   readonly #pool: Pool;
@@ -121,7 +148,7 @@ export class UndiciNodePool {
     this.#pool = new Pool(node.url, {
       connections: upstream.connections,
       keepAliveTimeout: upstream.keepAliveMs,
-      connect: { timeout: upstream.connectTimeoutMs, rejectUnauthorized: process.env.NANOGATE_UPSTREAM_TLS_INSECURE !== '1' },
+      connect: { timeout: upstream.connectTimeoutMs, ...tlsConnectOptions(upstream.tls) },
     });
   }
 

@@ -63,11 +63,16 @@ export class WebSocketFront implements WsHost {
   }
 
   /** Registers the ws handler when the plan has a WebSocket route (once; uWS cannot take it back). */
-  attach(app: TemplatedApp, routes: readonly RouteRuntime[]): void {
+  attach(routers: readonly TemplatedApp[], routes: readonly RouteRuntime[]): void {
     if (this.#registered || !routes.some((r) => r.plan.websocket !== null)) return;
     this.#registered = true;
-    app.ws<WsUserData>('/*', this.#behavior());
+    for (const router of routers) router.ws<WsUserData>('/*', this.#behavior());
     this.#unregisterTick = clock.register((now) => this.#tick(now));
+  }
+
+  /** a router made after attach (the listener's app for new certificates) takes WebSockets too once they are on */
+  registerOn(router: TemplatedApp): void {
+    if (this.#registered) router.ws<WsUserData>('/*', this.#behavior());
   }
 
   #behavior(): WebSocketBehavior<WsUserData> {

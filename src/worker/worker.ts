@@ -17,6 +17,7 @@ import { closeSpanExporters } from '../observe/span-exporter.js';
 import { purgeHere, setPurgeBroadcaster } from '../policies/cache/purge-local.js';
 import { setL2Logger } from '../policies/cache/l2-redis.js';
 import { WebSocketFront } from '../websocket/front.js';
+import { Listener } from '../tls/uws-listener.js';
 
 /**
  * A data-plane thread: its own uWS App on the shared port (SO_REUSEPORT), the current plan's runtime, and nothing
@@ -41,7 +42,6 @@ let draining = false;
 const observeService = init.plan.services.observe as ObserveService | undefined;
 const metrics = observeService === undefined ? null : new WorkerMetrics(observeService, init.index, (slot, name) => send({ type: 'metrics-plan', index: init.index, slot, name }));
 
-let listenSocket: uWS.us_listen_socket | null = null;
 /** a plan prepared and waiting for its commit (see the 'plan-prepare' message) */
 let pending: Runtime | null = null;
 let drainTimer: NodeJS.Timeout | null = null;
@@ -107,29 +107,27 @@ metrics?.startGauges(() => state.runtime);
 uWS._cfg('silent');
 
 const plan = init.plan;
-const app = plan.listen.tls
-  ? uWS.SSLApp({ cert_file_name: plan.listen.tls.cert, key_file_name: plan.listen.tls.key, passphrase: plan.listen.tls.passphrase })
-  : uWS.App();
-
-app.any('/*', createHandler(state, init.index));
-// WebSocket routes (src/websocket/): registered with the first plan that has one
+// WebSocket routes (src/websocket/): registered with the first plan that has one, on every router of the listener
 const websockets = new WebSocketFront(state, init.index);
-websockets.attach(app, state.runtime.routes);
+const handler = createHandler(state, init.index);
+// plain or TLS (SNI certificates, reload without a restart: src/tls/uws-listener.ts); an app made for new
+// certificates gets the same handlers
+const listener = new Listener(plan.listen.tls, plan.listen.host, (router) => {
+  router.any('/*', handler);
+  websockets.registerOn(router);
+});
+websockets.attach(listener.routers, state.runtime.routes);
 
-app.listen(plan.listen.host, plan.listen.port, (token) => {
-  if (!token) {
+listener.listen(plan.listen.port, (bound) => {
+  if (bound === 0) {
     send({ type: 'listen-failed', index: init.index, reason: `cannot listen on ${plan.listen.host}:${plan.listen.port}` });
     process.exit(3);
   }
-  listenSocket = token;
-  send({ type: 'listening', index: init.index, port: uWS.us_socket_local_port(token) });
+  send({ type: 'listening', index: init.index, port: bound });
 });
 
 function closeListen(): void {
-  if (listenSocket !== null) {
-    uWS.us_listen_socket_close(listenSocket);
-    listenSocket = null;
-  }
+  listener.closeListen();
 }
 
 let exiting = false;
@@ -139,7 +137,7 @@ function exit(code: number): void {
   exiting = true;
   closeListen();
   // Idle keep-alive connections are uWS handles too: a thread that ends with any open aborts the process.
-  (app as unknown as { close(): void }).close();
+  listener.close();
   unregisterSweep();
   websockets.stop();
   for (const u of state.runtime.upstreams) for (const p of u.pools) p.close();
@@ -184,7 +182,11 @@ port.on('message', (msg: ToWorker) => {
       state.runtime = pending;
       pending = null;
       old.retire(state.runtime);
-      websockets.attach(app, state.runtime.routes);
+      websockets.attach(listener.routers, state.runtime.routes);
+      // changed certificate files (or TLS options): new connections get the new ones
+      if (old.plan.listen.tls?.digest !== state.runtime.plan.listen.tls?.digest && !listener.swap(state.runtime.plan.listen.tls)) {
+        send({ type: 'internal-error', index: init.index, message: 'the listener could not reopen with the new certificates; the previous ones keep serving', stack: '' });
+      }
       send({ type: 'plan-applied', index: init.index, version: msg.version });
       break;
     }

@@ -63,7 +63,11 @@ function policies(jwt: 'keys' | 'jwksUrl', privateJwk = false) {
 /** A complete config; `refusedByCompile` adds secrets that only a refused config can hold (private JWK members). */
 function config(refusedByCompile = false, globalJwt: 'keys' | 'jwksUrl' = 'keys') {
   return {
-    listen: { host: '127.0.0.1', port: 0, tls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem'), passphrase: TLS_PASS } },
+    listen: {
+      host: '127.0.0.1',
+      port: 0,
+      tls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem'), passphrase: TLS_PASS, servers: [{ hostnames: ['sni.test'], cert: join(dir, 'sni.pem'), key: join(dir, 'sni-key.pem'), passphrase: SNI_PASS }] },
+    },
     admin: { host: '127.0.0.1', port: 0, token, auditLog: join(dir, 'audit.log') },
     reload: { watch: false },
     workers: 1,
@@ -71,6 +75,8 @@ function config(refusedByCompile = false, globalJwt: 'keys' | 'jwksUrl' = 'keys'
       // An empty user name is accepted (the gateway sends no userinfo upstream); a user name is refused by compile,
       // and that message quotes the URL.
       app: { nodes: [{ url: `http://${refusedByCompile ? 'user' : ''}:${mark()}@127.0.0.1:${deadPort}` }] },
+      // a client certificate for mTLS to an upstream, its key encrypted
+      secure: { nodes: [{ url: `https://127.0.0.1:${deadPort}` }], tls: { cert: join(dir, 'client.pem'), key: join(dir, 'client-key.pem'), passphrase: CLIENT_PASS } },
       // a discovery source's credentials (its agent is not there: the static node serves)
       registry: { nodes: [{ url: `http://127.0.0.1:${deadPort}` }], discovery: { type: 'consul', address: `http://127.0.0.1:${deadPort}`, service: 'app', token: mark() } },
     },
@@ -94,6 +100,8 @@ function config(refusedByCompile = false, globalJwt: 'keys' | 'jwksUrl' = 'keys'
 }
 
 let TLS_PASS: string;
+let SNI_PASS: string;
+let CLIENT_PASS: string;
 
 /** Schema paths (objects by key, records as *, arrays as []) of every field marked secret. */
 function secretPaths(schema: any, path = '', out = new Set<string>()): Set<string> {
@@ -142,7 +150,12 @@ before(async () => {
   token = mark();
   TLS_PASS = mark();
   // A TLS key encrypted with the passphrase, so that the worker really uses it.
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost', '-passout', `pass:${TLS_PASS}`], { stdio: 'ignore' });
+  SNI_PASS = mark();
+  CLIENT_PASS = mark();
+  for (const [name, pass] of [['', TLS_PASS], ['sni-', SNI_PASS], ['client-', CLIENT_PASS]]) {
+    const cert = name === '' ? 'cert.pem' : `${name.slice(0, -1)}.pem`;
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-keyout', join(dir, `${name}key.pem`), '-out', join(dir, cert), '-days', '1', '-subj', '/CN=localhost', '-passout', `pass:${pass}`], { stdio: 'ignore' });
+  }
   const start = config();
   fixtures.push(start);
   writeFileSync(join(dir, 'gateway.json'), JSON.stringify(start));
