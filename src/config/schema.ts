@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Predicate } from './predicate-schema.js';
 import { POLICIES } from '../policies/index.js';
 import { WebSocketRouteSchema } from '../websocket/schema.js';
 import { RedisSchema } from '../shared/redis-config.js';
@@ -135,18 +136,6 @@ const Upstream = Type.Object(
   { additionalProperties: false },
 );
 
-const Predicate = Type.Union([
-  Type.String({ description: 'exact value' }),
-  Type.Object(
-    {
-      exact: Type.Optional(Type.String({ description: 'the value must be exactly this' })),
-      prefix: Type.Optional(Type.String({ description: 'the value must start with this' })),
-      regex: Type.Optional(Type.String({ description: 'a JavaScript regular expression found anywhere in the value (anchor it with ^ and $ for the whole value)' })),
-      present: Type.Optional(Type.Boolean({ description: 'true: present with any value; false: must be absent' })),
-    },
-    { additionalProperties: false, minProperties: 1, maxProperties: 1, description: 'exactly one test of the value' },
-  ),
-]);
 
 const Method = Type.String({ pattern: '^[A-Z]{1,16}$', description: 'an HTTP method in capitals, e.g. GET' });
 

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { Predicate } from '../config/predicate-schema.js';
 
 /**
  * Config of a route's request mirroring (`mirror:` on a route): a sampled share of its requests is copied to another
@@ -9,18 +10,6 @@ import { Type, type Static } from '@sinclair/typebox';
 
 const HeaderName = Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", maxLength: 256, description: 'a request header name (case does not matter)' });
 
-const Predicate = Type.Union([
-  Type.String({ description: 'exact value' }),
-  Type.Object(
-    {
-      exact: Type.Optional(Type.String({ description: 'the value must be exactly this' })),
-      prefix: Type.Optional(Type.String({ description: 'the value must start with this' })),
-      regex: Type.Optional(Type.String({ description: 'a JavaScript regular expression found anywhere in the value (anchor it with ^ and $ for the whole value)' })),
-      present: Type.Optional(Type.Boolean({ description: 'true: present with any value; false: must be absent' })),
-    },
-    { additionalProperties: false, minProperties: 1, maxProperties: 1, description: 'exactly one test of the value' },
-  ),
-]);
 
 export const MirrorSchema = Type.Object(
   {
