@@ -14,13 +14,14 @@ const rows = readFileSync(join(dir, 'raw.jsonl'), 'utf8').split('\n').filter(Boo
 const versions = readFileSync(join(dir, 'versions.txt'), 'utf8').trim();
 const v = Object.fromEntries(versions.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 
-const ORDER = ['direct', 'nginx', 'haproxy', 'nanogate-1w', 'nanogate-1w-pipelined', 'nanogate-1w-standard', 'nginx-cache-hit', 'nanogate-1w-cache-hit', 'nginx-2w', 'nanogate-default'];
+const ORDER = ['direct', 'nginx', 'haproxy', 'nanogate-1w', 'nanogate-1w-pipelined', 'nanogate-1w-split', 'nanogate-1w-standard', 'nginx-cache-hit', 'nanogate-1w-cache-hit', 'nginx-2w', 'nanogate-default'];
 const DESC = {
   direct: 'wrk → origin nginx (no proxy)',
   nginx: 'nginx proxy_pass, 1 worker, upstream keepalive 128',
   haproxy: 'haproxy, 1 thread, http-reuse always',
   'nanogate-1w': 'nanogate --workers 1 (defaults: pipelining auto)',
   'nanogate-1w-pipelined': 'nanogate --workers 1, upstream pipelining: 64 (no probe)',
+  'nanogate-1w-split': 'nanogate --workers 1, traffic split 95/5 between two upstreams on the same origin',
   'nanogate-1w-standard': 'nanogate --workers 1, standard policy set: JWT (cached) → consumer, authorize, rate limit, access log to a file, metrics',
   'nginx-cache-hit': 'nginx proxy_cache hit, 1 worker (proxy_cache_valid 200 10m)',
   'nanogate-1w-cache-hit': 'nanogate --workers 1, cache policy L1 hit (ttl: 600)',
