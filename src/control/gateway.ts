@@ -42,6 +42,10 @@ import { NoRolloutError, RolloutController, RolloutStateError, type RolloutComma
 import { TrafficMetrics } from '../observe/traffic-metrics.js';
 import { CacheCluster, type NamespacePurge } from '../policies/cache/purge-bus.js';
 import { EtcdConfigSource, type EtcdSourceOptions } from './etcd-source.js';
+import { keepBuiltinPrototypesFast } from '../shared/fast-prototypes.js';
+
+// every module of the control plane is loaded now (ioredis among them): see src/shared/fast-prototypes.ts
+keepBuiltinPrototypesFast();
 
 const WORKER_FILE = fileURLToPath(new URL('../worker/worker.js', import.meta.url));
 

@@ -18,6 +18,10 @@ import { purgeHere, setPurgeBroadcaster } from '../policies/cache/purge-local.js
 import { setL2Logger } from '../policies/cache/l2-redis.js';
 import { WebSocketFront } from '../websocket/front.js';
 import { Listener } from '../tls/uws-listener.js';
+import { keepBuiltinPrototypesFast } from '../shared/fast-prototypes.js';
+
+// every module of this thread is loaded now (ioredis among them, for the cache's L2): see src/shared/fast-prototypes.ts
+keepBuiltinPrototypesFast();
 
 /**
  * A data-plane thread: its own uWS App on the shared port (SO_REUSEPORT), the current plan's runtime, and nothing
