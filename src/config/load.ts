@@ -33,7 +33,31 @@ function parseWithDocument(text: string, issues: ConfigIssue[], edit?: (doc: Doc
   }
   if (doc.errors.length) return { value: undefined };
   edit?.(doc, lines);
-  return { value: doc.toJS() };
+  return { value: oneByteStrings(doc.toJS()) };
+}
+
+/**
+ * The parsed value with every string that fits in Latin-1 stored one byte per character. YAML slices its strings out
+ * of the source text, and V8 keeps a slice of a two-byte string two-byte even when it is plain ASCII: a config with
+ * one character beyond Latin-1 anywhere (a comment's dash or arrow, or the placeholders of src/config/env.ts) would
+ * make every route name, header value and URL of the plan two-byte, and every string built from them on the request
+ * path (log lines, header blocks) too, which then costs a two-byte flatten and a slower UTF-8 encoding per request.
+ */
+export function oneByteStrings(value: unknown): unknown {
+  if (typeof value === 'string') return oneByte(value);
+  if (Array.isArray(value)) return value.map(oneByteStrings);
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[oneByte(k)] = oneByteStrings(v);
+    return out;
+  }
+  return value;
+}
+
+function oneByte(s: string): string {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return s;
+  // a fresh copy through Latin-1 bytes is a one-byte string whatever the source was
+  return s.length === 0 ? s : Buffer.from(s, 'latin1').toString('latin1');
 }
 
 function pointerToPath(pointer: string): string {
