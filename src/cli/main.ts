@@ -46,6 +46,7 @@ Runs a gateway node: the control plane on the main thread, N worker threads on t
                   like a reload on every change (docs/etcd.md)
   --etcd-prefix P key prefix of this cluster (default /nanogate/)
   --etcd-node N   this node's name under PREFIX/nodes/ (default: host name and process id)
+  --etcd-check-ms N  how often the watches are checked and this node's report written (default 5000)
 SIGTERM/SIGINT drain in-flight requests and exit 0 (also during start-up); SIGHUP reads every config file
 again and reloads; SIGUSR2 reopens access-log files. Exit 1: the config was refused; 2: usage error.`,
   validate: `Usage: nanogate validate FILE... [--strict]
@@ -92,7 +93,7 @@ Prints the help of COMMAND, or the list of commands.`,
 /** The options each command takes (strict: anything else is a usage error with a did-you-mean). */
 const ADMIN_FLAGS: Options = { admin: { type: 'string' }, 'token-file': { type: 'string' } };
 const COMMANDS: Record<string, { options: Options; positionals: 'none' | 'some' }> = {
-  start: { options: { config: { type: 'string', short: 'c', multiple: true }, workers: { type: 'string', short: 'w' }, etcd: { type: 'string' }, 'etcd-prefix': { type: 'string' }, 'etcd-node': { type: 'string' } }, positionals: 'none' },
+  start: { options: { config: { type: 'string', short: 'c', multiple: true }, workers: { type: 'string', short: 'w' }, etcd: { type: 'string' }, 'etcd-prefix': { type: 'string' }, 'etcd-node': { type: 'string' }, 'etcd-check-ms': { type: 'string' } }, positionals: 'none' },
   validate: { options: { strict: { type: 'boolean' }, config: { type: 'string', short: 'c', multiple: true } }, positionals: 'some' },
   diff: { options: { config: { type: 'string', short: 'c', multiple: true }, ...ADMIN_FLAGS }, positionals: 'some' },
   apply: { options: { config: { type: 'string', short: 'c', multiple: true }, ...ADMIN_FLAGS }, positionals: 'some' },
@@ -249,10 +250,10 @@ async function validate(values: Values, positionals: string[]): Promise<number> 
 }
 
 /** --etcd, --etcd-prefix, --etcd-node as the gateway's etcd source options (null without --etcd). */
-function etcdOptions(values: Values): { endpoints: string[]; prefix: string; node: string } | null {
+function etcdOptions(values: Values): { endpoints: string[]; prefix: string; node: string; checkIntervalMs?: number } | null {
   const given = values.etcd as string | undefined;
   if (given === undefined) {
-    if (values['etcd-prefix'] !== undefined || values['etcd-node'] !== undefined) throw new UsageError('nanogate start: --etcd-prefix and --etcd-node need --etcd URL');
+    if (values['etcd-prefix'] !== undefined || values['etcd-node'] !== undefined || values['etcd-check-ms'] !== undefined) throw new UsageError('nanogate start: --etcd-prefix, --etcd-node and --etcd-check-ms need --etcd URL');
     return null;
   }
   const endpoints = given.split(',').map((e) => e.trim()).filter(Boolean);
@@ -269,7 +270,9 @@ function etcdOptions(values: Values): { endpoints: string[]; prefix: string; nod
   const prefix = (values['etcd-prefix'] as string | undefined) ?? '/nanogate/';
   const node = (values['etcd-node'] as string | undefined) ?? `${hostname()}-${process.pid}`;
   if (!/^[A-Za-z0-9._:-]{1,100}$/.test(node)) throw new UsageError(`nanogate start: --etcd-node takes 1 to 100 of A-Z a-z 0-9 . _ : -, not "${node}"`);
-  return { endpoints, prefix, node };
+  const check = values['etcd-check-ms'] as string | undefined;
+  if (check !== undefined && !(/^[0-9]{1,7}$/.test(check) && Number(check) >= 100)) throw new UsageError(`nanogate start: --etcd-check-ms takes milliseconds, 100 or more, not "${check}"`);
+  return { endpoints, prefix, node, ...(check !== undefined ? { checkIntervalMs: Number(check) } : {}) };
 }
 
 async function start(values: Values): Promise<number> {
