@@ -27,6 +27,7 @@ Commands:
   diff       show what a config would change in a running gateway (nothing is applied)
   apply      apply a config to a running gateway through its admin API
   dump       print a running gateway's config (credentials redacted)
+  status     a running gateway's status, or with --cluster every node of its etcd cluster
   schema     print the config JSON Schema (for editors), or the config reference
   bench      measure the gateway against a direct upstream (see nanogate bench --help)
   import     convert a Kong or APISIX declarative config (see nanogate import --help)
@@ -81,6 +82,17 @@ every credential "[redacted]" (so a dump is for reading and diffing, not for app
   --format F         yaml (default) or json
 ${ADMIN_OPTIONS}
 Exit codes: 0 printed, 2 usage error, 4 the admin API cannot be reached, refused the request or does not keep N.`,
+  status: `Usage: nanogate status [--cluster] [--json] [--admin URL] [--token-file PATH]
+
+Prints the running gateway's status (GET /status). With --cluster, every node of its etcd cluster
+(GET /etcd/nodes): id, address, config and consumer revisions, when it last applied one, its lag behind the
+newest change in the store (config/consumers, in revisions) and its watch state (ok, stalled, away); a node
+that lags, whose watch is not ok, or whose report is older than three check intervals is marked LAGGING.
+  --cluster          every node (the gateway must run with --etcd)
+  --json             the admin API's answer as JSON
+${ADMIN_OPTIONS}
+Exit codes: 0 printed (--cluster: every node in step), 1 --cluster: a node lags, 2 usage error, 4 the admin
+API cannot be reached, refused the request, or (--cluster) runs without etcd.`,
   schema: `Usage: nanogate schema [--markdown]
 
 Prints the JSON Schema of the config file to stdout, as editors read it (config/schema.json is this output:
@@ -94,6 +106,7 @@ Prints the help of COMMAND, or the list of commands.`,
 const ADMIN_FLAGS: Options = { admin: { type: 'string' }, 'token-file': { type: 'string' } };
 const COMMANDS: Record<string, { options: Options; positionals: 'none' | 'some' }> = {
   start: { options: { config: { type: 'string', short: 'c', multiple: true }, workers: { type: 'string', short: 'w' }, etcd: { type: 'string' }, 'etcd-prefix': { type: 'string' }, 'etcd-node': { type: 'string' }, 'etcd-check-ms': { type: 'string' } }, positionals: 'none' },
+  status: { options: { cluster: { type: 'boolean' }, json: { type: 'boolean' }, ...ADMIN_FLAGS }, positionals: 'none' },
   validate: { options: { strict: { type: 'boolean' }, config: { type: 'string', short: 'c', multiple: true } }, positionals: 'some' },
   diff: { options: { config: { type: 'string', short: 'c', multiple: true }, ...ADMIN_FLAGS }, positionals: 'some' },
   apply: { options: { config: { type: 'string', short: 'c', multiple: true }, ...ADMIN_FLAGS }, positionals: 'some' },
@@ -180,6 +193,8 @@ async function run(argv: string[]): Promise<number> {
       return (await import('./config-commands.js')).apply(values, positionals);
     case 'dump':
       return (await import('./config-commands.js')).dump(values);
+    case 'status':
+      return (await import('./status-command.js')).status(values);
     default:
       if (values.markdown) process.stdout.write((await import('../config/reference.js')).configReference());
       else process.stdout.write((await import('../config/editor-schema.js')).editorSchemaText());

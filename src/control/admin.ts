@@ -33,6 +33,7 @@ import { ConfigError } from '../config/errors.js';
 import { ConfigSchema } from '../config/schema.js';
 import { redactConfig } from '../config/secrets.js';
 import { tokenFingerprint } from './audit.js';
+import { clusterView as etcdClusterView } from './etcd-cluster-view.js';
 import { registryTable } from '../identity/registry.js';
 import { SplitState } from '../traffic/split-state.js';
 import * as probes from './probes.js';
@@ -262,15 +263,13 @@ export class AdminServer {
     on('GET', '/etcd/nodes', async (_q, res) => {
       const etcd = g.etcd;
       if (!etcd) return problem(res, 'NG_ERR_ADMIN_NO_ETCD', 'start the gateway with --etcd URL to keep its config in etcd');
-      let nodes;
+      let nodes, store;
       try {
-        nodes = await etcd.nodes();
+        [nodes, store] = await Promise.all([etcd.nodes(), etcd.storeRevisions()]);
       } catch (err) {
         return problem(res, 'NG_ERR_ADMIN_ETCD_UNAVAILABLE', (err as Error).message);
       }
-      // A node behind the newest revision any node applied is lagging (or down: see `at`).
-      const newest = Math.max(0, ...nodes.map((n) => n.revision));
-      json(res, 200, { revision: etcd.revision, nodes: nodes.map((n) => ({ ...n, lagging: n.revision < newest })) });
+      json(res, 200, { prefix: etcd.prefix, ...etcdClusterView(store, nodes) });
     });
 
     on('GET', '/config/history', (_q, res) => json(res, 200, { version: g.plan.version, kept: g.keptVersions(), history: g.history }));

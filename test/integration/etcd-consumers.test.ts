@@ -4,12 +4,13 @@ import { request } from 'node:http';
 import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { runCli } from '../helpers/cli.js';
 import { closeAll } from '../helpers/http.js';
 import { EtcdClient } from '../../src/control/etcd-client.js';
 
 /**
- * The consumer registry in etcd, shared by three gateway processes (two workers each) on one real etcd. The shared
- * config (in etcd too) turns on API-key auth and names the registry.
+ * The consumer registry in etcd, shared by three gateway processes (two workers each) on one real etcd, and
+ * `nanogate status --cluster` over them. The shared config (in etcd too) turns on API-key auth and names the registry.
  */
 
 const PREFIX = '/k/';
@@ -150,18 +151,64 @@ describe('the consumer registry in etcd, shared by three gateway processes', () 
     await until('the fixed registry is applied', async () => (await Promise.all(nodes.map(consumersOf))).every((c) => c.refusedRevision === null));
   });
 
+  test('status --cluster: all three nodes at the same revisions; a stopped node is marked lagging, then away', async () => {
+    await until('every node reported the same revisions', async () => {
+      const r = await runCli(['status', '--cluster', '--json', '--admin', nodes[0].adminUrl]);
+      return r.code === 0 && (JSON.parse(r.stdout) as { nodes: unknown[] }).nodes.length === 3;
+    });
+    const ok = await runCli(['status', '--cluster', '--admin', nodes[0].adminUrl]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const rows = ok.stdout.split('\n').filter((l) => l.startsWith('node-'));
+    assert.equal(rows.length, 3);
+    const cells = rows.map((l) => l.split(/\s+/));
+    for (const [i, c] of cells.entries()) {
+      assert.equal(c[0], `node-${i}`);
+      assert.equal(c[1], `127.0.0.1:${nodes[i].port}`);
+      assert.equal(c[2], cells[0][2], 'same config revision');
+      assert.equal(c[3], cells[0][3], 'same consumer revision');
+      assert.equal(c[5], '0/0');
+      assert.equal(c[6], 'ok');
+    }
+    assert.doesNotMatch(ok.stdout, /LAGGING/);
+
+    nodes[2].child.kill('SIGSTOP'); // the node stops: no watch, no apply, no report
+    try {
+      const written = await client.txn([{ key: REGISTRY_KEY, value: registry([three[0], { id: 'c4', key: key('c4') }]) }], [], 2000);
+      await everyNodeAnswers(nodes.slice(0, 2), key('c4'), 200);
+      const view = async () => {
+        const r = await runCli(['status', '--cluster', '--json', '--admin', nodes[1].adminUrl]);
+        return { code: r.code, view: JSON.parse(r.stdout) as { consumers: number; lagging: number; nodes: { node: string; lagging: boolean; watch: string; lag: { consumers: number } }[] } };
+      };
+      await until('node-2 marked away', async () => (await view()).view.nodes[2].watch === 'away');
+      const { code, view: v } = await view();
+      assert.equal(code, 1, 'exit 1 while a node lags');
+      assert.equal(v.consumers, written);
+      assert.deepEqual(v.nodes.map((n) => n.lagging), [false, false, true]);
+      assert.ok(v.nodes[2].lag.consumers > 0);
+      const table = await runCli(['status', '--cluster', '--admin', nodes[0].adminUrl]);
+      assert.match(table.stdout, /^node-2\s.*\saway \(\d+ s\)\s+LAGGING$/m);
+      console.log(table.stdout.trimEnd().split('\n').map((l) => `# ${l}`).join('\n'));
+    } finally {
+      nodes[2].child.kill('SIGCONT');
+    }
+    await everyNodeAnswers(nodes, key('c4'), 200);
+    await until('node-2 back in step', async () => (await runCli(['status', '--cluster', '--admin', nodes[0].adminUrl])).code === 0);
+  });
+
   test('etcd stopped: every node keeps letting the registry\'s keys in, says so, and catches up when etcd is back', async () => {
     await etcd.stop();
     try {
       await until('every node saw etcd away', async () => (await Promise.all(nodes.map(consumersOf))).every((c) => c.state === 'away'));
-      for (const s of await statusesOn(nodes, key('c1'))) assert.equal(s, 200);
+      for (const s of await statusesOn(nodes, key('c4'))) assert.equal(s, 200);
       for (const s of await statusesOn(nodes, key('c2'), 1)) assert.equal(s, 401);
+      const r = await runCli(['status', '--admin', nodes[0].adminUrl]);
+      assert.match(r.stdout, /consumers revision \d+ \(watch away\)/);
     } finally {
       await etcd.start();
     }
     await client.txn([{ key: REGISTRY_KEY, value: registry([three[0], { id: 'c5', key: key('c5') }]) }], [], 5000);
     await everyNodeAnswers(nodes, key('c5'), 200, 20_000);
-    await everyNodeAnswers(nodes, key('c3-r19'), 401);
+    await everyNodeAnswers(nodes, key('c4'), 401);
   });
 });
 

@@ -104,7 +104,7 @@ test('nanogate start --config with a missing file refuses to start', async () =>
 
 // ------------------------------------------------------------------------------------------------ CLI hygiene
 
-const COMMANDS = ['start', 'validate', 'diff', 'apply', 'dump', 'schema'];
+const COMMANDS = ['start', 'validate', 'diff', 'apply', 'dump', 'status', 'schema'];
 
 test('nanogate help CMD and CMD --help print the same page for every command, and exit 0', async () => {
   for (const cmd of COMMANDS) {
