@@ -27,6 +27,7 @@ Commands:
   diff       show what a config would change in a running gateway (nothing is applied)
   apply      apply a config to a running gateway through its admin API
   dump       print a running gateway's config (credentials redacted)
+  status     a running gateway's status, or with --cluster every node of its etcd cluster
   schema     print the config JSON Schema (for editors), or the config reference
   bench      measure the gateway against a direct upstream (see nanogate bench --help)
   import     convert a Kong or APISIX declarative config (see nanogate import --help)
@@ -46,6 +47,7 @@ Runs a gateway node: the control plane on the main thread, N worker threads on t
                   like a reload on every change (docs/etcd.md)
   --etcd-prefix P key prefix of this cluster (default /nanogate/)
   --etcd-node N   this node's name under PREFIX/nodes/ (default: host name and process id)
+  --etcd-check-ms N  how often the watches are checked and this node's report written (default 5000)
 SIGTERM/SIGINT drain in-flight requests and exit 0 (also during start-up); SIGHUP reads every config file
 again and reloads; SIGUSR2 reopens access-log files. Exit 1: the config was refused; 2: usage error.`,
   validate: `Usage: nanogate validate FILE... [--strict]
@@ -80,6 +82,17 @@ every credential "[redacted]" (so a dump is for reading and diffing, not for app
   --format F         yaml (default) or json
 ${ADMIN_OPTIONS}
 Exit codes: 0 printed, 2 usage error, 4 the admin API cannot be reached, refused the request or does not keep N.`,
+  status: `Usage: nanogate status [--cluster] [--json] [--admin URL] [--token-file PATH]
+
+Prints the running gateway's status (GET /status). With --cluster, every node of its etcd cluster
+(GET /etcd/nodes): id, address, config and consumer revisions, when it last applied one, its lag behind the
+newest change in the store (config/consumers, in revisions) and its watch state (ok, stalled, away); a node
+that lags, whose watch is not ok, or whose report is older than three check intervals is marked LAGGING.
+  --cluster          every node (the gateway must run with --etcd)
+  --json             the admin API's answer as JSON
+${ADMIN_OPTIONS}
+Exit codes: 0 printed (--cluster: every node in step), 1 --cluster: a node lags, 2 usage error, 4 the admin
+API cannot be reached, refused the request, or (--cluster) runs without etcd.`,
   schema: `Usage: nanogate schema [--markdown]
 
 Prints the JSON Schema of the config file to stdout, as editors read it (config/schema.json is this output:
@@ -92,7 +105,8 @@ Prints the help of COMMAND, or the list of commands.`,
 /** The options each command takes (strict: anything else is a usage error with a did-you-mean). */
 const ADMIN_FLAGS: Options = { admin: { type: 'string' }, 'token-file': { type: 'string' } };
 const COMMANDS: Record<string, { options: Options; positionals: 'none' | 'some' }> = {
-  start: { options: { config: { type: 'string', short: 'c', multiple: true }, workers: { type: 'string', short: 'w' }, etcd: { type: 'string' }, 'etcd-prefix': { type: 'string' }, 'etcd-node': { type: 'string' } }, positionals: 'none' },
+  start: { options: { config: { type: 'string', short: 'c', multiple: true }, workers: { type: 'string', short: 'w' }, etcd: { type: 'string' }, 'etcd-prefix': { type: 'string' }, 'etcd-node': { type: 'string' }, 'etcd-check-ms': { type: 'string' } }, positionals: 'none' },
+  status: { options: { cluster: { type: 'boolean' }, json: { type: 'boolean' }, ...ADMIN_FLAGS }, positionals: 'none' },
   validate: { options: { strict: { type: 'boolean' }, config: { type: 'string', short: 'c', multiple: true } }, positionals: 'some' },
   diff: { options: { config: { type: 'string', short: 'c', multiple: true }, ...ADMIN_FLAGS }, positionals: 'some' },
   apply: { options: { config: { type: 'string', short: 'c', multiple: true }, ...ADMIN_FLAGS }, positionals: 'some' },
@@ -179,6 +193,8 @@ async function run(argv: string[]): Promise<number> {
       return (await import('./config-commands.js')).apply(values, positionals);
     case 'dump':
       return (await import('./config-commands.js')).dump(values);
+    case 'status':
+      return (await import('./status-command.js')).status(values);
     default:
       if (values.markdown) process.stdout.write((await import('../config/reference.js')).configReference());
       else process.stdout.write((await import('../config/editor-schema.js')).editorSchemaText());
@@ -249,10 +265,10 @@ async function validate(values: Values, positionals: string[]): Promise<number> 
 }
 
 /** --etcd, --etcd-prefix, --etcd-node as the gateway's etcd source options (null without --etcd). */
-function etcdOptions(values: Values): { endpoints: string[]; prefix: string; node: string } | null {
+function etcdOptions(values: Values): { endpoints: string[]; prefix: string; node: string; checkIntervalMs?: number } | null {
   const given = values.etcd as string | undefined;
   if (given === undefined) {
-    if (values['etcd-prefix'] !== undefined || values['etcd-node'] !== undefined) throw new UsageError('nanogate start: --etcd-prefix and --etcd-node need --etcd URL');
+    if (values['etcd-prefix'] !== undefined || values['etcd-node'] !== undefined || values['etcd-check-ms'] !== undefined) throw new UsageError('nanogate start: --etcd-prefix, --etcd-node and --etcd-check-ms need --etcd URL');
     return null;
   }
   const endpoints = given.split(',').map((e) => e.trim()).filter(Boolean);
@@ -269,7 +285,9 @@ function etcdOptions(values: Values): { endpoints: string[]; prefix: string; nod
   const prefix = (values['etcd-prefix'] as string | undefined) ?? '/nanogate/';
   const node = (values['etcd-node'] as string | undefined) ?? `${hostname()}-${process.pid}`;
   if (!/^[A-Za-z0-9._:-]{1,100}$/.test(node)) throw new UsageError(`nanogate start: --etcd-node takes 1 to 100 of A-Z a-z 0-9 . _ : -, not "${node}"`);
-  return { endpoints, prefix, node };
+  const check = values['etcd-check-ms'] as string | undefined;
+  if (check !== undefined && !(/^[0-9]{1,7}$/.test(check) && Number(check) >= 100)) throw new UsageError(`nanogate start: --etcd-check-ms takes milliseconds, 100 or more, not "${check}"`);
+  return { endpoints, prefix, node, ...(check !== undefined ? { checkIntervalMs: Number(check) } : {}) };
 }
 
 async function start(values: Values): Promise<number> {

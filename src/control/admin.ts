@@ -33,6 +33,8 @@ import { ConfigError } from '../config/errors.js';
 import { ConfigSchema } from '../config/schema.js';
 import { redactConfig } from '../config/secrets.js';
 import { tokenFingerprint } from './audit.js';
+import { clusterView as etcdClusterView } from './etcd-cluster-view.js';
+import { registryTable } from '../identity/registry.js';
 import { SplitState } from '../traffic/split-state.js';
 import * as probes from './probes.js';
 import type { NodeError } from './messages.js';
@@ -67,6 +69,7 @@ export const ADMIN_ERRORS = {
   NG_ERR_ADMIN_INTERNAL: { status: 500, title: 'The admin request failed' },
   NG_ERR_ADMIN_NO_ETCD: { status: 404, title: 'The gateway was not started with an etcd config source' },
   NG_ERR_ADMIN_ETCD_UNAVAILABLE: { status: 503, title: 'etcd could not be reached; nothing was written' },
+  NG_ERR_ADMIN_CONSUMERS_INVALID: { status: 422, title: 'The consumer registry was refused; nothing was written' },
 } as const;
 export type AdminErrorCode = keyof typeof ADMIN_ERRORS;
 
@@ -213,18 +216,60 @@ export class AdminServer {
       json(res, 200, { revision, applied, version: g.plan.version, warnings });
     });
 
+    // The consumer registry in etcd (src/control/etcd-consumers.ts): one document, validated here the way every node
+    // will validate it, then written as <prefix>consumers/<name>; other keys under consumers/ are deleted in the same
+    // transaction (the document sent is the whole registry). Every node reading it applies it from its watch.
+    on('PUT', '/etcd/consumers', async (req, res, _p, url) => {
+      const etcd = g.etcd;
+      if (!etcd) return problem(res, 'NG_ERR_ADMIN_NO_ETCD', 'start the gateway with --etcd URL to keep its consumers in etcd');
+      const type = req.headers['content-type'];
+      if (type !== undefined && NOT_A_CONFIG.test(type)) {
+        throw new BadRequest('NG_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', `content-type "${type}": send the document itself (curl --data-binary @FILE), not a form`);
+      }
+      const name = url.searchParams.get('name') ?? 'registry';
+      if (!ETCD_NAME.test(name)) throw new BadRequest('NG_ERR_ADMIN_BAD_REQUEST', 'name must be 1 to 100 of A-Z a-z 0-9 . _ -');
+      const key = `${etcd.consumersPrefix}${name}`;
+      const text = await readBody(req);
+      const actor = this.#actorOf(req);
+      let consumers: number;
+      try {
+        consumers = registryTable(text, `etcd:${key}`).specs.length;
+      } catch (err) {
+        const message = (err as Error).message;
+        g.audit?.write({ ...actor, action: 'etcd.consumers', target: key, result: 'refused', error: message });
+        return problem(res, 'NG_ERR_ADMIN_CONSUMERS_INVALID', 'nothing was written to etcd', undefined, { errors: [message] });
+      }
+      let revision: number;
+      try {
+        revision = await etcd.write([{ name, text }], etcd.consumersPrefix);
+      } catch (err) {
+        g.audit?.write({ ...actor, action: 'etcd.consumers', target: key, result: 'failed', error: (err as Error).message });
+        return problem(res, 'NG_ERR_ADMIN_ETCD_UNAVAILABLE', (err as Error).message);
+      }
+      g.audit?.write({ ...actor, action: 'etcd.consumers', target: key, result: 'ok' });
+      const registry = etcd.consumers;
+      const warnings = registry ? [] : ['this node does not read consumers from etcd (its config has no consumerRegistry: { etcd: true })'];
+      let applied = false;
+      for (const deadline = Date.now() + 10_000; registry && Date.now() < deadline; await new Promise((r) => setTimeout(r, 10))) {
+        const r = registry.report();
+        if (r.revision >= revision || (r.refusedRevision ?? 0) >= revision) {
+          applied = r.revision >= revision;
+          break;
+        }
+      }
+      json(res, 200, { revision, consumers, applied, warnings });
+    });
+
     on('GET', '/etcd/nodes', async (_q, res) => {
       const etcd = g.etcd;
       if (!etcd) return problem(res, 'NG_ERR_ADMIN_NO_ETCD', 'start the gateway with --etcd URL to keep its config in etcd');
-      let nodes;
+      let nodes, store;
       try {
-        nodes = await etcd.nodes();
+        [nodes, store] = await Promise.all([etcd.nodes(), etcd.storeRevisions()]);
       } catch (err) {
         return problem(res, 'NG_ERR_ADMIN_ETCD_UNAVAILABLE', (err as Error).message);
       }
-      // A node behind the newest revision any node applied is lagging (or down: see `at`).
-      const newest = Math.max(0, ...nodes.map((n) => n.revision));
-      json(res, 200, { revision: etcd.revision, nodes: nodes.map((n) => ({ ...n, lagging: n.revision < newest })) });
+      json(res, 200, { prefix: etcd.prefix, ...etcdClusterView(store, nodes) });
     });
 
     on('GET', '/config/history', (_q, res) => json(res, 200, { version: g.plan.version, kept: g.keptVersions(), history: g.history }));

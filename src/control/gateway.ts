@@ -42,6 +42,7 @@ import { NoRolloutError, RolloutController, RolloutStateError, type RolloutComma
 import { TrafficMetrics } from '../observe/traffic-metrics.js';
 import { CacheCluster, type NamespacePurge } from '../policies/cache/purge-bus.js';
 import { EtcdConfigSource, type EtcdSourceOptions } from './etcd-source.js';
+import { EtcdRegistrySource } from './etcd-consumers.js';
 import { keepBuiltinPrototypesFast } from '../shared/fast-prototypes.js';
 
 // every module of the control plane is loaded now (ioredis among them): see src/shared/fast-prototypes.ts
@@ -220,7 +221,8 @@ export class Gateway {
     this.discovery = new DiscoveryManager(this.log, () => this.#applyDiscovered());
     this.rollouts = new RolloutController(this.log);
     this.etcd = options.etcd ? new EtcdConfigSource(options.etcd, this.log, () => this.#applyEtcd()) : null;
-    this.consumers = new ConsumerService(this.log, baseDirOf(options.configFile), (table, generation) => this.#publishConsumers(table, generation));
+    const etcd = this.etcd;
+    this.consumers = new ConsumerService(this.log, baseDirOf(options.configFile), (table, generation) => this.#publishConsumers(table, generation), etcd ? (sink) => new EtcdRegistrySource(etcd, sink) : null);
   }
 
   /** Sends a new consumer table to every worker (shared, not copied); resolves when each uses it or has exited. */
@@ -282,6 +284,8 @@ export class Gateway {
     } catch (err) {
       throw scrubbed(locateIssues(err, loaded.origins), secrets);
     }
+    const etcdIssue = this.#etcdRegistryIssue(this.config);
+    if (etcdIssue) throw new ConfigError(loaded.label, [etcdIssue]);
     const warnings = compiled.warnings.map((w) => scrub(w, secrets));
     for (const w of warnings) this.log.warn(w);
     const flags = AdminFlags.forPlan(compiled.plan, this.#switches);
@@ -335,6 +339,7 @@ export class Gateway {
     // Discovery starts once every worker serves: its first answer is applied like a reload.
     this.discovery.update(plan);
     if (this.etcd) {
+      this.etcd.describe(`${this.plan.listen.host}:${this.port}`, `${this.config.admin.host}:${this.admin.port}`);
       this.etcd.applied(etcdRevision, 1);
       this.etcd.run();
     }
@@ -431,6 +436,12 @@ export class Gateway {
   #loadConfigFiles(): LoadedConfig {
     const files = this.#readConfigSources();
     return loadSources(this.etcd ? [...files, ...this.etcd.sources()] : files, process.env, this.etcd ? baseDirOf(this.options.configFile) : undefined);
+  }
+
+  /** `consumerRegistry: { etcd: true }` needs the etcd this node was started with. */
+  #etcdRegistryIssue(config: Config): ConfigIssue | null {
+    if (config.consumerRegistry?.etcd !== true || this.etcd) return null;
+    return { path: 'consumerRegistry.etcd', message: 'this node was started without --etcd, so there is no etcd to read consumers from', hint: 'start it with --etcd URL, or name a file or url registry' };
   }
 
   /** Applies the etcd view as it is now, like a reload; the source is told which revision was applied or refused. */
@@ -620,6 +631,8 @@ export class Gateway {
     const t0 = performance.now();
     const { plan: compiled, warnings } = compileConfig(config, source, version, this.shared, null, this.discovery.discovered);
     const issues = this.#changeIssues(config, actor, options);
+    const etcdIssue = this.#etcdRegistryIssue(config);
+    if (etcdIssue) issues.push(etcdIssue);
     const dropsToken = this.config.admin.token !== undefined && config.admin.token === undefined;
     let audit: AuditLog | null = null;
     if (config.admin.auditLog !== this.audit?.destination) {

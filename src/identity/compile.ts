@@ -12,8 +12,8 @@ export function compileConsumers(config: Config, issues: ConfigIssue[]): SharedA
   const before = issues.length;
   const specs = normalizeConsumers(config.consumers ?? [], 'consumers', issues, { redact: true });
   const reg = config.consumerRegistry;
-  if (reg && (reg.file === undefined) === (reg.url === undefined)) {
-    issues.push({ path: 'consumerRegistry', message: 'needs exactly one of "file" or "url"' });
+  if (reg && [reg.file, reg.url, reg.etcd].filter((v) => v !== undefined).length !== 1) {
+    issues.push({ path: 'consumerRegistry', message: 'needs exactly one of "file", "url" or "etcd"' });
   }
   return issues.length > before ? null : buildConsumerTable(specs);
 }

@@ -55,6 +55,20 @@ export function registryTable(text: string, origin: string): { table: SharedArra
   }
 }
 
+/**
+ * Several registry documents (e.g. the keys under an etcd prefix) as one table: their consumers in the order given.
+ * A consumer id, key or JWT mapping used twice, also across documents, is refused by the build.
+ */
+export function registryTableOf(docs: readonly { text: string; origin: string }[], origin: string): { table: SharedArrayBuffer; specs: ConsumerSpec[] } {
+  if (docs.length === 1) return registryTable(docs[0].text, docs[0].origin);
+  const specs = docs.flatMap((d) => parseRegistryDocument(d.text, d.origin));
+  try {
+    return { table: buildConsumerTable(specs), specs };
+  } catch (err) {
+    throw new Error(`${origin}: ${(err as Error).message}`);
+  }
+}
+
 export interface RegistrySource {
   /** where the consumers come from, for logs and status */
   readonly location: string;
@@ -67,6 +81,8 @@ export interface RegistrySource {
 export interface RegistrySink {
   /** a new version of the document (text); throwing refuses it */
   update(text: string, origin: string): void;
+  /** a new version made of several documents, taken together (throwing refuses it) */
+  updateDocuments(docs: readonly { text: string; origin: string }[], origin: string): void;
   /** the source could not be read; the current table keeps serving */
   unavailable(reason: string): void;
 }

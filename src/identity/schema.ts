@@ -64,6 +64,7 @@ export const ConsumerRegistrySchema = Type.Object(
   {
     file: Type.Optional(Type.String({ minLength: 1, description: 'a JSON or YAML file {consumers: [...]}, watched for changes (relative to the config file)' })),
     url: Type.Optional(Type.String({ pattern: '^https?://', secret: 'url', description: 'polled with If-None-Match; 304 keeps the current table' })),
+    etcd: Type.Optional(Type.Literal(true, { description: 'the registry documents under <prefix>consumers/ in the etcd this node was started with (start --etcd), watched' })),
     intervalSeconds: Type.Number({ minimum: 0.05, maximum: 86400, default: 30, description: 'seconds between polls of url, or between re-checks of file (besides change events)' }),
     timeoutMs: Type.Integer({ minimum: 1, maximum: 600000, default: 5000, description: 'ms allowed for one fetch of url; a failed fetch keeps the current table' }),
     headers: Type.Optional(Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String(), { secret: true, description: 'sent with every fetch (e.g. authorization)' })),

@@ -5,7 +5,7 @@ import type { Plan } from '../config/plan.js';
 import type { ConfigIssue } from '../config/errors.js';
 import { CONSUMERS_SERVICE } from './consumers.js';
 import { mergeConsumers, normalizeConsumers } from './normalize.js';
-import { FileSource, UrlSource, registryTable, type RegistrySink, type RegistrySource } from './registry.js';
+import { FileSource, UrlSource, registryTableOf, type RegistrySink, type RegistrySource } from './registry.js';
 import { buildConsumerTable, readSpecs, stampGeneration, tableBytes, type ConsumerSpec } from './table.js';
 
 export interface ConsumerStatus {
@@ -21,6 +21,9 @@ export interface ConsumerStatus {
   } | null;
 }
 
+/** Makes the etcd registry source (the Gateway passes one when the node was started with --etcd). */
+export type EtcdRegistryFactory = (sink: RegistrySink) => RegistrySource;
+
 /** Posts a new table to every worker; resolves when they all use it. */
 export type PublishTable = (table: SharedArrayBuffer, generation: number) => Promise<void>;
 
@@ -35,6 +38,7 @@ export class ConsumerService implements RegistrySink {
   readonly #log: Logger;
   readonly #baseDir: string;
   readonly #publish: PublishTable;
+  readonly #etcd: EtcdRegistryFactory | null;
   /** the generation of the committed table */
   generation = 0;
   table: SharedArrayBuffer | null = null;
@@ -62,8 +66,9 @@ export class ConsumerService implements RegistrySink {
   #unavailable: string | null = null;
   #applied: Promise<void> = Promise.resolve();
 
-  constructor(log: Logger, baseDir: string, publish: PublishTable) {
+  constructor(log: Logger, baseDir: string, publish: PublishTable, etcd: EtcdRegistryFactory | null = null) {
     this.#log = log;
+    this.#etcd = etcd;
     this.#baseDir = baseDir;
     this.#publish = publish;
   }
@@ -170,10 +175,14 @@ export class ConsumerService implements RegistrySink {
   // ------------------------------------------------------------------------------------ RegistrySink
 
   update(text: string, origin: string): void {
+    this.updateDocuments([{ text, origin }], origin);
+  }
+
+  updateDocuments(docs: readonly { text: string; origin: string }[], origin: string): void {
     const started = performance.now();
     let loaded: { table: SharedArrayBuffer; specs: ConsumerSpec[] };
     try {
-      loaded = registryTable(text, origin);
+      loaded = registryTableOf(docs, origin);
     } catch (err) {
       this.#lastError = (err as Error).message;
       this.#lastErrorAt = new Date().toISOString();
@@ -201,6 +210,8 @@ export class ConsumerService implements RegistrySink {
   // ------------------------------------------------------------------------------------ internals
 
   #makeSource(reg: NonNullable<Config['consumerRegistry']>): RegistrySource {
+    // the Gateway refuses `etcd: true` on a node started without --etcd, before a plan gets here
+    if (reg.etcd === true && this.#etcd !== null) return this.#etcd(this);
     if (reg.file !== undefined) {
       const file = isAbsolute(reg.file) ? reg.file : resolve(this.#baseDir, reg.file);
       return new FileSource(file, reg.intervalSeconds, this);

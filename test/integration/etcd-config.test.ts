@@ -213,6 +213,26 @@ test('a watch from a compacted revision re-lists the prefix: vanished keys are d
   }
 });
 
+test('one transaction that writes two keys and deletes a third reaches the view whole (its events share a revision)', async () => {
+  const etcd = await startEtcd();
+  const client = new EtcdClient([etcd.url]);
+  // a check interval longer than the test: only the watch can bring the change
+  const source = new EtcdConfigSource({ endpoints: [etcd.url], prefix: '/m/', node: 'n', checkIntervalMs: 60_000 }, pino({ level: 'silent' }), async () => {});
+  try {
+    await client.txn([{ key: '/m/config/c.yaml', value: 'c: 1' }], [], 2000);
+    await source.load();
+    source.run();
+    assert.ok(await waitFor(() => source.up, 3000));
+    const written = await client.txn([{ key: '/m/config/a.yaml', value: 'a: 1' }, { key: '/m/config/b.yaml', value: 'b: 1' }], ['/m/config/c.yaml'], 2000);
+    assert.ok(await waitFor(() => source.configRevision >= written, 5000));
+    assert.deepEqual(source.sources(), [{ file: 'etcd:/m/config/a.yaml', text: 'a: 1' }, { file: 'etcd:/m/config/b.yaml', text: 'b: 1' }]);
+  } finally {
+    await source.stop();
+    client.close();
+    await etcd.close();
+  }
+});
+
 /** A TCP proxy to etcd whose open connections can be frozen: they stay open and carry nothing (a hung watch). */
 async function freezableProxy(target: number): Promise<{ url: string; freezeOpen(): void; close(): Promise<void> }> {
   const pairs = new Set<[Socket, Socket]>();
@@ -280,7 +300,7 @@ test('start refuses bad --etcd flags (exit 2) and an etcd it cannot read (exit 1
   assert.match(scheme.stderr, /--etcd takes http:\/\/ URLs/);
   const lone = await runCli(['start', '--etcd-prefix', '/x/']);
   assert.equal(lone.code, 2);
-  assert.match(lone.stderr, /--etcd-prefix and --etcd-node need --etcd URL/);
+  assert.match(lone.stderr, /--etcd-prefix, --etcd-node and --etcd-check-ms need --etcd URL/);
   const port = await closedPort();
   await assert.rejects(
     startGatewayProcess('', { args: ['--etcd', `http://127.0.0.1:${port}`], timeoutMs: 10_000 }),

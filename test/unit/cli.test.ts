@@ -1,4 +1,5 @@
 import { test, before } from 'node:test';
+import { closedPort } from '../helpers/upstream.js';
 import assert from 'node:assert/strict';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -104,7 +105,7 @@ test('nanogate start --config with a missing file refuses to start', async () =>
 
 // ------------------------------------------------------------------------------------------------ CLI hygiene
 
-const COMMANDS = ['start', 'validate', 'diff', 'apply', 'dump', 'schema'];
+const COMMANDS = ['start', 'validate', 'diff', 'apply', 'dump', 'status', 'schema'];
 
 test('nanogate help CMD and CMD --help print the same page for every command, and exit 0', async () => {
   for (const cmd of COMMANDS) {
@@ -166,4 +167,14 @@ test('config errors exit 1, distinct from usage errors', async () => {
   assert.equal(r.code, 1);
   assert.ok(r.stderr.includes(`${bad}: routes[1].upstream: unknown upstream "userz" (did you mean "users"?)`), r.stderr);
   assert.match(r.stderr, /upstream "users" is also defined in .*good\.yaml/);
+});
+
+test('status: --cluster against an admin API that does not answer exits 4; start refuses a check interval under 100 ms', async () => {
+  const port = await closedPort();
+  const r = await runCli(['status', '--cluster', '--admin', `http://127.0.0.1:${port}`]);
+  assert.equal(r.code, 4);
+  assert.match(r.stderr, /nanogate status: cannot reach the admin API at http:\/\/127\.0\.0\.1:\d+/);
+  const check = await runCli(['start', '--etcd', 'http://127.0.0.1:2379', '--etcd-check-ms', '50']);
+  assert.equal(check.code, 2);
+  assert.match(check.stderr, /--etcd-check-ms takes milliseconds, 100 or more, not "50"/);
 });
