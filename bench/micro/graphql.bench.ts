@@ -42,7 +42,7 @@ function config(sdlPath: string): GraphqlConfig {
     introspection: { allowed: false, plans: [] },
     persisted: { mode: 'off', maxEntries: 1000 },
     schema: sdlPath,
-    fieldAuth: { rules: { 'User.email': 'users:email' } },
+    fieldAuth: { rules: { 'User.email': 'users:email' }, mode: 'refuse' },
     cacheEntries: 1000,
     cacheBytes: 16_777_216,
     logFields: 16,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { buildSchema, type GraphQLSchema, type DocumentNode, type OperationDefinitionNode } from 'graphql';
-import { CONTINUE, PRIORITY, RESPOND, PolicyConfigError, type HookResult, type PolicyContext, type PolicyModule, type PolicyHooks } from '../../pipeline/policy.js';
+import { CONTINUE, PENDING, PRIORITY, RESPOND, PolicyConfigError, type HookResult, type PolicyContext, type PolicyModule, type PolicyHooks, type ResponseBodyFilter } from '../../pipeline/policy.js';
 import { GraphqlSchema, type GraphqlConfig } from './schema.js';
 import { DocumentCache } from './documents.js';
 import { analyzeOperation, costWith, pickOperation, type CostModel, type OperationFacts } from './analyze.js';
@@ -8,6 +8,8 @@ import { HASH, PERSISTED_NOT_FOUND, PersistedStore, readAllowlist, sha256Hex } f
 import { checkRules, missing, requirements } from './field-auth.js';
 import { Refused, fromBody, fromQueryString, isRefused, type GraphqlRequest } from './request.js';
 import { OperationLog } from './log.js';
+import { removeFields, type Removal } from './remove.js';
+import { openRemovedFields } from './errors-filter.js';
 
 /**
  * GraphQL analysis before the upstream is called: the document is parsed (token-limited) and validated once per
@@ -30,6 +32,8 @@ interface Data {
   /** the SDL text (each worker builds its own GraphQLSchema from it) */
   readonly sdl: string | null;
   readonly rules: [string, string][];
+  /** fieldAuth.mode: remove (else refuse) */
+  readonly removeFields: boolean;
   readonly cacheEntries: number;
   readonly cacheBytes: number;
   readonly logFields: number;
@@ -42,7 +46,12 @@ interface Operation {
   readonly needs: { coord: string; scope: string }[];
   /** the fields named in the access log (bounded) */
   readonly logged: string;
+  /** fieldAuth.mode remove: the pruned operation per set of denied fields (null: nothing left to run); bounded */
+  removals: Map<string, Removal | null> | null;
 }
+
+/** pruned variants kept per cached operation (one per distinct set of missing scopes seen) */
+const MAX_REMOVALS = 16;
 
 const JSON_HEADERS = ['content-type', 'application/json'];
 
@@ -95,7 +104,10 @@ class GraphqlHook {
       if (isRefused(req)) return refuse(ctx, req);
       const r = this.run(ctx, req, true);
       if (typeof r === 'number') return r;
-      // a persisted query the gateway filled in: the upstream gets the text (it need not know the hash)
+      // a persisted query the gateway filled in, or the query without removed fields: the upstream gets the text
+      // (it need not know the hash, which would not match a pruned query)
+      if (req.query !== null) ctx.removeUpstreamQueryParam('query');
+      if (req.hash !== null) ctx.removeUpstreamQueryParam('extensions');
       ctx.addUpstreamQueryParam('query', r);
       return CONTINUE;
     }
@@ -115,10 +127,12 @@ class GraphqlHook {
     }
     const r = this.run(ctx, req, false);
     if (r === RESPOND) return null;
-    if (r === CONTINUE) return body;
-    // a persisted query the gateway filled in: forward the body with its text
-    const json = req.json ?? {};
+    if (r === CONTINUE || r === PENDING) return body;
+    // a persisted query the gateway filled in, or the query without removed fields: forward the body with its text
+    const json = req.json;
+    if (json === null) return Buffer.from(r);
     json.query = r;
+    if (req.hash !== null) delete (json.extensions as { persistedQuery?: unknown }).persistedQuery;
     return Buffer.from(JSON.stringify(json));
   }
 
@@ -129,6 +143,7 @@ class GraphqlHook {
   run(ctx: PolicyContext, req: GraphqlRequest, isGet: boolean): HookResult | string {
     let text = req.query;
     let filled = false;
+    let forward: string | null = null;
     const mode = this.#data.mode;
     if (req.hash !== null) {
       if (mode === 'off') return refuse(ctx, new Refused('NG_ERR_GRAPHQL_BAD_REQUEST', 'persisted queries are not answered on this route: send the query'));
@@ -169,8 +184,14 @@ class GraphqlHook {
     if (op.needs.length > 0) {
       const denied = missing(op.needs, ctx.scopes);
       if (denied.length > 0) {
-        ctx.respondProblem('NG_ERR_GRAPHQL_FIELD_FORBIDDEN', `the caller may not read ${denied.join(', ')}`, undefined, { fields: denied.join(',') });
-        return RESPOND;
+        const cut = this.#data.removeFields ? this.#removal(parsed.doc, op, denied) : null;
+        if (cut !== null) {
+          (ctx.slots[this.#slot] as OperationLog).removed = cut;
+          forward = cut.text;
+        } else {
+          ctx.respondProblem('NG_ERR_GRAPHQL_FIELD_FORBIDDEN', `the caller may not read ${denied.join(', ')}`, undefined, { fields: denied.join(',') });
+          return RESPOND;
+        }
       }
     }
     const l = this.#data.limits;
@@ -183,14 +204,33 @@ class GraphqlHook {
     ctx.requestCost = cost;
     // an automatic persisted query is kept once its document passed every check
     if (this.#store !== null && req.hash !== null && !filled) this.#store.set(req.hash, text);
-    return filled ? text : CONTINUE;
+    return forward ?? (filled ? text : CONTINUE);
   }
+
+  /** The operation without the denied fields, cached with it per set of denied fields. */
+  #removal(doc: DocumentNode, op: Operation, denied: string[]): Removal | null {
+    const key = denied.join(',');
+    const m = (op.removals ??= new Map());
+    let cut = m.get(key);
+    if (cut === undefined) {
+      cut = removeFields(doc, op.node, denied, this.#schema);
+      if (m.size < MAX_REMOVALS) m.set(key, cut);
+    }
+    return cut;
+  }
+
+  /** fieldAuth.mode remove: the response of a request whose operation lost fields gets their errors */
+  readonly responseBody = (ctx: PolicyContext): ResponseBodyFilter | null => {
+    const log = ctx.slots[this.#slot] as OperationLog | undefined;
+    if (log === undefined || log === null || log.removed === null) return null;
+    return openRemovedFields(ctx, log.removed, this.#data.maxBodyBytes);
+  };
 
   #operation(doc: DocumentNode, node: OperationDefinitionNode): Operation {
     const facts = analyzeOperation(doc, node, this.#model, this.#schema);
     const n = this.#data.logFields;
     const names = facts.coordinates.length > n ? [...facts.coordinates.slice(0, n), `+${facts.coordinates.length - n}`] : facts.coordinates;
-    return { facts, node, needs: requirements(facts.coordinates, this.#rules), logged: JSON.stringify(names) };
+    return { facts, node, needs: requirements(facts.coordinates, this.#rules), logged: JSON.stringify(names), removals: null };
   }
 
   #mayIntrospect(ctx: PolicyContext): boolean {
@@ -240,6 +280,7 @@ export const graphqlPolicy: PolicyModule<GraphqlConfig, Data> = {
       apqEntries: config.persisted.maxEntries,
       sdl: loaded?.sdl ?? null,
       rules: [...rules],
+      removeFields: config.fieldAuth.mode === 'remove',
       cacheEntries: config.cacheEntries,
       cacheBytes: config.cacheBytes,
       logFields: config.logFields,
@@ -250,6 +291,8 @@ export const graphqlPolicy: PolicyModule<GraphqlConfig, Data> = {
     return {
       access: hook.access,
       requestBody: { maxBytes: data.maxBodyBytes, wants: (ctx) => hook.wants(ctx), transform: (ctx, body) => hook.transform(ctx, body) },
+      // only routes that remove fields have a response body filter (the others keep a null chain)
+      responseBody: data.removeFields ? hook.responseBody : undefined,
     };
   },
 };

@@ -68,8 +68,12 @@ export const GraphqlSchema = Type.Object(
           default: {},
           description: 'field (Type.field or *.field) -> scope the caller needs to select it; without schema only Query./Mutation./Subscription. and *. rules',
         }),
+        mode: Type.Union([Type.Literal('refuse'), Type.Literal('remove')], {
+          default: 'refuse',
+          description: 'refuse: the operation is answered 403; remove: the fields are taken out of the query before it goes upstream, and the response gets a GraphQL error per removed field',
+        }),
       },
-      { additionalProperties: false, default: {}, secret: false, description: 'field-level authorization: an operation touching a field without its scope is refused (403)' },
+      { additionalProperties: false, default: {}, secret: false, description: 'field-level authorization: an operation touching a field without its scope is refused (403) or loses those fields' },
     ),
     cacheEntries: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000, description: 'parsed documents kept per worker (least recently used go first)' }),
     cacheBytes: Type.Integer({ minimum: 1024, maximum: 1_073_741_824, default: 16_777_216, description: 'query text kept in that cache per worker, at most' }),
