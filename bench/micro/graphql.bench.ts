@@ -46,6 +46,7 @@ function config(sdlPath: string): GraphqlConfig {
     cacheEntries: 1000,
     cacheBytes: 16_777_216,
     logFields: 16,
+    operationMetrics: 0,
   };
 }
 

@@ -10,6 +10,7 @@ import { Refused, fromBody, fromQueryString, isRefused, type GraphqlRequest } fr
 import { OperationLog } from './log.js';
 import { removeFields, type Removal } from './remove.js';
 import { openRemovedFields } from './errors-filter.js';
+import { OperationCounters, metricsBytes, type OperationMetricsData } from './metrics.js';
 
 /**
  * GraphQL analysis before the upstream is called: the document is parsed (token-limited) and validated once per
@@ -37,6 +38,8 @@ interface Data {
   readonly cacheEntries: number;
   readonly cacheBytes: number;
   readonly logFields: number;
+  /** operation metrics (operationMetrics > 0), read by the main thread too (GraphqlMetrics) */
+  readonly metrics: OperationMetricsData | null;
 }
 
 /** An operation's facts plus what the field rules ask of it, cached per document and operation name. */
@@ -48,6 +51,8 @@ interface Operation {
   readonly logged: string;
   /** fieldAuth.mode remove: the pruned operation per set of denied fields (null: nothing left to run); bounded */
   removals: Map<string, Removal | null> | null;
+  /** slot in the operation metrics, resolved once here (-1 without metrics) */
+  readonly metricSlot: number;
 }
 
 /** pruned variants kept per cached operation (one per distinct set of missing scopes seen) */
@@ -79,6 +84,7 @@ class GraphqlHook {
   readonly #store: PersistedStore | null;
   readonly #allowed: ReadonlySet<string> | null;
   readonly #introPlans: ReadonlySet<string> | null;
+  readonly #counters: OperationCounters | null;
 
   constructor(data: Data, slot: number) {
     this.#slot = slot;
@@ -96,6 +102,7 @@ class GraphqlHook {
     this.#store = data.mode === 'apq' ? new PersistedStore(data.apqEntries) : null;
     this.#allowed = data.allowlist === null ? null : new Set(Object.values(data.allowlist));
     this.#introPlans = data.introspection.plans.length > 0 ? new Set(data.introspection.plans) : null;
+    this.#counters = data.metrics === null ? null : new OperationCounters(data.metrics.sab, data.metrics.names);
   }
 
   readonly access = (ctx: PolicyContext): HookResult => {
@@ -178,7 +185,7 @@ class GraphqlHook {
     }
     const f = op.facts;
     // facts for the log phase and for rate limits counting by cost
-    ctx.slots[this.#slot] = new OperationLog(f, op.logged);
+    ctx.slots[this.#slot] = new OperationLog(f, op.logged, op.metricSlot);
     if (isGet && f.type === 'mutation') return refuse(ctx, new Refused('NG_ERR_GRAPHQL_MUTATION_GET', 'a mutation must be sent with POST'));
     if (f.introspection && !this.#mayIntrospect(ctx)) return refuse(ctx, new Refused('NG_ERR_GRAPHQL_INTROSPECTION', 'introspection is not allowed for this caller'));
     if (op.needs.length > 0) {
@@ -219,6 +226,14 @@ class GraphqlHook {
     return cut;
   }
 
+  /** operation metrics: one request of a known operation, refused or not (a log hook only where metrics are on) */
+  readonly log = (ctx: PolicyContext): void => {
+    const l = ctx.slots[this.#slot] as OperationLog | undefined;
+    if (l === undefined || l === null) return;
+    const code = ctx.errorCode;
+    this.#counters!.record(l.metricSlot, code === null ? l.cost : 0, code, ctx.status);
+  };
+
   /** fieldAuth.mode remove: the response of a request whose operation lost fields gets their errors */
   readonly responseBody = (ctx: PolicyContext): ResponseBodyFilter | null => {
     const log = ctx.slots[this.#slot] as OperationLog | undefined;
@@ -230,7 +245,7 @@ class GraphqlHook {
     const facts = analyzeOperation(doc, node, this.#model, this.#schema);
     const n = this.#data.logFields;
     const names = facts.coordinates.length > n ? [...facts.coordinates.slice(0, n), `+${facts.coordinates.length - n}`] : facts.coordinates;
-    return { facts, node, needs: requirements(facts.coordinates, this.#rules), logged: JSON.stringify(names), removals: null };
+    return { facts, node, needs: requirements(facts.coordinates, this.#rules), logged: JSON.stringify(names), removals: null, metricSlot: this.#counters === null ? -1 : this.#counters.slotOf(facts.name) };
   }
 
   #mayIntrospect(ctx: PolicyContext): boolean {
@@ -254,7 +269,7 @@ export const graphqlPolicy: PolicyModule<GraphqlConfig, Data> = {
   priority: PRIORITY.graphql,
   schema: GraphqlSchema,
   description: 'GraphQL operation limits (depth, aliases, root fields, cost), persisted queries, field authorization, operation logs',
-  compile(config) {
+  compile(config, cc) {
     const loaded = config.schema === undefined ? null : loadSchema(config.schema);
     const rules = checkRules(config.fieldAuth.rules, loaded?.schema ?? null);
     if (config.persisted.mode === 'allowlist' && config.persisted.allowlist === undefined) {
@@ -284,6 +299,7 @@ export const graphqlPolicy: PolicyModule<GraphqlConfig, Data> = {
       cacheEntries: config.cacheEntries,
       cacheBytes: config.cacheBytes,
       logFields: config.logFields,
+      metrics: config.operationMetrics === 0 ? null : { sab: cc.shared(`ops:${cc.routeName ?? ''}#${config.operationMetrics}`, metricsBytes(config.operationMetrics)), names: config.operationMetrics },
     };
   },
   create(data, env): PolicyHooks {
@@ -293,6 +309,7 @@ export const graphqlPolicy: PolicyModule<GraphqlConfig, Data> = {
       requestBody: { maxBytes: data.maxBodyBytes, wants: (ctx) => hook.wants(ctx), transform: (ctx, body) => hook.transform(ctx, body) },
       // only routes that remove fields have a response body filter (the others keep a null chain)
       responseBody: data.removeFields ? hook.responseBody : undefined,
+      log: data.metrics === null ? undefined : hook.log,
     };
   },
 };

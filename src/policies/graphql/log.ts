@@ -15,13 +15,16 @@ export class OperationLog {
   readonly fieldCount: number;
   /** the fields taken out of the query (fieldAuth.mode: remove), for the response's errors; null when none */
   removed: Removal | null = null;
-  constructor(f: OperationFacts, fields: string) {
+  /** the operation's slot in the route's operation metrics (-1: none) */
+  readonly metricSlot: number;
+  constructor(f: OperationFacts, fields: string, metricSlot: number) {
     this.graphqlOperation = f.name ?? '';
     this.type = f.type;
     this.depth = f.depth;
     this.cost = f.cost;
     this.fields = fields;
     this.fieldCount = f.coordinates.length;
+    this.metricSlot = metricSlot;
   }
 
   /** the JSON of the access log's "graphql" member */

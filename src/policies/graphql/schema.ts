@@ -77,6 +77,12 @@ export const GraphqlSchema = Type.Object(
     ),
     cacheEntries: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000, description: 'parsed documents kept per worker (least recently used go first)' }),
     cacheBytes: Type.Integer({ minimum: 1024, maximum: 1_073_741_824, default: 16_777_216, description: 'query text kept in that cache per worker, at most' }),
+    operationMetrics: Type.Integer({
+      minimum: 0,
+      maximum: 1000,
+      default: 50,
+      description: 'operation names with series of their own in the metrics (first come; the rest count as _other); 0: no operation metrics',
+    }),
     logFields: Type.Integer({ minimum: 0, maximum: 256, default: 16, description: 'fields (Type.field) named in the access log line, at most' }),
   },
   { additionalProperties: false, description: 'GraphQL: operation limits, persisted queries, field authorization, operation logging and cost' },
