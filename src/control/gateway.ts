@@ -32,6 +32,7 @@ import { DemoUpstream } from '../demo/upstream.js';
 import { MetricsHub } from '../observe/metrics-hub.js';
 import { renderWebSocketMetrics } from '../websocket/metrics.js';
 import { GraphqlMetrics } from '../policies/graphql/metrics.js';
+import { renderApqMetrics } from '../policies/graphql/persisted-redis.js';
 import { ProcessMetrics } from '../observe/process-metrics.js';
 import { ReloadStats, renderBuildInfo, type ReloadAction } from '../observe/control-metrics.js';
 import { PromWriter, type ExpositionFormat } from '../observe/prometheus.js';
@@ -990,6 +991,7 @@ export class Gateway {
     this.cacheCluster.render(out);
     renderWebSocketMetrics(this.plan, out);
     this.#graphqlMetrics.render(out);
+    renderApqMetrics(this.plan, out);
     renderMirrorMetrics(this.plan, out);
     this.etcd?.render(out);
     this.#tlsWatch.render(out);

@@ -11,6 +11,8 @@ import { OperationLog } from './log.js';
 import { removeFields, type Removal } from './remove.js';
 import { openRemovedFields } from './errors-filter.js';
 import { OperationCounters, metricsBytes, type OperationMetricsData } from './metrics.js';
+import { APQ_REGION_BYTES, RemoteApq, type ApqRedisData } from './persisted-redis.js';
+import type { RedisConfig } from '../../shared/redis-config.js';
 
 /**
  * GraphQL analysis before the upstream is called: the document is parsed (token-limited) and validated once per
@@ -40,6 +42,8 @@ interface Data {
   readonly logFields: number;
   /** operation metrics (operationMetrics > 0), read by the main thread too (GraphqlMetrics) */
   readonly metrics: OperationMetricsData | null;
+  /** persisted.store: redis */
+  readonly apqRedis: ApqRedisData | null;
 }
 
 /** An operation's facts plus what the field rules ask of it, cached per document and operation name. */
@@ -85,8 +89,10 @@ class GraphqlHook {
   readonly #allowed: ReadonlySet<string> | null;
   readonly #introPlans: ReadonlySet<string> | null;
   readonly #counters: OperationCounters | null;
+  /** the Redis side of the APQ store (persisted.store: redis), asked on a local miss only */
+  readonly #remote: RemoteApq | null;
 
-  constructor(data: Data, slot: number) {
+  constructor(data: Data, slot: number, workerIndex: number) {
     this.#slot = slot;
     this.#data = data;
     this.#schema = data.sdl === null ? null : buildSchema(data.sdl);
@@ -103,35 +109,63 @@ class GraphqlHook {
     this.#allowed = data.allowlist === null ? null : new Set(Object.values(data.allowlist));
     this.#introPlans = data.introspection.plans.length > 0 ? new Set(data.introspection.plans) : null;
     this.#counters = data.metrics === null ? null : new OperationCounters(data.metrics.sab, data.metrics.names);
+    this.#remote = data.apqRedis === null ? null : new RemoteApq(data.apqRedis, workerIndex);
+  }
+
+  /** A hash-only APQ request whose hash this worker does not hold, on a route sharing them through Redis. */
+  #remoteLookup(req: GraphqlRequest): boolean {
+    return this.#remote !== null && req.hash !== null && req.query === null && HASH.test(req.hash) && this.#store!.get(req.hash) === undefined;
+  }
+
+  /** Asks Redis, keeps what it knows in this worker's store; the request then runs as if it had been there. */
+  #fetch(hash: string): Promise<void> {
+    return this.#remote!.get(hash).then((text) => {
+      if (text !== null) this.#store!.set(hash, text);
+    });
   }
 
   readonly access = (ctx: PolicyContext): HookResult => {
     if (ctx.method === 'GET') {
       const req = fromQueryString(ctx);
       if (isRefused(req)) return refuse(ctx, req);
+      if (this.#remoteLookup(req)) {
+        void this.#fetch(req.hash!).then(() => {
+          if (!ctx.aborted) ctx.resume(this.#get(ctx, req));
+        });
+        return PENDING;
+      }
+      return this.#get(ctx, req);
+    }
+    if (ctx.method === 'POST' && !ctx.bodyTransform) return refuse(ctx, new Refused('NG_ERR_GRAPHQL_BAD_REQUEST', 'the POST request has no body'));
+    return CONTINUE;
+  };
+
+  #get(ctx: PolicyContext, req: GraphqlRequest): typeof CONTINUE | typeof RESPOND {
       const r = this.run(ctx, req, true);
-      if (typeof r === 'number') return r;
+      if (typeof r === 'number') return r as typeof CONTINUE | typeof RESPOND;
       // a persisted query the gateway filled in, or the query without removed fields: the upstream gets the text
       // (it need not know the hash, which would not match a pruned query)
       if (req.query !== null) ctx.removeUpstreamQueryParam('query');
       if (req.hash !== null) ctx.removeUpstreamQueryParam('extensions');
       ctx.addUpstreamQueryParam('query', r);
       return CONTINUE;
-    }
-    if (ctx.method === 'POST' && !ctx.bodyTransform) return refuse(ctx, new Refused('NG_ERR_GRAPHQL_BAD_REQUEST', 'the POST request has no body'));
-    return CONTINUE;
-  };
+  }
 
   wants(ctx: PolicyContext): boolean {
     return ctx.method === 'POST';
   }
 
-  transform(ctx: PolicyContext, body: Buffer): Buffer | null {
+  transform(ctx: PolicyContext, body: Buffer): Buffer | null | Promise<Buffer | null> {
     const req = fromBody(ctx, body);
     if (isRefused(req)) {
       refuse(ctx, req);
       return null;
     }
+    if (this.#remoteLookup(req)) return this.#fetch(req.hash!).then(() => this.#post(ctx, req, body));
+    return this.#post(ctx, req, body);
+  }
+
+  #post(ctx: PolicyContext, req: GraphqlRequest, body: Buffer): Buffer | null {
     const r = this.run(ctx, req, false);
     if (r === RESPOND) return null;
     if (r === CONTINUE || r === PENDING) return body;
@@ -210,7 +244,10 @@ class GraphqlHook {
     if (l.cost !== undefined && cost > l.cost) return limit(ctx, 'NG_ERR_GRAPHQL_COST', 'cost', cost, l.cost);
     ctx.requestCost = cost;
     // an automatic persisted query is kept once its document passed every check
-    if (this.#store !== null && req.hash !== null && !filled) this.#store.set(req.hash, text);
+    if (this.#store !== null && req.hash !== null && !filled) {
+      this.#store.set(req.hash, text);
+      this.#remote?.set(req.hash, text);
+    }
     return forward ?? (filled ? text : CONTINUE);
   }
 
@@ -276,6 +313,11 @@ export const graphqlPolicy: PolicyModule<GraphqlConfig, Data> = {
       throw new PolicyConfigError('persisted.allowlist', 'mode: allowlist needs the allowlist file', 'persisted: { mode: allowlist, allowlist: operations.json }');
     }
     if (config.persisted.mode !== 'allowlist' && config.persisted.allowlist !== undefined) throw new PolicyConfigError('persisted.allowlist', 'an allowlist applies to mode: allowlist only');
+    const redis = (cc.config as { redis?: RedisConfig } | null)?.redis;
+    if (config.persisted.store === 'redis') {
+      if (config.persisted.mode !== 'apq') throw new PolicyConfigError('persisted.store', 'store: redis shares automatic persisted queries: it needs mode: apq', 'persisted: { mode: apq, store: redis }');
+      if (redis === undefined) throw new PolicyConfigError('persisted.store', 'store: redis, but the config has no top-level redis: section', 'add redis: { url: redis://127.0.0.1:6379 } or use store: memory');
+    }
     if (config.introspection.plans.length > 0 && !config.introspection.allowed) throw new PolicyConfigError('introspection.plans', 'plans narrow an allowed introspection: set allowed: true');
     const allowlist = config.persisted.allowlist === undefined ? null : readAllowlist(config.persisted.allowlist, 'persisted.allowlist');
     for (const coord of Object.keys(config.cost.fields)) {
@@ -299,11 +341,13 @@ export const graphqlPolicy: PolicyModule<GraphqlConfig, Data> = {
       cacheEntries: config.cacheEntries,
       cacheBytes: config.cacheBytes,
       logFields: config.logFields,
+      apqRedis:
+        config.persisted.store === 'redis' ? { redis: redis!, ttlMs: config.persisted.ttlSeconds * 1000, region: cc.shared(`apq-redis:${cc.routeName ?? ''}`, APQ_REGION_BYTES) } : null,
       metrics: config.operationMetrics === 0 ? null : { sab: cc.shared(`ops:${cc.routeName ?? ''}#${config.operationMetrics}`, metricsBytes(config.operationMetrics)), names: config.operationMetrics },
     };
   },
   create(data, env): PolicyHooks {
-    const hook = new GraphqlHook(data, env.slot);
+    const hook = new GraphqlHook(data, env.slot, env.workerIndex);
     return {
       access: hook.access,
       requestBody: { maxBytes: data.maxBodyBytes, wants: (ctx) => hook.wants(ctx), transform: (ctx, body) => hook.transform(ctx, body) },

@@ -58,6 +58,11 @@ export const GraphqlSchema = Type.Object(
         }),
         allowlist: Type.Optional(Type.String({ minLength: 1, description: 'allowlist mode: a JSON file, { "<sha256>": "<query>" } or an Apollo persisted query manifest' })),
         maxEntries: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10000, description: 'apq: queries kept per worker (least recently used go first)' }),
+        store: Type.Union([Type.Literal('memory'), Type.Literal('redis')], {
+          default: 'memory',
+          description: 'apq: memory: each worker keeps its own; redis: also shared through the top-level redis: section, so a hash registered on one node is known to all (Redis down: memory only)',
+        }),
+        ttlSeconds: Type.Integer({ minimum: 1, maximum: 31_536_000, default: 86400, description: 'store: redis: how long a registered query stays in Redis' }),
       },
       { additionalProperties: false, default: {}, description: 'persisted queries' },
     ),
