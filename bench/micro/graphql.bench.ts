@@ -40,12 +40,13 @@ function config(sdlPath: string): GraphqlConfig {
     limits: { depth: 10, aliases: 10, rootFields: 10, cost: 100_000 },
     cost: { object: 1, scalar: 0, fields: {}, listArguments: ['first', 'last', 'limit'], defaultListSize: 10 },
     introspection: { allowed: false, plans: [] },
-    persisted: { mode: 'off', maxEntries: 1000 },
+    persisted: { mode: 'off', maxEntries: 1000, store: 'memory', ttlSeconds: 86400 },
     schema: sdlPath,
-    fieldAuth: { rules: { 'User.email': 'users:email' } },
+    fieldAuth: { rules: { 'User.email': 'users:email' }, mode: 'refuse' },
     cacheEntries: 1000,
     cacheBytes: 16_777_216,
     logFields: 16,
+    operationMetrics: 0,
   };
 }
 

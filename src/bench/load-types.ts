@@ -22,6 +22,8 @@ export interface LoadJob {
   expectBodyBytes: number | null;
   /** a label for progress lines */
   label: string;
+  /** WebSocket messages to an echo endpoint instead of HTTP requests (wsload.ts); null or absent for HTTP */
+  websocket?: { messageBytes: number; window: number } | null;
 }
 
 export interface LoadErrors {

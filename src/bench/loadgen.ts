@@ -4,6 +4,7 @@
  */
 import { OpenLoop } from './openloop.js';
 import { runMax } from './maxload.js';
+import { runWs } from './wsload.js';
 import type { FromLoadgen, ToLoadgen } from './load-types.js';
 
 const send = (msg: FromLoadgen): void => {
@@ -17,7 +18,7 @@ process.on('message', (msg: ToLoadgen) => {
   if (msg.type !== 'run') return;
   const { id, job } = msg;
   const progress = (responses: number, elapsedMs: number) => send({ type: 'progress', id, responses, elapsedMs });
-  const run = job.kind === 'fixed' ? new OpenLoop(job).run(progress) : runMax(job, progress);
+  const run = job.websocket ? runWs(job, progress) : job.kind === 'fixed' ? new OpenLoop(job).run(progress) : runMax(job, progress);
   run.then(
     (result) => send({ type: 'result', id, result }),
     (err: Error) => send({ type: 'failed', id, message: err.message }),

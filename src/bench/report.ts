@@ -23,12 +23,15 @@ export function scenarioRows(s: ScenarioResult): string[][] {
   for (const m of [s.fixed, s.max]) {
     if (!m) continue;
     const label = modeLabel(m);
-    rows.push(targetRow(label, 'direct', m.direct));
+    const d = targetRow(label, 'direct', m.direct);
+    // with gateway.baseline the "direct" side is a second gateway (the same route without what is measured)
+    if (s.baselineConfig) d[1] = 'baseline';
+    rows.push(d);
     const g = targetRow(label, 'gateway', m.gateway);
     g[9] = ratio(m.ratio);
     rows.push(g);
     const a = m.added;
-    rows.push([label, 'added', signed(a.p50), signed(a.p90), signed(a.p95), signed(a.p99), signed(a.p999), signed(a.max), '', '', '', '', '', '']);
+    rows.push([label, 'added', signed(a.p50), signed(a.p90), signed(a.p95), signed(a.p99), signed(a.p999), signed(a.max), '', '', '', '', a.gatewayCpuUsPerReq === null || a.gatewayCpuUsPerReq === undefined ? '' : signed(a.gatewayCpuUsPerReq), '']);
   }
   return rows;
 }
@@ -37,7 +40,9 @@ export function scenarioHeadline(s: ScenarioResult): string {
   const body = s.request.bodyBytes ? ` with a ${bytes(s.request.bodyBytes)} body` : '';
   const paths = s.request.paths.length > 1 ? `${s.request.paths[0]} (+${s.request.paths.length - 1} more paths)` : s.request.paths[0];
   const routes = s.routes !== null ? `, ${int(s.routes)} routes` : '';
-  return `${s.request.method} ${paths}${body}; gateway ${s.gatewayWorkers} worker${s.gatewayWorkers === 1 ? '' : 's'}${routes}; ${s.rounds} round${s.rounds === 1 ? '' : 's'} × ${s.durationSeconds} s per phase, ${s.warmupSeconds} s warm-up`;
+  const what = s.websocket ? `WebSocket ${paths}, ${bytes(s.websocket.messageBytes)} messages (req/s = echoes/s, latency per echo)` : `${s.request.method} ${paths}${body}`;
+  const baseline = s.baselineConfig ? `; baseline gateway ${s.baselineConfig.split('/').pop()}` : '';
+  return `${what}${baseline}; gateway ${s.gatewayWorkers} worker${s.gatewayWorkers === 1 ? '' : 's'}${routes}; ${s.rounds} round${s.rounds === 1 ? '' : 's'} × ${s.durationSeconds} s per phase, ${s.warmupSeconds} s warm-up`;
 }
 
 export function bytes(n: number): string {

@@ -49,8 +49,11 @@ export interface ModeResult {
   durationSeconds: number;
   direct: TargetStats;
   gateway: TargetStats;
-  /** gateway minus direct, per percentile, µs */
-  added: { p50: number; p90: number; p95: number; p99: number; p999: number; max: number };
+  /**
+   * gateway minus direct, per percentile, µs; gatewayCpuUsPerReq: only with a baseline gateway (scenario
+   * gateway.baseline), whose CPU per request is then direct.gatewayCpuUsPerReq
+   */
+  added: { p50: number; p90: number; p95: number; p99: number; p999: number; max: number; gatewayCpuUsPerReq: number | null };
   /** gateway throughput / direct throughput */
   ratio: number;
   rounds: RoundStats[];
@@ -62,6 +65,10 @@ export interface ScenarioResult {
   file: string;
   gatewayConfig: string;
   gatewayWorkers: number;
+  /** the baseline gateway's config (gateway.baseline): it, not the upstream, is the "direct" target */
+  baselineConfig: string | null;
+  /** a WebSocket message scenario: responses are echoes, rps messages/s, latencies per message */
+  websocket: { messageBytes: number; window: number } | null;
   routes: number | null;
   request: { method: string; paths: string[]; directPaths: string[]; bodyBytes: number; headers: Record<string, string> };
   expect: { status: number; bodyBytes?: number };

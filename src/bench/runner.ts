@@ -64,8 +64,16 @@ export async function runScenario(s: Scenario, ctx: RunContext, index: number, t
   const t0 = Date.now();
   const gw = await startGateway(configFile, s.gateway.workers, env, join(ctx.runDir, `${s.name}.gateway.log`));
   ctx.progress.line(`${tag} gateway ready on 127.0.0.1:${gw.port} with ${gw.workers} workers in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  // gateway.baseline: a second gateway takes the place of the direct upstream (the same request, without what the
+  // scenario's config adds); started on its own port, measured alternately like the direct target
+  let base: GatewayProc | null = null;
   try {
-    const direct: Endpoint = { host: up.hostname, port: Number(up.port || 80), paths: s.request.directPaths ?? s.request.paths };
+    if (s.baselineFile) {
+      const basePort = await freePort();
+      base = await startGateway(s.baselineFile, s.gateway.workers, { ...env, NANOGATE_BENCH_PORT: String(basePort) }, join(ctx.runDir, `${s.name}.baseline.log`));
+      ctx.progress.line(`${tag} baseline gateway ready on 127.0.0.1:${base.port} with ${s.baselineFile}`);
+    }
+    const direct: Endpoint = base ? { host: '127.0.0.1', port: base.port, paths: s.request.paths } : { host: up.hostname, port: Number(up.port || 80), paths: s.request.directPaths ?? s.request.paths };
     const gateway: Endpoint = { host: '127.0.0.1', port: gw.port, paths: s.request.paths };
     await probe(s, direct, 'direct');
     await probe(s, gateway, 'gateway');
@@ -84,6 +92,7 @@ export async function runScenario(s: Scenario, ctx: RunContext, index: number, t
       timeoutMs: Math.round(s.timeoutSeconds * 1000),
       expectBodyBytes: s.expect.bodyBytes ?? null,
       label,
+      websocket: s.websocket ?? null,
     });
 
     // --- warm-up: JIT, upstream pools and the generator itself, at full load (not recorded)
@@ -111,10 +120,11 @@ export async function runScenario(s: Scenario, ctx: RunContext, index: number, t
           const ep = target === 'direct' ? direct : gateway;
           const what = mode === 'fixed' ? `fixed ${s.fixedRate!.rate.toLocaleString('en-US')} req/s` : `max ${s.maxThroughput!.connections} conns`;
           const label = `${tag} r${round}/${s.rounds} ${what} ${target.padEnd(7)}`;
-          const g0 = target === 'gateway' ? gw.proc.cpuMicros() : null;
+          const measured = target === 'gateway' ? gw.proc : (base?.proc ?? null);
+          const g0 = measured?.cpuMicros() ?? null;
           const u0 = ctx.upstream?.cpuMicros() ?? null;
           const r = await ctx.loadgen.run(job(mode, ep, s.durationSeconds, label), ctx.progress.phase(label, s.durationSeconds));
-          const g1 = target === 'gateway' ? gw.proc.cpuMicros() : null;
+          const g1 = measured?.cpuMicros() ?? null;
           const u1 = ctx.upstream?.cpuMicros() ?? null;
           const gwCpu = g0 !== null && g1 !== null && r.responses > 0 ? (g1 - g0) / r.responses : null;
           const upCpu = u0 !== null && u1 !== null && r.responses > 0 ? (u1 - u0) / r.responses : null;
@@ -134,6 +144,8 @@ export async function runScenario(s: Scenario, ctx: RunContext, index: number, t
       file: s.file,
       gatewayConfig: configFile,
       gatewayWorkers: gw.workers,
+      baselineConfig: s.baselineFile,
+      websocket: s.websocket ?? null,
       routes,
       request: {
         method: s.request.method,
@@ -153,6 +165,7 @@ export async function runScenario(s: Scenario, ctx: RunContext, index: number, t
     };
     return result;
   } finally {
+    if (base) await base.proc.stop();
     const code = await gw.proc.stop();
     if (code !== 0) ctx.progress.line(`${tag} note: the gateway exited with code ${code} on SIGTERM`);
   }
@@ -172,6 +185,7 @@ function freePort(): Promise<number> {
 
 /** One request to a target before measuring: a wrong route or a dead upstream should fail loudly, not as a fast 404. */
 async function probe(s: Scenario, ep: Endpoint, name: string): Promise<void> {
+  if (s.websocket) return probeWs(s, ep, name);
   const body = s.request.bodyBytes > 0 ? Buffer.alloc(s.request.bodyBytes, 0x62) : undefined;
   for (const path of ep.paths) {
     const url = `http://${ep.host}:${ep.port}${path}`;
@@ -189,6 +203,29 @@ async function probe(s: Scenario, ep: Endpoint, name: string): Promise<void> {
       throw new Error(`${s.name}: ${name} probe ${url} returned ${got.length} body bytes, expected ${s.expect.bodyBytes}`);
     }
   }
+}
+
+/** One WebSocket echo through a target before measuring. */
+async function probeWs(s: Scenario, ep: Endpoint, name: string): Promise<void> {
+  const url = `ws://${ep.host}:${ep.port}${ep.paths[0]}`;
+  const { default: WebSocket } = await import('ws');
+  await new Promise<void>((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`${s.name}: ${name} probe ${url}: no echo within ${s.timeoutSeconds} s`));
+    }, s.timeoutSeconds * 1000);
+    ws.once('open', () => ws.send(Buffer.alloc(s.websocket!.messageBytes, 0x61)));
+    ws.once('message', () => {
+      clearTimeout(timer);
+      ws.close();
+      resolve();
+    });
+    ws.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`${s.name}: ${name} probe ${url} failed: ${err.message}`));
+    });
+  });
 }
 
 async function workerRequests(gw: GatewayProc): Promise<number[] | null> {
@@ -257,6 +294,7 @@ function modeResult(
   const direct = targetStats(runs.direct);
   const gateway = targetStats(runs.gateway);
   const added = {
+    gatewayCpuUsPerReq: gateway.gatewayCpuUsPerReq !== null && direct.gatewayCpuUsPerReq !== null ? Math.round((gateway.gatewayCpuUsPerReq - direct.gatewayCpuUsPerReq) * 10) / 10 : null,
     p50: gateway.p50 - direct.p50,
     p90: gateway.p90 - direct.p90,
     p95: gateway.p95 - direct.p95,

@@ -50,6 +50,12 @@ const Gateway = Type.Object(
     generate: Type.Optional(Generate),
     workers: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, description: 'overrides the config (default: its "workers")' })),
     env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String(), { description: 'extra ${VARS} for the config' })),
+    baseline: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'a second gateway config (relative to this file) measured in place of the direct upstream: "added" is then the cost of what the first config adds to it (a policy vs the same route without it)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -63,6 +69,17 @@ const Request = Type.Object(
     bodyBytes: Type.Integer({ minimum: 0, maximum: 256 * 1024 * 1024, default: 0 }),
   },
   { additionalProperties: false, default: {} },
+);
+
+const WebSocketLoad = Type.Object(
+  {
+    messageBytes: Type.Integer({ minimum: 1, maximum: 16 * 1024 * 1024, default: 64, description: 'size of each binary message' }),
+    window: Type.Integer({ minimum: 1, maximum: 10_000, default: 16, description: 'max mode: messages each connection keeps in flight' }),
+  },
+  {
+    additionalProperties: false,
+    description: 'WebSocket messages instead of HTTP requests: request.paths[0] is the echo endpoint (the bench upstream has /ws/echo); fixedRate.rate is messages/s; latency is per message, send to echo',
+  },
 );
 
 const Expect = Type.Object(
@@ -98,6 +115,7 @@ export const ScenarioSchema = Type.Object(
     gateway: Gateway,
     request: Request,
     expect: Expect,
+    websocket: Type.Optional(WebSocketLoad),
     fixedRate: Type.Union([FixedRate, Type.Null()], { default: null, description: 'omit or null to skip the fixed-rate mode' }),
     maxThroughput: Type.Union([MaxThroughput, Type.Null()], { default: null, description: 'omit or null to skip the max-throughput mode' }),
     ...Timing,
@@ -115,6 +133,8 @@ export interface Scenario extends ScenarioFile {
   file: string;
   /** absolute path of the gateway config, or null when generated */
   configFile: string | null;
+  /** absolute path of the baseline gateway's config (gateway.baseline), or null: the direct upstream */
+  baselineFile: string | null;
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
@@ -179,6 +199,7 @@ export function loadScenario(nameOrPath: string, o: Overrides = {}): Scenario {
     name,
     file,
     configFile: s.gateway.config ? resolve(dirname(file), s.gateway.config) : null,
+    baselineFile: s.gateway.baseline ? resolve(dirname(file), s.gateway.baseline) : null,
   };
   if (o.short && s.short) {
     const sh = s.short;
@@ -197,6 +218,7 @@ export function loadScenario(nameOrPath: string, o: Overrides = {}): Scenario {
     if (scenario.maxThroughput) scenario.maxThroughput = { ...scenario.maxThroughput, connections: o.connections };
   }
   if (o.workers !== undefined) scenario.gateway = { ...scenario.gateway, workers: o.workers };
+  if (scenario.baselineFile && !existsSync(scenario.baselineFile)) throw new Error(`${file}: baseline gateway config not found: ${scenario.baselineFile}`);
   if (scenario.configFile && !existsSync(scenario.configFile)) throw new Error(`${file}: gateway config not found: ${scenario.configFile}`);
   return scenario;
 }

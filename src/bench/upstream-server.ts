@@ -7,6 +7,7 @@
  *   POST/PUT  /echo        200 with the request body sent back (Content-Length framing)
  *   POST/PUT  any other    the body is read and dropped; 200 with the 100-byte body
  *   any       any other    200 with a fixed 100-byte text body
+ *   WebSocket /ws/echo     every message sent back as it came (text or binary), no compression
  *
  * Usage: node dist/src/bench/upstream-server.js [--host 127.0.0.1] [--port 0]
  * Prints one JSON line {"port":N} on stdout once listening; SIGTERM/SIGINT close it and exit 0.
@@ -32,6 +33,14 @@ function bytes(n: number): Buffer {
 function main(): void {
   const { values } = parseArgs({ options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' } } });
   const app = uWS.App();
+  app.ws('/ws/echo', {
+    compression: uWS.DISABLED,
+    maxPayloadLength: 16 * 1024 * 1024,
+    idleTimeout: 0,
+    message: (ws, message, isBinary) => {
+      ws.send(message, isBinary);
+    },
+  });
 
   app.any('/*', (res, req) => {
     const method = req.getCaseSensitiveMethod();

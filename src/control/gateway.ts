@@ -31,6 +31,8 @@ import { AdminServer } from './admin.js';
 import { DemoUpstream } from '../demo/upstream.js';
 import { MetricsHub } from '../observe/metrics-hub.js';
 import { renderWebSocketMetrics } from '../websocket/metrics.js';
+import { GraphqlMetrics } from '../policies/graphql/metrics.js';
+import { renderApqMetrics } from '../policies/graphql/persisted-redis.js';
 import { ProcessMetrics } from '../observe/process-metrics.js';
 import { ReloadStats, renderBuildInfo, type ReloadAction } from '../observe/control-metrics.js';
 import { PromWriter, type ExpositionFormat } from '../observe/prometheus.js';
@@ -201,6 +203,7 @@ export class Gateway {
   readonly rollouts: RolloutController;
   /** per-version traffic and rollout state for the scrape */
   readonly #trafficMetrics = new TrafficMetrics();
+  readonly #graphqlMetrics = new GraphqlMetrics();
   /** the etcd config source, when started with one */
   readonly etcd: EtcdConfigSource | null;
 
@@ -311,6 +314,7 @@ export class Gateway {
     this.clusterWatch.update(plan);
     this.rollouts.update(plan);
     this.#trafficMetrics.attach(plan);
+    this.#graphqlMetrics.attach(plan);
     this.history.push({ version: 1, at: plan.createdAt, source: plan.source, action: 'start', who: 'control-plane', routes: plan.routes.length });
     this.#kept.set(1, this.config);
     this.admin = new AdminServer(this);
@@ -685,6 +689,7 @@ export class Gateway {
       // after the configured split weights were written: a kept rollout writes its own again
       this.rollouts.update(plan);
       this.#trafficMetrics.attach(plan);
+    this.#graphqlMetrics.attach(plan);
       this.cacheCluster.prepare(plan.routes);
       const committed = this.#round(targets, { type: 'plan-commit', version }, version, 'plan-applied', PREPARE_TIMEOUT_MS);
       // A worker that was restarted during the prepare round started with the old plan: bring it up to date.
@@ -1002,6 +1007,8 @@ export class Gateway {
     renderCacheMetrics(this.#cacheZones(), out);
     this.cacheCluster.render(out);
     renderWebSocketMetrics(this.plan, out);
+    this.#graphqlMetrics.render(out);
+    renderApqMetrics(this.plan, out);
     renderMirrorMetrics(this.plan, out);
     this.etcd?.render(out);
     this.#tlsWatch.render(out);
@@ -1024,6 +1031,7 @@ export class Gateway {
     this.consumers.stop();
     this.rollouts.stop();
     this.#trafficMetrics.close();
+    this.#graphqlMetrics.close();
     this.health.stop();
     this.clusterWatch.stop();
     void this.discovery.stop();

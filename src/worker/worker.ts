@@ -16,6 +16,7 @@ import { flushAccessLogs, reopenAccessLogs } from '../observe/access-log-sink.js
 import { closeSpanExporters } from '../observe/span-exporter.js';
 import { purgeHere, setPurgeBroadcaster } from '../policies/cache/purge-local.js';
 import { setL2Logger } from '../policies/cache/l2-redis.js';
+import { setApqLogger } from '../policies/graphql/persisted-redis.js';
 import { WebSocketFront } from '../websocket/front.js';
 import { Listener } from '../tls/uws-listener.js';
 import { keepBuiltinPrototypesFast } from '../shared/fast-prototypes.js';
@@ -92,11 +93,14 @@ const state: HandlerState = {
 // an invalidation in this worker's cache reaches the other workers through the control plane
 setPurgeBroadcaster((kind, value) => send({ type: 'cache-invalidate', index: init.index, kind, value }));
 // the cache L2's Redis transitions are logged by the control plane (a worker has no logger of its own)
-setL2Logger({
-  info: (fields, msg) => send({ type: 'log', index: init.index, level: 'info', msg, fields: fields as Record<string, unknown> }),
-  warn: (fields, msg) => send({ type: 'log', index: init.index, level: 'warn', msg, fields: fields as Record<string, unknown> }),
-  error: (fields, msg) => send({ type: 'log', index: init.index, level: 'error', msg, fields: fields as Record<string, unknown> }),
-});
+const bridgeLog = {
+  info: (fields: object, msg: string) => send({ type: 'log', index: init.index, level: 'info', msg, fields: fields as Record<string, unknown> }),
+  warn: (fields: object, msg: string) => send({ type: 'log', index: init.index, level: 'warn', msg, fields: fields as Record<string, unknown> }),
+  error: (fields: object, msg: string) => send({ type: 'log', index: init.index, level: 'error', msg, fields: fields as Record<string, unknown> }),
+};
+setL2Logger(bridgeLog);
+// so are the GraphQL APQ store's
+setApqLogger(bridgeLog);
 
 const unregisterSweep = clock.register((now) => {
   state.runtime.sweep(now);

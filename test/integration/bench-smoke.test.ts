@@ -113,3 +113,37 @@ test('nanogate bench --short: runs, reports every field, writes JSON/Markdown/HT
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('nanogate bench: a WebSocket scenario counts echoes both ways, a baseline scenario measures a second gateway and its added CPU', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nanogate-bench-ws-'));
+  try {
+    const budgets = join(dir, 'budgets.json');
+    writeFileSync(budgets, JSON.stringify({ budgets: [{ scenario: 'websocket', metric: 'max.ratio', min: 1e9, note: 'impossible on purpose' }] }));
+    const json = join(dir, 'out.json');
+    const r = await run(
+      [
+        'bench', '--short', 'websocket', 'graphql-ab',
+        '--duration', '1', '--warmup', '0.3', '--rounds', '1', '--rate', '200', '--connections', '4', '--workers', '1',
+        '--budgets', budgets, '--gate', '--json', json, '--out', join(dir, 'run'),
+      ],
+      55_000,
+    );
+    assert.equal(r.code, 2, `expected the gate to fail (exit 2)\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+    assert.match(r.stderr, /websocket max\.ratio: .* < min/);
+    const out = JSON.parse(readFileSync(json, 'utf8'));
+    const [ws, gql] = out.scenarios;
+    assert.deepEqual(ws.websocket, { messageBytes: 64, window: 16 });
+    for (const m of [ws.fixed, ws.max]) {
+      for (const t of [m.direct, m.gateway]) {
+        assert.ok(t.responses > 0, 'echoes came back');
+        assert.equal(t.errors, 0);
+      }
+    }
+    assert.match(r.stdout, /fixed 200\/s\s+baseline/);
+    assert.ok(gql.baselineConfig.endsWith('passthrough.yaml'));
+    assert.equal(typeof gql.max.direct.gatewayCpuUsPerReq, 'number', 'the baseline gateway CPU is measured');
+    assert.equal(typeof gql.max.added.gatewayCpuUsPerReq, 'number');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -35,6 +35,9 @@ const CASES: [string, string, RegExp][] = [
   ['an allowlist mode without a list', 'graphql: { persisted: { mode: allowlist } }', /graphql\.persisted\.allowlist: mode: allowlist needs the allowlist file/],
   ['an allowlist whose hash is not its query', `graphql: { persisted: { mode: allowlist, allowlist: ${wrongHash} } }`, /persisted\.allowlist: .*the hash is not the SHA-256 of its query/],
   ['introspection plans while introspection is off', 'graphql: { introspection: { plans: [gold] } }', /graphql\.introspection\.plans: plans narrow an allowed introspection/],
+  ['an APQ Redis store without a redis: section', 'graphql: { persisted: { mode: apq, store: redis } }', /graphql\.persisted\.store: store: redis, but the config has no top-level redis: section/],
+  ['a Redis store outside apq mode', 'graphql: { persisted: { store: redis } }', /graphql\.persisted\.store: store: redis shares automatic persisted queries: it needs mode: apq/],
+  ['an unknown field authorization mode', 'graphql: { fieldAuth: { mode: hide } }', /graphql\/fieldAuth\/mode|graphql\.fieldAuth\.mode/],
   ['cost-based rate limits with a sliding window', 'rateLimit: { cost: graphql, limits: [{ key: ip, rate: 10, algorithm: slidingWindow }] }', /rateLimit\.limits\[0\]\.algorithm: cost: graphql .*tokenBucket/],
 ];
 
