@@ -121,21 +121,23 @@ upstreams:
   killable: { nodes: [{ url: ${killable.url} }] }
   dead: { nodes: [{ url: http://127.0.0.1:${deadPort} }] }
   both: { nodes: [{ url: ${resetting.url} }] }
+# Copies the tests count as "ok" get far more than the default 1 s, which a first copy (with its connect) may take on
+# a loaded machine and then count as a timeout. The timeout itself is tested on /hang.
 routes:
-  - { name: sampled, match: { prefix: /sampled }, upstream: primary, mirror: { upstream: shadow, percent: 25 } }
+  - { name: sampled, match: { prefix: /sampled }, upstream: primary, mirror: { upstream: shadow, percent: 25, timeoutMs: 30000 } }
   - name: body
     match: { prefix: /body }
     upstream: primary
-    mirror: { upstream: shadow, body: { maxBytes: 1024 } }
+    mirror: { upstream: shadow, body: { maxBytes: 1024 }, timeoutMs: 30000 }
   - name: streamed
     match: { prefix: /streamed }
     upstream: primary
     requestBody: { bufferBytes: 0 }
-    mirror: { upstream: shadow }
+    mirror: { upstream: shadow, timeoutMs: 30000 }
   - name: matched
     match: { prefix: /matched }
     upstream: primary
-    mirror: { upstream: shadow, match: { headers: { x-mirror: "yes" }, query: { m: { present: true } } } }
+    mirror: { upstream: shadow, match: { headers: { x-mirror: "yes" }, query: { m: { present: true } } }, timeoutMs: 30000 }
   - { name: slow, match: { prefix: /slow }, upstream: primary, mirror: { upstream: slow, timeoutMs: 60000 } }
   - { name: dead, match: { prefix: /dead }, upstream: primary, mirror: { upstream: dead } }
   - { name: killed, match: { prefix: /killed }, upstream: primary, mirror: { upstream: killable } }
@@ -395,7 +397,7 @@ upstreams:
 routes:
   - { name: r, match: { prefix: /reload }, upstream: primary${mirror} }
 `;
-  const g = await startGateway(config(', mirror: { upstream: shadow }'));
+  const g = await startGateway(config(', mirror: { upstream: shadow, timeoutMs: 30000 }'));
   try {
     const ok = async () => (await scrape(g.adminUrl)).find('nanogate_mirror_requests_total', { route: 'r', outcome: 'ok' })[0]?.value ?? -1;
     // one request at a time, and its copy answered before the next: one connection can carry every copy
@@ -403,10 +405,10 @@ routes:
     const step = async (path: string, copied: boolean) => {
       assert.equal((await send(g.port, { path })).status, 200);
       if (copied) copies++;
-      assert.ok(await eventually(async () => (await ok()) === copies), `${path}: ${copies} copies expected`);
+      assert.ok(await eventually(async () => (await ok()) === copies, 15_000), `${path}: ${copies} copies expected`);
     };
     for (let i = 0; i < 4; i++) await step(`/reload/a${i}`, true);
-    g.rewrite(config(', mirror: { upstream: shadow, percent: 50 }'));
+    g.rewrite(config(', mirror: { upstream: shadow, percent: 50, timeoutMs: 30000 }'));
     assert.ok((await g.gateway.reload()).version > 1);
     // 50 %: every second matching request (the schedule counts from where it stood; 100 % does not advance it)
     for (let i = 0; i < 8; i++) await step(`/reload/b${i}`, i % 2 === 1);
