@@ -771,6 +771,9 @@ export class Gateway {
         (err) => this.log.error({ err: err.message }, 'config file watch failed; SIGHUP still reloads'),
       );
       this.#watcher.start();
+      // The files were read before this apply (or start-up) began, and a change made since then sent no event to a
+      // watcher that did not exist yet: compare once now, so it is not lost until the next event.
+      this.#onFileEvent();
     }
   }
 

@@ -11,6 +11,8 @@ export interface FaultUpstream {
   setMode(mode: string): Promise<void>;
   /** requests the process received so far */
   received(): Promise<number>;
+  /** the same, with how many of them were health checks (GET /health), read at one moment */
+  counts(): Promise<{ received: number; healthChecks: number }>;
   /** SIGKILL, as a crashed node */
   kill(): Promise<void>;
   /** starts it again on the same port (after kill) */
@@ -62,6 +64,12 @@ export async function startFaultUpstream(name: string, port = 0): Promise<FaultU
       const done = reply<{ received: number }>(child, 'count');
       child.send({ type: 'count' });
       return (await done).received;
+    },
+    async counts() {
+      const done = reply<{ received: number; healthChecks: number }>(child, 'count');
+      child.send({ type: 'count' });
+      const { received, healthChecks } = await done;
+      return { received, healthChecks };
     },
     async kill() {
       child.kill('SIGKILL');

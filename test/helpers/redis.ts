@@ -9,6 +9,10 @@ export interface TestRedis {
   stop(): Promise<void>;
   /** starts it again on the same port (after stop) */
   start(): Promise<void>;
+  /** SIGSTOP: a server that still accepts connections (the kernel does) and answers nothing, until resume() */
+  pause(): void;
+  /** SIGCONT after pause(): it answers what was sent meanwhile, then serves again */
+  resume(): void;
   /** sends one inline command and returns the raw reply (e.g. "FLUSHALL") */
   command(line: string): Promise<string>;
 }
@@ -55,6 +59,7 @@ export async function startRedis(): Promise<TestRedis> {
     if (c === null || c.exitCode !== null) return;
     await new Promise<void>((resolve) => {
       c.once('exit', () => resolve());
+      c.kill('SIGCONT'); // a paused server would take SIGTERM only once continued
       c.kill('SIGTERM');
     });
   };
@@ -64,6 +69,8 @@ export async function startRedis(): Promise<TestRedis> {
     url: `redis://127.0.0.1:${port}`,
     stop,
     start,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     command: (line) =>
       new Promise((resolve, reject) => {
         const s = connect(port, '127.0.0.1');

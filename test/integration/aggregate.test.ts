@@ -15,13 +15,38 @@ import { runCli } from '../helpers/cli.js';
 /** when each request arrived and when its answer was sent, per upstream (to see that calls overlap) */
 const spans: { name: string; start: number; end: number }[] = [];
 
+/**
+ * While set, the named upstreams hold each request until all of them have one (or `ms` passed): calls sent in
+ * parallel overlap whatever the machine's speed, calls sent one after the other do not.
+ */
+let meeting: { arrive(name: string): Promise<void> } | null = null;
+
+function meetingOf(names: string[], ms: number): { arrive(name: string): Promise<void> } {
+  const arrived = new Set<string>();
+  let open!: () => void;
+  const all = new Promise<void>((r) => (open = r));
+  const timer = setTimeout(open, ms);
+  return {
+    arrive(name) {
+      arrived.add(name);
+      if (names.every((n) => arrived.has(n))) {
+        clearTimeout(timer);
+        open();
+      }
+      return all;
+    },
+  };
+}
+
 function jsonAfter(name: string, delayMs: number, value: (req: IncomingMessage) => unknown) {
   return (req: IncomingMessage, res: ServerResponse) => {
     const start = performance.now();
-    setTimeout(() => {
+    const answer = () => {
       spans.push({ name, start, end: performance.now() });
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(value(req)));
-    }, delayMs);
+    };
+    if (meeting) void meeting.arrive(name).then(answer);
+    else setTimeout(answer, delayMs);
   };
 }
 
@@ -119,7 +144,8 @@ after(() => closeAll(() => gw?.stop(), () => users?.close(), () => orders?.close
 test('the calls go out in parallel, templated from params, query and headers, and merge by the declared shape', async () => {
   spans.length = 0;
   const usersBefore = users.received.length;
-  const res = await send(gw.port, { path: '/dashboard/u%2042?limit=5', headers: { 'x-who': 'alice', 'accept-language': 'fr', cookie: 'secret=1' } });
+  meeting = meetingOf(['users', 'orders'], 3000);
+  const res = await send(gw.port, { path: '/dashboard/u%2042?limit=5', headers: { 'x-who': 'alice', 'accept-language': 'fr', cookie: 'secret=1' } }).finally(() => (meeting = null));
   assert.equal(res.status, 200, res.text);
   assert.equal(res.headers['content-type'], 'application/json');
   assert.equal(res.headers['x-nanogate-completed'], 'true');
@@ -134,8 +160,8 @@ test('the calls go out in parallel, templated from params, query and headers, an
   assert.equal(got[0].headers.cookie, undefined);
   assert.equal(got[0].headers['x-request-id'], res.headers['x-request-id']);
   assert.equal(orders.received.at(-1)!.url, '/orders?user=u%2042&limit=5');
-  // both upstreams held their request at the same time: each answered 150 ms after it arrived, and the second
-  // arrived before the first was answered
+  // both upstreams held their request at the same time: each answered once both had arrived (the meeting above),
+  // so the second arrived before the first was answered; calls one after the other would wait 3 s and not overlap
   const u = spans.find((s) => s.name === 'users')!;
   const o = spans.find((s) => s.name === 'orders')!;
   assert.ok(Math.max(u.start, o.start) < Math.min(u.end, o.end), `calls did not overlap: ${JSON.stringify(spans)}`);

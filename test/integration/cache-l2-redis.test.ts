@@ -149,7 +149,8 @@ test('Redis drops an entry when its TTL ends; a value this version cannot read i
     const misses = Atomics.load(cells, L2_MISSES);
     assert.equal(await l2.get('junk'), null);
     assert.equal(Atomics.load(cells, L2_MISSES), misses + 1);
-    await sleep(50);
+    // the unreadable value is deleted after the miss is answered, without waiting for it
+    for (let i = 0; i < 200 && (await raw.exists('ng:cache:ttl:e:junk')) === 1; i++) await sleep(10);
     assert.equal(await raw.exists('ng:cache:ttl:e:junk'), 0);
   } finally {
     await l2.close();
@@ -249,19 +250,21 @@ test('a hung Redis: gets give up after timeoutMs, three in a row mark it down, a
   try {
     l2.set('k', entry('v'), 60_000, []);
     await stored(l2, 'k');
-    // CLIENT PAUSE holds every client's commands for 1.5 s: a server that accepts but does not answer.
-    await redis.command('CLIENT PAUSE 1500 ALL');
-    const paused = Date.now();
-    for (let i = 0; i < 3; i++) assert.equal(await l2.get('k'), null);
-    // each gave up on its own (the pause still holds): the wait is bounded by timeoutMs, not by Redis
-    assert.ok(Date.now() - paused < 1500, 'all three gave up while Redis was still paused');
-    assert.equal(Atomics.load(cells, L2_ERRORS), 3);
-    assert.equal(l2.available, false);
-    assert.ok(log.lines.some((l) => l.level === 'error' && /unreachable/.test(l.msg)));
-    const skipped = Atomics.load(cells, L2_SKIPPED);
-    assert.equal(await l2.get('k'), null);
-    assert.equal(Atomics.load(cells, L2_SKIPPED), skipped + 1, 'while down, a get does not wait on Redis at all');
-    assert.ok(await waitFor(() => l2.available, 5000), 'the probe sees it answer again');
+    // A stopped process (SIGSTOP): its connections stay open and nothing is answered until it is continued, so
+    // each get below can only come back by giving up after timeoutMs, however long it takes on a loaded machine.
+    redis.pause();
+    try {
+      for (let i = 0; i < 3; i++) assert.equal(await l2.get('k'), null);
+      assert.equal(Atomics.load(cells, L2_ERRORS), 3);
+      assert.equal(l2.available, false);
+      assert.ok(log.lines.some((l) => l.level === 'error' && /unreachable/.test(l.msg)));
+      const skipped = Atomics.load(cells, L2_SKIPPED);
+      assert.equal(await l2.get('k'), null);
+      assert.equal(Atomics.load(cells, L2_SKIPPED), skipped + 1, 'while down, a get does not wait on Redis at all');
+    } finally {
+      redis.resume();
+    }
+    assert.ok(await waitFor(() => l2.available, 10_000), 'the probe sees it answer again');
     assert.ok(await l2.get('k'));
   } finally {
     await l2.close();

@@ -69,6 +69,13 @@ async function metric(node: GatewayProcess, name: string): Promise<number> {
   return parsePrometheus(text).sum(name);
 }
 
+/** Polls a metric until it is `value` (gauges are written once a second, each worker reconnects on its own). */
+async function metricBecomes(node: GatewayProcess, name: string, value: number): Promise<number> {
+  let v = await metric(node, name);
+  for (const deadline = Date.now() + 10_000; v !== value && Date.now() < deadline; v = await metric(node, name)) await new Promise((r) => setTimeout(r, 50));
+  return v;
+}
+
 test('what one node fetched, the other answers from the L2 with a cold L1', T, async () => {
   origin.on('/c/shared', answer({ 'cache-control': 'public, max-age=60' }));
   const first = await get(a, '/c/shared');
@@ -84,8 +91,8 @@ test('what one node fetched, the other answers from the L2 with a cold L1', T, a
   for (let i = 0; i < 4; i++) assert.equal((await get(b, '/c/shared')).text, 'ok 1');
   assert.equal(origin.count('/c/shared'), 1);
   assert.ok((await metric(b, 'nanogate_cache_l2_hits_total')) >= 1);
-  assert.equal(await metric(a, 'nanogate_cache_l2_connected_workers'), 1);
-  assert.equal(await metric(b, 'nanogate_cache_l2_connected_workers'), 2);
+  assert.equal(await metricBecomes(a, 'nanogate_cache_l2_connected_workers', 1), 1);
+  assert.equal(await metricBecomes(b, 'nanogate_cache_l2_connected_workers', 2), 2);
 });
 
 test('Vary: a cold node finds the newest variant at the primary key and the others under their own', T, async () => {
@@ -153,10 +160,10 @@ test('an unsafe request through one node invalidates the URI on every node and i
   const put = await send(a.port, { method: 'PUT', path: '/c/item', headers: { host: HOST, 'content-length': '2' }, body: '{}' });
   assert.equal(put.status, 204);
   // the invalidation travels worker -> control plane -> L2 and the other node, after the PUT's response
-  for (let i = 0; i < 100 && (await raw.exists(`ng:cache:default:e:GET ${HOST}/c/item`)) === 1; i++) await new Promise((r) => setTimeout(r, 20));
+  for (const deadline = Date.now() + 10_000; (await raw.exists(`ng:cache:default:e:GET ${HOST}/c/item`)) === 1 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
   assert.equal(await raw.exists(`ng:cache:default:e:GET ${HOST}/c/item`), 0, 'gone from the L2');
   let seen = '';
-  for (let i = 0; i < 100 && (seen === '' || seen === 'item 1'); i++) {
+  for (const deadline = Date.now() + 10_000; (seen === '' || seen === 'item 1') && Date.now() < deadline; ) {
     seen = (await get(b, '/c/item')).text;
     if (seen === 'item 1') await new Promise((r) => setTimeout(r, 20));
   }
@@ -172,8 +179,8 @@ test('outage mid-run: Redis stops, both nodes keep serving (L1, then upstream) a
   await redis.stop();
   for (const n of [a, b]) assert.ok(await waitFor(() => n.logs.some((l) => l.includes('cache l2: redis unreachable')), 10_000), 'a log line says the L2 is down');
   assert.ok(await waitFor(() => a.logs.some((l) => l.includes('cache purge bus: lost its subscription')), 10_000));
-  assert.equal(await metric(a, 'nanogate_cache_l2_connected_workers'), 0);
-  assert.equal(await metric(b, 'nanogate_cache_l2_connected_workers'), 0);
+  assert.equal(await metricBecomes(a, 'nanogate_cache_l2_connected_workers', 0), 0);
+  assert.equal(await metricBecomes(b, 'nanogate_cache_l2_connected_workers', 0), 0);
   const hit = await get(a, '/c/before');
   assert.equal(hit.status, 200);
   assert.match(String(hit.headers['cache-status']), /hit/, 'L1 still answers');
@@ -190,7 +197,7 @@ test('outage mid-run: Redis stops, both nodes keep serving (L1, then upstream) a
   for (const n of [a, b]) assert.ok(await waitFor(() => n.logs.some((l) => l.includes('cache l2: redis reachable again')), 15_000), 'a log line says the L2 is back');
   assert.ok(await waitFor(() => b.logs.some((l) => l.includes('its L1 is dropped')), 15_000), 'B may have missed purges: it drops its L1\n' + b.logs.filter((l) => /purge bus|cache l2/.test(l)).join('\n'));
   assert.ok(await waitFor(() => a.logs.some((l) => l.includes('purges made during the outage were replayed')), 15_000));
-  assert.equal(await metric(b, 'nanogate_cache_l2_connected_workers'), 2);
+  assert.equal(await metricBecomes(b, 'nanogate_cache_l2_connected_workers', 2), 2);
   await get(a, '/c/after');
   await inL2(`GET ${HOST}/c/after`);
   assert.match(String((await get(b, '/c/after')).headers['cache-status']), /detail=l2/);

@@ -106,10 +106,25 @@ test('an unsafe request through one worker invalidates the URI in every worker (
     res.writeHead(200, { 'cache-control': 'max-age=600', 'content-type': 'text/plain' }).end(`v${n}`);
   });
   await warmBoth('/p/inv');
-  const put = await send(gw.port, { path: '/p/inv', method: 'PUT', body: 'x', headers: { 'content-length': '1' } });
-  assert.equal(put.status, 204);
-  // the other worker hears of it through the control plane: give the message its turn
-  await new Promise((r) => setTimeout(r, 100));
+  // The other worker hears of it through the control plane, after the PUT was answered: wait until the control plane
+  // has had every worker apply it (watched, not changed), not for a fixed time.
+  const g = gw.gateway;
+  const purges: Promise<unknown>[] = [];
+  const purge = g.purgeCacheEverywhere;
+  g.purgeCacheEverywhere = (...args) => {
+    const p = purge.apply(g, args);
+    purges.push(p);
+    return p;
+  };
+  try {
+    const put = await send(gw.port, { path: '/p/inv', method: 'PUT', body: 'x', headers: { 'content-length': '1' } });
+    assert.equal(put.status, 204);
+    for (let i = 0; i < 500 && purges.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(purges.length, 1, 'the invalidation reached the control plane');
+    await purges[0];
+  } finally {
+    g.purgeCacheEverywhere = purge;
+  }
   await missedByBoth('/p/inv');
 });
 

@@ -72,7 +72,7 @@ describe('config in etcd shared by three gateway processes', () => {
   test('every node starts with the config from etcd and shows its revision', async () => {
     for (const n of nodes) assert.equal(await mark(n), 'v0');
     let statuses = await Promise.all(nodes.map(etcdStatus));
-    for (let i = 0; i < 100 && !statuses.every((s) => s.up); i++) {
+    for (const deadline = Date.now() + 10_000; !statuses.every((s) => s.up) && Date.now() < deadline; ) {
       await new Promise((r) => setTimeout(r, 20)); // the watch is confirmed just after the node serves
       statuses = await Promise.all(nodes.map(etcdStatus));
     }

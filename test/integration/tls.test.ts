@@ -208,7 +208,12 @@ routes:
     let after = before;
     for (let i = 0; i < 100 && after.serialNumber === before.serialNumber; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      after = await peer(g.port, 'a.test');
+      // A connect the kernel queued on the old listen socket as it closed is reset: the SO_REUSEPORT caveat of
+      // docs/tls.md, which a loaded machine (a slow accept loop) makes likelier. A client retries it; so does this.
+      after = await peer(g.port, 'a.test').catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ECONNRESET') throw err;
+        return before;
+      });
     }
     assert.notEqual(after.serialNumber, before.serialNumber, 'a new connection gets the new certificate');
     assert.equal(after.subject.CN, 'a.test');
@@ -283,13 +288,14 @@ test('an upstream signed by a private CA is reached with tls.ca (no NODE_EXTRA_C
   // the process-wide extra CAs (if any) do not hold this test's CA: only tls.ca can make the chain verify
   assert.ok(!process.env.NODE_EXTRA_CA_CERTS || !readFileSync(process.env.NODE_EXTRA_CA_CERTS, 'utf8').includes(readFileSync(ca.cert, 'utf8').trim()));
   const u = await httpsUpstream();
-  const g = await start(plainListener(`{ ca: ${ca.cert}, servername: upstream.test }`, u.port, '    healthCheck: { path: /health, intervalMs: 100, timeoutMs: 90, healthyThreshold: 1, unhealthyThreshold: 1 }'));
+  const g = await start(plainListener(`{ ca: ${ca.cert}, servername: upstream.test }`, u.port, '    healthCheck: { path: /health, intervalMs: 300, timeoutMs: 250, healthyThreshold: 1, unhealthyThreshold: 3 }'));
   try {
     assert.deepEqual(await plainGet(g.port, '/hello'), { status: 200, body: 'secure /hello' });
-    for (let i = 0; i < 50 && !u.seen.length; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && !u.seen.length; i++) await new Promise((r) => setTimeout(r, 50));
     const before = u.seen.length;
-    await new Promise((r) => setTimeout(r, 400));
-    assert.ok(u.seen.length > before, 'the health checks reach the upstream through the same TLS settings');
+    // two more checks, however late their timers run (a TLS failure would fail every one: three in a row log it)
+    for (let i = 0; i < 200 && u.seen.length < before + 2; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(u.seen.length >= before + 2, 'the health checks reach the upstream through the same TLS settings');
     assert.ok(!g.logs.some((l) => l.includes('failed its health checks')), g.logs.join(''));
   } finally {
     await g.gateway.stop();

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startGateway } from '../helpers/gateway.js';
 import { startWsUpstream } from '../helpers/ws-upstream.js';
@@ -10,6 +11,18 @@ import { closed, nextMessage, open } from '../helpers/ws-client.js';
 // Reload, drain, metrics and the access log, with connections open.
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Whether a TCP connect to the port is refused (the listener is closed). */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
 
 test('a reload keeps open connections relaying with their old settings; new connections get the new ones', async () => {
   const up = await startWsUpstream();
@@ -42,8 +55,10 @@ routes:
 
 test('on drain, open connections keep relaying until the drain timeout, then close with 1001 both ways', async () => {
   const up = await startWsUpstream();
+  // Far longer than a round trip on a loaded machine: the message below must arrive well inside the drain.
+  const drainMs = 3000;
   const gw = await startGateway(`
-proxy: { drainTimeoutMs: 1500 }
+proxy: { drainTimeoutMs: ${drainMs} }
 upstreams:
   ws: { nodes: [{ url: ${up.url} }] }
 routes:
@@ -56,13 +71,15 @@ routes:
     const upClosed = new Promise<number>((r) => side.once('close', (code) => r(code)));
     const started = Date.now();
     const stopped = gw.stop();
-    await sleep(300);
+    // The worker closes its listener when the drain begins: wait for that, not for a fixed time.
+    for (let i = 0; i < 200 && !(await refused(gw.port)); i++) await sleep(20);
+    assert.ok(await refused(gw.port), 'the listener closes when the drain begins');
     c.send('still here');
     assert.equal((await nextMessage(c)).data.toString(), 'still here', 'relaying during the drain');
     const seen = await closed(c, 10000);
     assert.equal(seen.code, 1001);
     assert.match(seen.reason, /shutting down/);
-    assert.ok(Date.now() - started >= 1400, 'not before the drain timeout');
+    assert.ok(Date.now() - started >= drainMs - 100, 'not before the drain timeout');
     assert.equal(await upClosed, 1001);
     await stopped;
   } finally {
