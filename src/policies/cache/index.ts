@@ -1,4 +1,4 @@
-import { CONTINUE, PENDING, RESPOND, PolicyConfigError, type BackgroundSink, type BodySink, type CompileContext, type HookResult, type PolicyContext, type PolicyHooks, type PolicyModule, type ResponseBodyFilter } from '../../pipeline/policy.js';
+import { CONTINUE, PENDING, PRIORITY, RESPOND, PolicyConfigError, type BackgroundSink, type BodySink, type CompileContext, type HookResult, type PolicyContext, type PolicyHooks, type PolicyModule, type ResponseBodyFilter } from '../../pipeline/policy.js';
 import { CacheSchema, type CacheConfig } from './schema.js';
 import { CacheControl, parseCacheControl } from './directives.js';
 import { freshUntil, metaOf, META_VERSION, type CacheMeta, type StoredEntry } from './entry.js';
@@ -702,8 +702,8 @@ function compileL2(config: CacheConfig, cc: CompileContext): L2Data | null {
 export const cachePolicy: PolicyModule<CacheConfig, CacheData> = {
   name: 'cache',
   // after authentication, authorization and rate limits (a hit is still counted and checked); as a body filter
-  // nearer the upstream than compression, so it stores the identity body
-  priority: 200,
+  // nearer the upstream than transform and compression (see PRIORITY.cache)
+  priority: PRIORITY.cache,
   schema: CacheSchema,
   description: 'RFC 9111 shared response cache: per-worker L1, request coalescing, purge by key, prefix or tag',
   compile(config, cc: CompileContext) {
