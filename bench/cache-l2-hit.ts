@@ -8,7 +8,10 @@
  *   4. the same node, a route without the cache: every request goes upstream
  *   5. the same node, the cached route with keys nobody fetched yet: L1 miss, L2 miss, upstream, store in both
  *
- *   node dist/bench/cache-l2-hit.js [keys per phase, default 1000] [body bytes, default 1024]
+ *   node dist/bench/cache-l2-hit.js [keys per phase, default 1000] [body bytes, default 1024] [compressAboveBytes]
+ *
+ * The third argument sets cache.l2.compressAboveBytes (default: the schema's), for an A/B of compressed and plain
+ * values in one run of the machine.
  *
  * l2.timeoutMs is raised to 1 s so that a loaded machine measures slow hits rather than timeouts turned misses.
  * One connection, one request at a time (latency, not throughput), each node with one worker; redis-server (from
@@ -29,6 +32,7 @@ import { Redis } from 'ioredis';
 const BIN = fileURLToPath(new URL('../../bin/nanogate.js', import.meta.url));
 const KEYS = Number(process.argv[2] ?? 1000);
 const BODY = Number(process.argv[3] ?? 1024);
+const COMPRESS_ABOVE = process.argv[4] === undefined ? '' : `, compressAboveBytes: ${Number(process.argv[4])}`;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -98,7 +102,7 @@ redis: { url: "redis://127.0.0.1:${redisPort}" }
 upstreams:
   origin: { nodes: [{ url: ${originUrl} }] }
 routes:
-  - { name: cached, match: { prefix: /c }, upstream: origin, policies: { cache: { l2: { timeoutMs: 1000 } } } }
+  - { name: cached, match: { prefix: /c }, upstream: origin, policies: { cache: { l2: { timeoutMs: 1000${COMPRESS_ABOVE} } } } }
   - { name: direct, match: { prefix: /u }, upstream: origin }
 `;
   const nodes: ChildProcess[] = [];
@@ -122,7 +126,7 @@ routes:
     const upstream = await phase(pool, keys.map((k) => k.replace('/c/', '/u/')));
     const miss = await phase(pool, keys.map((k) => k.replace('/item/', '/new/')), /fwd=uri-miss/);
     await pool.close();
-    console.log(`${KEYS} requests per phase, ${body.length}-byte JSON body, 1 connection, 1 worker per node, load ${(await import('node:os')).loadavg()[0].toFixed(1)}`);
+    console.log(`${KEYS} requests per phase, ${body.length}-byte JSON body${COMPRESS_ABOVE}, 1 connection, 1 worker per node, load ${(await import('node:os')).loadavg()[0].toFixed(1)}`);
     console.log(`  L1 hit                         ${quantiles(l1)}`);
     console.log(`  L2 hit, L1 cold                ${quantiles(l2)}`);
     console.log(`  no cache, upstream             ${quantiles(upstream)}`);

@@ -16,7 +16,7 @@ import { primaryKey, type KeySpec } from '../../src/policies/cache/key.js';
 import { L1Store } from '../../src/policies/cache/store.js';
 import type { CacheMeta } from '../../src/policies/cache/entry.js';
 
-const S: FreshnessSettings = { heuristic: true, heuristicFraction: 0.1, heuristicMaxMs: 86_400_000, defaultTtlMs: 0, staleIfErrorMs: 0, staleWhileRevalidateMs: 0, tagHeader: null };
+const S: FreshnessSettings = { heuristic: true, heuristicFraction: 0.1, heuristicMaxMs: 86_400_000, defaultTtlMs: 0, staleIfErrorMs: 0, staleWhileRevalidateMs: 0, tagHeader: null, storeSetCookie: true };
 const SPEC: KeySpec = { consumer: false, plan: false, headers: [], queryMode: 'all', params: [], sortQuery: false };
 const REQ_NAMES = ['host', 'user-agent', 'accept', 'accept-language', 'accept-encoding', 'referer', 'cookie', 'x-request-id'];
 const REQ_VALUES = ['api.example.com', 'Mozilla/5.0 (X11; Linux x86_64)', 'application/json', 'en-US,en;q=0.9', 'gzip, br', 'https://app.example.com/', 'sid=abc', 'r-1'];

@@ -39,6 +39,13 @@ export const PRIORITY = {
   /** after authentication (scopes, plan), before the rate limit (which may count the operation's cost) */
   graphql: 1100,
   rateLimit: 1000,
+  /**
+   * after the rate limit (a hit is still authenticated and counted), before transform: its store filter sits nearer
+   * the upstream than every body-changing filter, so the stored body is the upstream's representation, and the
+   * per-consumer filters (transform's scope filtering, renames, compression) run once on every answer, hit or miss,
+   * as Kong's proxy-cache and APISIX's proxy-cache sit below their response transforms
+   */
+  cache: 600,
   transform: 500,
   /** after every other response body filter (a transform, a cache store see the identity body): nearest the client */
   compression: 100,

@@ -76,6 +76,20 @@ async function metricBecomes(node: GatewayProcess, name: string, value: number):
   return v;
 }
 
+test('Age on a hit from the L2: the origin\'s Age, plus the time the entry spent stored (RFC 9111 4.2.3)', T, async () => {
+  origin.on('/c/aged', answer({ 'cache-control': 'public, max-age=600', age: '100' }));
+  await get(a, '/c/aged');
+  await inL2(`GET ${HOST}/c/aged`);
+  // a second passes in the L2, so that the Age counts time spent there, not only the origin's value
+  await new Promise((r) => setTimeout(r, 1100));
+  const fromL2 = await get(b, '/c/aged');
+  assert.match(String(fromL2.headers['cache-status']), /detail=l2/);
+  const age = Number(fromL2.headers.age);
+  assert.ok(age >= 101 && age < 160, `age ${fromL2.headers.age}`);
+  assert.match(String(fromL2.headers['cache-status']), new RegExp(`ttl=${600 - age}|ttl=${599 - age}`), 'ttl = max-age - age');
+  assert.equal(origin.count('/c/aged'), 1);
+});
+
 test('what one node fetched, the other answers from the L2 with a cold L1', T, async () => {
   origin.on('/c/shared', answer({ 'cache-control': 'public, max-age=60' }));
   const first = await get(a, '/c/shared');

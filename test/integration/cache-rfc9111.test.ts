@@ -35,6 +35,22 @@ routes:
     upstream: origin
     policies:
       cache: { heuristic: { enabled: false } }
+  - name: defaults
+    match: { prefix: /d/ }
+    upstream: origin
+    policies:
+      cache: {}
+  - name: cookies-pass
+    match: { prefix: /cp/ }
+    upstream: origin
+    policies:
+      cache: { setCookie: pass }
+  - name: transformed
+    match: { prefix: /tr/ }
+    upstream: origin
+    policies:
+      cache: {}
+      transform: { response: { body: { operations: [{ set: { path: t, value: 1 } }] } } }
   - name: keyed
     match: { prefix: /k }
     upstream: origin
@@ -306,11 +322,85 @@ test('headers named in Connection are not stored nor served (RFC 9111 3.1)', asy
   assert.equal(b.headers['x-end'], 'kept');
 });
 
-test('Set-Cookie responses are not stored (a shared cache would hand one session to everyone)', async () => {
-  origin.on('/c/cookie', answer({ 'cache-control': 'max-age=60', 'set-cookie': 'sid=1' }));
+test('Set-Cookie: a response with it is stored and served with it, as every other field (RFC 9111 3.1)', async () => {
+  origin.on('/c/cookie', answer({ 'cache-control': 'max-age=60', 'set-cookie': 'shared=1' }));
   await get('/c/cookie');
-  await get('/c/cookie');
-  assert.equal(origin.count('/c/cookie'), 2);
+  const b = await get('/c/cookie');
+  assert.equal(origin.count('/c/cookie'), 1);
+  assert.match(String(b.headers['cache-status']), /; hit; /);
+  assert.deepEqual(b.headers['set-cookie'], ['shared=1']);
+});
+
+test('Set-Cookie: private="set-cookie" and no-cache="set-cookie" store the response without the cookie (RFC 9111 5.2.2.7, 5.2.2.4)', async () => {
+  origin.on('/c/cookie-private', answer({ 'cache-control': 'private="set-cookie", max-age=60', 'set-cookie': 'sid=alice', 'x-kept': 'yes' }));
+  origin.on('/c/cookie-nocache', answer({ 'cache-control': 'no-cache="Set-Cookie", max-age=60', 'set-cookie': 'sid=alice' }));
+  for (const p of ['/c/cookie-private', '/c/cookie-nocache']) {
+    const a = await get(p);
+    assert.deepEqual(a.headers['set-cookie'], ['sid=alice'], 'the first client gets its cookie');
+    const b = await get(p);
+    assert.equal(origin.count(p), 1, `${p}: stored, fresh, answered without validation`);
+    assert.match(String(b.headers['cache-status']), /; hit; /);
+    assert.equal(b.headers['set-cookie'], undefined, `${p}: the cookie is not served to another client`);
+  }
+  assert.equal((await get('/c/cookie-private')).headers['x-kept'], 'yes', 'the fields not named are stored');
+});
+
+test('Set-Cookie: with setCookie: pass a response carrying one is never stored', async () => {
+  origin.on('/cp/cookie', answer({ 'cache-control': 'max-age=60', 'set-cookie': 'sid=1' }));
+  const a = await get('/cp/cookie');
+  await get('/cp/cookie');
+  assert.equal(origin.count('/cp/cookie'), 2);
+  assert.match(String(a.headers['cache-status']), /detail=set-cookie/);
+  origin.on('/cp/plain', answer({ 'cache-control': 'max-age=60' }));
+  await get('/cp/plain');
+  await get('/cp/plain');
+  assert.equal(origin.count('/cp/plain'), 1, 'responses without a cookie are stored as usual');
+});
+
+test('Set-Cookie: a 304 to a revalidation replaces the stored cookie (RFC 9111 4.3.4)', async () => {
+  origin.on('/c/cookie304', (req, res, n) => {
+    if (req.headers['if-none-match'] === '"k"') return void res.writeHead(304, { etag: '"k"', 'cache-control': 'max-age=60', 'set-cookie': 'v=2' }).end();
+    res.writeHead(200, { etag: '"k"', 'cache-control': 'max-age=0', 'set-cookie': 'v=1', 'content-type': 'text/plain' }).end(`body ${n}`);
+  });
+  await get('/c/cookie304');
+  const b = await get('/c/cookie304');
+  assert.deepEqual(b.headers['set-cookie'], ['v=2']);
+  const c = await get('/c/cookie304');
+  assert.match(String(c.headers['cache-status']), /; hit; /);
+  assert.deepEqual(c.headers['set-cookie'], ['v=2'], 'the updated cookie is what is stored');
+});
+
+test('no-cache="field": the response is reused without validation, without the named field (RFC 9111 5.2.2.4)', async () => {
+  origin.on('/c/nocache-field', answer({ 'cache-control': 'no-cache="x-a, x-b", max-age=60', 'x-a': '1', 'x-b': '2', 'x-c': '3' }));
+  await get('/c/nocache-field');
+  const b = await get('/c/nocache-field');
+  assert.equal(origin.count('/c/nocache-field'), 1);
+  assert.equal(b.headers['x-a'], undefined);
+  assert.equal(b.headers['x-b'], undefined);
+  assert.equal(b.headers['x-c'], '3');
+});
+
+test('Age: a list uses its first member, and an invalid Age is ignored (RFC 9111 5.1)', async () => {
+  origin.on('/c/age-list', answer({ 'cache-control': 'max-age=3600', age: '0, 7200' }));
+  origin.on('/c/age-old-first', answer({ 'cache-control': 'max-age=3600', age: '7200, 0' }));
+  origin.on('/c/age-bad', answer({ 'cache-control': 'max-age=3600', age: '-7200' }));
+  for (const p of ['/c/age-list', '/c/age-list', '/c/age-old-first', '/c/age-old-first', '/c/age-bad', '/c/age-bad']) await get(p);
+  assert.equal(origin.count('/c/age-list'), 1, '"0, 7200" is 0: fresh');
+  assert.equal(origin.count('/c/age-old-first'), 2, '"7200, 0" is 7200: stale');
+  assert.equal(origin.count('/c/age-bad'), 1, 'a negative Age is ignored: fresh');
+});
+
+test('heuristic freshness is off by default: Last-Modified alone is stored for validation, not served unvalidated (RFC 9111 4.2.2)', async () => {
+  const lm = new Date(Date.now() - 86_400_000).toUTCString();
+  origin.on('/d/heur', (req, res, n) => {
+    if (req.headers['if-modified-since'] === lm) return void res.writeHead(304, { 'last-modified': lm }).end();
+    res.writeHead(200, { 'last-modified': lm, 'content-type': 'text/plain' }).end(`v${n}`);
+  });
+  await get('/d/heur');
+  const b = await get('/d/heur');
+  assert.equal(origin.count('/d/heur'), 2, 'the second request goes to the origin');
+  assert.equal(origin.seen('/d/heur')[1].headers['if-modified-since'], lm, '... conditional, with the stored validator');
+  assert.equal(b.text, 'v1');
 });
 
 test('status codes: 404 with max-age is stored, 206 and unknown statuses are not (RFC 9111 3)', async () => {
@@ -402,7 +492,7 @@ test('an unsafe request that fails does not invalidate (RFC 9111 4.4: non-error 
   assert.equal(b.text, 'v1');
 });
 
-test('Range: a request for a part is passed through on a miss and never stored; a stored full response answers it (RFC 9111 3.3, RFC 9110 14.2)', async () => {
+test('Range: a request for a part is passed through on a miss and its 206 never stored; a full request gets the full 200 (RFC 9111 3.3, 3.4)', async () => {
   origin.on('/c/range', (req, res) => {
     const full = '0123456789';
     if (req.headers.range === 'bytes=0-3') return void res.writeHead(206, { 'content-range': 'bytes 0-3/10', 'cache-control': 'max-age=60', 'content-type': 'text/plain' }).end(full.slice(0, 4));
@@ -411,13 +501,55 @@ test('Range: a request for a part is passed through on a miss and never stored; 
   const part = await get('/c/range', { range: 'bytes=0-3' });
   assert.equal(part.status, 206);
   assert.equal(part.text, '0123');
+  assert.match(String(part.headers['cache-status']), /detail=range/);
   const full = await get('/c/range');
   assert.equal(full.status, 200);
   assert.equal(full.text, '0123456789', 'the 206 was not stored as the full response');
-  const again = await get('/c/range', { range: 'bytes=0-3' });
-  assert.ok(again.status === 200 || again.status === 206);
-  if (again.status === 200) assert.equal(again.text, '0123456789');
-  else assert.equal(again.text, '0123');
+  const again = await get('/c/range');
+  assert.equal(again.status, 200, 'a hit for a full request is never a 206');
+  assert.equal(again.text, '0123456789');
+  assert.equal(origin.count('/c/range'), 2);
+});
+
+test('Range: a stored full response answers one byte range with a 206 cut from it, and 416 past its end (RFC 9110 14.1.2, 14.4, 15.3.7)', async () => {
+  origin.on('/c/range-hit', (_req, res) => void res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain', etag: '"r1"', 'x-a': '1' }).end('0123456789A'));
+  await get('/c/range-hit');
+  const cases: [string, number, string, string | undefined][] = [
+    ['bytes=0-1', 206, '01', 'bytes 0-1/11'],
+    ['bytes=1-', 206, '123456789A', 'bytes 1-10/11'],
+    ['bytes=-1', 206, 'A', 'bytes 10-10/11'],
+    ['bytes=5-100', 206, '56789A', 'bytes 5-10/11'],
+    ['bytes=20-30', 416, '', 'bytes */11'],
+    ['bytes=0-1, 3-4', 200, '0123456789A', undefined],
+    ['bytes=3-1', 200, '0123456789A', undefined],
+    ['items=0-1', 200, '0123456789A', undefined],
+  ];
+  for (const [range, status, text, contentRange] of cases) {
+    const r = await get('/c/range-hit', { range });
+    assert.equal(r.status, status, range);
+    assert.equal(r.text, text, range);
+    assert.equal(r.headers['content-range'], contentRange, range);
+    assert.match(String(r.headers['cache-status']), /; hit; /, range);
+    if (status === 206) {
+      assert.equal(r.headers['content-length'], String(text.length), range);
+      assert.equal(r.headers['x-a'], '1', 'the stored fields come with the part');
+    }
+  }
+  const match = await get('/c/range-hit', { range: 'bytes=0-1', 'if-range': '"r1"' });
+  assert.equal(match.status, 206);
+  const other = await get('/c/range-hit', { range: 'bytes=0-1', 'if-range': '"changed"' });
+  assert.equal(other.status, 200, 'If-Range naming another representation: the whole response (RFC 9110 13.1.5)');
+  assert.equal(other.text, '0123456789A');
+  assert.equal(origin.count('/c/range-hit'), 1);
+});
+
+test('Range: on a route that transforms response bodies a hit answers the whole (transformed) response', async () => {
+  origin.on('/tr/range', (_req, res) => void res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'application/json' }).end('{"a":1}'));
+  await get('/tr/range');
+  const r = await get('/tr/range', { range: 'bytes=0-1' });
+  assert.equal(r.status, 200);
+  assert.deepEqual(JSON.parse(r.text), { a: 1, t: 1 });
+  assert.match(String(r.headers['cache-status']), /; hit; /);
 });
 
 test('an interim 1xx (103 Early Hints) is never stored: the final response is, and a hit carries no 1xx (RFC 9111 3)', async () => {

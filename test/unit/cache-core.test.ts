@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCacheControl } from '../../src/policies/cache/directives.js';
-import { notModified, reuse, storable, updatedHeaders, USE_FRESH, USE_STALE, USE_STALE_REVALIDATE, VALIDATE, type FreshnessSettings } from '../../src/policies/cache/rfc9111.js';
+import { notModified, reuse, storable, unstoredFields, updatedHeaders, USE_FRESH, USE_STALE, USE_STALE_REVALIDATE, VALIDATE, type FreshnessSettings } from '../../src/policies/cache/rfc9111.js';
 import { normalizeEscapes, normalizeHost, normalizeQuery, primaryKey, unkeyedParams, type KeySpec } from '../../src/policies/cache/key.js';
 import { L1Store } from '../../src/policies/cache/store.js';
 import { freshUntil, type CacheMeta, type StoredEntry } from '../../src/policies/cache/entry.js';
 import { Flights } from '../../src/policies/cache/coalesce.js';
 
-const S: FreshnessSettings = { heuristic: true, heuristicFraction: 0.1, heuristicMaxMs: 86_400_000, defaultTtlMs: 0, staleIfErrorMs: 0, staleWhileRevalidateMs: 0, tagHeader: 'surrogate-key' };
+const S: FreshnessSettings = { heuristic: true, heuristicFraction: 0.1, heuristicMaxMs: 86_400_000, defaultTtlMs: 0, staleIfErrorMs: 0, staleWhileRevalidateMs: 0, tagHeader: 'surrogate-key', storeSetCookie: true };
 const GET = { method: 'GET', cc: parseCacheControl(undefined), authorized: false };
 const NOW = Date.parse('2026-01-01T00:00:00Z');
 const noVary = () => '';
@@ -27,8 +27,11 @@ test('Cache-Control parses directives case-insensitively, with quoted values and
   assert.equal(cc.maxAge, 60);
   assert.equal(cc.sMaxAge, 30);
   assert.equal(cc.staleWhileRevalidate, 5);
-  assert.equal(cc.private, true);
-  assert.equal(cc.privateFields, true);
+  assert.equal(cc.private, false, 'a qualified private is not the unqualified one');
+  assert.deepEqual(cc.privateFields, ['set-cookie', 'x']);
+  assert.deepEqual(parseCacheControl('no-cache="Set-Cookie", max-age=60').noCacheFields, ['set-cookie']);
+  assert.equal(parseCacheControl('no-cache="Set-Cookie", max-age=60').noCache, false);
+  assert.equal(parseCacheControl('no-cache=""').noCache, true, 'a qualified form naming nothing is taken as unqualified');
   assert.equal(cc.immutable, true);
   assert.equal(cc.invalid, false);
   assert.equal(parseCacheControl('max-age=60, max-age=120').invalid, true);
@@ -55,7 +58,11 @@ test('storable: what a shared cache must not store', () => {
   assert.equal(decide(['cache-control', 'no-store, max-age=60']), 'no-store');
   assert.equal(decide(['cache-control', 'private, max-age=60']), 'private');
   assert.equal(decide(['cache-control', 'max-age=60', 'vary', 'accept, *']), 'vary-star');
-  assert.equal(decide(['cache-control', 'max-age=60', 'set-cookie', 'a=b']), 'set-cookie');
+  assert.equal(typeof decide(['cache-control', 'max-age=60', 'set-cookie', 'a=b']), 'object', 'Set-Cookie alone does not prevent storing (RFC 9111 3.1)');
+  assert.equal(decide(['cache-control', 'max-age=60', 'set-cookie', 'a=b'], 200, GET, { ...S, storeSetCookie: false }), 'set-cookie');
+  assert.equal(typeof decide(['cache-control', 'private="set-cookie", max-age=60', 'set-cookie', 'a=b']), 'object');
+  assert.deepEqual(unstoredFields(['cache-control', 'no-cache="a, B"', 'cache-control', 'private=c, max-age=60']), ['a', 'b', 'c']);
+  assert.equal(unstoredFields(['cache-control', 'max-age=60']), null);
   assert.equal(decide(['cache-control', 'max-age=60'], 206), 'status');
   assert.equal(decide(['cache-control', 'max-age=60'], 599), 'status');
   assert.equal(decide(['cache-control', 'max-age=60'], 200, { ...GET, method: 'POST' }), 'method');
@@ -87,8 +94,12 @@ test('storable: a route TTL applies only to responses with no Cache-Control and 
   assert.equal(storable(s, GET, 200, ['cache-control', 'no-store'], NOW, NOW, NaN, noVary), 'no-store');
 });
 
-test('Age: a malformed or repeated Age makes the response stale (RFC 9111 5.1)', () => {
-  for (const age of ['-1', '1.5', 'abc', '0, 0', '3600;a=1']) assert.equal(meta(['cache-control', 'max-age=3600', 'etag', '"a"', 'age', age]).lifetimeMs, 0, age);
+test('Age: a list uses its first member, an invalid value is ignored, a huge one makes the response stale (RFC 9111 5.1)', () => {
+  for (const age of ['-1', '1.5', 'abc', '3600;a=1', '-7200']) assert.equal(meta(['cache-control', 'max-age=3600', 'age', age]).initialAgeMs, 0, age);
+  assert.equal(meta(['cache-control', 'max-age=3600', 'age', '0, 7200']).initialAgeMs, 0);
+  assert.equal(meta(['cache-control', 'max-age=3600', 'age', '7200', 'age', '0']).initialAgeMs, 7_200_000, 'two lines: the first');
+  assert.equal(meta(['cache-control', 'max-age=3600', 'age', ' 10 ']).initialAgeMs, 10_000);
+  assert.equal(meta(['cache-control', 'max-age=3600', 'age', '99999999999', 'etag', '"a"']).initialAgeMs, 2_147_483_648_000);
   assert.equal(meta(['cache-control', 'max-age=3600', 'age', ' 10 ']).lifetimeMs, 3_600_000);
 });
 

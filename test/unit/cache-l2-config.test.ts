@@ -54,12 +54,12 @@ test('a zone has one L2 wherever it is used, and a namespace one zone', () => {
   assert.match(refusal(REDIS + routes('{ zone: a, l2: { namespace: shared } }', '{ zone: b, l2: { namespace: shared } }')), /L2 namespace "shared" is used by zone "a" here and by zone "b"/);
 });
 
-test('defaults: the namespace is the zone, lookups wait 50 ms, values over 1 KiB are deflated; no l2 compiles to null', () => {
+test('defaults: the namespace is the zone, lookups wait 50 ms, values from 4 KiB are deflated; no l2 compiles to null', () => {
   const d = l2Of(REDIS + routes('{ zone: products, l2: {} }'))!;
   assert.equal(d.namespace, 'products');
   assert.equal(d.timeoutMs, 50);
   assert.equal(d.compression, 'deflate');
-  assert.equal(d.compressAboveBytes, 1024);
+  assert.equal(d.compressAboveBytes, 4096);
   assert.equal(d.redis.url, 'redis://127.0.0.1:6379');
   assert.ok(d.region instanceof SharedArrayBuffer);
   assert.equal(l2Of(REDIS + routes('{}')), null);

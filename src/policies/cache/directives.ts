@@ -14,11 +14,15 @@ export class CacheControl {
   staleIfError = -1;
   noStore = false;
   noCache = false;
-  /** no-cache="field,...": only those fields need validation; treated as no-cache (conservative, RFC 9111 5.2.2.4) */
-  noCacheFields = false;
+  /**
+   * no-cache="field, ...": only the named fields may not be reused without validation (RFC 9111 5.2.2.4); the cache
+   * stores the response without them (lower-case names), and `noCache` stays false. null: no qualified form.
+   */
+  noCacheFields: string[] | null = null;
+  /** unqualified private (with private="field, ..." only `privateFields` is set) */
   private = false;
-  /** private="field,...": a shared cache may store the rest; not stored at all here (conservative) */
-  privateFields = false;
+  /** private="field, ...": a shared cache must not store the named fields, and may store the rest (RFC 9111 5.2.2.7) */
+  privateFields: string[] | null = null;
   public = false;
   mustRevalidate = false;
   proxyRevalidate = false;
@@ -52,6 +56,21 @@ function setNumber(cc: CacheControl, field: 'maxAge' | 'sMaxAge' | 'minFresh' | 
   }
   if (cc[field] !== -1 && cc[field] !== n) cc.invalid = true;
   cc[field] = cc[field] === -1 ? n : Math.min(cc[field], n);
+}
+
+/**
+ * The field names of a qualified no-cache / private ("a, B" -> ['a', 'b']); null for the unqualified form, and for
+ * an argument that names nothing (taken as unqualified: the stricter reading).
+ */
+function fieldNames(arg: string | null): string[] | null {
+  if (arg === null) return null;
+  const v = arg.length >= 2 && arg.charCodeAt(0) === 34 && arg.charCodeAt(arg.length - 1) === 34 ? arg.slice(1, -1) : arg;
+  const names: string[] = [];
+  for (const part of v.split(',')) {
+    const n = part.trim().toLowerCase();
+    if (n !== '') names.push(n);
+  }
+  return names.length === 0 ? null : names;
 }
 
 /**
@@ -108,8 +127,18 @@ export function parseCacheControl(value: string | undefined | null): CacheContro
         break;
       }
       case 'no-store': cc.noStore = true; break;
-      case 'no-cache': cc.noCache = true; if (arg !== null) cc.noCacheFields = true; break;
-      case 'private': cc.private = true; if (arg !== null) cc.privateFields = true; break;
+      case 'no-cache': {
+        const names = fieldNames(arg);
+        if (names === null) cc.noCache = true;
+        else cc.noCacheFields = cc.noCacheFields === null ? names : cc.noCacheFields.concat(names);
+        break;
+      }
+      case 'private': {
+        const names = fieldNames(arg);
+        if (names === null) cc.private = true;
+        else cc.privateFields = cc.privateFields === null ? names : cc.privateFields.concat(names);
+        break;
+      }
       case 'public': cc.public = true; break;
       case 'must-revalidate': cc.mustRevalidate = true; break;
       case 'proxy-revalidate': cc.proxyRevalidate = true; break;

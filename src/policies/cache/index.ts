@@ -1,10 +1,10 @@
-import { CONTINUE, PENDING, RESPOND, PolicyConfigError, type BackgroundSink, type BodySink, type CompileContext, type HookResult, type PolicyContext, type PolicyHooks, type PolicyModule, type ResponseBodyFilter } from '../../pipeline/policy.js';
+import { CONTINUE, PENDING, PRIORITY, RESPOND, PolicyConfigError, type BackgroundSink, type BodySink, type CompileContext, type HookResult, type PolicyContext, type PolicyHooks, type PolicyModule, type ResponseBodyFilter } from '../../pipeline/policy.js';
 import { CacheSchema, type CacheConfig } from './schema.js';
 import { CacheControl, parseCacheControl } from './directives.js';
 import { freshUntil, metaOf, META_VERSION, type CacheMeta, type StoredEntry } from './entry.js';
 import { L2_REGION_BYTES, workerL2, type CacheL2, type L2Data } from './l2-redis.js';
 import type { RedisConfig } from '../../shared/redis-config.js';
-import { currentAgeMs, httpDate, notModified, reuse, storable, updatedHeaders, usableOnError, USE_FRESH, USE_STALE_REVALIDATE, VALIDATE, type FreshnessSettings, type NotStored } from './rfc9111.js';
+import { byteRange, currentAgeMs, httpDate, ifRangeMatches, UNSATISFIABLE, notModified, reuse, storable, unstoredFields, updatedHeaders, usableOnError, USE_FRESH, USE_STALE_REVALIDATE, VALIDATE, type FreshnessSettings, type NotStored } from './rfc9111.js';
 import { primaryKey, unkeyedParams, varyValue, normalizeHost, normalizeEscapes, type KeySpec } from './key.js';
 import { l1Zone, type L1Store, type Slot } from './store.js';
 import { Flights, type Waiter } from './coalesce.js';
@@ -38,7 +38,7 @@ const PRAGMA_NO_CACHE: CacheControl = Object.assign(new CacheControl(), { noCach
 /** response fields a 304 from the cache carries (RFC 9110 15.4.5) */
 const FIELDS_304 = new Set(['cache-control', 'content-location', 'etag', 'expires', 'vary', 'last-modified']);
 /** response fields never stored: regenerated (Age), or bound to one client */
-const NOT_STORED_FIELDS = new Set(['age', 'set-cookie', 'cache-status', 'x-request-id', 'via']);
+const NOT_STORED_FIELDS = new Set(['age', 'cache-status', 'x-request-id', 'via']);
 
 export interface CacheData {
   readonly zone: string;
@@ -56,6 +56,11 @@ export interface CacheData {
   readonly region: SharedArrayBuffer;
   /** the shared L2 in Redis (cache.l2), or null */
   readonly l2: L2Data | null;
+  /**
+   * a Range request may be answered with a 206 cut from a stored full response: false on a route whose responses a
+   * transform changes (the client's byte positions would count the transformed body, which is made after the cut)
+   */
+  readonly ranges: boolean;
 }
 
 /** Roles of a request in its key's flight */
@@ -421,6 +426,21 @@ class CacheHooks implements PolicyHooks {
     }
     const h = e.headers.slice();
     h.push('age', String(age), 'cache-status', status);
+    if (r.range && this.#d.ranges && e.status === 200 && ctx.method === 'GET' && ifRangeMatches(ctx.header('if-range'), m)) {
+      // RFC 9110 14: one byte range of the stored full response; the stored response itself is never a 206
+      const size = e.body.byteLength;
+      const range = byteRange(ctx.header('range')!, size);
+      if (range === UNSATISFIABLE) {
+        h.push('content-range', `bytes */${size}`);
+        ctx.respond(416, h, '');
+        return;
+      }
+      if (range !== null) {
+        h.push('content-range', `bytes ${range[0]}-${range[1]}/${size}`);
+        ctx.respond(206, h, e.body.subarray(range[0], range[1] + 1));
+        return;
+      }
+    }
     if (ctx.method === 'HEAD') {
       h.push('content-length', String(e.body.byteLength));
       ctx.respond(e.status, h);
@@ -457,7 +477,9 @@ class CacheHooks implements PolicyHooks {
    * decided again. Returns the new slot, or null when the response is no longer storable (it is then removed).
    */
   revalidated(r: CacheRequest, old: Slot, from304: readonly string[], now: number, date = NaN): Slot | null {
-    const headers = updatedHeaders(old.entry.headers, storedFields(from304));
+    const updated = updatedHeaders(old.entry.headers, storedFields(from304, []));
+    // the updated Cache-Control may name fields (no-cache="set-cookie") that are then no longer kept
+    const headers = unstoredFields(updated) === null ? updated : storedFields(updated);
     // the stored Age is not kept: the 304's own Age (if any) is the new initial age
     const age = field304(from304, 'age');
     const meta = storable(this.#d.settings, { method: 'GET', cc: r.reqCC ?? NO_CC, authorized: r.authorized }, old.entry.status, age === undefined ? headers : [...headers, 'age', age], r.requestTime, now, date, (n) => varyValue(r.ctx, n));
@@ -638,12 +660,17 @@ function sameOriginKey(value: string, host: string, tls: boolean): string | null
   return 'GET ' + host + normalizeEscapes(url.pathname) + (url.search.length > 1 ? url.search : '');
 }
 
-/** The response fields as stored: names lower-case, per-client and regenerated fields left out. */
-function storedFields(list: readonly string[]): string[] {
+/**
+ * The response fields as stored: names lower-case, per-client and regenerated fields left out, and the fields its
+ * Cache-Control names in no-cache="..." or private="..." (`cc`, the Cache-Control that decides: the response's, or
+ * after a 304 the updated one).
+ */
+function storedFields(list: readonly string[], cc: readonly string[] = list): string[] {
+  const named = unstoredFields(cc);
   const out: string[] = [];
   for (let i = 0; i < list.length; i += 2) {
     const n = list[i].toLowerCase();
-    if (!NOT_STORED_FIELDS.has(n)) out.push(n, list[i + 1]);
+    if (!NOT_STORED_FIELDS.has(n) && (named === null || !named.includes(n))) out.push(n, list[i + 1]);
   }
   return out;
 }
@@ -657,6 +684,15 @@ function cachePolicies(config: unknown): { where: string; cfg: CacheConfig }[] {
     if (r.policies?.cache) out.push({ where: `routes[${i}].policies.cache`, cfg: r.policies.cache });
   });
   return out;
+}
+
+/** The route of this cache has a transform of response bodies (its own, or the global one it inherits). */
+function transformsResponses(cc: CompileContext): boolean {
+  type T = { response?: { body?: unknown }; versions?: unknown } | undefined;
+  const c = cc.config as { policies?: { transform?: T }; routes?: { name?: string; policies?: { transform?: T } }[] } | null;
+  const route = cc.routeName === null ? undefined : c?.routes?.find((r) => r.name === cc.routeName);
+  const t = route?.policies?.transform ?? c?.policies?.transform;
+  return t !== undefined && t !== null && (t.response?.body !== undefined || t.versions !== undefined);
 }
 
 /** The L2 namespace a cache policy's config uses, or null without an L2. */
@@ -702,8 +738,8 @@ function compileL2(config: CacheConfig, cc: CompileContext): L2Data | null {
 export const cachePolicy: PolicyModule<CacheConfig, CacheData> = {
   name: 'cache',
   // after authentication, authorization and rate limits (a hit is still counted and checked); as a body filter
-  // nearer the upstream than compression, so it stores the identity body
-  priority: 200,
+  // nearer the upstream than transform and compression (see PRIORITY.cache)
+  priority: PRIORITY.cache,
   schema: CacheSchema,
   description: 'RFC 9111 shared response cache: per-worker L1, request coalescing, purge by key, prefix or tag',
   compile(config, cc: CompileContext) {
@@ -735,6 +771,7 @@ export const cachePolicy: PolicyModule<CacheConfig, CacheData> = {
         staleIfErrorMs: config.staleIfError * 1000,
         staleWhileRevalidateMs: config.staleWhileRevalidate * 1000,
         tagHeader: config.tagHeader === null ? null : config.tagHeader.toLowerCase(),
+        storeSetCookie: config.setCookie === 'store',
       },
       spec: { consumer: config.key.consumer, plan: config.key.plan, headers: lowerHeaders, queryMode: config.key.query, params: config.key.params, sortQuery: config.key.sortQuery },
       tls: listen?.tls !== undefined && listen?.tls !== null,
@@ -745,6 +782,7 @@ export const cachePolicy: PolicyModule<CacheConfig, CacheData> = {
       name: config.name,
       region: cc.shared(`zone:${config.zone}`, REGION_BYTES),
       l2,
+      ranges: !transformsResponses(cc),
     };
   },
   create(data, env) {

@@ -33,6 +33,8 @@ export interface FreshnessSettings {
   readonly staleWhileRevalidateMs: number;
   /** response header whose values are purge tags (lower-case), or null */
   readonly tagHeader: string | null;
+  /** responses with Set-Cookie are stored (with it) as RFC 9111 3.1 allows; false: never stored (setCookie: pass) */
+  readonly storeSetCookie: boolean;
 }
 
 /** The value of a header in a flat [name, value, ...] list (names compared case-insensitively), repeated ones joined. */
@@ -94,6 +96,7 @@ export function storable(
   // must-understand: store only a status we understand; then no-store is ignored (RFC 9111 5.2.2.3)
   if (!UNDERSTOOD.has(status)) return cc.mustUnderstand ? 'must-understand' : 'status';
   if (cc.noStore && !cc.mustUnderstand) return 'no-store';
+  // private="field" only keeps those fields out of the store (unstoredFields)
   if (cc.private) return 'private';
   // RFC 9111 3.5: a shared cache stores an answer to an authenticated request only when the response allows it
   if (req.authorized && !cc.public && cc.sMaxAge < 0 && !cc.mustRevalidate) return 'authorization';
@@ -108,8 +111,9 @@ export function storable(
     }
     vary = [...names].sort();
   }
-  // A Set-Cookie stored and served to everyone would hand one client's session to others.
-  if (field(headers, 'set-cookie') !== undefined) return 'set-cookie';
+  // RFC 9111 3.1: a cache stores every field, Set-Cookie included; an origin keeps a cookie out of a shared cache with
+  // private or no-cache="set-cookie" (RFC 9111 5.2.2.4, 5.2.2.7). setCookie: pass keeps such responses out entirely.
+  if (!s.storeSetCookie && field(headers, 'set-cookie') !== undefined) return 'set-cookie';
 
   if (Number.isNaN(date)) date = responseTime;
   const lastModifiedField = field(headers, 'last-modified');
@@ -117,11 +121,8 @@ export function storable(
   let lifetimeMs: number;
   let heuristic = false;
   const expiresField = field(headers, 'expires');
-  // RFC 9111 5.1: Age is one non-negative integer; a malformed or repeated one ("0, 0", "-1", "1.5", "3600;a")
-  // makes the age unknown, and the response is taken as stale
-  const ageField = field(headers, 'age');
-  const ageValid = ageField === undefined || /^[0-9]+$/.test(ageField.trim());
-  if (cc.invalid || !ageValid) lifetimeMs = 0; // RFC 9111 4.2.1: conflicting or malformed freshness: stale
+  const ageMs = ageOf(field(headers, 'age'));
+  if (cc.invalid) lifetimeMs = 0; // RFC 9111 4.2.1: conflicting or malformed freshness: stale
   else if (cc.sMaxAge >= 0) lifetimeMs = cc.sMaxAge * 1000;
   else if (cc.maxAge >= 0) lifetimeMs = cc.maxAge * 1000;
   else if (expiresField !== undefined) {
@@ -149,7 +150,7 @@ export function storable(
   if (lifetimeMs === 0 && etag === null && lastModifiedField === undefined && swrMs === 0 && sieMs === 0) return 'no-freshness';
 
   // RFC 9111 4.2.3: corrected initial age
-  const ageValue = ageField !== undefined && ageValid ? Number(ageField.trim()) * 1000 : 0;
+  const ageValue = ageMs;
   const apparentAge = Math.max(0, responseTime - date);
   const correctedAgeValue = ageValue + Math.max(0, responseTime - requestTime);
   const initialAgeMs = Math.max(apparentAge, correctedAgeValue);
@@ -175,6 +176,32 @@ export function storable(
     tags,
     heuristic,
   };
+}
+
+/**
+ * The Age field (every line, joined) in ms. RFC 9111 5.1: a list uses its first member ("0, 7200" is 0, two lines
+ * "7200" and "0" are 7200); a value that is not a non-negative integer ("-1", "1.5", "abc", "7200;a=1") is ignored
+ * (0); one past 2^31 is 2^31 s (stale for any lifetime).
+ */
+export function ageOf(v: string | undefined): number {
+  if (v === undefined) return 0;
+  const comma = v.indexOf(',');
+  const first = (comma < 0 ? v : v.slice(0, comma)).trim();
+  if (!/^[0-9]+$/.test(first)) return 0;
+  return (first.length > 10 ? 2147483648 : Math.min(2147483648, Number(first))) * 1000;
+}
+
+/**
+ * Fields of a response that are not stored, by its Cache-Control: those named by no-cache="..." (they may not be
+ * reused without validation, and the rest of the response may: RFC 9111 5.2.2.4) and by private="..." (a shared cache
+ * must not store them: 5.2.2.7). null when there are none (the common case).
+ */
+export function unstoredFields(headers: readonly string[]): string[] | null {
+  const text = field(headers, 'cache-control');
+  if (text === undefined) return null;
+  const cc = parseCacheControl(text);
+  if (cc.noCacheFields === null) return cc.privateFields;
+  return cc.privateFields === null ? cc.noCacheFields : cc.noCacheFields.concat(cc.privateFields);
 }
 
 /** reuse() results */
@@ -266,4 +293,41 @@ export function updatedHeaders(stored: readonly string[], from304: readonly stri
     if (replaced.has(n)) out.push(n, from304[i + 1]);
   }
   return out;
+}
+
+/** byteRange() result for a Range no part of which lies within the representation: answer 416 */
+export const UNSATISFIABLE = -1;
+
+/**
+ * The one byte range of a Range header (RFC 9110 14.1.2) within a representation of `size` bytes, as [first, last]
+ * (inclusive), for a 206 from a stored full response; UNSATISFIABLE for a range that starts past the end (or a suffix
+ * of 0): 416; null when the header is to be ignored and the whole 200 sent: another unit, a malformed spec, several
+ * ranges (RFC 9110 14.2 lets a server ignore Range; one range is what clients resuming a download send).
+ */
+export function byteRange(header: string, size: number): [number, number] | typeof UNSATISFIABLE | null {
+  const m = /^\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*$/i.exec(header);
+  if (m === null) return null;
+  const [, a, b] = m;
+  if (a === '') {
+    if (b === '') return null;
+    const n = Number(b);
+    if (n === 0 || size === 0) return UNSATISFIABLE;
+    return [Math.max(0, size - n), size - 1];
+  }
+  const first = Number(a);
+  const last = b === '' ? size - 1 : Number(b);
+  if (last < first) return null; // invalid range-spec: the field is ignored
+  if (first >= size) return UNSATISFIABLE;
+  return [first, Math.min(last, size - 1)];
+}
+
+/**
+ * If-Range (RFC 9110 13.1.5): the range applies only when the validator names the stored representation: an
+ * entity-tag compared strongly (a weak one never matches), or a date equal to a stored Last-Modified.
+ */
+export function ifRangeMatches(value: string | undefined, meta: CacheMeta): boolean {
+  if (value === undefined) return true;
+  const v = value.trim();
+  if (v.startsWith('"') || v.startsWith('W/')) return meta.etag !== null && !meta.etag.startsWith('W/') && v === meta.etag;
+  return meta.lastModified !== null && httpDate(v) === httpDate(meta.lastModified) && !Number.isNaN(httpDate(v));
 }

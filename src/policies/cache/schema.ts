@@ -50,7 +50,10 @@ export const CacheSchema = Type.Object(
     }),
     heuristic: Type.Object(
       {
-        enabled: Type.Boolean({ default: true, description: 'heuristic freshness from Last-Modified where RFC 9111 4.2.2 allows it' }),
+        enabled: Type.Boolean({
+          default: false,
+          description: 'heuristic freshness from Last-Modified where RFC 9111 4.2.2 allows it (off by default: an API response without explicit freshness is not served from the cache unvalidated)',
+        }),
         fraction: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.1, description: 'share of the time since Last-Modified used as the lifetime' }),
         maxSeconds: Type.Integer({ minimum: 1, maximum: 31_536_000, default: 86400, description: 'upper bound of a heuristic lifetime' }),
       },
@@ -82,6 +85,12 @@ export const CacheSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, secret: false, description: 'what the cache key contains besides method, host and target' },
     ),
+    setCookie: Type.Union([Type.Literal('store'), Type.Literal('pass')], {
+      default: 'store',
+      secret: false,
+      description:
+        'responses with Set-Cookie: store (RFC 9111 3.1: stored with the cookie and served to every client, unless the origin says private or no-cache="set-cookie") or pass (never stored)',
+    }),
     tagHeader: Type.Union([HeaderName, Type.Null()], {
       default: 'surrogate-key',
       description: 'response header whose space- or comma-separated values tag the entry for purge by tag (Surrogate-Key, Cache-Tag); null: none',
@@ -115,7 +124,12 @@ export const CacheSchema = Type.Object(
             default: 'deflate',
             description: 'how values at least compressAboveBytes long are compressed in Redis (a response that already has a Content-Encoding is not)',
           }),
-          compressAboveBytes: Type.Integer({ minimum: 0, maximum: 1_073_741_824, default: 1024, description: 'packed size from which values are compressed' }),
+          compressAboveBytes: Type.Integer({
+            minimum: 0,
+            maximum: 1_073_741_824,
+            default: 4096,
+            description: 'packed size from which values are compressed (below it, inflating on every hit costs more than the bytes saved: zlib sets up ~30 µs per value)',
+          }),
           maxBodyBytes: Type.Integer({ minimum: 0, maximum: 1_073_741_824, default: 1_048_576, description: 'larger bodies stay in L1 only' }),
           purgeAckTimeoutMs: Type.Integer({
             minimum: 1,

@@ -109,7 +109,10 @@ export type ScriptedRedis = (Redis | Cluster) & Scripts;
  * A client for the `redis:` section. Commands fail at once while disconnected (no offline queue: a caller must
  * decide rather than wait), time out after commandTimeoutMs, and the client reconnects by itself forever.
  */
-export function createRedisClient(cfg: RedisConfig): ScriptedRedis {
+export function createRedisClient(cfg: RedisConfig, notPipelined: readonly string[] = []): ScriptedRedis {
+  // commands sent at once rather than gathered into the next auto-pipeline (a setImmediate later, and a Pipeline
+  // object each): for a lone lookup on the request path (the cache's L2 GET)
+  const autoPipeliningIgnoredCommands = [...notPipelined];
   const common = {
     username: cfg.username,
     password: cfg.password,
@@ -119,6 +122,7 @@ export function createRedisClient(cfg: RedisConfig): ScriptedRedis {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     enableAutoPipelining: true,
+    autoPipeliningIgnoredCommands,
     lazyConnect: false,
     retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     ...(cfg.tls ? { tls: {} } : {}),
@@ -128,6 +132,7 @@ export function createRedisClient(cfg: RedisConfig): ScriptedRedis {
     client = new Cluster(cfg.nodes ?? [{ host: '127.0.0.1', port: 6379 }], {
       enableOfflineQueue: false,
       enableAutoPipelining: true,
+      autoPipeliningIgnoredCommands,
       clusterRetryStrategy: common.retryStrategy,
       redisOptions: { ...common },
     });
