@@ -40,11 +40,16 @@ routes:
     upstream: origin
     policies:
       cache: {}
-  - name: cookies-pass
+  - name: cookies-default
     match: { prefix: /cp/ }
     upstream: origin
     policies:
-      cache: { setCookie: pass }
+      cache: {}
+  - name: cookies-store
+    match: { prefix: /sc/ }
+    upstream: origin
+    policies:
+      cache: { setCookie: store }
   - name: transformed
     match: { prefix: /tr/ }
     upstream: origin
@@ -322,19 +327,19 @@ test('headers named in Connection are not stored nor served (RFC 9111 3.1)', asy
   assert.equal(b.headers['x-end'], 'kept');
 });
 
-test('Set-Cookie: a response with it is stored and served with it, as every other field (RFC 9111 3.1)', async () => {
-  origin.on('/c/cookie', answer({ 'cache-control': 'max-age=60', 'set-cookie': 'shared=1' }));
-  await get('/c/cookie');
-  const b = await get('/c/cookie');
-  assert.equal(origin.count('/c/cookie'), 1);
+test('Set-Cookie: with setCookie: store a response with it is stored and served with it, as every other field (RFC 9111 3.1)', async () => {
+  origin.on('/sc/cookie', answer({ 'cache-control': 'max-age=60', 'set-cookie': 'shared=1' }));
+  await get('/sc/cookie');
+  const b = await get('/sc/cookie');
+  assert.equal(origin.count('/sc/cookie'), 1);
   assert.match(String(b.headers['cache-status']), /; hit; /);
   assert.deepEqual(b.headers['set-cookie'], ['shared=1']);
 });
 
-test('Set-Cookie: private="set-cookie" and no-cache="set-cookie" store the response without the cookie (RFC 9111 5.2.2.7, 5.2.2.4)', async () => {
-  origin.on('/c/cookie-private', answer({ 'cache-control': 'private="set-cookie", max-age=60', 'set-cookie': 'sid=alice', 'x-kept': 'yes' }));
-  origin.on('/c/cookie-nocache', answer({ 'cache-control': 'no-cache="Set-Cookie", max-age=60', 'set-cookie': 'sid=alice' }));
-  for (const p of ['/c/cookie-private', '/c/cookie-nocache']) {
+test('Set-Cookie: with setCookie: store, private="set-cookie" and no-cache="set-cookie" store the response without the cookie (RFC 9111 5.2.2.7, 5.2.2.4)', async () => {
+  origin.on('/sc/cookie-private', answer({ 'cache-control': 'private="set-cookie", max-age=60', 'set-cookie': 'sid=alice', 'x-kept': 'yes' }));
+  origin.on('/sc/cookie-nocache', answer({ 'cache-control': 'no-cache="Set-Cookie", max-age=60', 'set-cookie': 'sid=alice' }));
+  for (const p of ['/sc/cookie-private', '/sc/cookie-nocache']) {
     const a = await get(p);
     assert.deepEqual(a.headers['set-cookie'], ['sid=alice'], 'the first client gets its cookie');
     const b = await get(p);
@@ -342,10 +347,10 @@ test('Set-Cookie: private="set-cookie" and no-cache="set-cookie" store the respo
     assert.match(String(b.headers['cache-status']), /; hit; /);
     assert.equal(b.headers['set-cookie'], undefined, `${p}: the cookie is not served to another client`);
   }
-  assert.equal((await get('/c/cookie-private')).headers['x-kept'], 'yes', 'the fields not named are stored');
+  assert.equal((await get('/sc/cookie-private')).headers['x-kept'], 'yes', 'the fields not named are stored');
 });
 
-test('Set-Cookie: with setCookie: pass a response carrying one is never stored', async () => {
+test('Set-Cookie: by default (setCookie: pass) a response carrying one is never stored', async () => {
   origin.on('/cp/cookie', answer({ 'cache-control': 'max-age=60', 'set-cookie': 'sid=1' }));
   const a = await get('/cp/cookie');
   await get('/cp/cookie');
@@ -357,15 +362,15 @@ test('Set-Cookie: with setCookie: pass a response carrying one is never stored',
   assert.equal(origin.count('/cp/plain'), 1, 'responses without a cookie are stored as usual');
 });
 
-test('Set-Cookie: a 304 to a revalidation replaces the stored cookie (RFC 9111 4.3.4)', async () => {
-  origin.on('/c/cookie304', (req, res, n) => {
+test('Set-Cookie: with setCookie: store, a 304 to a revalidation replaces the stored cookie (RFC 9111 4.3.4)', async () => {
+  origin.on('/sc/cookie304', (req, res, n) => {
     if (req.headers['if-none-match'] === '"k"') return void res.writeHead(304, { etag: '"k"', 'cache-control': 'max-age=60', 'set-cookie': 'v=2' }).end();
     res.writeHead(200, { etag: '"k"', 'cache-control': 'max-age=0', 'set-cookie': 'v=1', 'content-type': 'text/plain' }).end(`body ${n}`);
   });
-  await get('/c/cookie304');
-  const b = await get('/c/cookie304');
+  await get('/sc/cookie304');
+  const b = await get('/sc/cookie304');
   assert.deepEqual(b.headers['set-cookie'], ['v=2']);
-  const c = await get('/c/cookie304');
+  const c = await get('/sc/cookie304');
   assert.match(String(c.headers['cache-status']), /; hit; /);
   assert.deepEqual(c.headers['set-cookie'], ['v=2'], 'the updated cookie is what is stored');
 });

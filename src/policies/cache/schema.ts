@@ -86,10 +86,10 @@ export const CacheSchema = Type.Object(
       { additionalProperties: false, default: {}, secret: false, description: 'what the cache key contains besides method, host and target' },
     ),
     setCookie: Type.Union([Type.Literal('store'), Type.Literal('pass')], {
-      default: 'store',
+      default: 'pass',
       secret: false,
       description:
-        'responses with Set-Cookie: store (RFC 9111 3.1: stored with the cookie and served to every client, unless the origin says private or no-cache="set-cookie") or pass (never stored)',
+        'responses with Set-Cookie: pass (never stored: a session cookie is never served to another client, as nginx and Varnish do by default) or store (RFC 9111 3.1: stored with the cookie and served to every client, unless the origin says private or no-cache="set-cookie")',
     }),
     tagHeader: Type.Union([HeaderName, Type.Null()], {
       default: 'surrogate-key',
