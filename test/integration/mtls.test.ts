@@ -185,10 +185,10 @@ test('every name required: the handshake itself refuses a client without a certi
   assert.equal(seen(o)['x-client-cert-subject'], 'CN=alice.client');
 });
 
-function https(port: number, path: string, who: string | null): Promise<Outcome> {
+function https(port: number, path: string, who: string | null, headers: Record<string, string> = {}): Promise<Outcome> {
   return new Promise((resolve) => {
     const creds = who === null ? {} : { cert: client[who].cert, key: client[who].key };
-    const options = { host: '127.0.0.1', port, path, servername: 'localhost', ca: readFileSync(ca.cert), ALPNProtocols: ['http/1.1'], agent: false, ...creds };
+    const options = { host: '127.0.0.1', port, path, servername: 'localhost', ca: readFileSync(ca.cert), ALPNProtocols: ['http/1.1'], agent: false, headers, ...creds };
     const req = httpsRequest(options as RequestOptions, (res) => {
       let body = '';
       res.on('data', (c) => (body += c));
@@ -205,6 +205,15 @@ test('HTTP/1.1 on the HTTP/2 port identifies the certificate too; the uWS listen
   assert.equal(seen(o)['x-consumer-id'], 'alice');
   const u = await https(gw.port, '/private', 'alice');
   assert.equal(u.status, 401);
+});
+
+test('the uWS listener drops client-sent certificate headers too: an upstream never sees a spoofed one', async () => {
+  const u = await https(gw.port, '/open', null, { 'x-client-cert-subject': 'CN=admin', 'x-client-cert-sha256': 'f'.repeat(64), 'x-other': 'kept' });
+  assert.equal(u.status, 200);
+  const h = seen(u);
+  assert.equal(h['x-client-cert-subject'], undefined);
+  assert.equal(h['x-client-cert-sha256'], undefined);
+  assert.equal(h['x-other'], 'kept');
 });
 
 test('config: a certificate bound twice, a CA bundle that cannot be read, and a reserved JWT issuer are refused with their paths', () => {
