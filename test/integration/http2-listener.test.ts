@@ -28,6 +28,8 @@ let gw: Gateway;
 let h2Port: number;
 let uwsPort: number;
 let aborted = 0;
+let configFile = '';
+let configText = '';
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nanogate-h2-'));
@@ -74,10 +76,8 @@ before(async () => {
     },
     { stream: true },
   );
-  const file = join(dir, 'gateway.yaml');
-  writeFileSync(
-    file,
-    `
+  const file = (configFile = join(dir, 'gateway.yaml'));
+  configText = `
 listen:
   host: 127.0.0.1
   port: 0
@@ -99,8 +99,8 @@ routes:
       headers:
         request: { set: { x-from-gateway: "yes" } }
         response: { set: { x-policy: applied } }
-`,
-  );
+`;
+  writeFileSync(file, configText);
   gw = new Gateway({ configFile: file, workers: 1, logger: pino({ level: process.env.NANOGATE_TEST_LOG ?? 'silent' }) });
   await gw.start();
   h2Port = gw.http2Port;
@@ -315,4 +315,20 @@ test('listen.http2 over TLS without listen.tls, or on listen.port, is refused wi
   assert.match(bad('{ port: 8080, http2: { port: 8443 } }'), /^listen\.http2: HTTP\/2 over TLS needs listen\.tls/m);
   assert.match(bad('{ port: 8080, http2: { port: 8080, h2c: true } }'), /^listen\.http2\.port: 8080 is listen\.port/m);
   assert.match(bad('{ port: 8080, http2: { port: 8443, h2c: true, clientCertificates: { ca: /nonexistent.pem } } }'), /^listen\.http2\.clientCertificates: client certificates need TLS/m);
+});
+
+test('a reload changes the routes the HTTP/2 listener serves; one that moves its port is refused and the old plan keeps serving', async () => {
+  writeFileSync(configFile, configText.replace('http2: { port: 0 }', 'http2: { port: 1 }'));
+  await assert.rejects(gw.reload(), (err: unknown) => err instanceof ConfigError && err.issues.some((i) => i.path === 'listen.http2' && /restart/.test(i.message)));
+  writeFileSync(configFile, configText.replace('x-policy: applied', 'x-policy: reloaded'));
+  await gw.reload();
+  const s = connect();
+  try {
+    const r = await h2req(s, { ':path': '/after-reload' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-policy'], 'reloaded');
+  } finally {
+    s.close();
+    writeFileSync(configFile, configText);
+  }
 });
