@@ -159,6 +159,8 @@ function visitHeader(name: string, value: string): void {
       s.claims = (s.claims === null ? '' : s.claims) + name + ': ' + value + '\r\n';
       return;
     case H_CERT:
+      // not forwarded, and not in what policies read (ctx.header) either: a policy must not see a spoofed copy
+      s.headerCount--;
       return;
   }
 }

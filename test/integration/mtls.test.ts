@@ -55,6 +55,11 @@ routes:
     upstream: app
     policies:
       auth: { methods: { clientCert: {} }, identityHeaders: { consumerId: x-consumer-id } }
+  - name: templated
+    match: { path: /templated }
+    upstream: app
+    policies:
+      headers: { request: { set: { x-seen-subject: "[\${header.x-client-cert-subject}]" } } }
   - { name: open, match: { path: /* }, upstream: app }
 `;
   const tls = `tls: { cert: ${join(dir, 'server.pem')}, key: ${join(dir, 'server-key.pem')} }`;
@@ -214,6 +219,9 @@ test('the uWS listener drops client-sent certificate headers too: an upstream ne
   assert.equal(h['x-client-cert-subject'], undefined);
   assert.equal(h['x-client-cert-sha256'], undefined);
   assert.equal(h['x-other'], 'kept');
+  // nor does a policy reading request headers
+  const t = await https(gw.port, '/templated', null, { 'x-client-cert-subject': 'CN=admin' });
+  assert.equal(seen(t)['x-seen-subject'], '[]');
 });
 
 test('config: a certificate bound twice, a CA bundle that cannot be read, and a reserved JWT issuer are refused with their paths', () => {
