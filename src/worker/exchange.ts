@@ -16,6 +16,7 @@ import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestBodyTransfo
 import { openBodyChain, type BodyChain, type ChainOwner } from '../pipeline/body-chain.js';
 import { BackgroundRequest, type BackgroundSink } from '../upstream/background.js';
 import type { MirrorRoute } from '../traffic/mirror.js';
+import type { ClientCertificate } from '../node-listener/client-cert.js';
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
 const PENDING_BODY_LIMIT = 256 * 1024;
@@ -348,6 +349,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   }
   get routeName(): string {
     return this.route.plan.name;
+  }
+  /** the connection's verified client certificate: only the node listener's response carries one (no field here) */
+  get clientCert(): ClientCertificate | null {
+    return (this.res as { clientCert?: ClientCertificate | null }).clientCert ?? null;
   }
   get bytesIn(): number {
     return this.bodyBytes;
@@ -1038,6 +1043,20 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     if (!this.headSent) return this.#fail('NG_ERR_UPSTREAM_BAD_RESPONSE', 'the upstream ended without a response');
     if (this.chain !== null) return this.chain.complete();
     this.#endOut();
+  }
+
+  /**
+   * Response trailers (a flat [name, value, …] list, e.g. gRPC's grpc-status and grpc-message), for the upstream
+   * side to call after the last body chunk and before onEnd. A front end that has trailers (the node:http2
+   * listener's adapter: writeTrailers) sends them with the end of the stream; uWS has none (its HttpResponse lacks
+   * the method) and they are dropped. Returns whether they will be sent.
+   */
+  sendTrailers(list: readonly string[]): boolean {
+    if (this.aborted || this.done) return false;
+    const res = this.res as { writeTrailers?: (list: readonly string[]) => void };
+    if (res.writeTrailers === undefined) return false;
+    res.writeTrailers(list);
+    return true;
   }
 
   /** The body's last bytes were handed to #send: end the response once they are out. */

@@ -2,7 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import uWS from 'uWebSockets.js';
 import type { Plan } from '../config/plan.js';
 import { Runtime } from './runtime.js';
-import { createHandler, type HandlerState } from './handler.js';
+import { createHandler, setCertificateHeaders, type HandlerState } from './handler.js';
 import { WorkerCounters, IN_FLIGHT } from '../shared/counters.js';
 import { clock } from '../shared/clock.js';
 import { Rebalancer } from './rebalance.js';
@@ -19,6 +19,7 @@ import { setL2Logger } from '../policies/cache/l2-redis.js';
 import { setApqLogger } from '../policies/graphql/persisted-redis.js';
 import { WebSocketFront } from '../websocket/front.js';
 import { Listener } from '../tls/uws-listener.js';
+import { NodeListener, certificateHeaderNames } from '../node-listener/listener.js';
 import { keepBuiltinPrototypesFast } from '../shared/fast-prototypes.js';
 
 // every module of this thread is loaded now (ioredis among them, for the cache's L2): see src/shared/fast-prototypes.ts
@@ -126,16 +127,34 @@ const listener = new Listener(plan.listen.tls, plan.listen.host, (router) => {
 });
 websockets.attach(listener.routers, state.runtime.routes);
 
+// The node:http2 listener (listen.http2, src/node-listener/): one per gateway, in worker 0 (Node 20 cannot share a
+// port between threads' own listeners); it calls a handler of its own, over the same state and runtime.
+const h2 = plan.listen.http2;
+const nodeListener = h2 !== null && init.index === 0 ? new NodeListener(h2, createHandler(state, init.index, !h2.h2c, h2.clientCertificates !== null)) : null;
+// the client-certificate headers are dropped from client requests on every listener of every worker
+setCertificateHeaders(certificateHeaderNames(h2));
+
 listener.listen(plan.listen.port, (bound) => {
   if (bound === 0) {
     send({ type: 'listen-failed', index: init.index, reason: `cannot listen on ${plan.listen.host}:${plan.listen.port}` });
     process.exit(3);
   }
-  send({ type: 'listening', index: init.index, port: bound });
+  if (nodeListener === null) return send({ type: 'listening', index: init.index, port: bound });
+  nodeListener.listen((http2Port) => {
+    if (http2Port === 0) {
+      closeListen();
+      listener.close();
+      send({ type: 'listen-failed', index: init.index, reason: `cannot listen on ${h2!.host}:${h2!.port} (listen.http2)` });
+      setImmediate(() => process.exit(3));
+      return;
+    }
+    send({ type: 'listening', index: init.index, port: bound, http2Port });
+  });
 });
 
 function closeListen(): void {
   listener.closeListen();
+  nodeListener?.closeListen();
 }
 
 let exiting = false;
@@ -146,6 +165,7 @@ function exit(code: number): void {
   closeListen();
   // Idle keep-alive connections are uWS handles too: a thread that ends with any open aborts the process.
   listener.close();
+  nodeListener?.close();
   unregisterSweep();
   websockets.stop();
   for (const u of state.runtime.upstreams) for (const p of u.pools) p.close();
@@ -194,6 +214,11 @@ port.on('message', (msg: ToWorker) => {
       // changed certificate files (or TLS options): new connections get the new ones
       if (old.plan.listen.tls?.digest !== state.runtime.plan.listen.tls?.digest && !listener.swap(state.runtime.plan.listen.tls)) {
         send({ type: 'internal-error', index: init.index, message: 'the listener could not reopen with the new certificates; the previous ones keep serving', stack: '' });
+      }
+      const nextH2 = state.runtime.plan.listen.http2;
+      setCertificateHeaders(certificateHeaderNames(nextH2));
+      if (nodeListener !== null && nextH2 !== null && nextH2 !== old.plan.listen.http2 && !nodeListener.swap(nextH2)) {
+        send({ type: 'internal-error', index: init.index, message: 'listen.http2: this change (client certificates on/off, all required or not, h2c) needs a restart; the previous settings keep serving', stack: '' });
       }
       send({ type: 'plan-applied', index: init.index, version: msg.version });
       break;
