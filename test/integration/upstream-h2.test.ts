@@ -1,0 +1,198 @@
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeCa, makeLeaf, type TestCa } from '../helpers/certs.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { assertProblem, closeAll, send } from '../helpers/http.js';
+import { runCli } from '../helpers/cli.js';
+import { grpcFrame, grpcMessages, startH2Upstream, type H2Upstream } from '../helpers/h2-upstream.js';
+
+/**
+ * Through a real gateway to real HTTP/2 upstreams: h2 over TLS with a private CA, h2c in the clear. The client side is
+ * the uWS listener (HTTP/1.1), so gRPC here is the upstream half: what the node gets, what the client gets, and what
+ * happens to trailers this listener cannot send.
+ */
+
+let dir: string;
+let ca: TestCa;
+let tlsUp: H2Upstream;
+let h2c: H2Upstream;
+let limited: H2Upstream;
+let g: TestGateway;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'nanogate-h2-'));
+  ca = makeCa(dir, 'ca');
+  const leaf = makeLeaf(dir, 'upstream', ca, ['upstream.test']);
+  tlsUp = await startH2Upstream({ tls: leaf });
+  h2c = await startH2Upstream();
+  limited = await startH2Upstream({ settings: { maxConcurrentStreams: 2 } });
+  g = await startGateway(`
+upstreams:
+  secure:
+    protocol: h2
+    nodes: [{ url: https://127.0.0.1:${tlsUp.port} }]
+    tls: { ca: ${ca.cert}, servername: upstream.test }
+  clear:
+    protocol: h2c
+    connections: 1
+    nodes: [{ url: ${h2c.url} }]
+  limited:
+    protocol: h2c
+    connections: 1
+    nodes: [{ url: ${limited.url} }]
+routes:
+  - { name: secure, match: { prefix: /s }, upstream: secure, stripPrefix: true }
+  - { name: limited, match: { prefix: /l }, upstream: limited, stripPrefix: true }
+  - { name: clear, match: { prefix: / }, upstream: clear }
+`);
+});
+after(() => closeAll(() => g?.stop(), () => tlsUp?.close(), () => h2c?.close(), () => limited?.close()));
+
+test('h2 over TLS (ALPN, private CA): the request head, a streamed request body and a large streamed response cross intact', async () => {
+  const r = await send(g.port, { path: '/s/echo?q=1', headers: { 'x-custom': 'yes', connection: 'keep-alive' } });
+  assert.equal(r.status, 200, r.text);
+  const seen = JSON.parse(r.text) as { headers: Record<string, string> };
+  assert.equal(seen.headers[':scheme'], 'https');
+  assert.equal(seen.headers[':path'], '/echo?q=1');
+  assert.equal(seen.headers[':method'], 'GET');
+  assert.equal(seen.headers['x-custom'], 'yes');
+  assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+  assert.equal(seen.headers.connection, undefined);
+
+  // 3 MiB sent chunked by the client, streamed through
+  const body = Buffer.alloc(3 * 1024 * 1024);
+  for (let i = 0; i < body.length; i++) body[i] = i * 7;
+  const posted = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: g.port, method: 'POST', path: '/s/echo', agent: false, headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, text }));
+    });
+    req.on('error', reject);
+    for (let at = 0; at < body.length; at += 256 * 1024) req.write(body.subarray(at, at + 256 * 1024));
+    req.end();
+  });
+  assert.equal(posted.status, 200);
+  const echoed = JSON.parse(posted.text) as { bodyLength: number; sha256: string };
+  assert.equal(echoed.bodyLength, body.length);
+  assert.equal(echoed.sha256, createHash('sha256').update(body).digest('hex'));
+
+  const big = await send(g.port, { path: '/s/big?mb=8', timeoutMs: 20_000 });
+  assert.equal(big.status, 200);
+  assert.equal(big.body.length, 8 * 1024 * 1024);
+});
+
+test('h2c: 40 concurrent client connections go over one upstream session (connections: 1)', async () => {
+  const before = h2c.sessions;
+  const results = await Promise.all(Array.from({ length: 40 }, () => send(g.port, { path: '/slow?ms=200' })));
+  assert.ok(results.every((r) => r.status === 200 && r.text === 'slow'), results.map((r) => r.status).join());
+  assert.ok(h2c.sessions - before <= 1, `${h2c.sessions - before} sessions`);
+  assert.ok(h2c.peakStreams > 1, 'the requests were multiplexed');
+});
+
+test("the node's stream limit (SETTINGS_MAX_CONCURRENT_STREAMS 2) is respected: requests wait their turn, none fail", async () => {
+  await send(g.port, { path: '/l/health' }); // the session and its SETTINGS are up
+  const results = await Promise.all(Array.from({ length: 8 }, () => send(g.port, { path: '/l/slow?ms=100' })));
+  assert.ok(results.every((r) => r.status === 200), results.map((r) => r.status).join());
+  assert.equal(limited.sessions, 1);
+  assert.ok(limited.peakStreams <= 2, `peak ${limited.peakStreams}`);
+});
+
+test('an upstream RST_STREAM or GOAWAY before the answer is a 502 NG_ERR_UPSTREAM_RESET with nothing internal', async () => {
+  for (const path of ['/reset', '/goaway']) {
+    const r = await send(g.port, { path });
+    const body = assertProblem(r, 502, 'NG_ERR_UPSTREAM_RESET');
+    assert.doesNotMatch(String(body.detail), /127\.0\.0\.1|RST|GOAWAY/);
+  }
+  // after the GOAWAY the upstream is reached again on a new session
+  assert.equal((await send(g.port, { path: '/health' })).status, 200);
+});
+
+test('a reset after the head cuts the client connection (an incomplete response, never a complete-looking one)', async () => {
+  await assert.rejects(send(g.port, { path: '/reset-mid' }));
+});
+
+test('gRPC unary and server-streaming calls: te: trailers and application/grpc reach the node, the messages come back', async () => {
+  const grpc = { 'content-type': 'application/grpc', te: 'trailers', connection: 'te' };
+  const unary = await send(g.port, { method: 'POST', path: '/grpc/unary', headers: grpc, body: grpcFrame('ping') });
+  assert.equal(unary.status, 200);
+  assert.equal(unary.headers['content-type'], 'application/grpc');
+  assert.equal(unary.headers['x-seen-te'], 'trailers');
+  assert.deepEqual(grpcMessages(unary.body), ['echo:ping']);
+
+  const stream = await send(g.port, { method: 'POST', path: '/grpc/stream?n=4', headers: grpc, body: Buffer.alloc(0) });
+  assert.equal(stream.status, 200);
+  assert.deepEqual(grpcMessages(stream.body), ['message 0', 'message 1', 'message 2', 'message 3']);
+
+  // without te: trailers from the client, the node is not told either
+  const plain = await send(g.port, { method: 'POST', path: '/grpc/unary', headers: { 'content-type': 'application/grpc' }, body: grpcFrame('x') });
+  assert.equal(plain.headers['x-seen-te'], '');
+});
+
+test('on the uWS listener a gRPC failure in trailers cuts the response; a trailers-only error passes as headers', async () => {
+  const grpc = { 'content-type': 'application/grpc', te: 'trailers', connection: 'te' };
+  await assert.rejects(send(g.port, { method: 'POST', path: '/grpc/fail', headers: grpc, body: grpcFrame('x') }));
+  const notFound = await send(g.port, { method: 'POST', path: '/grpc/not-found', headers: grpc, body: grpcFrame('x') });
+  assert.equal(notFound.status, 200);
+  assert.equal(notFound.headers['grpc-status'], '5');
+  assert.equal(notFound.headers['grpc-message'], 'no such thing');
+});
+
+test('health checks speak the upstream protocol: a node that only speaks HTTP/1.1 fails an h2c check and gets no traffic', async () => {
+  const h1: Server = createHttpServer((_req, res) => res.end('h1 only'));
+  await new Promise<void>((r) => h1.listen(0, '127.0.0.1', r));
+  const h1Port = (h1.address() as AddressInfo).port;
+  const gw = await startGateway(`
+upstreams:
+  mixed:
+    protocol: h2c
+    nodes: [{ url: http://127.0.0.1:${h1Port} }, { url: ${h2c.url} }]
+    healthCheck: { path: /health, intervalMs: 200, timeoutMs: 150, healthyThreshold: 1, unhealthyThreshold: 1 }
+routes:
+  - { name: all, match: { prefix: / }, upstream: mixed }
+`);
+  try {
+    type View = { nodes: { url: string; health: string }[] };
+    let view: View | null = null;
+    for (let i = 0; i < 100; i++) {
+      const r = await fetch(`${gw.adminUrl}/upstreams/mixed`);
+      view = (await r.json()) as View;
+      if (view.nodes?.[0]?.health === 'unhealthy' && view.nodes[1].health === 'healthy') break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(view?.nodes[0].health, 'unhealthy', JSON.stringify(view));
+    assert.equal(view?.nodes[1].health, 'healthy', JSON.stringify(view));
+    const results = [];
+    for (let i = 0; i < 10; i++) results.push(await send(gw.port, { path: '/health' }));
+    assert.ok(results.every((r) => r.status === 200 && r.text === 'ok'), results.map((r) => `${r.status} ${r.text.slice(0, 60)}`).join(' | '));
+  } finally {
+    await closeAll(() => gw.stop(), () => new Promise((r) => h1.close(r)));
+  }
+});
+
+test('validate refuses protocol h2 on an http:// node and h2c on an https:// node, naming the path', async () => {
+  const file = join(dir, 'bad.yaml');
+  writeFileSync(
+    file,
+    `upstreams:
+  a: { protocol: h2, nodes: [{ url: http://127.0.0.1:1 }] }
+  b: { protocol: h2c, nodes: [{ url: https://127.0.0.1:2 }] }
+routes:
+  - { name: a, match: { prefix: /a }, upstream: a }
+  - { name: b, match: { prefix: /b }, upstream: b }
+`,
+  );
+  const r = await runCli(['validate', file]);
+  assert.notEqual(r.code, 0);
+  const out = r.stdout + r.stderr;
+  assert.match(out, /upstreams\.a\.nodes\[0\]\.url/);
+  assert.match(out, /protocol h2 needs https:\/\/ nodes/);
+  assert.match(out, /upstreams\.b\.nodes\[0\]\.url/);
+  assert.match(out, /protocol h2c needs http:\/\/ nodes/);
+});
