@@ -25,6 +25,7 @@ import { compileWebSocket } from '../websocket/compile.js';
 import { compileMirror, type PlanMirror } from '../traffic/mirror-compile.js';
 import { compileTraffic } from '../traffic/compile.js';
 import { compileListenerTls, compileUpstreamTls } from '../tls/compile.js';
+import { compileHttp2Listener } from '../node-listener/compile.js';
 
 export interface CompileResult {
   plan: Plan;
@@ -114,6 +115,7 @@ export function compileConfig(
   });
 
   const tls = config.listen.tls ? compileListenerTls(config.listen.tls, file, issues, warnings) : null;
+  const http2 = config.listen.http2 ? compileHttp2Listener(config.listen.http2, config.listen, tls, config.listen.tls !== undefined, file, issues) : null;
   for (const [i, cidr] of config.proxy.trustedProxies.entries()) {
     if (!parseCidr(cidr)) issues.push({ path: `proxy.trustedProxies[${i}]`, message: `"${cidr}" is not an IP address or CIDR block` });
   }
@@ -141,7 +143,7 @@ export function compileConfig(
     version,
     createdAt: new Date().toISOString(),
     source: file,
-    listen: { host: config.listen.host, port: config.listen.port, reusePort: config.listen.reusePort, tls },
+    listen: { host: config.listen.host, port: config.listen.port, reusePort: config.listen.reusePort, tls, http2 },
     limits: { ...config.limits },
     proxy: {
       trustedProxies: [...config.proxy.trustedProxies],

@@ -8,7 +8,7 @@ export interface Plan {
   readonly version: number;
   readonly createdAt: string;
   readonly source: string;
-  readonly listen: { host: string; port: number; reusePort: boolean; tls: import('../tls/compile.js').PlanListenerTls | null };
+  readonly listen: { host: string; port: number; reusePort: boolean; tls: import('../tls/compile.js').PlanListenerTls | null; http2: import('../node-listener/compile.js').PlanHttp2Listener | null };
   readonly limits: { maxUrlLength: number; maxHeaderBytes: number; maxHeaderCount: number; maxBodyBytes: number };
   readonly proxy: { trustedProxies: readonly string[]; via: string; drainTimeoutMs: number; requestIdHeader: string };
   readonly upstreams: readonly PlanUpstream[];

@@ -11,6 +11,7 @@ import { TrafficSchema } from '../traffic/schema.js';
 import { AggregateSchema } from '../aggregate/schema.js';
 import { MirrorSchema } from '../traffic/mirror-schema.js';
 import { ListenerTlsSchema, UpstreamTlsSchema } from '../tls/schema.js';
+import { Http2ListenSchema } from '../node-listener/schema.js';
 import { CircuitBreakerSchema, FallbackSchema, HealthCheckSchema, OutlierSchema, QueueSchema, RequestBodySchema, RetryBudgetSchema, RetrySchema } from '../upstream/resilience-schema.js';
 
 /**
@@ -31,6 +32,7 @@ const Listen = Type.Object(
     host: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address the workers listen on: 0.0.0.0 for every IPv4 interface, 127.0.0.1 for this machine only' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'TCP port of the gateway; 0 picks a free one' }),
     tls: Type.Optional(ListenerTlsSchema),
+    http2: Type.Optional(Http2ListenSchema),
     reusePort: Type.Boolean({
       default: false,
       description:

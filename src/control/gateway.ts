@@ -143,6 +143,8 @@ export class Gateway {
   config!: Config;
   plan!: Plan;
   port = 0;
+  /** the node:http2 listener's port (listen.http2), 0 without one */
+  http2Port = 0;
   readonly slots: WorkerSlot[] = [];
   admin: AdminServer | null = null;
   demo: DemoUpstream | null = null;
@@ -340,7 +342,10 @@ export class Gateway {
   #spawn(index: number): Promise<void> {
     let slot = this.slots[index];
     if (!slot) slot = this.slots[index] = { index, worker: null, listening: false, stopping: false, restarts: 0, lastStart: 0 };
-    const plan = this.port && this.plan.listen.port === 0 ? { ...this.plan, listen: { ...this.plan.listen, port: this.port } } : this.plan;
+    let plan = this.port && this.plan.listen.port === 0 ? { ...this.plan, listen: { ...this.plan.listen, port: this.port } } : this.plan;
+    // a restarted worker 0 binds the HTTP/2 port it had ("port: 0" is resolved once)
+    const h2 = plan.listen.http2;
+    if (h2 !== null && h2.port === 0 && this.http2Port !== 0) plan = { ...plan, listen: { ...plan.listen, http2: { ...h2, port: this.http2Port } } };
     const worker = new Worker(WORKER_FILE, { workerData: { index, workers: this.workerCount, plan, counters: this.counters } });
     slot.worker = worker;
     slot.listening = false;
@@ -351,6 +356,7 @@ export class Gateway {
         if (msg.type === 'listening') {
           slot.listening = true;
           if (!this.port) this.port = msg.port;
+          if (msg.http2Port !== undefined) this.http2Port = msg.http2Port;
           if (!settled) { settled = true; resolve(); }
         } else if (msg.type === 'metrics-plan') {
           this.metrics?.onPlanLabel(msg.index, msg.slot, msg.name);
@@ -592,6 +598,10 @@ export class Gateway {
     const fixed = 'cannot change while the gateway runs (restart it to change it)';
     if (config.listen.port !== this.config.listen.port) issues.push({ path: 'listen.port', message: fixed });
     if (config.listen.host !== this.config.listen.host) issues.push({ path: 'listen.host', message: fixed });
+    const h2a = this.config.listen.http2, h2b = config.listen.http2;
+    if ((h2a === undefined) !== (h2b === undefined) || h2a?.port !== h2b?.port || h2a?.host !== h2b?.host || h2a?.h2c !== h2b?.h2c || (h2a?.clientCertificates === undefined) !== (h2b?.clientCertificates === undefined)) {
+      issues.push({ path: 'listen.http2', message: `${fixed}; its certificates, CA bundle, per-name modes and headers may change` });
+    }
     if (config.admin.port !== this.config.admin.port) issues.push({ path: 'admin.port', message: fixed });
     if (config.admin.host !== this.config.admin.host) issues.push({ path: 'admin.host', message: fixed });
     if (config.status?.port !== this.config.status?.port || config.status?.host !== this.config.status?.host) issues.push({ path: 'status', message: fixed });

@@ -16,7 +16,7 @@ export type ToWorker =
   | { type: 'crash' };
 
 export type FromWorker =
-  | { type: 'listening'; index: number; port: number }
+  | { type: 'listening'; index: number; port: number; /** the node:http2 listener's port (worker 0, when listen.http2 is set) */ http2Port?: number }
   | { type: 'listen-failed'; index: number; reason: string }
   | { type: 'plan-prepared'; index: number; version: number }
   | { type: 'plan-failed'; index: number; version: number; message: string }

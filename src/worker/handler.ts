@@ -183,10 +183,11 @@ export interface HandlerState extends ExchangeHost {
   onInternalError(err: Error): void;
 }
 
-export function createHandler(state: HandlerState, workerIndex: number): (res: HttpResponse, req: HttpRequest) => void {
+/** `tls` overrides state.tls for a listener of its own (the node:http2 one: h2c is cleartext beside an HTTPS uWS). */
+export function createHandler(state: HandlerState, workerIndex: number, tls: boolean = state.tls): (res: HttpResponse, req: HttpRequest) => void {
   const idPrefix = randomBytes(4).toString('hex') + workerIndex.toString(36) + '-';
   let seq = 0;
-  const proto = state.tls ? 'https' : 'http';
+  const proto = tls ? 'https' : 'http';
 
   /**
    * Answers a request that never became an Exchange, and gives it to the log phase: the route's log hooks when one

@@ -18,6 +18,7 @@ import { purgeHere, setPurgeBroadcaster } from '../policies/cache/purge-local.js
 import { setL2Logger } from '../policies/cache/l2-redis.js';
 import { WebSocketFront } from '../websocket/front.js';
 import { Listener } from '../tls/uws-listener.js';
+import { NodeListener } from '../node-listener/listener.js';
 
 /**
  * A data-plane thread: its own uWS App on the shared port (SO_REUSEPORT), the current plan's runtime, and nothing
@@ -118,16 +119,32 @@ const listener = new Listener(plan.listen.tls, plan.listen.host, (router) => {
 });
 websockets.attach(listener.routers, state.runtime.routes);
 
+// The node:http2 listener (listen.http2, src/node-listener/): one per gateway, in worker 0 (Node 20 cannot share a
+// port between threads' own listeners); it calls a handler of its own, over the same state and runtime.
+const h2 = plan.listen.http2;
+const nodeListener = h2 !== null && init.index === 0 ? new NodeListener(h2, createHandler(state, init.index, !h2.h2c)) : null;
+
 listener.listen(plan.listen.port, (bound) => {
   if (bound === 0) {
     send({ type: 'listen-failed', index: init.index, reason: `cannot listen on ${plan.listen.host}:${plan.listen.port}` });
     process.exit(3);
   }
-  send({ type: 'listening', index: init.index, port: bound });
+  if (nodeListener === null) return send({ type: 'listening', index: init.index, port: bound });
+  nodeListener.listen((http2Port) => {
+    if (http2Port === 0) {
+      closeListen();
+      listener.close();
+      send({ type: 'listen-failed', index: init.index, reason: `cannot listen on ${h2!.host}:${h2!.port} (listen.http2)` });
+      setImmediate(() => process.exit(3));
+      return;
+    }
+    send({ type: 'listening', index: init.index, port: bound, http2Port });
+  });
 });
 
 function closeListen(): void {
   listener.closeListen();
+  nodeListener?.closeListen();
 }
 
 let exiting = false;
@@ -138,6 +155,7 @@ function exit(code: number): void {
   closeListen();
   // Idle keep-alive connections are uWS handles too: a thread that ends with any open aborts the process.
   listener.close();
+  nodeListener?.close();
   unregisterSweep();
   websockets.stop();
   for (const u of state.runtime.upstreams) for (const p of u.pools) p.close();
@@ -186,6 +204,10 @@ port.on('message', (msg: ToWorker) => {
       // changed certificate files (or TLS options): new connections get the new ones
       if (old.plan.listen.tls?.digest !== state.runtime.plan.listen.tls?.digest && !listener.swap(state.runtime.plan.listen.tls)) {
         send({ type: 'internal-error', index: init.index, message: 'the listener could not reopen with the new certificates; the previous ones keep serving', stack: '' });
+      }
+      const nextH2 = state.runtime.plan.listen.http2;
+      if (nodeListener !== null && nextH2 !== null && nextH2 !== old.plan.listen.http2 && !nodeListener.swap(nextH2)) {
+        send({ type: 'internal-error', index: init.index, message: 'listen.http2: this change (client certificates on/off, all required or not, h2c) needs a restart; the previous settings keep serving', stack: '' });
       }
       send({ type: 'plan-applied', index: init.index, version: msg.version });
       break;
