@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
+import { connect as http2connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -195,4 +196,65 @@ routes:
   assert.match(out, /protocol h2 needs https:\/\/ nodes/);
   assert.match(out, /upstreams\.b\.nodes\[0\]\.url/);
   assert.match(out, /protocol h2c needs http:\/\/ nodes/);
+});
+
+// ------------------------------------------------------------------------------------------------ gRPC end to end
+
+/** One call from a node:http2 client: status, head, body and trailers as received. */
+function h2call(session: ClientHttp2Session, path: string, body: Buffer, headers: Record<string, string> = {}): Promise<{ status: number; head: IncomingHttpHeaders; body: Buffer; trailers: IncomingHttpHeaders | null }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+    let head: IncomingHttpHeaders = {};
+    let trailers: IncomingHttpHeaders | null = null;
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => (head = h));
+    req.on('trailers', (t) => (trailers = t));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve({ status: Number(head[':status']), head, body: Buffer.concat(chunks), trailers }));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('gRPC through the HTTP/2 listener: unary, server-streaming and failing calls keep their grpc-status trailers end to end', async () => {
+  const gw = await startGateway(
+    `
+upstreams:
+  grpc: { protocol: h2c, nodes: [{ url: ${h2c.url} }] }
+routes:
+  - { name: grpc, match: { prefix: / }, upstream: grpc }
+`,
+    { listen: '{ host: 127.0.0.1, port: 0, http2: { port: 0, h2c: true } }' },
+  );
+  const session = http2connect(`http://127.0.0.1:${gw.gateway.http2Port}`);
+  session.on('error', () => {});
+  try {
+    const unary = await h2call(session, '/grpc/unary', grpcFrame('ping'));
+    assert.equal(unary.status, 200);
+    assert.equal(unary.head['content-type'], 'application/grpc');
+    assert.equal(unary.head['x-seen-te'], 'trailers');
+    assert.deepEqual(grpcMessages(unary.body), ['echo:ping']);
+    assert.equal(unary.trailers?.['grpc-status'], '0');
+    assert.equal(unary.trailers?.['grpc-message'], 'OK');
+
+    const streamed = await h2call(session, '/grpc/stream?n=6', Buffer.alloc(0));
+    assert.deepEqual(grpcMessages(streamed.body), [0, 1, 2, 3, 4, 5].map((i) => `message ${i}`));
+    assert.equal(streamed.trailers?.['grpc-status'], '0');
+
+    const failed = await h2call(session, '/grpc/fail', grpcFrame('x'));
+    assert.deepEqual(grpcMessages(failed.body), ['partial']);
+    assert.equal(failed.trailers?.['grpc-status'], '13');
+    assert.equal(failed.trailers?.['grpc-message'], 'backend exploded');
+
+    const notFound = await h2call(session, '/grpc/not-found', grpcFrame('x'));
+    assert.equal(notFound.head['grpc-status'], '5');
+
+    // many calls at once on the one client connection
+    const many = await Promise.all(Array.from({ length: 20 }, (_, i) => h2call(session, '/grpc/unary', grpcFrame(`n${i}`))));
+    assert.deepEqual(many.map((m) => grpcMessages(m.body)[0]), many.map((_, i) => `echo:n${i}`));
+    assert.ok(many.every((m) => m.trailers?.['grpc-status'] === '0'));
+  } finally {
+    session.close();
+    await gw.stop();
+  }
 });
