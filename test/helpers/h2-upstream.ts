@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
  *   /reset-mid         head and a first chunk, then RST_STREAM
  *   /grpc/unary        one length-prefixed message back ("echo:" + the request's), trailers grpc-status 0
  *   /grpc/stream?n=N   N messages, then trailers grpc-status 0
+ *   /grpc/collect      client streaming: every request message, joined with "+", in one reply; grpc-status 0
  *   /grpc/fail         one message, then trailers grpc-status 13 (INTERNAL)
  *   /grpc/not-found    a trailers-only answer: grpc-status 5 in the headers, no body
  *   /health            200 "ok"
@@ -174,6 +175,13 @@ function handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, url: UR
         stream.respond({ ...grpcHead, 'x-seen-te': String(headers.te ?? '') }, { waitForTrailers: true });
         stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'OK' }));
         stream.end(grpcFrame(`echo:${msg ?? ''}`));
+      });
+      return;
+    case '/grpc/collect':
+      void readBody(stream).then((body) => {
+        stream.respond(grpcHead, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end(grpcFrame(grpcMessages(body).join('+')));
       });
       return;
     case '/grpc/stream': {

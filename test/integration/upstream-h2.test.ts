@@ -246,6 +246,26 @@ routes:
     assert.equal(failed.trailers?.['grpc-status'], '13');
     assert.equal(failed.trailers?.['grpc-message'], 'backend exploded');
 
+    // client streaming: the messages leave the client one by one, with pauses, and reach the node as one stream
+    const collected = await new Promise<{ body: Buffer; trailers: IncomingHttpHeaders | null }>((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': '/grpc/collect', 'content-type': 'application/grpc', te: 'trailers' });
+      const chunks: Buffer[] = [];
+      let trailers: IncomingHttpHeaders | null = null;
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('trailers', (t) => (trailers = t));
+      req.on('end', () => resolve({ body: Buffer.concat(chunks), trailers }));
+      req.on('error', reject);
+      let i = 0;
+      const next = () => {
+        if (i === 5) return void req.end();
+        req.write(grpcFrame(`part${i++}`));
+        setTimeout(next, 20);
+      };
+      next();
+    });
+    assert.deepEqual(grpcMessages(collected.body), ['part0+part1+part2+part3+part4']);
+    assert.equal(collected.trailers?.['grpc-status'], '0');
+
     const notFound = await h2call(session, '/grpc/not-found', grpcFrame('x'));
     assert.equal(notFound.head['grpc-status'], '5');
 
