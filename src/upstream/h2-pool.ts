@@ -240,7 +240,7 @@ export class H2NodePool {
     const list = this.#sessions;
     for (let i = 0; i < list.length; i++) {
       const s = list[i];
-      if (!s.closing && s.streams < s.limit) return s;
+      if (!s.closing && s.streams < s.limit && !s.session.destroyed) return s;
     }
     return list.length < this.#maxSessions && !this.#retired ? this.#open() : null;
   }
@@ -284,10 +284,25 @@ export class H2NodePool {
   }
 
   #start(s: H2Session, ex: UpstreamExchange): void {
+    const headers = this.#headers(ex);
+    let conn: H2Stream;
+    try {
+      conn = new H2Stream(this, ex, s, headers);
+    } catch (err) {
+      // node:http2 checks the head as it builds the frame: a field it takes only once sent twice (two Content-Type
+      // lines), an invalid value, is the request's fault; a session that just went away is not
+      this.inFlight--;
+      const code = (err as { code?: string }).code ?? '';
+      if (code === 'ERR_INVALID_CHAR' || code.startsWith('ERR_HTTP2_INVALID_HEADER') || code === 'ERR_HTTP2_HEADER_SINGLE_VALUE' || code === 'ERR_HTTP2_INVALID_CONNECTION_HEADERS') {
+        ex.onError('NG_ERR_REQUEST_BAD_HEADER', `the request head cannot be sent over HTTP/2 (${code})`);
+      } else {
+        s.closing = true;
+        ex.onError('NG_ERR_UPSTREAM_RESET', `${this.node.authority}: the HTTP/2 session refused a new stream (${code || 'closed'})`);
+      }
+      return;
+    }
     s.streams++;
     if (s.streams === 1) s.session.ref();
-    const headers = this.#headers(ex);
-    const conn = new H2Stream(this, ex, s, headers);
     this.#active.add(conn);
     ex.onConnected(conn);
   }

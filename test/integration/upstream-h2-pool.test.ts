@@ -260,3 +260,19 @@ test('a node that is not listening is NG_ERR_UPSTREAM_CONNECT', async () => {
   await call.done;
   assert.equal(call.error, 'NG_ERR_UPSTREAM_CONNECT');
 });
+
+test('a request head HTTP/2 cannot carry (Content-Type twice, a single-value field in node:http2) is a 400-class error, never a throw', async () => {
+  const p = pool(up);
+  pools.push(p);
+  for (const extra of ['content-type: a/b\r\ncontent-type: c/d\r\n', 'user-agent: a\r\nuser-agent: b\r\n']) {
+    const call = new Call('GET', '/echo', { headers: extra });
+    p.dispatch(call);
+    await call.done;
+    assert.equal(call.error, 'NG_ERR_REQUEST_BAD_HEADER', JSON.stringify(extra));
+  }
+  assert.equal(p.inFlight, 0);
+  const ok = new Call('GET', '/health');
+  p.dispatch(ok);
+  await ok.done;
+  assert.equal(ok.status, 200);
+});
