@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
  *
  *   /echo              JSON of the request's head (pseudo-headers included) and its body's length and sha256
  *   /slow?ms=N         answers after N ms (for concurrency and stream-limit counts)
+ *   /late-read?ms=N    reads nothing of the request body for N ms, then reads it all and answers its length
  *   /big?mb=N          N MiB of body, written with backpressure
  *   /reset             RST_STREAM(INTERNAL_ERROR) before any answer
  *   /goaway            GOAWAY and the session destroyed while the request waits
@@ -136,6 +137,19 @@ function handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, url: UR
       }, ms);
       stream.on('close', () => clearTimeout(timer));
       stream.resume();
+      return;
+    }
+    case '/late-read': {
+      stream.pause();
+      setTimeout(() => {
+        let n = 0;
+        stream.on('data', (c: Buffer) => (n += c.length));
+        stream.on('end', () => {
+          stream.respond({ ':status': 200 });
+          stream.end(String(n));
+        });
+        stream.resume();
+      }, Number(url.searchParams.get('ms') ?? 300));
       return;
     }
     case '/big': {

@@ -34,6 +34,8 @@ class Call implements UpstreamExchange {
   conn: UpstreamConnection | null = null;
   /** onBody answers false (a slow client) until resumed */
   hold = false;
+  /** onUpstreamDrain calls: the node took buffered request body bytes */
+  drains = 0;
   readonly done: Promise<void>;
   #resolve!: () => void;
   constructor(method: string, path: string, opts: { body?: boolean; te?: boolean; headers?: string } = {}) {
@@ -63,7 +65,9 @@ class Call implements UpstreamExchange {
   onEnd(): void {
     this.#resolve();
   }
-  onUpstreamDrain(): void {}
+  onUpstreamDrain(): void {
+    this.drains++;
+  }
   onError(code: ErrorCode): void {
     this.error = code;
     this.#resolve();
@@ -275,4 +279,28 @@ test('a request head HTTP/2 cannot carry (Content-Type twice, a single-value fie
   p.dispatch(ok);
   await ok.done;
   assert.equal(ok.status, 200);
+});
+
+test('a node that does not read the request body holds the sender back (writeBody false), then drains it', async () => {
+  const p = pool(up);
+  pools.push(p);
+  const call = new Call('POST', '/late-read?ms=400', { body: true });
+  p.dispatch(call);
+  const piece = Buffer.alloc(64 * 1024, 1);
+  let written = 0;
+  let refused = false;
+  // the stream's flow-control window (64 KiB by default) and its write buffer fill long before 16 MiB
+  while (written < 16 * 1024 * 1024) {
+    written += piece.length;
+    if (!call.conn!.writeBody(piece)) {
+      refused = true;
+      break;
+    }
+  }
+  assert.ok(refused, 'writeBody never asked the sender to wait');
+  assert.ok(written < 4 * 1024 * 1024, `${written} bytes taken before the first refusal`);
+  assert.ok(await waitFor(() => call.drains > 0, 5000), 'no drain once the node read');
+  call.conn!.endBody();
+  await call.done;
+  assert.equal(call.body.toString(), String(written));
 });
