@@ -336,7 +336,7 @@ export class Gateway {
       this.etcd.applied(etcdRevision, 1);
       this.etcd.run();
     }
-    this.log.info({ port: this.port, admin: this.admin.port, ...(this.statusListener ? { status: this.statusListener.port } : {}), workers: this.workerCount, routes: plan.routes.length }, 'nanogate is serving');
+    this.log.info({ port: this.port, ...(this.http2Port !== 0 ? { http2: this.http2Port } : {}), admin: this.admin.port, ...(this.statusListener ? { status: this.statusListener.port } : {}), workers: this.workerCount, routes: plan.routes.length }, 'nanogate is serving');
   }
 
   #spawn(index: number): Promise<void> {

@@ -63,6 +63,20 @@ export function normalizeConsumers(list: readonly ConsumerConfig[], where: strin
       }
       digests.push(digest);
     }
+    const certs = certificateMappings(c.certificates ?? []);
+    for (let j = 0; j < c.jwt.length; j++) {
+      if (c.jwt[j].issuer.startsWith(CERT_NAMESPACE)) issues.push({ path: `${at(i)}.jwt[${j}].issuer`, message: 'an issuer may not start with U+0000 (reserved for certificate bindings)' });
+    }
+    for (let j = 0; jwts !== null && j < certs.length; j++) {
+      const m = certs[j];
+      const k = `${m.issuer}\n${m.subject}`;
+      const owner = jwts.get(k);
+      if (owner !== undefined) {
+        issues.push({ path: `${at(i)}.certificates[${j}]`, message: `this certificate binding is already used by ${owner}`, hint: 'a certificate identifies exactly one consumer' });
+        continue;
+      }
+      jwts.set(k, `${at(i)} ("${c.id}")`);
+    }
     for (let j = 0; jwts !== null && j < c.jwt.length; j++) {
       const m = c.jwt[j];
       const k = `${m.issuer}\n${m.subject}`;
@@ -83,7 +97,8 @@ export function normalizeConsumers(list: readonly ConsumerConfig[], where: strin
       id: c.id,
       plan: c.plan ?? null,
       keys: digests,
-      jwt: c.jwt.map((m) => ({ issuer: m.issuer, subject: m.subject })),
+      // certificate bindings share the (issuer, subject) table of JWT mappings, under reserved issuer names
+      jwt: [...c.jwt.map((m) => ({ issuer: m.issuer, subject: m.subject })), ...certs],
       subscriptions: c.subscriptions.map((s) => (typeof s === 'string' ? { api: s, environment: null } : { api: s.api, environment: s.environment ?? null })),
       scopes: c.scopes.length < 2 ? c.scopes : [...new Set(c.scopes)],
       roles: c.roles.length < 2 ? c.roles : [...new Set(c.roles)],
@@ -112,4 +127,25 @@ export function mergeConsumers(fromConfig: readonly ConsumerSpec[], fromRegistry
     else specs.push(c);
   }
   return { specs, skipped };
+}
+
+/**
+ * Certificate bindings live in the consumer table's (issuer, subject) index beside JWT mappings, under issuer names
+ * no JWT can have (they start with U+0000, which normalizeConsumers refuses in a JWT issuer): one lookup structure
+ * in shared memory for both, and the table layout unchanged.
+ */
+export const CERT_NAMESPACE = '\u0000cert:';
+export const CERT_SHA256 = CERT_NAMESPACE + 'sha256';
+export const CERT_SUBJECT = CERT_NAMESPACE + 'subject';
+export const CERT_SAN = CERT_NAMESPACE + 'san';
+
+/** a fingerprint as the listener computes it: lower-case hex, no colons */
+export function normalizeFingerprint(v: string): string {
+  return v.replace(/:/g, '').toLowerCase();
+}
+
+function certificateMappings(list: readonly { sha256?: string; subject?: string; san?: string }[]): { issuer: string; subject: string }[] {
+  return list.map((b) =>
+    b.sha256 !== undefined ? { issuer: CERT_SHA256, subject: normalizeFingerprint(b.sha256) } : b.subject !== undefined ? { issuer: CERT_SUBJECT, subject: b.subject } : { issuer: CERT_SAN, subject: b.san! },
+  );
 }

@@ -29,6 +29,15 @@ const JwtMapping = Type.Object(
   { additionalProperties: false },
 );
 
+const CertificateBinding = Type.Object(
+  {
+    sha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{2}(:?[0-9a-fA-F]{2}){31}$', description: 'SHA-256 fingerprint of the certificate, hex (colons allowed), e.g. from: openssl x509 -noout -fingerprint -sha256' })),
+    subject: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'the whole subject in certificate order, attributes joined by ", ", e.g. "O=Example, CN=client-a"' })),
+    san: Type.Optional(Type.String({ minLength: 3, maxLength: 1024, pattern: '^(DNS|URI|email|IP Address):', description: 'one subjectAltName entry, e.g. "URI:spiffe://example.org/billing" or "DNS:client.example"' })),
+  },
+  { additionalProperties: false, minProperties: 1, maxProperties: 1, description: 'one of sha256, subject or san' },
+);
+
 const Subscription = Type.Union([
   Token(64, 'an API name (a route name, or the api of an authorize policy); "*" = every API'),
   Type.Object(
@@ -46,6 +55,10 @@ export const ConsumerSchema = Type.Object(
     plan: Type.Optional(Token(64, 'plan or tier, e.g. gold')),
     keys: Type.Array(ApiKey, { default: [], secret: false, description: "the consumer's API keys (apiKey authentication), each as the key or its SHA-256 digest" }),
     jwt: Type.Array(JwtMapping, { default: [], description: 'JWT issuer + subject pairs that identify this consumer' }),
+    certificates: Type.Array(CertificateBinding, {
+      default: [],
+      description: 'client certificates (mTLS on listen.http2) that identify this consumer, by fingerprint, subject or SAN (the clientCert auth method; docs/mtls.md)',
+    }),
     subscriptions: Type.Array(Subscription, { default: [], description: 'APIs (and environments) the consumer may call' }),
     scopes: Type.Array(ScopeToken, { default: [], description: 'OAuth-style scopes the consumer holds (checked by authorize, sent in identityHeaders.scopes)' }),
     roles: Type.Array(Role, { default: [], description: 'roles the consumer holds (checked by authorize, sent in identityHeaders.roles)' }),

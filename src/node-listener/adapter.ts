@@ -46,10 +46,7 @@ export class NodeRequest {
   readonly #h2: boolean;
   /** a stream with a body but no Content-Length: HTTP/2 frames it itself, the handler is told "chunked" */
   readonly #implicitChunked: boolean;
-  readonly #strip: ReadonlySet<string> | null;
-  readonly #extra: readonly string[] | null;
-
-  constructor(req: NodeReq, h2: boolean, strip: ReadonlySet<string> | null, extra: readonly string[] | null) {
+  constructor(req: NodeReq, h2: boolean) {
     this.#method = req.method ?? 'GET';
     const target = req.url ?? '/';
     const q = target.indexOf('?');
@@ -57,8 +54,6 @@ export class NodeRequest {
     this.#query = q < 0 ? undefined : target.slice(q + 1);
     this.#raw = req.rawHeaders;
     this.#h2 = h2;
-    this.#strip = strip;
-    this.#extra = extra;
     this.#implicitChunked = h2 && (req as Http2ServerRequest).stream.endAfterHeaders === false && req.headers['content-length'] === undefined;
   }
 
@@ -77,12 +72,10 @@ export class NodeRequest {
 
   /**
    * Every field line, lower-case names, in order. HTTP/2's pseudo-headers are not fields: `:authority` becomes the
-   * Host field when the request has none (RFC 9113 8.3.1). Names in `strip` (the client-certificate headers) are
-   * dropped and the verified values (`extra`) added, so a client can never send its own.
+   * Host field when the request has none (RFC 9113 8.3.1).
    */
   forEach(visit: (name: string, value: string) => void): void {
     const raw = this.#raw;
-    const strip = this.#strip;
     let authority: string | null = null;
     let host = false;
     for (let i = 0; i < raw.length; i += 2) {
@@ -94,13 +87,10 @@ export class NodeRequest {
         }
       } else name = name.toLowerCase();
       if (name === 'host') host = true;
-      if (strip !== null && strip.has(name)) continue;
       visit(name, raw[i + 1]);
     }
     if (!host && authority !== null) visit('host', authority);
     if (this.#implicitChunked) visit('transfer-encoding', 'chunked');
-    const extra = this.#extra;
-    if (extra !== null) for (let i = 0; i < extra.length; i += 2) visit(extra[i], extra[i + 1]);
   }
 
   getHeader(lowerCaseKey: string): string {

@@ -28,6 +28,9 @@ export interface PlanHttp2Listener {
   readonly clientCertificates: PlanClientCertificates | null;
 }
 
+/** header names the handler manages (framing, forwarding, client-address claims) */
+const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'expect', 'via', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip', 'x-request-id']);
+
 export function compileHttp2Listener(
   cfg: Http2ListenConfig,
   listen: { host: string; port: number },
@@ -67,6 +70,9 @@ export function compileHttp2Listener(
     );
     const lower = (n: string | undefined) => (n === undefined ? null : n.toLowerCase());
     const headers = { subject: lower(cc.headers.subject), sha256: lower(cc.headers.sha256), san: lower(cc.headers.san) };
+    for (const [k, n] of Object.entries(headers)) {
+      if (n !== null && RESERVED.has(n)) issues.push({ path: `listen.http2.clientCertificates.headers.${k}`, message: `"${n}" has a role of its own in forwarding and cannot carry a certificate` });
+    }
     clientCertificates = {
       ca,
       caFile,

@@ -57,13 +57,17 @@ function contexts(plan: PlanHttp2Listener): { defaults: SecureContextOptions; by
   return { defaults: contextOptions(tls, tls.cert, tls.key, tls.passphrase, ca), byName };
 }
 
+/** the client-certificate header names of a plan (dropped from client requests by the handler, src/worker/handler.ts) */
+export function certificateHeaderNames(plan: PlanHttp2Listener | null): string[] {
+  const h = plan?.clientCertificates?.headers;
+  return h === undefined ? [] : [h.subject, h.sha256, h.san].filter((n): n is string => n !== null);
+}
+
 export class NodeListener {
   readonly #handler: Handler;
   readonly #server: Http2SecureServer | Http2Server;
   #plan: PlanHttp2Listener;
   #byName: Map<string, SecureContext> = new Map();
-  /** client-certificate header names a client may not send (null: mTLS off) */
-  #strip: ReadonlySet<string> | null = null;
   readonly #sockets = new Set<Socket>();
   readonly #sessions = new Set<ServerHttp2Session>();
   #listening = false;
@@ -71,7 +75,6 @@ export class NodeListener {
   constructor(plan: PlanHttp2Listener, handler: Handler) {
     this.#plan = plan;
     this.#handler = handler;
-    this.#strip = stripSet(plan);
     const onRequest = (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => this.#request(req, res);
     const settings = { maxConcurrentStreams: plan.maxConcurrentStreams };
     if (plan.h2c) {
@@ -133,7 +136,7 @@ export class NodeListener {
         return;
       }
     }
-    const nreq = new NodeRequest(req, h2, this.#strip, cert === null ? null : cert.headers);
+    const nreq = new NodeRequest(req, h2);
     const nres = new NodeResponse(req, res, h2, remoteOf(socket), cert);
     this.#handler(nres as unknown as HttpResponse, nreq as unknown as HttpRequest);
   }
@@ -169,7 +172,6 @@ export class NodeListener {
       this.#byName = next.byName;
     }
     this.#plan = plan;
-    this.#strip = stripSet(plan);
     return true;
   }
 
@@ -187,11 +189,4 @@ export class NodeListener {
     this.closeListen();
     for (const s of this.#sockets) s.destroy();
   }
-}
-
-function stripSet(plan: PlanHttp2Listener): ReadonlySet<string> | null {
-  const h = plan.clientCertificates?.headers;
-  if (h === undefined) return null;
-  const names = [h.subject, h.sha256, h.san].filter((n): n is string => n !== null);
-  return names.length > 0 ? new Set(names) : null;
 }

@@ -58,6 +58,11 @@ export interface PolicyContext {
   /** the client address (the peer, or the first untrusted hop of X-Forwarded-For behind trusted proxies) */
   readonly clientIp: string;
   readonly routeName: string;
+  /**
+   * the client certificate verified at the TLS handshake (mTLS on the node:http2 listener, docs/mtls.md); null
+   * without one, and always on the uWS listener, which cannot read it; optional for contexts that have no listener
+   */
+  readonly clientCert?: import('../node-listener/client-cert.js').ClientCertificate | null;
   /** the first value of a request header (lower-case name), or undefined */
   header(name: string): string | undefined;
   /** every value of a request header (lower-case name), one per field line, in order; [] when absent */

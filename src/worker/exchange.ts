@@ -16,6 +16,7 @@ import { CONTINUE, PENDING, RESPOND, type PolicyContext, type RequestBodyTransfo
 import { openBodyChain, type BodyChain, type ChainOwner } from '../pipeline/body-chain.js';
 import { BackgroundRequest, type BackgroundSink } from '../upstream/background.js';
 import type { MirrorRoute } from '../traffic/mirror.js';
+import type { ClientCertificate } from '../node-listener/client-cert.js';
 
 /** Body chunks held while no upstream connection is ready; beyond this the client is paused. */
 const PENDING_BODY_LIMIT = 256 * 1024;
@@ -25,11 +26,6 @@ const PENDING_BODY_LIMIT = 256 * 1024;
  * a longer body starts streaming (chunked) once this much has arrived.
  */
 const CHUNKED_HOLD_LIMIT = 64 * 1024;
-
-/** A listener's response that can send trailer fields (name, value, …) after the body; uWS's cannot. */
-export interface TrailerWriter {
-  writeTrailers?(list: readonly string[]): void;
-}
 
 /** Exchanges still receiving a request body, checked every clock tick against the route's minimum rate. */
 const receiving = new Set<Exchange>();
@@ -357,6 +353,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   }
   get routeName(): string {
     return this.route.plan.name;
+  }
+  /** the connection's verified client certificate: only the node listener's response carries one (no field here) */
+  get clientCert(): ClientCertificate | null {
+    return (this.res as { clientCert?: ClientCertificate | null }).clientCert ?? null;
   }
   get bytesIn(): number {
     return this.bodyBytes;
@@ -1054,6 +1054,20 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     this.#endOut();
   }
 
+  /**
+   * Response trailers (a flat [name, value, …] list, e.g. gRPC's grpc-status and grpc-message), for the upstream
+   * side to call after the last body chunk and before onEnd. A front end that has trailers (the node:http2
+   * listener's adapter: writeTrailers) sends them with the end of the stream; uWS has none (its HttpResponse lacks
+   * the method) and they are dropped. Returns whether they will be sent.
+   */
+  sendTrailers(list: readonly string[]): boolean {
+    if (this.aborted || this.done) return false;
+    const res = this.res as { writeTrailers?: (list: readonly string[]) => void };
+    if (res.writeTrailers === undefined) return false;
+    res.writeTrailers(list);
+    return true;
+  }
+
   /** The body's last bytes were handed to #send: end the response once they are out. */
   #endOut(): void {
     if (this.queued !== null) {
@@ -1077,11 +1091,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
    * complete, successful answer: the connection is cut and NG_ERR_UPSTREAM_TRAILERS_LOST logged. False: cut.
    */
   #writeTrailers(list: readonly string[]): boolean {
-    const res = this.res as HttpResponse & TrailerWriter;
-    if (typeof res.writeTrailers === 'function') {
-      res.writeTrailers(list);
-      return true;
-    }
+    if (this.sendTrailers(list)) return true;
     let failed = false;
     for (let i = 0; i < list.length; i += 2) if (list[i] === 'grpc-status' && list[i + 1].trim() !== '0') failed = true;
     if (!failed) return true;

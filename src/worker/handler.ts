@@ -15,7 +15,7 @@ import type { MatchInput, Runtime, RouteRuntime } from './runtime.js';
  */
 
 // Header names with a role in framing or forwarding; all others pass through untouched.
-const H_HOST = 1, H_CL = 2, H_TE = 3, H_CONNECTION = 4, H_HOP = 5, H_XFF = 6, H_XFP = 7, H_XFH = 8, H_VIA = 9, H_EXPECT = 10, H_CLAIM = 11, H_TE_FIELD = 12;
+const H_HOST = 1, H_CL = 2, H_TE = 3, H_CONNECTION = 4, H_HOP = 5, H_XFF = 6, H_XFP = 7, H_XFH = 8, H_VIA = 9, H_EXPECT = 10, H_CLAIM = 11, H_CERT = 12, H_TE_FIELD = 13;
 const SPECIAL = new Map<string, number>([
   ['host', H_HOST],
   ['content-length', H_CL],
@@ -39,6 +39,20 @@ const SPECIAL = new Map<string, number>([
   ['forwarded', H_CLAIM],
   ['x-real-ip', H_CLAIM],
 ]);
+
+/** the client-certificate header names now in SPECIAL (listen.http2.clientCertificates.headers) */
+let certNames: readonly string[] = [];
+
+/**
+ * The upstream headers that carry a verified client certificate (docs/mtls.md) are dropped from every client request,
+ * on both listeners, by entering them in SPECIAL: no per-request cost, and none at all when mTLS is off. The node
+ * listener's handler then adds the verified values. Called by the worker with each plan it applies.
+ */
+export function setCertificateHeaders(names: readonly string[]): void {
+  for (const n of certNames) if (SPECIAL.get(n) === H_CERT) SPECIAL.delete(n);
+  for (const n of names) if (!SPECIAL.has(n)) SPECIAL.set(n, H_CERT);
+  certNames = names;
+}
 
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
 
@@ -151,6 +165,8 @@ function visitHeader(name: string, value: string): void {
     case H_CLAIM:
       s.claims = (s.claims === null ? '' : s.claims) + name + ': ' + value + '\r\n';
       return;
+    case H_CERT:
+      return;
   }
 }
 
@@ -183,8 +199,12 @@ export interface HandlerState extends ExchangeHost {
   onInternalError(err: Error): void;
 }
 
-/** `tls` overrides state.tls for a listener of its own (the node:http2 one: h2c is cleartext beside an HTTPS uWS). */
-export function createHandler(state: HandlerState, workerIndex: number, tls: boolean = state.tls): (res: HttpResponse, req: HttpRequest) => void {
+/**
+ * `tls` overrides state.tls for a listener of its own (the node:http2 one: h2c is cleartext beside an HTTPS uWS);
+ * `certificates`: the listener's responses carry a verified client certificate (`clientCert`, the node adapter)
+ * whose header lines go upstream. Both are fixed per handler, so the uWS handler never looks.
+ */
+export function createHandler(state: HandlerState, workerIndex: number, tls: boolean = state.tls, certificates = false): (res: HttpResponse, req: HttpRequest) => void {
   const idPrefix = randomBytes(4).toString('hex') + workerIndex.toString(36) + '-';
   let seq = 0;
   const proto = tls ? 'https' : 'http';
@@ -312,6 +332,10 @@ export function createHandler(state: HandlerState, workerIndex: number, tls: boo
     head += 'x-forwarded-proto: ' + (trusted && s.xfp !== null ? s.xfp : proto) + '\r\n';
     head += 'x-forwarded-host: ' + (trusted && s.xfh !== null ? s.xfh : s.host) + '\r\n';
     if (trusted && s.claims !== null) head += s.claims;
+    if (certificates) {
+      const cert = (res as unknown as { clientCert: { headers: readonly string[] } | null }).clientCert;
+      if (cert !== null) for (let i = 0; i < cert.headers.length; i += 2) head += cert.headers[i] + ': ' + cert.headers[i + 1] + '\r\n';
+    }
     head += 'via: ' + (s.via !== null ? s.via + ', ' + rt.viaValue : rt.viaValue) + '\r\n';
     head += plan.proxy.requestIdHeader + ': ' + requestId + '\r\n';
     if (bodyKind === BODY_LENGTH) head += 'content-length: ' + s.contentLength + '\r\n';

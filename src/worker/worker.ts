@@ -2,7 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import uWS from 'uWebSockets.js';
 import type { Plan } from '../config/plan.js';
 import { Runtime } from './runtime.js';
-import { createHandler, type HandlerState } from './handler.js';
+import { createHandler, setCertificateHeaders, type HandlerState } from './handler.js';
 import { WorkerCounters, IN_FLIGHT } from '../shared/counters.js';
 import { clock } from '../shared/clock.js';
 import { Rebalancer } from './rebalance.js';
@@ -18,7 +18,7 @@ import { purgeHere, setPurgeBroadcaster } from '../policies/cache/purge-local.js
 import { setL2Logger } from '../policies/cache/l2-redis.js';
 import { WebSocketFront } from '../websocket/front.js';
 import { Listener } from '../tls/uws-listener.js';
-import { NodeListener } from '../node-listener/listener.js';
+import { NodeListener, certificateHeaderNames } from '../node-listener/listener.js';
 
 /**
  * A data-plane thread: its own uWS App on the shared port (SO_REUSEPORT), the current plan's runtime, and nothing
@@ -122,7 +122,9 @@ websockets.attach(listener.routers, state.runtime.routes);
 // The node:http2 listener (listen.http2, src/node-listener/): one per gateway, in worker 0 (Node 20 cannot share a
 // port between threads' own listeners); it calls a handler of its own, over the same state and runtime.
 const h2 = plan.listen.http2;
-const nodeListener = h2 !== null && init.index === 0 ? new NodeListener(h2, createHandler(state, init.index, !h2.h2c)) : null;
+const nodeListener = h2 !== null && init.index === 0 ? new NodeListener(h2, createHandler(state, init.index, !h2.h2c, h2.clientCertificates !== null)) : null;
+// the client-certificate headers are dropped from client requests on every listener of every worker
+setCertificateHeaders(certificateHeaderNames(h2));
 
 listener.listen(plan.listen.port, (bound) => {
   if (bound === 0) {
@@ -206,6 +208,7 @@ port.on('message', (msg: ToWorker) => {
         send({ type: 'internal-error', index: init.index, message: 'the listener could not reopen with the new certificates; the previous ones keep serving', stack: '' });
       }
       const nextH2 = state.runtime.plan.listen.http2;
+      setCertificateHeaders(certificateHeaderNames(nextH2));
       if (nodeListener !== null && nextH2 !== null && nextH2 !== old.plan.listen.http2 && !nodeListener.swap(nextH2)) {
         send({ type: 'internal-error', index: init.index, message: 'listen.http2: this change (client certificates on/off, all required or not, h2c) needs a restart; the previous settings keep serving', stack: '' });
       }

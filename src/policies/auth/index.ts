@@ -41,7 +41,7 @@ const Schema = Type.Object(
     identityHeaders: Type.Optional(IdentityHeaders),
   },
   // secret: false: the policy's settings; its credentials are marked in the method schemas
-  { additionalProperties: false, secret: false, description: 'authenticate requests with API keys, JWTs or token introspection' },
+  { additionalProperties: false, secret: false, description: 'authenticate requests with API keys, JWTs, token introspection or client certificates (clientCert: mTLS on listen.http2)' },
 );
 type Config = Static<typeof Schema>;
 
