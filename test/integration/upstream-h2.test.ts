@@ -1,7 +1,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
 import { connect as http2connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCa, makeLeaf, type TestCa } from '../helpers/certs.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { assertProblem, closeAll, send } from '../helpers/http.js';
+import { assertProblem, closeAll, send, waitFor } from '../helpers/http.js';
 import { runCli } from '../helpers/cli.js';
 import { grpcFrame, grpcMessages, startH2Upstream, type H2Upstream } from '../helpers/h2-upstream.js';
 
@@ -275,6 +275,31 @@ routes:
     assert.ok(many.every((m) => m.trailers?.['grpc-status'] === '0'));
   } finally {
     session.close();
+    await gw.stop();
+  }
+});
+
+test('on the uWS listener a gRPC failure lost with its trailers is logged as NG_ERR_UPSTREAM_TRAILERS_LOST; a success is not an error', async () => {
+  const log = join(dir, 'access.log');
+  const gw = await startGateway(`
+observability:
+  accessLog: { destination: { type: file, path: ${log}, flushMs: 20 } }
+policies: { accessLog: {} }
+upstreams:
+  grpc: { protocol: h2c, nodes: [{ url: ${h2c.url} }] }
+routes:
+  - { name: grpc, match: { prefix: / }, upstream: grpc }
+`);
+  try {
+    const grpc = { 'content-type': 'application/grpc', te: 'trailers', connection: 'te' };
+    await assert.rejects(send(gw.port, { method: 'POST', path: '/grpc/fail', headers: grpc, body: grpcFrame('x') }));
+    assert.equal((await send(gw.port, { method: 'POST', path: '/grpc/unary', headers: grpc, body: grpcFrame('y') })).status, 200);
+    const lines = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : []);
+    assert.ok(await waitFor(() => lines().length >= 2, 5000), 'two access-log lines');
+    const byPath = new Map(lines().map((l) => [String(l['url.path']), l]));
+    assert.equal(byPath.get('/grpc/fail')?.['error.type'], 'NG_ERR_UPSTREAM_TRAILERS_LOST', JSON.stringify([...byPath.values()]));
+    assert.equal(byPath.get('/grpc/unary')?.['error.type'], undefined);
+  } finally {
     await gw.stop();
   }
 });
