@@ -38,6 +38,7 @@ export class AggregateCall implements AttemptOwner {
   readonly replayable = true;
   readonly pipelinable: boolean;
   readonly connectTimeoutMs: number;
+  readonly acceptsTrailers = false;
 
   #attempt: Attempt | null = null;
   #admitted = false;
@@ -128,6 +129,8 @@ export class AggregateCall implements AttemptOwner {
     this.#chunks.push(Buffer.from(chunk));
     return true;
   }
+
+  onTrailers(): void {}
 
   onEnd(): void {
     if (this.#over) return;

@@ -238,6 +238,16 @@ function compileUpstreams(config: Config, file: string, shared: SharedRegistry, 
       const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
       nodes.push({ url: `${url.protocol}//${url.host}`, tls, host, port, authority: url.host, weight: n.weight });
     });
+    // h2 is negotiated by TLS ALPN, h2c is spoken in the clear from the first byte: each needs its scheme.
+    if (u.protocol !== 'http1') {
+      const wantTls = u.protocol === 'h2';
+      nodes.forEach((n, j) => {
+        if (n.tls !== wantTls) {
+          issues.push({ path: `upstreams.${name}.nodes[${j}].url`, message: `protocol ${u.protocol} needs ${wantTls ? 'https' : 'http'}:// nodes, got "${n.url}"`, hint: wantTls ? 'use https://, or protocol: h2c for cleartext HTTP/2' : 'use http://, or protocol: h2 for HTTP/2 over TLS' });
+        }
+      });
+      if (discovery !== null && wantTls) issues.push({ path: `upstreams.${name}.protocol`, message: 'discovered nodes are plain http://, so protocol h2 cannot reach them', hint: 'use protocol: h2c' });
+    }
     if (nodes.length && nodes.every((n) => n.weight === 0)) {
       issues.push({ path: `upstreams.${name}.nodes`, message: 'every node has weight 0, so nothing can be served' });
     }
@@ -256,6 +266,8 @@ function compileUpstreams(config: Config, file: string, shared: SharedRegistry, 
       connectTimeoutMs: u.connectTimeoutMs,
       readTimeoutMs: u.readTimeoutMs,
       tls: compileUpstreamTls(u.tls, name, file, issues, warnings),
+      protocol: u.protocol,
+      maxConcurrentStreams: u.http2.maxConcurrentStreams,
       nodes,
       discovery,
       outlier: { ...u.outlierDetection },

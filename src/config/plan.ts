@@ -54,6 +54,10 @@ export interface PlanUpstream {
   readonly readTimeoutMs: number;
   /** client TLS to the https:// nodes (src/tls/compile.ts); null: Node's defaults (system CAs, verify on) */
   readonly tls: import('../tls/compile.js').PlanUpstreamTls | null;
+  /** the nodes' protocol (src/upstream/h2-pool.ts for h2 and h2c) */
+  readonly protocol: 'http1' | 'h2' | 'h2c';
+  /** streams at most per HTTP/2 session (protocol h2/h2c); the node's own SETTINGS may lower it */
+  readonly maxConcurrentStreams: number;
   readonly nodes: readonly PlanNode[];
   /** where the node set comes from besides `nodes` (src/discovery/), validated with its defaults; null: static */
   readonly discovery: import('../discovery/schema.js').DiscoveryConfig | null;

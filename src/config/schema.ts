@@ -125,6 +125,17 @@ const Upstream = Type.Object(
       { additionalProperties: false, default: {}, description: 'head-of-line limits of pipelining (auto or N)' },
     ),
     keepAliveMs: Millis(4000, 'idle upstream connections are closed after this many ms'),
+    protocol: Type.Union([Type.Literal('http1'), Type.Literal('h2'), Type.Literal('h2c')], {
+      default: 'http1',
+      description:
+        'how requests reach the nodes: http1 (HTTP/1.1), h2 (HTTP/2 over TLS, offered by ALPN: https:// nodes only), h2c (HTTP/2 in cleartext with prior knowledge: http:// nodes only); with h2/h2c `connections` is the most sessions per node and per worker, and trailers (gRPC) are relayed; see docs/upstream-http2.md',
+    }),
+    http2: Type.Object(
+      {
+        maxConcurrentStreams: Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'streams at most in flight on one session (a lower SETTINGS_MAX_CONCURRENT_STREAMS of the node wins); a request finding every session full opens another, up to `connections`, then waits, up to the connect timeout' }),
+      },
+      { additionalProperties: false, default: {}, description: 'HTTP/2 session limits (protocol h2 or h2c)' },
+    ),
     connectTimeoutMs: Millis(2000, 'connect timeout in ms (then 502, or the next node)'),
     readTimeoutMs: Millis(30000, 'ms allowed for the response head, and between body reads (then 504)'),
     tls: Type.Optional(UpstreamTlsSchema),

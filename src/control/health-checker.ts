@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { connect as h2connect } from 'node:http2';
 import { tlsConnectOptions } from '../upstream/undici-pool.js';
 import { connect, type Socket } from 'node:net';
 import type pino from 'pino';
@@ -64,7 +65,7 @@ class UpstreamChecks {
   #run(n: NodeCheck): void {
     n.inFlight = true;
     this.running++;
-    probe(this.upstream.nodes[n.index], this.check, this.upstream.tls).then((failure) => {
+    probe(this.upstream.nodes[n.index], this.check, this.upstream.tls, this.upstream.protocol).then((failure) => {
       n.inFlight = false;
       this.running--;
       if (!this.stopped) {
@@ -165,8 +166,42 @@ export class HealthChecker {
 }
 
 /** One check of one node: null when it passed, else why it failed (for the log and the admin API). */
-function probe(node: PlanUpstream['nodes'][number], check: PlanHealthCheck, tls: PlanUpstream['tls']): Promise<string | null> {
-  return check.type === 'tcp' ? probeTcp(node.host, node.port, check.timeoutMs) : probeHttp(node, check, tls);
+function probe(node: PlanUpstream['nodes'][number], check: PlanHealthCheck, tls: PlanUpstream['tls'], protocol: PlanUpstream['protocol']): Promise<string | null> {
+  if (check.type === 'tcp') return probeTcp(node.host, node.port, check.timeoutMs);
+  return protocol === 'http1' ? probeHttp(node, check, tls) : probeH2(node, check, tls);
+}
+
+/** The HTTP check over HTTP/2 (protocol h2 or h2c): a node that speaks only HTTP/1.1 fails it, as its requests would. */
+function probeH2(node: PlanUpstream['nodes'][number], check: PlanHealthCheck, tls: PlanUpstream['tls']): Promise<string | null> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const session = h2connect(node.url, node.tls ? { servername: check.host ?? node.host, ...tlsConnectOptions(tls) } : {});
+    const done = (why: string | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      session.destroy();
+      resolve(why);
+    };
+    const timer = setTimeout(() => done(`no answer within ${check.timeoutMs} ms`), check.timeoutMs);
+    session.on('error', (err: NodeJS.ErrnoException) => done(`request failed (${err.code ?? err.message})`));
+    const req = session.request({ ':method': check.method, ':path': check.path, ':authority': check.host ?? node.authority, 'user-agent': 'nanogate-health-check' });
+    req.on('error', (err: NodeJS.ErrnoException) => done(`request failed (${err.code ?? err.message})`));
+    req.on('response', (headers) => {
+      const status = Number(headers[':status']);
+      if (!check.expected[status]) return done(`answered ${status}`);
+      if (check.bodyContains === null) return done(null);
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => {
+        body += chunk;
+        if (body.includes(check.bodyContains!)) done(null);
+        else if (body.length > BODY_LIMIT) done(`the body does not contain "${check.bodyContains}"`);
+      });
+      req.on('end', () => done(body.includes(check.bodyContains!) ? null : `the body does not contain "${check.bodyContains}"`));
+    });
+    req.end();
+  });
 }
 
 function probeTcp(host: string, port: number, timeoutMs: number): Promise<string | null> {

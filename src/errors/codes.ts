@@ -76,6 +76,7 @@ export const ERRORS = {
   NG_ERR_GRAPHQL_FIELD_FORBIDDEN: { status: 403, title: 'The GraphQL operation selects fields the caller may not read' },
   NG_ERR_GRAPHQL_NOT_ALLOWLISTED: { status: 403, title: 'The GraphQL operation is not on the allowlist' },
   NG_ERR_GRAPHQL_PERSISTED_HASH: { status: 400, title: 'The persisted query hash does not match the query' },
+  NG_ERR_UPSTREAM_TRAILERS_LOST: { status: 502, title: 'The upstream reported a gRPC failure in trailers this listener cannot send' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -3,6 +3,7 @@ import type { ErrorCode } from '../errors/codes.js';
 import type { UpstreamConnection, UpstreamExchange } from '../upstream/exchange.js';
 import { H1Pool, type PoolSettings } from '../upstream/h1-pool.js';
 import { UndiciNodePool } from '../upstream/undici-pool.js';
+import { H2NodePool } from '../upstream/h2-pool.js';
 import { BODY_NONE } from '../upstream/h1-parse.js';
 import { clock } from '../shared/clock.js';
 import { checkHeaders, checkQuery, type MatchInput, type NodePool } from '../worker/runtime.js';
@@ -49,6 +50,8 @@ export interface MirrorSource {
 export class MirrorPools {
   readonly name: string;
   readonly urls: readonly string[];
+  readonly protocol: PlanUpstream['protocol'];
+  readonly maxConcurrentStreams: number;
   readonly pools: NodePool[];
   /** "host: node:port\r\n" per node, for routes with hostHeader: upstream */
   readonly hostLines: readonly string[];
@@ -61,7 +64,9 @@ export class MirrorPools {
     this.urls = u.nodes.map((n) => n.url);
     // Pipelining off: a copy never shares a connection, so a slow shadow answer holds back nothing but itself.
     const settings: PoolSettings = { ...u, pipelining: 1, pipeliningProbe: false, pipeliningMaxWaitMs: 0, pipeliningSlowNodeMs: 0 };
-    this.pools = u.nodes.map((n) => (n.tls ? new UndiciNodePool(n, { ...u, ...settings }) : new H1Pool(n, settings)));
+    this.protocol = u.protocol;
+    this.maxConcurrentStreams = u.maxConcurrentStreams;
+    this.pools = u.nodes.map((n) => (u.protocol !== 'http1' ? new H2NodePool(n, u) : n.tls ? new UndiciNodePool(n, { ...u, ...settings }) : new H1Pool(n, settings)));
     this.hostLines = u.nodes.map((n) => `host: ${n.authority}\r\n`);
     this.#order = Int32Array.from(u.nodes.flatMap((n, i) => (n.weight > 0 ? [i] : [])));
   }
@@ -76,7 +81,7 @@ export class MirrorPools {
 
   /** Same shadow nodes and pool settings: a reload keeps these pools and their warm connections. */
   sameAs(u: PlanUpstream): boolean {
-    if (u.name !== this.name || u.nodes.length !== this.urls.length || u.nodes.some((n, i) => n.url !== this.urls[i])) return false;
+    if (u.name !== this.name || u.protocol !== this.protocol || u.maxConcurrentStreams !== this.maxConcurrentStreams || u.nodes.length !== this.urls.length || u.nodes.some((n, i) => n.url !== this.urls[i])) return false;
     return this.pools.every((p) => !(p instanceof H1Pool) || p.sameSettings({ ...u, pipelining: 1, pipeliningProbe: false, pipeliningMaxWaitMs: 0, pipeliningSlowNodeMs: 0 }));
   }
 }
@@ -206,6 +211,7 @@ class MirrorCopy implements UpstreamExchange {
   /** may be sent again on a fresh connection when a reused one turns out dead (no body, idempotent method) */
   readonly replayable: boolean;
   readonly pipelinable = false;
+  readonly acceptsTrailers = false;
   readonly readTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly #headLine: string;
@@ -262,6 +268,8 @@ class MirrorCopy implements UpstreamExchange {
   onBody(): boolean {
     return true;
   }
+
+  onTrailers(): void {}
 
   onEnd(): void {
     this.conn = null;

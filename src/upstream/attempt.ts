@@ -19,7 +19,7 @@ import {
 export interface AttemptOwner
   extends Pick<
     UpstreamExchange,
-    'requestHead' | 'isHeadRequest' | 'requestBodyKind' | 'replayable' | 'pipelinable' | 'connectTimeoutMs' | 'onConnected' | 'onHead' | 'onBody' | 'onEnd' | 'onUpstreamDrain' | 'batch'
+    'requestHead' | 'isHeadRequest' | 'acceptsTrailers' | 'onTrailers' | 'requestBodyKind' | 'replayable' | 'pipelinable' | 'connectTimeoutMs' | 'onConnected' | 'onHead' | 'onBody' | 'onEnd' | 'onUpstreamDrain' | 'batch'
   > {
   /** the attempt failed with `outcome` (or, when status > 0, answered that retryable status): true when the owner tries again */
   retryAfter(attempt: Attempt, outcome: number, status: number): boolean;
@@ -84,6 +84,9 @@ export class Attempt implements UpstreamExchange {
   get connectTimeoutMs(): number {
     return this.owner.connectTimeoutMs;
   }
+  get acceptsTrailers(): boolean {
+    return this.owner.acceptsTrailers;
+  }
 
   onConnected(conn: UpstreamConnection): void {
     if (this.over) return conn.abort(this);
@@ -105,6 +108,10 @@ export class Attempt implements UpstreamExchange {
 
   onBody(chunk: Buffer): boolean {
     return this.over ? true : this.owner.onBody(chunk);
+  }
+
+  onTrailers(list: readonly string[]): void {
+    if (!this.over) this.owner.onTrailers(list);
   }
 
   onEnd(): void {

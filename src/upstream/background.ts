@@ -27,6 +27,7 @@ export class BackgroundRequest implements AttemptOwner {
   readonly requestBodyKind = BODY_NONE;
   readonly replayable = true;
   readonly pipelinable = true;
+  readonly acceptsTrailers = false;
   readonly connectTimeoutMs: number;
   readonly #upstream: UpstreamRuntime;
   readonly #sink: BackgroundSink;
@@ -83,6 +84,8 @@ export class BackgroundRequest implements AttemptOwner {
   }
 
   onUpstreamDrain(): void {}
+
+  onTrailers(): void {}
 
   batch(fn: () => void): void {
     fn();

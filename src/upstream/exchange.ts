@@ -18,6 +18,8 @@ export interface UpstreamExchange {
   /** absolute deadline (ms, coarse clock) for the response head; refreshed by body reads */
   readonly readTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  /** the client sent `te: trailers` (an HTTP/2 client, e.g. gRPC): an HTTP/2 upstream is told so, the only TE it takes */
+  readonly acceptsTrailers: boolean;
 
   /** the connection is ready: write the request body (if any) with `conn.writeBody` */
   onConnected(conn: UpstreamConnection): void;
@@ -25,6 +27,8 @@ export interface UpstreamExchange {
   onHead(status: number, headers: ForwardedHeaders, bodyKind: number, contentLength: number): void;
   /** a body chunk valid only during the call; return false to pause the upstream until `conn.resume()` */
   onBody(chunk: Buffer): boolean;
+  /** the response's trailer fields (name, value, …, lower-case names), just before onEnd; HTTP/2 upstreams only */
+  onTrailers(list: readonly string[]): void;
   onEnd(): void;
   /** the upstream socket accepted buffered request body bytes: the client may send more */
   onUpstreamDrain(): void;

@@ -447,6 +447,7 @@ class Discard implements UpstreamExchange {
   readonly requestBodyKind = BODY_NONE;
   readonly replayable = false;
   readonly pipelinable = true;
+  readonly acceptsTrailers = false;
   readonly readTimeoutMs: number;
   readonly connectTimeoutMs: number;
   constructor(of: UpstreamExchange) {
@@ -459,6 +460,7 @@ class Discard implements UpstreamExchange {
   onBody(): boolean {
     return true;
   }
+  onTrailers(): void {}
   onEnd(): void {}
   onUpstreamDrain(): void {}
   onError(): void {}

@@ -161,6 +161,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   aborted = false;
   done = false;
   headSent = false;
+  /** the client sent `te: trailers` (set by the listener); an HTTP/2 upstream then gets it too */
+  acceptsTrailers = false;
+  /** the upstream's trailer fields (HTTP/2 upstreams), held until the body's end goes out */
+  trailers: readonly string[] | null = null;
   status = 0;
   errorCode: ErrorCode | null = null;
   /** the node and cause of the last failed upstream attempt, for the access log only (the client gets a generic detail) */
@@ -1038,6 +1042,11 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     return true;
   }
 
+  onTrailers(list: readonly string[]): void {
+    if (this.aborted || this.done || this.upstreamDropped) return;
+    this.trailers = list;
+  }
+
   onEnd(): void {
     if (this.aborted || this.done || this.upstreamDropped) return;
     if (!this.headSent) return this.#fail('NG_ERR_UPSTREAM_BAD_RESPONSE', 'the upstream ended without a response');
@@ -1067,11 +1076,31 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
       return;
     }
     if (this.responseKind !== BODY_LENGTH) {
+      if (this.trailers !== null && !this.#writeTrailers(this.trailers)) return;
       // Never ask uWS to close here: once chunks went out it would write "Connection: close" into the body.
       this.res.end(undefined, false);
       this.#finish();
     }
     // BODY_LENGTH finishes in onBody/#writable when tryEnd reports done.
+  }
+
+  /**
+   * The upstream's trailers, before the end: a listener that can send them (an HTTP/2 front end's response offers
+   * `writeTrailers`) gets them as they came. uWS cannot (HTTP/1.1 chunked trailers are not in its API), so they are
+   * dropped, except that a gRPC failure told in them (grpc-status other than 0) must not reach the client as a
+   * complete, successful answer: the connection is cut and NG_ERR_UPSTREAM_TRAILERS_LOST logged. False: cut.
+   */
+  #writeTrailers(list: readonly string[]): boolean {
+    if (this.sendTrailers(list)) return true;
+    let failed = false;
+    for (let i = 0; i < list.length; i += 2) if (list[i] === 'grpc-status' && list[i + 1].trim() !== '0') failed = true;
+    if (!failed) return true;
+    this.errorCode = 'NG_ERR_UPSTREAM_TRAILERS_LOST';
+    this.host.counters.add(UPSTREAM_ERRORS);
+    this.done = true;
+    this.res.close();
+    this.#end();
+    return false;
   }
 
   // ---------------------------------------------------------------------------- body filters (ChainOwner)

@@ -15,7 +15,7 @@ import type { MatchInput, Runtime, RouteRuntime } from './runtime.js';
  */
 
 // Header names with a role in framing or forwarding; all others pass through untouched.
-const H_HOST = 1, H_CL = 2, H_TE = 3, H_CONNECTION = 4, H_HOP = 5, H_XFF = 6, H_XFP = 7, H_XFH = 8, H_VIA = 9, H_EXPECT = 10, H_CLAIM = 11, H_CERT = 12;
+const H_HOST = 1, H_CL = 2, H_TE = 3, H_CONNECTION = 4, H_HOP = 5, H_XFF = 6, H_XFP = 7, H_XFH = 8, H_VIA = 9, H_EXPECT = 10, H_CLAIM = 11, H_CERT = 12, H_TE_FIELD = 13;
 const SPECIAL = new Map<string, number>([
   ['host', H_HOST],
   ['content-length', H_CL],
@@ -23,7 +23,8 @@ const SPECIAL = new Map<string, number>([
   ['connection', H_CONNECTION],
   ['keep-alive', H_HOP],
   ['proxy-connection', H_HOP],
-  ['te', H_HOP],
+  // hop-by-hop, but `te: trailers` is noted: an HTTP/2 upstream is told (the only TE value HTTP/2 allows)
+  ['te', H_TE_FIELD],
   ['trailer', H_HOP],
   ['upgrade', H_HOP],
   ['proxy-authorization', H_HOP],
@@ -76,6 +77,8 @@ class HeaderScan implements MatchInput {
   clCount = 0;
   clConflict = false;
   te: string | null = null;
+  /** a TE field names "trailers" */
+  teTrailers = false;
   connection: string | null = null;
   xff: string | null = null;
   xfp: string | null = null;
@@ -96,6 +99,7 @@ class HeaderScan implements MatchInput {
     this.clCount = 0;
     this.clConflict = false;
     this.te = null;
+    this.teTrailers = false;
     this.connection = null;
     this.xff = null;
     this.xfp = null;
@@ -154,6 +158,9 @@ function visitHeader(name: string, value: string): void {
       return;
     case H_VIA:
       s.via = s.via === null ? value : s.via + ', ' + value;
+      return;
+    case H_TE_FIELD:
+      if (value.toLowerCase().includes('trailers')) s.teTrailers = true;
       return;
     case H_CLAIM:
       s.claims = (s.claims === null ? '' : s.claims) + name + ': ' + value + '\r\n';
@@ -359,6 +366,7 @@ export function createHandler(state: HandlerState, workerIndex: number, tls: boo
     }
     const ex = new Exchange(res, state, route, requestId, line, hostLine, head, method, bodyKind, facts, timing, s.contentLength);
     ex.startedAt = t0;
+    if (s.teTrailers) ex.acceptsTrailers = true;
     if (route.aggregate !== null) ex.params = matchParams(route, path);
     // the mirror's match reads the headers now, while they are at hand; the copy is offered at the first dispatch
     if (route.mirror !== null) ex.mirror = route.mirror.admit(s);

@@ -1,6 +1,7 @@
 import type { Plan, PlanPredicate, PlanRoute } from '../config/plan.js';
 import { H1Pool } from '../upstream/h1-pool.js';
 import { UndiciNodePool } from '../upstream/undici-pool.js';
+import { H2NodePool } from '../upstream/h2-pool.js';
 import { UpstreamCluster } from '../upstream/cluster.js';
 import { CircuitBreaker } from '../upstream/circuit.js';
 import { compileHashKey, type HashKeyRequest } from '../upstream/balancers/hash.js';
@@ -60,6 +61,7 @@ export class UpstreamRuntime {
     });
     this.urls = u.nodes.map((n) => n.url);
     this.pools = u.nodes.map((n, i) => {
+      if (u.protocol !== 'http1') return new H2NodePool(n, u);
       if (n.tls) return new UndiciNodePool(n, u);
       // Keep warm connections (and what the pipelining probe learnt) across a reload when the node and pool
       // settings did not change.

@@ -28,8 +28,8 @@ export function writeConfig(yaml: string): string {
  * Starts a real gateway (control plane in this process, worker threads, real sockets) on free loopback ports.
  * The yaml should not set listen/admin; they are added here.
  */
-export async function startGateway(yaml: string, opts: { workers?: number; faultInjection?: boolean } = {}): Promise<TestGateway> {
-  const full = `listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\n${yaml}`;
+export async function startGateway(yaml: string, opts: { workers?: number; faultInjection?: boolean; listen?: string } = {}): Promise<TestGateway> {
+  const full = `listen: ${opts.listen ?? '{ host: 127.0.0.1, port: 0 }'}\nadmin: { host: 127.0.0.1, port: 0 }\n${yaml}`;
   const configFile = writeConfig(full);
   const gateway = new Gateway({
     configFile,
