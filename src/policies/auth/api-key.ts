@@ -4,7 +4,7 @@ import type { PolicyContext } from '../../pipeline/policy.js';
 import { PolicyConfigError } from '../../pipeline/policy.js';
 import { consumerLookup, type ConsumerLookup } from '../../identity/consumers.js';
 import { findQueryParam } from '../../shared/query.js';
-import { AUTH_FAIL, AUTH_NONE, AUTH_OK, type AuthFailure, type AuthMethod, type AuthResult, type Authenticator } from './authenticator.js';
+import { AUTH_FAIL, AUTH_NONE, bindConsumer, type AuthFailure, type AuthMethod, type AuthResult, type Authenticator } from './authenticator.js';
 
 /**
  * API keys: the key comes in a header (default x-api-key) or a query parameter, its SHA-256 digest is looked up in the
@@ -96,14 +96,7 @@ class ApiKeyMethod implements AuthMethod {
       failure.detail = 'the API key is not known';
       return AUTH_FAIL;
     }
-    // Decoded once per consumer and worker, then the same strings and arrays every time (no allocation).
-    const c = lookup!.record(index);
-    ctx.consumerIndex = index;
-    ctx.consumerId = c.id;
-    ctx.consumerPlan = c.plan;
-    ctx.scopes = c.scopes;
-    ctx.roles = c.roles;
-    return AUTH_OK;
+    return bindConsumer(ctx, lookup!, index);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import type { ErrorCode } from '../../errors/codes.js';
 import type { CompileContext, PolicyContext, PolicyEnv } from '../../pipeline/policy.js';
+import type { ConsumerLookup } from '../../identity/consumers.js';
 
 /**
  * One way to authenticate (API key, JWT, token introspection). The `auth` policy runs a route's methods in order and
@@ -15,6 +16,20 @@ export const AUTH_NONE = 1;
 export const AUTH_FAIL = 2;
 export const AUTH_PENDING = 3;
 export type AuthResult = typeof AUTH_OK | typeof AUTH_NONE | typeof AUTH_FAIL | typeof AUTH_PENDING;
+
+/**
+ * The consumer at `index` of the table becomes the request's identity (API key, client certificate). The record is
+ * decoded once per consumer and worker, then the same strings and arrays every time: no allocation.
+ */
+export function bindConsumer(ctx: PolicyContext, lookup: ConsumerLookup, index: number): typeof AUTH_OK {
+  const c = lookup.record(index);
+  ctx.consumerIndex = index;
+  ctx.consumerId = c.id;
+  ctx.consumerPlan = c.plan;
+  ctx.scopes = c.scopes;
+  ctx.roles = c.roles;
+  return AUTH_OK;
+}
 
 export interface AuthFailure {
   code: ErrorCode;

@@ -3,7 +3,7 @@ import type { PolicyContext } from '../../pipeline/policy.js';
 import { consumerLookup, type ConsumerLookup } from '../../identity/consumers.js';
 import { CERT_SAN, CERT_SHA256, CERT_SUBJECT } from '../../identity/normalize.js';
 import type { ClientCertificate } from '../../node-listener/client-cert.js';
-import { AUTH_FAIL, AUTH_NONE, AUTH_OK, type AuthFailure, type AuthMethod, type AuthResult, type Authenticator } from './authenticator.js';
+import { AUTH_FAIL, AUTH_NONE, bindConsumer, type AuthFailure, type AuthMethod, type AuthResult, type Authenticator } from './authenticator.js';
 
 /**
  * Client certificates (mTLS): the certificate the node:http2 listener verified at the handshake
@@ -51,13 +51,7 @@ class ClientCertMethod implements AuthMethod {
       failure.detail = 'the client certificate is bound to no consumer';
       return AUTH_FAIL;
     }
-    const c = lookup!.record(index);
-    ctx.consumerIndex = index;
-    ctx.consumerId = c.id;
-    ctx.consumerPlan = c.plan;
-    ctx.scopes = c.scopes;
-    ctx.roles = c.roles;
-    return AUTH_OK;
+    return bindConsumer(ctx, lookup!, index);
   }
 }
 
