@@ -2,6 +2,7 @@
 # A/B of two nanogate builds on the pinned pass-through: is this change faster or slower than that one?
 #
 #   B=/path/to/other/checkout bash native-bench/ab.sh        (from the repository root; both must be built)
+#   CONFIG_B=conf/policies/x.yaml bash native-bench/ab.sh    (one build, two configs: what does this setting cost?)
 #
 # A is this checkout, B another one (e.g. `git worktree add --detach ../ref main~5 && (cd ../ref && npm run build)`).
 # Both gateways run at once with --workers 1, pinned with the origin (nginx, 1 worker) on CPU 1; wrk runs on CPU 0.
@@ -9,15 +10,20 @@
 # steal on a VM, a neighbour, frequency) lands on both alike; a full native-bench run restarts every config per
 # round, which adds start-up variance that swamps a 1-2 µs difference. Prints each round's gateway CPU µs/request
 # and req/s, then the medians and the median of the per-pair differences (B minus A).
-# Knobs (env): ROUNDS=10 DUR=3 WARM=2 CONNS=50 BASE_PORT=19400 CONFIG=conf/nanogate.yaml (relative to native-bench/)
+# Knobs (env): ROUNDS=10 DUR=3 WARM=2 CONNS=50 BASE_PORT=19400 CONFIG=conf/nanogate.yaml (relative to native-bench/),
+# CONFIG_B (B's config, default CONFIG; B defaults to this checkout when CONFIG_B is set), HEADER (one request
+# header for every request, e.g. the JWT of conf/policies/rows.json), NB_ACCESS_LOG (default: a file in the run dir).
 # Only 127.0.0.1 is contacted; every wrk run is bounded by -d; the processes started here are stopped by PID.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 A=$(cd "$HERE/.." && pwd)
-B=${B:?set B to the other checkout (built)}
+CONFIG=${CONFIG:-conf/nanogate.yaml}
+CONFIG_B=${CONFIG_B:-}
+if [ -n "$CONFIG_B" ]; then B=${B:-$A}; else B=${B:?set B to the other checkout (built), or CONFIG_B to compare two configs}; CONFIG_B=$CONFIG; fi
 B=$(cd "$B" && pwd)
 ROUNDS=${ROUNDS:-10}; DUR=${DUR:-3}; WARM=${WARM:-2}; CONNS=${CONNS:-50}; BASE_PORT=${BASE_PORT:-19400}
-CONFIG=${CONFIG:-conf/nanogate.yaml}
+HEADER=${HEADER:-}
+HDR=(); [ -n "$HEADER" ] && HDR=(-H "$HEADER")
 ORIGIN_PORT=$BASE_PORT
 for r in "$A" "$B"; do [ -f "$r/dist/src/cli/main.js" ] || { echo "!! $r/dist is missing: npm run build there" >&2; exit 1; }; done
 for c in nginx wrk curl taskset node; do command -v "$c" >/dev/null || { echo "!! $c is missing" >&2; exit 1; }; done
@@ -38,7 +44,7 @@ stop_all() {
 trap stop_all EXIT
 trap 'echo "!! interrupted" >&2; exit 130' INT TERM
 cpu_ticks() { local t=0 c; for c in $1 $(ps -o pid= --ppid "$1" 2>/dev/null); do [ -r /proc/"$c"/stat ] && t=$(( t + $(awk '{sub(/^.*\) /,""); print $12+$13}' /proc/"$c"/stat) )); done; echo $t; }
-wait_200() { local i; for i in $(seq 1 150); do [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1")" = 200 ] && return 0; sleep 0.1; done; echo "!! $1 does not answer 200" >&2; exit 1; }
+wait_200() { local i; for i in $(seq 1 150); do [ "$(curl -s "${HDR[@]}" -o /dev/null -w '%{http_code}' --max-time 2 "$1")" = 200 ] && return 0; sleep 0.1; done; echo "!! $1 does not answer 200" >&2; exit 1; }
 
 sed -e "s#__RUN__#$RUN#g" -e "s#__ORIGIN_PORT__#$ORIGIN_PORT#g" conf/origin-nginx.conf > "$RUN/origin.conf"
 taskset -c 1 nginx -c "$RUN/origin.conf" -p "$RUN" -g "daemon off; worker_processes 1;" >>"$RUN/origin.log" 2>&1 &
@@ -46,21 +52,21 @@ PIDS+=($!)
 wait_200 "http://127.0.0.1:$ORIGIN_PORT/"
 
 declare -A PID PORT
-start_gw() { # label root port
-  NB_ORIGIN_PORT=$ORIGIN_PORT NB_NANOGATE_PORT=$3 NB_NANOGATE_ADMIN_PORT=$(($3 + 1)) \
-    taskset -c 1 node "$2/bin/nanogate.js" start --config "$HERE/$CONFIG" --workers 1 >>"$RUN/$1.log" 2>&1 &
+start_gw() { # label root port config
+  NB_ORIGIN_PORT=$ORIGIN_PORT NB_NANOGATE_PORT=$3 NB_NANOGATE_ADMIN_PORT=$(($3 + 1)) NB_ACCESS_LOG=${NB_ACCESS_LOG:-$RUN/access-$1.log} \
+    taskset -c 1 node "$2/bin/nanogate.js" start --config "$HERE/$4" --workers 1 >>"$RUN/$1.log" 2>&1 &
   PID[$1]=$!; PORT[$1]=$3; PIDS+=($!)
   wait_200 "http://127.0.0.1:$3/"
-  taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$3/" >/dev/null 2>&1 || true
+  taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARM}s" "${HDR[@]}" "http://127.0.0.1:$3/" >/dev/null 2>&1 || true
 }
-start_gw A "$A" $((BASE_PORT + 10))
-start_gw B "$B" $((BASE_PORT + 20))
-echo "A=$A ($(git -C "$A" rev-parse --short HEAD 2>/dev/null || echo '?'))  B=$B ($(git -C "$B" rev-parse --short HEAD 2>/dev/null || echo '?'))  config=$CONFIG  load=$(cut -d' ' -f1-3 /proc/loadavg)"
+start_gw A "$A" $((BASE_PORT + 10)) "$CONFIG"
+start_gw B "$B" $((BASE_PORT + 20)) "$CONFIG_B"
+echo "A=$A ($(git -C "$A" rev-parse --short HEAD 2>/dev/null || echo '?'))  B=$B ($(git -C "$B" rev-parse --short HEAD 2>/dev/null || echo '?'))  config=$CONFIG${CONFIG_B:+ / B $CONFIG_B}  load=$(cut -d' ' -f1-3 /proc/loadavg)"
 
 one() { # label -> "cpu_us_per_req rps"
   local s0 s1 out req
   s0=$(cpu_ticks "${PID[$1]}")
-  out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s" -s report.lua "http://127.0.0.1:${PORT[$1]}/" 2>&1 | grep '^JSON ' | sed 's/^JSON //')
+  out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s" -s report.lua "${HDR[@]}" "http://127.0.0.1:${PORT[$1]}/" 2>&1 | grep '^JSON ' | sed 's/^JSON //')
   s1=$(cpu_ticks "${PID[$1]}")
   alive "${PID[$1]}" || { echo "!! gateway $1 exited (see $RUN/$1.log)" >&2; exit 1; }
   node -e 'const j=JSON.parse(process.argv[1]);const us=(process.argv[2]/process.argv[3])*1e6/j.requests;process.stdout.write(us.toFixed(2)+" "+Math.round(j.rps))' "$out" $((s1 - s0)) "$(getconf CLK_TCK)"

@@ -5,7 +5,7 @@ import { Redactor } from '../../src/observe/redact.js';
 import { BOUNDS_MS, BUCKETS, HIST_SUM, STATUS_CODES, STATUS_OTHER, STATUS_SLOTS, bucketOf, classOfSlot, observe, statusSlot } from '../../src/observe/metrics-layout.js';
 import { PromWriter, negotiateFormat } from '../../src/observe/prometheus.js';
 import { ERRORS } from '../../src/errors/codes.js';
-import { jsonString } from '../../src/policies/access-log/line.js';
+import { jsonString, phasesJson } from '../../src/policies/access-log/line.js';
 import { openMetricsProblems } from '../helpers/openmetrics.js';
 import { seededRandom } from '../helpers/random.js';
 import { forEachPhase, ms3, msText, serverTimingValue } from '../../src/observe/phases.js';
@@ -224,7 +224,32 @@ test('msText writes a duration exactly as the number ms3 gives would print', () 
   for (const ms of samples) assert.equal(msText(ms), String(ms3(ms)), String(ms));
 });
 
-test('jsonString quotes like JSON.stringify, escapes included', () => {
+test('jsonString writes ASCII JSON text that reads back as the same string', () => {
   const samples = ['', 'plain', '/a/b?c=d', 'quote"d', 'back\\slash', 'tab\there', 'nl\n', '\u0000', 'caf\u00e9', '\u2028', '\ud83d\ude00', '\ud800', '~\u007f'];
-  for (const s of samples) assert.equal(jsonString(s), JSON.stringify(s), JSON.stringify(s));
+  for (const s of samples) {
+    const j = jsonString(s);
+    assert.match(j, /^"[\x20-\x7e]*"$/, JSON.stringify(s));
+    assert.equal(JSON.parse(j), s, JSON.stringify(s));
+  }
+  // ASCII stays as JSON.stringify writes it; the rest as \uXXXX per UTF-16 code unit
+  assert.equal(jsonString('quote"d\n'), JSON.stringify('quote"d\n'));
+  assert.equal(jsonString('caf\u00e9 \ud83d\ude00'), '"caf\\u00e9 \\ud83d\\ude00"');
+});
+
+test('phasesJson: every phase once, in the order they come, a policy timed twice summed', () => {
+  const t: RequestTiming = {
+    start: 100,
+    routed: 100.01,
+    upstreamStart: 100.5,
+    connected: 100.6,
+    upstreamHeaders: 101.9,
+    end: 102,
+    hooks: [100.21, 100.3, 100.5, 0],
+    hookNames: ['auth', 'rateLimit', 'rateLimit', 'headers'],
+  };
+  assert.equal(phasesJson(t, t.end), '{"route":0.01,"auth":0.2,"rateLimit":0.29,"connect":0.1,"upstream":1.3,"transfer":0.1}');
+  // the same names, another request: nothing of the first one's sums is left over
+  assert.equal(phasesJson({ ...t, hooks: [100.02, 0, 0, 0], upstreamStart: 0, connected: 0, upstreamHeaders: 0 }, 0), '{"route":0.01,"auth":0.01}');
+  assert.equal(phasesJson({ ...t, hooks: null, hookNames: null }, t.end), '{"route":0.01,"connect":0.1,"upstream":1.3,"transfer":0.1}');
+  assert.equal(phasesJson({ ...t, start: 0 }, t.end), '{}');
 });

@@ -1,13 +1,15 @@
 import type { PolicyContext, RequestTiming } from '../../pipeline/policy.js';
-import { forEachPhase, msText } from '../../observe/phases.js';
+import { msText } from '../../observe/phases.js';
 import { isoTime } from '../../observe/log-format.js';
 import type { Redactor } from '../../observe/redact.js';
 
 /**
  * One access-log line as JSON text, written straight into a string: the field order and the encoding are those the
  * line had when pino serialised an object (`{"level":…,"time":…,"route":…,"reqId":…}`), without the object, the
- * child-logger bindings or a serialiser walk per line. Strings go through JSON.stringify (V8's fast path for
- * one-byte strings); numbers and booleans are written as they are.
+ * child-logger bindings or a serialiser walk per line. Strings go through jsonString; numbers and booleans are
+ * written as they are. Every line is ASCII (jsonString escapes the rest as \uXXXX, which any JSON reader decodes):
+ * the sink then encodes a batch as latin1, one copy, where UTF-8 would walk the batch twice more (its length, then its
+ * bytes) after flattening it.
  */
 export interface LineOptions {
   readonly redact: Redactor;
@@ -17,15 +19,23 @@ export interface LineOptions {
 }
 
 /**
- * A string as JSON text. Printable ASCII without `"` or `\` (nearly every value here) needs no escaping and is
- * quoted as is, at about half the cost of a JSON.stringify call; anything else goes to JSON.stringify.
+ * A string as ASCII JSON text. Printable ASCII without `"` or `\` (nearly every value here) needs no escaping and
+ * is quoted as is, at about half the cost of a JSON.stringify call; anything else goes to JSON.stringify, and what
+ * that leaves above U+007E is escaped as \uXXXX (a character outside the BMP as its two surrogates, as JSON writes it).
  */
 export function jsonString(s: string): string {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 34 || c === 92 || c > 0x7e) return JSON.stringify(s);
+    if (c < 0x20 || c === 34 || c === 92 || c > 0x7e) return asciiJson(JSON.stringify(s));
   }
   return '"' + s + '"';
+}
+
+const NOT_ASCII = /[\u007f-\uffff]/g;
+const escapeUnit = (c: string): string => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
+/** JSON text with every code unit above U+007E written as \uXXXX: the same value, in ASCII. */
+export function asciiJson(json: string): string {
+  return json.replace(NOT_ASCII, escapeUnit);
 }
 
 const q = jsonString;
@@ -37,28 +47,97 @@ export function routePart(routeName: string): string {
   return ',"route":' + q(routeName);
 }
 
-// phase names and times of one line: module scratch (one thread, no re-entry), so the line allocates no array
-const phaseNames: string[] = [];
-const phaseMs: number[] = [];
-let phaseCount = 0;
-function addPhase(name: string, ms: number): void {
-  for (let i = 0; i < phaseCount; i++) {
-    if (phaseNames[i] === name) {
-      phaseMs[i] += ms;
-      return;
-    }
-  }
-  phaseNames[phaseCount] = name;
-  phaseMs[phaseCount++] = ms;
+/**
+ * How a route's phases become the text of one line, worked out once per list of hook names (a route's list is one
+ * array, shared by its requests): the quoted key of every phase and, for each phase, the slot it adds to (a policy
+ * timed twice, e.g. rateLimit at two levels, is summed under one key).
+ */
+interface PhasePlan {
+  /** `{"route":`, `,"auth":`… per slot, in the order the phases first come */
+  readonly keys: readonly string[];
+  /** slot of hook i */
+  readonly hookSlot: Int32Array;
+  readonly connect: number;
+  readonly upstream: number;
+  readonly transfer: number;
 }
 
-/** The request's phases as a JSON object's text, `{"route":0.003,…}` (a policy timed twice is summed). */
+function phasePlan(hookNames: readonly string[] | null): PhasePlan {
+  const names: string[] = ['route'];
+  const slot = (name: string): number => {
+    const i = names.indexOf(name);
+    return i >= 0 ? i : names.push(name) - 1;
+  };
+  const hooks = hookNames ?? [];
+  const hookSlot = Int32Array.from(hooks, slot);
+  const connect = slot('connect');
+  const upstream = slot('upstream');
+  const transfer = slot('transfer');
+  return { keys: names.map((n, i) => (i === 0 ? '{' : ',') + q(n) + ':'), hookSlot, connect, upstream, transfer };
+}
+
+const plans = new WeakMap<readonly string[], PhasePlan>();
+const NO_HOOKS_PLAN = phasePlan(null);
+let lastNames: readonly string[] | null = null;
+let lastPlan = NO_HOOKS_PLAN;
+// per-line scratch (one thread, no re-entry): the time and whether the line has it, per slot
+let slotMs = new Float64Array(8);
+let slotSet = new Uint8Array(8);
+
+/**
+ * The request's phases as a JSON object's text, `{"route":0.003,…}`: the same phases as forEachPhase
+ * (observe/phases.ts), in the order they first come.
+ */
 export function phasesJson(t: RequestTiming, end: number): string {
-  phaseCount = 0;
-  forEachPhase(t, end, addPhase);
-  let s = '{';
-  for (let i = 0; i < phaseCount; i++) s += (i > 0 ? ',' : '') + q(phaseNames[i]) + ':' + msText(phaseMs[i]);
+  if (t.start === 0) return '{}';
+  const names = t.hookNames;
+  let plan = NO_HOOKS_PLAN;
+  if (names !== null) {
+    if (names === lastNames) plan = lastPlan;
+    else {
+      plan = plans.get(names) ?? phasePlan(names);
+      plans.set(names, plan);
+      lastNames = names;
+      lastPlan = plan;
+    }
+  }
+  const n = plan.keys.length;
+  if (slotMs.length < n) {
+    slotMs = new Float64Array(n);
+    slotSet = new Uint8Array(n);
+  }
+  const ms = slotMs, set = slotSet;
+  set.fill(0, 0, n);
+  ms[0] = t.routed - t.start;
+  set[0] = 1;
+  const hooks = t.hooks;
+  if (hooks !== null) {
+    const hookSlot = plan.hookSlot;
+    let prev = t.routed;
+    for (let i = 0; i < hooks.length && hooks[i] > 0; i++) {
+      const k = hookSlot[i];
+      ms[k] = (set[k] === 1 ? ms[k] : 0) + (hooks[i] - prev);
+      set[k] = 1;
+      prev = hooks[i];
+    }
+  }
+  if (t.upstreamStart > 0 && t.connected > 0) {
+    add(plan.connect, t.connected - t.upstreamStart);
+    if (t.upstreamHeaders > 0) {
+      add(plan.upstream, t.upstreamHeaders - t.connected);
+      if (end > 0) add(plan.transfer, end - t.upstreamHeaders);
+    }
+  }
+  // slot 0 (route) is always there and its key opens the object
+  const keys = plan.keys;
+  let s = keys[0] + msText(ms[0]);
+  for (let i = 1; i < n; i++) if (set[i] === 1) s += keys[i] + msText(ms[i]);
   return s + '}';
+}
+
+function add(k: number, v: number): void {
+  slotMs[k] = (slotSet[k] === 1 ? slotMs[k] : 0) + v;
+  slotSet[k] = 1;
 }
 
 /** Key prefixes of the fields both formats write after their fixed part (see tail). */

@@ -13,6 +13,7 @@ import { openRemovedFields } from './errors-filter.js';
 import { OperationCounters, metricsBytes, type OperationMetricsData } from './metrics.js';
 import { APQ_REGION_BYTES, RemoteApq, type ApqRedisData } from './persisted-redis.js';
 import type { RedisConfig } from '../../shared/redis-config.js';
+import { asciiJson } from '../access-log/line.js';
 
 /**
  * GraphQL analysis before the upstream is called: the document is parsed (token-limited) and validated once per
@@ -282,7 +283,7 @@ class GraphqlHook {
     const facts = analyzeOperation(doc, node, this.#model, this.#schema);
     const n = this.#data.logFields;
     const names = facts.coordinates.length > n ? [...facts.coordinates.slice(0, n), `+${facts.coordinates.length - n}`] : facts.coordinates;
-    return { facts, node, needs: requirements(facts.coordinates, this.#rules), logged: JSON.stringify(names), removals: null, metricSlot: this.#counters === null ? -1 : this.#counters.slotOf(facts.name) };
+    return { facts, node, needs: requirements(facts.coordinates, this.#rules), logged: asciiJson(JSON.stringify(names)), removals: null, metricSlot: this.#counters === null ? -1 : this.#counters.slotOf(facts.name) };
   }
 
   #mayIntrospect(ctx: PolicyContext): boolean {

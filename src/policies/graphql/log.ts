@@ -1,4 +1,5 @@
 import type { OperationFacts } from './analyze.js';
+import { jsonString } from '../access-log/line.js';
 import type { Removal } from './remove.js';
 
 /**
@@ -29,6 +30,6 @@ export class OperationLog {
 
   /** the JSON of the access log's "graphql" member */
   json(): string {
-    return '{"operation":' + JSON.stringify(this.graphqlOperation) + ',"type":"' + this.type + '","depth":' + this.depth + ',"cost":' + this.cost + ',"fieldCount":' + this.fieldCount + ',"fields":' + this.fields + (this.removed === null ? '}' : ',"removed":' + this.removed.count + '}');
+    return '{"operation":' + jsonString(this.graphqlOperation) + ',"type":"' + this.type + '","depth":' + this.depth + ',"cost":' + this.cost + ',"fieldCount":' + this.fieldCount + ',"fields":' + this.fields + (this.removed === null ? '}' : ',"removed":' + this.removed.count + '}');
   }
 }
