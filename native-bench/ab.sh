@@ -10,6 +10,7 @@
 # steal on a VM, a neighbour, frequency) lands on both alike; a full native-bench run restarts every config per
 # round, which adds start-up variance that swamps a 1-2 µs difference. Prints each round's gateway CPU µs/request
 # and req/s, then the medians and the median of the per-pair differences (B minus A).
+# SIMUL=1 loads both at once in each round instead (see both()): less noise on a VM whose speed drifts by the second.
 # Knobs (env): ROUNDS=10 DUR=3 WARM=2 CONNS=50 BASE_PORT=19400 CONFIG=conf/nanogate.yaml (relative to native-bench/),
 # CONFIG_B (B's config, default CONFIG; B defaults to this checkout when CONFIG_B is set), HEADER (one request
 # header for every request, e.g. the JWT of conf/policies/rows.json), NB_ACCESS_LOG (default: a file in the run dir).
@@ -61,7 +62,7 @@ start_gw() { # label root port config
 }
 start_gw A "$A" $((BASE_PORT + 10)) "$CONFIG"
 start_gw B "$B" $((BASE_PORT + 20)) "$CONFIG_B"
-echo "A=$A ($(git -C "$A" rev-parse --short HEAD 2>/dev/null || echo '?'))  B=$B ($(git -C "$B" rev-parse --short HEAD 2>/dev/null || echo '?'))  config=$CONFIG${CONFIG_B:+ / B $CONFIG_B}  load=$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "A=$A ($(git -C "$A" rev-parse --short HEAD 2>/dev/null || echo '?'))  B=$B ($(git -C "$B" rev-parse --short HEAD 2>/dev/null || echo '?'))  config=$CONFIG$([ "$CONFIG_B" != "$CONFIG" ] && echo " / B $CONFIG_B")  load=$(cut -d' ' -f1-3 /proc/loadavg)"
 
 one() { # label -> "cpu_us_per_req rps"
   local s0 s1 out req
@@ -71,8 +72,29 @@ one() { # label -> "cpu_us_per_req rps"
   alive "${PID[$1]}" || { echo "!! gateway $1 exited (see $RUN/$1.log)" >&2; exit 1; }
   node -e 'const j=JSON.parse(process.argv[1]);const us=(process.argv[2]/process.argv[3])*1e6/j.requests;process.stdout.write(us.toFixed(2)+" "+Math.round(j.rps))' "$out" $((s1 - s0)) "$(getconf CLK_TCK)"
 }
+# CPU time of a gateway's process and its children, all threads, in ns (schedstat: finer than clock ticks)
+cpu_ns() { local t=0 c f; for c in $1 $(ps -o pid= --ppid "$1" 2>/dev/null); do for f in /proc/"$c"/task/*/schedstat; do [ -r "$f" ] && t=$(( t + $(cut -d' ' -f1 "$f") )); done; done; echo $t; }
+# SIMUL=1: both gateways loaded at once, one wrk each (CONNS/2 connections), so that whatever slows the machine
+# during a round slows both; each one's CPU per request is its own CPU time over its own requests.
+both() { # -> "A_us A_rps B_us B_rps"
+  local a0 b0 a1 b1 half=$(( CONNS / 2 ))
+  a0=$(cpu_ns "${PID[A]}"); b0=$(cpu_ns "${PID[B]}")
+  taskset -c 0 wrk -t1 -c"$half" -d"${DUR}s" -s report.lua "${HDR[@]}" "http://127.0.0.1:${PORT[A]}/" >"$RUN/wrk-A" 2>&1 &
+  local wa=$!
+  taskset -c 0 wrk -t1 -c"$half" -d"${DUR}s" -s report.lua "${HDR[@]}" "http://127.0.0.1:${PORT[B]}/" >"$RUN/wrk-B" 2>&1 &
+  local wb=$!
+  wait $wa $wb || true
+  a1=$(cpu_ns "${PID[A]}"); b1=$(cpu_ns "${PID[B]}")
+  for l in A B; do alive "${PID[$l]}" || { echo "!! gateway $l exited (see $RUN/$l.log)" >&2; exit 1; }; done
+  node -e 'const f=(p,ns)=>{const j=JSON.parse(require("fs").readFileSync(p,"utf8").split("\n").find((l)=>l.startsWith("JSON ")).slice(5));return (ns/1e3/j.requests).toFixed(2)+" "+Math.round(j.rps)};process.stdout.write(f(process.argv[1],process.argv[2])+" "+f(process.argv[3],process.argv[4]))' "$RUN/wrk-A" $((a1 - a0)) "$RUN/wrk-B" $((b1 - b0))
+}
 RES=()
 for r in $(seq 1 "$ROUNDS"); do
+  if [ -n "${SIMUL:-}" ]; then
+    v=($(both)); RES+=("$r A ${v[0]} ${v[1]}" "$r B ${v[2]} ${v[3]}")
+    printf '  round %2d  A %s µs/req %s req/s   B %s µs/req %s req/s\n' "$r" "${v[@]}"
+    continue
+  fi
   if [ $((r % 2)) = 1 ]; then order="A B"; else order="B A"; fi
   for l in $order; do
     v=$(one "$l"); RES+=("$r $l $v")

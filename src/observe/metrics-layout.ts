@@ -1,14 +1,16 @@
 import { ERRORS, type ErrorCode } from '../errors/codes.js';
+import { addOwn } from '../shared/own-cells.js';
 
 /**
  * The always-on metrics region: one SharedArrayBuffer for the life of the gateway, created by the control plane
  * (MetricsHub) before the first worker starts and handed to every worker inside the plan (`plan.services.observe`;
  * a SharedArrayBuffer in a structured clone is shared, not copied). Each worker owns one block and is its only
- * writer, so cells never contend; every access is an Atomics call. The control plane reads all blocks on a scrape:
+ * writer, so cells never contend: it adds with plain stores (shared/own-cells.ts), the control plane reads with
+ * Atomics.load. The control plane reads all blocks on a scrape:
  * nothing is asked of the workers, so a scrape cannot slow a request.
  *
  * Why fixed buckets in shared memory rather than one hdr-histogram per worker merged on scrape: recording is two
- * Atomics.add on a preallocated Int32Array (no allocation, ~15 ns each), and a scrape is a linear read by the main
+ * additions on a preallocated Int32Array (no allocation, a few ns each), and a scrape is a linear read by the main
  * thread; an HDR merge would need every worker to serialise its histograms on each scrape, on its own event loop.
  * The price is resolution: 19 buckets from 25 µs to 10 s (Prometheus only exposes buckets anyway).
  *
@@ -211,8 +213,8 @@ export function bucketOf(ms: number): number {
 /** Records one duration into the histogram at `at` (bucket count and sum in µs). Allocation-free. */
 export function observe(cells: Int32Array, at: number, ms: number): void {
   if (!(ms >= 0)) ms = 0; // NaN or a clock step backwards
-  Atomics.add(cells, at + bucketOf(ms), 1);
-  Atomics.add(cells, at + HIST_SUM, (ms * 1000) | 0);
+  addOwn(cells, at + bucketOf(ms), 1);
+  addOwn(cells, at + HIST_SUM, (ms * 1000) | 0);
 }
 
 /** The metrics slots of a plan route (read by RouteRuntime once per plan; 0/[] when the plan has no region). */

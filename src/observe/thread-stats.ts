@@ -1,3 +1,5 @@
+import { addOwn } from '../shared/own-cells.js';
+
 /**
  * Counters of this thread's log and trace pipelines (lines written, dropped, spans exported…), in this worker's
  * block of the metrics region. The access-log sinks and the span exporter are per-thread resources, so they count
@@ -13,5 +15,5 @@ export function bindThreadStats(region: Int32Array, blockBase: number): void {
 
 /** adds `n` to worker header cell `cell` (W_* in metrics-layout.ts) */
 export function countStat(cell: number, n = 1): void {
-  if (cells !== null) Atomics.add(cells, base + cell, n);
+  if (cells !== null) addOwn(cells, base + cell, n);
 }

@@ -12,13 +12,15 @@ import {
 } from './metrics-layout.js';
 import { bindThreadStats } from './thread-stats.js';
 import { clock } from '../shared/clock.js';
+import { addOwn } from '../shared/own-cells.js';
 
 const GAUGE_INTERVAL_MS = 1000;
 const cellUs = (us: number) => Math.min(2 ** 31 - 1, Math.max(0, us)) | 0;
 
 /**
  * The worker's writer of the metrics region (layout in metrics-layout.ts). `finished` runs once per request, after
- * the response: a handful of Atomics.add on preallocated cells, no allocation, no message. Gauges (event-loop lag,
+ * the response: a handful of additions on preallocated cells of this worker's own block (addOwn), no allocation, no
+ * message. Gauges (event-loop lag,
  * heap, per-node in-flight and open connections) are written once a second by a timer.
  */
 export class WorkerMetrics {
@@ -59,7 +61,7 @@ export class WorkerMetrics {
     const route = ex.route;
     const row = this.#routes + route.metricsSlot * ROUTE_CELLS;
     const plan = ex.consumerPlan === null ? PLAN_NONE : this.#planSlot(ex.consumerPlan);
-    Atomics.add(cells, row + R_REQUESTS + plan * STATUS_SLOTS + statusSlot(ex.status || 499), 1);
+    addOwn(cells, row + R_REQUESTS + plan * STATUS_SLOTS + statusSlot(ex.status || 499), 1);
     const end = t.end > 0 ? t.end : performance.now();
     if (ex.startedAt > 0) {
       const total = end - ex.startedAt;
@@ -68,10 +70,10 @@ export class WorkerMetrics {
       observe(cells, row + R_GATEWAY, ex.sentAt > 0 ? ex.sentAt - ex.startedAt : total);
       if (t.start > 0) this.#phases(cells, row + R_PHASES, t, end);
     }
-    if (ex.bodyBytes > 0) Atomics.add(cells, row + R_BYTES_IN, ex.bodyBytes);
-    if (ex.bytesOut > 0) Atomics.add(cells, row + R_BYTES_OUT, ex.bytesOut);
+    if (ex.bodyBytes > 0) addOwn(cells, row + R_BYTES_IN, ex.bodyBytes);
+    if (ex.bytesOut > 0) addOwn(cells, row + R_BYTES_OUT, ex.bytesOut);
     const code = ex.errorCode;
-    if (code !== null) Atomics.add(cells, this.#codes + CODE_INDEX[code], 1);
+    if (code !== null) addOwn(cells, this.#codes + CODE_INDEX[code], 1);
     // A response is the last attempt's outcome; failures were counted per attempt as they happened (attemptFailed).
     // Its latency histogram is the node's responses counter too (its count).
     if (ex.nodeIndex >= 0 && ex.upstream === route.upstream && ex.headSent && (code === null || !code.startsWith('NG_ERR_UPSTREAM_'))) {
@@ -83,14 +85,14 @@ export class WorkerMetrics {
   /** An attempt went to node `ex.nodeIndex` (the first one, or a retry on another node). */
   attempted(ex: Exchange): void {
     const ns = ex.route.nodeMetricsSlots[ex.nodeIndex];
-    if (ns !== undefined) Atomics.add(this.#cells, this.#nodes + ns * NODE_CELLS + N_ATTEMPTS, 1);
+    if (ns !== undefined) addOwn(this.#cells, this.#nodes + ns * NODE_CELLS + N_ATTEMPTS, 1);
   }
 
   /** The attempt at node `ex.nodeIndex` failed, whether or not the request then moves to another node. */
   attemptFailed(ex: Exchange, code: ErrorCode): void {
     const ns = ex.route.nodeMetricsSlots[ex.nodeIndex];
     const cell = failureCell(code);
-    if (ns !== undefined && cell >= 0) Atomics.add(this.#cells, this.#nodes + ns * NODE_CELLS + cell, 1);
+    if (ns !== undefined && cell >= 0) addOwn(this.#cells, this.#nodes + ns * NODE_CELLS + cell, 1);
   }
 
   /**
@@ -99,8 +101,8 @@ export class WorkerMetrics {
    */
   rejected(code: ErrorCode, status: number, slot: number = ROUTE_UNMATCHED): void {
     const cells = this.#cells;
-    Atomics.add(cells, this.#routes + slot * ROUTE_CELLS + R_REQUESTS + PLAN_NONE * STATUS_SLOTS + statusSlot(status), 1);
-    Atomics.add(cells, this.#codes + CODE_INDEX[code], 1);
+    addOwn(cells, this.#routes + slot * ROUTE_CELLS + R_REQUESTS + PLAN_NONE * STATUS_SLOTS + statusSlot(status), 1);
+    addOwn(cells, this.#codes + CODE_INDEX[code], 1);
   }
 
   #phases(cells: Int32Array, at: number, t: RequestTiming, end: number): void {
@@ -143,7 +145,7 @@ export class WorkerMetrics {
     const s = this.#plans.get(name);
     if (s !== undefined) return s;
     if (this.#nextPlan >= PLAN_OTHER) {
-      Atomics.add(this.#cells, this.#base + W_PLAN_OVERFLOW, 1);
+      addOwn(this.#cells, this.#base + W_PLAN_OVERFLOW, 1);
       return PLAN_OTHER;
     }
     const slot = this.#nextPlan++;

@@ -1,8 +1,11 @@
+import { addOwn } from './own-cells.js';
+
 /**
- * Per-worker request counters in one SharedArrayBuffer, written by the owning worker with Atomics and read by the
- * control plane (admin /status, metrics). Each worker owns one row, so writers never contend.
+ * Per-worker request counters in one SharedArrayBuffer, written by the owning worker (addOwn: it is a row's only
+ * writer) and read by the control plane with Atomics (admin /status, metrics). A row is padded to a 64-byte cache
+ * line, so two workers counting never write the same line.
  *
- *   row w (SLOTS x int32):
+ *   row w (ROW x int32, SLOTS of them used):
  *   +----------+-----------+------+------+------+------+------+----------------+----------------+
  *   | REQUESTS | IN_FLIGHT | 1xx  | 2xx  | 3xx  | 4xx  | 5xx  | GATEWAY_ERRORS | UPSTREAM_ERRORS|
  *   +----------+-----------+------+------+------+------+------+----------------+----------------+
@@ -16,10 +19,12 @@ export const STATUS_BASE = 2; // + (status / 100 | 0) - 1
 export const GATEWAY_ERRORS = 7;
 export const UPSTREAM_ERRORS = 8;
 export const SLOTS = 9;
+/** cells per row: SLOTS rounded up to a cache line of int32 */
+export const ROW = 16;
 export const MAX_WORKERS = 256;
 
 export function createCounters(): SharedArrayBuffer {
-  return new SharedArrayBuffer(MAX_WORKERS * SLOTS * Int32Array.BYTES_PER_ELEMENT);
+  return new SharedArrayBuffer(MAX_WORKERS * ROW * Int32Array.BYTES_PER_ELEMENT);
 }
 
 export class WorkerCounters {
@@ -27,14 +32,14 @@ export class WorkerCounters {
   readonly #base: number;
   constructor(sab: SharedArrayBuffer, worker: number) {
     this.#cells = new Int32Array(sab);
-    this.#base = worker * SLOTS;
+    this.#base = worker * ROW;
   }
   add(slot: number, n = 1): void {
-    Atomics.add(this.#cells, this.#base + slot, n);
+    addOwn(this.#cells, this.#base + slot, n);
   }
   status(status: number): void {
     const cls = (status / 100) | 0;
-    if (cls >= 1 && cls <= 5) Atomics.add(this.#cells, this.#base + STATUS_BASE + cls - 1, 1);
+    if (cls >= 1 && cls <= 5) addOwn(this.#cells, this.#base + STATUS_BASE + cls - 1, 1);
   }
 }
 
@@ -57,7 +62,7 @@ export class CounterReader {
     }
   }
   total(worker: number, slot: number): number {
-    if (slot === IN_FLIGHT) return Atomics.load(this.#cells, worker * SLOTS + slot);
-    return this.#totals[worker * SLOTS + slot];
+    if (slot === IN_FLIGHT) return Atomics.load(this.#cells, worker * ROW + slot);
+    return this.#totals[worker * ROW + slot];
   }
 }

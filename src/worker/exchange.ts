@@ -76,6 +76,15 @@ const NO_PARAMS: string[] = [];
 
 /** Where a response head is assembled for uWS (see onHead): the largest upstream head plus what the gateway adds. */
 const HEAD_OUT = Buffer.allocUnsafe(64 * 1024 + 4096);
+// The first `length` bytes of HEAD_OUT, from a small cache of views by length: the heads of one route's responses
+// mostly have the same few lengths, and a view made per response is an object uWS reads once and drops.
+const HEAD_VIEWS: Buffer[] = Array.from({ length: 64 }, () => HEAD_OUT.subarray(0, 0));
+function headView(length: number): Buffer {
+  const i = length & 63;
+  let v = HEAD_VIEWS[i];
+  if (v.length !== length) HEAD_VIEWS[i] = v = HEAD_OUT.subarray(0, length);
+  return v;
+}
 const STATUS_BYTES: Buffer[] = STATUS_LINES.map((line) => Buffer.from(line, 'latin1'));
 let viaFor = '';
 let viaLines = Buffer.alloc(0);
@@ -918,7 +927,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
         out.set(via, o);
         o += via.length;
         o += out.write(this.requestId, o, 'latin1');
-        res.writeStatus(out.subarray(0, o));
+        res.writeStatus(headView(o));
         written = true;
       }
     }

@@ -1,4 +1,4 @@
-import { REQUESTS, SLOTS } from '../shared/counters.js';
+import { REQUESTS, ROW } from '../shared/counters.js';
 
 /**
  * SO_REUSEPORT hashes each connection to a worker once, so a few long-lived keep-alive connections can leave one
@@ -34,7 +34,7 @@ export class Rebalancer {
     let total = 0;
     let mine = 0;
     for (let w = 0; w < this.#workers; w++) {
-      const v = Atomics.load(this.#cells, w * SLOTS + REQUESTS) >>> 0;
+      const v = Atomics.load(this.#cells, w * ROW + REQUESTS) >>> 0;
       const d = (v - this.#last[w]) >>> 0;
       this.#last[w] = v;
       total += d;
