@@ -13,14 +13,15 @@
 # SIMUL=1 loads both at once in each round instead (see both()): less noise on a VM whose speed drifts by the second.
 # Knobs (env): ROUNDS=10 DUR=3 WARM=2 CONNS=50 BASE_PORT=19400 CONFIG=conf/nanogate.yaml (relative to native-bench/),
 # CONFIG_B (B's config, default CONFIG; B defaults to this checkout when CONFIG_B is set), HEADER (one request
-# header for every request, e.g. the JWT of conf/policies/rows.json), NB_ACCESS_LOG (default: a file in the run dir).
+# header for every request, e.g. the JWT of conf/policies/rows.json), NB_ACCESS_LOG (default: a file in the run dir),
+# NODE_FLAGS_A / NODE_FLAGS_B (node options of each side, e.g. a V8 flag; B defaults to this checkout when set).
 # Only 127.0.0.1 is contacted; every wrk run is bounded by -d; the processes started here are stopped by PID.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 A=$(cd "$HERE/.." && pwd)
 CONFIG=${CONFIG:-conf/nanogate.yaml}
 CONFIG_B=${CONFIG_B:-}
-if [ -n "$CONFIG_B" ]; then B=${B:-$A}; else B=${B:?set B to the other checkout (built), or CONFIG_B to compare two configs}; CONFIG_B=$CONFIG; fi
+if [ -n "$CONFIG_B" ] || [ -n "${NODE_FLAGS_B:-}" ]; then B=${B:-$A}; CONFIG_B=${CONFIG_B:-$CONFIG}; else B=${B:?set B to the other checkout (built), or CONFIG_B to compare two configs}; CONFIG_B=$CONFIG; fi
 B=$(cd "$B" && pwd)
 ROUNDS=${ROUNDS:-10}; DUR=${DUR:-3}; WARM=${WARM:-2}; CONNS=${CONNS:-50}; BASE_PORT=${BASE_PORT:-19400}
 HEADER=${HEADER:-}
@@ -53,15 +54,15 @@ PIDS+=($!)
 wait_200 "http://127.0.0.1:$ORIGIN_PORT/"
 
 declare -A PID PORT
-start_gw() { # label root port config
+start_gw() { # label root port config node-flags
   NB_ORIGIN_PORT=$ORIGIN_PORT NB_NANOGATE_PORT=$3 NB_NANOGATE_ADMIN_PORT=$(($3 + 1)) NB_ACCESS_LOG=${NB_ACCESS_LOG:-$RUN/access-$1.log} \
-    taskset -c 1 node "$2/bin/nanogate.js" start --config "$HERE/$4" --workers 1 >>"$RUN/$1.log" 2>&1 &
+    taskset -c 1 node $5 "$2/bin/nanogate.js" start --config "$HERE/$4" --workers 1 >>"$RUN/$1.log" 2>&1 &
   PID[$1]=$!; PORT[$1]=$3; PIDS+=($!)
   wait_200 "http://127.0.0.1:$3/"
   taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARM}s" "${HDR[@]}" "http://127.0.0.1:$3/" >/dev/null 2>&1 || true
 }
-start_gw A "$A" $((BASE_PORT + 10)) "$CONFIG"
-start_gw B "$B" $((BASE_PORT + 20)) "$CONFIG_B"
+start_gw A "$A" $((BASE_PORT + 10)) "$CONFIG" "${NODE_FLAGS_A:-}"
+start_gw B "$B" $((BASE_PORT + 20)) "$CONFIG_B" "${NODE_FLAGS_B:-}"
 echo "A=$A ($(git -C "$A" rev-parse --short HEAD 2>/dev/null || echo '?'))  B=$B ($(git -C "$B" rev-parse --short HEAD 2>/dev/null || echo '?'))  config=$CONFIG$([ "$CONFIG_B" != "$CONFIG" ] && echo " / B $CONFIG_B")  load=$(cut -d' ' -f1-3 /proc/loadavg)"
 
 one() { # label -> "cpu_us_per_req rps"

@@ -300,12 +300,16 @@ async function start(values: Values): Promise<number> {
     console.error(problem);
     return 1;
   }
-  const [{ createLogger }, { ConfigError }, { Gateway }] = await Promise.all([
+  const [{ createLogger }, { ConfigError }, { Gateway }, { tuneHeaps }] = await Promise.all([
     import('../observe/log-format.js'),
     import('../config/errors.js'),
     import('../control/gateway.js'),
+    import('../shared/heap-tuning.js'),
   ]);
+  // before any worker exists: their heaps take these flags when they are made
+  const heapFlags = tuneHeaps();
   const logger = createLogger({ name: 'nanogate', level: process.env.NANOGATE_LOG_LEVEL ?? 'info' });
+  if (heapFlags !== '') logger.debug({ heapFlags }, 'V8 heap flags set (NANOGATE_V8_HEAP=default leaves them)');
   const gateway = new Gateway({
     configFile: configs[0] ?? DEFAULT_CONFIG,
     configFiles: configs.length > 1 ? configs : undefined,
