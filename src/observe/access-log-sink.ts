@@ -13,9 +13,9 @@ import { W_LOGS_DROPPED, W_LOGS_WRITTEN } from './metrics-layout.js';
  * whichever comes first. Every worker appends whole batches of whole lines to the same file: O_APPEND keeps them from
  * interleaving. An HTTP endpoint gets NDJSON POSTs through a bounded queue that drops and counts when full.
  *
- * Why batches and not a write per line or per event-loop turn: each write is a threadpool round trip (a futex wake,
- * a syscall, a completion callback on the loop), which cost more than building the line; under load a batch carries
- * a few hundred lines, under light load the timer fires a few times a second.
+ * Why batches and not a write per line or per event-loop turn: each write is a syscall (and, to stdout, a threadpool
+ * round trip: a futex wake and a completion callback on the loop), which cost more than building the line; under load
+ * a batch carries about a hundred lines, under light load the timer fires a few times a second.
  */
 export interface AccessLogSink {
   /** one line of ASCII text (line.ts escapes the rest), ending in "\n" */
@@ -74,8 +74,23 @@ class BatchedFile implements AccessLogSink {
   constructor(dest: AccessLogDestinationConfig) {
     this.#file = dest.type === 'file';
     this.#flushMs = dest.flushMs ?? FILE_FLUSH_MS;
-    // maxWrite above a batch: a batch of non-ASCII text may encode to more than BATCH_BYTES and still leaves whole
-    this.#boom = pino.destination({ dest: this.#file ? dest.path! : 1, sync: false, mkdir: this.#file, minLength: 0, maxWrite: BATCH_BYTES * 4, contentMode: 'buffer' });
+    // maxWrite above a batch: a batch leaves whole in one write.
+    // A file is written synchronously, from the worker itself, as nginx writes its buffered access log: a 64 KiB
+    // write() into the page cache takes tens of µs, where handing it to the threadpool costs two thread wake-ups and
+    // a completion callback per batch (measured: native-bench/ab.sh, access-log row). stdout stays asynchronous: a
+    // pipe whose reader stalls must not stall the worker.
+    const options = { dest: this.#file ? dest.path! : 1, mkdir: this.#file, minLength: 0, maxWrite: BATCH_BYTES * 4, contentMode: 'buffer' as const };
+    let boom: ReturnType<typeof pino.destination> | null = null;
+    if (this.#file) {
+      try {
+        boom = pino.destination({ ...options, sync: true });
+      } catch {
+        // cannot be opened now (a missing directory that cannot be made, no permission): the asynchronous
+        // destination reports it as an error and keeps trying on reopen, and every lost batch is counted
+        boom = null;
+      }
+    }
+    this.#boom = boom ?? pino.destination({ ...options, sync: false });
     // a full disk or a closed pipe must not take the worker down: the batch is lost, the next one tries again
     this.#boom.on('error', () => countStat(W_LOGS_DROPPED, 1));
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TraceParent, formatTraceparent, parseTraceparent, randomHex, unixNanos } from '../../src/observe/trace-context.js';
+import { TraceParent, formatTraceparent, parseTraceparent, randomHex, randomIds, unixNanos } from '../../src/observe/trace-context.js';
 import { Redactor } from '../../src/observe/redact.js';
 import { BOUNDS_MS, BUCKETS, HIST_SUM, STATUS_CODES, STATUS_OTHER, STATUS_SLOTS, bucketOf, classOfSlot, observe, statusSlot } from '../../src/observe/metrics-layout.js';
 import { PromWriter, negotiateFormat } from '../../src/observe/prometheus.js';
@@ -49,6 +49,19 @@ test('ids are random lower-case hex of the asked length, never all zero', () => 
   }
   assert.equal(seen.size, 2000);
   assert.match(randomHex(16), /^[0-9a-f]{32}$/);
+});
+
+test("a request's ids from one string: trace id and two span ids, each random hex, none all zero, across pool refills", () => {
+  const traces = new Set<string>();
+  for (let i = 0; i < 1000; i++) {
+    const ids = randomIds();
+    assert.match(ids, /^[0-9a-f]{64}$/);
+    const [trace, server, client] = [ids.slice(0, 32), ids.slice(32, 48), ids.slice(48, 64)];
+    for (const id of [trace, server, client]) assert.ok(/[1-9a-f]/.test(id), `an id is all zero: ${ids}`);
+    assert.notEqual(server, client);
+    traces.add(trace);
+  }
+  assert.equal(traces.size, 1000);
 });
 
 test('unix nanos: a decimal string of the wall-clock time', () => {

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { CONTINUE, PolicyConfigError, type PolicyContext, type PolicyEnv, type PolicyModule } from '../../pipeline/policy.js';
 import type { ObservabilityConfig } from '../../observe/schema.js';
-import { TraceParent, formatTraceparent, parseTraceparent, randomHex } from '../../observe/trace-context.js';
+import { TraceParent, formatTraceparent, parseTraceparent, randomIds } from '../../observe/trace-context.js';
 import { SPAN_KIND_CLIENT, SPAN_KIND_SERVER, SpanRecord, spanExporter, type SpanAttributes, type SpanExporter } from '../../observe/span-exporter.js';
 import { OtlpEnvError, resolveTracing, type ResolvedTracing } from '../../observe/otlp-env.js';
 import { hostOnly, hostPort } from '../../observe/semconv.js';
@@ -65,17 +65,19 @@ class TracingHook {
   readonly access = (ctx: PolicyContext): typeof CONTINUE => {
     const run = new TraceRun();
     const incoming = ctx.header('traceparent');
+    // every id this request needs, from one hex string: trace id, SERVER span, CLIENT span
+    const ids = randomIds();
     if (incoming !== undefined && parseTraceparent(incoming, scratch)) {
       run.traceId = scratch.traceId;
       run.parentSpanId = scratch.parentId;
       run.sampled = (scratch.flags & 1) === 1;
     } else {
-      run.traceId = randomHex(16);
+      run.traceId = ids.slice(0, 32);
       run.sampled = this.#rate >= 1 || (this.#rate > 0 && Math.random() < this.#rate);
       if (incoming !== undefined) ctx.removeUpstreamHeader('tracestate');
     }
-    run.spanId = randomHex(8);
-    run.clientSpanId = randomHex(8);
+    run.spanId = ids.slice(32, 48);
+    run.clientSpanId = ids.slice(48, 64);
     if (incoming !== undefined) ctx.removeUpstreamHeader('traceparent');
     ctx.setUpstreamHeader('traceparent', formatTraceparent(run.traceId, run.clientSpanId, run.sampled));
     ctx.slots[this.#slot] = run;
