@@ -206,17 +206,13 @@ test('the format follows the Accept header: OpenMetrics when asked for first or 
   assert.equal(negotiateFormat('Application/OpenMetrics-Text; Version=1.0.0'), 'openmetrics');
 });
 
+/** A request's timestamps: routed after 10 µs, upstream 0.5-101.9, ended at 102; hooks as given. */
+function timingOf(hooks: number[], hookNames: string[]): RequestTiming {
+  return { start: 100, routed: 100.01, upstreamStart: 100.5, connected: 100.6, upstreamHeaders: 101.9, end: 102, hooks, hookNames };
+}
+
 test('phases and Server-Timing from request timestamps; hooks that did not run are left out', () => {
-  const t: RequestTiming = {
-    start: 100,
-    routed: 100.01,
-    upstreamStart: 100.5,
-    connected: 100.6,
-    upstreamHeaders: 101.9,
-    end: 102,
-    hooks: [100.21, 100.5, 0],
-    hookNames: ['auth', 'rateLimit', 'headers'],
-  };
+  const t = timingOf([100.21, 100.5, 0], ['auth', 'rateLimit', 'headers']);
   const seen: [string, number][] = [];
   forEachPhase(t, t.end, (n, ms) => seen.push([n, Math.round(ms * 1000) / 1000]));
   assert.deepEqual(seen, [
@@ -250,16 +246,7 @@ test('jsonString writes ASCII JSON text that reads back as the same string', () 
 });
 
 test('phasesJson: every phase once, in the order they come, a policy timed twice summed', () => {
-  const t: RequestTiming = {
-    start: 100,
-    routed: 100.01,
-    upstreamStart: 100.5,
-    connected: 100.6,
-    upstreamHeaders: 101.9,
-    end: 102,
-    hooks: [100.21, 100.3, 100.5, 0],
-    hookNames: ['auth', 'rateLimit', 'rateLimit', 'headers'],
-  };
+  const t = timingOf([100.21, 100.3, 100.5, 0], ['auth', 'rateLimit', 'rateLimit', 'headers']);
   assert.equal(phasesJson(t, t.end), '{"route":0.01,"auth":0.2,"rateLimit":0.29,"connect":0.1,"upstream":1.3,"transfer":0.1}');
   // the same names, another request: nothing of the first one's sums is left over
   assert.equal(phasesJson({ ...t, hooks: [100.02, 0, 0, 0], upstreamStart: 0, connected: 0, upstreamHeaders: 0 }, 0), '{"route":0.01,"auth":0.01}');
