@@ -115,9 +115,7 @@ export function phasesJson(t: RequestTiming, end: number): string {
     const hookSlot = plan.hookSlot;
     let prev = t.routed;
     for (let i = 0; i < hooks.length && hooks[i] > 0; i++) {
-      const k = hookSlot[i];
-      ms[k] = (set[k] === 1 ? ms[k] : 0) + (hooks[i] - prev);
-      set[k] = 1;
+      add(hookSlot[i], hooks[i] - prev);
       prev = hooks[i];
     }
   }
