@@ -5,7 +5,7 @@
  * `nanogate bench policies`.
  */
 import { defineSuite, consume, type MicroCase } from '../../src/bench/micro-api.js';
-import { buildLine, routePart, type LineOptions } from '../../src/policies/access-log/line.js';
+import { buildLine, lineCache, routePart, type LineOptions } from '../../src/policies/access-log/line.js';
 import { buildOtelLine, otelHeaderKeys, otelRoutePart } from '../../src/policies/access-log/line-otel.js';
 import { accessLogSink } from '../../src/observe/access-log-sink.js';
 import { Redactor } from '../../src/observe/redact.js';
@@ -44,7 +44,7 @@ export default defineSuite({
   description: 'one access-log line: built as JSON text (otel and legacy format), and built + batched for a file destination',
   cases(): MicroCase[] {
     const ctx = context();
-    const opts: LineOptions = { redact: new Redactor('redact', ['token'], ['authorization'], []), headers: [], phases: true };
+    const opts: LineOptions = { redact: new Redactor('redact', ['token'], ['authorization'], []), headers: [], phases: true, last: lineCache() };
     const route = routePart('orders');
     const sink = accessLogSink({ type: 'file', path: '/dev/null', flushMs: 60000 } as never);
     const reps = 32;

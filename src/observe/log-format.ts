@@ -5,19 +5,30 @@ import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'p
  * stream (stdout by default), so they share `time` as ISO 8601 UTC ("2026-11-22T04:30:19.102Z") and `level` as a
  * label ("info"), not pino's defaults of epoch milliseconds and level numbers. A log shipper then needs one parser.
  *
- * The timestamp is cached per millisecond: access-log lines come in bursts under load, and one Date +
- * toISOString per line is the most expensive part of the header pino writes; within one millisecond the text is the
- * same.
+ * The timestamp is cached per millisecond, and its text up to the seconds per second: access-log lines come in
+ * bursts under load, and a Date + toISOString once per millisecond (a time-zone lookup through ICU included) still
+ * cost ~0.5 µs a line at 8,000 lines a second (perf of the native-bench standard set).
  */
 let lastMs = -1;
 let lastStamp = '';
+let lastSecond = NaN;
+let secondPrefix = '';
+// "000Z\"" … "999Z\"": the milliseconds and the end of the field
+const MILLIS: readonly string[] = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0') + 'Z"');
 
 /** pino `timestamp` function: `,"time":"<ISO 8601 UTC>"`, rebuilt at most once per millisecond. */
 export function isoTime(): string {
   const now = Date.now();
   if (now !== lastMs) {
     lastMs = now;
-    lastStamp = `,"time":"${new Date(now).toISOString()}"`;
+    const second = Math.floor(now / 1000);
+    if (second !== lastSecond) {
+      lastSecond = second;
+      // "YYYY-MM-DDTHH:MM:SS." (an extended year, outside 0000-9999, has a longer text: then no prefix)
+      const iso = new Date(second * 1000).toISOString();
+      secondPrefix = iso.length === 24 ? ',"time":"' + iso.slice(0, 20) : '';
+    }
+    lastStamp = secondPrefix !== '' ? secondPrefix + MILLIS[now - second * 1000] : `,"time":"${new Date(now).toISOString()}"`;
   }
   return lastStamp;
 }

@@ -4,7 +4,7 @@ import { PRIORITY, PolicyConfigError, type PolicyContext, type PolicyModule } fr
 import type { ObservabilityConfig, AccessLogDestinationConfig } from '../../observe/schema.js';
 import { accessLogSink, type AccessLogSink } from '../../observe/access-log-sink.js';
 import { Redactor, type QueryMode } from '../../observe/redact.js';
-import { buildLine, routePart, type LineOptions } from './line.js';
+import { buildLine, lineCache, routePart, type LineOptions } from './line.js';
 import { buildOtelLine, otelHeaderKeys, otelRoutePart, type OtelLineOptions } from './line-otel.js';
 import { countStat } from '../../observe/thread-stats.js';
 import { W_LOGS_SAMPLED_OUT } from '../../observe/metrics-layout.js';
@@ -83,6 +83,7 @@ class AccessLogHook {
       headers,
       phases: data.phases,
       headerKeys: otel ? otelHeaderKeys(headers) : [],
+      last: lineCache(),
     };
     this.#build = otel ? buildOtelLine : (buildLine as (ctx: PolicyContext, status: number, route: string, o: LineOptions) => string);
     this.timesHooks = data.phases;

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { PolicyContext } from '../../pipeline/policy.js';
 import { msText } from '../../observe/phases.js';
 import { isoTime } from '../../observe/log-format.js';
@@ -41,6 +42,13 @@ const OTEL_KEYS: TailKeys = {
   spanId: ',"span_id":',
 };
 
+// `,"http.response.status_code":<status>` per status, made on first use
+const STATUS_PARTS: string[] = [];
+function statusPart(status: number): string {
+  if (status < 100 || status > 999 || (status | 0) !== status) return ',"http.response.status_code":' + status;
+  return (STATUS_PARTS[status] ??= ',"http.response.status_code":' + status);
+}
+
 export function buildOtelLine(ctx: PolicyContext, status: number, route: string, o: OtelLineOptions): string {
   const t = ctx.timing;
   const end = t.end > 0 ? t.end : performance.now();
@@ -49,26 +57,28 @@ export function buildOtelLine(ctx: PolicyContext, status: number, route: string,
   const consumer = ctx.consumerId;
   const node = ctx.upstreamNode;
   const redact = o.redact;
+  const last = o.last;
   const host = ctx.hostHeader;
   const ua = ctx.header('user-agent');
+  const bytesIn = ctx.bytesIn;
   let s =
     (status >= 500 ? '{"level":"error"' : '{"level":"info"') +
     isoTime() +
     route +
     ',"nanogate.request_id":' + q(ctx.requestId) +
-    ',"http.request.method":' + q(ctx.method) +
-    ',"url.path":' + q(redact.pii(ctx.path)) +
-    ',"http.response.status_code":' + status +
-    (host === '' ? '' : ',"server.address":' + q(hostOnly(host))) +
-    ',"client.address":' + q(ctx.clientIp) +
-    (ua === undefined ? '' : ',"user_agent.original":' + q(redact.header('user-agent', ua))) +
-    ',"nanogate.consumer":' + (consumer === null ? 'null' : q(consumer)) +
-    ',"http.request.body.size":' + ctx.bytesIn +
-    ',"http.response.body.size":' + ctx.bytesOut +
+    ',"http.request.method":' + last.method.of(ctx.method) +
+    ',"url.path":' + last.path.of(redact.pii(ctx.path)) +
+    statusPart(status) +
+    (host === '' ? '' : ',"server.address":' + last.host.of(hostOnly(host))) +
+    ',"client.address":' + last.client.of(ctx.clientIp) +
+    (ua === undefined ? '' : ',"user_agent.original":' + last.agent.of(redact.header('user-agent', ua))) +
+    ',"nanogate.consumer":' + (consumer === null ? 'null' : last.consumer.of(consumer)) +
+    (bytesIn === 0 ? ',"http.request.body.size":0,"http.response.body.size":' : ',"http.request.body.size":' + bytesIn + ',"http.response.body.size":') +
+    ctx.bytesOut +
     ',"duration_ms":' + msText(total) +
     ',"nanogate.gateway_duration_ms":' + msText(total - upstream) +
     ',"nanogate.upstream_duration_ms":' + msText(upstream) +
-    ',"nanogate.upstream.node":' + (node === null ? 'null' : q(node));
+    ',"nanogate.upstream.node":' + (node === null ? 'null' : last.node.of(node));
   s += tail(ctx, end, o, OTEL_KEYS);
   // semantic conventions: one field per header, http.request.header.<name>
   const names = o.headers;
