@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { ErrorCode } from '../errors/codes.js';
 import { Attempt, type AttemptOwner } from '../upstream/attempt.js';
 import { ADMIT_CIRCUIT_OPEN, ADMIT_FULL, OUTCOME_CONNECT } from '../upstream/cluster.js';

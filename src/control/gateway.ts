@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';

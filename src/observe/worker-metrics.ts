@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import type { ErrorCode } from '../errors/codes.js';
 import type { RequestTiming } from '../pipeline/policy.js';

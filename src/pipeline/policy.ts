@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { TSchema } from '@sinclair/typebox';
 import type { ProblemMembers } from '../errors/problem.js';
 import type { ErrorCode } from '../errors/codes.js';

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 /**
  * A coarse per-thread clock for deadlines. Reading Date.now() per request would be cheap, but the point is that no
  * request arms a timer: one interval per thread advances `now` and runs the registered sweeps.

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { ErrorCode } from '../errors/codes.js';
 import type { ForwardedHeaders } from './h1-parse.js';
 import type { UpstreamConnection, UpstreamExchange } from './exchange.js';

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { connect, type Socket } from 'node:net';
 import type { PlanNode, PlanUpstream } from '../config/plan.js';
 import type { UpstreamConnection, UpstreamExchange } from './exchange.js';

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { HttpResponse, WebSocket as ClientSocket, us_socket_context_t } from 'uWebSockets.js';
 import type WebSocket from 'ws';
 import { ERRORS, type ErrorCode } from '../errors/codes.js';

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocketBehavior, type us_socket_context_t } from 'uWebSockets.js';
 import { randomBytes } from 'node:crypto';
 import type { ErrorCode } from '../errors/codes.js';

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { ErrorCode } from '../errors/codes.js';
 import { CONTINUE, type PolicyContext, type RequestTiming } from '../pipeline/policy.js';
 

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { calendarNow } from '../../shared/clock.js';
 import {
   CL_DENIED64,

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { Type, type Static } from '@sinclair/typebox';
 import { CONTINUE, PolicyConfigError, type PolicyContext, type PolicyEnv, type PolicyModule } from '../../pipeline/policy.js';
 import type { ObservabilityConfig } from '../../observe/schema.js';

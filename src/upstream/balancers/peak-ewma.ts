@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { XorShift32, randomSeed } from './rng.js';
 import { NO_NODE, type Balancer, type NodeView } from './view.js';
 
