@@ -1,3 +1,5 @@
+// performance from its module: Node 20's global `performance` is a lazy getter, ~20 ns an access, several a request
+import { performance } from 'node:perf_hooks';
 import type { HttpResponse } from 'uWebSockets.js';
 import { ERRORS, type ErrorCode } from '../errors/codes.js';
 import { upstreamDetail, writeProblem, type ProblemMembers } from '../errors/problem.js';
@@ -90,6 +92,30 @@ let viaFor = '';
 let viaLines = Buffer.alloc(0);
 
 /** CRLF "via: …" CRLF "x-request-id: " as bytes, rebuilt only when a reload changes the Via value. */
+/**
+ * Writes "\r\n<name>: <value>" into `out` at `o`; the new end, or -1 when it might not fit. ASCII is copied in a loop
+ * (a policy's header is a few short fields: rate-limit state, a set header), anything else as UTF-8: no string is
+ * built for the block and no call into the runtime is made per field.
+ */
+function putField(out: Buffer, o: number, name: string, value: string): number {
+  if (o + 4 + (name.length + value.length) * 3 > out.length) return -1;
+  out[o] = 13;
+  out[o + 1] = 10;
+  o = putText(out, o + 2, name);
+  out[o] = 58;
+  out[o + 1] = 32;
+  return putText(out, o + 2, value);
+}
+
+function putText(out: Buffer, o: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return o + out.write(i === 0 ? s : s.slice(i), o, 'utf8');
+    out[o++] = c;
+  }
+  return o;
+}
+
 function viaBytes(via: string): Buffer {
   if (via !== viaFor) {
     viaLines = Buffer.from(`\r\nvia: ${via}\r\nx-request-id: `, 'latin1');
@@ -303,7 +329,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     this.maxBodyBytes = route.plan.maxBodyBytes;
     this.clientBodyDone = requestBodyKind === BODY_NONE;
     this.facts = facts;
-    this.slots = route.slotCount > 0 ? new Array(route.slotCount).fill(undefined) : NO_SLOTS;
+    this.slots = route.slotCount > 0 ? route.emptySlots.slice() : NO_SLOTS;
     this.timing = timing;
     // asked last: the transforms read the request head through this context
     this.bodyTransform = route.requestBody !== null && requestBodyKind !== BODY_NONE && wantsBody(route.requestBody, this);
@@ -918,9 +944,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
       // headers added by policies (rate-limit state, a headers policy's set…) join the same block as one string
       const extra = this.responseExtra;
       if (extra !== null && o >= 0) {
-        let block = '';
-        for (let i = 0; i < extra.length; i += 2) block += '\r\n' + extra[i] + ': ' + extra[i + 1];
-        o = o + block.length * 3 <= out.length ? o + out.write(block, o, 'utf8') : -1;
+        for (let i = 0; i < extra.length && o >= 0; i += 2) o = putField(out, o, extra[i], extra[i + 1]);
       }
       const via = viaBytes(this.host.viaValue);
       if (o >= 0 && o + via.length + this.requestId.length <= out.length) {

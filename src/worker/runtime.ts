@@ -112,6 +112,8 @@ export class RouteRuntime {
   /** the handler copies request facts: for policies, or for a balancer key (consistent-hash) */
   readonly needsFacts: boolean;
   readonly slotCount: number;
+  /** slotCount undefined entries, copied for each request's slots (a slice is cheaper than new Array(n).fill()) */
+  readonly emptySlots: readonly unknown[];
   /** a policy on this route answers CORS preflights: OPTIONS with Origin and Access-Control-Request-Method matches too */
   readonly preflight: boolean;
   /** cell of this route's "disabled" switch in Runtime.flags */
@@ -167,6 +169,7 @@ export class RouteRuntime {
     this.requestBodyLimit = bodies.length ? Math.min(...bodies.map((b) => b.maxBytes)) : 0;
     this.hasRequestPhases = this.access !== null || this.rewrite !== null;
     this.slotCount = hooks.length;
+    this.emptySlots = Array.from({ length: hooks.length }, () => undefined);
     this.hasPolicies = hooks.length > 0;
     const t = plan.traffic;
     const versionUpstreams = t === null ? [] : t.versions.map((v) => upstreams[v.upstream]);

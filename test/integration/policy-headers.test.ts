@@ -27,6 +27,11 @@ routes:
         request: { set: { x-env: prod }, remove: [x-debug] }
         response: { remove: [x-powered-by], set: { cache-control: no-store } }
   - { name: plain, match: { prefix: /p }, upstream: app }
+  - name: unicode
+    match: { prefix: /u }
+    upstream: app
+    policies:
+      headers: { response: { set: { x-note: "caf\u00e9 \u2713", x-after: ok } } }
   - name: dead
     match: { prefix: /d }
     upstream: gone
@@ -58,6 +63,16 @@ test('a global policy applies to routes without their own entry', async () => {
   const res = await fetch(`${gw.url}/p/1`);
   assert.equal(res.headers.get('x-frame-options'), 'DENY');
   assert.equal(res.headers.get('x-powered-by'), 'legacy');
+});
+
+test('a header value set by a policy reaches the client as UTF-8, and the fields after it intact', async () => {
+  const res = await send(gw.port, { path: '/u/1' });
+  assert.equal(res.status, 200);
+  // Node's client reads field values as latin1: the UTF-8 bytes come back one character per byte
+  assert.equal(Buffer.from(String(res.headers['x-note']), 'latin1').toString('utf8'), 'caf\u00e9 \u2713');
+  assert.equal(res.headers['x-after'], 'ok');
+  assert.equal(res.headers['x-keep'], 'yes');
+  assert.equal(res.text, 'ok');
 });
 
 test('a gateway error on a policy route still carries the response headers', async () => {
