@@ -40,6 +40,9 @@ export function ms3(ms: number): number {
 // ".001" … ".999" with trailing zeros dropped ("" for 0): the decimals of msText by the µs count
 const DECIMALS: readonly string[] = Array.from({ length: 1000 }, (_, f) => (f === 0 ? '' : ('.' + String(f).padStart(3, '0')).replace(/0+$/, '')));
 
+// "0", "0.001" … "0.999": most phases of a request take less than a millisecond, and then the text is one lookup
+const SUB_MS: readonly string[] = DECIMALS.map((d) => '0' + d);
+
 /**
  * String(ms3(ms)) without formatting a double: whole milliseconds as an integer (V8 keeps a cache of small integer
  * strings) and the µs from a table. A line has about ten of these, and double-to-text costs ~0.1-0.3 µs each.
@@ -47,6 +50,7 @@ const DECIMALS: readonly string[] = Array.from({ length: 1000 }, (_, f) => (f ==
 export function msText(ms: number): string {
   if (!(ms > 0)) return '0';
   const us = Math.round(ms * 1000);
+  if (us < 1000) return SUB_MS[us];
   if (us >= 1e15) return String(us / 1000);
   const whole = Math.floor(us / 1000);
   return whole + DECIMALS[us - whole * 1000];
