@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 /**
@@ -18,7 +19,28 @@ const MILLIS: readonly string[] = Array.from({ length: 1000 }, (_, i) => String(
 
 /** pino `timestamp` function: `,"time":"<ISO 8601 UTC>"`, rebuilt at most once per millisecond. */
 export function isoTime(): string {
-  const now = Date.now();
+  return stampOf(Date.now());
+}
+
+// the wall clock minus this thread's performance.now(), read again once a second of monotonic time
+let syncedAt = -Infinity;
+let wallOffset = 0;
+
+/**
+ * isoTime for an instant of this thread's performance.now() (an access-log line: the end of its request), without a
+ * Date.now() per line (a runtime call and a number allocation, ~0.2 µs a line in the standard set's profile). The
+ * offset to the wall clock is taken again after a second, so a clock step or NTP slew shows within a second.
+ */
+export function isoTimeAt(mono: number): string {
+  if (mono - syncedAt >= 1000) {
+    // against the clock's current reading, not `mono`: the instant may lie in the past
+    syncedAt = mono;
+    wallOffset = Date.now() - performance.now();
+  }
+  return stampOf(Math.floor(mono + wallOffset));
+}
+
+function stampOf(now: number): string {
   if (now !== lastMs) {
     lastMs = now;
     const second = Math.floor(now / 1000);

@@ -1,7 +1,7 @@
 import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redactor } from '../../src/observe/redact.js';
-import { isoTime } from '../../src/observe/log-format.js';
+import { isoTime, isoTimeAt } from '../../src/observe/log-format.js';
 import { buildLine, lineCache, routePart } from '../../src/policies/access-log/line.js';
 import { buildOtelLine, otelHeaderKeys, otelRoutePart } from '../../src/policies/access-log/line-otel.js';
 import type { PolicyContext, RequestTiming } from '../../src/pipeline/policy.js';
@@ -107,4 +107,28 @@ test('isoTime gives the ISO 8601 text of Date.now(), rebuilt when the millisecon
     assert.equal(Date.now(), at);
     assert.equal(isoTime(), `,"time":"${new Date(at).toISOString()}"`);
   }
+});
+
+/**
+ * A line's time comes from its request's end (performance.now()) plus an offset to the wall clock taken again once a
+ * second: it reads the wall clock, and a step of the wall clock (NTP, an operator) shows within a second.
+ */
+test('isoTimeAt maps a performance.now() instant to wall-clock text, and follows a clock step within a second', (t) => {
+  const real = Date.parse(isoTimeAt(performance.now()).slice(9, -1));
+  assert.ok(Math.abs(real - Date.now()) < 50, 'the text is the current wall-clock time');
+  t.after(() => mock.timers.reset());
+  // the wall clock stands still (mocked) while performance.now() runs on: the offset taken at a sync is
+  // wall - performance.now() then, so every text is compared within a millisecond of what that offset gives
+  const wall = Date.UTC(2026, 5, 1, 12, 0, 0, 0);
+  mock.timers.enable({ apis: ['Date'], now: wall });
+  const ms = (stamp: string) => Date.parse(stamp.slice(9, -1));
+  const near = (stamp: string, expected: number, what: string) => assert.ok(Math.abs(ms(stamp) - expected) <= 1, `${what}: ${stamp} vs ${new Date(expected).toISOString()}`);
+  const mono = 1e9; // far beyond any instant used so far: the offset is taken again
+  const offset = wall - performance.now();
+  near(isoTimeAt(mono), mono + offset, 'at the sync');
+  near(isoTimeAt(mono + 250.7), mono + 250.7 + offset, 'a later instant');
+  mock.timers.setTime(wall + 3_600_000); // the wall clock steps an hour ahead
+  near(isoTimeAt(mono + 900), mono + 900 + offset, 'within the second, the offset held');
+  const stepped = wall + 3_600_000 - performance.now();
+  near(isoTimeAt(mono + 1000), mono + 1000 + stepped, 'after it, the new wall clock');
 });

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { PolicyContext } from '../../pipeline/policy.js';
 import { msText } from '../../observe/phases.js';
-import { isoTime } from '../../observe/log-format.js';
+import { isoTimeAt } from '../../observe/log-format.js';
 import { hostOnly } from '../../observe/semconv.js';
 import { jsonString, tail, type LineOptions, type TailKeys } from './line.js';
 
@@ -63,7 +63,7 @@ export function buildOtelLine(ctx: PolicyContext, status: number, route: string,
   const bytesIn = ctx.bytesIn;
   let s =
     (status >= 500 ? '{"level":"error"' : '{"level":"info"') +
-    isoTime() +
+    isoTimeAt(end) +
     route +
     ',"nanogate.request_id":' + q(ctx.requestId) +
     ',"http.request.method":' + last.method.of(ctx.method) +

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { PolicyContext, RequestTiming } from '../../pipeline/policy.js';
 import { msText } from '../../observe/phases.js';
-import { isoTime } from '../../observe/log-format.js';
+import { isoTimeAt } from '../../observe/log-format.js';
 import type { Redactor } from '../../observe/redact.js';
 
 /**
@@ -274,7 +274,7 @@ export function buildLine(ctx: PolicyContext, status: number, route: string, o: 
   const last = o.last;
   let s =
     (status >= 500 ? '{"level":"error"' : '{"level":"info"') +
-    isoTime() +
+    isoTimeAt(end) +
     route +
     ',"reqId":' + q(ctx.requestId) +
     ',"method":' + last.method.of(ctx.method) +
