@@ -124,6 +124,15 @@ test('a header key counts each value apart; requests without the header count by
   assertProblem(await send(gw.port, { path: '/tenant' }), 429, 'NG_ERR_RATE_LIMITED');
 });
 
+test('keys that alternate from one request to the next keep their own buckets', async () => {
+  // a worker keeps the hash of the last key it saw: an alternating pair must not share or swap buckets
+  for (let i = 0; i < 2; i++) {
+    for (const tenant of ['c', 'd']) assert.equal((await send(gw.port, { path: '/tenant', headers: { 'x-tenant': tenant } })).status, 200);
+  }
+  for (const tenant of ['c', 'd']) assertProblem(await send(gw.port, { path: '/tenant', headers: { 'x-tenant': tenant } }), 429, 'NG_ERR_RATE_LIMITED');
+  assert.equal((await send(gw.port, { path: '/tenant', headers: { 'x-tenant': 'e' } })).status, 200);
+});
+
 test('a sliding window admits `rate` requests per window, then refuses until the oldest leaves the window', async () => {
   for (let i = 0; i < 4; i++) assert.equal((await send(gw.port, { path: '/window' })).status, 200);
   const r = await send(gw.port, { path: '/window' });

@@ -441,11 +441,22 @@ class RateLimitHook {
     return RESPOND;
   }
 
+  // the text of the last limit reported: a route's requests mostly report the same limit
+  #limit = -1;
+  #limitString = '';
+  #limitText(limit: number): string {
+    if (limit !== this.#limit) {
+      this.#limit = limit;
+      this.#limitString = String(limit);
+    }
+    return this.#limitString;
+  }
+
   readonly response = (ctx: PolicyContext): void => {
     const out = ctx.slots[this.slot] as RateOutcome | typeof DEFERRED | undefined;
     if (out === undefined || out === DEFERRED) return;
     if (out.limit >= 0) {
-      const limit = String(out.limit);
+      const limit = this.#limitText(out.limit);
       const remaining = String(out.remaining);
       const reset = String(out.reset);
       if (this.draft) {

@@ -27,6 +27,7 @@ import {
   clusterFreshAt,
   findEntry,
   hashKey,
+  hashOut,
   nowUs,
   leaseRefund,
   leaseTake,
@@ -79,6 +80,11 @@ export abstract class Limiter {
    * before each check, like `out` it is scratch of one synchronous call
    */
   weight = 1;
+  // hashOut of the last key hashed here
+  #hashedKey = '';
+  #hashedSeed = NaN;
+  #hash0 = 0;
+  #hash1 = 0;
 
   constructor(data: CheckData, fresh: FreshTest) {
     this.data = data;
@@ -113,7 +119,18 @@ export abstract class Limiter {
       seed ^= 0x5bd1e995;
     }
     this.key = key;
-    hashKey(key, seed);
+    // consecutive requests mostly carry the same key (a client's connection, a consumer's burst): comparing it with
+    // the last one is cheaper than hashing it again
+    if (key !== this.#hashedKey || seed !== this.#hashedSeed) {
+      hashKey(key, seed);
+      this.#hashedKey = key;
+      this.#hashedSeed = seed;
+      this.#hash0 = hashOut[0];
+      this.#hash1 = hashOut[1];
+    } else {
+      hashOut[0] = this.#hash0;
+      hashOut[1] = this.#hash1;
+    }
     return findEntry(this.region, this.fresh, now);
   }
 
