@@ -10,7 +10,8 @@
 # Same setup as ab.sh: origin nginx and the gateway on CPU 1, wrk -t1 -c50 on CPU 0, warmed up, then DUR seconds
 # under perf record -g (cpu-clock at 4,999 Hz: this VM has no hardware counters). Node runs with
 # --perf-basic-prof-only-functions so JIT frames have names. Profiles are kept in native-bench/results/profile-NAME/
-# (git-ignored). Knobs: DUR=5 WARM=3 CONNS=50 BASE_PORT=19600 HEADER, ROOT (another built checkout), NODE_FLAGS.
+# (git-ignored). Knobs: DUR=5 WARM=3 CONNS=50 BASE_PORT=19600 HEADER, ROOT (another built checkout), NODE_FLAGS,
+# PACE_MS (light load instead of saturation: each connection waits PACE_MS after a response, as run.sh's paced runs).
 # Only 127.0.0.1 is contacted; wrk runs are bounded by -d; the processes started here are stopped by PID.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -51,7 +52,12 @@ for i in $(seq 1 150); do [ "$(curl -s "${HDR[@]}" -o /dev/null -w '%{http_code}
 taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARM}s" "${HDR[@]}" "http://127.0.0.1:$GP/" >/dev/null
 perf record -g -F 4999 -e cpu-clock -p "$GW" -o "$OUT/perf.data" -- sleep "$DUR" >/dev/null 2>&1 &
 PERF=$!
-taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s" "${HDR[@]}" "http://127.0.0.1:$GP/" > "$OUT/wrk.txt"
+if [ -n "${PACE_MS:-}" ]; then
+  # light load: each connection waits PACE_MS after a response (report.lua), ~2,000 req/s at 24 ms with 50 connections
+  PACE_MS=$PACE_MS taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s" "${HDR[@]}" -s report.lua "http://127.0.0.1:$GP/" > "$OUT/wrk.txt"
+else
+  taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s" "${HDR[@]}" "http://127.0.0.1:$GP/" > "$OUT/wrk.txt"
+fi
 wait "$PERF" || true
 # symbolised now, while node's JIT map (/tmp/perf-<pid>.map) is there
 perf script -i "$OUT/perf.data" -F ip,sym > "$OUT/stacks.txt" 2>/dev/null
