@@ -9,9 +9,9 @@ import { W_LOGS_DROPPED, W_LOGS_WRITTEN } from './metrics-layout.js';
  * reloads (a reload with the same destination keeps the same file handle). Lines arrive as finished JSON text
  * (src/policies/access-log/line.ts builds them) and leave in batches, like nginx's `access_log ... buffer= flush=`:
  * stdout and files collect lines in memory and hand them to sonic-boom (pino's destination, so SIGUSR2 rotation keeps
- * working) in one write when BATCH_BYTES are held or `flushMs` after the first line of a batch,
- * whichever comes first. Every worker appends whole batches of whole lines to the same file: O_APPEND keeps them from
- * interleaving. An HTTP endpoint gets NDJSON POSTs through a bounded queue that drops and counts when full.
+ * working) in one write when the next line would not fit in BATCH_BYTES or `flushMs` after the first line of a
+ * batch, whichever comes first. Every worker appends whole batches of whole lines to the same file: O_APPEND keeps
+ * them from interleaving. An HTTP endpoint gets NDJSON POSTs through a bounded queue that drops and counts when full.
  *
  * Why batches and not a write per line or per event-loop turn: each write is a syscall (and, to stdout, a threadpool
  * round trip: a futex wake and a completion callback on the loop), which cost more than building the line; under load
@@ -62,10 +62,9 @@ class BatchedFile implements AccessLogSink {
   readonly #flushMs: number;
   // Each line is copied into the batch's buffer as it comes (latin1: the lines are ASCII, one byte per character),
   // and the buffer is handed to sonic-boom as it is when full (buffer mode: no conversion). Joining lines into one
-  // string and encoding it on the way out cost ~3 µs a line under load (measured: native-bench/ab.sh, standard
-  // set): the batch's tree of concatenations (some 10,000 nodes for 100 lines) was copied by every scavenge while it
-  // grew, then walked node by node, cold, to flatten it. A line copied at once is flattened while its nodes are
-  // still in cache, and garbage right after.
+  // string and encoding it on the way out cost more (native-bench/profile.sh, standard set): the batch's tree of
+  // concatenations (some 10,000 nodes for 100 lines) was copied by every scavenge while it grew, then walked node
+  // by node, cold, to flatten it. A line copied at once is flattened while its nodes are still in cache.
   #buf: Buffer | null = null;
   #len = 0;
   #timer: NodeJS.Timeout | null = null;
