@@ -91,7 +91,6 @@ const STATUS_BYTES: Buffer[] = STATUS_LINES.map((line) => Buffer.from(line, 'lat
 let viaFor = '';
 let viaLines = Buffer.alloc(0);
 
-/** CRLF "via: …" CRLF "x-request-id: " as bytes, rebuilt only when a reload changes the Via value. */
 /**
  * Writes "\r\n<name>: <value>" into `out` at `o`; the new end, or -1 when it might not fit. ASCII is copied in a loop
  * (a policy's header is a few short fields: rate-limit state, a set header), anything else as UTF-8: no string is
@@ -116,6 +115,7 @@ function putText(out: Buffer, o: number, s: string): number {
   return o;
 }
 
+/** CRLF "via: …" CRLF "x-request-id: " as bytes, rebuilt only when a reload changes the Via value. */
 function viaBytes(via: string): Buffer {
   if (via !== viaFor) {
     viaLines = Buffer.from(`\r\nvia: ${via}\r\nx-request-id: `, 'latin1');
@@ -941,7 +941,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
       const line = STATUS_BYTES[status];
       let o = line !== undefined ? (out.set(line, 0), line.length) : out.write(`${status} Unknown`, 0, 'latin1');
       o = headers.copyLines(out, o);
-      // headers added by policies (rate-limit state, a headers policy's set…) join the same block as one string
+      // headers added by policies (rate-limit state, a headers policy's set…) are written into the same block
       const extra = this.responseExtra;
       if (extra !== null && o >= 0) {
         for (let i = 0; i < extra.length && o >= 0; i += 2) o = putField(out, o, extra[i], extra[i + 1]);
