@@ -3,6 +3,7 @@ import type { PolicyContext, RequestTiming } from '../../pipeline/policy.js';
 import { msText } from '../../observe/phases.js';
 import { isoTimeAt } from '../../observe/log-format.js';
 import type { Redactor } from '../../observe/redact.js';
+import { LastResult } from '../../shared/last-result.js';
 
 /**
  * One access-log line as JSON text, written straight into a string: the field order and the encoding are those the
@@ -21,7 +22,13 @@ export interface LineOptions {
   readonly last: LineCache;
 }
 
-/** Per route's hook: the last quoted value of each field that mostly repeats (see Quoted). */
+/**
+ * Per route's hook: jsonString of the value each field had on the last line. Most fields repeat from one line to the
+ * next (method, host, client address, user agent, consumer, plan, node): comparing with the last value costs less
+ * than the scan and the two concatenations of quoting it again, each of them one more node for the sink to walk when
+ * it copies the line.
+ */
+type Quoted = LastResult<string, string>;
 export interface LineCache {
   readonly method: Quoted;
   readonly path: Quoted;
@@ -34,7 +41,8 @@ export interface LineCache {
 }
 
 export function lineCache(): LineCache {
-  return { method: new Quoted(), path: new Quoted(), host: new Quoted(), client: new Quoted(), agent: new Quoted(), consumer: new Quoted(), plan: new Quoted(), node: new Quoted() };
+  const quoted = (): Quoted => new LastResult<string, string>(jsonString, '');
+  return { method: quoted(), path: quoted(), host: quoted(), client: quoted(), agent: quoted(), consumer: quoted(), plan: quoted(), node: quoted() };
 }
 
 /**
@@ -58,25 +66,6 @@ export function asciiJson(json: string): string {
 }
 
 const q = jsonString;
-
-/**
- * jsonString of the value one field had on the last line, kept aside: most fields repeat from one line to the next
- * (method, host, client address, user agent, consumer, plan, node), and a comparison with the last value costs less
- * than the scan and the two concatenations of quoting it again (each concatenation is also one more node for the sink
- * to walk when it copies the line). One per field and route (the options of a route's hook hold them); one thread.
- */
-export class Quoted {
-  #raw = '';
-  #quoted = '""';
-
-  of(s: string): string {
-    if (s !== this.#raw) {
-      this.#raw = s;
-      this.#quoted = q(s);
-    }
-    return this.#quoted;
-  }
-}
 
 /**
  * A boolean or number of a policy's slot as JSON (what JSON.stringify gives, NaN and infinities as null) without a

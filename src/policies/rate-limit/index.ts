@@ -5,6 +5,7 @@ import { CL_STRIDE, LEASE_MASK, Q_STRIDE, SW_COUNT_MASK, SW_STRIDE, SW_SUBS, TB_
 import { ADMIT, REFUSE, UNAVAILABLE, WAIT, createLimiter, type Limiter } from './limiter.js';
 import { nowUs } from './store-shared.js';
 import { RATE_LIMIT_SERVICE, type RateLimitServiceData } from './service-data.js';
+import { LastResult } from '../../shared/last-result.js';
 
 /**
  * Rate limits and quotas. A route may carry several limits (e.g. 10 per second and 1,000 per hour), each counted
@@ -442,21 +443,13 @@ class RateLimitHook {
   }
 
   // the text of the last limit reported: a route's requests mostly report the same limit
-  #limit = -1;
-  #limitString = '';
-  #limitText(limit: number): string {
-    if (limit !== this.#limit) {
-      this.#limit = limit;
-      this.#limitString = String(limit);
-    }
-    return this.#limitString;
-  }
+  readonly #limitText = new LastResult<number, string>(String, -1);
 
   readonly response = (ctx: PolicyContext): void => {
     const out = ctx.slots[this.slot] as RateOutcome | typeof DEFERRED | undefined;
     if (out === undefined || out === DEFERRED) return;
     if (out.limit >= 0) {
-      const limit = this.#limitText(out.limit);
+      const limit = this.#limitText.of(out.limit);
       const remaining = String(out.remaining);
       const reset = String(out.reset);
       if (this.draft) {
