@@ -1,10 +1,19 @@
 import { readFileSync, readdirSync } from 'node:fs';
-import { monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { getHeapSpaceStatistics } from 'node:v8';
 import type { PromWriter } from './prometheus.js';
+import { LagSamples } from '../shared/loop-lag.js';
 
-/** prom-client's defaults, so that dashboards made for it read these as they are */
-const LOOP_RESOLUTION_MS = 10;
+/**
+ * The lag sampler's period. prom-client samples every 10 ms (perf_hooks.monitorEventLoopDelay): on an idle gateway
+ * that was 100 wake-ups a second of the control-plane thread, 3 ms of CPU a second on this VM, on the core that the
+ * workers share when pinned. Every 100 ms is 10 wake-ups; what is reported is how late each firing was, the lag
+ * alone (prom-client's values include its 10 ms interval).
+ */
+const LOOP_SAMPLE_MS = 100;
+/** samples kept between two scrapes: 100 s of them (a slower scraper sees the latest) */
+const LOOP_SAMPLES = 1000;
+/** prom-client's buckets, so that dashboards made for it read these as they are */
 const GC_BUCKETS = [0.001, 0.01, 0.1, 1, 2, 5];
 /** PerformanceEntry detail.kind (perf_hooks.constants.NODE_PERFORMANCE_GC_*) to prom-client's `kind` label */
 const GC_KINDS: Readonly<Record<number, string>> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
@@ -26,7 +35,8 @@ interface GcSeries {
  * prom-client does).
  */
 export class ProcessMetrics {
-  readonly #loop: IntervalHistogram;
+  readonly #loop = new LagSamples(LOOP_SAMPLE_MS, LOOP_SAMPLES);
+  readonly #loopTimer: NodeJS.Timeout;
   readonly #gc = new Map<string, GcSeries>();
   readonly #observer: PerformanceObserver;
   readonly #timer: NodeJS.Timeout;
@@ -35,8 +45,9 @@ export class ProcessMetrics {
   #lag = 0;
 
   constructor() {
-    this.#loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-    this.#loop.enable();
+    this.#loop.start(performance.now());
+    this.#loopTimer = setInterval(() => this.#loop.fired(performance.now()), LOOP_SAMPLE_MS);
+    this.#loopTimer.unref();
     this.#observer = new PerformanceObserver((list) => {
       for (const e of list.getEntries()) this.#gcObserved((e as { detail?: { kind?: number } }).detail?.kind ?? 0, e.duration / 1000);
     });
@@ -88,25 +99,23 @@ export class ProcessMetrics {
       out.sample('process_max_fds', '', max);
     }
 
-    const loop = this.#loop;
     out.help('nodejs_eventloop_lag_seconds', 'gauge', 'Lag of event loop in seconds.');
     out.sample('nodejs_eventloop_lag_seconds', '', this.#lag);
+    const loop = this.#loop.take(); // as prom-client: each scrape reports the delays since the previous one
     const stats: [string, string, number][] = [
       ['min', 'The minimum recorded event loop delay.', loop.min],
       ['max', 'The maximum recorded event loop delay.', loop.max],
       ['mean', 'The mean of the recorded event loop delays.', loop.mean],
       ['stddev', 'The standard deviation of the recorded event loop delays.', loop.stddev],
-      ['p50', 'The 50th percentile of the recorded event loop delays.', loop.percentile(50)],
-      ['p90', 'The 90th percentile of the recorded event loop delays.', loop.percentile(90)],
-      ['p99', 'The 99th percentile of the recorded event loop delays.', loop.percentile(99)],
+      ['p50', 'The 50th percentile of the recorded event loop delays.', loop.p50],
+      ['p90', 'The 90th percentile of the recorded event loop delays.', loop.p90],
+      ['p99', 'The 99th percentile of the recorded event loop delays.', loop.p99],
     ];
-    const seen = loop.count > 0;
-    for (const [stat, help, ns] of stats) {
+    for (const [stat, help, us] of stats) {
       const name = `nodejs_eventloop_lag_${stat}_seconds`;
       out.help(name, 'gauge', help);
-      out.sample(name, '', seen && Number.isFinite(ns) ? ns / 1e9 : 0);
+      out.sample(name, '', us / 1e6);
     }
-    loop.reset(); // as prom-client: each scrape reports the delays since the previous one
 
     out.help('nodejs_heap_size_total_bytes', 'gauge', 'Process heap size from Node.js in bytes.');
     out.sample('nodejs_heap_size_total_bytes', '', mem.heapTotal);
@@ -142,7 +151,7 @@ export class ProcessMetrics {
   close(): void {
     clearInterval(this.#timer);
     this.#observer.disconnect();
-    this.#loop.disable();
+    clearInterval(this.#loopTimer);
   }
 }
 

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { LagSamples, type LoopLag } from './loop-lag.js';
 /**
  * A coarse per-thread clock for deadlines. Reading Date.now() per request would be cheap, but the point is that no
  * request arms a timer: one interval per thread advances `now` and runs the registered sweeps.
@@ -9,13 +10,7 @@ const TICK_MS = 25;
 /** lag samples kept between two reads of takeLag (40 a second; a slow second keeps its latest ones) */
 const LAG_SAMPLES = 256;
 
-/** Event-loop lag over the samples since the last read, in µs. */
-export interface LoopLag {
-  count: number;
-  p50: number;
-  p99: number;
-  max: number;
-}
+export type { LoopLag };
 
 class CoarseClock {
   now = Date.now();
@@ -23,20 +18,15 @@ class CoarseClock {
   #timer: NodeJS.Timeout | null = null;
   // Event-loop lag, measured by the tick itself (how late it fires): the thread needs no timer of its own for it,
   // and an idle worker wakes 40 times a second, not 140 (perf_hooks' delay monitor would add 100 timer fires).
-  #lastTick = 0;
-  readonly #lag = new Float64Array(LAG_SAMPLES);
-  #lagCount = 0;
+  readonly #lag = new LagSamples(TICK_MS, LAG_SAMPLES);
 
   /** Runs `sweep` every TICK_MS (25 ms: the granularity of every deadline in the thread). */
   register(sweep: Sweep): () => void {
     this.#sweeps.add(sweep);
     if (this.#timer === null) {
-      this.#lastTick = performance.now();
+      this.#lag.start(performance.now());
       this.#timer = setInterval(() => {
-        const t = performance.now();
-        const late = t - this.#lastTick - TICK_MS;
-        this.#lastTick = t;
-        this.#lag[this.#lagCount++ % LAG_SAMPLES] = late > 0 ? late * 1000 : 0;
+        this.#lag.fired(performance.now());
         this.now = Date.now();
         for (const s of this.#sweeps) s(this.now);
       }, TICK_MS);
@@ -53,11 +43,7 @@ class CoarseClock {
 
   /** The loop lag seen by the ticks since the last call (µs; count 0 when the clock did not tick). */
   takeLag(): LoopLag {
-    const n = Math.min(this.#lagCount, LAG_SAMPLES);
-    this.#lagCount = 0;
-    if (n === 0) return { count: 0, p50: 0, p99: 0, max: 0 };
-    const sorted = this.#lag.slice(0, n).sort();
-    return { count: n, p50: sorted[Math.floor((n - 1) * 0.5)], p99: sorted[Math.floor((n - 1) * 0.99)], max: sorted[n - 1] };
+    return this.#lag.take();
   }
 }
 

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { TraceParent, formatTraceparent, parseTraceparent, randomHex, randomIds, unixNanos } from '../../src/observe/trace-context.js';
 import { Redactor } from '../../src/observe/redact.js';
 import { BOUNDS_MS, BUCKETS, HIST_SUM, STATUS_CODES, STATUS_OTHER, STATUS_SLOTS, bucketOf, classOfSlot, observe, statusSlot } from '../../src/observe/metrics-layout.js';
@@ -252,4 +253,35 @@ test('phasesJson: every phase once, in the order they come, a policy timed twice
   assert.equal(phasesJson({ ...t, hooks: [100.02, 0, 0, 0], upstreamStart: 0, connected: 0, upstreamHeaders: 0 }, 0), '{"route":0.01,"auth":0.01}');
   assert.equal(phasesJson({ ...t, hooks: null, hookNames: null }, t.end), '{"route":0.01,"connect":0.1,"upstream":1.3,"transfer":0.1}');
   assert.equal(phasesJson({ ...t, start: 0 }, t.end), '{}');
+});
+
+test('nodejs_eventloop_lag_*: about 10 wake-ups a second, the lag alone, and a blocked loop shows in it', async () => {
+  const { ProcessMetrics } = await import('../../src/observe/process-metrics.js');
+  const pm = new ProcessMetrics();
+  const scrape = () => {
+    const w = new PromWriter();
+    pm.render(w);
+    return parsePrometheus(w.text());
+  };
+  const switches = () => Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync('/proc/thread-self/status', 'utf8'))?.[1]);
+  try {
+    const s0 = switches();
+    await new Promise((r) => setTimeout(r, 1000));
+    // the thread sleeps between firings: about 10 wake-ups in that second (prom-client's 10 ms sampler made 100)
+    const woke = switches() - s0;
+    assert.ok(woke < 40, `${woke} wake-ups of an idle thread in 1 s`);
+    const idle = scrape();
+    // an idle loop fires its 100 ms sampler on time: what is left is well under the interval (it was ≥ 0.1 s with it)
+    assert.ok(idle.sum('nodejs_eventloop_lag_p50_seconds') < 0.05, `idle p50 ${idle.sum('nodejs_eventloop_lag_p50_seconds')} s`);
+    assert.ok(idle.sum('nodejs_eventloop_lag_min_seconds') >= 0);
+    const until = performance.now() + 300;
+    while (performance.now() < until) {
+      // the control-plane thread blocked for 300 ms
+    }
+    await new Promise((r) => setTimeout(r, 250));
+    const blocked = scrape();
+    assert.ok(blocked.sum('nodejs_eventloop_lag_max_seconds') >= 0.15, `max ${blocked.sum('nodejs_eventloop_lag_max_seconds')} s after a 300 ms block`);
+  } finally {
+    pm.close();
+  }
 });
