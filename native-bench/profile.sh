@@ -11,7 +11,9 @@
 # under perf record -g (cpu-clock at 4,999 Hz: this VM has no hardware counters). Node runs with
 # --perf-basic-prof-only-functions so JIT frames have names. Profiles are kept in native-bench/results/profile-NAME/
 # (git-ignored). Knobs: DUR=5 WARM=3 CONNS=50 BASE_PORT=19600 HEADER, ROOT (another built checkout), NODE_FLAGS,
-# PACE_MS (light load instead of saturation: each connection waits PACE_MS after a response, as run.sh's paced runs).
+# PACE_MS (light load instead of saturation: each connection waits PACE_MS after a response, as run.sh's paced runs;
+# wrk's connections fall into step, so requests come in bursts), RATE (light load, evenly spaced: RATE requests a
+# second from the bench harness's open-loop generator, each request on its own, as `nanogate bench` sends them).
 # Only 127.0.0.1 is contacted; wrk runs are bounded by -d; the processes started here are stopped by PID.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -52,7 +54,10 @@ for i in $(seq 1 150); do [ "$(curl -s "${HDR[@]}" -o /dev/null -w '%{http_code}
 taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARM}s" "${HDR[@]}" "http://127.0.0.1:$GP/" >/dev/null
 perf record -g -F 4999 -e cpu-clock -p "$GW" -o "$OUT/perf.data" -- sleep "$DUR" >/dev/null 2>&1 &
 PERF=$!
-if [ -n "${PACE_MS:-}" ]; then
+if [ -n "${RATE:-}" ]; then
+  # light load, evenly spaced: one request every 1/RATE s (the bench harness's open-loop generator)
+  taskset -c 0 node "$HERE/openloop.mjs" "$ROOT" "$GP" "$RATE" "$DUR" "${HEADER:-}" > "$OUT/wrk.txt"
+elif [ -n "${PACE_MS:-}" ]; then
   # light load: each connection waits PACE_MS after a response (report.lua), ~2,000 req/s at 24 ms with 50 connections
   PACE_MS=$PACE_MS taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s" "${HDR[@]}" -s report.lua "http://127.0.0.1:$GP/" > "$OUT/wrk.txt"
 else
@@ -62,5 +67,5 @@ wait "$PERF" || true
 # symbolised now, while node's JIT map (/tmp/perf-<pid>.map) is there
 perf script -i "$OUT/perf.data" -F ip,sym > "$OUT/stacks.txt" 2>/dev/null
 rm -f "$OUT/perf.data" "/tmp/perf-$GW.map"
-grep -E "Requests/sec|requests in" "$OUT/wrk.txt"
+grep -E "Requests/sec|requests in" "$OUT/wrk.txt" || { echo "!! the load run failed (see $OUT/wrk.txt)" >&2; exit 1; }
 node "$HERE/profile-report.js" "$HERE/results" "$NAME"
