@@ -7,32 +7,39 @@ import { randomFillSync } from 'node:crypto';
  *   traceparent: 00-<trace-id 32 hex>-<parent-id 16 hex>-<trace-flags 2 hex>
  *
  * Ids come from a pool of random bytes refilled 4 KiB at a time (one randomFillSync per 128 requests instead of a
- * crypto call and a Buffer per id), read out as hex by the buffer itself: one call and one flat string for all the ids
- * of a request, where a 2-character table lookup per byte made 32 small strings.
+ * crypto call and a Buffer per id), turned into hex once per refill: an id is a slice of that one flat string (no
+ * copy, no call into C++). Reading each request's ids out of the buffer as hex cost 0.28 µs a request in the
+ * integrated path (native-bench/profile.sh, tracing row), more than the rest of the policy.
  */
 const POOL = Buffer.allocUnsafe(4096);
+/** POOL as lower-case hex (two characters per byte), remade with every refill */
+let hex = '';
 let poolPos = POOL.length;
 
-function take(bytes: number): number {
-  if (poolPos + bytes > POOL.length) {
-    randomFillSync(POOL);
-    poolPos = 0;
-  }
-  const at = poolPos;
-  poolPos += bytes;
-  // an all-zero id is invalid: its last byte becomes 1 (every id is at most 16 bytes; callers slice at 8 or 16)
-  for (let i = at; i < at + bytes; i += 8) {
+function refill(): void {
+  randomFillSync(POOL);
+  // an all-zero id is invalid: in every 8-byte group that came out all zero the last byte becomes 1 (ids are taken
+  // in whole groups: 8, 16 or 32 bytes from a multiple of 8)
+  for (let i = 0; i < POOL.length; i += 8) {
     let any = 0;
     for (let j = i; j < i + 8; j++) any |= POOL[j];
     if (any === 0) POOL[i + 7] = 1;
   }
-  return at;
+  hex = POOL.toString('hex');
+  poolPos = 0;
 }
 
-/** `bytes` random bytes as lower-case hex, never all zero (an all-zero id is invalid). */
+/** `bytes` (a multiple of 8) random bytes as lower-case hex: a slice of the pool's hex. */
+function take(bytes: number): string {
+  if (poolPos + bytes > POOL.length) refill();
+  const at = poolPos;
+  poolPos += bytes;
+  return hex.slice(at * 2, (at + bytes) * 2);
+}
+
+/** `bytes` random bytes (8 or 16) as lower-case hex, never all zero (an all-zero id is invalid). */
 export function randomHex(bytes: number): string {
-  const at = take(bytes);
-  return POOL.toString('hex', at, at + bytes);
+  return take(bytes);
 }
 
 /**
@@ -40,9 +47,8 @@ export function randomHex(bytes: number): string {
  * [32, 48) and [48, 64) the span ids. Slices of it are views, not copies. No id is all zero.
  */
 export function randomIds(): string {
-  const at = take(32);
-  // the trace id is 16 bytes: all zero only if both of its 8-byte halves were, and take() fixed each half
-  return POOL.toString('hex', at, at + 32);
+  // the trace id is 16 bytes: all zero only if both of its 8-byte halves were, and refill() fixed each half
+  return take(32);
 }
 
 /** What parseTraceparent found. */
