@@ -10,8 +10,6 @@ const TICK_MS = 25;
 /** lag samples kept between two reads of takeLag (40 a second; a slow second keeps its latest ones) */
 const LAG_SAMPLES = 256;
 
-export type { LoopLag };
-
 class CoarseClock {
   now = Date.now();
   readonly #sweeps = new Set<Sweep>();
