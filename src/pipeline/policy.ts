@@ -141,9 +141,15 @@ export interface PolicyContext {
   readonly errorCode: ErrorCode | null;
   /**
    * high-resolution timestamps in ms (performance.now()); 0 when not reached, and all 0 on a route where no hook
-   * says readsTiming or timesHooks
+   * says readsTiming or timesHooks (unless a hook called startTiming)
    */
   readonly timing: RequestTiming;
+  /**
+   * Takes this request's timestamps from here on, on a route where no hook asked for them when it was compiled: for
+   * a hook that needs them for some requests only (tracing, for a sampled request). `start` is the arrival and
+   * `routed` is now; the phases after this call are timed. Does nothing where the timestamps are taken anyway.
+   */
+  startTiming(): void;
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly upstreamNode: string | null;
@@ -222,7 +228,8 @@ export interface PolicyHooks {
   readonly timesHooks?: boolean;
   /**
    * the hook reads ctx.timing (start, end, the phases): the route takes each request's timestamps, and only then
-   * (they cost a clock read each, and routes without such a hook keep the zeros of an untimed request)
+   * (they cost a clock read each, and routes without such a hook keep the zeros of an untimed request). A hook that
+   * reads them for a few requests only leaves this off and calls ctx.startTiming() for those.
    */
   readonly readsTiming?: boolean;
 }

@@ -205,6 +205,9 @@ export class WsConnection implements PolicyContext {
     return this.nodeIndex >= 0 ? this.route.upstream.authorities[this.nodeIndex] : null;
   }
 
+  /** a WebSocket connection's timestamps are taken anyway */
+  startTiming(): void {}
+
   header(name: string): string | undefined {
     const r = this.#req;
     for (let i = 0; i < r.headerCount; i++) if (r.headerNames[i] === name) return r.headerValues[i];

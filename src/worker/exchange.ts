@@ -259,7 +259,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   phaseIndex = 0;
   /** a response prepared by a hook (RESPOND) */
   prepared: { status: number; headers: readonly string[]; body: string | Uint8Array | undefined; code: ErrorCode | null; detail: string | undefined; members: ProblemMembers | null } | null = null;
-  readonly timing: RequestTiming;
+  /** the handler's timestamps, or its shared all-zero object until a hook calls startTiming() */
+  timing: RequestTiming;
   // observability, always on (metrics): handler entry and dispatch to the upstream pool (performance.now())
   startedAt = 0;
   sentAt = 0;
@@ -458,6 +459,12 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
 
   respond(status: number, headers: readonly string[], body?: string | Uint8Array): void {
     this.prepared = { status, headers, body, code: null, detail: undefined, members: null };
+  }
+
+  startTiming(): void {
+    if (this.timing.start > 0 || this.startedAt <= 0) return;
+    const now = performance.now();
+    this.timing = { start: this.startedAt, routed: now, upstreamStart: this.sentAt, connected: 0, upstreamHeaders: 0, end: 0, hooks: null, hookNames: null };
   }
 
   // ---------------------------------------------------------------------------- aggregate routes (AggregateHost)

@@ -66,6 +66,9 @@ export class Refusal implements PolicyContext {
     this.#values = headerValues;
   }
 
+  /** a refusal's timestamps are taken anyway */
+  startTiming(): void {}
+
   header(name: string): string | undefined {
     const names = this.#names;
     for (let i = 0; i < names.length; i++) if (names[i] === name) return this.#values[i];

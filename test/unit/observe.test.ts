@@ -65,6 +65,24 @@ test("a request's ids from one string: trace id and two span ids, each random he
   assert.equal(traces.size, 1000);
 });
 
+test("ids are uniform: every hex digit as often as the others, every position's high bit set half the time", () => {
+  // 4,000 requests' ids span 31 pool refills, each from its own seed; bounds are more than 6 standard deviations
+  const digits = new Array<number>(16).fill(0);
+  const high = new Array<number>(64).fill(0);
+  const N = 4000;
+  for (let i = 0; i < N; i++) {
+    const ids = randomIds();
+    for (let p = 0; p < 64; p++) {
+      const d = parseInt(ids[p], 16);
+      digits[d]++;
+      if (d >= 8) high[p]++;
+    }
+  }
+  const each = (N * 64) / 16;
+  for (let d = 0; d < 16; d++) assert.ok(Math.abs(digits[d] - each) < each * 0.05, `digit ${d.toString(16)}: ${digits[d]} of ${each} expected`);
+  for (let p = 0; p < 64; p++) assert.ok(Math.abs(high[p] - N / 2) < 200, `position ${p}: high bit in ${high[p]} of ${N}`);
+});
+
 test('unix nanos: a decimal string of the wall-clock time', () => {
   const ns = BigInt(unixNanos(performance.now()));
   const now = BigInt(Date.now()) * 1_000_000n;

@@ -51,15 +51,15 @@ class TracingHook {
   readonly #slot: number;
   readonly #rate: number;
   readonly #exporter: SpanExporter | null;
-  /** span start and end come from the request's timestamps (nothing to time without an exporter) */
-  readonly readsTiming: boolean;
+  /** spans are made of the request's timestamps: taken for sampled requests only (startTiming), so not readsTiming */
+  readonly #timesSampled: boolean;
   readonly #route: string | null;
 
   constructor(data: Data, env: PolicyEnv) {
     this.#slot = env.slot;
     this.#rate = data.sampleRate;
     this.#exporter = data.exporter === null ? null : spanExporter(data.exporter);
-    this.readsTiming = this.#exporter !== null;
+    this.#timesSampled = this.#exporter !== null;
     this.#route = data.route;
   }
 
@@ -82,6 +82,8 @@ class TracingHook {
     if (incoming !== undefined) ctx.removeUpstreamHeader('traceparent');
     ctx.setUpstreamHeader('traceparent', formatTraceparent(run.traceId, run.clientSpanId, run.sampled));
     ctx.slots[this.#slot] = run;
+    // tracing runs first among the access hooks, so a sampled span still covers every policy and the upstream hop
+    if (run.sampled && this.#timesSampled) ctx.startTiming();
     return CONTINUE;
   };
 
