@@ -107,6 +107,12 @@ export interface PolicyContext {
   addUpstreamQueryParam(name: string, value: string): void;
   /** add a header to the response sent to the client (appended after the upstream's) */
   addResponseHeader(name: string, value: string): void;
+  /**
+   * add several headers at once, as field lines ("name: value", joined by CRLF, none at the end; lower-case names,
+   * no CR or LF in a value): for a hook that renders the same fields on every response (the rate-limit state), one
+   * call and one copy into the head instead of one per field
+   */
+  addResponseFields(lines: string): void;
   /** drop a header of the upstream response (lower-case name) */
   removeResponseHeader(name: string): void;
 

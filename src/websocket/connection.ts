@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { HttpResponse, WebSocket as ClientSocket, us_socket_context_t } from 'uWebSockets.js';
+import { splitFieldLines } from '../shared/field-lines.js';
 import type WebSocket from 'ws';
 import { ERRORS, type ErrorCode } from '../errors/codes.js';
 import { writeProblem, type ProblemMembers } from '../errors/problem.js';
@@ -248,6 +249,9 @@ export class WsConnection implements PolicyContext {
   readonly bodyTransform = false;
   addResponseHeader(name: string, value: string): void {
     (this.#extraDown ??= []).push(name, value);
+  }
+  addResponseFields(lines: string): void {
+    splitFieldLines(lines, (this.#extraDown ??= []));
   }
   responseHeader(_name: string): string | undefined {
     return undefined;

@@ -1,6 +1,7 @@
 // performance from its module: Node 20's global `performance` is a lazy getter, ~20 ns an access, several a request
 import { performance } from 'node:perf_hooks';
 import type { HttpResponse } from 'uWebSockets.js';
+import { splitFieldLines } from '../shared/field-lines.js';
 import { ERRORS, type ErrorCode } from '../errors/codes.js';
 import { upstreamDetail, writeProblem, type ProblemMembers } from '../errors/problem.js';
 import type { UpstreamConnection } from '../upstream/exchange.js';
@@ -104,6 +105,29 @@ function putField(out: Buffer, o: number, name: string, value: string): number {
   out[o] = 58;
   out[o + 1] = 32;
   return putText(out, o + 2, value);
+}
+
+/**
+ * CRLF and field lines ("name: value" joined by CRLF) into a head block; -1 when they do not fit. The lines are
+ * mostly a concatenation made for this response: one native write walks it, where charCodeAt per character in
+ * putText cost twice the six putField calls it replaces (a micro check: 1.3 µs against 0.65, and 0.5 this way).
+ */
+function putLines(out: Buffer, o: number, lines: string): number {
+  if (o + 2 + lines.length * 3 > out.length) return -1;
+  out[o] = 13;
+  out[o + 1] = 10;
+  return o + 2 + out.write(lines, o + 2, 'utf8');
+}
+
+/** Policies' added headers as name, value… with the field lines of addResponseFields split into pairs. */
+function fieldPairs(extra: readonly string[]): readonly string[] {
+  if (!extra.includes('')) return extra;
+  const out: string[] = [];
+  for (let i = 0; i < extra.length; i += 2) {
+    if (extra[i] === '') splitFieldLines(extra[i + 1], out);
+    else out.push(extra[i], extra[i + 1]);
+  }
+  return out;
 }
 
 function putText(out: Buffer, o: number, s: string): number {
@@ -253,6 +277,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   readonly slots: unknown[];
   upstreamExtra = '';
   upstreamRemove: string[] | null = null;
+  /** headers added by policies: name, value…; an empty name marks field lines added at once (addResponseFields) */
   responseExtra: string[] | null = null;
   responseRemove: string[] | null = null;
   /** the next access/rewrite hook to run (for resume after PENDING) */
@@ -449,6 +474,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     (this.responseExtra ??= []).push(name, value);
   }
 
+  addResponseFields(lines: string): void {
+    (this.responseExtra ??= []).push('', lines);
+  }
+
   removeResponseHeader(name: string): void {
     (this.responseRemove ??= []).push(name.toLowerCase());
   }
@@ -596,7 +625,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
 
   #writeExtraHeaders(): void {
     const extra = this.responseExtra;
-    if (extra !== null) for (let i = 0; i < extra.length; i += 2) this.res.writeHeader(extra[i], extra[i + 1]);
+    if (extra === null) return;
+    const pairs = fieldPairs(extra);
+    for (let i = 0; i < pairs.length; i += 2) this.res.writeHeader(pairs[i], pairs[i + 1]);
   }
 
   // ---------------------------------------------------------------------------- dispatch
@@ -951,7 +982,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
       // headers added by policies (rate-limit state, a headers policy's set…) are written into the same block
       const extra = this.responseExtra;
       if (extra !== null && o >= 0) {
-        for (let i = 0; i < extra.length && o >= 0; i += 2) o = putField(out, o, extra[i], extra[i + 1]);
+        for (let i = 0; i < extra.length && o >= 0; i += 2) o = extra[i] === '' ? putLines(out, o, extra[i + 1]) : putField(out, o, extra[i], extra[i + 1]);
       }
       const via = viaBytes(this.host.viaValue);
       if (o >= 0 && o + via.length + this.requestId.length <= out.length) {
@@ -1261,7 +1292,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     this.errorCode = code;
     this.done = true;
     this.#runResponseHooks();
-    const extra = this.responseExtra === null ? headers : [...headers, ...this.responseExtra];
+    const extra = this.responseExtra === null ? headers : [...headers, ...fieldPairs(this.responseExtra)];
     writeProblem(this.res, code, this.requestId, detail, extra, close || this.host.closing || !this.clientBodyDone, members);
     this.#end();
   }

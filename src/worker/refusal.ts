@@ -103,6 +103,7 @@ export class Refusal implements PolicyContext {
   removeUpstreamQueryParam(): void {}
   addUpstreamQueryParam(): void {}
   addResponseHeader(): void {}
+  addResponseFields(): void {}
   removeResponseHeader(): void {}
   respondProblem(): void {}
   respond(): void {}

@@ -74,6 +74,12 @@ routes:
   - name: plain
     match: { prefix: /plain }
     upstream: app
+  - name: trimmed
+    match: { prefix: /trimmed }
+    upstream: app
+    policies:
+      headers: { response: { remove: [x-powered-by], set: { cache-control: no-store } } }
+      rateLimit: { limits: [{ key: route, rate: 1, per: hour, burst: 2 }] }
 `;
 
 // Quotas count per UTC day: the gateway's calendar clock stands still at noon (src/shared/clock.ts), so the quota
@@ -178,6 +184,28 @@ test('headers can be limited to the X-RateLimit set; routes without the policy c
   assert.equal(plain.status, 200);
   assert.equal(plain.headers['x-ratelimit-limit'], undefined);
   assert.equal(plain.headers['ratelimit-limit'], undefined);
+});
+
+// A route that removes an upstream header writes its head one field at a time: the rate-limit fields, rendered as
+// one block of lines, must come out as the same separate headers there, on a 429 too.
+test('the RateLimit headers are whole where another policy removes a response header, and on its refusal', async () => {
+  for (const want of ['1', '0']) {
+    const r = await send(gw.port, { path: '/trimmed' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['cache-control'], 'no-store');
+    for (const prefix of ['', 'x-']) {
+      assert.equal(r.headers[`${prefix}ratelimit-limit`], '2');
+      assert.equal(r.headers[`${prefix}ratelimit-remaining`], want);
+      assert.match(String(r.headers[`${prefix}ratelimit-reset`]), /^\d+$/);
+    }
+  }
+  const refused = await send(gw.port, { path: '/trimmed' });
+  assertProblem(refused, 429, 'NG_ERR_RATE_LIMITED');
+  for (const prefix of ['', 'x-']) {
+    assert.equal(refused.headers[`${prefix}ratelimit-limit`], '2');
+    assert.equal(refused.headers[`${prefix}ratelimit-remaining`], '0');
+    assert.match(String(refused.headers[`${prefix}ratelimit-policy`]), /;q=2;w=3600$/);
+  }
 });
 
 test('a named global limit is one bucket across the routes that use it', async () => {

@@ -5,7 +5,6 @@ import { CL_STRIDE, LEASE_MASK, Q_STRIDE, SW_COUNT_MASK, SW_STRIDE, SW_SUBS, TB_
 import { ADMIT, REFUSE, UNAVAILABLE, WAIT, createLimiter, type Limiter } from './limiter.js';
 import { nowUs } from './store-shared.js';
 import { RATE_LIMIT_SERVICE, type RateLimitServiceData } from './service-data.js';
-import { LastResult } from '../../shared/last-result.js';
 
 /**
  * Rate limits and quotas. A route may carry several limits (e.g. 10 per second and 1,000 per hour), each counted
@@ -442,31 +441,48 @@ class RateLimitHook {
     return RESPOND;
   }
 
-  // the text of the last limit reported: a route's requests mostly report the same limit
-  readonly #limitText = new LastResult<number, string>(String, -1);
+  // The fields' text around the two numbers that change from one response to the next (remaining, reset), for the
+  // last limit and policy reported: a route's responses mostly report the same ones.
+  #piecesFor = -1;
+  #piecesPolicy: string | null = null;
+  #pieces: readonly string[] = [];
 
   readonly response = (ctx: PolicyContext): void => {
     const out = ctx.slots[this.slot] as RateOutcome | typeof DEFERRED | undefined;
     if (out === undefined || out === DEFERRED) return;
-    if (out.limit >= 0) {
-      const limit = this.#limitText.of(out.limit);
+    if (out.limit >= 0 && (this.draft || this.legacy)) {
+      if (out.limit !== this.#piecesFor || out.policy !== this.#piecesPolicy) {
+        this.#pieces = fieldPieces(this.draft, this.legacy, out.limit, out.policy);
+        this.#piecesFor = out.limit;
+        this.#piecesPolicy = out.policy;
+      }
+      const p = this.#pieces;
       const remaining = String(out.remaining);
       const reset = String(out.reset);
-      if (this.draft) {
-        ctx.addResponseHeader('ratelimit-limit', limit);
-        ctx.addResponseHeader('ratelimit-remaining', remaining);
-        ctx.addResponseHeader('ratelimit-reset', reset);
-        if (out.policy !== null) ctx.addResponseHeader('ratelimit-policy', out.policy);
-      }
-      if (this.legacy) {
-        ctx.addResponseHeader('x-ratelimit-limit', limit);
-        ctx.addResponseHeader('x-ratelimit-remaining', remaining);
-        ctx.addResponseHeader('x-ratelimit-reset', reset);
-        if (out.policy !== null) ctx.addResponseHeader('x-ratelimit-policy', out.policy);
-      }
+      let lines = p[0] + remaining + p[1] + reset + p[2];
+      if (p.length > 3) lines += remaining + p[3] + reset + p[4];
+      ctx.addResponseFields(lines);
     }
     if (out.quotaWarning !== null) ctx.addResponseHeader('x-quota-warning', out.quotaWarning);
   };
+}
+
+/**
+ * The rate-limit fields of one limit and policy as the text between the numbers: pieces[0] remaining pieces[1]
+ * reset pieces[2], and with both header sets on, remaining pieces[3] reset pieces[4] after that.
+ */
+function fieldPieces(draft: boolean, legacy: boolean, limit: number, policy: string | null): string[] {
+  const set = (prefix: string): [string, string, string] => [
+    `${prefix}ratelimit-limit: ${limit}\r\n${prefix}ratelimit-remaining: `,
+    `\r\n${prefix}ratelimit-reset: `,
+    policy === null ? '' : `\r\n${prefix}ratelimit-policy: ${policy}`,
+  ];
+  if (draft && legacy) {
+    const [a, b, c] = set('');
+    const [d, e, f] = set('x-');
+    return [a, b, c + '\r\n' + d, e, f];
+  }
+  return set(draft ? '' : 'x-');
 }
 
 type WaitResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
