@@ -12,6 +12,12 @@ const LAG_SAMPLES = 256;
 
 class CoarseClock {
   now = Date.now();
+  /**
+   * How much later than due this tick fired (ms): time the thread was held by something else than its loop (a long
+   * GC pause, a CPU-heavy request, a stopped or starved process). Sweeps push the deadlines they watch back by it, so
+   * that a timeout measures time the thread could have seen the answer in, not time it was held.
+   */
+  heldMs = 0;
   readonly #sweeps = new Set<Sweep>();
   #timer: NodeJS.Timeout | null = null;
   // Event-loop lag, measured by the tick itself (how late it fires): the thread needs no timer of its own for it,
@@ -24,7 +30,7 @@ class CoarseClock {
     if (this.#timer === null) {
       this.#lag.start(performance.now());
       this.#timer = setInterval(() => {
-        this.#lag.fired(performance.now());
+        this.heldMs = this.#lag.fired(performance.now());
         this.now = Date.now();
         for (const s of this.#sweeps) s(this.now);
       }, TICK_MS);

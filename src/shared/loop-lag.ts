@@ -38,11 +38,12 @@ export class LagSamples {
     this.#last = nowMs;
   }
 
-  /** Called from the timer, with performance.now(): records how late this firing is against the previous one. */
-  fired(nowMs: number): void {
+  /** Called from the timer, with performance.now(): records how late this firing is against the previous one (ms, returned). */
+  fired(nowMs: number): number {
     const late = nowMs - this.#last - this.#periodMs;
     this.#last = nowMs;
     this.#samples[this.#count++ % this.#samples.length] = late > 0 ? late * 1000 : 0;
+    return late > 0 ? late : 0;
   }
 
   /** The lag since the previous call, and a fresh start for the next one. */

@@ -732,23 +732,50 @@ export class H1Pool {
     return w;
   }
 
-  /** Deadlines: connects, responses, queued requests, idle keep-alive connections. */
+  /**
+   * Deadlines: connects, responses, queued requests, idle keep-alive connections. A deadline that has passed is
+   * judged in setImmediate, after the poll phase of this turn: the tick runs before the turn reads its sockets, so
+   * after the thread was held (a long GC pause, a CPU-heavy request, a stopped or starved VM) a connection that
+   * connected, or an answer that arrived, while it was held would otherwise time out with its event still unread.
+   * That made a 504 of every request in flight and ejected a healthy node (test/integration/paused-gateway-timeouts).
+   * For the same reason every deadline moves back by the time the thread was held (clock.heldMs): a request that
+   * was still in the write batch when the thread stopped had not even reached the upstream.
+   */
   sweep(now: number): void {
+    const held = clock.heldMs;
+    let late = false;
     for (const conn of this.all) {
       if (conn.busy) {
-        if (conn.exchange !== null && now > conn.deadline) conn.timeout();
+        if (held > 0) conn.deadline += held;
+        if (conn.exchange !== null && now > conn.deadline) late = true;
       } else if (now - conn.idleSince > this.keepAliveMs) {
         this.#expiring = true;
         conn.abort();
         this.#expiring = false;
       }
     }
+    if (held > 0) for (let i = this.#waitHead; i < this.waiting.length; i++) this.waiting[i].deadline += held;
+    if (this.#waitHead < this.waiting.length && now > this.waiting[this.#waitHead].deadline) late = true;
+    if (late && !this.#lateCheckArmed) {
+      this.#lateCheckArmed = true;
+      setImmediate(this.#lateCheck, now);
+    }
+  }
+
+  #lateCheckArmed = false;
+
+  /** The second look at the deadlines the sweep saw pass, once this turn's socket events have been read. */
+  readonly #lateCheck = (now: number): void => {
+    this.#lateCheckArmed = false;
+    for (const conn of this.all) {
+      if (conn.busy && conn.exchange !== null && now > conn.deadline) conn.timeout();
+    }
     while (this.#waitHead < this.waiting.length && now > this.waiting[this.#waitHead].deadline) {
       const w = this.#nextWaiter()!;
       this.inFlight--;
       w.ex.onError('NG_ERR_UPSTREAM_TIMEOUT', `no connection to ${this.node.authority} became free in ${w.ex.connectTimeoutMs} ms`);
     }
-  }
+  };
 
   close(): void {
     this.#probe?.cancel();

@@ -367,7 +367,41 @@ export class H2NodePool {
     return false;
   }
 
+  /**
+   * Deadlines as the HTTP/1.1 pool keeps them (H1Pool.sweep): moved back by the time the thread was held
+   * (clock.heldMs), and a passed one judged in setImmediate, once this turn's socket events have been read.
+   */
   sweep(now: number): void {
+    const held = clock.heldMs;
+    const w = this.#waiting;
+    const list = this.#sessions;
+    if (held > 0) {
+      for (const conn of this.#active) conn.deadline += held;
+      for (let i = 0; i < w.length; i++) w[i].deadline += held;
+      for (let i = 0; i < list.length; i++) if (!list[i].connected) list[i].since += held;
+    }
+    let late = w.length > 0 && w[0].deadline <= now;
+    for (const conn of this.#active) if (conn.deadline <= now) late = true;
+    // backwards: a session closed here may leave the list at once
+    for (let i = list.length - 1; i >= 0; i--) {
+      const s = list[i];
+      if (!s.connected) {
+        if (s.since <= now) late = true;
+      } else if (s.streams === 0 && !s.closing && now - s.since >= this.#keepAliveMs) {
+        s.closing = true;
+        s.session.close();
+      }
+    }
+    if (late && !this.#lateCheckArmed) {
+      this.#lateCheckArmed = true;
+      setImmediate(this.#lateCheck, now);
+    }
+  }
+
+  #lateCheckArmed = false;
+
+  readonly #lateCheck = (now: number): void => {
+    this.#lateCheckArmed = false;
     for (const conn of this.#active) if (conn.deadline <= now) conn.timeout();
     const w = this.#waiting;
     while (w.length > 0 && w[0].deadline <= now) {
@@ -376,21 +410,15 @@ export class H2NodePool {
       ex.onError('NG_ERR_UPSTREAM_TIMEOUT', `no HTTP/2 stream to ${this.node.authority} became free in ${ex.connectTimeoutMs} ms`);
     }
     const list = this.#sessions;
-    // backwards: a session destroyed here may leave the list at once
     for (let i = list.length - 1; i >= 0; i--) {
       const s = list[i];
-      if (!s.connected) {
-        if (s.since <= now) {
-          s.failure ??= `timed out after ${this.#connectTimeoutMs} ms`;
-          s.closing = true;
-          s.session.destroy();
-        }
-      } else if (s.streams === 0 && !s.closing && now - s.since >= this.#keepAliveMs) {
+      if (!s.connected && s.since <= now) {
+        s.failure ??= `timed out after ${this.#connectTimeoutMs} ms`;
         s.closing = true;
-        s.session.close();
+        s.session.destroy();
       }
     }
-  }
+  };
 
   close(): void {
     this.#retired = true;
