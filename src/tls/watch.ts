@@ -1,4 +1,4 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { PromWriter } from '../observe/prometheus.js';
@@ -34,6 +34,7 @@ export class TlsWatch {
     if (same) return;
     this.#stopWatch();
     if (tls === null) return;
+    this.#hintMigrate();
     if (tls.watch) {
       for (const dir of new Set(tls.files.map((f) => dirname(f)))) {
         try {
@@ -48,6 +49,32 @@ export class TlsWatch {
     if (tls.expiryWarningDays > 0) {
       this.#daily = setInterval(() => this.#warnExpiry(), DAY_MS);
       this.#daily.unref();
+    }
+  }
+
+  #hinted = false;
+
+  /**
+   * A certificate reload swaps listen sockets (src/tls/uws-listener.ts), and unless net.ipv4.tcp_migrate_req is 1 the
+   * kernel resets the connections still waiting in the old socket's accept queue instead of handing them to the new
+   * one (native-bench/tls.sh, 2026-12-03: 9 to 16 connects reset over 9 reloads at about 1,000 new connections a
+   * second with 0, none with 1). Said once per process, where the setting can be read (not under systemd's
+   * ProcSubset=pid, nor off Linux).
+   */
+  #hintMigrate(): void {
+    if (this.#hinted) return;
+    this.#hinted = true;
+    let value: string;
+    try {
+      value = readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim();
+    } catch {
+      return;
+    }
+    if (value === '0') {
+      this.#log.info(
+        { sysctl: 'net.ipv4.tcp_migrate_req', value: 0 },
+        'a certificate reload resets the connections still in the old listen socket\'s queue: set net.ipv4.tcp_migrate_req=1 to hand them to the new one (docs/tls.md)',
+      );
     }
   }
 
