@@ -6,6 +6,7 @@ import { BODY_CHUNKED, BODY_NONE, BODY_UNTIL_CLOSE } from './h1-parse.js';
 import { H1Decoder, H1_BODY, H1_END, H1_HEAD, H1_NEED_MORE } from './h1-decoder.js';
 import { clock } from '../shared/clock.js';
 import { PipeliningProbe } from './h1-probe.js';
+import { LateCheck } from './late-check.js';
 import {
   PIPELINING,
   PIPE_OFF,
@@ -756,17 +757,11 @@ export class H1Pool {
     }
     if (held > 0) for (let i = this.#waitHead; i < this.waiting.length; i++) this.waiting[i].deadline += held;
     if (this.#waitHead < this.waiting.length && now > this.waiting[this.#waitHead].deadline) late = true;
-    if (late && !this.#lateCheckArmed) {
-      this.#lateCheckArmed = true;
-      setImmediate(this.#lateCheck, now);
-    }
+    if (late) this.#late.arm(now);
   }
 
-  #lateCheckArmed = false;
-
   /** The second look at the deadlines the sweep saw pass, once this turn's socket events have been read. */
-  readonly #lateCheck = (now: number): void => {
-    this.#lateCheckArmed = false;
+  readonly #late = new LateCheck((now) => {
     for (const conn of this.all) {
       if (conn.busy && conn.exchange !== null && now > conn.deadline) conn.timeout();
     }
@@ -775,7 +770,7 @@ export class H1Pool {
       this.inFlight--;
       w.ex.onError('NG_ERR_UPSTREAM_TIMEOUT', `no connection to ${this.node.authority} became free in ${w.ex.connectTimeoutMs} ms`);
     }
-  };
+  });
 
   close(): void {
     this.#probe?.cancel();

@@ -5,6 +5,7 @@ import type { UpstreamConnection, UpstreamExchange } from './exchange.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, HeaderList, parseContentLength } from './h1-parse.js';
 import { tlsConnectOptions } from './undici-pool.js';
 import { clock } from '../shared/clock.js';
+import { LateCheck } from './late-check.js';
 
 /**
  * HTTP/2 to upstream nodes: `protocol: h2` (TLS, ALPN "h2") and `protocol: h2c` (cleartext, prior knowledge), on
@@ -392,16 +393,10 @@ export class H2NodePool {
         s.session.close();
       }
     }
-    if (late && !this.#lateCheckArmed) {
-      this.#lateCheckArmed = true;
-      setImmediate(this.#lateCheck, now);
-    }
+    if (late) this.#late.arm(now);
   }
 
-  #lateCheckArmed = false;
-
-  readonly #lateCheck = (now: number): void => {
-    this.#lateCheckArmed = false;
+  readonly #late = new LateCheck((now) => {
     for (const conn of this.#active) if (conn.deadline <= now) conn.timeout();
     const w = this.#waiting;
     while (w.length > 0 && w[0].deadline <= now) {
@@ -418,7 +413,7 @@ export class H2NodePool {
         s.session.destroy();
       }
     }
-  };
+  });
 
   close(): void {
     this.#retired = true;
