@@ -376,17 +376,17 @@ export class H2NodePool {
     const held = clock.heldMs;
     const w = this.#waiting;
     const list = this.#sessions;
-    if (held > 0) {
-      for (const conn of this.#active) conn.deadline += held;
-      for (let i = 0; i < w.length; i++) w[i].deadline += held;
-      for (let i = 0; i < list.length; i++) if (!list[i].connected) list[i].since += held;
-    }
+    if (held > 0) for (let i = 0; i < w.length; i++) w[i].deadline += held;
     let late = w.length > 0 && w[0].deadline <= now;
-    for (const conn of this.#active) if (conn.deadline <= now) late = true;
+    for (const conn of this.#active) {
+      if (held > 0) conn.deadline += held;
+      if (conn.deadline <= now) late = true;
+    }
     // backwards: a session closed here may leave the list at once
     for (let i = list.length - 1; i >= 0; i--) {
       const s = list[i];
       if (!s.connected) {
+        if (held > 0) s.since += held;
         if (s.since <= now) late = true;
       } else if (s.streams === 0 && !s.closing && now - s.since >= this.#keepAliveMs) {
         s.closing = true;

@@ -51,15 +51,12 @@ class TracingHook {
   readonly #slot: number;
   readonly #rate: number;
   readonly #exporter: SpanExporter | null;
-  /** spans are made of the request's timestamps: taken for sampled requests only (startTiming), so not readsTiming */
-  readonly #timesSampled: boolean;
   readonly #route: string | null;
 
   constructor(data: Data, env: PolicyEnv) {
     this.#slot = env.slot;
     this.#rate = data.sampleRate;
     this.#exporter = data.exporter === null ? null : spanExporter(data.exporter);
-    this.#timesSampled = this.#exporter !== null;
     this.#route = data.route;
   }
 
@@ -82,8 +79,9 @@ class TracingHook {
     if (incoming !== undefined) ctx.removeUpstreamHeader('traceparent');
     ctx.setUpstreamHeader('traceparent', formatTraceparent(run.traceId, run.clientSpanId, run.sampled));
     ctx.slots[this.#slot] = run;
-    // tracing runs first among the access hooks, so a sampled span still covers every policy and the upstream hop
-    if (run.sampled && this.#timesSampled) ctx.startTiming();
+    // Spans are made of the request's timestamps, taken for sampled requests only (not readsTiming, which times every
+    // request of the route). Tracing runs first among the access hooks, so the span still covers every policy.
+    if (run.sampled && this.#exporter !== null) ctx.startTiming();
     return CONTINUE;
   };
 
