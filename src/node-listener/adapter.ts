@@ -107,7 +107,7 @@ export class NodeResponse {
   readonly #req: NodeReq;
   readonly #res: NodeRes;
   readonly #h2: boolean;
-  readonly #remote: Buffer;
+  readonly #remote: ArrayBuffer;
   /** the verified client certificate of the connection (mTLS), read by the clientCert auth method */
   readonly clientCert: ClientCertificate | null;
   #status = 200;
@@ -120,7 +120,7 @@ export class NodeResponse {
   #onWritable: ((offset: number) => boolean) | null = null;
   #waiting = false;
 
-  constructor(req: NodeReq, res: NodeRes, h2: boolean, remote: Buffer, clientCert: ClientCertificate | null) {
+  constructor(req: NodeReq, res: NodeRes, h2: boolean, remote: ArrayBuffer, clientCert: ClientCertificate | null) {
     this.#req = req;
     this.#res = res;
     this.#h2 = h2;
@@ -293,7 +293,8 @@ export class NodeResponse {
     this.#req.resume();
   }
 
-  getRemoteAddressAsText(): Buffer {
+  /** uWS's binary form: 4 bytes for IPv4, 16 for IPv6 (listener.ts remoteOf) */
+  getRemoteAddress(): ArrayBuffer {
     return this.#remote;
   }
 }

@@ -8,6 +8,7 @@ import type { PlanListenerTls } from '../tls/compile.js';
 import type { PlanHttp2Listener } from './compile.js';
 import { NodeRequest, NodeResponse } from './adapter.js';
 import { admitConnection, clientCertOf } from './client-cert.js';
+import { IP_V4, IP_V6, parseIpInto } from '../shared/cidr.js';
 
 /**
  * The node:http2 front end of a worker: HTTP/2 and HTTP/1.1 over TLS on one port (ALPN "h2", "http/1.1"), or h2c
@@ -26,14 +27,21 @@ import { admitConnection, clientCertOf } from './client-cert.js';
 
 type Handler = (res: HttpResponse, req: HttpRequest) => void;
 
-/** remote address of a connection, kept on its socket (IPv4-mapped IPv6 written as IPv4, as uWS does) */
+/**
+ * Remote address of a connection in uWS's binary form (getRemoteAddress: 4 bytes for IPv4, IPv4-mapped IPv6
+ * included, 16 for IPv6; none when unknown), kept on its socket; the handler makes the text (worker/peer-address.ts).
+ */
 const REMOTE = Symbol('nanogate.remote');
+const ipWords = new Uint32Array(4);
 
-function remoteOf(socket: Socket & { [REMOTE]?: Buffer }): Buffer {
+function remoteOf(socket: Socket & { [REMOTE]?: ArrayBuffer }): ArrayBuffer {
   let r = socket[REMOTE];
   if (r === undefined) {
-    const a = socket.remoteAddress ?? '';
-    r = Buffer.from(a.startsWith('::ffff:') ? a.slice(7) : a, 'latin1');
+    const family = parseIpInto(socket.remoteAddress ?? '', ipWords);
+    const words = family === IP_V4 ? 1 : family === IP_V6 ? 4 : 0;
+    const bytes = new DataView(new ArrayBuffer(words * 4));
+    for (let i = 0; i < words; i++) bytes.setUint32(i * 4, ipWords[i]);
+    r = bytes.buffer;
     socket[REMOTE] = r;
   }
   return r;

@@ -12,6 +12,7 @@ import { UpgradeRequest } from './request.js';
 import { WsConnection, type WsHost, type WsUserData } from './connection.js';
 import { GOING_AWAY } from './close-codes.js';
 import { MESSAGE_CEILING } from './schema.js';
+import { peerAddress } from '../worker/peer-address.js';
 
 /**
  * The WebSocket front end of a worker: one `app.ws('/*')` whose upgrade handler matches the route with the worker's
@@ -112,7 +113,7 @@ export class WebSocketFront implements WsHost {
     }
     state.counters.add(0 /* REQUESTS */);
     const requestId = r.requestId !== null && /^[\x21-\x7e]{1,200}$/.test(r.requestId) ? r.requestId : this.#idPrefix + (++this.#seq).toString(36);
-    const peer = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+    const peer = peerAddress(res);
     const trusted = rt.trusted.size > 0 && rt.trusted.has(peer);
     const clientIp = trusted && r.xff !== null ? firstUntrusted(r.xff, peer, rt) : peer;
     const c = new WsConnection(res, context, this, route, r, requestId, peer, trusted, clientIp, t0);

@@ -9,6 +9,7 @@ import { Exchange, type ExchangeHost, type RequestFacts } from './exchange.js';
 import { NO_ROUTE, Refusal } from './refusal.js';
 import type { RequestTiming } from '../pipeline/policy.js';
 import type { MatchInput, Runtime, RouteRuntime } from './runtime.js';
+import { peerAddress } from './peer-address.js';
 
 /**
  * The request path of a worker, from the uWS callback to a dispatched Exchange. Everything the uWS request object
@@ -232,7 +233,7 @@ export function createHandler(state: HandlerState, workerIndex: number, tls: boo
   function refusalOf(res: HttpResponse, code: ErrorCode, status: number, requestId: string, route: RouteRuntime | null): Refusal {
     const s = scan;
     const rt = state.runtime;
-    const peer = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+    const peer = peerAddress(res);
     const clientIp = s.xff !== null && rt.trusted.size > 0 && rt.trusted.has(peer) ? firstUntrusted(s.xff, peer, rt) : peer;
     const facts = { requestId, method: clip(s.method), path: clip(s.path), query: clip(s.query), hostHeader: clip(s.host), clientIp, routeName: route === null ? NO_ROUTE : route.plan.name };
     return new Refusal(facts, code, status, s.startedAt, s.headerNames.slice(0, s.headerCount), s.headerValues.slice(0, s.headerCount));
@@ -325,7 +326,7 @@ export function createHandler(state: HandlerState, workerIndex: number, tls: boo
 
     // --- the upstream request head
     const target = upstreamPath(route, path);
-    const clientIp = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+    const clientIp = peerAddress(res);
     const trusted = rt.trusted.size > 0 && rt.trusted.has(clientIp);
     const hostMode = route.plan.hostHeader;
     const line = method + ' ' + target + (query.length > 0 ? '?' + query : '') + ' HTTP/1.1\r\n';

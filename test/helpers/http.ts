@@ -17,11 +17,11 @@ export interface HttpResult {
  */
 export function send(
   port: number,
-  opts: { method?: string; path?: string; headers?: OutgoingHttpHeaders | string[]; body?: string | Buffer; timeoutMs?: number } = {},
+  opts: { method?: string; path?: string; headers?: OutgoingHttpHeaders | string[]; body?: string | Buffer; timeoutMs?: number; host?: string } = {},
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
-      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path ?? '/', headers: opts.headers, agent: false, setHost: !hasHost(opts.headers) },
+      { host: opts.host ?? '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path ?? '/', headers: opts.headers, agent: false, setHost: !hasHost(opts.headers) },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -11,7 +11,7 @@ import { NodeResponse } from '../../src/node-listener/adapter.js';
  */
 
 async function serve(handle: (res: NodeResponse) => void): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = http2.createServer((req, res) => handle(new NodeResponse(req, res, true, Buffer.from('127.0.0.1'), null)));
+  const server = http2.createServer((req, res) => handle(new NodeResponse(req, res, true, new Uint8Array([127, 0, 0, 1]).buffer, null)));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(() => r())) };
 }

@@ -218,6 +218,38 @@ test('without incoming X-Forwarded-*, even a trusted peer gets them filled in', 
   assert.equal(echo.headers['x-forwarded-host'], 'edge.example');
 });
 
+test('a dual-stack (::) listener forwards the client address as a client would write it', T, async () => {
+  // uWS's own text of an IPv4 client on an IPv6 socket is 0000:0000:0000:0000:0000:ffff:7f00:0001; upstreams,
+  // logs and allowlists want 127.0.0.1, and an IPv6 client in RFC 5952 form (::1, not eight 4-digit groups)
+  const dual = await startGateway(
+    `
+proxy: { trustedProxies: ["127.0.0.0/8"] }
+upstreams:
+  u: { nodes: [{ url: ${up.url} }] }
+routes:
+  - { name: echo, match: { prefix: / }, upstream: u }
+`,
+    { listen: '{ host: "::", port: 0 }' },
+  );
+  try {
+    const v4 = echoOf(await send(dual.port, { path: '/xff', headers: { host: 'edge.example' } }));
+    assert.equal(v4.headers['x-forwarded-for'], '127.0.0.1');
+    // the mapped address is the trusted 127.0.0.1: its X-Forwarded-For is appended to
+    const chained = echoOf(await send(dual.port, { path: '/xff', headers: { host: 'edge.example', 'x-forwarded-for': '203.0.113.7' } }));
+    assert.equal(chained.headers['x-forwarded-for'], '203.0.113.7, 127.0.0.1');
+    let v6: Echo | null = null;
+    try {
+      v6 = echoOf(await send(dual.port, { host: '::1', path: '/xff', headers: { host: 'edge.example' } }));
+    } catch (err) {
+      // a machine without IPv6 loopback cannot make this request; anything else is a failure
+      if (!/EADDRNOTAVAIL|ENETUNREACH|EAFNOSUPPORT/.test(String((err as NodeJS.ErrnoException).code))) throw err;
+    }
+    if (v6 !== null) assert.equal(v6.headers['x-forwarded-for'], '::1');
+  } finally {
+    await dual.stop();
+  }
+});
+
 test('Via is appended on the request and added to the response', T, async () => {
   const res = await send(gw.port, { path: '/via', headers: { via: '1.0 edge' } });
   assert.equal(echoOf(res).headers.via, '1.0 edge, 1.1 nanogate');
