@@ -177,12 +177,30 @@ function visitHeader(name: string, value: string): void {
 
 /** Removes from the forwarded block the fields that Connection names (rare: browsers send only keep-alive/close). */
 function dropConnectionTokens(forward: string, connection: string): string {
+  // the common value (browsers, most HTTP/1.1 client libraries) names no field: no split, no Set per request
+  if (isOnly(connection, 'keep-alive') || isOnly(connection, 'close')) return forward;
   const names = new Set(connection.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t && t !== 'close' && t !== 'keep-alive'));
   if (names.size === 0) return forward;
   return forward
     .split('\r\n')
     .filter((line) => !names.has(line.slice(0, line.indexOf(':'))))
     .join('\r\n');
+}
+
+/** `value` is the token `lower` alone, in any case, with optional whitespace around it */
+function isOnly(value: string, lower: string): boolean {
+  let a = 0;
+  let z = value.length;
+  while (a < z && (value.charCodeAt(a) === 32 || value.charCodeAt(a) === 9)) a++;
+  while (z > a && (value.charCodeAt(z - 1) === 32 || value.charCodeAt(z - 1) === 9)) z--;
+  if (z - a !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    const c = value.charCodeAt(a + i);
+    const e = lower.charCodeAt(i);
+    // the character itself, or the upper-case form of a letter
+    if (c !== e && !(e >= 97 && e <= 122 && c === e - 32)) return false;
+  }
+  return true;
 }
 
 /** True for paths with "." or ".." segments (also percent-encoded), which must not reach an upstream un-normalised. */
