@@ -109,8 +109,9 @@ export interface PolicyContext {
   addResponseHeader(name: string, value: string): void;
   /**
    * add several headers at once, as field lines ("name: value", joined by CRLF, none at the end; lower-case names,
-   * no CR or LF in a value): for a hook that renders the same fields on every response (the rate-limit state), one
-   * call and one copy into the head instead of one per field
+   * no CR or LF in a value, ASCII only: the text is copied into the head one byte per character): for a hook that
+   * renders the same fields on every response (the rate-limit state), one call and one copy into the head instead
+   * of one per field
    */
   addResponseFields(lines: string): void;
   /** drop a header of the upstream response (lower-case name) */

@@ -469,7 +469,8 @@ class RateLimitHook {
 
 /**
  * The rate-limit fields of one limit and policy as the text between the numbers: pieces[0] remaining pieces[1]
- * reset pieces[2], and with both header sets on, remaining pieces[3] reset pieces[4] after that.
+ * reset pieces[2], and with both header sets on, remaining pieces[3] reset pieces[4] after that. ASCII, as
+ * addResponseFields wants: the names are fixed, the numbers digits, a limit's id matches Name's pattern.
  */
 function fieldPieces(draft: boolean, legacy: boolean, limit: number, policy: string | null): string[] {
   const set = (prefix: string): [string, string, string] => [
