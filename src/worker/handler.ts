@@ -205,7 +205,8 @@ function isOnly(value: string, lower: string): boolean {
 
 /** True for paths with "." or ".." segments (also percent-encoded), which must not reach an upstream un-normalised. */
 export function hasDotSegment(path: string): boolean {
-  if (path.indexOf('/.') < 0 && path.indexOf('%2') < 0 && path.indexOf('%2'.toUpperCase()) < 0) return false;
+  // '%2' finds %2e and %2E alike (the digit has no case)
+  if (path.indexOf('/.') < 0 && path.indexOf('%2') < 0) return false;
   const decoded = path.replace(/%2e/gi, '.');
   for (const seg of decoded.split('/')) if (seg === '.' || seg === '..') return true;
   return false;
