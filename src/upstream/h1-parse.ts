@@ -178,6 +178,43 @@ function fieldLineError(text: string, from: number): string {
  * head.error set when invalid.
  */
 export function parseResponseHead(text: string, head: ResponseHead, requestMethodIsHead: boolean, source: Buffer | null = null, base = 0): boolean {
+  if (text.length !== 0 && text === last.text && requestMethodIsHead === last.isHead) {
+    // The same bytes as the last head this thread parsed (an upstream answering request after request for the same
+    // resource within one second of its Date): the same result, without the scan (about 6,000 instructions of the
+    // pass-through's 49,000, native-bench/instructions.sh). A miss costs the comparison, which stops at the first
+    // byte that differs, and a copy of the result.
+    head.reset();
+    head.text = text;
+    head.source = source;
+    head.base = base;
+    head.status = last.status;
+    head.bodyKind = last.bodyKind;
+    head.contentLength = last.contentLength;
+    head.close = last.close;
+    head.date = last.date;
+    const keep = last.keep;
+    for (let i = 0; i < keep.length; i++) head.keep.push(keep[i]);
+    return true;
+  }
+  if (parseFresh(text, head, requestMethodIsHead, source, base)) {
+    last.text = text;
+    last.isHead = requestMethodIsHead;
+    last.status = head.status;
+    last.bodyKind = head.bodyKind;
+    last.contentLength = head.contentLength;
+    last.close = head.close;
+    last.date = head.date;
+    last.keep = head.keep.slice();
+    return true;
+  }
+  last.text = '';
+  return false;
+}
+
+/** The last head parseResponseHead parsed well in this thread, and what it parsed to ('' when none). */
+const last = { text: '', isHead: false, status: 0, bodyKind: BODY_NONE, contentLength: -1, close: false, date: undefined as string | undefined, keep: [] as number[] };
+
+function parseFresh(text: string, head: ResponseHead, requestMethodIsHead: boolean, source: Buffer | null, base: number): boolean {
   head.reset();
   head.text = text;
   head.source = source;

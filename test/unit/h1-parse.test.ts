@@ -41,3 +41,34 @@ test('a broken field line is refused with the precise reason', () => {
     assert.equal(head.error, reason);
   }
 });
+
+test('a head equal to the last one parsed gives the same result; HEAD, a failure and other bytes are parsed afresh', () => {
+  const text = 'HTTP/1.1 200 OK\r\nServer: s\r\nDate: Thu, 03 Dec 2026 11:00:00 GMT\r\nContent-Length: 5\r\nConnection: keep-alive, x-hop\r\nX-Hop: h\r\nX-A: a';
+  const first = parse(text);
+  // a new string with the same bytes, in another place of another buffer: the offsets are into its own text
+  const again = new ResponseHead();
+  const copy = ' '.repeat(7) + text;
+  assert.equal(parseResponseHead(copy.slice(7), again, false, Buffer.from(copy, 'latin1'), 7), true);
+  for (const h of [first, again]) {
+    assert.equal(h.status, 200);
+    assert.equal(h.bodyKind, 1 /* BODY_LENGTH */);
+    assert.equal(h.contentLength, 5);
+    assert.equal(h.close, false);
+    assert.equal(h.date, 'Thu, 03 Dec 2026 11:00:00 GMT');
+    assert.deepEqual(h.list(), ['Server', 's', 'X-A', 'a']);
+    assert.equal(forwardedBytes(h), '\r\nServer: s\r\nX-A: a');
+  }
+  // the same bytes answering a HEAD request have no body
+  const head = new ResponseHead();
+  assert.equal(parseResponseHead(text, head, true, Buffer.from(text, 'latin1'), 0), true);
+  assert.equal(head.bodyKind, 0 /* BODY_NONE */);
+  // an invalid head in between is refused, and is not remembered as the last one
+  const bad = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6';
+  const refused = new ResponseHead();
+  assert.equal(parseResponseHead(bad, refused, false), false);
+  assert.equal(parseResponseHead(bad, new ResponseHead(), false), false);
+  assert.equal(parse(text).contentLength, 5);
+  assert.equal(parse(text.replace('Content-Length: 5', 'Content-Length: 7')).contentLength, 7);
+  // an empty text never matches the empty "no last head"
+  assert.equal(parseResponseHead('', new ResponseHead(), false), false);
+});
