@@ -17,7 +17,9 @@
 # worker thread's user CPU per request gives instructions per µs on this machine today: the µs column is
 # Δinstructions / that rate, an estimate that moves with the machine, unlike the counts beside it.
 # Knobs (env): N=8000 WARM_N=40000 WINDOWS=5 CONNS=20 NATIVE_DUR=5 (0: no native run) BASE_PORT=19700 ROOT
-# (another built checkout). Only 127.0.0.1 is contacted; every process started here is stopped by its PID.
+# (another built checkout), NODE_FLAGS, KEEP=1 (keep the dumps and node's JIT map: native-bench/instructions-report.js
+# then lists a row's instructions by function, JavaScript included, or two rows' difference).
+# Only 127.0.0.1 is contacted; every process started here is stopped by its PID.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=${ROOT:-$(cd "$HERE/.." && pwd)}
@@ -73,13 +75,13 @@ wait_200() { # header -> 0 once the gateway answers 200 (up to 120 s: valgrind s
 start_gateway() { # config [wrapper...]: starts it pinned on CPU 1 with the run's environment; sets GW
   local conf=$1; shift
   NB_ORIGIN_PORT=$OP NB_NANOGATE_PORT=$GP NB_NANOGATE_ADMIN_PORT=$((GP + 1)) NB_ACCESS_LOG=$RUN/access.log \
-    taskset -c 1 "$@" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/policies/$conf" --workers 1 >"$RUN/gateway-$ROW.log" 2>&1 &
+    taskset -c 1 "$@" node ${NODE_FLAGS:-} "$ROOT/bin/nanogate.js" start --config "$HERE/conf/policies/$conf" --workers 1 >"$RUN/gateway-$ROW.log" 2>&1 &
   GW=$!; PIDS+=($GW)
 }
 
 for ROW in "${ROWS[@]}"; do
   conf=$(field "$ROW" config); header=$(field "$ROW" header)
-  start_gateway "$conf" valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --smc-check=all-non-file \
+  NODE_FLAGS=${NODE_FLAGS:-${KEEP:+--perf-basic-prof-only-functions}} start_gateway "$conf" valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --smc-check=all-non-file \
     --callgrind-out-file="$RUN/cg-$ROW.%p"
   wait_200 "$header" || { echo "!! $ROW: the gateway does not answer 200 (see $RUN/gateway-$ROW.log)" >&2; exit 1; }
   taskset -c 0 node fixed-count.mjs "$ROOT" "$GP" "$WARM_N" "$CONNS" "$header" > "$RUN/warm-$ROW.json"
@@ -105,7 +107,12 @@ for ROW in "${ROWS[@]}"; do
       const load = JSON.parse(fs.readFileSync(path.join(dir, `window-${row}.${w}.json`), "utf8"));
       console.log(JSON.stringify({ row, window: w, ...load, threads }));
     }' "$RUN" "$ROW" "$GW" "$WINDOWS" >> "$RUN/counts.jsonl"
-  [ -n "${KEEP:-}" ] || rm -f "$RUN"/cg-"$ROW".*
+  if [ -n "${KEEP:-}" ]; then
+    # node's map of its JIT code (KEEP adds --perf-basic-prof-only-functions): instructions-report.js names it
+    [ -f "/tmp/perf-$GW.map" ] && mv "/tmp/perf-$GW.map" "$RUN/perf-$ROW.map"
+  else
+    rm -f "$RUN"/cg-"$ROW".*
+  fi
   echo "  $ROW: $(tail -n "$WINDOWS" "$RUN/counts.jsonl" | node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>{console.log(s.trim().split("\n").map((l)=>{const r=JSON.parse(l);return (Math.max(...Object.values(r.threads))/r.requests/1000).toFixed(1)+"k instr/req ("+r.ok+" ok, "+r.failed+" failed)"}).join(", "))})')"
 done
 
