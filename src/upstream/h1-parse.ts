@@ -180,7 +180,7 @@ function fieldLineError(text: string, from: number): string {
 export function parseResponseHead(text: string, head: ResponseHead, requestMethodIsHead: boolean, source: Buffer | null = null, base = 0): boolean {
   if (text.length !== 0 && text === lastText && requestMethodIsHead === lastIsHead) {
     // The same bytes as the last head this thread parsed (an upstream answering request after request for the same
-    // resource within one second of its Date): the same result, without the scan (about 6,000 instructions of the
+    // resource within one second of its Date): the same result, without the scan (about 7,000 instructions of the
     // pass-through's 49,000, native-bench/instructions.sh). A miss costs the comparison, which stops at the first
     // byte that differs, and a copy of the result.
     head.reset();
