@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { flat } from '../shared/flat-string.js';
 
 /**
  * The one line format of everything the gateway logs: control-plane logs, the audit trail and access logs share a
@@ -48,9 +49,10 @@ function stampOf(now: number): string {
       lastSecond = second;
       // "YYYY-MM-DDTHH:MM:SS." (an extended year, outside 0000-9999, has a longer text: then no prefix)
       const iso = new Date(second * 1000).toISOString();
-      secondPrefix = iso.length === 24 ? ',"time":"' + iso.slice(0, 20) : '';
+      secondPrefix = iso.length === 24 ? flat(',"time":"' + iso.slice(0, 20)) : '';
     }
-    lastStamp = secondPrefix !== '' ? secondPrefix + MILLIS[now - second * 1000] : `,"time":"${new Date(now).toISOString()}"`;
+    // flat: a line that holds it copies it, not its pieces (shared/flat-string.ts)
+    lastStamp = flat(secondPrefix !== '' ? secondPrefix + MILLIS[now - second * 1000] : `,"time":"${new Date(now).toISOString()}"`);
   }
   return lastStamp;
 }

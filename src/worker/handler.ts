@@ -10,6 +10,7 @@ import { NO_ROUTE, Refusal } from './refusal.js';
 import type { RequestTiming } from '../pipeline/policy.js';
 import type { MatchInput, Runtime, RouteRuntime } from './runtime.js';
 import { peerAddress } from './peer-address.js';
+import { flat } from '../shared/flat-string.js';
 
 /**
  * The request path of a worker, from the uWS callback to a dispatched Exchange. Everything the uWS request object
@@ -115,6 +116,39 @@ class HeaderScan implements MatchInput {
 }
 
 const scan = new HeaderScan();
+
+/**
+ * Field lines of the upstream head built from up to three values, kept for the last values seen: from one request
+ * to the next they mostly repeat (the same client, Host and Via), and then the head takes one flat string instead of
+ * the nine pieces it would walk again when it is written (shared/flat-string.ts).
+ */
+class LastLines {
+  readonly #make: (a: string, b: string, c: string) => string;
+  #a = '';
+  #b = '';
+  #c = '';
+  #lines: string;
+
+  constructor(make: (a: string, b: string, c: string) => string) {
+    this.#make = make;
+    this.#lines = flat(make('', '', ''));
+  }
+
+  of(a: string, b: string, c: string): string {
+    if (a !== this.#a || b !== this.#b || c !== this.#c) {
+      this.#a = a;
+      this.#b = b;
+      this.#c = c;
+      this.#lines = flat(this.#make(a, b, c));
+    }
+    return this.#lines;
+  }
+}
+
+/** X-Forwarded-For, -Proto and -Host */
+const forwarded = new LastLines((xff, xfp, xfh) => 'x-forwarded-for: ' + xff + '\r\nx-forwarded-proto: ' + xfp + '\r\nx-forwarded-host: ' + xfh + '\r\n');
+/** Via, and the request-id field's name (its value, new per request, follows) */
+const viaAndId = new LastLines((via, idHeader) => 'via: ' + via + '\r\n' + idHeader + ': ');
 
 function visitHeader(name: string, value: string): void {
   const s = scan;
@@ -352,21 +386,17 @@ export function createHandler(state: HandlerState, workerIndex: number, tls: boo
     // hostHeader: upstream is filled in per node when the balancer has picked one
     const hostLine = hostMode === 'upstream' ? null : 'host: ' + (hostMode === 'preserve' ? s.host : hostMode) + '\r\n';
     let head = s.connection === null ? s.forward : dropConnectionTokens(s.forward, s.connection);
-    head += 'x-forwarded-for: ' + (trusted && s.xff !== null ? s.xff + ', ' + clientIp : clientIp) + '\r\n';
-    head += 'x-forwarded-proto: ' + (trusted && s.xfp !== null ? s.xfp : proto) + '\r\n';
-    head += 'x-forwarded-host: ' + (trusted && s.xfh !== null ? s.xfh : s.host) + '\r\n';
+    head += forwarded.of(trusted && s.xff !== null ? s.xff + ', ' + clientIp : clientIp, trusted && s.xfp !== null ? s.xfp : proto, trusted && s.xfh !== null ? s.xfh : s.host);
     if (trusted && s.claims !== null) head += s.claims;
     if (certificates) {
       const cert = (res as unknown as { clientCert: { headers: readonly string[] } | null }).clientCert;
       if (cert !== null) for (let i = 0; i < cert.headers.length; i += 2) head += cert.headers[i] + ': ' + cert.headers[i + 1] + '\r\n';
     }
-    head += 'via: ' + (s.via !== null ? s.via + ', ' + rt.viaValue : rt.viaValue) + '\r\n';
-    head += plan.proxy.requestIdHeader + ': ' + requestId + '\r\n';
-    if (bodyKind === BODY_LENGTH) head += 'content-length: ' + s.contentLength + '\r\n';
-    else if (bodyKind === BODY_CHUNKED) head += 'transfer-encoding: chunked\r\n';
-    else if (s.contentLength === 0 && method !== 'GET' && method !== 'HEAD') head += 'content-length: 0\r\n';
-
-    head += '\r\n';
+    head += viaAndId.of(s.via !== null ? s.via + ', ' + rt.viaValue : rt.viaValue, plan.proxy.requestIdHeader, '') + requestId;
+    if (bodyKind === BODY_LENGTH) head += '\r\ncontent-length: ' + s.contentLength + '\r\n\r\n';
+    else if (bodyKind === BODY_CHUNKED) head += '\r\ntransfer-encoding: chunked\r\n\r\n';
+    else if (s.contentLength === 0 && method !== 'GET' && method !== 'HEAD') head += '\r\ncontent-length: 0\r\n\r\n';
+    else head += '\r\n\r\n';
     let facts: RequestFacts | null = null;
     let timing = NO_TIMING;
     if (route.needsFacts) {

@@ -18,6 +18,7 @@ import { TrafficSplit } from '../traffic/split.js';
 import { consumerLookup } from '../identity/consumers.js';
 import { aggregateRuntime, type AggregateRuntime } from '../aggregate/runner.js';
 import { MirrorRoute, MirrorSet } from '../traffic/mirror.js';
+import { flat } from '../shared/flat-string.js';
 
 /** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
 export interface NodePool {
@@ -53,7 +54,7 @@ export class UpstreamRuntime {
     // Seeded per worker, so that workers' random choices and round-robin starts differ.
     this.cluster = new UpstreamCluster(u, new ClusterState(u.clusterState, u.nodes.length), flags, firstNodeCell, workerIndex + 1);
     this.hashKey = u.balancing.algorithm === 'consistent-hash' ? compileHashKey(u.balancing.consistentHash.hashOn) : null;
-    this.hostLines = u.nodes.map((n) => `host: ${n.authority}\r\n`);
+    this.hostLines = u.nodes.map((n) => flat(`host: ${n.authority}\r\n`));
     this.authorities = u.nodes.map((n) => n.authority);
     this.lastErrors = u.nodes.map((n) => {
       const before = previous?.urls.indexOf(n.url) ?? -1;

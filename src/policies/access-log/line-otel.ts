@@ -4,6 +4,7 @@ import { msText } from '../../observe/phases.js';
 import { isoTimeAt } from '../../observe/log-format.js';
 import { hostOnly } from '../../observe/semconv.js';
 import { jsonString, tail, type LineOptions, type TailKeys } from './line.js';
+import { flat } from '../../shared/flat-string.js';
 
 /**
  * The access-log line of `format: otel` (the default), built like line.ts builds the legacy one: JSON text written
@@ -20,11 +21,11 @@ const q = jsonString;
 
 /** `,"nanogate.route":"<name>"` and, when the route has a path template, `,"http.route":"<template>"` */
 export function otelRoutePart(routeName: string, template: string | null): string {
-  return ',"nanogate.route":' + q(routeName) + (template === null ? '' : ',"http.route":' + q(template));
+  return flat(',"nanogate.route":' + q(routeName) + (template === null ? '' : ',"http.route":' + q(template)));
 }
 
 export function otelHeaderKeys(headers: readonly string[]): string[] {
-  return headers.map((h) => ',' + q(`http.request.header.${h}`) + ':');
+  return headers.map((h) => flat(',' + q(`http.request.header.${h}`) + ':'));
 }
 
 const OTEL_KEYS: TailKeys = {
@@ -46,7 +47,7 @@ const OTEL_KEYS: TailKeys = {
 const STATUS_PARTS: string[] = [];
 function statusPart(status: number): string {
   if (status < 100 || status > 999 || (status | 0) !== status) return ',"http.response.status_code":' + status;
-  return (STATUS_PARTS[status] ??= ',"http.response.status_code":' + status);
+  return (STATUS_PARTS[status] ??= flat(',"http.response.status_code":' + status));
 }
 
 export function buildOtelLine(ctx: PolicyContext, status: number, route: string, o: OtelLineOptions): string {

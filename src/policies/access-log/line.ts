@@ -4,6 +4,7 @@ import { msText } from '../../observe/phases.js';
 import { isoTimeAt } from '../../observe/log-format.js';
 import type { Redactor } from '../../observe/redact.js';
 import { LastResult } from '../../shared/last-result.js';
+import { flat } from '../../shared/flat-string.js';
 
 /**
  * One access-log line as JSON text, written straight into a string: the field order and the encoding are those the
@@ -41,7 +42,8 @@ export interface LineCache {
 }
 
 export function lineCache(): LineCache {
-  const quoted = (): Quoted => new LastResult<string, string>(jsonString, '');
+  // flattened once when it changes: every line that repeats it then copies one string (shared/flat-string.ts)
+  const quoted = (): Quoted => new LastResult<string, string>((s) => flat(jsonString(s)), '');
   return { method: quoted(), path: quoted(), host: quoted(), client: quoted(), agent: quoted(), consumer: quoted(), plan: quoted(), node: quoted() };
 }
 
@@ -80,7 +82,7 @@ function json(v: unknown): string {
 
 /** `,"route":"<name>"`, the part of every line of a route that never changes */
 export function routePart(routeName: string): string {
-  return ',"route":' + q(routeName);
+  return flat(',"route":' + q(routeName));
 }
 
 /**
@@ -109,7 +111,7 @@ function phasePlan(hookNames: readonly string[] | null): PhasePlan {
   const connect = slot('connect');
   const upstream = slot('upstream');
   const transfer = slot('transfer');
-  return { keys: names.map((n, i) => (i === 0 ? '{' : ',') + q(n) + ':'), hookSlot, connect, upstream, transfer };
+  return { keys: names.map((n, i) => flat((i === 0 ? '{' : ',') + q(n) + ':')), hookSlot, connect, upstream, transfer };
 }
 
 const plans = new WeakMap<readonly string[], PhasePlan>();
@@ -186,7 +188,7 @@ function rateLimitPart(key: string, limited: unknown, limit: unknown): string {
     rlKey = key;
     rlLimited = limited;
     rlLimit = limit;
-    rlPart = key + '{"limited":' + json(limited) + ',"limit":' + json(limit) + ',"remaining":';
+    rlPart = flat(key + '{"limited":' + json(limited) + ',"limit":' + json(limit) + ',"remaining":');
   }
   return rlPart;
 }

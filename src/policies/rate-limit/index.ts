@@ -5,6 +5,7 @@ import { CL_STRIDE, LEASE_MASK, Q_STRIDE, SW_COUNT_MASK, SW_STRIDE, SW_SUBS, TB_
 import { ADMIT, REFUSE, UNAVAILABLE, WAIT, createLimiter, type Limiter } from './limiter.js';
 import { nowUs } from './store-shared.js';
 import { RATE_LIMIT_SERVICE, type RateLimitServiceData } from './service-data.js';
+import { flat } from '../../shared/flat-string.js';
 
 /**
  * Rate limits and quotas. A route may carry several limits (e.g. 10 per second and 1,000 per hour), each counted
@@ -478,12 +479,13 @@ function fieldPieces(draft: boolean, legacy: boolean, limit: number, policy: str
     `\r\n${prefix}ratelimit-reset: `,
     policy === null ? '' : `\r\n${prefix}ratelimit-policy: ${policy}`,
   ];
+  // flat: each response's field text holds these pieces, and copies them rather than their own pieces
   if (draft && legacy) {
     const [a, b, c] = set('');
     const [d, e, f] = set('x-');
-    return [a, b, c + '\r\n' + d, e, f];
+    return [a, b, c + '\r\n' + d, e, f].map(flat);
   }
-  return set(draft ? '' : 'x-');
+  return set(draft ? '' : 'x-').map(flat);
 }
 
 type WaitResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
