@@ -15,14 +15,26 @@ if (!dir || !rowA) {
 }
 const counts = readFileSync(join(dir, 'counts.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 
-/** self instructions per request by function name, from the worker thread's dump of the row's first window */
+/**
+ * The row's median window by its worker's count: the first window is often the odd one out (a function deoptimized
+ * and running in baseline code until it is optimized again), and the median is the one the row's figure names.
+ */
+function medianWindow(row) {
+  const windows = counts.filter((c) => c.row === row);
+  if (windows.length === 0) throw new Error(`no windows of row "${row}" in counts.jsonl`);
+  const worker = (c) => Math.max(...Object.values(c.threads));
+  const sorted = [...windows].sort((a, b) => worker(a) / a.requests - worker(b) / b.requests);
+  return sorted[(sorted.length - 1) >> 1];
+}
+
+/** self instructions per request by function name, from the worker thread's dump of the row's median window */
 function load(row) {
-  const files = readdirSync(dir).filter((f) => new RegExp(`^cg-${row}\\.\\d+\\.1-\\d+$`).test(f));
+  const w = medianWindow(row);
+  const files = readdirSync(dir).filter((f) => new RegExp(`^cg-${row}\\.\\d+\\.${w.window}-\\d+$`).test(f));
   if (files.length === 0) throw new Error(`no dumps of row "${row}" in ${dir} (run instructions.sh with KEEP=1)`);
   const total = (f) => Number(/^totals: (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'))?.[1] ?? 0);
   const worker = files.reduce((a, b) => (total(b) > total(a) ? b : a));
-  const requests = counts.find((c) => c.row === row && c.window === 1)?.requests;
-  if (!requests) throw new Error(`no window 1 of row "${row}" in counts.jsonl`);
+  const requests = w.requests;
   const mapFile = join(dir, `perf-${row}.map`);
   const jit = existsSync(mapFile)
     ? readFileSync(mapFile, 'utf8').split('\n').filter(Boolean).map((l) => {

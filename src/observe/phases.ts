@@ -41,7 +41,7 @@ export function ms3(ms: number): number {
 const DECIMALS: readonly string[] = Array.from({ length: 1000 }, (_, f) => (f === 0 ? '' : ('.' + String(f).padStart(3, '0')).replace(/0+$/, '')));
 
 // "0", "0.001" … "0.999": most phases of a request take less than a millisecond, and then the text is one lookup
-const SUB_MS: readonly string[] = DECIMALS.map((d) => '0' + d);
+export const SUB_MS: readonly string[] = DECIMALS.map((d) => '0' + d);
 
 /**
  * String(ms3(ms)) without formatting a double: whole milliseconds as an integer (V8 keeps a cache of small integer

@@ -178,6 +178,17 @@ export class ClusterState {
     return Atomics.load(this.cells, HEADER_SLOTS + node * NODE_STRIDE + field);
   }
 
+  /**
+   * A plain (relaxed) read of the cell: another worker's store shows a little later at worst, never torn (an aligned
+   * 32-bit cell), and it costs a load where Atomics.load is a call into the runtime (~100 instructions: counted by
+   * native-bench/instructions.sh, four of them per balancer pick). For the per-request checks whose answer may be a
+   * few µs old (is the node up, ejected, on trial); never for a loop that waits for a change, where the compiler may
+   * keep the value it read, nor for a read-modify-write.
+   */
+  peek(node: number, field: number): number {
+    return this.cells[HEADER_SLOTS + node * NODE_STRIDE + field];
+  }
+
   set(node: number, field: number, value: number): void {
     Atomics.store(this.cells, HEADER_SLOTS + node * NODE_STRIDE + field, value);
   }

@@ -187,10 +187,11 @@ export class UpstreamCluster implements NodeView {
 
   /** NodeView: drained (operator), down (active check), ejected or trial-limited nodes are not available. */
   available(i: number): boolean {
-    if (Atomics.load(this.#flags, this.#firstCell + i) !== 0) return false;
+    // plain reads (ClusterState.peek): a node drained, marked down or ejected a few µs ago may get one more request
+    if (this.#flags[this.#firstCell + i] !== 0) return false;
     const s = this.state;
-    if (s.get(i, HEALTH) === HEALTH_DOWN) return false;
-    const until = s.get(i, EJECTED_UNTIL);
+    if (s.peek(i, HEALTH) === HEALTH_DOWN) return false;
+    const until = s.peek(i, EJECTED_UNTIL);
     if (until !== NONE) {
       if (after(until, this.#now)) return false;
       // The ejection period is over. With active checks the node waits for a passing check (the checker restores
@@ -198,7 +199,7 @@ export class UpstreamCluster implements NodeView {
       if (this.#activeChecks) return false;
       s.expire(i, this.#outlier.trialRequests);
     }
-    const trials = s.get(i, TRIALS);
+    const trials = s.peek(i, TRIALS);
     return trials === 0 || s.get(i, IN_FLIGHT) < trials;
   }
 
@@ -345,10 +346,11 @@ export class UpstreamCluster implements NodeView {
     const o = this.#outlier;
     if (outcome === OUTCOME_OK) {
       if (this.#rated) s.add(i, WINDOW_OK, 1);
-      // Stores only when there is something to clear: most requests leave the cells untouched.
-      if (s.get(i, CONSECUTIVE_GATEWAY) !== 0) s.set(i, CONSECUTIVE_GATEWAY, 0);
-      if (s.get(i, CONSECUTIVE_5XX) !== 0) s.set(i, CONSECUTIVE_5XX, 0);
-      if (s.get(i, TRIALS) !== 0) {
+      // Stores only when there is something to clear: most requests leave the cells untouched. Plain reads
+      // (ClusterState.peek): a streak another worker raised a moment ago is cleared by the next success.
+      if (s.peek(i, CONSECUTIVE_GATEWAY) !== 0) s.set(i, CONSECUTIVE_GATEWAY, 0);
+      if (s.peek(i, CONSECUTIVE_5XX) !== 0) s.set(i, CONSECUTIVE_5XX, 0);
+      if (s.peek(i, TRIALS) !== 0) {
         s.set(i, TRIALS, 0);
         s.bump();
       }

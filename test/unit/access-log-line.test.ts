@@ -132,3 +132,21 @@ test('isoTimeAt maps a performance.now() instant to wall-clock text, and follows
   const stepped = wall + 3_600_000 - performance.now();
   near(isoTimeAt(mono + 1000), mono + 1000 + stepped, 'after it, the new wall clock');
 });
+
+/**
+ * The method-to-consumer fields are kept for the last line's inputs across routes: two routes with other PII
+ * patterns, taking turns with the same request, each log the path as their own patterns mask it.
+ */
+test('routes with other PII patterns, taking turns, each mask the path their own way', () => {
+  const masking = { redact: new Redactor('redact', [], [], ['\\d{4}-\\d{4}']), headers: [], phases: false, last: lineCache(), headerKeys: otelHeaderKeys([]) };
+  const plain = { redact: new Redactor('redact', [], [], []), headers: [], phases: false, last: lineCache(), headerKeys: otelHeaderKeys([]) };
+  const facts: Facts = { ...first, path: '/cards/1234-5678' };
+  const route = otelRoutePart('cards', null);
+  for (let i = 0; i < 3; i++) {
+    const masked = JSON.parse(buildOtelLine(context(facts), 200, route, masking)) as Record<string, unknown>;
+    const kept = JSON.parse(buildOtelLine(context(facts), 200, route, plain)) as Record<string, unknown>;
+    assert.notEqual(masked['url.path'], facts.path);
+    assert.doesNotMatch(String(masked['url.path']), /1234-5678/);
+    assert.equal(kept['url.path'], facts.path);
+  }
+});

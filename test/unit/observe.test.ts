@@ -273,6 +273,36 @@ test('phasesJson: every phase once, in the order they come, a policy timed twice
   assert.equal(phasesJson({ ...t, start: 0 }, t.end), '{}');
 });
 
+/**
+ * The text of a line's phases against forEachPhase's list, summed per name, for many requests of two routes (one
+ * whose policies each time once, one timing a policy twice): the same numbers whether a value is below a millisecond
+ * (its key and value come from a table filled as values are seen) or above, zero or a clock step backwards.
+ */
+test('phasesJson agrees with forEachPhase over many requests, below and above a millisecond', () => {
+  let seed = 7;
+  const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const gap = () => { const r = random(); return r < 0.1 ? 0 : r < 0.15 ? -0.002 : r < 0.8 ? random() * 0.9 : random() * 30; };
+  const routes = [['auth', 'authorize', 'rateLimit'], ['auth', 'rateLimit', 'rateLimit']];
+  for (let n = 0; n < 400; n++) {
+    const names = routes[n % 2];
+    const start = 1000 + n;
+    const routed = start + gap();
+    const hooks: number[] = [];
+    let at = routed;
+    const ran = Math.floor(random() * (names.length + 1));
+    for (let i = 0; i < names.length; i++) hooks.push(i < ran ? (at += Math.max(gap(), 0.0001)) : 0);
+    const upstreamStart = random() < 0.9 ? at + gap() : 0;
+    const connected = upstreamStart > 0 ? upstreamStart + gap() : 0;
+    const upstreamHeaders = connected > 0 && random() < 0.9 ? connected + gap() : 0;
+    const end = upstreamHeaders > 0 ? upstreamHeaders + gap() : 0;
+    const t: RequestTiming = { start, routed, upstreamStart, connected, upstreamHeaders, end, hooks, hookNames: names };
+    const sums = new Map<string, number>();
+    forEachPhase(t, end, (name, ms) => sums.set(name, (sums.get(name) ?? 0) + ms));
+    const expected = '{' + [...sums].map(([name, ms]) => JSON.stringify(name) + ':' + msText(ms)).join(',') + '}';
+    assert.equal(phasesJson(t, end), expected, JSON.stringify(t));
+  }
+});
+
 test('nodejs_eventloop_lag_*: about 10 wake-ups a second, the lag alone, and a blocked loop shows in it', async () => {
   const { ProcessMetrics } = await import('../../src/observe/process-metrics.js');
   const pm = new ProcessMetrics();

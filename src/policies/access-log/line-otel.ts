@@ -5,6 +5,7 @@ import { isoTimeAt } from '../../observe/log-format.js';
 import { hostOnly } from '../../observe/semconv.js';
 import { jsonString, tail, type LineOptions, type TailKeys } from './line.js';
 import { flat } from '../../shared/flat-string.js';
+import type { Redactor } from '../../observe/redact.js';
 
 /**
  * The access-log line of `format: otel` (the default), built like line.ts builds the legacy one: JSON text written
@@ -50,30 +51,69 @@ function statusPart(status: number): string {
   return (STATUS_PARTS[status] ??= flat(',"http.response.status_code":' + status));
 }
 
+/**
+ * The fields from the method to the consumer, kept as one flat string for the inputs of the last line: consecutive
+ * lines mostly share all seven (the same client calling the same path), and then the line takes one piece where it
+ * would take fourteen, each walked again when the line is copied out (shared/flat-string.ts). The redactor is part
+ * of the key: routes with other PII patterns share this cache.
+ */
+let runRedact: Redactor | null = null;
+let runMethod = '';
+let runPath = '';
+let runStatus = -1;
+let runHost = '';
+let runClient = '';
+let runAgent: string | undefined = undefined;
+let runConsumer: string | null = null;
+let runText = '';
+
+function fieldRun(ctx: PolicyContext, status: number, o: OtelLineOptions): string {
+  const method = ctx.method;
+  const path = ctx.path;
+  const host = ctx.hostHeader;
+  const client = ctx.clientIp;
+  const ua = ctx.header('user-agent');
+  const consumer = ctx.consumerId;
+  const redact = o.redact;
+  if (redact === runRedact && status === runStatus && method === runMethod && path === runPath && host === runHost && client === runClient && ua === runAgent && consumer === runConsumer) {
+    return runText;
+  }
+  runRedact = redact;
+  runStatus = status;
+  runMethod = method;
+  runPath = path;
+  runHost = host;
+  runClient = client;
+  runAgent = ua;
+  runConsumer = consumer;
+  const last = o.last;
+  runText = flat(
+    ',"http.request.method":' + last.method.of(method) +
+      ',"url.path":' + last.path.of(redact.pii(path)) +
+      statusPart(status) +
+      (host === '' ? '' : ',"server.address":' + last.host.of(hostOnly(host))) +
+      ',"client.address":' + last.client.of(client) +
+      (ua === undefined ? '' : ',"user_agent.original":' + last.agent.of(redact.header('user-agent', ua))) +
+      ',"nanogate.consumer":' + (consumer === null ? 'null' : last.consumer.of(consumer)),
+  );
+  return runText;
+}
+
 export function buildOtelLine(ctx: PolicyContext, status: number, route: string, o: OtelLineOptions): string {
   const t = ctx.timing;
   const end = t.end > 0 ? t.end : performance.now();
   const total = end - t.start;
   const upstream = t.upstreamStart > 0 ? end - t.upstreamStart : 0;
-  const consumer = ctx.consumerId;
   const node = ctx.upstreamNode;
   const redact = o.redact;
   const last = o.last;
-  const host = ctx.hostHeader;
-  const ua = ctx.header('user-agent');
   const bytesIn = ctx.bytesIn;
   let s =
     (status >= 500 ? '{"level":"error"' : '{"level":"info"') +
     isoTimeAt(end) +
     route +
     ',"nanogate.request_id":' + q(ctx.requestId) +
-    ',"http.request.method":' + last.method.of(ctx.method) +
-    ',"url.path":' + last.path.of(redact.pii(ctx.path)) +
-    statusPart(status) +
-    (host === '' ? '' : ',"server.address":' + last.host.of(hostOnly(host))) +
-    ',"client.address":' + last.client.of(ctx.clientIp) +
-    (ua === undefined ? '' : ',"user_agent.original":' + last.agent.of(redact.header('user-agent', ua))) +
-    ',"nanogate.consumer":' + (consumer === null ? 'null' : last.consumer.of(consumer)) +
+    fieldRun(ctx, status, o) +
     (bytesIn === 0 ? ',"http.request.body.size":0,"http.response.body.size":' : ',"http.request.body.size":' + bytesIn + ',"http.response.body.size":') +
     ctx.bytesOut +
     ',"duration_ms":' + msText(total) +
