@@ -114,6 +114,21 @@ test('token cache: entries expire, the oldest goes first when full, the byte bud
   const off = new TokenCache<{ expiresAt: number }>(0);
   off.set('a', { expiresAt: 5000 }, 0);
   assert.equal(off.size, 0);
+  // the last hit is answered without the Map, and it goes as soon as its entry goes: evicted, replaced, cleared
+  const h = new TokenCache<{ expiresAt: number; v: number }>(2, { keyTail: 4 });
+  h.set('one.SIGA', { expiresAt: 5000, v: 1 }, 0);
+  assert.equal(h.get('one.SIGA', 0)?.v, 1);
+  h.set('two.SIGB', { expiresAt: 5000, v: 2 }, 0);
+  h.set('three.SIGC', { expiresAt: 5000, v: 3 }, 0);
+  assert.equal(h.get('one.SIGA', 0), undefined, 'the last hit was evicted');
+  assert.equal(h.get('two.SIGB', 0)?.v, 2);
+  h.set('two.SIGB', { expiresAt: 5000, v: 20 }, 0);
+  assert.equal(h.get('two.SIGB', 0)?.v, 20, 'the last hit was replaced');
+  assert.equal(h.get('two.SIGB', 5000), undefined, 'the last hit expired');
+  assert.equal(h.size, 1);
+  assert.equal(h.get('three.SIGC', 0)?.v, 3);
+  h.clear();
+  assert.equal(h.get('three.SIGC', 0), undefined, 'the cache was cleared');
 });
 
 function data(over: Partial<JwtData> = {}): JwtData {
