@@ -85,6 +85,8 @@ test('consecutive access-log lines carry their own values, whatever the line bef
     assert.equal(a['http.request.body.size'], facts.bytesIn);
     assert.equal(a['http.response.body.size'], 100);
     assert.deepEqual(a['nanogate.rate_limit'], facts.rate);
+    // timing of context(): start 1, upstream from 1.02, end 1.6
+    assert.deepEqual([a.duration_ms, a['nanogate.gateway_duration_ms'], a['nanogate.upstream_duration_ms']], [0.6, 0.02, 0.58]);
     const b = JSON.parse(l) as Record<string, unknown>;
     assert.deepEqual(
       [b.reqId, b.method, b.path, b.status, b.client, b.consumer, b.plan, b.upstream, b.bytesIn, b.rateLimit],

@@ -1,9 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import type { PolicyContext } from '../../pipeline/policy.js';
-import { msText } from '../../observe/phases.js';
 import { isoTimeAt } from '../../observe/log-format.js';
 import { hostOnly } from '../../observe/semconv.js';
-import { jsonString, tail, type LineOptions, type TailKeys } from './line.js';
+import { MsField, jsonString, tail, type LineOptions, type TailKeys } from './line.js';
 import { flat } from '../../shared/flat-string.js';
 import type { Redactor } from '../../observe/redact.js';
 
@@ -99,6 +98,10 @@ function fieldRun(ctx: PolicyContext, status: number, o: OtelLineOptions): strin
   return runText;
 }
 
+const DURATION = new MsField(',"duration_ms":');
+const GATEWAY_DURATION = new MsField(',"nanogate.gateway_duration_ms":');
+const UPSTREAM_DURATION = new MsField(',"nanogate.upstream_duration_ms":');
+
 export function buildOtelLine(ctx: PolicyContext, status: number, route: string, o: OtelLineOptions): string {
   const t = ctx.timing;
   const end = t.end > 0 ? t.end : performance.now();
@@ -116,9 +119,9 @@ export function buildOtelLine(ctx: PolicyContext, status: number, route: string,
     fieldRun(ctx, status, o) +
     (bytesIn === 0 ? ',"http.request.body.size":0,"http.response.body.size":' : ',"http.request.body.size":' + bytesIn + ',"http.response.body.size":') +
     ctx.bytesOut +
-    ',"duration_ms":' + msText(total) +
-    ',"nanogate.gateway_duration_ms":' + msText(total - upstream) +
-    ',"nanogate.upstream_duration_ms":' + msText(upstream) +
+    DURATION.of(total) +
+    GATEWAY_DURATION.of(total - upstream) +
+    UPSTREAM_DURATION.of(upstream) +
     ',"nanogate.upstream.node":' + (node === null ? 'null' : last.node.of(node));
   s += tail(ctx, end, o, OTEL_KEYS);
   // semantic conventions: one field per header, http.request.header.<name>

@@ -100,8 +100,8 @@ interface PhasePlan {
   readonly transfer: number;
   /** every phase has a slot of its own: route 0, hook i slot i + 1, then connect, upstream, transfer (no summing) */
   readonly distinct: boolean;
-  /** per slot, key and value as one flat string per µs count below a millisecond, made on first use (see piece) */
-  readonly subMs: (string | undefined)[][];
+  /** per slot, `<key><ms>` (see MsField) */
+  readonly fields: readonly MsField[];
 }
 
 function phasePlan(hookNames: readonly string[] | null): PhasePlan {
@@ -117,20 +117,32 @@ function phasePlan(hookNames: readonly string[] | null): PhasePlan {
   const transfer = slot('transfer');
   const distinct = names.length === hooks.length + 4;
   const keys = names.map((n, i) => flat((i === 0 ? '{' : ',') + q(n) + ':'));
-  return { keys, hookSlot, connect, upstream, transfer, distinct, subMs: keys.map(() => []) };
+  return { keys, hookSlot, connect, upstream, transfer, distinct, fields: keys.map((k) => new MsField(k)) };
 }
 
 /**
- * `<key><ms>` of slot k. Most phases take less than a millisecond, and then the pair is one string of a table, made
- * once per slot and µs count: a line's phases are then seven pieces, not fourteen, each walked again when the line
- * is copied out (shared/flat-string.ts); counted by native-bench/instructions.sh, the phases cost 5,100 instructions
- * a request of the standard set before.
+ * A key and a duration in ms as text (`,"duration_ms":0.123`). Most durations of a line take less than a
+ * millisecond, and then the pair is one string of a table, made once per key and µs count: a line's phases are
+ * seven pieces, not fourteen, each walked again when the line is copied out (shared/flat-string.ts). Counted by
+ * native-bench/instructions.sh, the phases cost 5,100 instructions a request of the standard set before.
  */
+export class MsField {
+  readonly #key: string;
+  readonly #subMs: (string | undefined)[] = [];
+
+  constructor(key: string) {
+    this.#key = flat(key);
+  }
+
+  of(ms: number): string {
+    const us = ms > 0 ? Math.round(ms * 1000) : 0;
+    if (us >= 1000) return this.#key + msText(ms);
+    return (this.#subMs[us] ??= flat(this.#key + SUB_MS[us]));
+  }
+}
+
 function piece(plan: PhasePlan, k: number, ms: number): string {
-  const us = ms > 0 ? Math.round(ms * 1000) : 0;
-  if (us >= 1000) return plan.keys[k] + msText(ms);
-  const table = plan.subMs[k];
-  return (table[us] ??= flat(plan.keys[k] + SUB_MS[us]));
+  return plan.fields[k].of(ms);
 }
 
 const plans = new WeakMap<readonly string[], PhasePlan>();
@@ -185,9 +197,9 @@ export function phasesJson(t: RequestTiming, end: number): string {
     }
   }
   // slot 0 (route) is always there and its key opens the object
-  const keys = plan.keys;
-  let s = keys[0] + msText(ms[0]);
-  for (let i = 1; i < n; i++) if (set[i] === 1) s += keys[i] + msText(ms[i]);
+  const fields = plan.fields;
+  let s = fields[0].of(ms[0]);
+  for (let i = 1; i < n; i++) if (set[i] === 1) s += fields[i].of(ms[i]);
   return s + '}';
 }
 
