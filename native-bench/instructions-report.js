@@ -63,7 +63,9 @@ function load(row) {
     const ir = Number(m[1].replace(/,/g, ''));
     let name = m[2];
     const addr = /^\?\?\?:0x([0-9a-f]+)/.exec(name);
-    if (addr) name = jitName(parseInt(addr[1], 16)) ?? 'JIT code (not in the perf map)';
+    // an address in a shared object without symbols (uWS's binary is stripped) is named by the object, not as JIT code
+    const object = /\[([^\]]+\.(?:node|so[.\d]*))\]$/.exec(name);
+    if (addr) name = jitName(parseInt(addr[1], 16)) ?? (object ? `${object[1].replace(/^.*\//, '')}, no symbols` : 'JIT code (not in the perf map)');
     name = name
       .replace(/\s*\[[^\]]*\]$/, '')
       .replace(/^\?\?\?:/, '')
