@@ -18,7 +18,9 @@
 # Δinstructions / that rate, an estimate that moves with the machine, unlike the counts beside it.
 # Knobs (env): N=8000 WARM_N=40000 WINDOWS=5 CONNS=20 NATIVE_DUR=5 (0: no native run) BASE_PORT=19700 ROOT
 # (another built checkout), NODE_FLAGS, KEEP=1 (keep the dumps and node's JIT map: native-bench/instructions-report.js
-# then lists a row's instructions by function, JavaScript included, or two rows' difference).
+# then lists a row's instructions by function, JavaScript included, or two rows' difference), GATE=1 (exit 1 when a
+# row counts more than its maxInstructions in rows.json, or had failed requests: a regression gate that the
+# machine's noise does not trip).
 # Only 127.0.0.1 is contacted; every process started here is stopped by its PID.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)

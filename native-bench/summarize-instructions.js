@@ -63,15 +63,20 @@ out.push(
       : 'No native run (NATIVE_DUR=0): no µs estimate.'),
   '',
 );
-out.push('| policy | worker instr/req [windows] | cost (with − without) | ≈ µs/req | base | other threads instr/req | failed |');
-out.push('|---|---:|---:|---:|---|---:|---:|');
+out.push('| policy | worker instr/req [windows] | cost (with − without) | ≈ µs/req | base | other threads instr/req | failed | budget |');
+out.push('|---|---:|---:|---:|---|---:|---:|---:|');
+/** rows over their maxInstructions (rows.json) */
+const broken = [];
 for (const s of spec.rows) {
   const r = rows.get(s.row);
   if (r === undefined) continue;
   const own = median(r.worker);
   const base = s.base ? rows.get(s.base) : undefined;
   const cost = base ? own - median(base.worker) : NaN;
-  out.push(`| ${s.label} | ${k(own)} [${spread(r.worker)}] | ${base ? '**' + signedK(cost) + '**' : '–'} | ${base ? signedUs(cost / perUs) : '–'} | ${s.base ?? '–'} | ${k(median(r.rest))} | ${r.failed} |`);
+  const over = s.maxInstructions !== undefined && own > s.maxInstructions;
+  if (over || r.failed > 0) broken.push(`${s.row}: ${over ? `${k(own)} instructions a request, over its budget of ${k(s.maxInstructions)}` : `${r.failed} failed requests`}`);
+  const budget = s.maxInstructions === undefined ? '–' : `${over ? '**over** ' : ''}≤ ${k(s.maxInstructions)}`;
+  out.push(`| ${s.label} | ${k(own)} [${spread(r.worker)}] | ${base ? '**' + signedK(cost) + '**' : '–'} | ${base ? signedUs(cost / perUs) : '–'} | ${s.base ?? '–'} | ${k(median(r.rest))} | ${r.failed} | ${budget} |`);
 }
 out.push(
   '',
@@ -79,3 +84,8 @@ out.push(
     'Per-turn work (the batch flush, timers) is spread over the requests of a turn, and under valgrind a turn holds more requests than natively; a policy\'s per-request work is counted in full either way.',
 );
 console.log(out.join('\n'));
+// GATE=1 (instructions.sh passes its environment on): a row over its budget, or with failed requests, fails the run
+if (process.env.GATE === '1' && broken.length > 0) {
+  console.error(`!! instruction budgets broken (native-bench/conf/policies/rows.json maxInstructions):\n  ${broken.join('\n  ')}`);
+  process.exit(1);
+}
