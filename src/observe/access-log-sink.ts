@@ -66,6 +66,13 @@ class BatchedFile implements AccessLogSink {
   // concatenations (some 10,000 nodes for 100 lines) was copied by every scavenge while it grew, then walked node
   // by node, cold, to flatten it. A line copied at once is flattened while its nodes are still in cache.
   #buf: Buffer | null = null;
+  /**
+   * The last batch's buffer, when sonic-boom let go of it: a file is written synchronously, and a batch written
+   * whole is held nowhere after the write returns. Reused, so that a busy log does not make a 64 KiB buffer outside
+   * the heap per batch (about 24 MB a second at 35,000 lines), which V8 counts as external memory and answers with
+   * full collections.
+   */
+  #spare: Buffer | null = null;
   #len = 0;
   #timer: NodeJS.Timeout | null = null;
   readonly #onTimer = (): void => {
@@ -107,9 +114,10 @@ class BatchedFile implements AccessLogSink {
     if (buf === null) {
       // a line longer than a batch leaves alone, in a buffer of its own
       if (line.length > BATCH_BYTES) return this.#out(Buffer.from(line, 'latin1'));
-      // not from Node's shared pool (that is for small buffers); a new one per batch, since sonic-boom may hold a
-      // batch it could not write at once
-      buf = this.#buf = Buffer.allocUnsafeSlow(BATCH_BYTES);
+      // not from Node's shared pool (that is for small buffers); the spare if the last batch left one, else a new
+      // one, since sonic-boom may hold a batch it could not write at once
+      buf = this.#buf = this.#spare ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
+      this.#spare = null;
       this.#len = 0;
       if (this.#timer === null) {
         this.#timer = setTimeout(this.#onTimer, this.#flushMs);
@@ -130,6 +138,9 @@ class BatchedFile implements AccessLogSink {
     this.#buf = null;
     this.#len = 0;
     if (len > 0) this.#out(buf.subarray(0, len));
+    // written whole and synchronously: sonic-boom holds no part of it (its queue is empty), so it can be filled again
+    const boom = this.#boom as unknown as { _writing: boolean; _len: number; sync: boolean };
+    if (boom.sync && !boom._writing && boom._len === 0) this.#spare = buf;
   }
 
   #out(bytes: Buffer): void {
