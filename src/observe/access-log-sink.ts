@@ -68,9 +68,8 @@ class BatchedFile implements AccessLogSink {
   #buf: Buffer | null = null;
   /**
    * The last batch's buffer, when sonic-boom let go of it: a file is written synchronously, and a batch written
-   * whole is held nowhere after the write returns. Reused, so that a busy log does not make a 64 KiB buffer outside
-   * the heap per batch (about 24 MB a second at 35,000 lines), which V8 counts as external memory and answers with
-   * full collections.
+   * whole is held nowhere after the write returns. Reused, so that a busy log does not allocate a 64 KiB buffer
+   * outside the heap per batch (about 24 MB a second at 35,000 lines).
    */
   #spare: Buffer | null = null;
   #len = 0;
