@@ -139,6 +139,22 @@ test('keys that alternate from one request to the next keep their own buckets', 
   assert.equal((await send(gw.port, { path: '/tenant', headers: { 'x-tenant': 'e' } })).status, 200);
 });
 
+test('the RateLimit fields follow each response when two keys report the same figures and then other ones', async () => {
+  // a hook keeps the field text of its last response: two buckets on the same figures share it, and the next
+  // figures must replace it in both header sets
+  const seen: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    for (const tenant of ['p', 'q']) {
+      const r = await send(gw.port, { path: '/tenant', headers: { 'x-tenant': tenant } });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['x-ratelimit-remaining'], r.headers['ratelimit-remaining']);
+      assert.equal(r.headers['x-ratelimit-reset'], r.headers['ratelimit-reset']);
+      seen.push(`${tenant}:${r.headers['ratelimit-remaining']}/${r.headers['ratelimit-reset']}`);
+    }
+  }
+  assert.deepEqual(seen, ['p:1/3600', 'q:1/3600', 'p:0/7200', 'q:0/7200']);
+});
+
 test('a sliding window admits `rate` requests per window, then refuses until the oldest leaves the window', async () => {
   for (let i = 0; i < 4; i++) assert.equal((await send(gw.port, { path: '/window' })).status, 200);
   const r = await send(gw.port, { path: '/window' });

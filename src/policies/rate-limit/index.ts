@@ -447,6 +447,12 @@ class RateLimitHook {
   #piecesFor = -1;
   #piecesPolicy: string | null = null;
   #pieces: readonly string[] = [];
+  // The last field text made, and the two numbers in it. A limit far from refusing reports the same numbers
+  // response after response (a bucket that refills faster than it is drawn stays one token short of full), and
+  // then the head takes one flat string where it would copy and walk nine pieces.
+  #lastRemaining = -1;
+  #lastReset = -1;
+  #lastLines = '';
 
   readonly response = (ctx: PolicyContext): void => {
     const out = ctx.slots[this.slot] as RateOutcome | typeof DEFERRED | undefined;
@@ -456,13 +462,19 @@ class RateLimitHook {
         this.#pieces = fieldPieces(this.draft, this.legacy, out.limit, out.policy);
         this.#piecesFor = out.limit;
         this.#piecesPolicy = out.policy;
+        this.#lastRemaining = -1;
       }
-      const p = this.#pieces;
-      const remaining = String(out.remaining);
-      const reset = String(out.reset);
-      let lines = p[0] + remaining + p[1] + reset + p[2];
-      if (p.length > 3) lines += remaining + p[3] + reset + p[4];
-      ctx.addResponseFields(lines);
+      if (out.remaining !== this.#lastRemaining || out.reset !== this.#lastReset) {
+        const p = this.#pieces;
+        const remaining = String(out.remaining);
+        const reset = String(out.reset);
+        let lines = p[0] + remaining + p[1] + reset + p[2];
+        if (p.length > 3) lines += remaining + p[3] + reset + p[4];
+        this.#lastLines = flat(lines);
+        this.#lastRemaining = out.remaining;
+        this.#lastReset = out.reset;
+      }
+      ctx.addResponseFields(this.#lastLines);
     }
     if (out.quotaWarning !== null) ctx.addResponseHeader('x-quota-warning', out.quotaWarning);
   };
