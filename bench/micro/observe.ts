@@ -17,7 +17,7 @@ import {
 } from '../../src/observe/metrics-layout.js';
 import { PromWriter } from '../../src/observe/prometheus.js';
 import { serverTimingValue } from '../../src/observe/phases.js';
-import { TraceParent, parseTraceparent, randomHex } from '../../src/observe/trace-context.js';
+import { TraceParent, parseTraceparent, takeTraceRecord } from '../../src/observe/trace-context.js';
 import { MetricsHub } from '../../src/observe/metrics-hub.js';
 import type { RequestTiming } from '../../src/pipeline/policy.js';
 import type { Plan } from '../../src/config/plan.js';
@@ -94,10 +94,10 @@ bench
   .add(`Server-Timing value x${OPS}`, () => {
     for (let i = 0; i < OPS; i++) sink += serverTimingValue(timing).length;
   })
-  .add(`parse traceparent + new span id x${OPS}`, () => {
+  .add(`parse traceparent + new trace ids x${OPS}`, () => {
     for (let i = 0; i < OPS; i++) {
       parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tp);
-      sink += randomHex(8).length;
+      sink += takeTraceRecord();
     }
   })
   .add('render /metrics (50 routes, 2 workers), once', () => {

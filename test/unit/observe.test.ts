@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { TraceParent, formatTraceparent, parseTraceparent, randomHex, randomIds, unixNanos } from '../../src/observe/trace-context.js';
+import { REC_CLIENT, REC_SERVER, REC_TRACE, REC_VALUE_END, TraceParent, formatTraceparent, parseTraceparent, takeTraceRecord, traceRecords, unixNanos } from '../../src/observe/trace-context.js';
 import { Redactor } from '../../src/observe/redact.js';
 import { BOUNDS_MS, BUCKETS, HIST_SUM, STATUS_CODES, STATUS_OTHER, STATUS_SLOTS, bucketOf, classOfSlot, observe, statusSlot } from '../../src/observe/metrics-layout.js';
 import { PromWriter, negotiateFormat } from '../../src/observe/prometheus.js';
@@ -40,38 +40,47 @@ test('traceparent: valid values parse, the spec examples of invalid ones are ref
   assert.equal(formatTraceparent(T, P, true), `00-${T}-${P}-01`);
 });
 
-test('ids are random lower-case hex of the asked length, never all zero', () => {
-  const seen = new Set<string>();
-  for (let i = 0; i < 2000; i++) {
-    const id = randomHex(8);
-    assert.match(id, /^[0-9a-f]{16}$/);
-    assert.notEqual(id, '0'.repeat(16));
-    seen.add(id);
-  }
-  assert.equal(seen.size, 2000);
-  assert.match(randomHex(16), /^[0-9a-f]{32}$/);
-});
+/** A new trace's record: [traceparent value of an unsampled trace, trace id, client span, server span]. */
+function nextRecord(): [string, string, string, string] {
+  const at = takeTraceRecord();
+  const t = traceRecords();
+  return [
+    t.slice(at, at + REC_VALUE_END),
+    t.slice(at + REC_TRACE, at + REC_TRACE + 32),
+    t.slice(at + REC_CLIENT, at + REC_CLIENT + 16),
+    t.slice(at + REC_SERVER, at + REC_SERVER + 16),
+  ];
+}
 
-test("a request's ids from one string: trace id and two span ids, each random hex, none all zero, across pool refills", () => {
+test("a new trace's record: the upstream's traceparent as it is, then the server span; random hex, none all zero, across pool refills", () => {
   const traces = new Set<string>();
+  const spans = new Set<string>();
+  const parsed = new TraceParent();
+  // 1,000 records span 8 refills of the pool
   for (let i = 0; i < 1000; i++) {
-    const ids = randomIds();
-    assert.match(ids, /^[0-9a-f]{64}$/);
-    const [trace, server, client] = [ids.slice(0, 32), ids.slice(32, 48), ids.slice(48, 64)];
-    for (const id of [trace, server, client]) assert.ok(/[1-9a-f]/.test(id), `an id is all zero: ${ids}`);
-    assert.notEqual(server, client);
+    const [value, trace, client, server] = nextRecord();
+    assert.match(value, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    assert.ok(parseTraceparent(value, parsed), value);
+    assert.equal(parsed.traceId, trace);
+    assert.equal(parsed.parentId, client);
+    assert.equal(parsed.flags, 0);
+    assert.match(server, /^[0-9a-f]{16}$/);
+    for (const id of [trace, client, server]) assert.ok(/[1-9a-f]/.test(id), `an id is all zero: ${value} ${server}`);
     traces.add(trace);
+    spans.add(client).add(server);
   }
   assert.equal(traces.size, 1000);
+  assert.equal(spans.size, 2000);
 });
 
 test("ids are uniform: every hex digit as often as the others, every position's high bit set half the time", () => {
-  // 4,000 requests' ids span 31 pool refills, each from its own seed; bounds are more than 6 standard deviations
+  // 4,000 requests' ids span 32 pool refills, each from its own seed; bounds are more than 6 standard deviations
   const digits = new Array<number>(16).fill(0);
   const high = new Array<number>(64).fill(0);
   const N = 4000;
   for (let i = 0; i < N; i++) {
-    const ids = randomIds();
+    const [, trace, client, server] = nextRecord();
+    const ids = trace + client + server;
     for (let p = 0; p < 64; p++) {
       const d = parseInt(ids[p], 16);
       digits[d]++;

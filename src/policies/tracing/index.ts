@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { Type, type Static } from '@sinclair/typebox';
 import { CONTINUE, PolicyConfigError, type PolicyContext, type PolicyEnv, type PolicyModule } from '../../pipeline/policy.js';
 import type { ObservabilityConfig } from '../../observe/schema.js';
-import { TraceParent, formatTraceparent, parseTraceparent, randomIds } from '../../observe/trace-context.js';
+import { REC_CLIENT, REC_SERVER, REC_TRACE, REC_VALUE_END, TraceParent, formatTraceparent, parseTraceparent, takeTraceRecord, traceRecords } from '../../observe/trace-context.js';
 import { SPAN_KIND_CLIENT, SPAN_KIND_SERVER, SpanRecord, spanExporter, type SpanAttributes, type SpanExporter } from '../../observe/span-exporter.js';
 import { OtlpEnvError, resolveTracing, type ResolvedTracing } from '../../observe/otlp-env.js';
 import { hostOnly, hostPort } from '../../observe/semconv.js';
@@ -34,15 +34,44 @@ interface Data {
   route: string | null;
 }
 
-/** Per-request trace state, in the policy's slot (the access log reads traceId and spanId from it). */
+/**
+ * Per-request trace state, in the policy's slot (the access log reads traceId and spanId from it). The ids this
+ * request made are read out of its record of the id pool (trace-context.ts) when asked for: a request that nobody
+ * asks (no access log, not sampled) slices nothing.
+ */
 class TraceRun {
-  traceId = '';
-  /** the SERVER span */
-  spanId = '';
-  /** the CLIENT span of the upstream hop: the upstream's traceparent names it as parent */
-  clientSpanId = '';
+  /** the id pool's text and this request's record in it */
+  readonly #records: string;
+  readonly #at: number;
+  /** the trace id of an incoming traceparent; '' when the trace starts here */
+  readonly #continued: string;
   parentSpanId = '';
   sampled = false;
+
+  constructor(records: string, at: number, continued: string) {
+    this.#records = records;
+    this.#at = at;
+    this.#continued = continued;
+  }
+
+  get traceId(): string {
+    return this.#continued !== '' ? this.#continued : this.#records.slice(this.#at + REC_TRACE, this.#at + REC_TRACE + 32);
+  }
+  /** the SERVER span */
+  get spanId(): string {
+    return this.#records.slice(this.#at + REC_SERVER, this.#at + REC_SERVER + 16);
+  }
+  /** the CLIENT span of the upstream hop: the upstream's traceparent names it as parent */
+  get clientSpanId(): string {
+    return this.#records.slice(this.#at + REC_CLIENT, this.#at + REC_CLIENT + 16);
+  }
+
+  /** the upstream's traceparent value */
+  upstreamValue(): string {
+    // a new unsampled trace: the record holds the value as it is
+    if (this.#continued === '' && !this.sampled) return this.#records.slice(this.#at, this.#at + REC_VALUE_END);
+    return formatTraceparent(this.traceId, this.clientSpanId, this.sampled);
+  }
 }
 
 const scratch = new TraceParent();
@@ -61,23 +90,21 @@ class TracingHook {
   }
 
   readonly access = (ctx: PolicyContext): typeof CONTINUE => {
-    const run = new TraceRun();
     const incoming = ctx.header('traceparent');
-    // every id this request needs, from one hex string: trace id, SERVER span, CLIENT span
-    const ids = randomIds();
+    const at = takeTraceRecord();
+    const records = traceRecords();
+    let run: TraceRun;
     if (incoming !== undefined && parseTraceparent(incoming, scratch)) {
-      run.traceId = scratch.traceId;
+      run = new TraceRun(records, at, scratch.traceId);
       run.parentSpanId = scratch.parentId;
       run.sampled = (scratch.flags & 1) === 1;
     } else {
-      run.traceId = ids.slice(0, 32);
+      run = new TraceRun(records, at, '');
       run.sampled = this.#rate >= 1 || (this.#rate > 0 && Math.random() < this.#rate);
       if (incoming !== undefined) ctx.removeUpstreamHeader('tracestate');
     }
-    run.spanId = ids.slice(32, 48);
-    run.clientSpanId = ids.slice(48, 64);
     if (incoming !== undefined) ctx.removeUpstreamHeader('traceparent');
-    ctx.setUpstreamHeader('traceparent', formatTraceparent(run.traceId, run.clientSpanId, run.sampled));
+    ctx.setUpstreamHeader('traceparent', run.upstreamValue());
     ctx.slots[this.#slot] = run;
     // Spans are made of the request's timestamps, taken for sampled requests only (not readsTiming, which times every
     // request of the route). Tracing runs first among the access hooks, so the span still covers every policy.
