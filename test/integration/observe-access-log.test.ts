@@ -60,6 +60,10 @@ routes:
     match: { prefix: /l }
     upstream: app
     policies: { tracing: {} }
+  - name: unsampled-trace
+    match: { prefix: /t }
+    upstream: app
+    policies: { tracing: { sampleRate: 0 } }
   - name: sampled
     match: { prefix: /s }
     upstream: app
@@ -124,6 +128,24 @@ test('one JSON line per request, named after the OpenTelemetry semantic conventi
   for (const secret of ['s3cr3t', 'eyJhbGciOi', 'session=abc', 'k-0123456789abcdef', '4111111111111111', 'joe@example.com']) {
     assert.ok(!raw.includes(secret), `${secret} leaked into the log`);
   }
+});
+
+test('a trace that starts here unsampled: the upstream is told the logged trace, flags 00, under a CLIENT span that is not the logged span', async () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 3; i++) {
+    const res = await get('/t/x');
+    assert.equal(res.status, 200);
+    const line = await lineFor(res.headers.get('x-request-id')!);
+    assert.match(line.trace_id, /^[0-9a-f]{32}$/);
+    assert.match(line.span_id, /^[0-9a-f]{16}$/);
+    const sent = String(up.received.at(-1)!.headers.traceparent);
+    const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-00$/.exec(sent);
+    assert.ok(m, sent);
+    assert.equal(m![1], line.trace_id);
+    assert.notEqual(m![2], line.span_id);
+    seen.add(line.trace_id).add(line.span_id).add(m![2]);
+  }
+  assert.equal(seen.size, 9, 'every request its own trace and spans');
 });
 
 test('format: legacy keeps the names of earlier releases', async () => {
