@@ -55,6 +55,8 @@ export class Attempt implements UpstreamExchange {
   conn: UpstreamConnection | null = null;
   /** the status of the response that was handed to the owner (0: none) */
   status = 0;
+  /** performance.now() when the response head came (0: not yet); the owner's timing takes it rather than a clock read of its own */
+  headAt = 0;
 
   constructor(owner: AttemptOwner, cluster: UpstreamCluster, node: number, readTimeoutMs: number, probe: boolean, isRetry: boolean) {
     this.owner = owner;
@@ -97,7 +99,9 @@ export class Attempt implements UpstreamExchange {
 
   onHead(status: number, headers: ForwardedHeaders, bodyKind: number, contentLength: number): void {
     if (this.over) return;
-    this.#observe(status >= 500 ? OUTCOME_5XX : OUTCOME_OK, ((performance.now() - this.sentAt) * 1000) | 0);
+    const now = performance.now();
+    this.headAt = now;
+    this.#observe(status >= 500 ? OUTCOME_5XX : OUTCOME_OK, ((now - this.sentAt) * 1000) | 0);
     if (status >= 500 && this.owner.retryAfter(this, OUTCOME_5XX, status)) {
       // The owner tries again elsewhere: this answer is dropped, with its connection (a rare path).
       this.end();

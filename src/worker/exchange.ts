@@ -293,6 +293,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
   sentAt = 0;
   /** dispatch of the latest attempt: the answering node's latency starts here (a retry's, not the first try's) */
   attemptSentAt = 0;
+  /** inside the pool's dispatch call: a connection that comes now was waiting in the pool */
+  dispatching = false;
 
   /** an aggregate route's request: the values of the match's params, and the calls in flight (src/aggregate/) */
   params: string[] | null = null;
@@ -718,7 +720,9 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     }
     // the body as held before dispatch: a connection ready at once takes (and clears) pendingBody
     const body = this.pendingBody;
+    this.dispatching = true;
     upstream.pools[i].dispatch(attempt);
+    this.dispatching = false;
     if (this.mirror !== null) {
       const m = this.mirror;
       this.mirror = null;
@@ -809,7 +813,8 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
 
   onConnected(conn: UpstreamConnection): void {
     this.conn = conn;
-    if (this.timing.start > 0) this.timing.connected = performance.now();
+    // a connection handed over during the dispatch (a pooled one) is there at the dispatch's time
+    if (this.timing.start > 0) this.timing.connected = this.dispatching ? this.attemptSentAt : performance.now();
     const pending = this.pendingBody;
     if (pending !== null) {
       this.pendingBody = null;
@@ -944,7 +949,10 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     const res = this.res;
     this.headSent = true;
     this.status = status;
-    if (this.timing.start > 0) this.timing.upstreamHeaders = performance.now();
+    if (this.timing.start > 0) {
+      const a = this.attempt;
+      this.timing.upstreamHeaders = a !== null && a.headAt > 0 ? a.headAt : performance.now();
+    }
     const route = this.route;
     if (route.answer !== null) {
       // a policy may answer in place of this response (PolicyHooks.answer): it is then read to its end and dropped
