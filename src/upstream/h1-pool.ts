@@ -271,7 +271,7 @@ export class H1Connection implements UpstreamConnection {
     const chunks = this.#chunks;
     if (chunks.length === 0) return;
     const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-    chunks.length = 0;
+    while (chunks.length > 0) chunks.pop();
     if (this.exchange !== null && !this.exchange.onBody(body)) this.#paused = true;
   }
 
@@ -439,7 +439,7 @@ function scheduleFlush(conn: H1Connection): void {
 function flushBatches(): void {
   flushScheduled = false;
   for (let i = 0; i < batches.length; i++) batches[i].flush();
-  batches.length = 0;
+  while (batches.length > 0) batches.pop();
 }
 
 /** Stands in for a pipelined request whose client went away: its response is read and dropped. */

@@ -1444,7 +1444,8 @@ function corked(res: HttpResponse, fn: () => void): void {
       try {
         for (let i = 0; i < ended.length; i++) ended[i].runLogHooks();
       } finally {
-        ended.length = 0;
+        // pop, not `length = 0`: that is a generic store through the length accessor (≈450 instructions)
+        while (ended.length > 0) ended.pop();
         loggingEnded = false;
       }
     }

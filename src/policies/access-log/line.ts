@@ -128,7 +128,9 @@ function phasePlan(hookNames: readonly string[] | null): PhasePlan {
  */
 export class MsField {
   readonly #key: string;
-  readonly #subMs: (string | undefined)[] = [];
+  // sized up front: grown from empty at random indexes, its lookups read past the end, and the optimizing compiler
+  // left them as generic keyed loads (seen in --trace-turbo graphs)
+  readonly #subMs: (string | undefined)[] = new Array<string | undefined>(1000).fill(undefined);
 
   constructor(key: string) {
     this.#key = flat(key);
