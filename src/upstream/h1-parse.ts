@@ -113,22 +113,51 @@ export class ResponseHead implements ForwardedHeaders {
 
   copyLines(out: Buffer, offset: number): number {
     const src = this.source!;
+    const sv = viewOf(src);
+    const ov = outViewOf(out);
     const keep = this.keep;
     for (let k = 0; k < keep.length; k += 2) {
       const from = this.base + keep[k];
       const to = this.base + keep[k + 1];
       if (offset + 2 + (to - from) > out.length) return -1;
-      out[offset++] = 13;
-      out[offset++] = 10;
-      // a short range byte by byte: a subarray for set() is an object per range, dearer than copying ~100 bytes
-      if (to - from <= 256) for (let i = from; i < to; i++) out[offset++] = src[i];
-      else {
+      ov.setUint16(offset, CRLF);
+      offset += 2;
+      if (to - from <= 256) {
+        // A short range four bytes at a time through DataViews, the rest byte by byte: a byte store into a Buffer
+        // costs several times a 32-bit DataView store, and a subarray for set() is an object per range.
+        let i = from;
+        for (; i + 4 <= to; i += 4, offset += 4) ov.setUint32(offset, sv.getUint32(i, true), true);
+        for (; i < to; i++) out[offset++] = src[i];
+      } else {
         out.set(src.subarray(from, to), offset);
         offset += to - from;
       }
     }
     return offset;
   }
+}
+
+const CRLF = 0x0d0a;
+// DataViews of the last source and output buffers copyLines saw: the read buffer and the head buffer, nearly always
+let viewedSource: Buffer | null = null;
+let sourceView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+let viewedOut: Buffer | null = null;
+let outView: DataView<ArrayBufferLike> = sourceView;
+
+function viewOf(b: Buffer): DataView<ArrayBufferLike> {
+  if (b !== viewedSource) {
+    viewedSource = b;
+    sourceView = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+  return sourceView;
+}
+
+function outViewOf(b: Buffer): DataView<ArrayBufferLike> {
+  if (b !== viewedOut) {
+    viewedOut = b;
+    outView = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+  return outView;
 }
 
 /** Forwarded headers held as strings (the undici path). */

@@ -72,3 +72,32 @@ test('a head equal to the last one parsed gives the same result; HEAD, a failure
   // an empty text never matches the empty "no last head"
   assert.equal(parseResponseHead('', new ResponseHead(), false), false);
 });
+
+test('the raw field lines are copied byte for byte whatever their lengths, offsets and bytes', () => {
+  // values from empty to past the 256-byte bulk threshold, obs-text included, in a source buffer at an offset
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+  const fields: string[] = [];
+  for (let n = 0; n < 40; n++) {
+    const length = n < 12 ? n : next() % 320;
+    let v = '';
+    for (let i = 0; i < length; i++) {
+      const c = 0x21 + (next() % 0xde); // visible ASCII and obs-text, DEL left out
+      v += String.fromCharCode(c >= 0x7f ? c + 1 : c);
+    }
+    fields.push(`X-F${n}: ${v}`);
+  }
+  const text = 'HTTP/1.1 200 OK\r\n' + fields.join('\r\n') + '\r\nContent-Length: 0';
+  const prefix = 'HTTP/1.1 204 No Content\r\n\r\n'; // a response before it in the same read
+  const source = Buffer.from(prefix + text + '\r\n\r\n', 'latin1');
+  const head = new ResponseHead();
+  assert.equal(parseResponseHead(text, head, false, source, prefix.length), true, head.error ?? '');
+  for (const at of [0, 1, 2, 3]) {
+    const out = Buffer.alloc(16384, 0x2e);
+    const end = head.copyLines(out, at);
+    assert.equal(out.toString('latin1', at, end), '\r\n' + fields.join('\r\n'), `output offset ${at}`);
+    assert.equal(out[at - 1] ?? 0x2e, 0x2e, 'nothing written before the offset');
+    assert.equal(out[end], 0x2e, 'nothing written after the end');
+  }
+  assert.equal(head.copyLines(Buffer.alloc(100), 0), -1, 'a head buffer too small is reported, not overrun');
+});
