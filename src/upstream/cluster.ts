@@ -149,7 +149,8 @@ export class UpstreamCluster implements NodeView {
    * request's hash for consistent-hash (0 otherwise).
    */
   pick(skip: number, key = 0): number {
-    this.#now = clock32();
+    // the time is read when a node's state needs it (#nowMs), not per pick: Date.now() is a runtime call
+    this.#now = NONE;
     // In panic mode the balancer is asked once, over the panic view, until some node is available again (a failed
     // pick over the normal view would move round robin's cursor for nothing).
     if (!this.#panic || this.#anyAvailable(skip)) {
@@ -166,6 +167,11 @@ export class UpstreamCluster implements NodeView {
       return p;
     }
     return skip >= 0 && this.#notDrained(skip) ? skip : -1;
+  }
+
+  /** clock32() once per pick, on first use: an ejected node, slow start or a latency EWMA asks for it */
+  #nowMs(): number {
+    return this.#now !== NONE ? this.#now : (this.#now = clock32());
   }
 
   #anyAvailable(skip: number): boolean {
@@ -193,7 +199,7 @@ export class UpstreamCluster implements NodeView {
     if (s.peek(i, HEALTH) === HEALTH_DOWN) return false;
     const until = s.peek(i, EJECTED_UNTIL);
     if (until !== NONE) {
-      if (after(until, this.#now)) return false;
+      if (after(until, this.#nowMs())) return false;
       // The ejection period is over. With active checks the node waits for a passing check (the checker restores
       // it); without, it comes back on trial.
       if (this.#activeChecks) return false;
@@ -210,7 +216,7 @@ export class UpstreamCluster implements NodeView {
     if (ss === null || w === 0) return w;
     const since = this.state.get(i, HEALTHY_SINCE);
     if (since === NONE) return w;
-    const elapsed = (this.#now - since) | 0;
+    const elapsed = (this.#nowMs() - since) | 0;
     return elapsed >= ss.windowMs || elapsed < 0 ? w : w * slowStartFactor(elapsed, 0, ss);
   }
 
@@ -222,7 +228,7 @@ export class UpstreamCluster implements NodeView {
   /** NodeView: the node's peak EWMA of time to the response head, decayed to now (0: no sample). */
   latencyUs(i: number): number {
     const s = this.state;
-    return ewmaAt(s.get(i, LATENCY_US), s.get(i, LATENCY_STAMP), this.#now, this.#decayMs);
+    return ewmaAt(s.get(i, LATENCY_US), s.get(i, LATENCY_STAMP), this.#nowMs(), this.#decayMs);
   }
 
   /**
