@@ -186,7 +186,7 @@ export class WsConnection implements PolicyContext {
       }
     }
     const hooks = route.timedHooks;
-    this.timing = { start: t0, routed: performance.now(), upstreamStart: 0, connected: 0, upstreamHeaders: 0, end: 0, hooks: hooks === null ? null : route.hookMarks!.slice(), hookNames: hooks };
+    this.timing = { start: t0, routed: performance.now(), upstreamStart: 0, connected: 0, upstreamHeaders: 0, end: 0, hooks: hooks === null ? null : route.newHookMarks!(), hookNames: hooks };
     // one slot per policy, and the connection's summary after them for the access log
     this.slots = new Array(route.slotCount + 1).fill(undefined);
     this.slots[route.slotCount] = this.summary;

@@ -359,7 +359,7 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     this.maxBodyBytes = route.plan.maxBodyBytes;
     this.clientBodyDone = requestBodyKind === BODY_NONE;
     this.facts = facts;
-    this.slots = route.slotCount > 0 ? route.emptySlots.slice() : NO_SLOTS;
+    this.slots = route.slotCount > 0 ? route.newSlots() : NO_SLOTS;
     this.timing = timing;
     // asked last: the transforms read the request head through this context
     this.bodyTransform = route.requestBody !== null && requestBodyKind !== BODY_NONE && wantsBody(route.requestBody, this);

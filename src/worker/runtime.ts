@@ -19,6 +19,7 @@ import { consumerLookup } from '../identity/consumers.js';
 import { aggregateRuntime, type AggregateRuntime } from '../aggregate/runner.js';
 import { MirrorRoute, MirrorSet } from '../traffic/mirror.js';
 import { flat } from '../shared/flat-string.js';
+import { undefinedFilled, zeroFilled } from '../shared/fresh-arrays.js';
 
 /** What a worker builds from a plan: pools, balancers and per-route precomputed strings. */
 export interface NodePool {
@@ -114,7 +115,8 @@ export class RouteRuntime {
   readonly needsFacts: boolean;
   readonly slotCount: number;
   /** slotCount undefined entries, copied for each request's slots (a slice is cheaper than new Array(n).fill()) */
-  readonly emptySlots: readonly unknown[];
+  /** a fresh array of the route's policy slots, all undefined */
+  readonly newSlots: () => unknown[];
   /** a policy on this route answers CORS preflights: OPTIONS with Origin and Access-Control-Request-Method matches too */
   readonly preflight: boolean;
   /** cell of this route's "disabled" switch in Runtime.flags */
@@ -127,7 +129,8 @@ export class RouteRuntime {
   /** a hook reads the request's timestamps (PolicyHooks.readsTiming / timesHooks): the handler takes them */
   readonly timed: boolean;
   /** zeros, one per timed hook: each request's RequestTiming.hooks starts as a copy */
-  readonly hookMarks: number[] | null;
+  /** a fresh array of zero marks, one per timed hook; null when the route times no hooks */
+  readonly newHookMarks: (() => number[]) | null;
   /** the route's in-flight cell across workers, when it has a concurrency limit */
   readonly concurrency: Int32Array | null;
   /** the route's own circuit breaker, when it has one (its upstream's is in the cluster) */
@@ -170,7 +173,7 @@ export class RouteRuntime {
     this.requestBodyLimit = bodies.length ? Math.min(...bodies.map((b) => b.maxBytes)) : 0;
     this.hasRequestPhases = this.access !== null || this.rewrite !== null;
     this.slotCount = hooks.length;
-    this.emptySlots = Array.from({ length: hooks.length }, () => undefined);
+    this.newSlots = undefinedFilled(hooks.length);
     this.hasPolicies = hooks.length > 0;
     const t = plan.traffic;
     const versionUpstreams = t === null ? [] : t.versions.map((v) => upstreams[v.upstream]);
@@ -196,8 +199,7 @@ export class RouteRuntime {
       ? [...names.filter((_, i) => typeof hooks[i].access === 'function'), ...names.filter((_, i) => typeof hooks[i].rewrite === 'function')]
       : null;
     this.timed = hooks.some((h) => h.readsTiming === true || h.timesHooks === true);
-    // made of doubles, then zeroed: the array keeps V8's double elements kind, so each copy takes timestamps as is
-    this.hookMarks = this.timedHooks === null ? null : this.timedHooks.map(() => 0.5).fill(0);
+    this.newHookMarks = this.timedHooks === null ? null : zeroFilled(this.timedHooks.length);
   }
 }
 
