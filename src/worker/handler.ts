@@ -10,6 +10,7 @@ import { NO_ROUTE, Refusal } from './refusal.js';
 import type { RequestTiming } from '../pipeline/policy.js';
 import type { MatchInput, Runtime, RouteRuntime } from './runtime.js';
 import { peerAddress } from './peer-address.js';
+import { RequestIds } from './request-ids.js';
 import { flat } from '../shared/flat-string.js';
 
 /**
@@ -311,7 +312,7 @@ export interface HandlerState extends ExchangeHost {
  */
 export function createHandler(state: HandlerState, workerIndex: number, tls: boolean = state.tls, certificates = false): (res: HttpResponse, req: HttpRequest) => void {
   const idPrefix = randomBytes(4).toString('hex') + workerIndex.toString(36) + '-';
-  let seq = 0;
+  const ids = new RequestIds(idPrefix);
   const proto = tls ? 'https' : 'http';
 
   /**
@@ -347,7 +348,7 @@ export function createHandler(state: HandlerState, workerIndex: number, tls: boo
       state.onInternalError(err as Error);
       if (!(res as { ngResponded?: boolean }).ngResponded) {
         try {
-          writeProblem(res, 'NG_ERR_GATEWAY_INTERNAL', idPrefix + (++seq).toString(36), undefined, null, true);
+          writeProblem(res, 'NG_ERR_GATEWAY_INTERNAL', ids.next(), undefined, null, true);
         } catch {
           /* the response was already under way */
         }
@@ -372,7 +373,7 @@ export function createHandler(state: HandlerState, workerIndex: number, tls: boo
     s.startedAt = t0;
     state.counters.add(0 /* REQUESTS */);
 
-    const requestId = s.requestId !== null && REQUEST_ID.test(s.requestId) ? s.requestId : idPrefix + (++seq).toString(36);
+    const requestId = s.requestId !== null && REQUEST_ID.test(s.requestId) ? s.requestId : ids.next();
     const limits = plan.limits;
 
     // --- framing and size checks, in the order a client can fix them
