@@ -721,8 +721,11 @@ export class Exchange implements AttemptOwner, PolicyContext, QueuedRequest, Cha
     // the body as held before dispatch: a connection ready at once takes (and clears) pendingBody
     const body = this.pendingBody;
     this.dispatching = true;
-    upstream.pools[i].dispatch(attempt);
-    this.dispatching = false;
+    try {
+      upstream.pools[i].dispatch(attempt);
+    } finally {
+      this.dispatching = false;
+    }
     if (this.mirror !== null) {
       const m = this.mirror;
       this.mirror = null;

@@ -114,7 +114,6 @@ export class RouteRuntime {
   /** the handler copies request facts: for policies, or for a balancer key (consistent-hash) */
   readonly needsFacts: boolean;
   readonly slotCount: number;
-  /** slotCount undefined entries, copied for each request's slots (a slice is cheaper than new Array(n).fill()) */
   /** a fresh array of the route's policy slots, all undefined */
   readonly newSlots: () => unknown[];
   /** a policy on this route answers CORS preflights: OPTIONS with Origin and Access-Control-Request-Method matches too */
@@ -128,7 +127,6 @@ export class RouteRuntime {
   readonly timedHooks: readonly string[] | null;
   /** a hook reads the request's timestamps (PolicyHooks.readsTiming / timesHooks): the handler takes them */
   readonly timed: boolean;
-  /** zeros, one per timed hook: each request's RequestTiming.hooks starts as a copy */
   /** a fresh array of zero marks, one per timed hook; null when the route times no hooks */
   readonly newHookMarks: (() => number[]) | null;
   /** the route's in-flight cell across workers, when it has a concurrency limit */
