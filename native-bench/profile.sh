@@ -11,7 +11,7 @@
 # under perf record -g (cpu-clock at 4,999 Hz: this VM has no hardware counters). Node runs with
 # --perf-basic-prof-only-functions so JIT frames have names. Profiles are kept in native-bench/results/profile-NAME/
 # (git-ignored). Knobs: DUR=5 WARM=3 CONNS=50 BASE_PORT=19600 HEADER, ROOT (another built checkout), NODE_FLAGS,
-# PACE_MS (light load instead of saturation: each connection waits PACE_MS after a response, as run.sh's paced runs;
+# UNPINNED=1 (nothing pinned, default workers), PACE_MS (light load instead of saturation: each connection waits PACE_MS after a response, as run.sh's paced runs;
 # wrk's connections fall into step, so requests come in bursts), RATE (light load, evenly spaced: RATE requests a
 # second from the bench harness's open-loop generator, each request on its own, as `nanogate bench` sends them).
 # Only 127.0.0.1 is contacted; wrk runs are bounded by -d; the processes started here are stopped by PID.
@@ -25,6 +25,8 @@ DUR=${DUR:-5}; WARM=${WARM:-3}; CONNS=${CONNS:-50}; BASE_PORT=${BASE_PORT:-19600
 HDR=(); [ -n "${HEADER:-}" ] && HDR=(-H "$HEADER")
 for c in nginx wrk curl taskset node perf; do command -v "$c" >/dev/null || { echo "!! $c is missing" >&2; exit 1; }; done
 [ -f "$ROOT/dist/src/cli/main.js" ] || { echo "!! $ROOT/dist is missing: npm run build there" >&2; exit 1; }
+# UNPINNED=1: nothing pinned and the gateway on its default worker count, as native-bench's unpinned rows
+if [ -n "${UNPINNED:-}" ]; then ON0=(); ON1=(); WORKERS=(); else ON0=(taskset -c 0); ON1=(taskset -c 1); WORKERS=(--workers 1); fi
 OUT="$HERE/results/profile-$NAME"
 mkdir -p "$OUT"
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/nanogate-profile.XXXXXX")
@@ -43,25 +45,25 @@ trap stop_all EXIT
 cd "$HERE"
 OP=$BASE_PORT; GP=$((BASE_PORT + 10))
 sed -e "s#__RUN__#$RUN#g" -e "s#__ORIGIN_PORT__#$OP#g" conf/origin-nginx.conf > "$RUN/origin.conf"
-taskset -c 1 nginx -c "$RUN/origin.conf" -p "$RUN" -g "daemon off; worker_processes 1;" >>"$RUN/origin.log" 2>&1 &
+"${ON1[@]}" nginx -c "$RUN/origin.conf" -p "$RUN" -g "daemon off; worker_processes 1;" >>"$RUN/origin.log" 2>&1 &
 PIDS+=($!)
 NB_ORIGIN_PORT=$OP NB_NANOGATE_PORT=$GP NB_NANOGATE_ADMIN_PORT=$((GP + 1)) NB_ACCESS_LOG=$RUN/access.log \
-  taskset -c 1 node ${NODE_FLAGS:-} --perf-basic-prof-only-functions "$ROOT/bin/nanogate.js" start --config "$HERE/$CONF" --workers 1 >"$RUN/gateway.log" 2>&1 &
+  "${ON1[@]}" node ${NODE_FLAGS:-} --perf-basic-prof-only-functions "$ROOT/bin/nanogate.js" start --config "$HERE/$CONF" "${WORKERS[@]}" >"$RUN/gateway.log" 2>&1 &
 GW=$!; PIDS+=($GW)
 ok=
 for i in $(seq 1 150); do [ "$(curl -s "${HDR[@]}" -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$GP/")" = 200 ] && { ok=1; break; }; sleep 0.1; done
 [ -n "$ok" ] || { echo "!! the gateway does not answer 200 (see below)" >&2; tail -5 "$RUN/gateway.log" >&2; exit 1; }
-taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARM}s" "${HDR[@]}" "http://127.0.0.1:$GP/" >/dev/null
+"${ON0[@]}" wrk -t1 -c"$CONNS" -d"${WARM}s" "${HDR[@]}" "http://127.0.0.1:$GP/" >/dev/null
 perf record -g -F 4999 -e cpu-clock -p "$GW" -o "$OUT/perf.data" -- sleep "$DUR" >/dev/null 2>&1 &
 PERF=$!
 if [ -n "${RATE:-}" ]; then
   # light load, evenly spaced: one request every 1/RATE s (the bench harness's open-loop generator)
-  taskset -c 0 node "$HERE/openloop.mjs" "$ROOT" "$GP" "$RATE" "$DUR" "${HEADER:-}" > "$OUT/wrk.txt"
+  "${ON0[@]}" node "$HERE/openloop.mjs" "$ROOT" "$GP" "$RATE" "$DUR" "${HEADER:-}" > "$OUT/wrk.txt"
 elif [ -n "${PACE_MS:-}" ]; then
   # light load: each connection waits PACE_MS after a response (report.lua), ~2,000 req/s at 24 ms with 50 connections
-  PACE_MS=$PACE_MS taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s" "${HDR[@]}" -s report.lua "http://127.0.0.1:$GP/" > "$OUT/wrk.txt"
+  PACE_MS=$PACE_MS "${ON0[@]}" wrk -t1 -c"$CONNS" -d"${DUR}s" "${HDR[@]}" -s report.lua "http://127.0.0.1:$GP/" > "$OUT/wrk.txt"
 else
-  taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s" "${HDR[@]}" "http://127.0.0.1:$GP/" > "$OUT/wrk.txt"
+  "${ON0[@]}" wrk -t1 -c"$CONNS" -d"${DUR}s" "${HDR[@]}" "http://127.0.0.1:$GP/" > "$OUT/wrk.txt"
 fi
 wait "$PERF" || true
 # symbolised now, while node's JIT map (/tmp/perf-<pid>.map) is there

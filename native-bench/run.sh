@@ -17,6 +17,9 @@
 # nanogate-1w-cache-hit (the cache policy's L1, conf/nanogate-cache.yaml); the origin sends no caching headers and
 # both give its answer a 10-minute TTL, so after the probe every request is a hit. nanogate-1w-split (also in ONLY
 # only): the pass-through with a 95/5 traffic split (conf/nanogate-split.yaml), to set beside nanogate-1w.
+# Paced by an open loop instead (PACED_BY=even EVEN_RATE=2000): native-bench/openloop.mjs on wrk's CPU sends one
+# request every 1/EVEN_RATE s over 50 connections, each timed from its scheduled send; wrk's paced connections fall
+# into step and arrive in bursts of ~CONNS, so its paced P99 is the time to serve a burst, not one request.
 # Knobs (env): ROUNDS=3 DUR=10 PACE_DUR=5 WARM=2 CONNS=50 PACE_MS=24 ONLY="direct nginx haproxy nanogate-1w nanogate-1w-pipelined nanogate-1w-standard nginx-2w nanogate-default"
 #              NO_INSTALL=1 (do not apt-get)  NO_BUILD=1 (do not npm run build when dist/ is missing)
 #              OUT_MD=native-bench/RESULTS.md  BASE_PORT=19000, 19200 with MODE=policies (origin; proxies use BASE_PORT+81.., admin +91)
@@ -33,6 +36,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 cd "$HERE"
 
 ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10}; PACE_DUR=${PACE_DUR:-5}; WARM=${WARM:-2}; CONNS=${CONNS:-50}; PACE_MS=${PACE_MS:-24}
+PACED_BY=${PACED_BY:-wrk}; EVEN_RATE=${EVEN_RATE:-2000}
 if [ "${MODE:-proxies}" = policies ]; then BASE_PORT=${BASE_PORT:-19200}; else BASE_PORT=${BASE_PORT:-19000}; fi  # apart, so both can run at once
 ORIGIN_PORT=$BASE_PORT; NGINX_PORT=$((BASE_PORT + 81)); HAPROXY_PORT=$((BASE_PORT + 82))
 NANOGATE_PORT=$((BASE_PORT + 90)); NANOGATE_ADMIN_PORT=$((BASE_PORT + 91))
@@ -111,6 +115,9 @@ cpu_ticks() { # utime+stime (clock ticks) of pid, all its threads, and its direc
   done
   echo $t
 }
+cpu_idle_total() { # idle+iowait and all ticks of the whole machine (/proc/stat), for the idle share of a run
+  awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit}' /proc/stat
+}
 tmpl() {
   sed -e "s#__RUN__#$RUN#g" -e "s#__ORIGIN_PORT__#$ORIGIN_PORT#g" -e "s#__NGINX_PORT__#$NGINX_PORT#g" \
       -e "s#__HAPROXY_PORT__#$HAPROXY_PORT#g" "$1" > "$RUN/$(basename "$1")"
@@ -165,18 +172,28 @@ wrk_run() { # cfg round mode(sat|paced) gen_cpu url sut_pid origin_pid
   local h=(); hdr=$(header_of "$cfg"); [ -n "$hdr" ] && h=(-H "$hdr")
   out="$RUN/$cfg.r$round.$mode.txt"
   s0=$( [ -n "$spid" ] && cpu_ticks "$spid" || echo 0 ); o0=$(cpu_ticks "$opid")
+  local i0 t0 i1 t1 gen TIMEFORMAT='%U %S'
+  read -r i0 t0 < <(cpu_idle_total)
   local pre=(); [ "$gcpu" != "-1" ] && pre=(taskset -c "$gcpu")
   if [ "$mode" = paced ]; then dur=$PACE_DUR; else dur=$DUR; fi
-  if [ "$mode" = paced ]; then
-    PACE_MS=$PACE_MS "${pre[@]}" wrk -t1 -c"$CONNS" -d"${dur}s" "${h[@]}" --latency -s report.lua "$url" > "$out" 2>&1 || true
-  else
-    "${pre[@]}" wrk -t1 -c"$CONNS" -d"${dur}s" "${h[@]}" --latency -s report.lua "$url" > "$out" 2>&1 || true
-  fi
+  # bash's `time` gives the generator's own CPU (user + system seconds) in $RUN/gen.time
+  { time {
+    if [ "$mode" = paced ] && [ "$PACED_BY" = even ]; then
+      local port=${url#http://127.0.0.1:}; port=${port%/}
+      "${pre[@]}" node openloop.mjs "$ROOT" "$port" "$EVEN_RATE" "$dur" "$hdr" > "$out" 2>&1 || true
+    elif [ "$mode" = paced ]; then
+      PACE_MS=$PACE_MS "${pre[@]}" wrk -t1 -c"$CONNS" -d"${dur}s" "${h[@]}" --latency -s report.lua "$url" > "$out" 2>&1 || true
+    else
+      "${pre[@]}" wrk -t1 -c"$CONNS" -d"${dur}s" "${h[@]}" --latency -s report.lua "$url" > "$out" 2>&1 || true
+    fi
+  } ; } 2> "$RUN/gen.time"
+  read -r i1 t1 < <(cpu_idle_total)
+  gen=$(awk '{printf "%.3f", $1 + $2}' "$RUN/gen.time" 2>/dev/null || echo 0)
   s1=$( [ -n "$spid" ] && cpu_ticks "$spid" || echo 0 ); o1=$(cpu_ticks "$opid")
   if [ -n "$spid" ] && ! alive "$spid"; then echo "!! $cfg r$round $mode: the proxy exited during the run (see $RUN/$cfg.log); not recorded" >&2; return 0; fi
   j=$(grep '^JSON ' "$out" | sed 's/^JSON //' || true)
   [ -n "$j" ] || { echo "!! no wrk result in $out" >&2; return 0; }
-  echo "${j%\}},\"cfg\":\"$cfg\",\"round\":$round,\"mode\":\"$mode\",\"pinned\":$(pinned_of "$cfg"),\"sut_cpu_ticks\":$((s1-s0)),\"origin_cpu_ticks\":$((o1-o0)),\"clk_tck\":$(getconf CLK_TCK)}" >> "$RAW"
+  echo "${j%\}},\"cfg\":\"$cfg\",\"round\":$round,\"mode\":\"$mode\",\"pinned\":$(pinned_of "$cfg"),\"sut_cpu_ticks\":$((s1-s0)),\"origin_cpu_ticks\":$((o1-o0)),\"gen_cpu_s\":${gen:-0},\"idle_pct\":$(( t1 > t0 ? (i1 - i0) * 100 / (t1 - t0) : 0 )),\"clk_tck\":$(getconf CLK_TCK)}" >> "$RAW"
   printf '  r%s %-17s %-5s %s\n' "$round" "$cfg" "$mode" "$j"
 }
 
@@ -216,6 +233,7 @@ run_cfg() { # cfg round
 cat "$RUN/versions.txt"
 
 echo "mode=$MODE" >> "$RUN/versions.txt"
+echo "paced_by=$PACED_BY$( [ "$PACED_BY" = even ] && echo " $EVEN_RATE/s" )" >> "$RUN/versions.txt"
 echo "== $ROUNDS rounds of: $CFGS  (wrk -t1 -c$CONNS; saturated ${DUR}s$( [ "$MODE" = policies ] || echo ", paced ${PACE_DUR}s at PACE_MS=$PACE_MS"); warm-up ${WARM}s)"
 for r in $(seq 1 "$ROUNDS"); do
   for c in $CFGS; do run_cfg "$c" "$r"; done

@@ -50,6 +50,9 @@ function agg(cfg, mode) {
     errs: rs.reduce((a, r) => a + r.err_connect + r.err_read + r.err_write + r.err_status + r.err_timeout, 0),
     cpuUsPerReq: median(rs.map((r) => ((r.sut_cpu_ticks / r.clk_tck) * 1e6) / r.requests)),
     originUsPerReq: median(rs.map((r) => ((r.origin_cpu_ticks / r.clk_tck) * 1e6) / r.requests)),
+    // absent from runs recorded before 2026-12-05
+    genUsPerReq: rs[0].gen_cpu_s === undefined ? NaN : median(rs.map((r) => (r.gen_cpu_s * 1e6) / r.requests)),
+    idlePct: rs[0].idle_pct === undefined ? NaN : median(rs.map((r) => r.idle_pct)),
   };
 }
 const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
@@ -75,7 +78,11 @@ p('```');
 p();
 const rounds = dS ? dS.n : '?';
 const conns = process.env.CONNS || 50;
-p(`**GET / → origin answering 200 with a 100-byte body; wrk -t1 -c${conns}; median of ${rounds} round${rounds === 1 ? '' : 's'}.** Saturated: as fast as wrk goes. Paced: each connection waits ${process.env.PACE_MS || 24} ms after a response (≈2,000 req/s in total); read the paced columns for added latency.`);
+const even = (v.paced_by || '').startsWith('even');
+const pacedText = even
+  ? `Paced: one request every 1/${v.paced_by.split(' ')[1] || '2000/s'} from the open-loop generator (native-bench/openloop.mjs, 50 connections, each request timed from its scheduled send), so requests arrive one by one`
+  : `Paced: each connection waits ${process.env.PACE_MS || 24} ms after a response (≈2,000 req/s in total; the connections fall into step, so requests arrive in bursts of about ${conns})`;
+p(`**GET / → origin answering 200 with a 100-byte body; wrk -t1 -c${conns}; median of ${rounds} round${rounds === 1 ? '' : 's'}.** Saturated: as fast as wrk goes. ${pacedText}; read the paced columns for added latency.`);
 p();
 p('| config | what | pinned | req/s | min–max req/s | × direct | × nginx | P50 µs | P99 µs | paced req/s | paced P50 µs | paced P99 µs | paced +P50 / +P99 vs direct | proxy CPU µs/req | errors |');
 p('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -93,6 +100,20 @@ for (const cfg of ORDER) {
   p(`| ${cfg} | ${DESC[cfg]} | ${pinned} | ${int(s.rps)} | ${int(s.rpsMin)}–${int(s.rpsMax)} | ${paren(ratio(s.rps, dS && dS.rps))} | ${vsNginx} | ${int(s.p50)} | ${int(s.p99)} | ${pc ? int(pc.rps) : '–'} | ${pc ? int(pc.p50) : '–'} | ${pc ? int(pc.p99) : '–'} | ${added} | ${cpu} | ${s.errs + (pc ? pc.errs : 0)} |`);
 }
 p();
+// Where the saturated runs' CPU went: throughput ≈ CPUs busy / (generator + origin + proxy CPU per request), so an
+// unpinned row can only pass another by spending less in all three, or by leaving fewer CPUs idle.
+const acct = ORDER.map((cfg) => [cfg, agg(cfg, 'sat')]).filter(([, a]) => a && Number.isFinite(a.genUsPerReq));
+if (acct.length) {
+  p('Saturated runs, CPU per response (µs) by process, and the share of both CPUs left idle (/proc/stat):');
+  p();
+  p('| config | generator (wrk) | origin | proxy | all three | CPUs idle |');
+  p('|---|---:|---:|---:|---:|---:|');
+  for (const [cfg, a] of acct) {
+    const proxy = cfg === 'direct' ? 0 : a.cpuUsPerReq;
+    p(`| ${cfg} | ${a.genUsPerReq.toFixed(1)} | ${a.originUsPerReq.toFixed(1)} | ${cfg === 'direct' ? '–' : proxy.toFixed(1)} | ${(a.genUsPerReq + a.originUsPerReq + proxy).toFixed(1)} | ${Math.round(a.idlePct)} % |`);
+  }
+  p();
+}
 p('## Method');
 p(`- Pinned rows: \`taskset -c 0 wrk -t1 -c${conns}\`; the origin (nginx, 1 worker) and the proxy under test (1 worker or thread, helper threads included) are both started under \`taskset -c 1\`. In "direct" the origin has CPU 1 alone; in proxy rows origin and proxy share it, so throughput ≈ 1 / (origin CPU + proxy CPU per request) and every proxy gets the same budget. nanogate: \`node bin/nanogate.js start --config native-bench/conf/nanogate.yaml --workers 1\` (control-plane thread and one worker thread, both on CPU 1).`);
 p('- The unpinned rows run nanogate with its default worker count (one per core, 2 here) and nginx with 2 workers, nothing pinned: wrk, origin and proxy compete for both cores. nanogate-default\'s × nginx is against nginx-2w (same conditions); ratios in parentheses are against the pinned rows, not like for like.');
@@ -100,7 +121,9 @@ p('- The cache-hit rows answer every request from the proxy\'s cache (nginx prox
 p('- The standard-policy row (nanogate-1w-standard) runs native-bench/conf/policies/standard.yaml with a cached HS256 JWT on every request; its × nginx is against nginx pass-through (no policies), the target being ≥ 1.0×. Per-policy costs: `nanogate bench policies`.');
 p('- Origin: nginx `return 200 "<100 bytes>"`, `access_log off`, `keepalive_requests` raised (the default 1000 would recycle connections mid-run); nginx as proxy has upstream `keepalive 128`; haproxy `http-reuse always`, `nbthread 1`; nanogate keeps its default upstream pool (128 connections per node per worker); the default rows keep `pipelining: auto` (the origin is probed with two pipelined HEADs, then GET requests that arrive in the same event-loop turn share one upstream connection and one write, up to 32), the pipelined row sets `pipelining: 64` (conf/nanogate-pipelined.yaml: no probe, batches of up to 64; docs/performance.md).');
 p(`- Every round starts each config fresh, checks 200 + 100-byte body, warms up at full load, runs the saturated test then the paced test, and stops everything by PID. Configs are interleaved across rounds. Latency percentiles are wrk's (µs resolution, via report.lua's done() hook). At saturation latency ≈ connections / throughput (Little's law).`);
-p('- Paced load is wrk with a per-connection think time (delay()), a closed loop: wrk2 (open loop) is not packaged in Debian 12. At ≈2k req/s everything here runs far below capacity, so no queue builds. For open-loop numbers use `nanogate bench` (its fixed-rate mode timestamps each request by its scheduled send time).');
+p(even
+  ? '- Paced load (PACED_BY=even) is native-bench/openloop.mjs pinned where wrk is: the bench harness\'s open-loop generator, one request every 1/rate s over 50 connections, each timed from its scheduled send (coordinated omission counted). Its own Node event loop adds to every row alike, direct included.'
+  : '- Paced load is wrk with a per-connection think time (delay()), a closed loop: wrk2 (open loop) is not packaged in Debian 12. At ≈2k req/s everything here runs far below capacity, so no queue builds. The connections fall into step, so the paced P99 is about the time to serve a burst of them; `PACED_BY=even` paces with an open-loop generator instead (one request at a time).');
 p('- Proxy CPU: utime+stime from /proc/<pid>/stat of the proxy process (all threads) and its direct children (nginx workers), over the saturated run, per response.');
 p(`- This machine has ${v.cpu ? v.cpu.split(' x ').pop() : '?'} cores and is shared: load average ${v.load_at_start || '?'} at the start, ${v.load_at_end || '?'} at the end. Expect run-to-run differences of 10-20% in req/s and several × in P99; compare medians.`);
 process.stdout.write(out.join('\n') + '\n');
