@@ -1,6 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-memory-reducer
 // Launcher. The CLI is TypeScript compiled into dist/ (`npm run build`, which `npm install` runs through `prepare`);
 // a checkout whose dist/ is missing, or older than a file in src/, is built here first.
+// --no-memory-reducer (above, and in `npm start`, the systemd unit and the image): V8's memory reducer would compact
+// the control plane's heap ~8 s after start-up, a 15-20 ms stall of the CPU a worker needs (docs/performance.md,
+// "The control plane's start-up garbage"). A V8 flag of the main thread can only be given on node's command line.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';

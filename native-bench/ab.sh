@@ -56,7 +56,7 @@ wait_200 "http://127.0.0.1:$ORIGIN_PORT/"
 declare -A PID PORT
 start_gw() { # label root port config node-flags
   NB_ORIGIN_PORT=$ORIGIN_PORT NB_NANOGATE_PORT=$3 NB_NANOGATE_ADMIN_PORT=$(($3 + 1)) NB_ACCESS_LOG=${NB_ACCESS_LOG:-$RUN/access-$1.log} \
-    taskset -c 1 node $5 "$2/bin/nanogate.js" start --config "$HERE/$4" --workers 1 >>"$RUN/$1.log" 2>&1 &
+    taskset -c 1 node --no-memory-reducer $5 "$2/bin/nanogate.js" start --config "$HERE/$4" --workers 1 >>"$RUN/$1.log" 2>&1 &
   PID[$1]=$!; PORT[$1]=$3; PIDS+=($!)
   wait_200 "http://127.0.0.1:$3/"
   taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARM}s" "${HDR[@]}" "http://127.0.0.1:$3/" >/dev/null 2>&1 || true

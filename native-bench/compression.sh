@@ -125,7 +125,7 @@ run_row() { # name proxy path ae round
   case $proxy in
     nginx) start_bg "$name" "$SUT_CPU" nginx -c "$RUN/proxy-off.conf" -p "$RUN" -g "daemon off; worker_processes 1;"; url="http://127.0.0.1:$NGINX_PORT$path" ;;
     nginx-gzip) start_bg "$name" "$SUT_CPU" nginx -c "$RUN/proxy-on.conf" -p "$RUN" -g "daemon off; worker_processes 1;"; url="http://127.0.0.1:$NGINX_PORT$path" ;;
-    nanogate) start_bg "$name" "$SUT_CPU" node "$ROOT/bin/nanogate.js" start --config "$RUN/nanogate.yaml" --workers 1; url="http://127.0.0.1:$NANOGATE_PORT$path" ;;
+    nanogate) start_bg "$name" "$SUT_CPU" node --no-memory-reducer "$ROOT/bin/nanogate.js" start --config "$RUN/nanogate.yaml" --workers 1; url="http://127.0.0.1:$NANOGATE_PORT$path" ;;
   esac
   spid=$LASTPID
   if wait_200 "$url" "$ae"; then

@@ -77,7 +77,7 @@ wait_200() { # header -> 0 once the gateway answers 200 (up to 120 s: valgrind s
 start_gateway() { # config [wrapper...]: starts it pinned on CPU 1 with the run's environment; sets GW
   local conf=$1; shift
   NB_ORIGIN_PORT=$OP NB_NANOGATE_PORT=$GP NB_NANOGATE_ADMIN_PORT=$((GP + 1)) NB_ACCESS_LOG=$RUN/access.log \
-    taskset -c 1 "$@" node ${NODE_FLAGS:-} "$ROOT/bin/nanogate.js" start --config "$HERE/conf/policies/$conf" --workers 1 >"$RUN/gateway-$ROW.log" 2>&1 &
+    taskset -c 1 "$@" node --no-memory-reducer ${NODE_FLAGS:-} "$ROOT/bin/nanogate.js" start --config "$HERE/conf/policies/$conf" --workers 1 >"$RUN/gateway-$ROW.log" 2>&1 &
   GW=$!; PIDS+=($GW)
 }
 

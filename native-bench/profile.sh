@@ -48,7 +48,7 @@ sed -e "s#__RUN__#$RUN#g" -e "s#__ORIGIN_PORT__#$OP#g" conf/origin-nginx.conf > 
 "${ON1[@]}" nginx -c "$RUN/origin.conf" -p "$RUN" -g "daemon off; worker_processes 1;" >>"$RUN/origin.log" 2>&1 &
 PIDS+=($!)
 NB_ORIGIN_PORT=$OP NB_NANOGATE_PORT=$GP NB_NANOGATE_ADMIN_PORT=$((GP + 1)) NB_ACCESS_LOG=$RUN/access.log \
-  "${ON1[@]}" node ${NODE_FLAGS:-} --perf-basic-prof-only-functions "$ROOT/bin/nanogate.js" start --config "$HERE/$CONF" "${WORKERS[@]}" >"$RUN/gateway.log" 2>&1 &
+  "${ON1[@]}" node --no-memory-reducer ${NODE_FLAGS:-} --perf-basic-prof-only-functions "$ROOT/bin/nanogate.js" start --config "$HERE/$CONF" "${WORKERS[@]}" >"$RUN/gateway.log" 2>&1 &
 GW=$!; PIDS+=($GW)
 ok=
 for i in $(seq 1 150); do [ "$(curl -s "${HDR[@]}" -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$GP/")" = 200 ] && { ok=1; break; }; sleep 0.1; done

@@ -141,28 +141,28 @@ start_proxy() { # cfg cpu -> LASTPID (empty for direct)
     nginx-cache-hit) start_bg "$cfg" "$cpu" nginx -c "$NGINX_CACHE_CONF" -p "$RUN" -g "daemon off; worker_processes 1;" ;;
     nanogate-1w-cache-hit)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
-        start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate-cache.yaml" --workers 1 ;;
+        start_bg "$cfg" "$cpu" node --no-memory-reducer "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate-cache.yaml" --workers 1 ;;
     haproxy) start_bg "$cfg" "$cpu" haproxy -db -f "$HAPROXY_CONF" ;;
     nanogate-1w)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
-        start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate.yaml" --workers 1 ;;
+        start_bg "$cfg" "$cpu" node --no-memory-reducer "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate.yaml" --workers 1 ;;
     nanogate-1w-split)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
-        start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate-split.yaml" --workers 1 ;;
+        start_bg "$cfg" "$cpu" node --no-memory-reducer "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate-split.yaml" --workers 1 ;;
     nanogate-1w-pipelined)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
-        start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate-pipelined.yaml" --workers 1 ;;
+        start_bg "$cfg" "$cpu" node --no-memory-reducer "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate-pipelined.yaml" --workers 1 ;;
     nanogate-1w-standard)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
       NB_ACCESS_LOG="$RUN/access-$cfg.log" \
-        start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/policies/standard.yaml" --workers 1 ;;
+        start_bg "$cfg" "$cpu" node --no-memory-reducer "$ROOT/bin/nanogate.js" start --config "$HERE/conf/policies/standard.yaml" --workers 1 ;;
     pol-*)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
       NB_ACCESS_LOG="$RUN/access-$cfg.log" \
-        start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/policies/$(pol_field "${cfg#pol-}" config)" --workers 1 ;;
+        start_bg "$cfg" "$cpu" node --no-memory-reducer "$ROOT/bin/nanogate.js" start --config "$HERE/conf/policies/$(pol_field "${cfg#pol-}" config)" --workers 1 ;;
     nanogate-default)
       NB_NANOGATE_PORT=$NANOGATE_PORT NB_NANOGATE_ADMIN_PORT=$NANOGATE_ADMIN_PORT NB_ORIGIN_PORT=$ORIGIN_PORT \
-        start_bg "$cfg" "$cpu" node "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate.yaml" ;;
+        start_bg "$cfg" "$cpu" node --no-memory-reducer "$ROOT/bin/nanogate.js" start --config "$HERE/conf/nanogate.yaml" ;;
   esac
 }
 

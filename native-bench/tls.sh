@@ -26,7 +26,7 @@ measure() { # row url [extra wrk args]
   printf '%-26s %10s req/s   errors: %s\n' "$row" "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" "$(echo "$out" | grep -E 'Socket errors|Non-2xx' | tr '\n' ' ' || true)"
 }
 run_nanogate() { # config
-  taskset -c 1 node "$ROOT/bin/nanogate.js" start --config "$1" --workers 1 >"$RUN/nanogate.log" 2>&1 & NGPID=$!; PIDS+=($NGPID)
+  taskset -c 1 node --no-memory-reducer "$ROOT/bin/nanogate.js" start --config "$1" --workers 1 >"$RUN/nanogate.log" 2>&1 & NGPID=$!; PIDS+=($NGPID)
   wait_port "$2"
 }
 echo "== $(date -u +%FT%TZ) $(nproc) CPUs shared with other work; wrk -t1 -c$CONNS -d${DUR}s; origin nginx; 100-byte body"

@@ -173,7 +173,8 @@ export interface GatewayProc {
 }
 
 export async function startGateway(configFile: string, workers: number | undefined, env: Record<string, string>, logFile: string): Promise<GatewayProc> {
-  const args = [NANOGATE_BIN, 'start', '--config', configFile];
+  // as the launchers run it (bin/nanogate.js's first line, npm start, deploy/): see collectStartupGarbage
+  const args = ['--no-memory-reducer', NANOGATE_BIN, 'start', '--config', configFile];
   if (workers !== undefined) args.push('--workers', String(workers));
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],

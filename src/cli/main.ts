@@ -300,7 +300,7 @@ async function start(values: Values): Promise<number> {
     console.error(problem);
     return 1;
   }
-  const [{ createLogger }, { ConfigError }, { Gateway }, { tuneHeaps }] = await Promise.all([
+  const [{ createLogger }, { ConfigError }, { Gateway }, { tuneHeaps, collectStartupGarbage, memoryReducerOff }] = await Promise.all([
     import('../observe/log-format.js'),
     import('../config/errors.js'),
     import('../control/gateway.js'),
@@ -317,6 +317,14 @@ async function start(values: Values): Promise<number> {
     logger,
     faultInjection: process.env.NANOGATE_FAULT_INJECTION === '1',
     ...(etcd ? { etcd } : {}),
+    beforeServing: () => {
+      if (!memoryReducerOff()) {
+        logger.info('node runs with V8\'s memory reducer: ~8 s after start-up it may compact the control plane\'s heap, a 15-20 ms stall of a worker\'s CPU; start node with --no-memory-reducer as bin/nanogate.js and npm start do (docs/performance.md)');
+        return;
+      }
+      const ms = collectStartupGarbage();
+      logger.debug({ ms: Math.round(ms * 10) / 10 }, 'start-up garbage collected');
+    },
   });
 
   // Signals are taken before start-up begins: a SIGTERM while workers are still being spawned stops what has

@@ -65,6 +65,8 @@ export interface GatewayOptions {
   faultInjection?: boolean;
   /** shared config from etcd, merged after the config files (src/control/etcd-source.ts) */
   etcd?: EtcdSourceOptions;
+  /** called once every worker serves, before 'nanogate is serving' (the CLI collects start-up garbage here) */
+  beforeServing?: () => void;
 }
 
 /** Who asked for a change, for the audit log: a token fingerprint, "anonymous", "file-watch", "SIGHUP". */
@@ -350,6 +352,7 @@ export class Gateway {
       this.etcd.applied(etcdRevision, 1);
       this.etcd.run();
     }
+    this.options.beforeServing?.();
     this.log.info({ port: this.port, ...(this.http2Port !== 0 ? { http2: this.http2Port } : {}), admin: this.admin.port, ...(this.statusListener ? { status: this.statusListener.port } : {}), workers: this.workerCount, routes: plan.routes.length }, 'nanogate is serving');
   }
 

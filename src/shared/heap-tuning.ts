@@ -1,4 +1,5 @@
 import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 /**
  * V8 heap settings of a `nanogate start` process, set before its workers exist (v8.setFlagsFromString; a worker's
@@ -27,4 +28,44 @@ export function tuneHeaps(env: NodeJS.ProcessEnv = process.env): string {
   const flags = chosen !== undefined && chosen.trim() !== '' ? chosen.trim() : HEAP_FLAGS;
   for (const flag of flags.split(/\s+/)) setFlagsFromString(flag);
   return flags;
+}
+
+/**
+ * Whether node was started with `--no-memory-reducer` (bin/nanogate.js's first line, `npm start`, deploy/ do).
+ *
+ * V8's memory reducer shrinks an idle-looking heap: ~8 s after a major GC of the control plane (the main thread,
+ * which hardly allocates while the workers serve) it runs a compacting "Mark-Compact (reduce)", 30 -> 30 MB live but
+ * 65 -> 32 MB committed, with a 14-22 ms final pause and four V8 helper threads: 15-20 ms taken from the CPU a
+ * worker needs, in 3 of 8 paced runs of native-bench's setup (the max latency went from 4-6 ms to 19-22 ms). The
+ * flag must be on node's command line: the main thread's heap exists before any code runs, and setting it later
+ * (v8.setFlagsFromString) changes only the heaps made afterwards, as does --gc-memory-reducer-start-delay-ms
+ * (both measured: the reduce GCs still came). What it costs: the control plane keeps the ~35 MB it committed
+ * during start-up instead of returning it.
+ */
+export function memoryReducerOff(execArgv: readonly string[] = process.execArgv): boolean {
+  return execArgv.some((a) => a === '--no-memory-reducer' || a === '--no-memory_reducer');
+}
+
+let collect: (() => void) | undefined;
+
+/**
+ * A full collection of this thread's heap, now, before the gateway says it serves (`nanogate start`, when
+ * memoryReducerOff(); the Gateway takes it as `beforeServing`). Loading modules and compiling the config leave the
+ * control plane's heap at ~45 MB with a third of it garbage; left alone, V8 collects it when the control plane
+ * next crosses its old-generation limit, which came at 1.7 s and 6.7 s after start in 2 of 8 runs, under traffic
+ * (a ~10 ms final pause plus helper threads). Collected here (~25-30 ms, nothing served yet), the heap is ~30 MB
+ * live and the control plane allocates too little to reach its next limit while it serves: 0 major GCs of the
+ * control plane in 8 of 8 runs. Not with the memory reducer on: this collection would start its 8 s timer, and its
+ * two reduce GCs came in 8 of 8 runs. Returns the pause in ms. The gc function comes from a context made while
+ * `--expose-gc` was set; holding the function keeps that context, so no context is ever disposed for it.
+ */
+export function collectStartupGarbage(): number {
+  if (collect === undefined) {
+    setFlagsFromString('--expose-gc');
+    collect = runInNewContext('gc') as () => void;
+    setFlagsFromString('--no-expose-gc');
+  }
+  const t0 = performance.now();
+  collect();
+  return performance.now() - t0;
 }

@@ -25,15 +25,15 @@ export interface GatewayProcess {
  */
 export async function startGatewayProcess(
   yaml: string,
-  opts: { workers?: number; timeoutMs?: number; port?: number; reusePort?: boolean; admin?: string; args?: readonly string[] } = {},
+  opts: { workers?: number; timeoutMs?: number; port?: number; reusePort?: boolean; admin?: string; args?: readonly string[]; nodeArgs?: readonly string[]; logLevel?: string } = {},
 ): Promise<GatewayProcess> {
   const port = opts.port ?? (await closedPort());
   const adminPort = await closedPort();
   const reuse = opts.reusePort !== undefined ? `, reusePort: ${opts.reusePort}` : '';
   const file = writeConfig(`listen: { host: 127.0.0.1, port: ${port}${reuse} }\nadmin: { host: 127.0.0.1, port: ${adminPort}${opts.admin ? `, ${opts.admin}` : ''} }\n${yaml}`);
-  const child = spawn(process.execPath, [BIN, 'start', '--config', file, '--workers', String(opts.workers ?? 1), ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN, 'start', '--config', file, '--workers', String(opts.workers ?? 1), ...(opts.args ?? [])], {
     cwd: ROOT,
-    env: { ...process.env, NANOGATE_LOG_LEVEL: 'info' },
+    env: { ...process.env, NANOGATE_LOG_LEVEL: opts.logLevel ?? 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];

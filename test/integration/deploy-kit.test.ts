@@ -127,7 +127,7 @@ test('the ConfigMap config passes nanogate validate', () => {
 
 test('the systemd unit passes systemd-analyze verify, and its hardening rates OK in systemd-analyze security', () => {
   const unit = readFileSync(join(DEPLOY, 'systemd', 'nanogate.service'), 'utf8');
-  assert.match(unit, /^ExecStart=\/usr\/bin\/node \/opt\/nanogate\/bin\/nanogate\.js start --config \/etc\/nanogate\/gateway\.yaml$/m);
+  assert.match(unit, /^ExecStart=\/usr\/bin\/node --no-memory-reducer \/opt\/nanogate\/bin\/nanogate\.js start --config \/etc\/nanogate\/gateway\.yaml$/m);
   assert.match(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m, 'systemctl reload is SIGHUP, the config reload');
   const dir = mkdtempSync(join(tmpdir(), 'nanogate-unit-'));
   try {
