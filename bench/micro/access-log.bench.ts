@@ -44,7 +44,7 @@ export default defineSuite({
   description: 'one access-log line: built as JSON text (otel and legacy format), and built + batched for a file destination',
   cases(): MicroCase[] {
     const ctx = context();
-    const opts: LineOptions = { redact: new Redactor('redact', ['token'], ['authorization'], []), headers: [], phases: true, last: lineCache() };
+    const opts: LineOptions = { redact: new Redactor('redact', ['token'], ['authorization'], []), headers: [], phases: true, phasesOverMs: 0, last: lineCache() };
     const route = routePart('orders');
     const sink = accessLogSink({ type: 'file', path: '/dev/null', flushMs: 60000 } as never);
     const reps = 32;

@@ -39,8 +39,11 @@ async function get(path: string, headers: Record<string, string> = {}): Promise<
 before(async () => {
   up = await startUpstream((req, res) => {
     const status = req.url?.includes('/missing') ? 404 : 200;
-    res.writeHead(status, { 'content-type': 'text/plain' });
-    res.end('body!');
+    const delay = req.url?.includes('/slow') ? 60 : 0;
+    setTimeout(() => {
+      res.writeHead(status, { 'content-type': 'text/plain' });
+      res.end('body!');
+    }, delay);
   });
   const dead = await closedPort();
   file = join(mkdtempSync(join(tmpdir(), 'nanogate-log-')), 'access.log');
@@ -77,7 +80,11 @@ routes:
     upstream: app
     policies:
       tracing: {}
-      accessLog: { format: legacy, headers: [user-agent, authorization] }
+      accessLog: { format: legacy, headers: [user-agent, authorization], phases: true }
+  - name: slow-phases
+    match: { prefix: /p }
+    upstream: app
+    policies: { accessLog: { phasesSlowMs: 40 } }
 `,
     { workers: 2 },
   );
@@ -114,7 +121,7 @@ test('one JSON line per request, named after the OpenTelemetry semantic conventi
   assert.ok(line.duration_ms > 0);
   assert.ok(line['nanogate.upstream_duration_ms'] > 0);
   assert.ok(Math.abs(line['nanogate.gateway_duration_ms'] + line['nanogate.upstream_duration_ms'] - line.duration_ms) < 0.01);
-  for (const phase of ['route', 'tracing', 'connect', 'upstream', 'transfer']) assert.equal(typeof line['nanogate.phases_ms'][phase], 'number', phase);
+  assert.equal(line['nanogate.phases_ms'], undefined, 'phases: slow (the default) leaves them off a fast 2xx line');
   assert.match(line.trace_id, /^[0-9a-f]{32}$/);
   assert.match(line.span_id, /^[0-9a-f]{16}$/);
   // the upstream saw a traceparent in the same trace (its parent is the gateway's CLIENT span, a child of span_id)
@@ -165,6 +172,21 @@ test('format: legacy keeps the names of earlier releases', async () => {
   assert.match(line.traceId, /^[0-9a-f]{32}$/);
   assert.deepEqual(line.headers, { 'user-agent': 'tests/1.0', authorization: '[redacted]' });
   for (const otel of ['http.request.method', 'url.path', 'nanogate.request_id', 'trace_id', 'span_id', 'duration_ms']) assert.equal(line[otel], undefined, otel);
+});
+
+test('phases: slow writes the time per phase on the lines that took phasesSlowMs or more and on gateway errors', async () => {
+  const fast = await get('/p/quick');
+  const slow = await get('/p/slow');
+  const down = await get('/d/x');
+  assert.equal(down.status, 502);
+  assert.equal((await lineFor(fast.headers.get('x-request-id')!))['nanogate.phases_ms'], undefined);
+  const slowLine = await lineFor(slow.headers.get('x-request-id')!);
+  assert.ok(slowLine.duration_ms >= 40, String(slowLine.duration_ms));
+  const phases = slowLine['nanogate.phases_ms'];
+  for (const phase of ['route', 'connect', 'upstream', 'transfer']) assert.equal(typeof phases?.[phase], 'number', phase);
+  assert.ok(phases.upstream >= 40, 'the wait is the upstream phase: ' + JSON.stringify(phases));
+  const downPhases = (await lineFor(down.headers.get('x-request-id')!))['nanogate.phases_ms'];
+  assert.equal(typeof downPhases?.route, 'number', 'a gateway-error line has its phases');
 });
 
 test('sampling drops successes but keeps errors (upstream 4xx and gateway errors, at error level for 5xx)', async () => {

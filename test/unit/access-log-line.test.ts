@@ -63,8 +63,8 @@ const third: Facts = { ...first, requestId: 'r-3', agent: undefined, rate: { lim
  */
 test('consecutive access-log lines carry their own values, whatever the line before held', () => {
   const redact = new Redactor('redact', ['token'], ['authorization'], []);
-  const otel = { redact, headers: [], phases: false, last: lineCache(), headerKeys: otelHeaderKeys([]) };
-  const legacy = { redact, headers: [], phases: false, last: lineCache() };
+  const otel = { redact, headers: [], phases: false, phasesOverMs: 0, last: lineCache(), headerKeys: otelHeaderKeys([]) };
+  const legacy = { redact, headers: [], phases: false, phasesOverMs: 0, last: lineCache() };
   const otelRoute = otelRoutePart('orders', '/orders/:id');
   const legacyRoute = routePart('orders');
   for (const facts of [first, second, third, first]) {
@@ -140,8 +140,8 @@ test('isoTimeAt maps a performance.now() instant to wall-clock text, and follows
  * patterns, taking turns with the same request, each log the path as their own patterns mask it.
  */
 test('routes with other PII patterns, taking turns, each mask the path their own way', () => {
-  const masking = { redact: new Redactor('redact', [], [], ['\\d{4}-\\d{4}']), headers: [], phases: false, last: lineCache(), headerKeys: otelHeaderKeys([]) };
-  const plain = { redact: new Redactor('redact', [], [], []), headers: [], phases: false, last: lineCache(), headerKeys: otelHeaderKeys([]) };
+  const masking = { redact: new Redactor('redact', [], [], ['\\d{4}-\\d{4}']), headers: [], phases: false, phasesOverMs: 0, last: lineCache(), headerKeys: otelHeaderKeys([]) };
+  const plain = { redact: new Redactor('redact', [], [], []), headers: [], phases: false, phasesOverMs: 0, last: lineCache(), headerKeys: otelHeaderKeys([]) };
   const facts: Facts = { ...first, path: '/cards/1234-5678' };
   const route = otelRoutePart('cards', null);
   for (let i = 0; i < 3; i++) {

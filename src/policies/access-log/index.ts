@@ -37,7 +37,12 @@ const Schema = Type.Object(
       description: 'included headers whose value is replaced',
     }),
     pii: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'regular expressions masked in path, query and header values' }),
-    phases: Type.Boolean({ default: true, description: 'add the time per phase (route, each policy, connect, upstream, transfer)' }),
+    phases: Type.Union([Type.Boolean(), Type.Literal('slow')], {
+      default: 'slow',
+      description:
+        'add the time per phase (route, each policy, connect, upstream, transfer): true on every line, slow on lines that took phasesSlowMs or longer and on 5xx and gateway-error lines, false never',
+    }),
+    phasesSlowMs: Type.Number({ minimum: 0, default: 100, description: 'with phases: slow, the duration from which a line has its phases' }),
     format: Type.Union([Type.Literal('otel'), Type.Literal('legacy')], {
       default: 'otel',
       description: 'otel: OpenTelemetry semantic-convention field names (http.request.method, url.path…); legacy: the names before (method, path…)',
@@ -55,7 +60,8 @@ interface Data {
   headers: string[];
   redactHeaders: string[];
   pii: string[];
-  phases: boolean;
+  phases: boolean | 'slow';
+  phasesSlowMs: number;
   format: 'otel' | 'legacy';
   /** the route's http.route (otel format), null when it has none */
   route: string | null;
@@ -81,12 +87,15 @@ class AccessLogHook {
     this.#line = {
       redact: new Redactor(data.query, data.redactQuery, data.redactHeaders, data.pii),
       headers,
-      phases: data.phases,
+      phases: data.phases !== false,
+      phasesOverMs: data.phases === 'slow' ? data.phasesSlowMs : 0,
       headerKeys: otel ? otelHeaderKeys(headers) : [],
       last: lineCache(),
     };
     this.#build = otel ? buildOtelLine : (buildLine as (ctx: PolicyContext, status: number, route: string, o: LineOptions) => string);
-    this.timesHooks = data.phases;
+    // 'slow' takes the per-hook timestamps of every request (a line knows it is slow only at its end; the phase
+    // histograms of the metrics come from them too) but writes them out only on the lines that need them
+    this.timesHooks = data.phases !== false;
   }
 
   readonly log = (ctx: PolicyContext): void => {
@@ -125,6 +134,7 @@ export const accessLogPolicy: PolicyModule<Config, Data> = {
       redactHeaders: config.redactHeaders,
       pii: config.pii,
       phases: config.phases,
+      phasesSlowMs: config.phasesSlowMs,
       format: config.format,
       route: cc.routeTemplate ?? null,
     };

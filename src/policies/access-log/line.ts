@@ -18,7 +18,14 @@ export interface LineOptions {
   readonly redact: Redactor;
   /** lower-case request headers to include */
   readonly headers: readonly string[];
+  /** the line may have the phases: `phases` true or slow */
   readonly phases: boolean;
+  /**
+   * 0: every line has them; otherwise (`phases: slow`) a line that took this many ms or more, or that answers 5xx
+   * or a gateway error. The per-phase text is about a third of what the phases cost a request (1.5 µs in the standard
+   * set, docs/performance.md), and on a fast 2xx line it tells nothing the metrics' phase histograms do not.
+   */
+  readonly phasesOverMs: number;
   /** the quoted values of the last line, per field (lineCache()) */
   readonly last: LineCache;
 }
@@ -291,7 +298,9 @@ export function tail(ctx: PolicyContext, end: number, o: LineOptions, k: TailKey
   if (ctx.errorCode !== null) s += k.error + q(ctx.errorCode);
   // The cause the client's problem body leaves out (src/errors/problem.ts), beside the node it concerns.
   if (ctx.upstreamError !== null) s += k.upstreamError + q(ctx.upstreamError);
-  if (o.phases) s += k.phases + phasesJson(ctx.timing, end);
+  if (o.phases && (o.phasesOverMs === 0 || end - ctx.timing.start >= o.phasesOverMs || ctx.errorCode !== null || ctx.status >= 500)) {
+    s += k.phases + phasesJson(ctx.timing, end);
+  }
   // Outcomes other policies leave in their slots, when present: rate limit {limited, limit, remaining},
   // cache {cacheStatus}, trace {traceId, spanId}, WebSocket {messagesIn, messagesOut, closeCode, closedBy},
   // graphql {graphqlOperation…}.
