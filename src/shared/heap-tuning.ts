@@ -12,8 +12,9 @@ import { runInNewContext } from 'node:vm';
  * (5 of 6 rounds faster); set here, against the same build without it, -0.22 (9 of 12 rounds faster). Small; it is
  * kept because it never measured slower in the median. Pass-through does not change.
  *
- * Not set, and why: `--single-threaded-gc` measured a little better (-0.70) but cannot be set in a running process
- * (it turns off concurrent marking under a heap that may be marking, and V8 aborts); it would take node's command
+ * Not set, and why: `--single-threaded-gc` measured a little better on the AMD host (-0.70) and worse on the Intel
+ * one that followed (+0.39, 8 of 8 rounds slower, 2026-12-05); it cannot be set in a running process either (it
+ * turns off concurrent marking under a heap that may be marking, and V8 aborts), so it would take node's command
  * line. `--min-semi-space-size=16` (a full-size young generation from the start) measured nothing (+0.06) for up
  * to 24 MiB more per thread.
  *
