@@ -1,6 +1,5 @@
 import type { Plan } from '../config/plan.js';
 import {
-  ACTIVE,
   CIRCUIT,
   CIRCUIT_NAMES,
   CIRCUIT_OPENINGS,
@@ -13,7 +12,6 @@ import {
   HEALTH,
   HEALTH_DOWN,
   HEALTH_UNKNOWN,
-  IN_FLIGHT,
   LATENCY_US,
   NONE,
   PANIC,
@@ -58,13 +56,13 @@ export function renderClusterMetrics(plan: Plan, facts: ClusterMetricFacts, out:
       const health = s.get(i, HEALTH);
       out.sample('nanogate_upstream_node_healthy', labels, !ejected && (health === HEALTH_UNKNOWN || health !== HEALTH_DOWN) ? 1 : 0);
       out.sample('nanogate_upstream_node_ejected', labels, ejected ? 1 : 0);
-      out.sample('nanogate_upstream_node_active_requests', labels, s.get(i, IN_FLIGHT));
+      out.sample('nanogate_upstream_node_active_requests', labels, s.inFlight(i));
       if (u.balancing.algorithm === 'peak-ewma') out.sample('nanogate_upstream_node_latency_ewma_seconds', labels, s.get(i, LATENCY_US) / 1e6);
       out.sample('nanogate_upstream_ejections_total', labels, s.get(i, EJECTIONS_TOTAL));
     }
     const ul = out.labels('upstream', u.name);
     out.sample('nanogate_upstream_panic', ul, Atomics.load(s.cells, PANIC));
-    out.sample('nanogate_upstream_active_requests', ul, Atomics.load(s.cells, ACTIVE));
+    out.sample('nanogate_upstream_active_requests', ul, s.active());
     out.sample('nanogate_upstream_retries_total', ul, Atomics.load(s.cells, RETRIES_TOTAL));
     out.sample('nanogate_upstream_retries_refused_total', ul, Atomics.load(s.cells, RETRIES_REFUSED));
     out.sample('nanogate_upstream_shed_total', ul, Atomics.load(s.cells, SHED_TOTAL));

@@ -3,7 +3,8 @@
  * checks, passive ejection, in-flight counts across workers, latency) within one check interval. The control plane
  * creates one region per upstream (keyed by upstream name and node URLs in src/shared/registry.ts, so a reload that
  * keeps the node set keeps the state), writes active-check results into it, and workers add their passive
- * observations with Atomics. Nothing here allocates; every access is one Atomics call on an Int32Array.
+ * observations with Atomics. Nothing here allocates; every access is one Atomics call on an Int32Array, or a plain
+ * read where a count a few µs old will do.
  *
  *   Int32Array:
  *   +---------------------------------- header (HEADER_SLOTS) ----------------------------------+
@@ -12,6 +13,8 @@
  *   +--------------------------------------------------------------------------------------------+
  *   | node 0: NODE_STRIDE cells (HEALTH, EJECTED_UNTIL, EJECTIONS, IN_FLIGHT, LATENCY_US, ...)   |
  *   | node 1 ...                                                                                 |
+ *   +--------------------------------------------------------------------------------------------+
+ *   | STRIPES stripes, one per worker, whole cache lines: ACTIVE, then IN_FLIGHT per node (below)  |
  *   +--------------------------------------------------------------------------------------------+
  *
  * Times are the low 32 bits of Date.now() (`clock32()`), compared with wrap-around arithmetic (`after()`), which is
@@ -28,7 +31,7 @@ export const NODE_COUNT = 1;
 export const PANIC = 2;
 /** nodes ejected by passive checks right now (kept by whoever ejects or restores) */
 export const EJECTED_NOW = 3;
-/** requests of this upstream in flight across all workers */
+/** requests admitted under a concurrency limit (maxConcurrent) across all workers; the rest count in the stripes (active()) */
 export const ACTIVE = 4;
 /** retries in flight or waiting in backoff across all workers (the retry budget counts them) */
 export const RETRIES_ACTIVE = 5;
@@ -46,6 +49,8 @@ export const SHED_TOTAL = 11;
 export const RETRIES_TOTAL = 12;
 /** retries the budget refused */
 export const RETRIES_REFUSED = 13;
+/** stripes in use: one more than the highest stripe a worker took (readers sum this many) */
+export const STRIPES_USED = 14;
 /** circuit window: CIRCUIT_BUCKETS buckets of [epoch, calls, failures, slow] from WINDOW_BASE */
 export const WINDOW_BASE = 16;
 export const CIRCUIT_BUCKETS = 10;
@@ -64,7 +69,7 @@ export const HEALTH = 0;
 export const EJECTED_UNTIL = 1;
 /** times ejected since it was last healthy for a whole ejection period (ejection time grows with it) */
 export const EJECTIONS = 2;
-/** requests to the node in flight across all workers */
+/** unused: a node's requests in flight are counted in the stripes (ClusterState.inFlight) */
 export const IN_FLIGHT = 3;
 /** peak-sensitive EWMA of the time to the response head, µs (0: no sample yet); kept for peak-ewma upstreams only */
 export const LATENCY_US = 4;
@@ -150,20 +155,110 @@ export function after(a: number, b: number): boolean {
   return ((a - b) | 0) > 0;
 }
 
-export function regionBytes(nodeCount: number): number {
-  return (HEADER_SLOTS + nodeCount * NODE_STRIDE) * Int32Array.BYTES_PER_ELEMENT;
+/**
+ * Striped counters: the counts every request changes twice (ACTIVE when admitted and released, a node's IN_FLIGHT
+ * when its attempt begins and ends) are kept per worker, each worker's in a stripe of its own cache lines, and read
+ * as the sum of the stripes. With one shared cell, every request's four read-modify-writes moved the cache line
+ * between the cores of two workers, and the line held per-request reads beside it (PANIC, CIRCUIT). On the 2-core
+ * VM of native-bench the gain is within its noise (about 0.05 µs a request with two workers, native-bench/ab.sh
+ * WORKERS=2 in both orders); what it surely buys is that a crashed worker's requests no longer stay counted in flight
+ * for good (its replacement clears its stripe), which skewed least-request and the retry budget until a restart.
+ * Workers beyond STRIPES share stripes (index modulo STRIPES; the adds stay atomic for that, and nothing is
+ * cleared). The header's ACTIVE cell still counts what a concurrency limit admits (maxConcurrent > 0), where the
+ * limit must hold exactly across workers. Readers sum STRIPES_USED stripes: two loads with two workers.
+ *
+ *   stripe s (from stripeBase, stripeCells each, whole cache lines): | ACTIVE | node 0 IN_FLIGHT | node 1 ... |
+ */
+export const STRIPES = 64;
+/** cells of a cache line (64 bytes) */
+const LINE_CELLS = 16;
+const S_ACTIVE = 0;
+const S_NODES = 1;
+
+function stripeBase(nodeCount: number): number {
+  return Math.ceil((HEADER_SLOTS + nodeCount * NODE_STRIDE) / LINE_CELLS) * LINE_CELLS;
 }
+
+function stripeCells(nodeCount: number): number {
+  return Math.ceil((S_NODES + nodeCount) / LINE_CELLS) * LINE_CELLS;
+}
+
+export function regionBytes(nodeCount: number): number {
+  return (stripeBase(nodeCount) + STRIPES * stripeCells(nodeCount)) * Int32Array.BYTES_PER_ELEMENT;
+}
+
+/** The stripes of regions this thread has written to, by region: a stripe is cleared when first met (see stripe()). */
+const metStripes = new WeakMap<SharedArrayBuffer, Set<number>>();
 
 /** A view over one upstream's region; the same class serves the control plane and the workers. */
 export class ClusterState {
   readonly cells: Int32Array;
   readonly nodeCount: number;
 
+  /** where stripe 0 starts, and the cells of one stripe */
+  readonly #stripes: number;
+  readonly #stripeCells: number;
+
   constructor(buffer: SharedArrayBuffer, nodeCount: number) {
     this.cells = new Int32Array(buffer);
     this.nodeCount = nodeCount;
-    if (this.cells.length < HEADER_SLOTS + nodeCount * NODE_STRIDE) throw new Error('cluster region too small');
+    this.#stripes = stripeBase(nodeCount);
+    this.#stripeCells = stripeCells(nodeCount);
+    if (this.cells.length < this.#stripes + STRIPES * this.#stripeCells) throw new Error('cluster region too small');
     Atomics.store(this.cells, NODE_COUNT, nodeCount);
+  }
+
+  /**
+   * The first cell of worker `index`'s stripe, for stripeAdd. The first time a thread meets a region it clears its
+   * stripe, when the stripe is its alone: a worker that crashed with requests in flight left its counts there, and
+   * its replacement (same index, started after it exited) starts them again from zero.
+   */
+  stripe(index: number): number {
+    const s = index % STRIPES;
+    const buffer = this.cells.buffer as SharedArrayBuffer;
+    let met = metStripes.get(buffer);
+    if (met === undefined) metStripes.set(buffer, (met = new Set()));
+    const at = this.#stripes + s * this.#stripeCells;
+    if (!met.has(s)) {
+      met.add(s);
+      if (index < STRIPES) for (let i = 0; i < this.#stripeCells; i++) Atomics.store(this.cells, at + i, 0);
+      for (;;) {
+        const used = Atomics.load(this.cells, STRIPES_USED);
+        if (used > s || Atomics.compareExchange(this.cells, STRIPES_USED, used, s + 1) === used) break;
+      }
+    }
+    return at;
+  }
+
+  /** Adds to this worker's count of its admitted requests (stripe: from stripe()). */
+  addActive(stripe: number, delta: number): void {
+    Atomics.add(this.cells, stripe + S_ACTIVE, delta);
+  }
+
+  /** Adds to this worker's count of requests in flight to `node`. */
+  addInFlight(stripe: number, node: number, delta: number): void {
+    Atomics.add(this.cells, stripe + S_NODES + node, delta);
+  }
+
+  /**
+   * Requests of this upstream in flight across all workers: the concurrency limit's cell plus every stripe. Plain
+   * reads of the stripes (a count a few µs old), like peek.
+   */
+  active(): number {
+    const cells = this.cells;
+    let n = Atomics.load(cells, ACTIVE);
+    const used = cells[STRIPES_USED];
+    for (let s = 0, at = this.#stripes + S_ACTIVE; s < used; s++, at += this.#stripeCells) n += cells[at];
+    return n;
+  }
+
+  /** Requests to `node` in flight across all workers (the sum of the stripes, plain reads). */
+  inFlight(node: number): number {
+    const cells = this.cells;
+    let n = 0;
+    const used = cells[STRIPES_USED];
+    for (let s = 0, at = this.#stripes + S_NODES + node; s < used; s++, at += this.#stripeCells) n += cells[at];
+    return n;
   }
 
   static create(nodeCount: number): ClusterState {

@@ -16,7 +16,6 @@ import {
   HEALTH_DOWN,
   HEALTHY_SINCE,
   LATENCY_STAMP,
-  IN_FLIGHT,
   LAST_5XX,
   LAST_BAD_RESPONSE,
   LAST_CONNECT,
@@ -117,9 +116,15 @@ export class UpstreamCluster implements NodeView {
   #now = 0;
   onEjection: EjectionListener | null = null;
 
-  constructor(upstream: PlanUpstream, state: ClusterState, flags: Int32Array, firstCell: number, seed = 1) {
+  /** this worker's stripe of the region's per-worker counts (ClusterState.stripe) */
+  readonly #stripe: number;
+
+  /** `worker`: the worker's index (its stripe of the shared counts; its balancer's seed is worker + 1) */
+  constructor(upstream: PlanUpstream, state: ClusterState, flags: Int32Array, firstCell: number, worker = 0) {
+    const seed = worker + 1;
     this.name = upstream.name;
     this.state = state;
+    this.#stripe = state.stripe(worker);
     this.nodeCount = upstream.nodes.length;
     this.count = this.nodeCount;
     this.#weights = upstream.nodes.map((n) => n.weight);
@@ -206,7 +211,7 @@ export class UpstreamCluster implements NodeView {
       s.expire(i, this.#outlier.trialRequests);
     }
     const trials = s.peek(i, TRIALS);
-    return trials === 0 || s.get(i, IN_FLIGHT) < trials;
+    return trials === 0 || s.inFlight(i) < trials;
   }
 
   /** NodeView: the configured weight, ramped after the node became available when slow start is configured. */
@@ -222,7 +227,7 @@ export class UpstreamCluster implements NodeView {
 
   /** NodeView: requests in flight to node i across all workers. */
   inFlight(i: number): number {
-    return this.state.get(i, IN_FLIGHT);
+    return this.state.inFlight(i);
   }
 
   /** NodeView: the node's peak EWMA of time to the response head, decayed to now (0: no sample). */
@@ -233,8 +238,9 @@ export class UpstreamCluster implements NodeView {
 
   /**
    * May a request go to this upstream now? The circuit breaker first, then the concurrency limit, which takes a slot
-   * (counted in ACTIVE with a compare-exchange, so the limit holds exactly across workers). With ADMIT_OK or
-   * ADMIT_PROBE the caller owns a slot and must pass it on to begin() or give it back with release().
+   * (counted in ACTIVE with a compare-exchange, so the limit holds exactly across workers; without a limit, in this
+   * worker's stripe). With ADMIT_OK or ADMIT_PROBE the caller owns a slot and must pass it on to begin() or give it
+   * back with release().
    */
   admit(): number {
     let verdict = ADMIT_OK;
@@ -248,19 +254,22 @@ export class UpstreamCluster implements NodeView {
     const cells = this.state.cells;
     const max = this.#maxConcurrent;
     if (max === 0) {
-      Atomics.add(cells, ACTIVE, 1);
+      this.state.addActive(this.#stripe, 1);
       return verdict;
     }
+    // The stripes hold what an earlier config admitted without a limit (a reload that set one): they count too.
+    const unlimited = this.state.active() - Atomics.load(cells, ACTIVE);
     for (;;) {
       const n = Atomics.load(cells, ACTIVE);
-      if (n >= max) return ADMIT_FULL;
+      if (n + unlimited >= max) return ADMIT_FULL;
       if (Atomics.compareExchange(cells, ACTIVE, n, n + 1) === n) return verdict;
     }
   }
 
   /** Gives back a slot taken by admit() (the request ended, or waits for a retry). Wakes a queued request. */
   release(): void {
-    Atomics.sub(this.state.cells, ACTIVE, 1);
+    if (this.#maxConcurrent === 0) this.state.addActive(this.#stripe, -1);
+    else Atomics.sub(this.state.cells, ACTIVE, 1);
     if (this.#queue.length > 0) this.#queue.shift()!.dequeued();
   }
 
@@ -288,17 +297,17 @@ export class UpstreamCluster implements NodeView {
     const q = this.#queue;
     if (q.length === 0) return;
     while (q.length > 0 && q[0].queuedUntil <= now) q.shift()!.queueTimedOut();
-    if (q.length > 0 && Atomics.load(this.state.cells, ACTIVE) < this.#maxConcurrent) q.shift()!.dequeued();
+    if (q.length > 0 && this.state.active() < this.#maxConcurrent) q.shift()!.dequeued();
   }
 
   /** An attempt goes to node i: counted in flight on every worker's view until finish(i). */
   begin(i: number): void {
-    this.state.add(i, IN_FLIGHT, 1);
+    this.state.addInFlight(this.#stripe, i, 1);
   }
 
   /** The attempt on node i is over (its response ended, failed, or the client left). */
   finish(i: number): void {
-    this.state.add(i, IN_FLIGHT, -1);
+    this.state.addInFlight(this.#stripe, i, -1);
   }
 
   /**
@@ -314,7 +323,7 @@ export class UpstreamCluster implements NodeView {
       // With this retry counted, retries must stay within `percent` of the requests in flight that are not retrying
       // (a retrying request turns one of those into a retry), so retries stay within `percent` of client requests;
       // Envoy's share of all active requests lets them reach percent / (1 - percent).
-      const others = Atomics.load(cells, ACTIVE) - n - 1;
+      const others = this.state.active() - n - 1;
       if (n + 1 > Math.max(b.minConcurrency, (others * b.percent) / 100)) {
         Atomics.add(cells, RETRIES_REFUSED, 1);
         return false;

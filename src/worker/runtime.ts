@@ -53,7 +53,7 @@ export class UpstreamRuntime {
     const u = plan.upstreams[index];
     this.name = u.name;
     // Seeded per worker, so that workers' random choices and round-robin starts differ.
-    this.cluster = new UpstreamCluster(u, new ClusterState(u.clusterState, u.nodes.length), flags, firstNodeCell, workerIndex + 1);
+    this.cluster = new UpstreamCluster(u, new ClusterState(u.clusterState, u.nodes.length), flags, firstNodeCell, workerIndex);
     this.hashKey = u.balancing.algorithm === 'consistent-hash' ? compileHashKey(u.balancing.consistentHash.hashOn) : null;
     this.hostLines = u.nodes.map((n) => flat(`host: ${n.authority}\r\n`));
     this.authorities = u.nodes.map((n) => n.authority);

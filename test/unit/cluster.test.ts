@@ -206,3 +206,35 @@ routes:
   assert.ok(!seen.has(1), 'the ejected node (same URL) is still out');
   assert.ok(seen.has(0) && seen.has(2), 'the kept node and the new one serve');
 });
+
+test('in-flight counts are the sum of every worker thread, and a restarted worker clears what its predecessor left', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const { ClusterState } = await import('../../src/upstream/cluster-state.js');
+  const state = ClusterState.create(2);
+  const moduleUrl = new URL('../../src/upstream/cluster-state.js', import.meta.url).href;
+  // A worker thread of index `index` counts `n` requests in flight to node 1 and exits without finishing them, as a
+  // crashed worker would.
+  const run = (index: number, n: number) =>
+    new Promise<void>((resolve, reject) => {
+      const w = new Worker(
+        `const { workerData } = require('node:worker_threads');
+         import(workerData.moduleUrl).then(({ ClusterState }) => {
+           const s = new ClusterState(workerData.sab, 2);
+           const stripe = s.stripe(workerData.index);
+           for (let i = 0; i < workerData.n; i++) { s.addInFlight(stripe, 1, 1); s.addActive(stripe, 1); }
+         });`,
+        { eval: true, workerData: { sab: state.cells.buffer, moduleUrl, index, n } },
+      );
+      w.on('error', reject);
+      w.on('exit', () => resolve());
+    });
+  await run(0, 3);
+  await run(1, 4);
+  assert.equal(state.inFlight(1), 7, 'both threads\' counts');
+  assert.equal(state.inFlight(0), 0);
+  assert.equal(state.active(), 7);
+  // worker 1 comes back: its stripe starts from zero, worker 0's counts stay
+  await run(1, 1);
+  assert.equal(state.inFlight(1), 4);
+  assert.equal(state.active(), 4);
+});
