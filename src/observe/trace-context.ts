@@ -38,8 +38,10 @@ for (let r = 0; r < RECORDS; r++) {
   BYTES[at + REC_CLIENT - 1] = 45; // '-'
   BYTES.write('-00 ', at + REC_CLIENT + 16, 'latin1');
 }
-// The hex digits go in as 16-bit stores through a DataView: counted with callgrind, 380 instructions a record
-// against 1,560-1,980 for byte stores into the Buffer or a Uint8Array of it with the words kept in a Uint32Array.
+// The hex digits go in as 32-bit stores through a DataView, two table entries each: counted with callgrind, 380
+// instructions a record against 1,560-1,980 for byte stores into the Buffer or a Uint8Array of it with the words kept
+// in a Uint32Array; on today's host 675 a record against 726 for 16-bit stores (native-bench/instructions.sh tracing
+// row, refill's own count): the PRNG and the loop cost more than the stores.
 const VIEW = new DataView(BYTES.buffer, BYTES.byteOffset, BYTES.byteLength);
 /** a byte's two lower-case hex digits, as a little-endian 16-bit value */
 const HEX2 = new Uint16Array(256);
@@ -78,10 +80,8 @@ function refill(): void {
       s2 ^= t;
       s3 = (s3 << 11) | (s3 >>> 21);
       const at = base + WORD_AT[k];
-      view.setUint16(at, HEX2[w >>> 24], true);
-      view.setUint16(at + 2, HEX2[(w >>> 16) & 255], true);
-      view.setUint16(at + 4, HEX2[(w >>> 8) & 255], true);
-      view.setUint16(at + 6, HEX2[w & 255], true);
+      view.setUint32(at, HEX2[w >>> 24] | (HEX2[(w >>> 16) & 255] << 16), true);
+      view.setUint32(at + 4, HEX2[(w >>> 8) & 255] | (HEX2[w & 255] << 16), true);
       id |= w;
       // the last word of an id: an all-zero id is invalid, so one that came out all zero ends in a 1
       if (k === 3 || k === 5 || k === 7) {
