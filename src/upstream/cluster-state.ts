@@ -163,8 +163,7 @@ export function after(a: number, b: number): boolean {
  * VM of native-bench the gain is within its noise (about 0.05 µs a request with two workers, native-bench/ab.sh
  * WORKERS=2 in both orders); what it surely buys is that a crashed worker's requests no longer stay counted in flight
  * for good (its replacement clears its stripe), which skewed least-request and the retry budget until a restart.
- * Workers beyond STRIPES share stripes (index modulo STRIPES; the adds stay atomic for that, and nothing is
- * cleared). The header's ACTIVE cell still counts what a concurrency limit admits (maxConcurrent > 0), where the
+ * Workers from STRIPES - 1 on share the last stripe (the adds stay atomic for that), and it is never cleared. The header's ACTIVE cell still counts what a concurrency limit admits (maxConcurrent > 0), where the
  * limit must hold exactly across workers. Readers sum STRIPES_USED stripes: two loads with two workers.
  *
  *   stripe s (from stripeBase, stripeCells each, whole cache lines): | ACTIVE | node 0 IN_FLIGHT | node 1 ... |
@@ -209,19 +208,19 @@ export class ClusterState {
   }
 
   /**
-   * The first cell of worker `index`'s stripe, for stripeAdd. The first time a thread meets a region it clears its
+   * The first cell of worker `index`'s stripe, for addActive and addInFlight. The first time a thread meets a region it clears its
    * stripe, when the stripe is its alone: a worker that crashed with requests in flight left its counts there, and
    * its replacement (same index, started after it exited) starts them again from zero.
    */
   stripe(index: number): number {
-    const s = index % STRIPES;
+    const s = Math.min(index, STRIPES - 1);
     const buffer = this.cells.buffer as SharedArrayBuffer;
     let met = metStripes.get(buffer);
     if (met === undefined) metStripes.set(buffer, (met = new Set()));
     const at = this.#stripes + s * this.#stripeCells;
     if (!met.has(s)) {
       met.add(s);
-      if (index < STRIPES) for (let i = 0; i < this.#stripeCells; i++) Atomics.store(this.cells, at + i, 0);
+      if (s === index && s < STRIPES - 1) for (let i = 0; i < this.#stripeCells; i++) Atomics.store(this.cells, at + i, 0);
       for (;;) {
         const used = Atomics.load(this.cells, STRIPES_USED);
         if (used > s || Atomics.compareExchange(this.cells, STRIPES_USED, used, s + 1) === used) break;

@@ -209,7 +209,7 @@ routes:
 
 test('in-flight counts are the sum of every worker thread, and a restarted worker clears what its predecessor left', async () => {
   const { Worker } = await import('node:worker_threads');
-  const { ClusterState } = await import('../../src/upstream/cluster-state.js');
+  const { ClusterState, STRIPES } = await import('../../src/upstream/cluster-state.js');
   const state = ClusterState.create(2);
   const moduleUrl = new URL('../../src/upstream/cluster-state.js', import.meta.url).href;
   // A worker thread of index `index` counts `n` requests in flight to node 1 and exits without finishing them, as a
@@ -237,4 +237,10 @@ test('in-flight counts are the sum of every worker thread, and a restarted worke
   await run(1, 1);
   assert.equal(state.inFlight(1), 4);
   assert.equal(state.active(), 4);
+  // workers from STRIPES - 1 on share the last stripe: their counts add up, and a restart clears none of them
+  await run(STRIPES - 1, 2);
+  await run(STRIPES + 16, 3);
+  await run(STRIPES - 1, 1);
+  assert.equal(state.inFlight(1), 10);
+  assert.equal(state.active(), 10);
 });
