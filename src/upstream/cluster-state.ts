@@ -208,9 +208,9 @@ export class ClusterState {
   }
 
   /**
-   * The first cell of worker `index`'s stripe, for addActive and addInFlight. The first time a thread meets a region it clears its
-   * stripe, when the stripe is its alone: a worker that crashed with requests in flight left its counts there, and
-   * its replacement (same index, started after it exited) starts them again from zero.
+   * The first cell of worker `index`'s stripe, for addActive and addInFlight. The first time a thread meets a region
+   * it clears its stripe, when the stripe is its alone: a worker that crashed with requests in flight left its counts
+   * there, and its replacement (same index, started after it exited) starts them again from zero.
    */
   stripe(index: number): number {
     const s = Math.min(index, STRIPES - 1);
