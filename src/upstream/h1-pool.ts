@@ -72,9 +72,10 @@ export class H1Connection implements UpstreamConnection {
   pendingOut = '';
   /** a response of the current batch was answered and more are due: a close now breaks the batch */
   midBatch = false;
-  /** performance.now() when the current batch was written, and whether holCheck watches it */
+  /** performance.now() when the current batch was written, whether holCheck watches it, and whether it is listed */
   batchSentAt = 0;
   watched = false;
+  listed = false;
   #nread = 0;
   #pos = 0;
   readonly #parseCorked = () => this.#parse(this.#nread);
@@ -306,6 +307,7 @@ export class H1Connection implements UpstreamConnection {
       this.state = State.Idle;
       this.pool.release(this);
     } else this.#destroy(); // requests still behind are sent again from there
+    batchAnswered(this);
   }
 
   #onSocketError(code: string): void {
@@ -379,16 +381,46 @@ const LARGE_BODY_BYTES = 64 * 1024;
  * per worker (armed only while there are such batches: a pool without pipelining never arms it). The check runs in
  * setImmediate, after the poll phase of that turn, so answers that were already there have been read first: an event
  * loop that was merely busy does not count as a slow node.
+ *
+ * The timer goes as soon as the last watched batch is answered (batchAnswered). Under light load a burst's batches
+ * are answered in well under a millisecond, and a timer left to fire 20 ms later woke the idle worker between
+ * bursts for nothing: 29-50 fires a second at 2,000 req/s in bursts of 50, none now (docs/performance.md, "Light
+ * load in bursts").
  */
 const watchedBatches: H1Connection[] = [];
+/** how many connections of watchedBatches are `watched` (the rest wait to be dropped from the list) */
+let watchedCount = 0;
 let holTimer: NodeJS.Timeout | null = null;
 
 function watchBatch(conn: H1Connection): void {
   conn.batchSentAt = performance.now();
   if (conn.watched) return;
   conn.watched = true;
-  watchedBatches.push(conn);
+  watchedCount++;
+  if (!conn.listed) {
+    conn.listed = true;
+    watchedBatches.push(conn);
+  }
   if (holTimer === null) armHol(conn.pool.maxWaitMs);
+}
+
+function unwatch(conn: H1Connection): void {
+  if (!conn.watched) return;
+  conn.watched = false;
+  watchedCount--;
+}
+
+/** The connection's batch has no request left behind the head (answered, or the connection closed). */
+function batchAnswered(conn: H1Connection): void {
+  if (!conn.watched) return;
+  unwatch(conn);
+  if (watchedCount > 0) return;
+  if (holTimer !== null) {
+    clearTimeout(holTimer);
+    holTimer = null;
+  }
+  for (let i = 0; i < watchedBatches.length; i++) watchedBatches[i].listed = false;
+  watchedBatches.length = 0;
 }
 
 function armHol(ms: number): void {
@@ -397,23 +429,26 @@ function armHol(ms: number): void {
 }
 
 function holTick(): void {
+  // a batch written before the check runs arms a timer of its own; the check does not arm a second one
+  holTimer = null;
   setImmediate(holCheck);
 }
 
 function holCheck(): void {
-  holTimer = null;
   const now = performance.now();
   let next = Infinity;
   let keep = 0;
   for (let i = 0; i < watchedBatches.length; i++) {
     const conn = watchedBatches[i];
-    if (conn.behind.length === 0 || !conn.busy) {
-      conn.watched = false;
+    if (!conn.watched || conn.behind.length === 0 || !conn.busy) {
+      unwatch(conn);
+      conn.listed = false;
       continue;
     }
     const due = conn.batchSentAt + conn.pool.maxWaitMs;
     if (now >= due) {
-      conn.watched = false;
+      unwatch(conn);
+      conn.listed = false;
       conn.hedge(true);
       continue;
     }
@@ -421,7 +456,12 @@ function holCheck(): void {
     if (due < next) next = due;
   }
   watchedBatches.length = keep;
-  if (keep > 0 && holTimer === null) armHol(Math.max(1, Math.ceil(next - now)));
+  // one timer, for the batch due first (one written since the tick may have armed its own, for later)
+  if (holTimer !== null) {
+    clearTimeout(holTimer);
+    holTimer = null;
+  }
+  if (keep > 0) armHol(Math.max(1, Math.ceil(next - now)));
 }
 
 /** Connections with a batch to write at the end of this event-loop turn (after every ready socket was read). */

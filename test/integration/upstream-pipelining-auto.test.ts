@@ -33,6 +33,7 @@ const NAMES: Record<string, PipeliningBehaviour> = {
   dies: 'correct',
   posts: 'correct',
   hol: 'correct',
+  holmix: 'correct',
   reprobe: 'correct',
 };
 
@@ -42,7 +43,7 @@ before(async () => {
   // answer that never comes, and no slow-node rule where a test needs batches: on a loaded machine the origins here,
   // in the test's own process, may average more than its 5 ms (and hol holds answers back on purpose).
   const fast = ', pipeliningBounds: { slowNodeMs: 0 }';
-  const extra: Record<string, string> = { good: fast, dies: fast, posts: fast, hol: fast, reprobe: fast };
+  const extra: Record<string, string> = { good: fast, dies: fast, posts: fast, hol: fast, holmix: ', pipeliningBounds: { slowNodeMs: 0, maxWaitMs: 400 }', reprobe: fast };
   const upstreams = [...ups].map(([name, u]) => `  ${name}: { nodes: [{ url: ${u.url} }], connections: 8, readTimeoutMs: 1000, connectTimeoutMs: 500${extra[name] ?? ''} }`).join('\n');
   const routes = [...ups.keys()].map((name) => `  - { name: ${name}, match: { prefix: /${name}/ }, upstream: ${name} }`).join('\n');
   gw = await startGateway(`upstreams:\n${upstreams}\nroutes:\n${routes}\n`);
@@ -192,6 +193,47 @@ test('a slow answer at the head of a batch does not hold back the requests behin
   for (const head of batch.heads.slice(heldAt(batch) + 1)) {
     const conns = up.connectionsOf(head);
     assert.ok(conns.length === 2 && conns[1] !== batch.conn, `${head} was sent again on another connection (${conns}, batch on ${batch.conn})`);
+  }
+});
+
+test('requests behind a slow answer are sent again on time while batches to another node come and are answered', T, async () => {
+  // One timer per worker watches every batch, and goes once the last one is answered (src/upstream/h1-pool.ts,
+  // batchAnswered): a batch answered elsewhere must not take the watch away from one still waiting. This node's
+  // maxWaitMs (400) leaves the bursts to the other node time to form a batch and have it answered before the held
+  // batch is due.
+  const up = ups.get('holmix')!;
+  const other = ups.get('good')!;
+  await burst(['/holmix/first']);
+  await burst(['/good/first']);
+  await untilPipelining('holmix', 'on');
+  await untilPipelining('good', 'on');
+  const heldAt = (b: { heads: string[] }) => b.heads.findIndex((h) => h.startsWith('GET /holmix/hold/'));
+  let seen: ReturnType<typeof up.batches>[number] | undefined;
+  for (let i = 0; i < 30 && seen === undefined; i++) {
+    if (i > 0) await sleep(100);
+    const hold = `/holmix/hold/${i}`;
+    const others = Array.from({ length: 10 }, (_, j) => `/holmix/t${i}-${j}`);
+    const clients = await Promise.all([hold, ...others].map(() => RawClient.connect(gw.port)));
+    [hold, ...others].forEach((p, j) => clients[j].send(`GET ${p} HTTP/1.1\r\nhost: test\r\n\r\n`));
+    const answered = Promise.all(clients.slice(1).map((c) => c.readResponse({ timeoutMs: 10_000 })));
+    // while the held request waits: bursts to the other node, each answered in full, until one of them was a batch
+    const otherBatches = other.batches().length;
+    for (let k = 0; k < 10 && other.batches().length === otherBatches; k++) {
+      const paths = Array.from({ length: 8 }, (_, j) => `/good/m${i}-${k}-${j}`);
+      assert.deepEqual(await burst(paths), paths.map((p) => ({ status: 200, body: `answer for ${p}` })));
+    }
+    assert.deepEqual((await answered).map((a) => a.body), others.map((p) => `answer for ${p}`));
+    assert.equal(clients[0].pending, '', 'the held request is still unanswered');
+    up.release(hold);
+    assert.equal((await clients[0].readResponse({ timeoutMs: 10_000 })).body, `answer for ${hold}`);
+    for (const c of clients) c.close();
+    const batch = up.batches().find((b) => b.heads.includes(`GET ${hold}`) && heldAt(b) < b.heads.length - 1);
+    if (batch !== undefined && other.batches().length > otherBatches) seen = batch;
+  }
+  assert.ok(seen, 'a batch with requests behind the held one, while the other node answered a batch');
+  for (const head of seen.heads.slice(heldAt(seen) + 1)) {
+    const conns = up.connectionsOf(head);
+    assert.ok(conns.length === 2 && conns[1] !== seen.conn, `${head} was sent again on another connection (${conns}, batch on ${seen.conn})`);
   }
 });
 
