@@ -429,7 +429,7 @@ function armHol(ms: number): void {
 }
 
 function holTick(): void {
-  // a batch written before the check runs arms a timer of its own; the check does not arm a second one
+  // a batch written before the check runs arms a timer of its own; the check then keeps one, for the batch due first
   holTimer = null;
   setImmediate(holCheck);
 }
