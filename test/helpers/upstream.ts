@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 
 export interface Received {
   method: string;
@@ -105,11 +106,29 @@ export async function startRawUpstream(onRequest: (socket: Socket, head: string)
   };
 }
 
-/** An address where nothing listens (connection refused). */
+/**
+ * A port where nothing listens (connection refused), and where nothing started later will: it is taken above the
+ * kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999 by default), which `listen(0)` never
+ * hands out. A port freed from that range could be, and was: a gateway started after it got it for its own listener,
+ * and a "refused" node answered 404. Checked free once; never the same port twice in a process.
+ */
+const handedOut = new Set<number>();
 export async function closedPort(): Promise<number> {
-  const s = createTcpServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  const [, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const from = Math.max(high + 1, 1024);
+  if (from > 65535) throw new Error('no port above the ephemeral range');
+  for (let tries = 0; tries < 200; tries++) {
+    const port = from + Math.floor(Math.random() * (65536 - from));
+    if (handedOut.has(port)) continue;
+    const s = createTcpServer();
+    const free = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (!free) continue;
+    await new Promise<void>((r) => s.close(() => r()));
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('no free port above the ephemeral range');
 }
